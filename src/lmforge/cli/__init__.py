@@ -1,0 +1,1 @@
+"""The ``lmforge`` command line: parse, call the library, print."""

@@ -1,0 +1,90 @@
+"""``lmforge config``: show the run-config schema and check a config file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from lmforge.cli.console import console
+from lmforge.config import RunConfig, json_schema, load_config
+
+app = typer.Typer(
+    help="Inspect and check run configs (the YAML files `lmforge train` takes).",
+    no_args_is_help=True,
+)
+
+
+@app.command("schema")
+def schema() -> None:
+    """Print the JSON schema of a run config: every section, field, default and bound.
+
+    Example: lmforge config schema > run-config.schema.json
+    """
+    console.out(json.dumps(json_schema(), indent=2), highlight=False)
+
+
+@app.command("validate")
+def validate(
+    file: Annotated[Path, typer.Argument(help="YAML run config to check.")],
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            metavar="KEY=VALUE",
+            help="Override a field, value parsed as YAML (repeatable): --set train.lr=1e-4.",
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the resolved config (defaults filled) as JSON.")
+    ] = False,
+) -> None:
+    """Check a run config; list every problem at once, or print what the run would do.
+
+    Example: lmforge config validate examples/train/sft_customer_service.yaml --set train.lr=1e-4
+    """
+    config = load_config(file, overrides or ())
+    if as_json:
+        console.out(config.model_dump_json(indent=2), highlight=False)
+        return
+    console.print(f"[green]{escape(str(file))}: valid[/green]", soft_wrap=True)
+    for section, text in _summary(config):
+        console.print(f"  [bold]{section:<7}[/bold] {escape(text)}", soft_wrap=True)
+
+
+def _summary(config: RunConfig) -> list[tuple[str, str]]:
+    """One short line per section saying what the run will do."""
+    model, task, data, train, output = (
+        config.model,
+        config.task,
+        config.data,
+        config.train,
+        config.output,
+    )
+    if data.validation is not None:
+        validation = f"validation {data.validation}"
+    elif data.val_ratio > 0:
+        validation = f"validation {data.val_ratio:.0%} of train"
+    else:
+        validation = "no validation"
+    length = f"{train.epochs:g} epoch{'s' if train.epochs != 1 else ''}"
+    if train.max_steps is not None:
+        length += f", at most {train.max_steps} steps"
+    batch = f"batch {train.batch_size}" + (
+        f" x {train.grad_accum} accumulated" if train.grad_accum > 1 else ""
+    )
+    where = str(output.dir) if output.dir else "$LMFORGE_HOME/runs/<run-id>"
+    register = f", registered as {output.register_as}" if output.register_as else ""
+    return [
+        ("model", f"{model.ref} (dtype {model.dtype})"),
+        ("task", f"{task.name}, max_length {task.max_length}"),
+        ("data", f"{data.train} (format {data.format}; {validation})"),
+        (
+            "train",
+            f"{length}, {batch}, lr {train.lr:g} ({train.scheduler}), precision {train.precision}",
+        ),
+        ("output", f"{where}, experiment {output.experiment!r}{register}"),
+    ]

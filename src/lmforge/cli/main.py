@@ -1,0 +1,58 @@
+"""The ``lmforge`` Typer app: one module per command group, registered here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from lmforge.cli import config as config_cli
+from lmforge.cli import generate as generate_cli
+from lmforge.cli import models as models_cli
+from lmforge.cli import quickstart as quickstart_cli
+from lmforge.cli import runs as runs_cli
+from lmforge.cli.console import err_console
+from lmforge.errors import LmforgeError
+
+
+class _LmforgeGroup(TyperGroup):
+    """Turns an ``LmforgeError`` from any command into one message and exit code 2."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LmforgeError as err:
+            err_console.print("[bold red]error:[/bold red]", end=" ")
+            err_console.print(str(err), markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(code=err.exit_code) from None
+
+
+app = typer.Typer(
+    cls=_LmforgeGroup,
+    name="lmforge",
+    help="Adapt, track, compress, explain and serve open Transformer models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+app.add_typer(models_cli.app, name="models")
+app.add_typer(config_cli.app, name="config")
+app.add_typer(runs_cli.app, name="runs")
+app.command("generate")(generate_cli.generate)
+app.command("chat")(generate_cli.chat)
+app.command("ui")(runs_cli.ui)
+app.command("quickstart")(quickstart_cli.quickstart)
+
+
+@app.callback()
+def _root() -> None:
+    """lmforge: the large-model lifecycle in one CLI.
+
+    Example: lmforge generate smollm2-135m-instruct "What is the capital of France?"
+    """
+
+
+if __name__ == "__main__":
+    app()

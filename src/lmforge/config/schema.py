@@ -1,0 +1,298 @@
+"""The run config: one pydantic model per section, checked as a whole.
+
+A YAML run config has one mapping per section (``model``, ``task``, ``data``, ``train``,
+``output``). Adding a section is one field on ``RunConfig``: error messages, key
+suggestions and the JSON schema all walk the models, so they pick it up unchanged.
+Cross-field checks raise ``ValueError`` whose message names every field involved.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# Built-in tasks (one module each under ``lmforge.tasks``). Kept here, not imported from
+# ``tasks``, because tasks import torch and the config package must not.
+TASK_NAMES: tuple[str, ...] = ("sft", "clm", "mlm", "classify", "regress")
+
+# Which data formats each task can read; ``auto`` (detect from the columns) fits all.
+TASK_FORMATS: dict[str, tuple[str, ...]] = {
+    "sft": ("messages", "alpaca"),
+    "clm": ("text",),
+    "mlm": ("text",),
+    "classify": ("labeled",),
+    "regress": ("labeled",),
+}
+
+# Tasks whose examples can be packed into fixed-length blocks.
+PACKABLE_TASKS: tuple[str, ...] = ("sft", "clm")
+
+# Names users bring from Hugging Face Trainer, LLaMA-Factory and torchtune configs, mapped
+# to ours. Only used to suggest the right key in an "unknown key" error, never accepted.
+KEY_SYNONYMS: dict[str, str] = {
+    "model_name_or_path": "ref",
+    "model_name": "ref",
+    "path": "ref",
+    "torch_dtype": "dtype",
+    "task": "name",
+    "cutoff_len": "max_length",
+    "max_seq_len": "max_length",
+    "max_seq_length": "max_length",
+    "train_file": "train",
+    "dataset": "train",
+    "validation_file": "validation",
+    "eval_file": "validation",
+    "val_size": "val_ratio",
+    "num_train_epochs": "epochs",
+    "num_epochs": "epochs",
+    "learning_rate": "lr",
+    "per_device_train_batch_size": "batch_size",
+    "gradient_accumulation_steps": "grad_accum",
+    "lr_scheduler_type": "scheduler",
+    "lr_scheduler": "scheduler",
+    "mixed_precision": "precision",
+    "logging_steps": "log_every",
+    "eval_steps": "eval_every",
+    "save_steps": "save_every",
+    "output_dir": "dir",
+    "experiment_name": "experiment",
+}
+
+# A registered model name must survive inside ``registry:NAME@ALIAS`` / ``NAME/VERSION``.
+_REGISTRY_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors, not silently dropped."""
+
+    # coerce_numbers_to_str: `--set data.fields.label=1` or `experiment: 2024` mean strings.
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+
+class ModelConfig(Section):
+    """Which model to start from."""
+
+    ref: str = Field(
+        min_length=1,
+        description="Model reference resolved by lmforge.hub: a zoo name "
+        "(smollm2-135m-instruct, all-minilm-l6-v2), a local Hugging Face or PEFT adapter "
+        "directory, a .gguf file, registry:NAME@ALIAS, registry:NAME/VERSION or run:RUN_ID.",
+    )
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        default="auto",
+        description="Dtype the weights are loaded in; auto keeps the checkpoint's own dtype.",
+    )
+
+
+class TaskConfig(Section):
+    """What the model learns to do, and task-specific knobs."""
+
+    name: str = Field(description=f"Task to train: one of {', '.join(TASK_NAMES)}.")
+    max_length: int = Field(
+        default=512, gt=0, description="Longest tokenized example; longer ones are truncated."
+    )
+    num_labels: int | None = Field(
+        default=None,
+        ge=2,
+        description="classify only: number of classes; null counts the labels in data.train.",
+    )
+    train_on_prompt: bool = Field(
+        default=False,
+        description="sft only: also compute the loss on prompt tokens, not just the answer.",
+    )
+    mlm_probability: float = Field(
+        default=0.15, gt=0, lt=1, description="mlm only: fraction of tokens masked per example."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _known_task(cls, name: str) -> str:
+        if name not in TASK_NAMES:
+            hint = did_you_mean(name, TASK_NAMES)
+            raise ValueError(
+                f"unknown task {name!r}{f' ({hint})' if hint else ''}; "
+                f"choose one of {', '.join(TASK_NAMES)}"
+            )
+        return name
+
+    @model_validator(mode="after")
+    def _knobs_match_task(self) -> TaskConfig:
+        only_for = {"num_labels": "classify", "train_on_prompt": "sft", "mlm_probability": "mlm"}
+        wrong = [
+            f"task.{key}: applies only to task {task!r}, not {self.name!r}; remove it"
+            for key, task in only_for.items()
+            # Compare with the default, not model_fields_set: a dumped config holds every
+            # field and must load again.
+            if self.name != task and getattr(self, key) != type(self).model_fields[key].default
+        ]
+        if wrong:
+            raise ValueError("\n".join(wrong))
+        return self
+
+
+class DataConfig(Section):
+    """Where the examples come from and how to read them."""
+
+    train: Path = Field(
+        description="Training data file (.jsonl, .json, .csv, .parquet). A relative path "
+        "is relative to the config file."
+    )
+    validation: Path | None = Field(
+        default=None, description="Validation data file; leave unset to split data.train instead."
+    )
+    val_ratio: float = Field(
+        default=0.0,
+        ge=0,
+        lt=1,
+        description="Fraction of data.train held out for validation when data.validation "
+        "is unset; 0 means no validation.",
+    )
+    format: Literal["auto", "messages", "alpaca", "text", "labeled"] = Field(
+        default="auto",
+        description="Record layout: messages (chat turns), alpaca (instruction/input/output), "
+        "text (plain text), labeled (text + label); auto detects it from the columns.",
+    )
+    fields: dict[str, str] = Field(
+        default_factory=dict,
+        description="Rename columns to the names the format expects, e.g. {text: body}.",
+    )
+    max_samples: int | None = Field(
+        default=None, gt=0, description="Use at most this many training examples (for quick runs)."
+    )
+    packing: bool = Field(
+        default=False, description="sft/clm only: concatenate examples into max_length blocks."
+    )
+    seed: int = Field(default=42, description="Seed for shuffling and the validation split.")
+    on_error: Literal["fail", "skip"] = Field(
+        default="fail",
+        description="What to do with a malformed record: fail names it and stops; skip "
+        "drops it and counts it.",
+    )
+
+    @model_validator(mode="after")
+    def _one_validation_source(self) -> DataConfig:
+        if self.validation is not None and self.val_ratio > 0:
+            raise ValueError(
+                "data.validation and data.val_ratio are both set; keep one "
+                "(a validation file, or a fraction of data.train to hold out)"
+            )
+        return self
+
+    @property
+    def has_validation(self) -> bool:
+        """Whether this data section yields validation examples."""
+        return self.validation is not None or self.val_ratio > 0
+
+
+class TrainConfig(Section):
+    """The optimization loop. Steps count optimizer steps (after gradient accumulation)."""
+
+    epochs: float = Field(default=1.0, gt=0, description="Passes over the training data.")
+    max_steps: int | None = Field(
+        default=None,
+        gt=0,
+        description="Stop after this many optimizer steps, even mid-epoch; caps train.epochs.",
+    )
+    batch_size: int = Field(default=8, gt=0, description="Examples per forward pass (per process).")
+    grad_accum: int = Field(default=1, gt=0, description="Forward passes per optimizer step.")
+    lr: float = Field(default=5e-5, gt=0, description="Peak learning rate.")
+    weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay.")
+    warmup_ratio: float = Field(
+        default=0.0, ge=0, lt=1, description="Fraction of steps spent warming the learning rate up."
+    )
+    scheduler: Literal["constant", "linear", "cosine"] = Field(
+        default="linear", description="Learning-rate decay after warmup."
+    )
+    max_grad_norm: float | None = Field(
+        default=1.0, gt=0, description="Clip gradients to this norm; null disables clipping."
+    )
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        default="fp32", description="Compute precision (bf16/fp16 use autocast mixed precision)."
+    )
+    seed: int = Field(default=42, description="Seed for weight init, dropout and data order.")
+    log_every: int = Field(default=10, gt=0, description="Log metrics every this many steps.")
+    eval_every: int | None = Field(
+        default=None,
+        gt=0,
+        description="Evaluate every this many steps; null evaluates at the end of each "
+        "epoch when there is validation data.",
+    )
+    save_every: int | None = Field(
+        default=None,
+        gt=0,
+        description="Save a checkpoint every this many steps; null saves only at the end.",
+    )
+
+
+class OutputConfig(Section):
+    """Where results go and how the run is tracked."""
+
+    dir: Path | None = Field(
+        default=None,
+        description="Run output directory; null means $LMFORGE_HOME/runs/<run-id>. A "
+        "relative path is relative to the config file.",
+    )
+    experiment: str = Field(
+        default="lmforge", min_length=1, description="Tracking experiment the run is logged under."
+    )
+    register_as: str | None = Field(
+        default=None,
+        pattern=_REGISTRY_NAME,
+        description="Register the trained model under this name in the model registry "
+        "(letters, digits, '.', '_', '-').",
+    )
+
+
+class RunConfig(Section):
+    """A whole training run: model, task, data, train, output."""
+
+    model: ModelConfig
+    task: TaskConfig
+    data: DataConfig
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+    @model_validator(mode="after")
+    def _sections_agree(self) -> RunConfig:
+        problems: list[str] = []
+        task = self.task.name
+        allowed = TASK_FORMATS.get(task, ())
+        if self.data.format != "auto" and allowed and self.data.format not in allowed:
+            problems.append(
+                f"data.format: {self.data.format!r} cannot feed task {task!r}; "
+                f"use {', '.join(repr(f) for f in allowed)} or 'auto'"
+            )
+        if self.data.packing and task not in PACKABLE_TASKS:
+            problems.append(
+                f"data.packing: only tasks {', '.join(PACKABLE_TASKS)} can pack examples, "
+                f"not {task!r}; remove it"
+            )
+        if self.train.eval_every is not None and not self.data.has_validation:
+            problems.append(
+                "train.eval_every: set, but there is no validation data; "
+                "set data.validation or data.val_ratio"
+            )
+        mismatch = {("bfloat16", "fp16"), ("float16", "bf16")}
+        if (self.model.dtype, self.train.precision) in mismatch:
+            problems.append(
+                f"train.precision: {self.train.precision!r} conflicts with model.dtype "
+                f"{self.model.dtype!r}; use matching ones or model.dtype 'float32'"
+            )
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+
+def did_you_mean(word: str, choices: Iterable[object]) -> str:
+    """Return ``"did you mean 'x'?"`` for the choice closest to ``word``, or ``""``."""
+    close = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else ""
+
+
+def json_schema() -> dict[str, Any]:
+    """Return the JSON schema of ``RunConfig`` (every section, field, default and bound)."""
+    return RunConfig.model_json_schema()

@@ -1,0 +1,89 @@
+"""Load resolved models and tokenizers with transformers (and peft for adapters)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from lmforge.errors import LmforgeError
+from lmforge.hub.resolve import ADAPTER, CAUSAL_LM, ENCODER, GGUF, ResolvedModel
+
+if TYPE_CHECKING:
+    import torch
+
+
+def quiet_transformers() -> None:
+    """Silence transformers' per-load progress bars and advisory warnings.
+
+    lmforge shows its own progress; the one bar worth seeing (GGUF de-quantization on
+    first use) is switched back on where it happens.
+    """
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+
+
+def load_tokenizer(model: ResolvedModel) -> Any:
+    """Load the tokenizer that belongs to a resolved model (an adapter may carry its own)."""
+    from transformers import AutoTokenizer
+
+    quiet_transformers()
+
+    if model.kind == GGUF:
+        return AutoTokenizer.from_pretrained(model.path.parent, gguf_file=model.path.name)
+    if model.kind == ADAPTER:
+        assert model.base is not None
+        if (model.path / "tokenizer_config.json").is_file():
+            return AutoTokenizer.from_pretrained(model.path)
+        return load_tokenizer(model.base)
+    return AutoTokenizer.from_pretrained(model.path)
+
+
+def load_causal_lm(model: ResolvedModel, *, dtype: torch.dtype | None = None) -> tuple[Any, Any]:
+    """Load a causal LM (zoo, HF directory, GGUF file, or base + PEFT adapter) for inference.
+
+    Returns:
+        ``(model, tokenizer)`` with the model in eval mode.
+
+    Raises:
+        LmforgeError: the reference is not a causal language model.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    quiet_transformers()
+    dtype = dtype or torch.float32  # bf16 is slower than fp32 on CPUs without native bf16
+    if model.model_kind not in {CAUSAL_LM, GGUF}:
+        raise LmforgeError(
+            f"'{model.ref}' is a {model.model_kind} model, not a causal language model; "
+            "text generation needs one, e.g. smollm2-135m-instruct."
+        )
+    if model.kind == GGUF:
+        network: Any = AutoModelForCausalLM.from_pretrained(
+            model.path.parent, gguf_file=model.path.name, dtype=dtype
+        )
+    elif model.kind == ADAPTER:
+        from peft import PeftModel
+
+        assert model.base is not None
+        base, _ = load_causal_lm(model.base, dtype=dtype)
+        network = PeftModel.from_pretrained(base, model.path)
+    else:
+        network = AutoModelForCausalLM.from_pretrained(model.path, dtype=dtype)
+    network.eval()
+    return network, load_tokenizer(model)
+
+
+def load_encoder(model: ResolvedModel) -> tuple[Any, Any]:
+    """Load an encoder (e.g. MiniLM) without any task head, for embeddings."""
+    from transformers import AutoModel
+
+    quiet_transformers()
+    if model.model_kind != ENCODER:
+        raise LmforgeError(
+            f"'{model.ref}' is a {model.model_kind} model, not an encoder; sentence "
+            "embeddings need one, e.g. all-minilm-l6-v2."
+        )
+    network = AutoModel.from_pretrained(model.path)
+    network.eval()
+    return network, load_tokenizer(model)

@@ -1,0 +1,142 @@
+"""One model reference, resolved in one place.
+
+A reference is a zoo name, a local path (Hugging Face directory, PEFT adapter
+directory, ``.gguf`` file), ``registry:NAME@ALIAS`` / ``registry:NAME/VERSION``, or
+``run:RUN_ID``. ``resolve`` turns it into a local path plus what kind of model lives
+there; it never downloads anything.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from lmforge.errors import LmforgeError
+from lmforge.hub.zoo import ZOO, zoo_model_dir
+
+# Model kinds, in the user's words.
+CAUSAL_LM = "causal-lm"
+ENCODER = "encoder"
+CLASSIFIER = "classifier"
+ADAPTER = "adapter"
+GGUF = "gguf"
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A model reference turned into local files.
+
+    Attributes:
+        ref: the reference as the user wrote it.
+        path: the Hugging Face directory, adapter directory or ``.gguf`` file.
+        kind: one of ``causal-lm``, ``encoder``, ``classifier``, ``adapter``, ``gguf``.
+        source: ``zoo``, ``local``, ``registry`` or ``run``.
+        base: for an adapter, its resolved base model.
+    """
+
+    ref: str
+    path: Path
+    kind: str
+    source: str
+    base: ResolvedModel | None = None
+
+    @property
+    def model_kind(self) -> str:
+        """The kind of the model that actually runs (an adapter runs as its base's kind)."""
+        return self.base.model_kind if self.base is not None else self.kind
+
+
+def resolve(ref: str, *, progress: bool = True) -> ResolvedModel:
+    """Resolve a model reference to local files.
+
+    Args:
+        ref: a zoo name, local path, ``registry:...`` or ``run:...`` reference.
+        progress: show a progress bar if a zoo model must be converted first.
+
+    Raises:
+        LmforgeError: the reference names nothing that exists here.
+    """
+    ref = ref.strip()
+    if ref.startswith("registry:"):
+        from lmforge.track import resolve_registry_ref
+
+        return _resolve_path(ref, resolve_registry_ref(ref), source="registry")
+    if ref.startswith("run:"):
+        from lmforge.track import resolve_run_ref
+
+        return _resolve_path(ref, resolve_run_ref(ref), source="run")
+    if ref in ZOO:
+        path = zoo_model_dir(ref, progress=progress)
+        return _resolve_path(ref, path, source="zoo")
+    path = Path(ref).expanduser()
+    if path.exists():
+        return _resolve_path(ref, path.resolve(), source="local")
+    raise LmforgeError(_unknown_ref_message(ref, path))
+
+
+def _unknown_ref_message(ref: str, path: Path) -> str:
+    close = difflib.get_close_matches(ref, list(ZOO), n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    return (
+        f"unknown model reference '{ref}': it is not a zoo name ({', '.join(ZOO)}), "
+        f"not an existing path (looked at {path.resolve()}), and not a 'registry:NAME@ALIAS' "
+        f"or 'run:RUN_ID' reference.{hint} Run `lmforge models list` to see what is available."
+    )
+
+
+def _resolve_path(ref: str, path: Path, *, source: str) -> ResolvedModel:
+    if path.is_file():
+        if path.suffix == ".gguf":
+            return ResolvedModel(ref, path, GGUF, source)
+        raise LmforgeError(
+            f"model reference '{ref}' points at the file {path}, which is not a .gguf file; "
+            "pass a Hugging Face model directory, a PEFT adapter directory or a .gguf file."
+        )
+    adapter_config = path / "adapter_config.json"
+    if adapter_config.is_file():
+        base_ref = _read_json(adapter_config).get("base_model_name_or_path")
+        if not base_ref:
+            raise LmforgeError(
+                f"{adapter_config} has no 'base_model_name_or_path'; add the base model's "
+                "reference (a zoo name or path) to it."
+            )
+        try:
+            base = resolve(str(base_ref))
+        except LmforgeError as err:
+            raise LmforgeError(
+                f"adapter {path}: its base model '{base_ref}' (from adapter_config.json) "
+                f"cannot be resolved: {err}"
+            ) from None
+        return ResolvedModel(ref, path, ADAPTER, source, base=base)
+    config_path = path / "config.json"
+    if config_path.is_file():
+        return ResolvedModel(ref, path, model_kind_of(_read_json(config_path)), source)
+    raise LmforgeError(
+        f"model reference '{ref}': the directory {path} holds neither config.json (a Hugging "
+        "Face model) nor adapter_config.json (a PEFT adapter); point at the model directory "
+        "itself."
+    )
+
+
+def model_kind_of(config: dict) -> str:
+    """Classify a Hugging Face ``config.json`` as causal-lm, classifier or encoder."""
+    architectures = config.get("architectures") or []
+    if any(name.endswith("ForCausalLM") for name in architectures):
+        return CAUSAL_LM
+    if any(name.endswith("ForSequenceClassification") for name in architectures):
+        return CLASSIFIER
+    if config.get("is_decoder") or config.get("model_type") in {"llama", "gpt2", "qwen2"}:
+        return CAUSAL_LM
+    return ENCODER
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise LmforgeError(f"cannot read {path}: {err}; restore or re-create the file.") from None
+    if not isinstance(data, dict):
+        raise LmforgeError(f"{path} should hold a JSON object; restore or re-create the file.")
+    return data

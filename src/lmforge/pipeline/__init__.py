@@ -1,0 +1,1 @@
+"""Chaining the lifecycle stages: the quickstart main job (and, later, pipelines)."""

@@ -1,0 +1,138 @@
+"""The main job: the lifecycle on the embedded real models, step by step.
+
+Today it shows the embedded models, a chat answer from SmolLM2 and sentence similarity
+from MiniLM, and records the run in MLflow. Each lifecycle issue adds its step.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+CHAT_MODEL = "smollm2-135m-instruct"
+EMBED_MODEL = "all-minilm-l6-v2"
+QUESTION = "What is the capital of France?"
+SIMILARITY_QUERY = "How do I reset my password?"
+SIMILARITY_CANDIDATES = (
+    "I forgot my password and need to change it.",
+    "Where can I see the status of my order?",
+    "The weather is sunny and warm today.",
+)
+
+
+@dataclass
+class QuickstartResult:
+    """What the quickstart measured, for callers and tests."""
+
+    answer: str
+    tokens_per_second: float
+    similarities: dict[str, float] = field(default_factory=dict)
+    run_id: str | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def run_quickstart(console: Console, *, track: bool = True) -> QuickstartResult:
+    """Run every quickstart step, printing as it goes; returns what was measured."""
+    from lmforge.cli.models import human_count, human_size
+    from lmforge.hub.catalog import list_models
+
+    timings: dict[str, float] = {}
+
+    console.rule("[bold]1. Embedded models")
+    started = time.perf_counter()
+    table = Table()
+    for column in ("model", "kind", "parameters", "size on disk", "status"):
+        table.add_column(column)
+    for entry in list_models(include_registry=False):
+        if entry.source == "zoo":
+            table.add_row(
+                entry.ref,
+                entry.kind,
+                human_count(entry.parameters),
+                human_size(entry.size_bytes),
+                entry.status,
+            )
+    console.print(table)
+    timings["models"] = time.perf_counter() - started
+
+    console.rule(f"[bold]2. Chat with {CHAT_MODEL}")
+    started = time.perf_counter()
+    answer, tokens_per_second = _chat_step(console)
+    timings["chat"] = time.perf_counter() - started
+
+    console.rule(f"[bold]3. Sentence similarity with {EMBED_MODEL}")
+    started = time.perf_counter()
+    similarities = _similarity_step(console)
+    timings["similarity"] = time.perf_counter() - started
+
+    result = QuickstartResult(answer, tokens_per_second, similarities, seconds=timings)
+    if track:
+        console.rule("[bold]4. Tracking")
+        result.run_id = _track_step(console, result)
+    return result
+
+
+def _chat_step(console: Console) -> tuple[str, float]:
+    from lmforge.hub import load_causal_lm, resolve
+    from lmforge.serve.chat import ChatSession
+    from lmforge.serve.generate import SamplingParams
+
+    resolved = resolve(CHAT_MODEL)
+    with console.status(f"Loading {CHAT_MODEL}..."):
+        model, tokenizer = load_causal_lm(resolved)
+    session = ChatSession(model, tokenizer, model_ref=CHAT_MODEL)
+    console.print(f"[bold green]user>[/bold green] {QUESTION}")
+    console.print("[bold cyan]assistant>[/bold cyan] ", end="")
+    generation = session.ask(QUESTION, SamplingParams(max_tokens=64, temperature=0.0))
+    for delta in generation:
+        console.print(delta, end="", markup=False, highlight=False)
+    console.print()
+    assert generation.completion is not None
+    done = generation.completion
+    console.print(
+        f"[dim]{done.completion_tokens} tokens at {done.tokens_per_second:.1f} tok/s "
+        "(greedy, fp32, this CPU)[/dim]"
+    )
+    return done.text, done.tokens_per_second
+
+
+def _similarity_step(console: Console) -> dict[str, float]:
+    from lmforge.retrieve import SentenceEmbedder, cosine_similarity
+
+    with console.status(f"Loading {EMBED_MODEL}..."):
+        embedder = SentenceEmbedder(EMBED_MODEL)
+    vectors = embedder.encode([SIMILARITY_QUERY, *SIMILARITY_CANDIDATES])  # (1 + C, D)
+    scores = cosine_similarity(vectors[:1], vectors[1:])[0]  # (C,)
+    ranked = sorted(zip(SIMILARITY_CANDIDATES, scores.tolist(), strict=True), key=lambda x: -x[1])
+    table = Table(title=f"query: {SIMILARITY_QUERY!r}")
+    table.add_column("rank")
+    table.add_column("sentence")
+    table.add_column("cosine", justify="right")
+    for rank, (sentence, score) in enumerate(ranked, start=1):
+        table.add_row(str(rank), sentence, f"{score:.3f}")
+    console.print(table)
+    return dict(ranked)
+
+
+def _track_step(console: Console, result: QuickstartResult) -> str | None:
+    from lmforge.track import start_run, tracking_uri
+
+    metrics: dict[str, Any] = {
+        "chat_tokens_per_second": result.tokens_per_second,
+        **{f"seconds_{step}": value for step, value in result.seconds.items()},
+    }
+    for index, score in enumerate(result.similarities.values()):
+        metrics[f"similarity_rank{index + 1}"] = score
+    with start_run("quickstart", run_name="quickstart") as tracker:
+        tracker.log_params(
+            {"chat_model": CHAT_MODEL, "embed_model": EMBED_MODEL, "question": QUESTION}
+        )
+        tracker.log_metrics(metrics)
+        run_id = tracker.run_id
+    console.print(f"Logged MLflow run [bold]{run_id}[/bold] to {tracking_uri()}")
+    console.print(f"See it with: lmforge runs show {run_id}   (or `lmforge ui`)")
+    return run_id

@@ -1,0 +1,85 @@
+"""Sentence embeddings from an encoder, pooled the way its sentence-transformers config says."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from lmforge.hub import load_encoder, resolve
+
+
+class SentenceEmbedder:
+    """Embeds texts with an encoder such as all-MiniLM-L6-v2.
+
+    Pooling (mean, CLS or max), normalization and the maximum sequence length are read
+    from the model folder's sentence-transformers files when present; otherwise mean
+    pooling over at most 256 tokens, unnormalized.
+    """
+
+    def __init__(self, ref: str = "all-minilm-l6-v2") -> None:
+        self.model_ref = ref
+        resolved = resolve(ref)
+        self.model, self.tokenizer = load_encoder(resolved)
+        self.pooling, self.normalize, self.max_length = _pooling_config(resolved.path)
+
+    @property
+    def dimension(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """Return one float32 vector per text, shape ``(N, D)``."""
+        import torch
+
+        vectors = []
+        with torch.inference_mode():
+            for start in range(0, len(texts), batch_size):
+                batch = self.tokenizer(
+                    list(texts[start : start + batch_size]),
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    return_tensors="pt",
+                )
+                hidden = self.model(**batch).last_hidden_state  # (B, T, D)
+                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+                if self.pooling == "cls":
+                    pooled = hidden[:, 0]
+                elif self.pooling == "max":
+                    pooled = hidden.masked_fill(mask == 0, float("-inf")).max(dim=1).values
+                else:
+                    pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+                if self.normalize:
+                    pooled = torch.nn.functional.normalize(pooled, dim=-1)
+                vectors.append(pooled.float().numpy())  # (B, D)
+        if not vectors:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.concatenate(vectors)
+
+
+def cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarity of every row of ``a`` (N, D) with every row of ``b`` (M, D)."""
+    a = a / np.clip(np.linalg.norm(a, axis=1, keepdims=True), 1e-12, None)
+    b = b / np.clip(np.linalg.norm(b, axis=1, keepdims=True), 1e-12, None)
+    return a @ b.T  # (N, M)
+
+
+def _pooling_config(model_dir: Path) -> tuple[str, bool, int]:
+    pooling, normalize, max_length = "mean", False, 256
+    pooling_file = model_dir / "1_Pooling" / "config.json"
+    if pooling_file.is_file():
+        config = json.loads(pooling_file.read_text())
+        if config.get("pooling_mode_cls_token"):
+            pooling = "cls"
+        elif config.get("pooling_mode_max_tokens"):
+            pooling = "max"
+    modules_file = model_dir / "modules.json"
+    if modules_file.is_file():
+        modules = json.loads(modules_file.read_text())
+        normalize = any(module.get("type", "").endswith("Normalize") for module in modules)
+    st_config = model_dir / "sentence_bert_config.json"
+    if st_config.is_file():
+        max_length = int(json.loads(st_config.read_text()).get("max_seq_length", max_length))
+    return pooling, normalize, max_length

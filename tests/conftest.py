@@ -1,0 +1,82 @@
+"""Shared fixtures: a temporary LMFORGE_HOME for the whole session and tiny models.
+
+Unit tests run on tiny random models (2 layers, width 64) that carry the real zoo
+tokenizers; the ``integration`` tier loads the real embedded models. The session
+home is shared so SmolLM2 is converted once per test run; tests that need an empty
+home use ``fresh_home``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    home = tmp_path_factory.mktemp("lmforge-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LMFORGE_HOME", str(home))
+        patch.delenv("LMFORGE_TRACKING_URI", raising=False)
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        yield home
+
+
+@pytest.fixture(scope="session")
+def empty_store_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An initialized, empty mlflow.db; copying it saves ~1.5 s of schema creation a test."""
+    from lmforge.track import get_client
+
+    home = tmp_path_factory.mktemp("template-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LMFORGE_HOME", str(home))
+        patch.delenv("LMFORGE_TRACKING_URI", raising=False)
+        get_client().search_experiments(max_results=1)
+    return home / "mlflow.db"
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_store_db: Path) -> Path:
+    """A fresh LMFORGE_HOME for one test, with an empty MLflow store ready."""
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(empty_store_db, home / "mlflow.db")
+    monkeypatch.setenv("LMFORGE_HOME", str(home))
+    monkeypatch.delenv("LMFORGE_TRACKING_URI", raising=False)
+    return home
+
+
+@pytest.fixture(scope="session")
+def tiny_causal_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer LLaMA with SmolLM2's tokenizer and chat template."""
+    from lmforge.hub import build_tiny_causal_lm
+
+    return build_tiny_causal_lm(tmp_path_factory.mktemp("tiny") / "causal-lm")
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer BERT with MiniLM's tokenizer."""
+    from lmforge.hub import build_tiny_encoder
+
+    return build_tiny_encoder(tmp_path_factory.mktemp("tiny") / "encoder")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip ``gpu`` tests when there is no CUDA device, saying so."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU; none on this machine")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+# Keep tests quiet and deterministic on the 2-core CI machine.
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -1,0 +1,38 @@
+"""Every shipped example config loads and validates, so examples never rot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lmforge.config import load_config, load_config_dict
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLE_FILES = sorted(EXAMPLES.glob("**/*.yaml"))
+
+
+def test_there_are_examples_to_check() -> None:
+    assert EXAMPLE_FILES, f"no *.yaml under {EXAMPLES}"
+
+
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: str(p.relative_to(EXAMPLES)))
+def test_example_config_is_valid(path: Path) -> None:
+    config = load_config(path)
+
+    assert config.data.train.is_absolute()
+
+
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: str(p.relative_to(EXAMPLES)))
+def test_example_says_how_to_run_it(path: Path) -> None:
+    header = path.read_text(encoding="utf-8").split("\n\n", 1)[0]
+
+    assert header.startswith("#")
+    assert f"examples/{path.relative_to(EXAMPLES)}" in header
+
+
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: str(p.relative_to(EXAMPLES)))
+def test_resolved_example_loads_again_unchanged(path: Path) -> None:
+    config = load_config(path)
+
+    assert load_config_dict(config.model_dump(mode="json")) == config
