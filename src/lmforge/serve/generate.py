@@ -67,7 +67,8 @@ def sample_next(logits: torch.Tensor, params: SamplingParams, generator: torch.G
         drop = torch.cumsum(sorted_probs, dim=-1) - sorted_probs >= params.top_p
         sorted_probs[drop] = 0.0
         probs = torch.zeros_like(probs).scatter_(0, order, sorted_probs)
-    return int(torch.multinomial(probs, 1, generator=generator))
+    # Sample on the CPU with a CPU generator so a seed means the same on every device.
+    return int(torch.multinomial(probs.cpu(), 1, generator=generator))
 
 
 def end_token_ids(model: Any, tokenizer: Any) -> set[int]:
@@ -125,7 +126,8 @@ class TextGeneration:
         text = ""
         finish_reason = "length"
         cache = None
-        inputs = torch.tensor([self.prompt_ids])  # (1, T)
+        device = next(self.model.parameters()).device
+        inputs = torch.tensor([self.prompt_ids], device=device)  # (1, T)
         with torch.inference_mode():
             while len(generated) < self.max_new:
                 output = self.model(input_ids=inputs, cache=cache, use_cache=True, logits_to_keep=1)
@@ -135,7 +137,7 @@ class TextGeneration:
                     finish_reason = "stop"
                     break
                 generated.append(token)
-                inputs = torch.tensor([[token]])  # (1, 1): the cache holds the rest
+                inputs = torch.tensor([[token]], device=device)  # (1, 1): the cache has the rest
                 text = self.tokenizer.decode(generated, skip_special_tokens=True)
                 cut = _first_stop(text, params.stop)
                 if cut is not None:
