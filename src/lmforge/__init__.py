@@ -8,7 +8,7 @@ import os
 
 # Nothing is ever fetched from a model hub at run time: every model is embedded,
 # local, or registered. Set before transformers/huggingface_hub are imported anywhere.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 __version__ = "0.1.0"

@@ -155,7 +155,12 @@ def chat(
         except LmforgeError as err:
             if not interactive:
                 raise
-            err_console.print(f"[red]{err}[/red]", markup=False)
+            err_console.print(str(err), markup=False, style="red")
+        except KeyboardInterrupt:
+            if not interactive:
+                raise
+            # Ctrl-C stops this answer only; the unfinished turn is not kept.
+            err_console.print("\n[dim]interrupted[/dim]")
         sys.stdout.write("\n")
         sys.stdout.flush()
 
