@@ -235,7 +235,7 @@ def test_override_problems_and_file_problems_come_together(tmp_path: Path) -> No
             {"data": {"validation": "val.jsonl", "val_ratio": 0.1}},
             "data.validation and data.val_ratio are both set",
         ),
-        ({"train": {"eval_every": 10}}, "train.eval_every: set, but there is no validation data"),
+        ({"eval": {"every": 10}}, "eval.every: set, but there is no validation data"),
         ({"data": {"format": "labeled"}}, "data.format: 'labeled' cannot feed task 'sft'"),
         ({"task": {"num_labels": 3}}, "task.num_labels: applies only to task 'classify'"),
         (
@@ -267,7 +267,8 @@ def test_max_steps_caps_epochs_without_conflict() -> None:
             "model": {"ref": "smollm2-135m-instruct"},
             "task": {"name": "clm"},
             "data": {"train": "t.jsonl", "val_ratio": 0.1, "packing": True},
-            "train": {"epochs": 3, "max_steps": 10, "eval_every": 5},
+            "train": {"epochs": 3, "max_steps": 10},
+            "eval": {"every": 5},
         }
     )
 
@@ -330,7 +331,15 @@ def test_directory_is_not_a_config(tmp_path: Path) -> None:
 def test_json_schema_lists_every_section_and_field() -> None:
     schema = json_schema()
 
-    assert set(schema["properties"]) == {"model", "task", "data", "train", "output"}
+    assert set(schema["properties"]) == {
+        "model",
+        "task",
+        "data",
+        "method",
+        "train",
+        "eval",
+        "output",
+    }
     assert set(schema["required"]) == {"model", "task", "data"}
     train = schema["$defs"]["TrainConfig"]
     assert train["properties"]["lr"]["default"] == 5e-5

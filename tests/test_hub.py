@@ -107,7 +107,7 @@ def test_adapter_with_missing_base_explains(tmp_path: Path) -> None:
     (tmp_path / "adapter_config.json").write_text(
         json.dumps({"base_model_name_or_path": "/nowhere/base"})
     )
-    with pytest.raises(LmforgeError, match="its base model '/nowhere/base'"):
+    with pytest.raises(LmforgeError, match="its base model cannot be resolved: '/nowhere/base'"):
         resolve(str(tmp_path))
 
 

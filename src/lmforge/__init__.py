@@ -5,10 +5,14 @@ export it, explain it, and serve it behind an OpenAI-compatible API.
 """
 
 import os
+import warnings
 
 # Nothing is ever fetched from a model hub at run time: every model is embedded,
 # local, or registered. Set before transformers/huggingface_hub are imported anywhere.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+# peft calls a transformers method that transformers 5 deprecated; not the user's concern.
+warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated")
 
 __version__ = "0.1.0"

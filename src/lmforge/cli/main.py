@@ -12,6 +12,7 @@ from lmforge.cli import generate as generate_cli
 from lmforge.cli import models as models_cli
 from lmforge.cli import quickstart as quickstart_cli
 from lmforge.cli import runs as runs_cli
+from lmforge.cli import train as train_cli
 from lmforge.cli.console import err_console
 from lmforge.errors import LmforgeError
 
@@ -40,6 +41,8 @@ app = typer.Typer(
 app.add_typer(models_cli.app, name="models")
 app.add_typer(config_cli.app, name="config")
 app.add_typer(runs_cli.app, name="runs")
+app.command("train")(train_cli.train)
+app.command("merge")(train_cli.merge)
 app.command("generate")(generate_cli.generate)
 app.command("chat")(generate_cli.chat)
 app.command("ui")(runs_cli.ui)

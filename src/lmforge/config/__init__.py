@@ -7,6 +7,8 @@ from lmforge.config.load import ConfigError, load_config, load_config_dict
 from lmforge.config.schema import (
     TASK_NAMES,
     DataConfig,
+    EvalConfig,
+    MethodConfig,
     ModelConfig,
     OutputConfig,
     RunConfig,
@@ -19,6 +21,8 @@ __all__ = [
     "TASK_NAMES",
     "ConfigError",
     "DataConfig",
+    "EvalConfig",
+    "MethodConfig",
     "ModelConfig",
     "OutputConfig",
     "RunConfig",

@@ -56,7 +56,12 @@ KEY_SYNONYMS: dict[str, str] = {
     "lr_scheduler": "scheduler",
     "mixed_precision": "precision",
     "logging_steps": "log_every",
-    "eval_steps": "eval_every",
+    "eval_steps": "every",
+    "eval_every": "every",
+    "lora_rank": "lora_r",
+    "lora_target": "target_modules",
+    "finetuning_type": "name",
+    "save_total_limit": "keep_checkpoints",
     "save_steps": "save_every",
     "output_dir": "dir",
     "experiment_name": "experiment",
@@ -166,6 +171,16 @@ class DataConfig(Section):
     packing: bool = Field(
         default=False, description="sft/clm only: concatenate examples into max_length blocks."
     )
+    labels: list[str] | None = Field(
+        default=None,
+        description="classify only: the label set, in order; null collects the labels found "
+        "in data.train. Rows with another label are bad rows.",
+    )
+    overlong: Literal["truncate", "drop"] = Field(
+        default="truncate",
+        description="What to do with an example longer than task.max_length: truncate it or "
+        "drop it (either is counted in the run's metrics).",
+    )
     seed: int = Field(default=42, description="Seed for shuffling and the validation split.")
     on_error: Literal["fail", "skip"] = Field(
         default="fail",
@@ -215,16 +230,70 @@ class TrainConfig(Section):
     )
     seed: int = Field(default=42, description="Seed for weight init, dropout and data order.")
     log_every: int = Field(default=10, gt=0, description="Log metrics every this many steps.")
-    eval_every: int | None = Field(
-        default=None,
-        gt=0,
-        description="Evaluate every this many steps; null evaluates at the end of each "
-        "epoch when there is validation data.",
-    )
     save_every: int | None = Field(
         default=None,
         gt=0,
         description="Save a checkpoint every this many steps; null saves only at the end.",
+    )
+    keep_checkpoints: int = Field(
+        default=2, ge=1, description="Keep only the newest this many checkpoints."
+    )
+    group_by_length: bool = Field(
+        default=True,
+        description="Batch examples of similar length together (less padding), in a "
+        "seeded random order.",
+    )
+    gradient_checkpointing: bool = Field(
+        default=False, description="Recompute activations in backward to save memory."
+    )
+    strategy: Literal["auto", "ddp", "fsdp", "deepspeed"] = Field(
+        default="auto",
+        description="How several processes (--nproc) share the work: ddp replicates the "
+        "model, fsdp shards it, deepspeed uses ZeRO (GPU); auto is ddp.",
+    )
+    deepspeed_config: Path | None = Field(
+        default=None, description="deepspeed only: a DeepSpeed JSON config file."
+    )
+
+
+class MethodConfig(Section):
+    """Which weights train: all of them, low-rank adapters, or only the top layers."""
+
+    name: Literal["full", "lora", "qlora", "freeze"] = Field(
+        default="full",
+        description="full: every weight; lora: low-rank adapters (peft); qlora: lora on a "
+        "4-bit base (CUDA only); freeze: only the top layers and the head.",
+    )
+    lora_r: int = Field(default=8, gt=0, description="lora/qlora: adapter rank.")
+    lora_alpha: int = Field(default=16, gt=0, description="lora/qlora: scaling numerator.")
+    lora_dropout: float = Field(default=0.05, ge=0, lt=1, description="lora/qlora: dropout.")
+    target_modules: list[str] | Literal["all-linear"] | None = Field(
+        default=None,
+        description="lora/qlora: module names to adapt, or all-linear; null picks a "
+        "per-architecture default (attention projections).",
+    )
+    trainable_layers: int = Field(
+        default=2, gt=0, description="freeze: how many of the top transformer layers train."
+    )
+
+
+class EvalConfig(Section):
+    """When and how much to evaluate on the validation data."""
+
+    every: int | None = Field(
+        default=None,
+        gt=0,
+        description="Evaluate every this many steps; null evaluates at the end of training "
+        "when there is validation data.",
+    )
+    batch_size: int | None = Field(
+        default=None, gt=0, description="Evaluation batch size; null uses train.batch_size."
+    )
+    max_samples: int | None = Field(
+        default=None, gt=0, description="Evaluate on at most this many validation examples."
+    )
+    before_training: bool = Field(
+        default=False, description="Also evaluate once before the first step (a baseline)."
     )
 
 
@@ -248,12 +317,14 @@ class OutputConfig(Section):
 
 
 class RunConfig(Section):
-    """A whole training run: model, task, data, train, output."""
+    """A whole training run: model, task, data, method, train, eval, output."""
 
     model: ModelConfig
     task: TaskConfig
     data: DataConfig
+    method: MethodConfig = Field(default_factory=MethodConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
 
     @model_validator(mode="after")
@@ -271,10 +342,17 @@ class RunConfig(Section):
                 f"data.packing: only tasks {', '.join(PACKABLE_TASKS)} can pack examples, "
                 f"not {task!r}; remove it"
             )
-        if self.train.eval_every is not None and not self.data.has_validation:
+        if self.eval.every is not None and not self.data.has_validation:
             problems.append(
-                "train.eval_every: set, but there is no validation data; "
+                "eval.every: set, but there is no validation data; "
                 "set data.validation or data.val_ratio"
+            )
+        if self.data.labels is not None and task != "classify":
+            problems.append(f"data.labels: only task 'classify' has labels, not {task!r}")
+        if self.train.strategy == "deepspeed" and self.train.deepspeed_config is None:
+            problems.append(
+                "train.deepspeed_config: strategy 'deepspeed' needs a DeepSpeed JSON config "
+                "file; set it or use strategy 'fsdp'"
             )
         mismatch = {("bfloat16", "fp16"), ("float16", "bf16")}
         if (self.model.dtype, self.train.precision) in mismatch:

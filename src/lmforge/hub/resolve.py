@@ -94,22 +94,11 @@ def _resolve_path(ref: str, path: Path, *, source: str) -> ResolvedModel:
             f"model reference '{ref}' points at the file {path}, which is not a .gguf file; "
             "pass a Hugging Face model directory, a PEFT adapter directory or a .gguf file."
         )
+    if not _is_model_dir(path) and _is_model_dir(path / "model"):
+        path = path / "model"  # a training run's output directory
     adapter_config = path / "adapter_config.json"
     if adapter_config.is_file():
-        base_ref = _read_json(adapter_config).get("base_model_name_or_path")
-        if not base_ref:
-            raise LmforgeError(
-                f"{adapter_config} has no 'base_model_name_or_path'; add the base model's "
-                "reference (a zoo name or path) to it."
-            )
-        try:
-            base = resolve(str(base_ref))
-        except LmforgeError as err:
-            raise LmforgeError(
-                f"adapter {path}: its base model '{base_ref}' (from adapter_config.json) "
-                f"cannot be resolved: {err}"
-            ) from None
-        return ResolvedModel(ref, path, ADAPTER, source, base=base)
+        return ResolvedModel(ref, path, ADAPTER, source, base=_adapter_base(path))
     config_path = path / "config.json"
     if config_path.is_file():
         return ResolvedModel(ref, path, model_kind_of(_read_json(config_path)), source)
@@ -117,6 +106,34 @@ def _resolve_path(ref: str, path: Path, *, source: str) -> ResolvedModel:
         f"model reference '{ref}': the directory {path} holds neither config.json (a Hugging "
         "Face model) nor adapter_config.json (a PEFT adapter); point at the model directory "
         "itself."
+    )
+
+
+def _is_model_dir(path: Path) -> bool:
+    return (path / "adapter_config.json").is_file() or (path / "config.json").is_file()
+
+
+def _adapter_base(adapter_dir: Path) -> ResolvedModel:
+    """Resolve an adapter's base: the path peft recorded, else the reference lmforge kept
+    (``lmforge_base.json``), which still works when the adapter moved to another machine."""
+    recorded = _read_json(adapter_dir / "adapter_config.json").get("base_model_name_or_path")
+    kept = adapter_dir / "lmforge_base.json"
+    candidates = [str(recorded)] if recorded else []
+    if kept.is_file():
+        candidates.append(str(_read_json(kept).get("base_ref", "")))
+    problems = []
+    for candidate in filter(None, candidates):
+        try:
+            return resolve(candidate)
+        except LmforgeError as err:
+            problems.append(f"'{candidate}': {err}")
+    if not problems:
+        raise LmforgeError(
+            f"{adapter_dir / 'adapter_config.json'} has no 'base_model_name_or_path'; add the "
+            "base model's reference (a zoo name or path) to it."
+        )
+    raise LmforgeError(
+        f"adapter {adapter_dir}: its base model cannot be resolved: {'; '.join(problems)}"
     )
 
 

@@ -18,6 +18,7 @@ from lmforge.track.tracker import (
     Tracker,
     flatten_params,
     register_tracker,
+    resume_run,
     start_run,
 )
 
@@ -37,6 +38,7 @@ __all__ = [
     "register_tracker",
     "resolve_registry_ref",
     "resolve_run_ref",
+    "resume_run",
     "set_alias",
     "start_run",
     "tracking_uri",

@@ -320,6 +320,20 @@ register_tracker("mlflow", MlflowTracker.start)
 register_tracker("null", lambda experiment, run_name, tags: NullTracker())
 
 
+def resume_run(run_id: str) -> Tracker:
+    """Reopen an existing MLflow run (RUNNING again) to continue logging into it.
+
+    Raises:
+        LmforgeError: no run has that id.
+    """
+    from lmforge.track.mlflow_store import get_run
+
+    client = get_client()
+    get_run(client, run_id)
+    client.update_run(run_id, status="RUNNING")
+    return MlflowTracker(client, run_id)
+
+
 def start_run(
     experiment: str,
     run_name: str | None = None,

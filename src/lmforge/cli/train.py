@@ -1,0 +1,146 @@
+"""``lmforge train`` and ``lmforge merge``: adapt a model, and fold an adapter into it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from lmforge.cli.console import console, err_console
+
+LATEST = "latest"
+
+
+def train(
+    config_file: Path = typer.Argument(..., help="Run config YAML (see examples/train/)."),
+    overrides: list[str] = typer.Option([], "--set", help="Override a field: --set train.lr=1e-4"),
+    resume: str | None = typer.Option(
+        None,
+        "--resume",
+        is_flag=False,
+        flag_value=LATEST,
+        help="Continue a run from its last checkpoint: --resume RUN_DIR, or bare --resume "
+        "for the newest unfinished run.",
+    ),
+    nproc: int = typer.Option(1, "--nproc", help="Processes (torchrun; gloo on CPU, nccl on GPU)."),
+    nnodes: int = typer.Option(1, "--nnodes", help="Machines taking part (multi-node)."),
+    node_rank: int = typer.Option(0, "--node-rank", help="This machine's index (multi-node)."),
+    master_addr: str = typer.Option("127.0.0.1", "--master-addr", help="Rank-0 machine address."),
+    master_port: int = typer.Option(29500, "--master-port", help="Rank-0 machine port."),
+    no_track: bool = typer.Option(False, "--no-track", help="Do not log to MLflow."),
+) -> None:
+    """Train a model as a run config says: SFT, continued pretraining, MLM,
+    classification or regression, with full fine-tuning, LoRA or frozen layers.
+
+    Every run is an MLflow run; outputs go to $LMFORGE_HOME/runs/RUN_ID/ (the model or
+    adapter in model/, checkpoints in checkpoints/).
+
+    Example: lmforge train examples/train/sft_customer_service.yaml --set train.max_steps=20
+    """
+    from lmforge.config import load_config
+
+    config = load_config(config_file, overrides)  # validate before launching processes
+    if nproc > 1 or nnodes > 1:
+        from lmforge.train.distributed import launch
+
+        argv = ["train", str(config_file)]
+        for override in overrides:
+            argv += ["--set", override]
+        if resume is not None:
+            argv += ["--resume", resume]
+        if no_track:
+            argv.append("--no-track")
+        rendezvous = []
+        if nnodes > 1:
+            rendezvous = [
+                f"--nnodes={nnodes}",
+                f"--node-rank={node_rank}",
+                f"--master-addr={master_addr}",
+                f"--master-port={master_port}",
+            ]
+        raise typer.Exit(code=launch(nproc, argv, rendezvous))
+    _train_here(config, resume, track=not no_track)
+
+
+def _train_here(config: Any, resume: str | None, *, track: bool) -> None:
+    import os
+
+    from lmforge.train.loop import train as run_training
+
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    bar = Progress(
+        TextColumn("[bold]step {task.completed}/{task.total}"),
+        BarColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}"),
+        TextColumn("{task.fields[tps]:.0f} tok/s"),
+        TimeRemainingColumn(),
+        console=err_console,
+        disable=not is_main,
+    )
+    task_id = bar.add_task("train", total=None, loss=float("nan"), tps=0.0)
+
+    def on_start(run_id: str, run_dir: Path) -> None:
+        err_console.print(f"run [bold]{run_id}[/bold] -> {run_dir}")
+
+    def progress(step: int, total: int, metrics: dict[str, float]) -> None:
+        bar.update(
+            task_id,
+            completed=step,
+            total=total,
+            loss=metrics["train/loss"],
+            tps=metrics["train/tokens_per_second"],
+        )
+
+    resume_from: Path | bool | None = None
+    if resume is not None:
+        resume_from = True if resume == LATEST else Path(resume)
+    with bar:
+        result = run_training(
+            config, resume=resume_from, track=track, progress=progress, on_start=on_start
+        )
+    if not is_main:
+        return
+    table = Table(title=f"run {result.run_id}", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("")
+    rows = {
+        "steps": str(result.steps),
+        "final train loss": f"{result.final_loss:.4f}",
+        **{
+            f"eval {key}": f"{value:.4f}"
+            for key, value in result.eval_metrics.items()
+            if isinstance(value, float)
+        },
+        "effective tokens/s": f"{result.tokens_per_second:.0f}",
+        "train time": f"{result.train_seconds:.1f} s",
+        "peak memory": f"{result.peak_memory_mb:.0f} MB",
+        "trainable parameters": f"{result.trainable_parameters:,} of {result.total_parameters:,}",
+        "model": str(result.model_dir),
+    }
+    for key, value in rows.items():
+        table.add_row(key, value)
+    console.print(table)
+    if "confusion_matrix" in result.eval_metrics:
+        console.print(
+            f"confusion matrix (rows: true, columns: predicted): "
+            f"{result.eval_metrics['confusion_matrix']}"
+        )
+    console.print(f"Try it: lmforge models show run:{result.run_id}")
+
+
+def merge(
+    adapter_dir: Path = typer.Argument(..., help="A PEFT adapter directory (e.g. RUN_DIR/model)."),
+    out_dir: Path = typer.Argument(..., help="Where to write the merged model."),
+) -> None:
+    """Fold a LoRA adapter into its base model: a plain transformers model directory.
+
+    Example: lmforge merge ~/.lmforge/runs/RUN_ID/model ./support-bot-merged
+    """
+    from lmforge.train.merge import merge_adapter
+
+    with err_console.status(f"Merging {adapter_dir}..."):
+        merged = merge_adapter(adapter_dir, out_dir)
+    console.print(f"merged model written to {merged}")

@@ -1,0 +1,127 @@
+"""What a task is: how it builds its model, encodes records, batches and scores them.
+
+The training loop in ``lmforge.train`` knows nothing about any task: it asks the task
+to encode records into examples, to collate examples into batches, and for the summed
+loss of a batch. Built-in tasks register with ``register_task`` exactly as a user's
+task would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+
+from lmforge.errors import LmforgeError
+
+Example = dict[str, Any]
+"""One encoded example: ``input_ids`` plus task-specific targets (``labels``/``label``)."""
+Batch = dict[str, torch.Tensor]
+IGNORE_INDEX = -100  # label value the loss skips (prompt tokens, padding)
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """How to turn records into examples."""
+
+    max_length: int
+    overlong: str = "truncate"  # "truncate" | "drop"
+    train_on_prompt: bool = False
+    packing: bool = False  # examples will be packed into max_length sequences
+    labels: tuple[str, ...] = ()  # classify: the label set, in index order
+
+
+@dataclass
+class EncodeStats:
+    """What encoding did to the data, reported as run metrics."""
+
+    examples: int = 0
+    truncated: int = 0
+    dropped_overlong: int = 0
+    dropped_empty: int = 0
+
+    def metrics(self, prefix: str) -> dict[str, float]:
+        return {f"{prefix}/{key}": float(value) for key, value in vars(self).items()}
+
+
+class Task(Protocol):
+    """A training objective. Implementations hold no state between calls."""
+
+    name: str
+    formats: tuple[str, ...]  # record formats it reads (lmforge.data.records)
+    label_kind: str | None  # "class" | "float" | None: what record labels hold
+    model_kinds: tuple[str, ...]  # hub kinds its backbone may be
+    packable: bool  # examples may be packed into one sequence
+    peft_task_type: str | None  # peft's TaskType for LoRA ("CAUSAL_LM", "SEQ_CLS", None)
+    head_modules: tuple[str, ...]  # freshly initialized heads that must train under LoRA
+
+    def build_model(self, path: str, *, labels: Sequence[str], dtype: torch.dtype) -> Any:
+        """Load the trainable model (with its task head) from a local model directory."""
+        ...
+
+    def encode(
+        self, records: Iterable[dict], tokenizer: Any, options: EncodeOptions
+    ) -> tuple[list[Example], EncodeStats]:
+        """Turn canonical records into examples (may drop, truncate or split them)."""
+        ...
+
+    def collate(self, examples: Sequence[Example], tokenizer: Any, seed: int) -> Batch:
+        """Pad examples into a batch; ``seed`` drives any randomness (MLM masking)."""
+        ...
+
+    def target_count(self, batch: Batch) -> int:
+        """How many targets the batch's summed loss covers (tokens or examples)."""
+        ...
+
+    def loss(self, model: Any, batch: Batch) -> torch.Tensor:
+        """The batch's loss summed over its targets (the loop divides by the count)."""
+        ...
+
+    def evaluate(self, model: Any, batches: Iterable[Batch]) -> dict[str, Any]:
+        """Validation metrics over ``batches`` (floats; lists for tables)."""
+        ...
+
+
+# Factories return objects that satisfy Task structurally (class attributes included).
+TASKS: dict[str, Callable[[], Any]] = {}
+
+
+def register_task(name: str, factory: Callable[[], Any]) -> None:
+    """Make ``task.name: NAME`` in a run config build the task with ``factory()``."""
+    TASKS[name] = factory
+
+
+def get_task(name: str) -> Task:
+    """Return the registered task ``name``.
+
+    Raises:
+        LmforgeError: no task has that name.
+    """
+    import lmforge.tasks  # noqa: F401  (registers the built-in tasks)
+
+    if name not in TASKS:
+        raise LmforgeError(
+            f"task.name: unknown task {name!r}; registered tasks: {', '.join(sorted(TASKS))}. "
+            "Register your own with lmforge.tasks.register_task(name, factory)."
+        )
+    task: Task = TASKS[name]()
+    return task
+
+
+def pad(rows: Sequence[Sequence[int]], value: int) -> torch.Tensor:
+    """Right-pad integer rows to the longest one: ``(B, T)``."""
+    longest = max(len(row) for row in rows)
+    return torch.tensor([list(row) + [value] * (longest - len(row)) for row in rows])
+
+
+def fit_length(ids: list[int], options: EncodeOptions, stats: EncodeStats) -> list[int] | None:
+    """Apply ``task.max_length``: the ids, truncated ids, or None when dropped."""
+    if len(ids) <= options.max_length:
+        return ids
+    if options.overlong == "drop":
+        stats.dropped_overlong += 1
+        return None
+    stats.truncated += 1
+    return ids[: options.max_length]

@@ -1,0 +1,84 @@
+"""Shared pieces of the causal-LM tasks (sft, clm): batching and the token loss."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from lmforge.tasks.base import IGNORE_INDEX, Batch, Example, pad
+
+
+def unwrap(model: Any) -> Any:
+    """The plain transformers model inside DDP/FSDP/peft wrappers (LoRA layers stay in)."""
+    while hasattr(model, "module") and not hasattr(model, "get_output_embeddings"):
+        model = model.module
+    if hasattr(model, "get_base_model"):
+        model = model.get_base_model()
+    return model
+
+
+def build_causal_lm(path: str, dtype: torch.dtype) -> Any:
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+
+
+def collate_lm(examples: Sequence[Example], pad_id: int) -> Batch:
+    """Pad token examples. Packed examples carry ``position_ids`` that restart at every
+    packed example; with them (and no attention mask) transformers builds a
+    block-diagonal causal mask, so packed examples never attend to each other."""
+    batch = {
+        "input_ids": pad([ex["input_ids"] for ex in examples], pad_id),
+        "labels": pad([ex["labels"] for ex in examples], IGNORE_INDEX),
+    }
+    if any("position_ids" in ex for ex in examples):
+        # Padding becomes one more "example" (positions 0..k) whose labels are ignored.
+        longest = batch["input_ids"].shape[1]
+        batch["position_ids"] = torch.tensor(
+            [
+                list(ex.get("position_ids", range(len(ex["input_ids"]))))
+                + list(range(longest - len(ex["input_ids"])))
+                for ex in examples
+            ]
+        )
+        batch["token_mask"] = pad([[1] * len(ex["input_ids"]) for ex in examples], 0)
+    else:
+        batch["attention_mask"] = pad([[1] * len(ex["input_ids"]) for ex in examples], 0)
+    return batch
+
+
+def lm_target_count(batch: Batch) -> int:
+    return int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+
+
+def lm_loss(model: Any, batch: Batch) -> torch.Tensor:
+    """Summed next-token cross-entropy over labeled positions.
+
+    The vocabulary projection runs only on positions that have a target: on chat data
+    most tokens are prompt, and a (B, T, 49152) logits tensor is most of the memory.
+    """
+    lm = unwrap(model)
+    backbone = getattr(lm, lm.base_model_prefix)
+    inputs = {
+        k: v for k, v in batch.items() if k in {"input_ids", "attention_mask", "position_ids"}
+    }
+    hidden = backbone(**inputs, use_cache=False).last_hidden_state  # (B, T, C)
+    targets = batch["labels"][:, 1:]  # (B, T-1): token t+1 is predicted at t
+    keep = targets != IGNORE_INDEX
+    logits = lm.get_output_embeddings()(hidden[:, :-1][keep])  # (N, V)
+    return F.cross_entropy(logits.float(), targets[keep], reduction="sum")
+
+
+def evaluate_lm(model: Any, batches: Iterable[Batch]) -> dict[str, Any]:
+    """Mean token loss and perplexity."""
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for batch in batches:
+            total += float(lm_loss(model, batch))
+            count += lm_target_count(batch)
+    loss = total / max(count, 1)
+    return {"loss": loss, "perplexity": math.exp(min(loss, 50.0)), "tokens": float(count)}

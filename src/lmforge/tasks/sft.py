@@ -1,0 +1,116 @@
+"""Supervised fine-tuning on conversations: loss on the assistant's tokens only."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+
+from lmforge.errors import LmforgeError
+from lmforge.tasks.base import (
+    IGNORE_INDEX,
+    Batch,
+    EncodeOptions,
+    EncodeStats,
+    Example,
+    fit_length,
+    register_task,
+)
+from lmforge.tasks.causal_lm import (
+    build_causal_lm,
+    collate_lm,
+    evaluate_lm,
+    lm_loss,
+    lm_target_count,
+)
+
+
+def assistant_spans(tokenizer: Any, messages: Sequence[dict]) -> tuple[str, list[tuple[int, int]]]:
+    """Render ``messages`` with the chat template; return the text and the character
+    spans of every assistant turn (its content and end-of-turn marker, not the role
+    header), found by rendering each prefix of the conversation."""
+    text = tokenizer.apply_chat_template(list(messages), tokenize=False)
+    spans = []
+    for index, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        before = tokenizer.apply_chat_template(
+            list(messages[:index]), tokenize=False, add_generation_prompt=True
+        )
+        through = tokenizer.apply_chat_template(list(messages[: index + 1]), tokenize=False)
+        if not (text.startswith(before) and text.startswith(through)):
+            raise LmforgeError(
+                "the model's chat template renders a conversation differently from its "
+                "prefixes, so assistant tokens cannot be located; use a model whose template "
+                "only appends turns (ChatML, LLaMA-style), or task.train_on_prompt: true."
+            )
+        spans.append((len(before), len(through)))
+    return text, spans
+
+
+def encode_conversation(
+    tokenizer: Any, messages: Sequence[dict], train_on_prompt: bool = False
+) -> Example:
+    """Token ids and labels for one conversation (prompt tokens get IGNORE_INDEX)."""
+    text, spans = assistant_spans(tokenizer, messages)
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    labels = []
+    for token, (start, end) in zip(encoded["input_ids"], encoded["offset_mapping"], strict=True):
+        in_answer = any(start >= lo and end <= hi for lo, hi in spans) and end > start
+        labels.append(token if train_on_prompt or in_answer else IGNORE_INDEX)
+    return {"input_ids": list(encoded["input_ids"]), "labels": labels}
+
+
+class SftTask:
+    """Chat fine-tuning: records in messages (or alpaca) format, rendered by the
+    tokenizer's own chat template, which is saved with the output."""
+
+    name = "sft"
+    formats = ("messages", "alpaca")
+    label_kind = None
+    model_kinds = ("causal-lm",)
+    peft_task_type = "CAUSAL_LM"
+    head_modules: tuple[str, ...] = ()
+    packable = True
+
+    def build_model(self, path: str, *, labels: Sequence[str], dtype: torch.dtype) -> Any:
+        return build_causal_lm(path, dtype)
+
+    def encode(
+        self, records: Iterable[dict], tokenizer: Any, options: EncodeOptions
+    ) -> tuple[list[Example], EncodeStats]:
+        if not getattr(tokenizer, "chat_template", None):
+            raise LmforgeError(
+                "task sft renders conversations with the tokenizer's chat template, and this "
+                "model has none; start from an instruct model (e.g. smollm2-135m-instruct)."
+            )
+        stats = EncodeStats()
+        examples = []
+        for record in records:
+            example = encode_conversation(tokenizer, record["messages"], options.train_on_prompt)
+            ids = fit_length(example["input_ids"], options, stats)
+            if ids is None:
+                continue
+            labels = example["labels"][: len(ids)]
+            if all(label == IGNORE_INDEX for label in labels[1:]):
+                stats.dropped_empty += 1  # truncation cut every answer token
+                continue
+            examples.append({"input_ids": ids, "labels": labels})
+        stats.examples = len(examples)
+        return examples, stats
+
+    def collate(self, examples: Sequence[Example], tokenizer: Any, seed: int) -> Batch:
+        return collate_lm(examples, tokenizer.pad_token_id)
+
+    def target_count(self, batch: Batch) -> int:
+        return lm_target_count(batch)
+
+    def loss(self, model: Any, batch: Batch) -> torch.Tensor:
+        return lm_loss(model, batch)
+
+    def evaluate(self, model: Any, batches: Iterable[Batch]) -> dict[str, Any]:
+        return evaluate_lm(model, batches)
+
+
+register_task("sft", SftTask)

@@ -1,0 +1,1 @@
+"""The one task-agnostic training loop, with adapters, checkpoints and distributed launch."""

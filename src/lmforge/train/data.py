@@ -1,0 +1,102 @@
+"""From the data section of a run config to encoded train/validation examples."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lmforge.errors import LmforgeError
+from lmforge.tasks.base import EncodeOptions, Example, Task
+from lmforge.train.batching import pack_examples
+
+
+@dataclass
+class TrainingData:
+    """Encoded examples and what reading them did."""
+
+    train: list[Example]
+    validation: list[Example]
+    labels: list[str]
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def build_data(
+    task: Task,
+    tokenizer: Any,
+    *,
+    train_path: Path,
+    validation_path: Path | None,
+    val_ratio: float,
+    data_format: str,
+    fields: dict[str, str],
+    on_error: str,
+    labels: list[str] | None,
+    max_samples: int | None,
+    seed: int,
+    max_length: int,
+    overlong: str,
+    packing: bool,
+    train_on_prompt: bool,
+) -> TrainingData:
+    """Read, validate, split, encode (and pack) the data. Nothing here trains."""
+    from lmforge.data.records import read_records, shuffle_records, split_records
+
+    read: dict[str, Any] = dict(
+        format=task.formats[0] if data_format == "auto" and len(task.formats) == 1 else data_format,
+        fields=fields,
+        on_error=on_error,
+        label_kind=task.label_kind,
+        labels=labels,
+    )
+    records, report = read_records(train_path, source_name="data.train", **read)
+    metrics = report.metrics("data/train")
+    records = shuffle_records(records, seed)
+    if validation_path is not None:
+        validation, val_report = read_records(
+            validation_path, source_name="data.validation", **read
+        )
+        metrics |= val_report.metrics("data/validation")
+    elif val_ratio > 0:
+        records, validation = split_records(records, val_ratio=val_ratio, seed=seed)
+    else:
+        validation = []
+    if max_samples is not None:
+        records = records[:max_samples]
+    if task.label_kind == "class":
+        labels = labels or sorted({str(record["label"]) for record in records})
+        if len(labels) < 2:
+            raise LmforgeError(
+                f"data.train: {train_path} has only the label {labels!r}; classification needs "
+                "at least two classes."
+            )
+        unknown = sorted({r["label"] for r in validation} - set(labels))
+        if unknown:
+            raise LmforgeError(
+                f"data.validation: labels {unknown} never occur in data.train (labels: {labels}); "
+                "add training examples for them or set data.labels."
+            )
+    options = EncodeOptions(
+        max_length=max_length,
+        overlong=overlong,
+        train_on_prompt=train_on_prompt,
+        packing=packing,
+        labels=tuple(labels or ()),
+    )
+    train, stats = task.encode(records, tokenizer, options)
+    metrics |= stats.metrics("data/train")
+    if not train:
+        raise LmforgeError(
+            f"data.train: no training examples left from {train_path} after encoding "
+            f"({stats}); check task.max_length and data.overlong."
+        )
+    valid, val_stats = task.encode(validation, tokenizer, options)
+    metrics |= val_stats.metrics("data/validation")
+    if packing:
+        if not task.packable:
+            raise LmforgeError(f"data.packing: task {task.name!r} cannot pack examples")
+        before = len(train)
+        train = pack_examples(train, max_length)
+        metrics["data/train/packed_sequences"] = float(len(train))
+        metrics["data/train/packing_ratio"] = before / max(len(train), 1)
+    return TrainingData(train, valid, list(labels or ()), metrics)

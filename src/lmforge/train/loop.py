@@ -1,0 +1,612 @@
+"""The training loop: one for every task and method. Setup, run, save, clean up.
+
+    result = train(load_config("examples/train/sft_customer_service.yaml"))
+
+Steps count optimizer steps. Each step takes ``grad_accum`` micro-batches per
+process; the loss is summed over the step's targets (tokens or examples) on all
+processes and divided by their total count, so one process with batch 8 and two
+processes with batch 4 compute the same loss and gradients.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import resource
+import signal
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from lmforge.config import RunConfig
+from lmforge.errors import LmforgeError
+from lmforge.home import atomic_dir, atomic_write_text, runs_dir
+from lmforge.tasks import Task, get_task
+from lmforge.train import distributed
+from lmforge.train.batching import batch_order
+from lmforge.train.checkpoint import (
+    TrainerState,
+    checkpoint_dirs,
+    load_checkpoint,
+    save_checkpoint,
+)
+from lmforge.train.data import TrainingData, build_data
+from lmforge.train.methods import MethodOptions, apply_method, count_parameters
+
+ProgressFn = Callable[[int, int, dict[str, float]], None]
+
+
+class TrainingInterrupted(LmforgeError):
+    """Ctrl-C: a checkpoint was saved; the message says how to resume."""
+
+    exit_code = 130
+
+
+@dataclass
+class TrainResult:
+    """What a finished run produced."""
+
+    run_id: str
+    run_dir: Path
+    model_dir: Path
+    steps: int
+    final_loss: float
+    eval_metrics: dict[str, Any] = field(default_factory=dict)
+    train_seconds: float = 0.0
+    tokens_per_second: float = 0.0
+    peak_memory_mb: float = 0.0
+    trainable_parameters: int = 0
+    total_parameters: int = 0
+    data_metrics: dict[str, float] = field(default_factory=dict)
+
+
+class TrainingModule(torch.nn.Module):
+    """The model plus its task's loss: what DDP/FSDP wrap, so the loss runs inside
+    their forward (gradient sync hooks need that)."""
+
+    def __init__(self, task: Task, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.task = task
+        self.model = model
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.task.loss(self.model, batch)
+
+
+def train(
+    config: RunConfig,
+    *,
+    resume: Path | bool | None = None,
+    track: bool = True,
+    progress: ProgressFn | None = None,
+    on_start: Callable[[str, Path], None] | None = None,
+) -> TrainResult:
+    """Train as ``config`` says; returns where the model went and what was measured.
+
+    Args:
+        config: a validated run config.
+        resume: a run directory to continue, ``True`` for the newest resumable run.
+        track: log to the tracking store (MLflow); off, nothing is tracked.
+        progress: called after each step with (step, total_steps, metrics).
+        on_start: called once with (run_id, run_dir) before the first step.
+
+    Raises:
+        LmforgeError: bad config, data or model; NaN loss; ``TrainingInterrupted`` on Ctrl-C.
+    """
+    dist = distributed.setup()
+    try:
+        return _train(config, dist, resume, track, progress, on_start)
+    finally:
+        distributed.teardown()
+
+
+def _train(
+    config: RunConfig,
+    dist: distributed.Dist,
+    resume: Path | bool | None,
+    track: bool,
+    progress: ProgressFn | None,
+    on_start: Callable[[str, Path], None] | None,
+) -> TrainResult:
+    from lmforge.hub import load_tokenizer
+
+    torch.manual_seed(config.train.seed)
+    task = get_task(config.task.name)
+    base = _resolve_base(config.model.ref, task)
+    tokenizer = load_tokenizer(base)
+    data = _build_data(config, task, tokenizer)
+    model = _build_model(config, task, base.path, data.labels, dist.device)
+    trainable, total = count_parameters(model)
+    module = distributed.wrap(TrainingModule(task, model), config.train.strategy, dist)
+
+    micro_per_epoch = len(_epoch_batches(config, data, dist, epoch=0))
+    total_steps = _total_steps(config, micro_per_epoch)
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad],
+        lr=config.train.lr,
+        weight_decay=config.train.weight_decay,
+    )
+    scheduler = _scheduler(config, optimizer, total_steps)
+
+    run_dir, checkpoint = _find_resume(resume, config) if resume else (None, None)
+    state = TrainerState()
+    if checkpoint is not None:
+        state = load_checkpoint(checkpoint, model, optimizer, scheduler)
+    tracker = _start_tracker(config, dist, track, state.run_id)
+    run_id = distributed.broadcast(tracker.run_id or uuid.uuid4().hex, dist)
+    state.run_id = run_id
+    run_dir = run_dir or Path(config.output.dir or runs_dir() / run_id)
+    if dist.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _write_config(run_dir / "config.yaml", config)
+        if checkpoint is None:
+            from lmforge.track import OUTPUT_DIR_TAG
+
+            tracker.log_params(config.model_dump(mode="json"))
+            tracker.set_tags({OUTPUT_DIR_TAG: str(run_dir), "lmforge.task": task.name})
+            tracker.log_params({"model_parameters": total, "trainable_parameters": trainable})
+            tracker.log_metrics(data.metrics, step=0)
+    if on_start is not None and dist.is_main:
+        on_start(run_id, run_dir)
+
+    def evaluate() -> dict[str, Any]:
+        return _evaluate(config, task, model, data, tokenizer, dist.device)
+
+    try:
+        if config.eval.before_training and data.validation and checkpoint is None:
+            tracker.log_metrics(_numbers(evaluate(), "eval"), step=0)
+        stats = _run_steps(
+            config, dist, task, module, model, optimizer, scheduler, data, tokenizer,
+            state, total_steps, micro_per_epoch, run_dir, tracker, progress, evaluate,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        if dist.is_main:
+            save_checkpoint(
+                run_dir, state, model, optimizer, scheduler, keep=config.train.keep_checkpoints
+            )
+            tracker.close("KILLED")
+        raise TrainingInterrupted(
+            f"interrupted at step {state.step}; a checkpoint is saved in {run_dir}/checkpoints. "
+            f"Resume with: lmforge train CONFIG --resume {run_dir}"
+        ) from None
+    except BaseException:
+        tracker.close("FAILED")
+        raise
+
+    eval_metrics = evaluate() if data.validation else {}
+    result = TrainResult(
+        run_id=run_id,
+        run_dir=run_dir,
+        model_dir=run_dir / "model",
+        steps=state.step,
+        final_loss=stats["loss"],
+        eval_metrics=eval_metrics,
+        train_seconds=stats["seconds"],
+        tokens_per_second=stats["tokens_per_second"],
+        peak_memory_mb=_peak_memory_mb(dist.device),
+        trainable_parameters=trainable,
+        total_parameters=total,
+        data_metrics=data.metrics,
+    )
+    if dist.is_main:
+        _save_outputs(config, result, model, tokenizer, base, tracker)
+        tracker.close("FINISHED")
+    return result
+
+
+# --- setup ---------------------------------------------------------------------------
+
+
+def _resolve_base(ref: str, task: Task) -> Any:
+    from lmforge.hub import resolve
+
+    base = resolve(ref)
+    if base.kind in {"adapter", "gguf"}:
+        raise LmforgeError(
+            f"model.ref: {ref!r} is a {base.kind}; training starts from a Hugging Face model "
+            "directory or zoo model. Merge an adapter first (lmforge merge ADAPTER OUT)."
+        )
+    if base.kind not in task.model_kinds:
+        raise LmforgeError(
+            f"model.ref: {ref!r} is a {base.kind} model but task {task.name!r} needs one of "
+            f"{', '.join(task.model_kinds)}."
+        )
+    return base
+
+
+def _build_data(config: RunConfig, task: Task, tokenizer: Any) -> TrainingData:
+    data = config.data
+    return build_data(
+        task,
+        tokenizer,
+        train_path=data.train,
+        validation_path=data.validation,
+        val_ratio=data.val_ratio,
+        data_format=data.format,
+        fields=dict(data.fields),
+        on_error=data.on_error,
+        labels=data.labels,
+        max_samples=data.max_samples,
+        seed=data.seed,
+        max_length=config.task.max_length,
+        overlong=data.overlong,
+        packing=data.packing,
+        train_on_prompt=config.task.train_on_prompt,
+    )
+
+
+def _build_model(
+    config: RunConfig, task: Task, path: Path, labels: list[str], device: torch.device
+) -> Any:
+    dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(
+        config.model.dtype, torch.float32
+    )
+    if config.train.precision != "fp32" and device.type == "cpu" and not _cpu_has_bf16():
+        warnings.warn(
+            f"train.precision {config.train.precision}: this CPU has no native bf16/fp16 "
+            "math, so mixed precision will be slower than fp32 here.",
+            stacklevel=2,
+        )
+    from lmforge.hub.load import quiet_transformers
+
+    quiet_transformers()
+    model = task.build_model(str(path), labels=labels, dtype=dtype)
+    if config.train.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    method = config.method
+    options = MethodOptions(
+        name=method.name,
+        lora_r=method.lora_r,
+        lora_alpha=method.lora_alpha,
+        lora_dropout=method.lora_dropout,
+        target_modules=method.target_modules,
+        trainable_layers=method.trainable_layers,
+        peft_task_type=task.peft_task_type,
+        head_modules=task.head_modules,
+    )
+    model = apply_method(model, options, device)
+    model.to(device)
+    model.train()
+    return model
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def _epoch_batches(
+    config: RunConfig, data: TrainingData, dist: distributed.Dist, epoch: int
+) -> list[list[int]]:
+    """This epoch's global batches (every process computes the same list)."""
+    return batch_order(
+        [len(example["input_ids"]) for example in data.train],
+        config.train.batch_size * dist.world_size,
+        seed=config.train.seed,
+        epoch=epoch,
+        group_by_length=config.train.group_by_length,
+        drop_last=dist.active,
+    )
+
+
+def _total_steps(config: RunConfig, micro_per_epoch: int) -> int:
+    if micro_per_epoch == 0:
+        raise LmforgeError(
+            "train.batch_size: larger than the training set split across processes; "
+            "lower it or use fewer processes."
+        )
+    steps = math.ceil(config.train.epochs * micro_per_epoch / config.train.grad_accum)
+    return min(steps, config.train.max_steps) if config.train.max_steps else steps
+
+
+def _scheduler(config: RunConfig, optimizer: torch.optim.Optimizer, total_steps: int) -> Any:
+    from transformers import get_scheduler
+
+    name = {"constant": "constant_with_warmup"}.get(config.train.scheduler, config.train.scheduler)
+    return get_scheduler(
+        name,
+        optimizer,
+        num_warmup_steps=int(config.train.warmup_ratio * total_steps),
+        num_training_steps=total_steps,
+    )
+
+
+def _start_tracker(
+    config: RunConfig, dist: distributed.Dist, track: bool, run_id: str | None
+) -> Any:
+    from lmforge.track import NullTracker, resume_run, start_run
+
+    if not dist.is_main or not track:
+        return NullTracker()
+    if run_id is not None:
+        return resume_run(run_id)
+    return start_run(config.output.experiment, tags={"lmforge.command": "train"})
+
+
+def _find_resume(resume: Path | bool, config: RunConfig) -> tuple[Path, Path | None]:
+    """The run directory to continue and its newest checkpoint."""
+    if resume is True:
+        root = config.output.dir.parent if config.output.dir else runs_dir()
+        candidates = [
+            p.parent.parent
+            for run in root.iterdir()
+            if run.is_dir()
+            for p in checkpoint_dirs(run)[-1:]
+            if not (run / "metrics.json").exists()
+        ]
+        if config.output.dir is not None:
+            candidates = [c for c in candidates if c == config.output.dir]
+        if not candidates:
+            raise LmforgeError(
+                f"--resume: no unfinished run with a checkpoint under {root}; pass the run "
+                "directory (--resume RUN_DIR) or start a new run without --resume."
+            )
+        run_dir = max(candidates, key=lambda p: checkpoint_dirs(p)[-1].stat().st_mtime)
+    else:
+        assert not isinstance(resume, bool)
+        run_dir = Path(resume)
+    checkpoints = checkpoint_dirs(run_dir)
+    if not checkpoints:
+        raise LmforgeError(
+            f"--resume: {run_dir} holds no checkpoint (looked in {run_dir / 'checkpoints'}); "
+            "pass a run directory that saved one (train.save_every) or drop --resume."
+        )
+    return run_dir, checkpoints[-1]
+
+
+# --- the loop ------------------------------------------------------------------------
+
+
+def _micro_batches(
+    config: RunConfig, data: TrainingData, dist: distributed.Dist, start: int, per_epoch: int
+) -> Iterator[tuple[int, list[int]]]:
+    """(global micro-batch number, this process's example indices), from ``start`` on."""
+    number = start
+    while True:
+        epoch, offset = divmod(number, per_epoch)
+        for batch in _epoch_batches(config, data, dist, epoch)[offset:]:
+            yield number, batch[dist.rank :: dist.world_size]
+            number += 1
+
+
+def _run_steps(
+    config: RunConfig,
+    dist: distributed.Dist,
+    task: Task,
+    module: torch.nn.Module,
+    model: Any,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    data: TrainingData,
+    tokenizer: Any,
+    state: TrainerState,
+    total_steps: int,
+    micro_per_epoch: int,
+    run_dir: Path,
+    tracker: Any,
+    progress: ProgressFn | None,
+    evaluate: Callable[[], dict[str, Any]],
+) -> dict[str, float]:
+    train_cfg = config.train
+    stream = _micro_batches(config, data, dist, state.micro_batch, micro_per_epoch)
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    autocast = _autocast(train_cfg.precision, dist.device)
+    scaler = torch.amp.GradScaler(
+        enabled=train_cfg.precision == "fp16" and dist.device.type == "cuda"
+    )
+    loss = float("nan")
+    started = time.perf_counter()
+    tokens_at_start = state.tokens_seen
+    with _sigterm_as_interrupt():
+        while state.step < total_steps:
+            step_started = time.perf_counter()
+            batches = []
+            for _ in range(train_cfg.grad_accum):
+                number, indices = next(stream)
+                examples = [data.train[i] for i in indices]
+                batches.append(
+                    task.collate(examples, tokenizer, train_cfg.seed * 1_000_003 + number)
+                )
+            targets = distributed.sum_across(sum(task.target_count(b) for b in batches), dist)
+            tokens = distributed.sum_across(sum(_real_tokens(b) for b in batches), dist)
+            loss_sum = 0.0
+            for index, batch in enumerate(batches):
+                batch = {k: v.to(dist.device) for k, v in batch.items()}
+                last = index == len(batches) - 1
+                with _accumulating(module, not last), autocast:
+                    summed = module(batch)
+                # DDP averages gradients over processes; scale so the result is sum / targets.
+                scaler.scale(summed * dist.world_size / max(targets, 1)).backward()
+                loss_sum += float(summed.detach())
+            loss = distributed.sum_across(loss_sum, dist) / max(targets, 1)
+            if not math.isfinite(loss):
+                last_good = checkpoint_dirs(run_dir)
+                where = (
+                    f"the last good checkpoint is {last_good[-1]}"
+                    if last_good
+                    else "no checkpoint was saved yet"
+                )
+                raise LmforgeError(
+                    f"the loss became {loss} at step {state.step + 1}; {where}. Lower train.lr, "
+                    "set train.max_grad_norm, or check the data, then resume or restart."
+                )
+            scaler.unscale_(optimizer)
+            grad_norm = float(
+                torch.nn.utils.clip_grad_norm_(parameters, train_cfg.max_grad_norm or float("inf"))
+            )
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            state.step += 1
+            state.micro_batch = number + 1
+            state.tokens_seen += int(tokens)
+            seconds = time.perf_counter() - step_started
+            metrics = {
+                "train/loss": loss,
+                "train/learning_rate": scheduler.get_last_lr()[0],
+                "train/grad_norm": grad_norm,
+                "train/tokens_per_second": tokens / max(seconds, 1e-9),
+                "train/epoch": state.micro_batch / micro_per_epoch,
+            }
+            if state.step % train_cfg.log_every == 0 or state.step == total_steps:
+                tracker.log_metrics(metrics, step=state.step)
+                state.history.append({"step": state.step, **metrics})
+            if config.eval.every and state.step % config.eval.every == 0 and data.validation:
+                tracker.log_metrics(_numbers(evaluate(), "eval"), step=state.step)
+            if dist.is_main and train_cfg.save_every and state.step % train_cfg.save_every == 0:
+                save_checkpoint(
+                    run_dir, state, model, optimizer, scheduler, keep=train_cfg.keep_checkpoints
+                )
+            if progress is not None and dist.is_main:
+                progress(state.step, total_steps, metrics)
+    elapsed = time.perf_counter() - started
+    return {
+        "loss": loss,
+        "seconds": elapsed,
+        "tokens_per_second": (state.tokens_seen - tokens_at_start) / max(elapsed, 1e-9),
+    }
+
+
+def _accumulating(module: Any, skip_sync: bool) -> Any:
+    """DDP's no_sync for all but the last micro-batch of a step: one all-reduce a step."""
+    if skip_sync and hasattr(module, "no_sync"):
+        return module.no_sync()
+    return contextlib.nullcontext()
+
+
+def _real_tokens(batch: dict[str, torch.Tensor]) -> int:
+    """Non-padding input tokens in a batch."""
+    mask = batch.get("attention_mask", batch.get("token_mask"))
+    return int(mask.sum()) if mask is not None else int(batch["input_ids"].numel())
+
+
+def _autocast(precision: str, device: torch.device) -> Any:
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device.type, dtype=dtype)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM (a scheduler stopping the job) like Ctrl-C: checkpoint, then exit."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _evaluate(
+    config: RunConfig,
+    task: Task,
+    model: Any,
+    data: TrainingData,
+    tokenizer: Any,
+    device: torch.device,
+) -> dict[str, Any]:
+    examples = data.validation[: config.eval.max_samples]
+    size = config.eval.batch_size or config.train.batch_size
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i]["input_ids"]))
+    batches = (
+        {
+            k: v.to(device)
+            for k, v in task.collate(
+                [examples[i] for i in order[start : start + size]], tokenizer, seed=start
+            ).items()
+        }
+        for start in range(0, len(order), size)
+    )
+    model.eval()
+    try:
+        return task.evaluate(model, batches)
+    finally:
+        model.train()
+
+
+def _numbers(metrics: dict[str, Any], prefix: str) -> dict[str, float]:
+    return {f"{prefix}/{k}": float(v) for k, v in metrics.items() if isinstance(v, int | float)}
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+# --- outputs -------------------------------------------------------------------------
+
+
+def _write_config(path: Path, config: RunConfig) -> None:
+    text = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    atomic_write_text(path, text)
+
+
+def _save_outputs(
+    config: RunConfig, result: TrainResult, model: Any, tokenizer: Any, base: Any, tracker: Any
+) -> None:
+    """Write the model (or adapter) with its tokenizer, chat template and config."""
+    with atomic_dir(result.model_dir) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        _write_config(tmp / "lmforge_config.yaml", config)
+        adapter_config = tmp / "adapter_config.json"
+        if adapter_config.is_file():
+            # Plain peft finds the base by path; lmforge also keeps the reference the
+            # user gave (a zoo name or registry ref) to find it on another machine.
+            settings = json.loads(adapter_config.read_text())
+            settings["base_model_name_or_path"] = str(base.path)
+            adapter_config.write_text(json.dumps(settings, indent=2))
+            (tmp / "lmforge_base.json").write_text(json.dumps({"base_ref": config.model.ref}))
+            if settings.get("task_type") == "SEQ_CLS":
+                # the head's size and label names, which plain peft cannot infer
+                model.get_base_model().config.save_pretrained(tmp)
+    summary = {
+        "run_id": result.run_id,
+        "steps": result.steps,
+        "final_loss": result.final_loss,
+        "eval": result.eval_metrics,
+        "train_seconds": result.train_seconds,
+        "tokens_per_second": result.tokens_per_second,
+        "peak_memory_mb": result.peak_memory_mb,
+        "trainable_parameters": result.trainable_parameters,
+        "total_parameters": result.total_parameters,
+        "data": result.data_metrics,
+    }
+    atomic_write_text(result.run_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
+    tracker.log_metrics(
+        {
+            **_numbers(result.eval_metrics, "eval"),
+            "peak_memory_mb": result.peak_memory_mb,
+            "train_seconds": result.train_seconds,
+            "train/effective_tokens_per_second": result.tokens_per_second,
+        },
+        step=result.steps,
+    )
+    tracker.log_artifacts(result.model_dir, "model")
+    tracker.log_artifact(result.run_dir / "config.yaml")
+    tracker.log_artifact(result.run_dir / "metrics.json")
+    if config.output.register_as and tracker.run_id:
+        from lmforge.track import register_model
+
+        register_model(result.model_dir, config.output.register_as, run_id=tracker.run_id)

@@ -1,0 +1,133 @@
+"""Which weights train: full fine-tuning, LoRA adapters (peft), or the top layers only."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from lmforge.errors import LmforgeError
+
+# Attention projections per architecture: the usual LoRA targets.
+DEFAULT_LORA_TARGETS: dict[str, list[str]] = {
+    "llama": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "mistral": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "qwen2": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "gemma": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "bert": ["query", "key", "value"],
+    "roberta": ["query", "key", "value"],
+    "gpt2": ["c_attn"],
+}
+
+
+@dataclass(frozen=True)
+class MethodOptions:
+    """The method section of a run config, as plain values."""
+
+    name: str = "full"
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    target_modules: list[str] | str | None = None
+    trainable_layers: int = 2
+    peft_task_type: str | None = None  # from the task
+    head_modules: tuple[str, ...] = ()  # from the task: new heads that must train
+
+
+MethodFn = Callable[[Any, MethodOptions, torch.device], Any]
+METHODS: dict[str, MethodFn] = {}
+
+
+def register_method(name: str, apply: MethodFn) -> None:
+    """Make ``method.name: NAME`` call ``apply(model, options, device)``."""
+    METHODS[name] = apply
+
+
+def apply_method(model: Any, options: MethodOptions, device: torch.device) -> Any:
+    """Return the model prepared for training with ``options.name``.
+
+    Raises:
+        LmforgeError: unknown method, or one this machine cannot run.
+    """
+    if options.name not in METHODS:
+        raise LmforgeError(
+            f"method.name: unknown method {options.name!r}; known: {', '.join(sorted(METHODS))}"
+        )
+    return METHODS[options.name](model, options, device)
+
+
+def count_parameters(model: Any) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, sum(p.numel() for p in model.parameters())
+
+
+def _full(model: Any, options: MethodOptions, device: torch.device) -> Any:
+    model.requires_grad_(True)
+    return model
+
+
+def _lora(model: Any, options: MethodOptions, device: torch.device) -> Any:
+    from peft import LoraConfig, get_peft_model
+
+    model_type = getattr(model.config, "model_type", "")
+    targets = options.target_modules or DEFAULT_LORA_TARGETS.get(model_type)
+    if targets is None:
+        raise LmforgeError(
+            f"method.target_modules: no default LoRA targets for architecture {model_type!r}; "
+            "set method.target_modules to module names (e.g. [q_proj, v_proj]) or all-linear."
+        )
+    config = LoraConfig(
+        r=options.lora_r,
+        lora_alpha=options.lora_alpha,
+        lora_dropout=options.lora_dropout,
+        target_modules=targets,
+        task_type=options.peft_task_type,
+        modules_to_save=list(options.head_modules) or None,
+    )
+    return get_peft_model(model, config)
+
+
+def _qlora(model: Any, options: MethodOptions, device: torch.device) -> Any:
+    raise LmforgeError(
+        "method.name: qlora trains LoRA adapters on a 4-bit quantized base, which needs a "
+        "CUDA GPU and bitsandbytes; this lmforge version does not run it. Use method.name: "
+        "lora (the same adapters on an unquantized base)."
+        if device.type == "cuda"
+        else "method.name: qlora needs a CUDA GPU (4-bit bitsandbytes kernels) and this "
+        "machine has none; use method.name: lora, which trains the same adapters on CPU."
+    )
+
+
+def transformer_layers(model: Any) -> torch.nn.ModuleList:
+    """The model's stack of transformer blocks (its longest ModuleList)."""
+    lists = [m for m in model.modules() if isinstance(m, torch.nn.ModuleList)]
+    if not lists:
+        raise LmforgeError("method freeze: this model has no list of transformer layers")
+    return max(lists, key=len)
+
+
+def _freeze(model: Any, options: MethodOptions, device: torch.device) -> Any:
+    """Train the top N transformer layers plus everything after them (final norm,
+    pooler, task head). A head tied to the input embeddings stays frozen with them."""
+    layers = transformer_layers(model)
+    if options.trainable_layers > len(layers):
+        raise LmforgeError(
+            f"method.trainable_layers: {options.trainable_layers} but the model has only "
+            f"{len(layers)} layers; use a number from 1 to {len(layers)}."
+        )
+    first_trainable = layers[len(layers) - options.trainable_layers]
+    trainable_ids = {id(p) for p in first_trainable.parameters()}
+    seen_first = False
+    for parameter in model.parameters():  # registration order: embeddings, layers, norm, head
+        seen_first = seen_first or id(parameter) in trainable_ids
+        parameter.requires_grad_(seen_first)
+    return model
+
+
+register_method("full", _full)
+register_method("lora", _lora)
+register_method("qlora", _qlora)
+register_method("freeze", _freeze)
