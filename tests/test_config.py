@@ -261,7 +261,7 @@ def test_cross_field_conflicts_are_errors(
     assert any(problem.startswith(expected) for problem in info.value.problems), info.value
 
 
-def test_max_steps_caps_epochs_without_conflict() -> None:
+def test_max_steps_and_epochs_may_both_be_set() -> None:
     config = load_config_dict(
         {
             "model": {"ref": "smollm2-135m-instruct"},

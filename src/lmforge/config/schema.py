@@ -210,7 +210,8 @@ class TrainConfig(Section):
     max_steps: int | None = Field(
         default=None,
         gt=0,
-        description="Stop after this many optimizer steps, even mid-epoch; caps train.epochs.",
+        description="Train for exactly this many optimizer steps (repeating the data as "
+        "needed); overrides train.epochs.",
     )
     batch_size: int = Field(default=8, gt=0, description="Examples per forward pass (per process).")
     grad_accum: int = Field(default=1, gt=0, description="Forward passes per optimizer step.")

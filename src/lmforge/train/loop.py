@@ -306,8 +306,9 @@ def _total_steps(config: RunConfig, micro_per_epoch: int) -> int:
             "train.batch_size: larger than the training set split across processes; "
             "lower it or use fewer processes."
         )
-    steps = math.ceil(config.train.epochs * micro_per_epoch / config.train.grad_accum)
-    return min(steps, config.train.max_steps) if config.train.max_steps else steps
+    if config.train.max_steps:  # as in Hugging Face's Trainer: max_steps overrides epochs
+        return config.train.max_steps
+    return math.ceil(config.train.epochs * micro_per_epoch / config.train.grad_accum)
 
 
 def _scheduler(config: RunConfig, optimizer: torch.optim.Optimizer, total_steps: int) -> Any:
