@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -133,8 +134,11 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert "Resume with: lmforge train CONFIG --resume" in stderr
-    steps = sorted((tmp_path / "run" / "checkpoints").glob("step-*"))
-    assert (steps and int(steps[-1].name.split("-")[1]) % 5 != 0) or len(steps) >= 1
+    match = re.search(r"interrupted at step (\d+)", stderr)
+    assert match, stderr
+    step = int(match.group(1))
+    saved = tmp_path / "run" / "checkpoints" / f"step-{step:06d}" / "trainer_state.json"
+    assert json.loads(saved.read_text())["step"] == step  # saved on Ctrl-C, not only every 5
     (run,) = get_client().search_runs(
         [get_client().get_experiment_by_name("runs-test").experiment_id]
     )
