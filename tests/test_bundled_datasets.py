@@ -1,0 +1,255 @@
+"""The bundled datasets: present, well formed, consistent with the company documents,
+and exactly what scripts/make_datasets.py writes."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lmforge.data.bundled import DATASETS_DIR, company_docs_dir, dataset_path, list_bundled
+from lmforge.errors import LmforgeError
+
+ROOT = Path(__file__).resolve().parents[1]
+SPLITS = ("train", "validation", "test")
+MINIMUM_RECORDS = {
+    ("customer_service", "train"): 120,
+    ("customer_service", "validation"): 15,
+    ("customer_service", "test"): 15,
+    ("customer_service", "test_questions"): 25,
+    ("sentiment", "train"): 400,
+    ("sentiment", "validation"): 80,
+    ("sentiment", "test"): 80,
+    ("domain_text", "train"): 180,
+    ("domain_text", "validation"): 20,
+    ("domain_text", "test"): 20,
+    ("property", "train"): 200,
+    ("property", "validation"): 25,
+    ("property", "test"): 25,
+}
+SENTIMENT_LABELS = {"positive", "neutral", "negative"}
+MONEY = re.compile(r"\$\d+(?:,\d{3})*(?:\.\d\d)?")
+
+
+def read(name: str, split: str) -> list[dict]:
+    lines = dataset_path(name, split).read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def record_key(record: dict) -> str:
+    return json.dumps(record["messages"]) if "messages" in record else record["text"]
+
+
+def company_text() -> str:
+    """All company documents, with line breaks as plain spaces ("8\na.m." reads "8 a.m.")."""
+    texts = (p.read_text(encoding="utf-8") for p in company_docs_dir().glob("*.md"))
+    return " ".join(" ".join(text.split()) for text in texts)
+
+
+def assistant_text(split: str) -> str:
+    return " ".join(
+        m["content"]
+        for record in read("customer_service", split)
+        for m in record["messages"]
+        if m["role"] == "assistant"
+    )
+
+
+def test_list_bundled_names_every_dataset_and_split() -> None:
+    assert list_bundled() == {
+        "customer_service": ["train", "validation", "test", "test_questions"],
+        "domain_text": ["train", "validation", "test"],
+        "property": ["train", "validation", "test"],
+        "sentiment": ["train", "validation", "test"],
+    }
+
+
+@pytest.mark.parametrize(("name", "split"), sorted(MINIMUM_RECORDS), ids="/".join)
+def test_each_split_has_enough_records_and_every_line_parses(name: str, split: str) -> None:
+    records = read(name, split)
+
+    assert len(records) >= MINIMUM_RECORDS[name, split]
+    assert all(isinstance(record, dict) for record in records)
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_dialogs_are_valid_chats_in_messages_format(split: str) -> None:
+    system_prompts = set()
+    for record in read("customer_service", split):
+        messages = record["messages"]
+        roles = [m["role"] for m in messages]
+        user_turns = roles.count("user")
+
+        assert set(record) == {"messages", "topic"}
+        assert all(set(m) == {"role", "content"} for m in messages)
+        assert all(isinstance(m["content"], str) and m["content"].strip() for m in messages)
+        assert roles[0] == "system"
+        assert roles[1:] == ["user", "assistant"] * user_turns
+        assert 2 <= user_turns <= 4
+        system_prompts.add(messages[0]["content"])
+    assert len(system_prompts) == 1
+    assert "Brightnest Home" in system_prompts.pop()
+
+
+def test_held_out_dialogs_never_reuse_a_training_user_message() -> None:
+    def user_messages(split: str) -> set[str]:
+        return {
+            m["content"]
+            for record in read("customer_service", split)
+            for m in record["messages"]
+            if m["role"] == "user"
+        }
+
+    train = user_messages("train")
+
+    assert not train & user_messages("validation")
+    assert not train & user_messages("test")
+
+
+def test_every_topic_is_in_every_dialog_split() -> None:
+    topics = {split: {r["topic"] for r in read("customer_service", split)} for split in SPLITS}
+
+    assert len(topics["train"]) >= 10
+    assert topics["validation"] == topics["train"] == topics["test"]
+
+
+def test_test_question_keywords_are_in_the_docs_the_answer_and_the_training_dialogs() -> None:
+    docs = company_text().lower()
+    taught = assistant_text("train").lower()
+    train_questions = {
+        m["content"]
+        for record in read("customer_service", "train")
+        for m in record["messages"]
+        if m["role"] == "user"
+    }
+    for record in read("customer_service", "test_questions"):
+        assert set(record) == {"question", "answer", "keywords"}
+        assert record["question"] not in train_questions
+        assert record["keywords"]
+        for keyword in record["keywords"]:
+            assert keyword.lower() in docs, f"{keyword!r} is not in the company documents"
+            assert keyword.lower() in record["answer"].lower()
+            assert keyword.lower() in taught, f"no training dialog teaches {keyword!r}"
+
+
+def test_every_amount_of_money_in_the_dialogs_is_in_the_company_docs() -> None:
+    docs = company_text()
+    for split in SPLITS:
+        amounts = set(MONEY.findall(assistant_text(split)))
+
+        assert amounts
+        assert amounts <= set(MONEY.findall(docs)), amounts - set(MONEY.findall(docs))
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_sentiment_labels_are_known_and_balanced(split: str) -> None:
+    records = read("sentiment", split)
+    labels = Counter(record["label"] for record in records)
+
+    assert set(labels) == SENTIMENT_LABELS
+    assert all(set(record) == {"text", "label"} for record in records)
+    assert min(labels.values()) >= 0.25 * len(records)
+
+
+def test_sentiment_labels_are_not_given_away_by_one_word() -> None:
+    records = read("sentiment", "train")
+    for word in ("recommend", "but", "not", "love", "disappointing"):
+        labels = {r["label"] for r in records if re.search(rf"\b{word}\b", r["text"], re.I)}
+
+        assert len(labels) >= 2, f"every review with {word!r} has the same label"
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_domain_paragraphs_are_60_to_200_words(split: str) -> None:
+    for record in read("domain_text", split):
+        assert set(record) == {"text"}
+        assert 60 <= len(record["text"].split()) <= 200
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_property_labels_are_positive_hours(split: str) -> None:
+    for record in read("property", split):
+        assert set(record) == {"text", "label"}
+        assert isinstance(record["label"], float)
+        assert 0 < record["label"] < 100
+        assert "mAh" in record["text"]
+
+
+@pytest.mark.parametrize("name", ["customer_service", "sentiment", "domain_text", "property"])
+def test_splits_share_no_record(name: str) -> None:
+    keys = {split: [record_key(r) for r in read(name, split)] for split in SPLITS}
+
+    for split in SPLITS:
+        assert len(set(keys[split])) == len(keys[split]), f"duplicates within {split}"
+    assert not set(keys["train"]) & set(keys["validation"])
+    assert not set(keys["train"]) & set(keys["test"])
+    assert not set(keys["validation"]) & set(keys["test"])
+
+
+def test_dataset_path_resolves_every_bundled_split() -> None:
+    for name, splits in list_bundled().items():
+        for split in splits:
+            path = dataset_path(name, split)
+
+            assert path == DATASETS_DIR / name / f"{split}.jsonl"
+            assert path.is_file()
+    assert dataset_path("sentiment") == DATASETS_DIR / "sentiment" / "train.jsonl"
+
+
+def test_dataset_path_names_the_known_datasets_when_the_name_is_unknown() -> None:
+    with pytest.raises(LmforgeError, match="no bundled dataset 'reviews'") as caught:
+        dataset_path("reviews")
+
+    assert "customer_service" in str(caught.value)
+    assert "sentiment" in str(caught.value)
+
+
+def test_dataset_path_names_the_known_splits_when_the_split_is_unknown() -> None:
+    with pytest.raises(LmforgeError, match="no split 'dev'") as caught:
+        dataset_path("sentiment", "dev")
+
+    assert "train, validation, test" in str(caught.value)
+
+
+def test_company_docs_are_bundled() -> None:
+    folder = company_docs_dir()
+
+    assert sorted(p.name for p in folder.glob("*.md")) == [
+        "faq.md",
+        "policies.md",
+        "products.md",
+        "troubleshooting.md",
+    ]
+
+
+def test_example_configs_point_at_bundled_files() -> None:
+    for config in sorted((ROOT / "examples").glob("**/*.yaml")):
+        data = yaml.safe_load(config.read_text(encoding="utf-8")).get("data", {})
+        for key in ("train", "validation"):
+            if "assets/datasets" in str(data.get(key, "")):
+                assert (config.parent / data[key]).resolve().is_file(), f"{config}: data.{key}"
+
+
+def test_generator_rewrites_the_committed_files_byte_for_byte(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "make_datasets.py"), "--out", str(tmp_path)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+
+    def files(folder: Path) -> dict[str, bytes]:
+        return {
+            str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()
+        }
+
+    written, committed = files(tmp_path), files(DATASETS_DIR)
+    assert sorted(written) == sorted(committed)
+    changed = [name for name in written if written[name] != committed[name]]
+    assert not changed, f"rerun `python scripts/make_datasets.py`; these differ: {changed}"
