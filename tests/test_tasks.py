@@ -134,3 +134,17 @@ def test_batch_order_is_seeded_complete_and_length_grouped() -> None:
     plain = batch_order(lengths, 8, seed=1, epoch=0, group_by_length=False)
     plain_spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in plain)
     assert spread < plain_spread / 5
+
+
+def test_from_scratch_keeps_the_architecture_but_not_the_weights(tiny_encoder: Path) -> None:
+    task = get_task("classify")
+    labels = ["negative", "positive"]
+    trained = task.build_model(str(tiny_encoder), labels=labels, dtype=torch.float32)
+    fresh = task.build_model(
+        str(tiny_encoder), labels=labels, dtype=torch.float32, pretrained=False
+    )
+    trained_weights, fresh_weights = trained.state_dict(), fresh.state_dict()
+    assert trained_weights.keys() == fresh_weights.keys()
+    name = "bert.encoder.layer.0.attention.self.query.weight"
+    assert trained_weights[name].shape == fresh_weights[name].shape
+    assert not torch.equal(trained_weights[name], fresh_weights[name])

@@ -87,6 +87,11 @@ class ModelConfig(Section):
         "(smollm2-135m-instruct, all-minilm-l6-v2), a local Hugging Face or PEFT adapter "
         "directory, a .gguf file, registry:NAME@ALIAS, registry:NAME/VERSION or run:RUN_ID.",
     )
+    from_scratch: bool = Field(
+        default=False,
+        description="Start from random weights with the model's architecture instead of its "
+        "trained weights (a baseline that measures what pretraining is worth).",
+    )
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         default="auto",
         description="Dtype the weights are loaded in; auto keeps the checkpoint's own dtype.",

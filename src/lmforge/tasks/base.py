@@ -57,8 +57,11 @@ class Task(Protocol):
     peft_task_type: str | None  # peft's TaskType for LoRA ("CAUSAL_LM", "SEQ_CLS", None)
     head_modules: tuple[str, ...]  # freshly initialized heads that must train under LoRA
 
-    def build_model(self, path: str, *, labels: Sequence[str], dtype: torch.dtype) -> Any:
-        """Load the trainable model (with its task head) from a local model directory."""
+    def build_model(
+        self, path: str, *, labels: Sequence[str], dtype: torch.dtype, pretrained: bool = True
+    ) -> Any:
+        """Load the trainable model (with its task head) from a local model directory;
+        ``pretrained=False`` gives the same architecture with random weights."""
         ...
 
     def encode(
@@ -108,6 +111,18 @@ def get_task(name: str) -> Task:
         )
     task: Task = TASKS[name]()
     return task
+
+
+def load_weights(
+    auto_class: Any, path: str, *, dtype: torch.dtype, pretrained: bool, config: Any = None
+) -> Any:
+    """``auto_class`` from ``path``: its trained weights, or freshly initialized ones."""
+    if pretrained:
+        extra = {"config": config} if config is not None else {}
+        return auto_class.from_pretrained(path, dtype=dtype, **extra)
+    from transformers import AutoConfig
+
+    return auto_class.from_config(config or AutoConfig.from_pretrained(path), dtype=dtype)
 
 
 def pad(rows: Sequence[Sequence[int]], value: int) -> torch.Tensor:

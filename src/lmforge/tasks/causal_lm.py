@@ -9,7 +9,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from lmforge.tasks.base import IGNORE_INDEX, Batch, Example, pad
+from lmforge.tasks.base import IGNORE_INDEX, Batch, Example, load_weights, pad
 
 
 def unwrap(model: Any) -> Any:
@@ -21,10 +21,10 @@ def unwrap(model: Any) -> Any:
     return model
 
 
-def build_causal_lm(path: str, dtype: torch.dtype) -> Any:
+def build_causal_lm(path: str, dtype: torch.dtype, pretrained: bool = True) -> Any:
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    return load_weights(AutoModelForCausalLM, path, dtype=dtype, pretrained=pretrained)
 
 
 def collate_lm(examples: Sequence[Example], pad_id: int) -> Batch:

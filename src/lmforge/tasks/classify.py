@@ -15,6 +15,7 @@ from lmforge.tasks.base import (
     EncodeStats,
     Example,
     fit_length,
+    load_weights,
     pad,
     register_task,
 )
@@ -46,15 +47,19 @@ def _logits(model: Any, batch: Batch) -> torch.Tensor:
     return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
 
 
-def _build(path: str, dtype: torch.dtype, **config: Any) -> Any:
+def _build(path: str, dtype: torch.dtype, pretrained: bool, **config: Any) -> Any:
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
     model_config = AutoConfig.from_pretrained(path, **config)
     if model_config.pad_token_id is None:  # decoder backbones: find the last real token
         tokenizer = AutoTokenizer.from_pretrained(path)
         model_config.pad_token_id = tokenizer.pad_token_id or tokenizer.eos_token_id
-    return AutoModelForSequenceClassification.from_pretrained(
-        path, config=model_config, dtype=dtype
+    return load_weights(
+        AutoModelForSequenceClassification,
+        path,
+        dtype=dtype,
+        pretrained=pretrained,
+        config=model_config,
     )
 
 
@@ -70,10 +75,13 @@ class ClassifyTask:
     peft_task_type = "SEQ_CLS"  # peft keeps the classifier head trainable
     head_modules: tuple[str, ...] = ()
 
-    def build_model(self, path: str, *, labels: Sequence[str], dtype: torch.dtype) -> Any:
+    def build_model(
+        self, path: str, *, labels: Sequence[str], dtype: torch.dtype, pretrained: bool = True
+    ) -> Any:
         return _build(
             path,
             dtype,
+            pretrained,
             num_labels=len(labels),
             id2label=dict(enumerate(labels)),
             label2id={label: index for index, label in enumerate(labels)},
@@ -145,8 +153,10 @@ class RegressTask:
     peft_task_type = "SEQ_CLS"  # peft keeps the classifier head trainable
     head_modules: tuple[str, ...] = ()
 
-    def build_model(self, path: str, *, labels: Sequence[str], dtype: torch.dtype) -> Any:
-        return _build(path, dtype, num_labels=1, problem_type="regression")
+    def build_model(
+        self, path: str, *, labels: Sequence[str], dtype: torch.dtype, pretrained: bool = True
+    ) -> Any:
+        return _build(path, dtype, pretrained, num_labels=1, problem_type="regression")
 
     def encode(
         self, records: Iterable[dict], tokenizer: Any, options: EncodeOptions

@@ -34,8 +34,10 @@ class ClmTask:
     head_modules: tuple[str, ...] = ()
     packable = True
 
-    def build_model(self, path: str, *, labels: Sequence[str], dtype: torch.dtype) -> Any:
-        return build_causal_lm(path, dtype)
+    def build_model(
+        self, path: str, *, labels: Sequence[str], dtype: torch.dtype, pretrained: bool = True
+    ) -> Any:
+        return build_causal_lm(path, dtype, pretrained)
 
     def encode(
         self, records: Iterable[dict], tokenizer: Any, options: EncodeOptions

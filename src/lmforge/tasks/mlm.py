@@ -15,6 +15,7 @@ from lmforge.tasks.base import (
     EncodeStats,
     Example,
     fit_length,
+    load_weights,
     pad,
     register_task,
 )
@@ -59,10 +60,12 @@ class MlmTask:
     packable = False
     probability = MASK_PROBABILITY
 
-    def build_model(self, path: str, *, labels: Sequence[str], dtype: torch.dtype) -> Any:
+    def build_model(
+        self, path: str, *, labels: Sequence[str], dtype: torch.dtype, pretrained: bool = True
+    ) -> Any:
         from transformers import AutoModelForMaskedLM
 
-        return AutoModelForMaskedLM.from_pretrained(path, dtype=dtype)
+        return load_weights(AutoModelForMaskedLM, path, dtype=dtype, pretrained=pretrained)
 
     def encode(
         self, records: Iterable[dict], tokenizer: Any, options: EncodeOptions

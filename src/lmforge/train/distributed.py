@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
-import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +52,12 @@ def setup() -> Dist:
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if torch.cuda.is_available():
+        if local_rank >= torch.cuda.device_count():
+            raise LmforgeError(
+                f"--nproc: process {local_rank} has no GPU of its own (this machine has "
+                f"{torch.cuda.device_count()}); use at most that many processes per machine, "
+                "or hide the GPUs (CUDA_VISIBLE_DEVICES=) to train on CPU with gloo."
+            )
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     else:
@@ -106,8 +110,11 @@ def main_first(dist: Dist) -> Iterator[None]:
             torch_dist.barrier()
 
 
-def check_strategy(strategy: str, device: torch.device) -> None:
+def check_strategy(strategy: str, device: torch.device | None = None) -> None:
     """Refuse a strategy this version cannot run, naming the one to use instead.
+
+    ``device`` defaults to this machine's (CUDA when there is a GPU); the CLI calls
+    this before launching processes, ``wrap`` again in each one.
 
     Raises:
         LmforgeError: ``deepspeed`` (not supported here), or an unknown name.
@@ -115,7 +122,8 @@ def check_strategy(strategy: str, device: torch.device) -> None:
     if strategy in STRATEGIES:
         return
     if strategy == "deepspeed":
-        if device.type != "cuda":
+        on_gpu = device.type == "cuda" if device is not None else torch.cuda.is_available()
+        if not on_gpu:
             raise LmforgeError(
                 "train.strategy: 'deepspeed' needs CUDA GPUs (its ZeRO kernels and nccl) and "
                 "this machine has none; use train.strategy: fsdp, which shards weights, "
@@ -286,33 +294,40 @@ def load_checkpoint(
 
 
 def launch(nproc: int, argv: Sequence[str], torchrun_args: Sequence[str] = ()) -> int:
-    """Run ``lmforge <argv>`` in ``nproc`` processes under torchrun; return its exit code.
+    """Run ``lmforge <argv>`` in ``nproc`` processes under torchrun; return the exit code.
 
     ``torchrun_args`` are torchrun's multi-node flags (``--nnodes``, ``--node-rank``,
     ``--master-addr``, ``--master-port``); without them the run is one machine
     (``--standalone``). Each process gets ``OMP_NUM_THREADS=1`` unless it is set, so
-    processes do not fight over cores.
+    processes do not fight over cores. torchrun runs in this process, so a worker's
+    error is its own one-line message and exit code (2 for a bad config), not a
+    launcher traceback.
     """
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        f"--nproc-per-node={nproc}",
-        *torchrun_args,
-        "-m",
-        "lmforge.cli.main",
-        *argv,
-    ]
-    if not torchrun_args:
-        command.insert(3, "--standalone")
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    process = subprocess.Popen(command, env=env)
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run
+
+    standalone = [] if torchrun_args else ["--standalone"]
+    args = parse_args(
+        [
+            *standalone,
+            f"--nproc-per-node={nproc}",
+            *torchrun_args,
+            "--module",
+            "lmforge.cli.main",
+            *argv,
+        ]
+    )
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # the workers inherit it
     try:
-        return process.wait()
-    except KeyboardInterrupt:
-        # torchrun got the same Ctrl-C and is stopping its workers (which checkpoint);
-        # wait for it rather than kill it and leave them orphaned.
-        return process.wait()
+        run(args)
+    except ChildFailedError as failed:
+        _, first = failed.get_first_failure()
+        # A worker killed by a signal reports -signum; shells say 128 + signum.
+        return first.exitcode if first.exitcode > 0 else 128 - first.exitcode
+    except SignalException as stopped:  # Ctrl-C or a scheduler: workers were stopped
+        return 128 + int(stopped.sigval)
+    return 0
 
 
 # --- gathering and sharding ----------------------------------------------------------

@@ -258,7 +258,9 @@ def _build_model(
     from lmforge.hub.load import quiet_transformers
 
     quiet_transformers()
-    model = task.build_model(str(path), labels=labels, dtype=dtype)
+    model = task.build_model(
+        str(path), labels=labels, dtype=dtype, pretrained=not config.model.from_scratch
+    )
     if config.train.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     method = config.method
