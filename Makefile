@@ -30,13 +30,13 @@ test-fast: setup
 	$(VENV)/bin/pytest -m "not integration"
 
 lint: setup
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks examples scripts
+	$(VENV)/bin/ruff format --check src tests benchmarks examples scripts
 	$(VENV)/bin/mypy src
 
 format: setup
-	$(VENV)/bin/ruff check --fix src tests benchmarks
-	$(VENV)/bin/ruff format src tests benchmarks
+	$(VENV)/bin/ruff check --fix src tests benchmarks examples scripts
+	$(VENV)/bin/ruff format src tests benchmarks examples scripts
 
 bench: setup
 	$(PY) benchmarks/run_all.py

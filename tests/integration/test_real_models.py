@@ -108,12 +108,29 @@ def test_corrupt_converted_weights_are_detected_and_reconverted() -> None:
     assert leftovers == []
 
 
-def test_quickstart_shows_chat_similarity_and_logs_a_run() -> None:
-    result = runner.invoke(app, ["quickstart"])
-    assert result.exit_code == 0, result.output
-    assert "Paris" in result.stdout
-    assert "I forgot my password" in result.stdout
-    assert "Logged MLflow run" in result.stdout
+def test_quickstart_shows_chat_similarity_adaptation_and_logs_runs() -> None:
+    from rich.console import Console
+
+    from lmforge.pipeline.quickstart import ADAPT_FACT, run_quickstart
+
+    console = Console(record=True, width=200)
+    result = run_quickstart(console)
+    shown = console.export_text()
+    assert "Paris" in result.answer and "Paris" in shown
+    assert "I forgot my password" in shown
+    assert list(result.similarities)[0].startswith("I forgot my password")
+    # The LoRA step: only the adapted model knows the company's return window.
+    assert ADAPT_FACT not in result.answer_before
+    assert ADAPT_FACT in result.answer_after, result.answer_after
+    assert "SmolLM2 + LoRA, after" in shown
+    assert "Logged MLflow run" in shown
     runs = runner.invoke(app, ["runs", "list", "--json"])
     assert runs.exit_code == 0, runs.output
-    assert any(run.get("experiment") == "quickstart" for run in json.loads(runs.stdout))
+    quickstart_runs = [r for r in json.loads(runs.stdout) if r.get("experiment") == "quickstart"]
+    assert {r["run_id"] for r in quickstart_runs} >= {result.run_id, result.adapt_run_id}
+
+
+def test_quickstart_command_runs_end_to_end_without_tracking() -> None:
+    result = runner.invoke(app, ["quickstart", "--no-track"])
+    assert result.exit_code == 0, result.output
+    assert "SmolLM2 + LoRA, after" in result.stdout

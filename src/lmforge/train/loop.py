@@ -141,13 +141,14 @@ def _train(
     if checkpoint is not None:
         state = load_checkpoint(checkpoint, model, optimizer, scheduler)
     tracker = _start_tracker(config, dist, track, state.run_id)
-    run_id = distributed.broadcast(tracker.run_id or uuid.uuid4().hex, dist)
+    new_run = tracker.run_id is None or tracker.run_id != state.run_id
+    run_id = distributed.broadcast(tracker.run_id or state.run_id or uuid.uuid4().hex, dist)
     state.run_id = run_id
     run_dir = run_dir or Path(config.output.dir or runs_dir() / run_id)
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         _write_config(run_dir / "config.yaml", config)
-        if checkpoint is None:
+        if new_run:
             from lmforge.track import OUTPUT_DIR_TAG
 
             tracker.log_params(config.model_dump(mode="json"))
@@ -333,7 +334,10 @@ def _start_tracker(
     if not dist.is_main or not track:
         return NullTracker()
     if run_id is not None:
-        return resume_run(run_id)
+        try:
+            return resume_run(run_id)
+        except LmforgeError:  # the run was started untracked, or in another store
+            pass
     return start_run(config.output.experiment, tags={"lmforge.command": "train"})
 
 

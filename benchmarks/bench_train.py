@@ -1,0 +1,224 @@
+"""Training throughput: lmforge vs a plain Hugging Face Trainer + peft baseline.
+
+Same model (SmolLM2-135M-Instruct), same LoRA (r 16, alpha 32, dropout 0.05, q/k/v/o),
+same data (the bundled support dialogs, assistant-only labels), same optimizer
+(AdamW, lr 1e-3, linear decay, no warmup), batch size 8, same number of steps, fp32.
+Each side runs in its own process so peak RSS (read right after training) is its own.
+Both final models are scored on the bundled validation dialogs with the same loss
+function.
+
+    python benchmarks/bench_train.py [--steps 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from common import append_result
+
+HERE = Path(__file__).parent
+MODEL = "smollm2-135m-instruct"
+BATCH = 8
+LR = 1e-3
+MAX_LENGTH = 512
+LORA = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05}
+TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]
+
+
+def dataset(split: str) -> Path:
+    from lmforge.data.bundled import dataset_path
+
+    return dataset_path("customer_service", split)
+
+
+def encoded(split: str, tokenizer: Any) -> list[dict[str, list[int]]]:
+    """Both sides train on exactly these token ids and labels."""
+    from lmforge.data.records import read_records
+    from lmforge.tasks.sft import encode_conversation
+
+    records, _ = read_records(dataset(split), format="messages")
+    return [encode_conversation(tokenizer, r["messages"]) for r in records]
+
+
+def eval_loss(model: Any, tokenizer: Any) -> float:
+    """Mean token loss on the validation dialogs (the same function for both sides)."""
+    from lmforge.tasks.causal_lm import collate_lm, lm_loss, lm_target_count
+
+    model.eval()
+    total, count = 0.0, 0
+    import torch
+
+    examples = encoded("validation", tokenizer)
+    with torch.no_grad():
+        for start in range(0, len(examples), BATCH):
+            batch = collate_lm(examples[start : start + BATCH], tokenizer.pad_token_id)
+            total += float(lm_loss(model, batch))
+            count += lm_target_count(batch)
+    return total / count
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_lmforge(steps: int) -> dict[str, float]:
+    from lmforge.config import load_config_dict
+    from lmforge.hub import load_causal_lm, resolve
+    from lmforge.train.loop import train
+
+    config = load_config_dict(
+        {
+            "model": {"ref": MODEL},
+            "task": {"name": "sft", "max_length": MAX_LENGTH},
+            "data": {"train": str(dataset("train"))},
+            "method": {"name": "lora", "lora_r": LORA["r"], "lora_alpha": LORA["lora_alpha"],
+                       "lora_dropout": LORA["lora_dropout"], "target_modules": TARGETS},
+            "train": {"max_steps": steps, "batch_size": BATCH, "lr": LR, "scheduler": "linear",
+                      "log_every": 1, "max_grad_norm": 1.0, "seed": 42},
+            "output": {"dir": str(HERE / ".bench-train-lmforge")},
+        }
+    )  # fmt: skip
+    losses: list[float] = []
+    result = train(config, track=False, progress=lambda s, t, m: losses.append(m["train/loss"]))
+    peak = peak_rss_mb()  # before the evaluation below loads a second copy of the model
+    from peft import PeftModel
+
+    base, tokenizer = load_causal_lm(resolve(MODEL))
+    tuned = PeftModel.from_pretrained(base, result.model_dir)
+    return {
+        "seconds": result.train_seconds,
+        "tokens_per_second": result.tokens_per_second,
+        "final_loss": sum(losses[-3:]) / len(losses[-3:]),
+        "eval_loss": eval_loss(tuned, tokenizer),
+        "peak_rss_mb": peak,
+    }
+
+
+def run_baseline(steps: int) -> dict[str, float]:
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig, get_peft_model
+    from transformers import (
+        AutoModelForCausalLM,
+        DataCollatorForSeq2Seq,
+        Trainer,
+        TrainerCallback,
+        TrainingArguments,
+    )
+
+    from lmforge.hub import resolve
+
+    path = resolve(MODEL).path
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    rows = [
+        {**ex, "input_ids": ex["input_ids"][:MAX_LENGTH], "labels": ex["labels"][:MAX_LENGTH]}
+        for ex in encoded("train", tokenizer)
+    ]
+    torch.manual_seed(42)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    model = get_peft_model(model, LoraConfig(**LORA, target_modules=TARGETS, task_type="CAUSAL_LM"))
+    losses: list[float] = []
+    tokens = [0]
+
+    class Record(TrainerCallback):
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+            if logs and "loss" in logs:
+                losses.append(float(logs["loss"]))
+
+    collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
+
+    def counting_collator(features: list[dict[str, Any]]) -> Any:
+        batch = collator(features)
+        tokens[0] += int(batch["attention_mask"].sum())
+        return batch
+
+    args = TrainingArguments(
+        output_dir=str(HERE / ".bench-train-baseline"),
+        per_device_train_batch_size=BATCH,
+        max_steps=steps,
+        learning_rate=LR,
+        lr_scheduler_type="linear",
+        warmup_steps=0,
+        max_grad_norm=1.0,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        seed=42,
+        use_cpu=True,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        data_collator=counting_collator,
+        callbacks=[Record()],
+    )
+    started = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - started
+    peak = peak_rss_mb()
+    return {
+        "seconds": seconds,
+        "tokens_per_second": tokens[0] / seconds,
+        "final_loss": sum(losses[-3:]) / len(losses[-3:]),
+        "eval_loss": eval_loss(model, tokenizer),
+        "peak_rss_mb": peak,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--side", choices=["lmforge", "baseline"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.side:
+        run = run_lmforge if args.side == "lmforge" else run_baseline
+        print(json.dumps(run(args.steps)))
+        return
+    results = {}
+    for side in ("baseline", "lmforge"):
+        done = subprocess.run(
+            [sys.executable, __file__, "--side", side, "--steps", str(args.steps)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            sys.exit(f"{side} failed:\n{done.stderr[-3000:]}")
+        results[side] = json.loads(done.stdout.strip().splitlines()[-1])
+        print(side, results[side])
+    ours, base = results["lmforge"], results["baseline"]
+    ratio = ours["tokens_per_second"] / base["tokens_per_second"]
+    print(f"effective tokens/s ratio {ratio:.2f}x")
+
+    def pair(key: str, fmt: str) -> str:
+        return f"{ours[key]:{fmt}} / {base[key]:{fmt}}"
+
+    append_result(
+        "train: SmolLM2-135M LoRA SFT on the bundled dialogs, fp32, batch 8",
+        {
+            "steps": str(args.steps),
+            "lmforge tok/s": f"{ours['tokens_per_second']:.0f}",
+            "Trainer+peft tok/s": f"{base['tokens_per_second']:.0f}",
+            "ratio": f"{ratio:.2f}x",
+            "wall s (lmforge / Trainer)": pair("seconds", ".0f"),
+            "peak RSS MB (lmforge / Trainer)": pair("peak_rss_mb", ".0f"),
+            "train loss, last 3 steps (lmforge / Trainer)": pair("final_loss", ".3f"),
+            "val loss (lmforge / Trainer)": pair("eval_loss", ".3f"),
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()

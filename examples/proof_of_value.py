@@ -1,0 +1,160 @@
+"""The claim large models rest on, measured here on the bundled held-out splits.
+
+1. Adaptation: SmolLM2-135M-Instruct with LoRA on the 160 training dialogs answers the
+   held-out company questions (customer_service/test_questions.jsonl) it got wrong
+   before. A question counts as answered when the answer contains its keyword(s).
+2. Pretraining: all-MiniLM-L6-v2 fine-tuned for 3-class sentiment beats the same
+   architecture trained from scratch at 32, 128 and all 420 training labels (accuracy
+   and macro-F1 on the 90-review test split).
+
+    python examples/proof_of_value.py [--part lora|sentiment|both]
+
+Writes docs/results/proof_of_value.md (tables) and prints them. Takes about 15 minutes
+on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import tempfile
+import time
+from pathlib import Path
+
+from lmforge.config import load_config_dict
+from lmforge.data.bundled import dataset_path
+from lmforge.hub import load_causal_lm, resolve
+from lmforge.serve.chat import ChatSession
+from lmforge.serve.generate import SamplingParams
+from lmforge.train.loop import train
+
+OUT = Path(__file__).resolve().parent.parent / "docs" / "results" / "proof_of_value.md"
+
+
+def answer_all(ref: str, questions: list[dict], system: str) -> list[str]:
+    model, tokenizer = load_causal_lm(resolve(ref))
+    answers = []
+    for item in questions:
+        session = ChatSession(model, tokenizer, model_ref=ref, system=system)
+        params = SamplingParams(max_tokens=60, temperature=0.0)
+        answers.append(session.ask(item["question"], params).run().text)
+    return answers
+
+
+def correct(answer: str, keywords: list[str]) -> bool:
+    return all(keyword.lower() in answer.lower() for keyword in keywords)
+
+
+def lora_part(workdir: Path) -> str:
+    train_file = dataset_path("customer_service", "train")
+    system = json.loads(train_file.read_text().splitlines()[0])["messages"][0]["content"]
+    questions = [json.loads(line) for line in dataset_path(
+        "customer_service", "test_questions").read_text().splitlines()]  # fmt: skip
+    before = answer_all("smollm2-135m-instruct", questions, system)
+    config = load_config_dict(
+        {
+            "model": {"ref": "smollm2-135m-instruct"},
+            "task": {"name": "sft", "max_length": 512},
+            "data": {"train": str(train_file),
+                     "validation": str(dataset_path("customer_service", "validation"))},
+            "method": {"name": "lora", "lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.05},
+            "train": {"epochs": 3, "batch_size": 8, "lr": 1e-3, "warmup_ratio": 0.05,
+                      "scheduler": "cosine", "seed": 42},
+            "output": {"dir": str(workdir / "lora"), "experiment": "proof-of-value"},
+        }
+    )  # fmt: skip
+    started = time.perf_counter()
+    result = train(config, track=True)
+    minutes = (time.perf_counter() - started) / 60
+    after = answer_all(str(result.model_dir), questions, system)
+    rows = []
+    for item, old, new in zip(questions, before, after, strict=True):
+        mark = lambda ok: "yes" if ok else "no"  # noqa: E731
+        rows.append(
+            f"| {item['question']} | {', '.join(item['keywords'])} | "
+            f"{mark(correct(old, item['keywords']))} | {mark(correct(new, item['keywords']))} | "
+            f"{new.replace('|', '/').replace(chr(10), ' ')[:120]} |"
+        )
+    right_before = sum(correct(a, q["keywords"]) for a, q in zip(before, questions, strict=True))
+    right_after = sum(correct(a, q["keywords"]) for a, q in zip(after, questions, strict=True))
+    return "\n".join(
+        [
+            "## 1. LoRA adaptation of SmolLM2-135M-Instruct to Brightnest Home",
+            "",
+            f"LoRA r=16 on the 160 training dialogs, 3 epochs ({result.steps} steps, "
+            f"{minutes:.1f} min on this CPU, {result.tokens_per_second:.0f} tok/s); "
+            f"validation loss {result.eval_metrics.get('loss', float('nan')):.3f}. "
+            f"Held-out questions answered correctly (answer contains the keyword): "
+            f"**{right_before}/{len(questions)} before, {right_after}/{len(questions)} after**.",
+            "",
+            "| question | keyword | before | after | answer after |",
+            "|---|---|---|---|---|",
+            *rows,
+            "",
+        ]
+    )
+
+
+def sentiment_part(workdir: Path) -> str:
+    train_file = dataset_path("sentiment", "train")
+    records = train_file.read_text().splitlines()
+    rows = []
+    for size in (32, 128, len(records)):
+        subset = workdir / f"sentiment-{size}.jsonl"
+        chosen = random.Random(size).sample(records, size)
+        subset.write_text("\n".join(chosen) + "\n")
+        scores = {}
+        for from_scratch in (False, True):
+            config = load_config_dict(
+                {
+                    "model": {"ref": "all-minilm-l6-v2", "from_scratch": from_scratch},
+                    "task": {"name": "classify", "max_length": 128},
+                    "data": {"train": str(subset),
+                             "validation": str(dataset_path("sentiment", "test"))},
+                    "train": {"max_steps": 60, "batch_size": 16, "lr": 1e-4,
+                              "warmup_ratio": 0.1, "seed": 42},
+                    "output": {"dir": str(workdir / f"s{size}-{from_scratch}"),
+                               "experiment": "proof-of-value"},
+                }
+            )  # fmt: skip
+            metrics = train(config, track=True).eval_metrics
+            scores[from_scratch] = (metrics["accuracy"], metrics["macro_f1"])
+        (acc, f1), (acc0, f10) = scores[False], scores[True]
+        rows.append(f"| {size} | {acc:.3f} | {f1:.3f} | {acc0:.3f} | {f10:.3f} |")
+    return "\n".join(
+        [
+            "## 2. Pretrained vs from scratch: MiniLM sentiment (3 classes)",
+            "",
+            "Same architecture (all-MiniLM-L6-v2), same 60 steps of batch 16 at lr 1e-4; "
+            "test split of 90 reviews (chance: 0.333).",
+            "",
+            "| training labels | pretrained accuracy | pretrained macro-F1 | "
+            "from-scratch accuracy | from-scratch macro-F1 |",
+            "|---|---|---|---|---|",
+            *rows,
+            "",
+        ]
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--part", choices=["lora", "sentiment", "both"], default="both")
+    args = parser.parse_args()
+    sections = ["# Proof of value, measured", "",
+                f"Measured on {time.strftime('%Y-%m-%d')} with `python examples/proof_of_value.py"
+                f" --part {args.part}` on a 2-core CPU.", ""]  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.part in {"lora", "both"}:
+            sections.append(lora_part(Path(tmp)))
+        if args.part in {"sentiment", "both"}:
+            sections.append(sentiment_part(Path(tmp)))
+    text = "\n".join(sections)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
