@@ -76,7 +76,7 @@ def _write_jsonl(path: Path, records: list[dict]) -> Path:
     return path
 
 
-def _lmforge(args: list[str], home: Path) -> subprocess.CompletedProcess[str]:
+def _env(home: Path) -> dict[str, str]:
     env = {
         **os.environ,
         "LMFORGE_HOME": str(home),
@@ -85,9 +85,13 @@ def _lmforge(args: list[str], home: Path) -> subprocess.CompletedProcess[str]:
         "TOKENIZERS_PARALLELISM": "false",
     }
     env.pop("LMFORGE_TRACKING_URI", None)
+    return env
+
+
+def _lmforge(args: list[str], home: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "lmforge.cli.main", *args],
-        env=env,
+        env=_env(home),
         capture_output=True,
         text=True,
         timeout=300,  # a collective that never completes hangs forever: fail instead
@@ -293,6 +297,43 @@ def test_resume_continues_a_two_process_run_exactly(launches: Launches, strategy
     resumed = _weights(run_dir / "checkpoints/step-000004/trainable.safetensors")
     for name, tensor in expected.items():
         torch.testing.assert_close(resumed[name], tensor, rtol=RESUME_RTOL, atol=0, msg=name)
+
+
+def test_two_machines_meet_through_the_rendezvous_flags(launches: Launches) -> None:
+    """Two "machines" on localhost, one process each: the --nnodes/--node-rank/
+    --master-addr/--master-port flags reach torchrun and make one run."""
+    import socket
+
+    with socket.socket() as probe:  # a free port for rank 0's rendezvous store
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config_file = launches.root / "two-machines.yaml"
+    config = json.loads(json.dumps(launches.config))
+    config["train"].update(batch_size=2, strategy="ddp")
+    config_file.write_text(yaml.safe_dump(config))
+    command = [sys.executable, "-m", "lmforge.cli.main", "train", str(config_file), "--nproc"]
+    command += ["1", "--nnodes", "2", "--master-addr", "127.0.0.1", "--master-port", str(port)]
+    homes = [launches.new_home(f"machine-{rank}") for rank in (0, 1)]
+    processes = [
+        subprocess.Popen(
+            [*command, "--node-rank", str(rank)],
+            env=_env(home),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for rank, home in zip((0, 1), homes, strict=True)
+    ]
+    outputs = [p.communicate(timeout=300)[0] for p in processes]
+
+    assert [p.returncode for p in processes] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+    first, second = homes
+    assert len(_mlflow_run_ids(first)) == 1 and not _mlflow_run_ids(second)
+    assert not list((second / "runs").glob("*"))  # only rank 0 (on machine 0) writes
+    [run_dir] = (first / "runs").iterdir()
+    run_id = json.loads((run_dir / "metrics.json").read_text())["run_id"]
+    losses = _metric(first, run_id, "train/loss")
+    assert losses == pytest.approx(launches["one-process"].losses, rel=LOSS_RTOL)
 
 
 def test_a_worker_error_is_one_message_and_exit_code_2(launches: Launches, tmp_path: Path) -> None:

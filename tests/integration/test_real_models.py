@@ -118,7 +118,7 @@ def test_quickstart_shows_chat_similarity_adaptation_and_logs_runs() -> None:
     shown = console.export_text()
     assert "Paris" in result.answer and "Paris" in shown
     assert "I forgot my password" in shown
-    assert list(result.similarities)[0].startswith("I forgot my password")
+    assert next(iter(result.similarities)).startswith("I forgot my password")
     # The LoRA step: only the adapted model knows the company's return window.
     assert ADAPT_FACT not in result.answer_before
     assert ADAPT_FACT in result.answer_after, result.answer_after

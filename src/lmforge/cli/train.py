@@ -41,8 +41,10 @@ def train(
     Example: lmforge train examples/train/sft_customer_service.yaml --set train.max_steps=20
     """
     from lmforge.config import load_config
+    from lmforge.train.distributed import check_strategy
 
     config = load_config(config_file, overrides)  # validate before launching processes
+    check_strategy(config.train.strategy)
     if nproc > 1 or nnodes > 1:
         from lmforge.train.distributed import launch
 

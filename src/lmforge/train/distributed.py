@@ -18,12 +18,15 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as torch_dist
 
 from lmforge.errors import LmforgeError
+
+if TYPE_CHECKING:
+    from lmforge.train.checkpoint import TrainerState
 
 STRATEGIES = ("auto", "ddp", "fsdp")  # what wrap() runs; "deepspeed" is refused
 
@@ -154,7 +157,13 @@ def wrap(module: torch.nn.Module, strategy: str, dist: Dist) -> torch.nn.Module:
 
         device_ids = [dist.local_rank] if dist.device.type == "cuda" else None
         return DistributedDataParallel(module, device_ids=device_ids)
-    from torch.distributed.fsdp import fully_shard
+    try:
+        from torch.distributed.fsdp import fully_shard
+    except ImportError:  # FSDP2 is public from torch 2.6
+        raise LmforgeError(
+            f"train.strategy: fsdp needs torch >= 2.6 (FSDP2) and this is torch "
+            f"{torch.__version__}; upgrade torch or use train.strategy: ddp."
+        ) from None
 
     from lmforge.train.methods import transformer_layers
 
@@ -217,7 +226,7 @@ def full_state_dict(model: torch.nn.Module, dist: Dist) -> dict[str, torch.Tenso
 
 def save_checkpoint(
     run_dir: Path,
-    state: Any,
+    state: TrainerState,
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
@@ -261,14 +270,14 @@ def load_checkpoint(
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
     dist: Dist,
-) -> Any:
+) -> TrainerState:
     """``checkpoint.load_checkpoint`` for any strategy; every process reads ``path``.
 
     Under fsdp the whole weights and optimizer state are read, then each process
     keeps its own shard (no communication).
 
     Returns:
-        The checkpoint's ``TrainerState``.
+        Where the checkpointed run was.
     """
     from lmforge.train import checkpoint
 
@@ -360,11 +369,11 @@ def _shard_like(whole: torch.Tensor, parameter: torch.Tensor) -> torch.Tensor:
 def _whole_optimizer_state(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     """``optimizer.state_dict()`` with sharded state tensors gathered whole."""
     saved = optimizer.state_dict()
-    state = {
-        index: {key: _whole(value) if isinstance(value, torch.Tensor) else value
-                for key, value in sorted(saved["state"][index].items())}
-        for index in sorted(saved["state"])
-    }  # fmt: skip
+    state: dict[int, dict[str, Any]] = {}
+    for index in sorted(saved["state"]):  # the same order on every process
+        state[index] = {}
+        for key, value in sorted(saved["state"][index].items()):
+            state[index][key] = _whole(value) if isinstance(value, torch.Tensor) else value
     return {"state": state, "param_groups": saved["param_groups"]}
 
 

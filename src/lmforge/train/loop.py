@@ -35,7 +35,6 @@ from lmforge.train.batching import batch_order
 from lmforge.train.checkpoint import (
     TrainerState,
     checkpoint_dirs,
-    load_checkpoint,
     save_checkpoint,
 )
 from lmforge.train.data import TrainingData, build_data
@@ -120,8 +119,9 @@ def _train(
 
     torch.manual_seed(config.train.seed)
     task = get_task(config.task.name)
-    base = _resolve_base(config.model.ref, task)
-    tokenizer = load_tokenizer(base)
+    with distributed.main_first(dist):  # a zoo model is converted once, not per process
+        base = _resolve_base(config.model.ref, task)
+        tokenizer = load_tokenizer(base)
     data = _build_data(config, task, tokenizer)
     model = _build_model(config, task, base.path, data.labels, dist.device)
     trainable, total = count_parameters(model)
@@ -139,7 +139,7 @@ def _train(
     run_dir, checkpoint = _find_resume(resume, config) if resume else (None, None)
     state = TrainerState()
     if checkpoint is not None:
-        state = load_checkpoint(checkpoint, model, optimizer, scheduler)
+        state = distributed.load_checkpoint(checkpoint, model, optimizer, scheduler, dist)
     tracker = _start_tracker(config, dist, track, state.run_id)
     new_run = tracker.run_id is None or tracker.run_id != state.run_id
     run_id = distributed.broadcast(tracker.run_id or state.run_id or uuid.uuid4().hex, dist)
@@ -159,7 +159,8 @@ def _train(
         on_start(run_id, run_dir)
 
     def evaluate() -> dict[str, Any]:
-        return _evaluate(config, task, model, data, tokenizer, dist.device)
+        with distributed.unsharded(module):
+            return _evaluate(config, task, model, data, tokenizer, dist.device)
 
     try:
         if config.eval.before_training and data.validation and checkpoint is None:
@@ -169,13 +170,18 @@ def _train(
             state, total_steps, micro_per_epoch, run_dir, tracker, progress, evaluate,
         )  # fmt: skip
     except KeyboardInterrupt:
+        # Sharded weights need every process to gather them, which cannot be trusted
+        # after an interrupt: fsdp runs keep their last train.save_every checkpoint.
+        saved = not distributed.is_sharded(model)
         if dist.is_main:
-            save_checkpoint(
-                run_dir, state, model, optimizer, scheduler, keep=config.train.keep_checkpoints
-            )
+            if saved:
+                save_checkpoint(
+                    run_dir, state, model, optimizer, scheduler, keep=config.train.keep_checkpoints
+                )
             tracker.close("KILLED")
+        where = "a checkpoint is saved" if saved else "the last train.save_every checkpoint is"
         raise TrainingInterrupted(
-            f"interrupted at step {state.step}; a checkpoint is saved in {run_dir}/checkpoints. "
+            f"interrupted at step {state.step}; {where} in {run_dir}/checkpoints. "
             f"Resume with: lmforge train CONFIG --resume {run_dir}"
         ) from None
     except BaseException:
@@ -197,8 +203,9 @@ def _train(
         total_parameters=total,
         data_metrics=data.metrics,
     )
+    weights = distributed.full_state_dict(model, dist)  # every process: fsdp gathers
     if dist.is_main:
-        _save_outputs(config, result, model, tokenizer, base, tracker)
+        _save_outputs(config, result, model, tokenizer, base, tracker, weights)
         tracker.close("FINISHED")
     return result
 
@@ -472,10 +479,11 @@ def _run_steps(
                 state.history.append({"step": state.step, **metrics})
             if config.eval.every and state.step % config.eval.every == 0 and data.validation:
                 tracker.log_metrics(_numbers(evaluate(), "eval"), step=state.step)
-            if dist.is_main and train_cfg.save_every and state.step % train_cfg.save_every == 0:
-                save_checkpoint(
-                    run_dir, state, model, optimizer, scheduler, keep=train_cfg.keep_checkpoints
-                )
+            if train_cfg.save_every and state.step % train_cfg.save_every == 0:
+                distributed.save_checkpoint(
+                    run_dir, state, model, optimizer, scheduler,
+                    keep=train_cfg.keep_checkpoints, dist=dist,
+                )  # fmt: skip
             if progress is not None and dist.is_main:
                 progress(state.step, total_steps, metrics)
     elapsed = time.perf_counter() - started
@@ -570,11 +578,18 @@ def _write_config(path: Path, config: RunConfig) -> None:
 
 
 def _save_outputs(
-    config: RunConfig, result: TrainResult, model: Any, tokenizer: Any, base: Any, tracker: Any
+    config: RunConfig,
+    result: TrainResult,
+    model: Any,
+    tokenizer: Any,
+    base: Any,
+    tracker: Any,
+    weights: dict[str, torch.Tensor] | None = None,
 ) -> None:
-    """Write the model (or adapter) with its tokenizer, chat template and config."""
+    """Write the model (or adapter) with its tokenizer, chat template and config;
+    ``weights``: the whole state dict when the model is sharded (fsdp)."""
     with atomic_dir(result.model_dir) as tmp:
-        model.save_pretrained(tmp)
+        model.save_pretrained(tmp, state_dict=weights)
         tokenizer.save_pretrained(tmp)
         _write_config(tmp / "lmforge_config.yaml", config)
         adapter_config = tmp / "adapter_config.json"
