@@ -111,7 +111,7 @@ def test_resume_after_sigkill_ends_with_the_same_loss(tiny_causal_lm: Path, tmp_
     process.wait(timeout=30)
     assert not (tmp_path / "killed" / "run" / "metrics.json").exists(), "finished before the kill"
 
-    resumed = _start(killed, "--no-track", "--resume", str(tmp_path / "killed" / "run"))
+    resumed = _start(killed, "--no-track", "--resume")  # bare: the newest unfinished run
     assert resumed.wait(timeout=300) == 0, resumed.communicate()
     uninterrupted = _start(whole, "--no-track")
     assert uninterrupted.wait(timeout=300) == 0, uninterrupted.communicate()
