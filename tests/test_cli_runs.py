@@ -157,6 +157,18 @@ def test_ui_reports_a_busy_port(home: Path) -> None:
     assert "--port" in result.stderr
 
 
+def _readline(process: subprocess.Popen[str], timeout: float) -> str:
+    """One line of the process's stdout, or "" if none arrives within ``timeout``."""
+    import selectors
+
+    assert process.stdout is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        if not selector.select(timeout):
+            return ""
+    return process.stdout.readline()
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -189,6 +201,8 @@ def test_ui_serves_the_store_and_stops_on_ctrl_c(
         while _http_status(url) != 200 and ui.poll() is None and time.monotonic() < deadline:
             time.sleep(0.25)
         assert _http_status(url) == 200, f"UI not up at {url}; exit code {ui.poll()}"
+        # lmforge prints the URL once its own readiness check passes (a moment later).
+        assert f"MLflow UI: {url}" in _readline(ui, timeout=30)
 
         # The UI's server is a full tracking server: lmforge can register through it, and
         # MLflow 3's server-side source validation accepts lmforge's model version source.
@@ -205,6 +219,5 @@ def test_ui_serves_the_store_and_stops_on_ctrl_c(
         except subprocess.TimeoutExpired:
             ui.kill()
             out, err = ui.communicate()
-    assert ui.returncode == 0, err
-    assert f"MLflow UI: {url}" in out
+    assert ui.returncode == 0, err + out
     assert _http_status(url) is None  # the whole server process group is gone

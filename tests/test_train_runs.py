@@ -175,3 +175,10 @@ def test_nan_loss_stops_with_the_last_good_checkpoint(tiny_causal_lm: Path, tmp_
     assert "step-000004" in str(err.value)
     assert (tmp_path / "run" / "checkpoints" / "step-000004" / "trainable.safetensors").is_file()
     assert not (tmp_path / "run" / "model").exists()
+
+
+def test_a_run_dir_without_resume_is_refused(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "run.yaml", tmp_path / "model", tmp_path / "d.jsonl")
+    result = CliRunner().invoke(app, ["train", str(config), str(tmp_path / "old-run")])
+    assert result.exit_code == 2
+    assert f"pass --resume {tmp_path / 'old-run'}" in result.stderr

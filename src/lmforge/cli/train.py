@@ -10,20 +10,20 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from lmforge.cli.console import console, err_console
-
-LATEST = "latest"
+from lmforge.errors import LmforgeError
 
 
 def train(
     config_file: Path = typer.Argument(..., help="Run config YAML (see examples/train/)."),
     overrides: list[str] = typer.Option([], "--set", help="Override a field: --set train.lr=1e-4"),
-    resume: str | None = typer.Option(
-        None,
+    resume: bool = typer.Option(
+        False,
         "--resume",
-        is_flag=False,
-        flag_value=LATEST,
         help="Continue a run from its last checkpoint: --resume RUN_DIR, or bare --resume "
         "for the newest unfinished run.",
+    ),
+    run_dir: Path | None = typer.Argument(
+        None, help="With --resume: the run directory to continue.", show_default=False
     ),
     nproc: int = typer.Option(1, "--nproc", help="Processes (torchrun; gloo on CPU, nccl on GPU)."),
     nnodes: int = typer.Option(1, "--nnodes", help="Machines taking part (multi-node)."),
@@ -45,14 +45,18 @@ def train(
 
     config = load_config(config_file, overrides)  # validate before launching processes
     check_strategy(config.train.strategy)
+    if run_dir is not None and not resume:
+        raise LmforgeError(
+            f"unexpected argument {run_dir}: to continue that run, pass --resume {run_dir}"
+        )
     if nproc > 1 or nnodes > 1:
         from lmforge.train.distributed import launch
 
         argv = ["train", str(config_file)]
         for override in overrides:
             argv += ["--set", override]
-        if resume is not None:
-            argv += ["--resume", resume]
+        if resume:
+            argv += ["--resume", *([str(run_dir)] if run_dir else [])]
         if no_track:
             argv.append("--no-track")
         rendezvous = []
@@ -64,10 +68,11 @@ def train(
                 f"--master-port={master_port}",
             ]
         raise typer.Exit(code=launch(nproc, argv, rendezvous))
-    _train_here(config, resume, track=not no_track)
+    resume_from: Path | bool | None = (run_dir or True) if resume else None
+    _train_here(config, resume_from, track=not no_track)
 
 
-def _train_here(config: Any, resume: str | None, *, track: bool) -> None:
+def _train_here(config: Any, resume_from: Path | bool | None, *, track: bool) -> None:
     import os
 
     from lmforge.train.loop import train as run_training
@@ -96,9 +101,6 @@ def _train_here(config: Any, resume: str | None, *, track: bool) -> None:
             tps=metrics["train/tokens_per_second"],
         )
 
-    resume_from: Path | bool | None = None
-    if resume is not None:
-        resume_from = True if resume == LATEST else Path(resume)
     with bar:
         result = run_training(
             config, resume=resume_from, track=track, progress=progress, on_start=on_start

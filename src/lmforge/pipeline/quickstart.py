@@ -18,10 +18,11 @@ CHAT_MODEL = "smollm2-135m-instruct"
 EMBED_MODEL = "all-minilm-l6-v2"
 QUESTION = "What is the capital of France?"
 SIMILARITY_QUERY = "How do I reset my password?"
-# The adaptation step: a short LoRA run on the dialogs about returns and refunds, then
-# the same question before and after. The fact (a 45-day window) is the fictional
-# company's own, so the base model cannot know it.
-ADAPT_TOPICS = ("returns", "refunds")
+# The adaptation step: a short LoRA run on the dialogs about returns, then the same
+# question before and after. The fact (a 45-day window) is the fictional company's own,
+# so the base model cannot know it. (Measured: 20 steps at lr 2e-3 or 3e-3 on these 13
+# dialogs teach it; mixing in the refunds dialogs at the same budget did not.)
+ADAPT_TOPICS = ("returns",)
 ADAPT_QUESTION = "How many days do I have to return something I bought?"
 ADAPT_FACT = "45 days"  # what a correct answer contains (src/lmforge/assets/datasets/company)
 ADAPT_STEPS = 20
@@ -144,7 +145,7 @@ def _similarity_step(console: Console) -> dict[str, float]:
 
 
 def _adapt_step(console: Console, *, track: bool) -> tuple[str, str, str | None]:
-    """Train a LoRA adapter on the returns/refunds dialogs; ask the same question before
+    """Train a LoRA adapter on the returns dialogs; ask the same question before
     and after. Returns (answer before, answer after, the training run's id)."""
     import json
 
