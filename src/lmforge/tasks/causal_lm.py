@@ -82,3 +82,31 @@ def evaluate_lm(model: Any, batches: Iterable[Batch]) -> dict[str, Any]:
             count += lm_target_count(batch)
     loss = total / max(count, 1)
     return {"loss": loss, "perplexity": math.exp(min(loss, 50.0)), "tokens": float(count)}
+
+
+class CausalLmTask:
+    """What the causal-LM tasks (sft, clm) share: the model, batching, loss and metrics.
+    Subclasses add ``name``, ``formats`` and ``encode``."""
+
+    label_kind = None
+    model_kinds = ("causal-lm",)
+    packable = True
+    peft_task_type = "CAUSAL_LM"
+    head_modules: tuple[str, ...] = ()
+
+    def build_model(
+        self, path: str, *, labels: Sequence[str], dtype: torch.dtype, pretrained: bool = True
+    ) -> Any:
+        return build_causal_lm(path, dtype, pretrained)
+
+    def collate(self, examples: Sequence[Example], tokenizer: Any, seed: int) -> Batch:
+        return collate_lm(examples, tokenizer.pad_token_id)
+
+    def target_count(self, batch: Batch) -> int:
+        return lm_target_count(batch)
+
+    def loss(self, model: Any, batch: Batch) -> torch.Tensor:
+        return lm_loss(model, batch)
+
+    def evaluate(self, model: Any, batches: Iterable[Batch]) -> dict[str, Any]:
+        return evaluate_lm(model, batches)

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
-import torch
-
-from lmforge.tasks.base import Batch, EncodeOptions, EncodeStats, Example, register_task
-from lmforge.tasks.causal_lm import (
-    build_causal_lm,
-    collate_lm,
-    evaluate_lm,
-    lm_loss,
-    lm_target_count,
-)
+from lmforge.tasks.base import EncodeOptions, EncodeStats, Example, register_task
+from lmforge.tasks.causal_lm import CausalLmTask
 
 
-class ClmTask:
+class ClmTask(CausalLmTask):
     """Causal language modeling for domain adaptation (e.g. a company's documents).
 
     Every document ends with the EOS token; the token stream is concatenated and cut
@@ -28,16 +20,6 @@ class ClmTask:
 
     name = "clm"
     formats = ("text",)
-    label_kind = None
-    model_kinds = ("causal-lm",)
-    peft_task_type = "CAUSAL_LM"
-    head_modules: tuple[str, ...] = ()
-    packable = True
-
-    def build_model(
-        self, path: str, *, labels: Sequence[str], dtype: torch.dtype, pretrained: bool = True
-    ) -> Any:
-        return build_causal_lm(path, dtype, pretrained)
 
     def encode(
         self, records: Iterable[dict], tokenizer: Any, options: EncodeOptions
@@ -57,18 +39,6 @@ class ClmTask:
             blocks = [doc[i : i + size] for doc in documents for i in range(0, len(doc), size)]
         examples = [{"input_ids": b, "labels": list(b)} for b in blocks if len(b) > 1]
         return examples, EncodeStats(examples=len(examples))
-
-    def collate(self, examples: Sequence[Example], tokenizer: Any, seed: int) -> Batch:
-        return collate_lm(examples, tokenizer.pad_token_id)
-
-    def target_count(self, batch: Batch) -> int:
-        return lm_target_count(batch)
-
-    def loss(self, model: Any, batch: Batch) -> torch.Tensor:
-        return lm_loss(model, batch)
-
-    def evaluate(self, model: Any, batches: Iterable[Batch]) -> dict[str, Any]:
-        return evaluate_lm(model, batches)
 
 
 register_task("clm", ClmTask)

@@ -5,25 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import torch
-
 from lmforge.errors import LmforgeError
 from lmforge.tasks.base import (
     IGNORE_INDEX,
-    Batch,
     EncodeOptions,
     EncodeStats,
     Example,
     fit_length,
     register_task,
 )
-from lmforge.tasks.causal_lm import (
-    build_causal_lm,
-    collate_lm,
-    evaluate_lm,
-    lm_loss,
-    lm_target_count,
-)
+from lmforge.tasks.causal_lm import CausalLmTask
 
 
 def assistant_spans(tokenizer: Any, messages: Sequence[dict]) -> tuple[str, list[tuple[int, int]]]:
@@ -62,22 +53,12 @@ def encode_conversation(
     return {"input_ids": list(encoded["input_ids"]), "labels": labels}
 
 
-class SftTask:
+class SftTask(CausalLmTask):
     """Chat fine-tuning: records in messages (or alpaca) format, rendered by the
     tokenizer's own chat template, which is saved with the output."""
 
     name = "sft"
     formats = ("messages", "alpaca")
-    label_kind = None
-    model_kinds = ("causal-lm",)
-    peft_task_type = "CAUSAL_LM"
-    head_modules: tuple[str, ...] = ()
-    packable = True
-
-    def build_model(
-        self, path: str, *, labels: Sequence[str], dtype: torch.dtype, pretrained: bool = True
-    ) -> Any:
-        return build_causal_lm(path, dtype, pretrained)
 
     def encode(
         self, records: Iterable[dict], tokenizer: Any, options: EncodeOptions
@@ -101,18 +82,6 @@ class SftTask:
             examples.append({"input_ids": ids, "labels": labels})
         stats.examples = len(examples)
         return examples, stats
-
-    def collate(self, examples: Sequence[Example], tokenizer: Any, seed: int) -> Batch:
-        return collate_lm(examples, tokenizer.pad_token_id)
-
-    def target_count(self, batch: Batch) -> int:
-        return lm_target_count(batch)
-
-    def loss(self, model: Any, batch: Batch) -> torch.Tensor:
-        return lm_loss(model, batch)
-
-    def evaluate(self, model: Any, batches: Iterable[Batch]) -> dict[str, Any]:
-        return evaluate_lm(model, batches)
 
 
 register_task("sft", SftTask)

@@ -205,7 +205,11 @@ def _train(
     )
     weights = distributed.full_state_dict(model, dist)  # every process: fsdp gathers
     if dist.is_main:
-        _save_outputs(config, result, model, tokenizer, base, tracker, weights)
+        try:
+            _save_outputs(config, result, model, tokenizer, base, tracker, weights)
+        except BaseException:
+            tracker.close("FAILED")
+            raise
         tracker.close("FINISHED")
     return result
 
