@@ -29,6 +29,8 @@ from lmforge.serve.chat import ChatSession
 from lmforge.serve.generate import SamplingParams
 from lmforge.train.loop import train
 
+EPOCHS = 5  # measured first at 3 epochs, lr 1e-3: format learned, facts not (1/33)
+LR = 3e-3
 OUT = Path(__file__).resolve().parent.parent / "docs" / "results" / "proof_of_value.md"
 
 
@@ -58,8 +60,8 @@ def lora_part(workdir: Path) -> str:
             "task": {"name": "sft", "max_length": 512},
             "data": {"train": str(train_file),
                      "validation": str(dataset_path("customer_service", "validation"))},
-            "method": {"name": "lora", "lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.05},
-            "train": {"epochs": 3, "batch_size": 8, "lr": 1e-3, "warmup_ratio": 0.05,
+            "method": {"name": "lora", "lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.0},
+            "train": {"epochs": EPOCHS, "batch_size": 8, "lr": LR, "warmup_ratio": 0.05,
                       "scheduler": "cosine", "seed": 42},
             "output": {"dir": str(workdir / "lora"), "experiment": "proof-of-value"},
         }
@@ -82,7 +84,8 @@ def lora_part(workdir: Path) -> str:
         [
             "## 1. LoRA adaptation of SmolLM2-135M-Instruct to Brightnest Home",
             "",
-            f"LoRA r=16 on the 160 training dialogs, 3 epochs ({result.steps} steps, "
+            f"LoRA r=16 on the 160 training dialogs, {EPOCHS} epochs at lr {LR} "
+            f"({result.steps} steps, "
             f"{minutes:.1f} min on this CPU, {result.tokens_per_second:.0f} tok/s); "
             f"validation loss {result.eval_metrics.get('loss', float('nan')):.3f}. "
             f"Held-out questions answered correctly (answer contains the keyword): "
