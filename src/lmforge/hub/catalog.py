@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -34,8 +35,6 @@ def list_models(*, include_registry: bool = True) -> list[CatalogEntry]:
     for path in sorted(cache.iterdir()):
         if path.name in ZOO or path.name.startswith(".") or not (path / "config.json").is_file():
             continue
-        import json
-
         entries.append(
             CatalogEntry(
                 ref=str(path),

@@ -63,17 +63,22 @@ def _build(path: str, dtype: torch.dtype, pretrained: bool, **config: Any) -> An
     )
 
 
-class ClassifyTask:
-    """Text classification: labels come from the data (or data.labels); reports
-    accuracy, macro-F1 and the confusion matrix (rows: true label, columns: predicted)."""
+class SequenceHeadTask:
+    """What classify and regress share: labeled text and a head on the sequence."""
 
-    name = "classify"
     formats = ("labeled",)
-    label_kind = "class"
     model_kinds = ("encoder", "causal-lm", "classifier")
     packable = False
     peft_task_type = "SEQ_CLS"  # peft keeps the classifier head trainable
     head_modules: tuple[str, ...] = ()
+
+
+class ClassifyTask(SequenceHeadTask):
+    """Text classification: labels come from the data (or data.labels); reports
+    accuracy, macro-F1 and the confusion matrix (rows: true label, columns: predicted)."""
+
+    name = "classify"
+    label_kind = "class"
 
     def build_model(
         self, path: str, *, labels: Sequence[str], dtype: torch.dtype, pretrained: bool = True
@@ -142,16 +147,11 @@ def classification_metrics(
     }
 
 
-class RegressTask:
+class RegressTask(SequenceHeadTask):
     """Scalar regression (property prediction): MSE loss; RMSE, MAE and R2."""
 
     name = "regress"
-    formats = ("labeled",)
     label_kind = "float"
-    model_kinds = ("encoder", "causal-lm", "classifier")
-    packable = False
-    peft_task_type = "SEQ_CLS"  # peft keeps the classifier head trainable
-    head_modules: tuple[str, ...] = ()
 
     def build_model(
         self, path: str, *, labels: Sequence[str], dtype: torch.dtype, pretrained: bool = True
