@@ -182,3 +182,41 @@ def test_a_run_dir_without_resume_is_refused(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["train", str(config), str(tmp_path / "old-run")])
     assert result.exit_code == 2
     assert f"pass --resume {tmp_path / 'old-run'}" in result.stderr
+
+
+def test_bare_resume_with_nothing_to_resume_names_where_it_looked(
+    tiny_causal_lm: Path, tmp_path: Path
+) -> None:
+    data = write_jsonl(tmp_path / "chat.jsonl", chat_rows(4))
+    config = write_config(tmp_path / "run.yaml", tiny_causal_lm, data)
+    missing_parent = tmp_path / "never-made"
+    result = CliRunner().invoke(
+        app, ["train", str(config), "--no-track", "--resume",
+              "--set", f"output.dir={missing_parent / 'run'}"]
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert f"no unfinished run with a checkpoint under {missing_parent}" in result.stderr
+
+
+def test_a_failure_in_the_final_evaluation_marks_the_run_failed(
+    home: Path, tiny_causal_lm: Path, tmp_path: Path
+) -> None:
+    from lmforge.track import get_client
+
+    class BrokenEvalTask(SftTask):
+        def evaluate(self, model: Any, batches: Any) -> dict[str, Any]:
+            raise RuntimeError("evaluation broke")
+
+    register_task("sft-broken-eval", BrokenEvalTask)
+    data = write_jsonl(tmp_path / "chat.jsonl", chat_rows(10))
+    config = load_config_dict(
+        yaml.safe_load(write_config(tmp_path / "run.yaml", tiny_causal_lm, data, max_steps=2)
+                       .read_text())
+    )  # fmt: skip
+    config.task.name = "sft-broken-eval"
+    with pytest.raises(RuntimeError, match="evaluation broke"):
+        train(config)
+    experiment = get_client().get_experiment_by_name("runs-test")
+    (run,) = get_client().search_runs([experiment.experiment_id])
+    assert run.info.status == "FAILED"
+    assert not (tmp_path / "run" / "model").exists()

@@ -188,29 +188,29 @@ def _train(
         tracker.close("FAILED")
         raise
 
-    eval_metrics = evaluate() if data.validation else {}
-    result = TrainResult(
-        run_id=run_id,
-        run_dir=run_dir,
-        model_dir=run_dir / "model",
-        steps=state.step,
-        final_loss=stats["loss"],
-        eval_metrics=eval_metrics,
-        train_seconds=stats["seconds"],
-        tokens_per_second=stats["tokens_per_second"],
-        peak_memory_mb=_peak_memory_mb(dist.device),
-        trainable_parameters=trainable,
-        total_parameters=total,
-        data_metrics=data.metrics,
-    )
-    weights = distributed.full_state_dict(model, dist)  # every process: fsdp gathers
-    if dist.is_main:
-        try:
+    try:
+        eval_metrics = evaluate() if data.validation else {}
+        result = TrainResult(
+            run_id=run_id,
+            run_dir=run_dir,
+            model_dir=run_dir / "model",
+            steps=state.step,
+            final_loss=stats["loss"],
+            eval_metrics=eval_metrics,
+            train_seconds=stats["seconds"],
+            tokens_per_second=stats["tokens_per_second"],
+            peak_memory_mb=_peak_memory_mb(dist.device),
+            trainable_parameters=trainable,
+            total_parameters=total,
+            data_metrics=data.metrics,
+        )
+        weights = distributed.full_state_dict(model, dist)  # every process: fsdp gathers
+        if dist.is_main:
             _save_outputs(config, result, model, tokenizer, base, tracker, weights)
-        except BaseException:
-            tracker.close("FAILED")
-            raise
-        tracker.close("FINISHED")
+    except BaseException:
+        tracker.close("FAILED")
+        raise
+    tracker.close("FINISHED")
     return result
 
 
@@ -358,7 +358,7 @@ def _find_resume(resume: Path | bool, config: RunConfig) -> tuple[Path, Path | N
         root = config.output.dir.parent if config.output.dir else runs_dir()
         candidates = [
             p.parent.parent
-            for run in root.iterdir()
+            for run in (root.iterdir() if root.is_dir() else ())
             if run.is_dir()
             for p in checkpoint_dirs(run)[-1:]
             if not (run / "metrics.json").exists()
