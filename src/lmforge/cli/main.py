@@ -12,6 +12,7 @@ from lmforge.cli import generate as generate_cli
 from lmforge.cli import models as models_cli
 from lmforge.cli import quickstart as quickstart_cli
 from lmforge.cli import runs as runs_cli
+from lmforge.cli import serve as serve_cli
 from lmforge.cli import train as train_cli
 from lmforge.cli.console import err_console
 from lmforge.errors import LmforgeError
@@ -46,6 +47,7 @@ app.command("merge")(train_cli.merge)
 app.command("generate")(generate_cli.generate)
 app.command("chat")(generate_cli.chat)
 app.command("ui")(runs_cli.ui)
+app.command("serve")(serve_cli.serve)
 app.command("quickstart")(quickstart_cli.quickstart)
 
 

@@ -125,7 +125,8 @@ def fuse_lora_layers(model: torch.nn.Module) -> int:
     count = 0
     for module in model.modules():
         if type(module) is LoraLinear and not hasattr(module, "_peft_forward"):
-            module._peft_forward = module.forward
-            module.forward = types.MethodType(_fused_forward, module)
+            # Instance attributes: the class, its state dict and saved adapters are untouched.
+            object.__setattr__(module, "_peft_forward", module.forward)
+            object.__setattr__(module, "forward", types.MethodType(_fused_forward, module))
             count += 1
     return count

@@ -1,0 +1,59 @@
+"""``lmforge serve``: an OpenAI-compatible HTTP server for a model."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from lmforge.cli.console import err_console
+from lmforge.cli.generate import MODEL_HELP
+
+
+def serve(
+    ref: Annotated[str, typer.Argument(help=MODEL_HELP)],
+    host: Annotated[
+        str, typer.Option(envvar="LMFORGE_HOST", help="Address to bind.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="LMFORGE_PORT", help="Port to listen on.")] = 8000,
+    max_batch: Annotated[
+        int, typer.Option(min=1, help="Sequences decoded together (continuous batching).")
+    ] = 16,
+    max_queue: Annotated[
+        int, typer.Option(min=0, help="Requests waiting for a batch slot; more get HTTP 503.")
+    ] = 256,
+    max_model_len: Annotated[
+        int | None, typer.Option(min=2, help="Longest prompt + completion; default: the model's.")
+    ] = None,
+    max_tokens_limit: Annotated[
+        int, typer.Option(min=1, help="The most tokens one request may generate.")
+    ] = 4096,
+    served_name: Annotated[
+        str | None, typer.Option(help="The model id clients send; default: REF.")
+    ] = None,
+) -> None:
+    """Serve REF behind an OpenAI-compatible API (chat, completions, models).
+
+    Example: lmforge serve smollm2-135m-instruct --port 8000, then point any OpenAI client
+    at http://127.0.0.1:8000/v1.
+    """
+    import uvicorn
+
+    from lmforge.serve.app import create_app
+    from lmforge.serve.handler import OpenAIHandler
+    from lmforge.serve.server import build_handler
+
+    name = served_name or ref
+
+    def load() -> OpenAIHandler:
+        return build_handler(
+            ref, name, max_batch=max_batch, max_queue=max_queue,
+            max_model_len=max_model_len, max_tokens_limit=max_tokens_limit,
+        )  # fmt: skip
+
+    err_console.print(
+        f"Serving {ref} as '{name}' on http://{host}:{port}/v1 "
+        f"(GET /ready says when the model is loaded; Ctrl-C stops)",
+        highlight=False,
+    )
+    uvicorn.run(create_app(load), host=host, port=port, log_level="warning")

@@ -1,0 +1,368 @@
+"""The continuous-batching engine: many requests, one model, one decode step at a time.
+
+A background thread owns the model. Between two decode steps it admits waiting
+requests (prefilling each prompt into a free cache slot) and drops finished ones, so a
+request never waits for a whole batch to end. Every sequence has its own sampling
+state (seeded generator, penalties, stop strings), so a request's output does not
+depend on what it was batched with under greedy decoding.
+
+A finished sequence's cache slot is kept (least recently used first to go): a request
+whose prompt starts with a kept sequence's tokens (the next turn of a conversation)
+prefills only the new part. The same holds for a running sequence's prompt, which is
+how ``n > 1`` completions share one prefill.
+
+Requests talk to the engine through ``emit`` callbacks, so the engine knows nothing of
+HTTP or asyncio; ``serve/handler.py`` turns events into OpenAI responses.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from lmforge.errors import LmforgeError
+from lmforge.serve.generate import _first_stop, _held_back, end_token_ids
+from lmforge.serve.runner import SlotRunner
+
+
+@dataclass(frozen=True)
+class RequestParams:
+    """Sampling and output options of one sequence (validated by the handler)."""
+
+    max_tokens: int = 256
+    temperature: float = 1.0  # 0 is greedy
+    top_p: float = 1.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    logprobs: bool = False
+    top_logprobs: int = 0
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One generated token with its log-probability and the most likely alternatives."""
+
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass
+class Event:
+    """What a sequence produced since its last event; ``finish_reason`` set on the last."""
+
+    text: str = ""
+    logprobs: list[TokenLogprob] = field(default_factory=list)
+    finish_reason: str | None = None  # "stop" | "length" | "cancelled" | "error"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0  # prompt tokens whose cache was reused
+    error: str | None = None
+
+
+@dataclass
+class Request:
+    """A prompt to complete; ``emit`` is called from the engine thread."""
+
+    prompt_ids: list[int]
+    params: RequestParams
+    emit: Callable[[Event], None]
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    submitted: float = field(default_factory=time.perf_counter)
+
+
+class QueueFull(LmforgeError):
+    """The waiting queue is at ``max_queue``."""
+
+
+@dataclass
+class _Sequence:
+    request: Request
+    generator: torch.Generator
+    cached_tokens: int
+    tokens: list[int] = field(default_factory=list)  # generated ids
+    counts: dict[int, int] = field(default_factory=dict)  # for the penalties
+    text: str = ""
+    emitted: int = 0  # characters of ``text`` already sent
+    pending: list[TokenLogprob] = field(default_factory=list)
+    next_token: int = -1  # sampled, not yet fed to the model
+
+
+@dataclass
+class EngineStats:
+    """Counters and latencies the metrics endpoint reads."""
+
+    running: int = 0
+    waiting: int = 0
+    prompt_tokens: int = 0
+    generation_tokens: int = 0
+    observe: Callable[[str, float], None] = lambda name, seconds: None
+
+
+class Engine:
+    """Continuous batching over a ``SlotRunner``.
+
+    Args:
+        model: a causal LM the runner supports.
+        tokenizer: its tokenizer.
+        max_batch: sequences decoded together at most.
+        max_queue: requests waiting for a slot at most (more get ``QueueFull``).
+        max_len: the longest prompt + completion; defaults to the model's context.
+        kept_slots: finished sequences whose cache is kept for prefix reuse.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        max_batch: int = 16,
+        max_queue: int = 256,
+        max_len: int | None = None,
+        kept_slots: int | None = None,
+    ) -> None:
+        context = getattr(model.config, "max_position_embeddings", None) or 2048
+        self.max_len = min(max_len or context, context)
+        self.max_batch, self.max_queue = max_batch, max_queue
+        kept = max_batch if kept_slots is None else kept_slots
+        self.runner = SlotRunner(model, slots=max_batch + kept, max_len=self.max_len)
+        self.max_len = self.runner.max_len
+        self.tokenizer = tokenizer
+        self.end_ids = end_token_ids(model, tokenizer)
+        self.stats = EngineStats()
+        self._waiting: deque[Request] = deque()
+        self._running: list[_Sequence] = []  # running[i] lives in cache slot i
+        self._slot_tokens: list[list[int]] = [[] for _ in range(self.runner.slots)]
+        self._slot_used: list[float] = [0.0] * self.runner.slots
+        self._wake = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._loop, name="lmforge-engine", daemon=True)
+
+    # --- public ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Cancel everything and end the engine thread."""
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        self._thread.join(timeout=30)
+
+    def submit(self, request: Request) -> None:
+        """Queue ``request``.
+
+        Raises:
+            QueueFull: ``max_queue`` requests are already waiting.
+            LmforgeError: the prompt leaves no room in the context.
+        """
+        if len(request.prompt_ids) + 1 > self.max_len:
+            raise LmforgeError(
+                f"the prompt has {len(request.prompt_ids)} tokens but the context is "
+                f"{self.max_len} tokens (prompt plus at least one generated token)"
+            )
+        with self._wake:
+            if len(self._waiting) >= self.max_queue:
+                raise QueueFull(f"the queue is full ({self.max_queue} waiting requests)")
+            self._waiting.append(request)
+            self.stats.waiting = len(self._waiting)
+            self._wake.notify()
+
+    @property
+    def idle(self) -> bool:
+        return not self._running and not self._waiting
+
+    # --- the loop -------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            with self._wake:
+                while not self._stopping and not self._waiting and not self._running:
+                    self._wake.wait()
+                if self._stopping:
+                    break
+            try:
+                self._admit()
+                if self._running:
+                    self._decode()
+            except Exception as error:  # a bug must not hang every client: fail them all
+                for sequence in list(self._running):
+                    self._finish(sequence, "error", error=f"{type(error).__name__}: {error}")
+        for sequence in list(self._running):
+            self._finish(sequence, "cancelled")
+        for request in self._waiting:
+            request.emit(Event(finish_reason="cancelled", prompt_tokens=len(request.prompt_ids)))
+
+    def _admit(self) -> None:
+        while len(self._running) < self.max_batch:
+            with self._wake:
+                if not self._waiting:
+                    return
+                request = self._waiting.popleft()
+                self.stats.waiting = len(self._waiting)
+            if request.cancelled.is_set():
+                request.emit(Event(finish_reason="cancelled"))
+                continue
+            self.stats.observe("queue", time.perf_counter() - request.submitted)
+            self._start(request)
+
+    def _start(self, request: Request) -> None:
+        slot = len(self._running)
+        reused = self._place(request.prompt_ids, slot)
+        generator = torch.Generator()
+        if request.params.seed is None:
+            generator.seed()  # from the OS, leaving torch's global generator alone
+        else:
+            generator.manual_seed(request.params.seed)
+        sequence = _Sequence(request, generator, cached_tokens=reused)
+        self._running.append(sequence)
+        self.stats.running = len(self._running)
+        self.stats.prompt_tokens += len(request.prompt_ids)
+        logits = self.runner.prefill(slot, request.prompt_ids[reused:])  # (V,)
+        self._slot_tokens[slot] = list(request.prompt_ids)
+        self.stats.observe("ttft", time.perf_counter() - request.submitted)
+        self._advance([sequence], logits[None])
+
+    def _place(self, prompt: Sequence[int], slot: int) -> int:
+        """Put the best cache for ``prompt`` into ``slot`` (the first free running slot);
+        returns how many prompt tokens it already holds."""
+        best, best_shared = None, 0
+        for candidate, tokens in enumerate(self._slot_tokens):
+            shared = _shared_prefix(tokens, prompt, self.runner.lengths[candidate])
+            if shared > best_shared:
+                best, best_shared = candidate, shared
+        best_shared = min(best_shared, len(prompt) - 1)  # prefill at least one token
+        if best is not None and best >= slot and best_shared > 0:  # a kept slot: move it
+            self._swap(best, slot)
+        else:
+            self._swap(self._evictable(slot), slot)
+            if best is not None and best_shared > 0:  # a running sequence's prompt
+                self.runner.copy(best, slot)
+            else:
+                best_shared = 0
+        self.runner.truncate(slot, best_shared)
+        self._slot_tokens[slot] = list(prompt[:best_shared])
+        return best_shared
+
+    def _evictable(self, slot: int) -> int:
+        """The least recently used slot not running (``slot`` itself is free)."""
+        free = range(slot, self.runner.slots)
+        return min(free, key=lambda s: self._slot_used[s])
+
+    def _swap(self, a: int, b: int) -> None:
+        self.runner.swap(a, b)
+        self._slot_tokens[a], self._slot_tokens[b] = self._slot_tokens[b], self._slot_tokens[a]
+        self._slot_used[a], self._slot_used[b] = self._slot_used[b], self._slot_used[a]
+
+    def _decode(self) -> None:
+        for sequence in [s for s in self._running if s.request.cancelled.is_set()]:
+            self._finish(sequence, "cancelled")
+        if not self._running:
+            return
+        started = time.perf_counter()
+        logits = self.runner.decode([s.next_token for s in self._running])  # (B, V)
+        for index, sequence in enumerate(self._running):
+            self._slot_tokens[index].append(sequence.next_token)
+        self.stats.observe("step", time.perf_counter() - started)
+        self._advance(list(self._running), logits)
+
+    def _advance(self, sequences: list[_Sequence], logits: torch.Tensor) -> None:
+        """Sample each sequence's next token from its row of ``logits`` (B, V) and emit."""
+        for sequence, row in zip(sequences, logits, strict=True):
+            params = sequence.request.params
+            token = self._sample(sequence, row)
+            if params.logprobs:
+                sequence.pending.append(self._logprob(row, token, params.top_logprobs))
+            if token in self.end_ids:
+                self._finish(sequence, "stop")
+                continue
+            sequence.tokens.append(token)
+            sequence.counts[token] = sequence.counts.get(token, 0) + 1
+            self.stats.generation_tokens += 1
+            sequence.text = self.tokenizer.decode(sequence.tokens, skip_special_tokens=True)
+            cut = _first_stop(sequence.text, params.stop)
+            if cut is not None:
+                sequence.text = sequence.text[:cut]
+                self._finish(sequence, "stop")
+                continue
+            room = self.max_len - len(sequence.request.prompt_ids) - len(sequence.tokens)
+            if len(sequence.tokens) >= params.max_tokens or room <= 0:
+                self._finish(sequence, "length")
+                continue
+            sequence.next_token = token
+            safe_end = len(sequence.text) - _held_back(sequence.text, params.stop)
+            if safe_end > sequence.emitted or sequence.pending:
+                self._emit(sequence, safe_end)
+
+    def _sample(self, sequence: _Sequence, logits: torch.Tensor) -> int:
+        params = sequence.request.params
+        if sequence.counts and (params.presence_penalty or params.frequency_penalty):
+            ids = torch.tensor(list(sequence.counts))
+            counts = torch.tensor(list(sequence.counts.values()), dtype=logits.dtype)
+            logits = logits.clone()
+            logits[ids] -= params.presence_penalty + params.frequency_penalty * counts
+        if params.temperature == 0.0:
+            return int(torch.argmax(logits))
+        probs = torch.softmax(logits.float() / params.temperature, dim=-1)  # (V,)
+        if params.top_p < 1.0:
+            sorted_probs, order = torch.sort(probs, descending=True)
+            drop = torch.cumsum(sorted_probs, dim=-1) - sorted_probs >= params.top_p
+            sorted_probs[drop] = 0.0
+            probs = torch.zeros_like(probs).scatter_(0, order, sorted_probs)
+        return int(torch.multinomial(probs.cpu(), 1, generator=sequence.generator))
+
+    def _logprob(self, logits: torch.Tensor, token: int, top: int) -> TokenLogprob:
+        logprobs = torch.log_softmax(logits.float(), dim=-1)  # (V,)
+        alternatives: tuple[tuple[str, float], ...] = ()
+        if top:
+            values, ids = torch.topk(logprobs, top)
+            alternatives = tuple(
+                (self.tokenizer.decode([int(i)]), float(v))
+                for v, i in zip(values, ids, strict=True)
+            )
+        return TokenLogprob(self.tokenizer.decode([token]), float(logprobs[token]), alternatives)
+
+    def _emit(self, sequence: _Sequence, end: int, finish_reason: str | None = None) -> None:
+        request = sequence.request
+        event = Event(
+            text=sequence.text[sequence.emitted : end],
+            logprobs=sequence.pending,
+            finish_reason=finish_reason,
+            prompt_tokens=len(request.prompt_ids),
+            completion_tokens=len(sequence.tokens),
+            cached_tokens=sequence.cached_tokens,
+        )
+        sequence.emitted, sequence.pending = end, []
+        request.emit(event)
+
+    def _finish(self, sequence: _Sequence, reason: str, error: str | None = None) -> None:
+        index = self._running.index(sequence)
+        last = len(self._running) - 1
+        self._swap(index, last)  # keep running sequences in slots 0..B-1
+        self._running[index], self._running[last] = self._running[last], self._running[index]
+        self._running.pop()
+        self._slot_used[last] = time.perf_counter()
+        self.stats.running = len(self._running)
+        self.stats.observe("e2e", time.perf_counter() - sequence.request.submitted)
+        if error is not None:
+            sequence.request.emit(Event(finish_reason="error", error=error))
+            return
+        self._emit(sequence, len(sequence.text), finish_reason=reason)
+
+
+def _shared_prefix(cached: Sequence[int], prompt: Sequence[int], length: int) -> int:
+    """How many leading tokens ``prompt`` shares with a slot's first ``length`` tokens."""
+    limit = min(length, len(cached), len(prompt))
+    shared = 0
+    while shared < limit and cached[shared] == prompt[shared]:
+        shared += 1
+    return shared

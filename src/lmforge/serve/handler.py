@@ -1,0 +1,413 @@
+"""OpenAI semantics over the engine: prompts, limits, choices, streaming chunks, usage.
+
+Nothing here knows about HTTP: methods take validated request bodies and return a
+response dict, or an async iterator of server-sent-event lines for streams. Errors are
+``ApiError`` with the status and the OpenAI error fields, so tests can call the handler
+directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from lmforge.data.chat import render_chat
+from lmforge.errors import LmforgeError
+from lmforge.serve.engine import Engine, Event, QueueFull, Request, RequestParams, TokenLogprob
+from lmforge.serve.errors import ApiError
+from lmforge.serve.protocol import ChatCompletionRequest, CompletionRequest
+
+DONE = "data: [DONE]\n\n"
+
+
+@dataclass
+class _Choice:
+    """What one generated sequence has produced so far."""
+
+    index: int
+    text: str = ""
+    logprobs: list[TokenLogprob] = field(default_factory=list)
+    finish_reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+
+    def add(self, event: Event) -> None:
+        self.text += event.text
+        self.logprobs += event.logprobs
+        self.finish_reason = event.finish_reason or self.finish_reason
+        self.prompt_tokens = event.prompt_tokens or self.prompt_tokens
+        self.completion_tokens = event.completion_tokens
+        self.cached_tokens = event.cached_tokens
+
+
+class OpenAIHandler:
+    """Chat and text completions for one served model.
+
+    Args:
+        engine: the running engine.
+        model_name: the id clients put in ``model``.
+        max_tokens_limit: the most tokens one request may ask to generate.
+    """
+
+    def __init__(self, engine: Engine, model_name: str, *, max_tokens_limit: int = 4096) -> None:
+        self.engine = engine
+        self.tokenizer = engine.tokenizer
+        self.model_name = model_name
+        self.max_tokens_limit = max_tokens_limit
+        self.created = int(time.time())
+
+    # --- models ---------------------------------------------------------------------
+
+    def models(self) -> dict[str, Any]:
+        return {
+            "object": "list",
+            "data": [
+                {
+                    "id": self.model_name,
+                    "object": "model",
+                    "created": self.created,
+                    "owned_by": "lmforge",
+                    "max_model_len": self.engine.max_len,
+                }
+            ],
+        }
+
+    def _check_model(self, name: str) -> None:
+        if name != self.model_name:
+            raise ApiError(
+                404,
+                f"The model '{name}' does not exist; this server serves '{self.model_name}' "
+                "(see GET /v1/models).",
+                param="model",
+                code="model_not_found",
+            )
+
+    # --- chat -----------------------------------------------------------------------
+
+    async def chat(self, body: ChatCompletionRequest) -> dict[str, Any] | AsyncIterator[str]:
+        self._check_model(body.model)
+        if body.response_format is not None and body.response_format.type != "text":
+            raise ApiError(
+                400,
+                f"response_format type '{body.response_format.type}' is not supported by this "
+                "server yet; omit response_format or use type 'text'.",
+                param="response_format",
+                code="unsupported_value",
+            )
+        try:
+            prompt = render_chat(self.tokenizer, body.conversation(), model_ref=self.model_name)
+        except LmforgeError as error:
+            raise ApiError(400, str(error), param="messages") from error
+        max_tokens = self._max_tokens(body.requested_max_tokens(), len(prompt), "messages")
+        top = body.top_logprobs or 0
+        if top and not body.logprobs:
+            raise ApiError(400, "top_logprobs needs logprobs: true", param="top_logprobs")
+        params = body.params(max_tokens, logprobs=body.logprobs, top_logprobs=top)
+        response_id = f"chatcmpl-{uuid.uuid4().hex}"
+        events = self._submit([prompt] * body.n, params)
+        if body.stream:
+            return _closing(
+                self._chat_stream(response_id, events, body.n, body.include_usage()), events
+            )
+        choices = await _collect(events, body.n)
+        return {
+            "id": response_id,
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self.model_name,
+            "choices": [
+                {
+                    "index": c.index,
+                    "message": {"role": "assistant", "content": c.text},
+                    "logprobs": _chat_logprobs(c.logprobs) if body.logprobs else None,
+                    "finish_reason": c.finish_reason,
+                }
+                for c in choices
+            ],
+            "usage": _usage(choices, len(prompt), body.n),
+        }
+
+    async def _chat_stream(
+        self, response_id: str, events: _Events, count: int, include_usage: bool
+    ) -> AsyncIterator[str]:
+        prompt_tokens = len(events.requests[0].prompt_ids)
+        created = int(time.time())
+        choices = [_Choice(i) for i in range(count)]
+
+        def chunk(choice_list: list[dict[str, Any]], usage: Any = None) -> str:
+            data = {
+                "id": response_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": self.model_name,
+                "choices": choice_list,
+            }
+            if include_usage:
+                data["usage"] = usage
+            return _sse(data)
+
+        for index in range(count):
+            yield chunk([{"index": index, "delta": {"role": "assistant", "content": ""},
+                          "logprobs": None, "finish_reason": None}])  # fmt: skip
+        async for index, event in events:
+            choices[index].add(event)
+            if event.text or event.logprobs or event.finish_reason:
+                logprobs = _chat_logprobs(event.logprobs) if event.logprobs else None
+                delta = {"content": event.text} if event.text else {}
+                yield chunk([{"index": index, "delta": delta, "logprobs": logprobs,
+                              "finish_reason": event.finish_reason}])  # fmt: skip
+        if include_usage:
+            yield chunk([], usage=_usage(choices, prompt_tokens, count))
+        yield DONE
+
+    # --- text completions -----------------------------------------------------------
+
+    async def completions(self, body: CompletionRequest) -> dict[str, Any] | AsyncIterator[str]:
+        self._check_model(body.model)
+        if body.suffix:
+            raise ApiError(400, "suffix is not supported by this model", param="suffix")
+        prompts = [self._tokens(p) for p in body.prompts()]
+        if not prompts or any(not p for p in prompts):
+            raise ApiError(400, "prompt must not be empty", param="prompt")
+        longest = max(len(p) for p in prompts)
+        max_tokens = self._max_tokens(body.max_tokens, longest, "prompt")
+        top = body.logprobs or 0
+        params = body.params(max_tokens, logprobs=body.logprobs is not None, top_logprobs=top)
+        expanded = [p for p in prompts for _ in range(body.n)]  # choice i: prompt i // n
+        echoes = [self.tokenizer.decode(p) if body.echo else "" for p in expanded]
+        response_id = f"cmpl-{uuid.uuid4().hex}"
+        events = self._submit(expanded, params)
+        usage_prompt_tokens = sum(len(p) for p in prompts)
+        if body.stream:
+            stream = self._completion_stream(
+                response_id, events, echoes, body.logprobs is not None,
+                body.include_usage(), usage_prompt_tokens, body.n,
+            )  # fmt: skip
+            return _closing(stream, events)
+        choices = await _collect(events, len(expanded))
+        return {
+            "id": response_id,
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": self.model_name,
+            "choices": [
+                {
+                    "index": c.index,
+                    "text": echoes[c.index] + c.text,
+                    "logprobs": (
+                        _text_logprobs(c.logprobs, len(echoes[c.index]))
+                        if body.logprobs is not None
+                        else None
+                    ),
+                    "finish_reason": c.finish_reason,
+                }
+                for c in choices
+            ],
+            "usage": _usage(choices, usage_prompt_tokens, body.n),
+        }
+
+    async def _completion_stream(
+        self,
+        response_id: str,
+        events: _Events,
+        echoes: list[str],
+        logprobs: bool,
+        include_usage: bool,
+        prompt_tokens: int,
+        n: int,
+    ) -> AsyncIterator[str]:
+        created = int(time.time())
+        choices = [_Choice(i) for i in range(len(echoes))]
+
+        def chunk(choice_list: list[dict[str, Any]], usage: Any = None) -> str:
+            data = {
+                "id": response_id,
+                "object": "text_completion",
+                "created": created,
+                "model": self.model_name,
+                "choices": choice_list,
+            }
+            if include_usage:
+                data["usage"] = usage
+            return _sse(data)
+
+        sent = [0] * len(echoes)  # characters sent per choice
+        async for index, event in events:
+            choices[index].add(event)
+            text = event.text if sent[index] else echoes[index] + event.text
+            offset = sent[index] + len(text) - len(event.text)
+            sent[index] += len(text)
+            if text or event.logprobs or event.finish_reason:
+                token_logprobs = _text_logprobs(event.logprobs, offset) if logprobs else None
+                yield chunk([{"index": index, "text": text, "logprobs": token_logprobs,
+                              "finish_reason": event.finish_reason}])  # fmt: skip
+        if include_usage:
+            yield chunk([], usage=_usage(choices, prompt_tokens, n))
+        yield DONE
+
+    # --- shared ---------------------------------------------------------------------
+
+    def _tokens(self, prompt: str | list[int]) -> list[int]:
+        if isinstance(prompt, str):
+            return list(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+        vocab = len(self.tokenizer)
+        if any(not 0 <= t < vocab for t in prompt):
+            raise ApiError(400, f"prompt token ids must be in [0, {vocab})", param="prompt")
+        return list(prompt)
+
+    def _max_tokens(self, requested: int | None, prompt_tokens: int, prompt_param: str) -> int:
+        context = self.engine.max_len
+        if prompt_tokens + 1 > context:
+            raise ApiError(
+                400,
+                f"This model's maximum context length is {context} tokens. However, your "
+                f"{prompt_param} resulted in {prompt_tokens} tokens. Please reduce the length "
+                f"of the {prompt_param}.",
+                param=prompt_param,
+                code="context_length_exceeded",
+            )
+        if requested is None:
+            return min(self.max_tokens_limit, context - prompt_tokens)
+        if requested > self.max_tokens_limit:
+            raise ApiError(
+                400,
+                f"max_tokens is {requested} but this server allows at most "
+                f"{self.max_tokens_limit}; ask for fewer tokens.",
+                param="max_tokens",
+            )
+        if prompt_tokens + requested > context:
+            raise ApiError(
+                400,
+                f"This model's maximum context length is {context} tokens. However, you "
+                f"requested {prompt_tokens + requested} tokens ({prompt_tokens} in the "
+                f"{prompt_param}, {requested} in the completion). Please reduce the length "
+                f"of the {prompt_param} or completion.",
+                param="max_tokens",
+                code="context_length_exceeded",
+            )
+        return requested
+
+    def _submit(self, prompts: list[list[int]], params: RequestParams) -> _Events:
+        """Queue one engine request per choice; returns their merged events."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[int, Event]] = asyncio.Queue()
+        requests = []
+        for index, prompt in enumerate(prompts):
+            seeded = params
+            if params.seed is not None and index:  # n > 1 with a seed: distinct, repeatable
+                seeded = RequestParams(**{**params.__dict__, "seed": params.seed + index})
+
+            def emit(event: Event, index: int = index) -> None:
+                loop.call_soon_threadsafe(queue.put_nowait, (index, event))
+
+            requests.append(Request(prompt_ids=prompt, params=seeded, emit=emit))
+        try:
+            for request in requests:
+                self.engine.submit(request)
+        except QueueFull as error:
+            for request in requests:
+                request.cancelled.set()
+            raise ApiError(503, f"{error}; retry shortly.", code="queue_full",
+                           headers={"Retry-After": "1"}) from error  # fmt: skip
+        except LmforgeError as error:
+            raise ApiError(400, str(error), code="context_length_exceeded") from error
+        return _Events(queue, requests)
+
+
+class _Events:
+    """(choice index, event) pairs until every choice has finished; cancels on close."""
+
+    def __init__(self, queue: asyncio.Queue[tuple[int, Event]], requests: list[Request]) -> None:
+        self.queue, self.requests = queue, requests
+        self.open = len(requests)
+
+    async def __aiter__(self) -> AsyncIterator[tuple[int, Event]]:
+        try:
+            while self.open:
+                index, event = await self.queue.get()
+                if event.finish_reason is not None:
+                    self.open -= 1
+                if event.finish_reason == "error":
+                    raise ApiError(500, f"generation failed: {event.error}", code="engine_error")
+                yield index, event
+        finally:
+            self.cancel()
+
+    def cancel(self) -> None:
+        """Stop generating for every choice still running (client gone, or done)."""
+        for request in self.requests:
+            request.cancelled.set()
+
+
+async def _closing(stream: AsyncIterator[str], events: _Events) -> AsyncIterator[str]:
+    """``stream``, cancelling generation when the client goes away mid-stream."""
+    try:
+        async for line in stream:
+            yield line
+    except ApiError as error:  # headers are sent: report in the stream, then end it
+        yield _sse(error.body())
+        yield DONE
+    finally:
+        events.cancel()
+
+
+async def _collect(events: _Events, count: int) -> list[_Choice]:
+    choices = [_Choice(i) for i in range(count)]
+    try:
+        async for index, event in events:
+            choices[index].add(event)
+    finally:
+        events.cancel()
+    return choices
+
+
+def _usage(choices: list[_Choice], prompt_tokens: int, n: int) -> dict[str, Any]:
+    """Token counts; ``prompt_tokens`` counts each distinct prompt once, as OpenAI does."""
+    completion = sum(c.completion_tokens for c in choices)
+    cached = sum(c.cached_tokens for c in choices if c.index % n == 0)
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion,
+        "total_tokens": prompt_tokens + completion,
+        "prompt_tokens_details": {"cached_tokens": cached},
+    }
+
+
+def _chat_logprobs(tokens: list[TokenLogprob]) -> dict[str, Any]:
+    return {
+        "content": [
+            {
+                "token": t.token,
+                "logprob": t.logprob,
+                "bytes": list(t.token.encode()),
+                "top_logprobs": [
+                    {"token": s, "logprob": lp, "bytes": list(s.encode())} for s, lp in t.top
+                ],
+            }
+            for t in tokens
+        ]
+    }
+
+
+def _text_logprobs(tokens: list[TokenLogprob], offset: int) -> dict[str, Any]:
+    """Legacy completions logprobs; ``offset`` is where the first token starts in the text."""
+    offsets = []
+    for token in tokens:
+        offsets.append(offset)
+        offset += len(token.token)
+    return {
+        "tokens": [t.token for t in tokens],
+        "token_logprobs": [t.logprob for t in tokens],
+        "top_logprobs": [dict(t.top) for t in tokens],
+        "text_offset": offsets,
+    }
+
+
+def _sse(data: dict[str, Any]) -> str:
+    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"

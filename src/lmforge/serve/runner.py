@@ -1,0 +1,197 @@
+"""Run a LLaMA-family model over a slot KV cache, for continuous batching.
+
+Hugging Face's generation keeps one cache per batch and grows it by concatenation, so
+sequences cannot join or leave a running batch. Here the cache is one preallocated
+tensor per layer with a row ("slot") per sequence: a sequence writes its keys and
+values at its own positions, sequences of different lengths decode together, and a
+finished sequence's slot can be kept for a later request that shares its prefix (a
+conversation's next turn).
+
+The model's own modules do the work (projections, norms, MLP, rotary embedding), so a
+peft-wrapped model runs its LoRA layers unchanged; only attention over the cache is
+written here. The running sequences always occupy slots ``0..B-1`` so a decode step
+reads the cache as a view, without copying it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from lmforge.errors import LmforgeError
+
+SUPPORTED_ARCHITECTURES = ("llama", "mistral", "qwen2")
+
+
+def _decoder(model: Any) -> Any:
+    """The ``LlamaModel``-like stack inside a causal LM (peft wrappers included)."""
+    if hasattr(model, "get_base_model"):
+        model = model.get_base_model()
+    return model.model
+
+
+class SlotRunner:
+    """Prefill and decode steps for a causal LM over ``slots`` cache rows.
+
+    Args:
+        model: a LLaMA, Mistral or Qwen2 causal LM (optionally with peft adapters).
+        slots: how many sequences the cache holds (running plus kept for reuse).
+        max_len: the longest sequence (prompt + completion) a slot holds.
+
+    Raises:
+        LmforgeError: the architecture is not one this runner implements.
+    """
+
+    def __init__(self, model: Any, slots: int, max_len: int) -> None:
+        config = model.config
+        model_type = getattr(config, "model_type", "")
+        if model_type not in SUPPORTED_ARCHITECTURES:
+            raise LmforgeError(
+                f"serving architecture {model_type!r} is not supported; supported: "
+                f"{', '.join(SUPPORTED_ARCHITECTURES)}."
+            )
+        if getattr(config, "sliding_window", None) and config.sliding_window < max_len:
+            max_len = config.sliding_window  # beyond it the model attends differently
+        self.model = model
+        self.decoder = _decoder(model)
+        self.lm_head = (
+            model.get_base_model() if hasattr(model, "get_base_model") else model
+        ).lm_head
+        self.heads = config.num_attention_heads
+        self.kv_heads = getattr(config, "num_key_value_heads", None) or self.heads
+        self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
+        self.slots, self.max_len = slots, max_len
+        parameter = next(model.parameters())
+        # The cache grows along the sequence axis as sequences get longer, so memory
+        # follows what is used rather than slots x max_len.
+        shape = (len(self.decoder.layers), slots, self.kv_heads, min(256, max_len), self.head_dim)
+        self.keys = torch.zeros(shape, dtype=parameter.dtype, device=parameter.device)
+        self.values = torch.zeros_like(self.keys)
+        self.lengths = [0] * slots  # tokens cached per slot
+        self.device = parameter.device
+        from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
+        self._rotary = apply_rotary_pos_emb
+
+    # --- cache bookkeeping ----------------------------------------------------------
+
+    def swap(self, a: int, b: int) -> None:
+        """Exchange the contents of two slots."""
+        if a == b:
+            return
+        used = max(self.lengths[a], self.lengths[b])
+        for cache in (self.keys, self.values):
+            rows = cache[:, [a, b], :, :used].clone()
+            cache[:, [b, a], :, :used] = rows
+        self.lengths[a], self.lengths[b] = self.lengths[b], self.lengths[a]
+
+    def copy(self, source: int, target: int) -> None:
+        """Make ``target`` hold what ``source`` holds (for n > 1 completions)."""
+        used = self.lengths[source]
+        self.keys[:, target, :, :used] = self.keys[:, source, :, :used]
+        self.values[:, target, :, :used] = self.values[:, source, :, :used]
+        self.lengths[target] = used
+
+    def truncate(self, slot: int, length: int) -> None:
+        """Forget everything after the first ``length`` tokens of ``slot``."""
+        self.lengths[slot] = min(self.lengths[slot], length)
+
+    def _reserve(self, length: int) -> None:
+        """Make every slot able to hold ``length`` tokens."""
+        capacity = self.keys.shape[3]
+        if length <= capacity:
+            return
+        capacity = min(self.max_len, max(length, 2 * capacity))
+        for name in ("keys", "values"):
+            old = getattr(self, name)
+            new = old.new_zeros((*old.shape[:3], capacity, old.shape[4]))
+            new[:, :, :, : old.shape[3]] = old
+            setattr(self, name, new)
+
+    # --- steps ----------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def prefill(self, slot: int, token_ids: Sequence[int]) -> torch.Tensor:
+        """Append ``token_ids`` to ``slot``; returns the logits after the last one ``(V,)``."""
+        start = self.lengths[slot]
+        count = len(token_ids)
+        if start + count > self.max_len:
+            raise LmforgeError(
+                f"sequence of {start + count} tokens exceeds the serving context of "
+                f"{self.max_len} tokens"
+            )
+        self._reserve(start + count)
+        ids = torch.tensor([list(token_ids)], device=self.device)  # (1, T)
+        positions = torch.arange(start, start + count, device=self.device)[None]  # (1, T)
+        # Each new token sees the cached prefix and the new tokens up to itself.
+        visible = torch.arange(start + count, device=self.device)  # (S,)
+        mask = visible[None, :] <= positions[0, :, None]  # (T, S)
+        hidden = self._forward(
+            ids, positions, slots=slice(slot, slot + 1), write=(slot, start), mask=mask[None, None],
+            length=start + count,
+        )  # fmt: skip
+        self.lengths[slot] = start + count
+        return self.lm_head(hidden[0, -1])  # (V,)
+
+    @torch.inference_mode()
+    def decode(self, token_ids: Sequence[int]) -> torch.Tensor:
+        """One new token for each of the sequences in slots ``0..B-1``; returns ``(B, V)``."""
+        batch = len(token_ids)
+        starts = self.lengths[:batch]
+        if max(starts) + 1 > self.max_len:
+            raise LmforgeError(f"a sequence reached the serving context of {self.max_len} tokens")
+        self._reserve(max(starts) + 1)
+        ids = torch.tensor(token_ids, device=self.device)[:, None]  # (B, 1)
+        positions = torch.tensor(starts, device=self.device)[:, None]  # (B, 1)
+        longest = max(starts) + 1
+        mask = torch.arange(longest, device=self.device)[None, :] <= positions  # (B, S)
+        hidden = self._forward(
+            ids, positions, slots=slice(0, batch), write=None, mask=mask[:, None, None],
+            length=longest,
+        )  # fmt: skip
+        for slot in range(batch):
+            self.lengths[slot] += 1
+        return self.lm_head(hidden[:, -1])  # (B, V)
+
+    def _forward(
+        self,
+        ids: torch.Tensor,  # (B, T)
+        positions: torch.Tensor,  # (B, T)
+        slots: slice,
+        write: tuple[int, int] | None,  # prefill: (slot, start); decode: None
+        mask: torch.Tensor,  # (B, 1, T, S) bool
+        length: int,  # S: cache positions to attend over
+    ) -> torch.Tensor:
+        batch, count = ids.shape
+        hidden = self.decoder.embed_tokens(ids)  # (B, T, C)
+        cos, sin = self.decoder.rotary_emb(hidden, positions)
+        rows = torch.arange(slots.start, slots.stop, device=self.device)
+        for index, layer in enumerate(self.decoder.layers):
+            attention = layer.self_attn
+            x = layer.input_layernorm(hidden)
+            q = attention.q_proj(x).view(batch, count, self.heads, self.head_dim)
+            k = attention.k_proj(x).view(batch, count, self.kv_heads, self.head_dim)
+            v = attention.v_proj(x).view(batch, count, self.kv_heads, self.head_dim)
+            q, k = self._rotary(q.transpose(1, 2), k.transpose(1, 2), cos, sin)  # (B, H, T, D)
+            keys, values = self.keys[index], self.values[index]  # (slots, KVH, max_len, D)
+            if write is not None:
+                slot, start = write
+                keys[slot, :, start : start + count] = k[0]
+                values[slot, :, start : start + count] = v.transpose(1, 2)[0]
+            else:
+                keys[rows, :, positions[:, 0]] = k[:, :, 0]
+                values[rows, :, positions[:, 0]] = v[:, 0]
+            out = F.scaled_dot_product_attention(
+                q,
+                keys[slots, :, :length],
+                values[slots, :, :length],
+                attn_mask=mask,
+                enable_gqa=self.kv_heads != self.heads,
+            )  # (B, H, T, D)
+            out = out.transpose(1, 2).reshape(batch, count, self.heads * self.head_dim)
+            hidden = hidden + attention.o_proj(out)
+            hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
+        return self.decoder.norm(hidden)

@@ -1,0 +1,78 @@
+"""Start real servers on loopback for tests: a free port, a subprocess, wait until ready."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def http_status(url: str) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError:
+        return None
+
+
+@contextmanager
+def lmforge_server(*args: str, ready_timeout: float = 120) -> Iterator[str]:
+    """Run ``lmforge serve ARGS`` on a free loopback port; yields the base URL.
+
+    Waits for ``GET /ready`` to return 200; stops the server with SIGTERM afterwards.
+    """
+    port = free_port()
+    command = [sys.executable, "-m", "lmforge.cli.main", "serve", *args, "--port", str(port)]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy()
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + ready_timeout
+        while http_status(base + "/ready") != 200:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                output = process.communicate()[0]
+                raise RuntimeError(f"lmforge serve did not become ready:\n{output[-3000:]}")
+            time.sleep(0.2)
+        yield base
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def request(url: str, body: object = None, *, raw: bytes | None = None) -> tuple[int, str]:
+    """(status, text) of a GET, or of a POST with a JSON ``body`` or ``raw`` bytes."""
+    import json
+
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    headers = {"Content-Type": "application/json"} if data is not None else {}
+    try:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, data=data, headers=headers), timeout=60
+        ) as response:
+            return int(response.status), response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
