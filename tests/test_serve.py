@@ -199,3 +199,21 @@ def test_errors_have_the_openai_shape(server: str, client: openai.OpenAI) -> Non
     assert set(json.loads(text)["error"]) == {"message", "type", "param", "code"}
     status, text = request(server + "/v1/nothing-here")
     assert status == 404 and json.loads(text)["error"]["type"] == "not_found_error"
+
+
+def test_metrics_report_latencies_queue_and_tokens(server: str, client: openai.OpenAI) -> None:
+    ask(client, max_tokens=6)
+    status, text = request(server + "/metrics")
+    assert status == 200
+    metrics = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+    for name in ("time_to_first_token", "inter_token_latency", "e2e_request_latency",
+                 "request_queue_time"):  # fmt: skip
+        assert metrics[f"lmforge_{name}_seconds_count"] >= 1, name
+    assert metrics["lmforge_num_requests_running"] == 0
+    assert metrics["lmforge_num_requests_waiting"] == 0
+    assert metrics["lmforge_generation_tokens_total"] >= 6
+    assert metrics["lmforge_prompt_tokens_total"] > 0

@@ -26,7 +26,9 @@ def zoo_tokenizer(name: str) -> Any:
     return AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
 
 
-def build_tiny_causal_lm(out_dir: Path, *, seed: int = 0, tokenizer: Any = None) -> Path:
+def build_tiny_causal_lm(
+    out_dir: Path, *, seed: int = 0, tokenizer: Any = None, context: int = 512
+) -> Path:
     """Save a 2-layer LLaMA with SmolLM2's tokenizer and chat template to ``out_dir``."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -39,7 +41,7 @@ def build_tiny_causal_lm(out_dir: Path, *, seed: int = 0, tokenizer: Any = None)
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=512,
+        max_position_embeddings=context,
         tie_word_embeddings=True,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,

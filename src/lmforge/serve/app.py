@@ -13,11 +13,12 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException
 
 from lmforge.serve.errors import ApiError, error_body
 from lmforge.serve.handler import OpenAIHandler
+from lmforge.serve.metrics import ServerMetrics
 from lmforge.serve.protocol import ChatCompletionRequest, CompletionRequest
 
 
@@ -29,6 +30,7 @@ class ServerState:
         self.handler: OpenAIHandler | None = None
         self.error: str | None = None
         self.loaded = threading.Event()
+        self.metrics = ServerMetrics()
 
     def start_loading(self) -> None:
         threading.Thread(target=self._run_load, name="lmforge-load", daemon=True).start()
@@ -36,6 +38,7 @@ class ServerState:
     def _run_load(self) -> None:
         try:
             handler = self._load()
+            self.metrics.attach(handler.engine.stats)
             handler.engine.start()
             self.handler = handler
         except Exception as error:  # reported by /ready and every API call
@@ -101,6 +104,12 @@ def create_app(load: Callable[[], OpenAIHandler]) -> FastAPI:
     async def ready() -> JSONResponse:
         state.require()
         return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:

@@ -94,17 +94,27 @@ class _Sequence:
     emitted: int = 0  # characters of ``text`` already sent
     pending: list[TokenLogprob] = field(default_factory=list)
     next_token: int = -1  # sampled, not yet fed to the model
+    last_token_at: float = 0.0
+    prefix_offset: int = 0  # incremental detokenization: see _append_text
+    read_offset: int = 0
+
+
+def _ignore(name: str, seconds: float) -> None:
+    pass
 
 
 @dataclass
 class EngineStats:
-    """Counters and latencies the metrics endpoint reads."""
+    """Counters the metrics endpoint reads, and ``observe(name, seconds)`` for latencies:
+    ``queue`` (submitted to admitted), ``ttft`` (submitted to first token), ``itl``
+    (between two tokens of a sequence), ``e2e`` (submitted to finished), ``step`` (one
+    batched decode step)."""
 
     running: int = 0
     waiting: int = 0
     prompt_tokens: int = 0
     generation_tokens: int = 0
-    observe: Callable[[str, float], None] = lambda name, seconds: None
+    observe: Callable[[str, float], None] = _ignore
 
 
 class Engine:
@@ -229,7 +239,8 @@ class Engine:
         self.stats.prompt_tokens += len(request.prompt_ids)
         logits = self.runner.prefill(slot, request.prompt_ids[reused:])  # (V,)
         self._slot_tokens[slot] = list(request.prompt_ids)
-        self.stats.observe("ttft", time.perf_counter() - request.submitted)
+        sequence.last_token_at = time.perf_counter()
+        self.stats.observe("ttft", sequence.last_token_at - request.submitted)
         self._advance([sequence], logits[None])
 
     def _place(self, prompt: Sequence[int], slot: int) -> int:
@@ -272,7 +283,11 @@ class Engine:
         logits = self.runner.decode([s.next_token for s in self._running])  # (B, V)
         for index, sequence in enumerate(self._running):
             self._slot_tokens[index].append(sequence.next_token)
-        self.stats.observe("step", time.perf_counter() - started)
+        now = time.perf_counter()
+        self.stats.observe("step", now - started)
+        for sequence in self._running:
+            self.stats.observe("itl", now - sequence.last_token_at)
+            sequence.last_token_at = now
         self._advance(list(self._running), logits)
 
     def _advance(self, sequences: list[_Sequence], logits: torch.Tensor) -> None:
@@ -288,7 +303,7 @@ class Engine:
             sequence.tokens.append(token)
             sequence.counts[token] = sequence.counts.get(token, 0) + 1
             self.stats.generation_tokens += 1
-            sequence.text = self.tokenizer.decode(sequence.tokens, skip_special_tokens=True)
+            self._append_text(sequence)
             cut = _first_stop(sequence.text, params.stop)
             if cut is not None:
                 sequence.text = sequence.text[:cut]
@@ -302,6 +317,23 @@ class Engine:
             safe_end = len(sequence.text) - _held_back(sequence.text, params.stop)
             if safe_end > sequence.emitted or sequence.pending:
                 self._emit(sequence, safe_end)
+
+    def _append_text(self, sequence: _Sequence) -> None:
+        """Extend ``sequence.text`` by its newest token without decoding it all again.
+
+        Decoding a few tokens of context before the new ones and keeping only the extra
+        text handles tokenizers whose pieces depend on their neighbours (leading
+        spaces); a trailing U+FFFD means a character is still incomplete, so wait.
+        """
+        decode = self.tokenizer.decode
+        tokens = sequence.tokens
+        before = decode(
+            tokens[sequence.prefix_offset : sequence.read_offset], skip_special_tokens=True
+        )
+        after = decode(tokens[sequence.prefix_offset :], skip_special_tokens=True)
+        if len(after) > len(before) and not after.endswith("\ufffd"):
+            sequence.text += after[len(before) :]
+            sequence.prefix_offset, sequence.read_offset = sequence.read_offset, len(tokens)
 
     def _sample(self, sequence: _Sequence, logits: torch.Tensor) -> int:
         params = sequence.request.params

@@ -134,7 +134,7 @@ class SlotRunner:
             length=start + count,
         )  # fmt: skip
         self.lengths[slot] = start + count
-        return self.lm_head(hidden[0, -1])  # (V,)
+        return self.lm_head(hidden[:, -1])[0]  # (V,)
 
     @torch.inference_mode()
     def decode(self, token_ids: Sequence[int]) -> torch.Tensor:
