@@ -8,6 +8,7 @@ import typer
 
 from lmforge.cli.console import err_console
 from lmforge.cli.generate import MODEL_HELP
+from lmforge.errors import LmforgeError
 
 
 def serve(
@@ -31,6 +32,16 @@ def serve(
     served_name: Annotated[
         str | None, typer.Option(help="The model id clients send; default: REF.")
     ] = None,
+    adapter: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A LoRA adapter of REF as NAME=REF (repeatable); requests pick it "
+            "by putting NAME in 'model'."
+        ),
+    ] = None,
+    quantize: Annotated[
+        str, typer.Option(help="none, or int8: dynamic INT8 linear layers (faster on CPU).")
+    ] = "none",
 ) -> None:
     """Serve REF behind an OpenAI-compatible API (chat, completions, models).
 
@@ -41,14 +52,26 @@ def serve(
 
     from lmforge.serve.app import create_app
     from lmforge.serve.handler import OpenAIHandler
-    from lmforge.serve.server import build_handler
+    from lmforge.serve.server import build_handler, resolve_served
 
     name = served_name or ref
+    adapters = {}
+    for spec in adapter or []:
+        adapter_name, sep, adapter_ref = spec.partition("=")
+        if not sep or not adapter_name or not adapter_ref:
+            raise LmforgeError(
+                f"--adapter {spec!r}: expected NAME=REF, e.g. support=runs/abc/model"
+            )
+        if adapter_name in adapters:
+            raise LmforgeError(f"--adapter: the name {adapter_name!r} is given twice")
+        adapters[adapter_name] = adapter_ref
+
+    resolve_served(ref, name, adapters)  # bad references fail here, before listening
 
     def load() -> OpenAIHandler:
         return build_handler(
-            ref, name, max_batch=max_batch, max_queue=max_queue,
-            max_model_len=max_model_len, max_tokens_limit=max_tokens_limit,
+            ref, name, adapters=adapters, quantize=quantize, max_batch=max_batch,
+            max_queue=max_queue, max_model_len=max_model_len, max_tokens_limit=max_tokens_limit,
         )  # fmt: skip
 
     err_console.print(

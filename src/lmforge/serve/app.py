@@ -6,6 +6,7 @@ while it loads, ``/ready`` and the API answer 503 until the model is in memory.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -41,8 +42,9 @@ class ServerState:
             self.metrics.attach(handler.engine.stats)
             handler.engine.start()
             self.handler = handler
-        except Exception as error:  # reported by /ready and every API call
+        except Exception as error:  # reported by /ready, every API call and the log
             self.error = f"{type(error).__name__}: {error}"
+            print(f"lmforge serve: the model failed to load: {self.error}", file=sys.stderr)
         finally:
             self.loaded.set()
 

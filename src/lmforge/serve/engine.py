@@ -75,6 +75,7 @@ class Request:
     prompt_ids: list[int]
     params: RequestParams
     emit: Callable[[Event], None]
+    adapter: str | None = None  # a LoRA adapter loaded in the model; None: the base
     cancelled: threading.Event = field(default_factory=threading.Event)
     submitted: float = field(default_factory=time.perf_counter)
 
@@ -151,6 +152,7 @@ class Engine:
         self._waiting: deque[Request] = deque()
         self._running: list[_Sequence] = []  # running[i] lives in cache slot i
         self._slot_tokens: list[list[int]] = [[] for _ in range(self.runner.slots)]
+        self._slot_adapter: list[str | None] = [None] * self.runner.slots
         self._slot_used: list[float] = [0.0] * self.runner.slots
         self._wake = threading.Condition()
         self._stopping = False
@@ -227,7 +229,7 @@ class Engine:
 
     def _start(self, request: Request) -> None:
         slot = len(self._running)
-        reused = self._place(request.prompt_ids, slot)
+        reused = self._place(request.prompt_ids, request.adapter, slot)
         generator = torch.Generator()
         if request.params.seed is None:
             generator.seed()  # from the OS, leaving torch's global generator alone
@@ -237,17 +239,20 @@ class Engine:
         self._running.append(sequence)
         self.stats.running = len(self._running)
         self.stats.prompt_tokens += len(request.prompt_ids)
-        logits = self.runner.prefill(slot, request.prompt_ids[reused:])  # (V,)
+        logits = self.runner.prefill(slot, request.prompt_ids[reused:], request.adapter)  # (V,)
         self._slot_tokens[slot] = list(request.prompt_ids)
         sequence.last_token_at = time.perf_counter()
         self.stats.observe("ttft", sequence.last_token_at - request.submitted)
         self._advance([sequence], logits[None])
 
-    def _place(self, prompt: Sequence[int], slot: int) -> int:
+    def _place(self, prompt: Sequence[int], adapter: str | None, slot: int) -> int:
         """Put the best cache for ``prompt`` into ``slot`` (the first free running slot);
-        returns how many prompt tokens it already holds."""
+        returns how many prompt tokens it already holds. A cache only serves requests
+        for the same adapter: the adapter changes the keys and values."""
         best, best_shared = None, 0
         for candidate, tokens in enumerate(self._slot_tokens):
+            if self._slot_adapter[candidate] != adapter:
+                continue
             shared = _shared_prefix(tokens, prompt, self.runner.lengths[candidate])
             if shared > best_shared:
                 best, best_shared = candidate, shared
@@ -262,6 +267,7 @@ class Engine:
                 best_shared = 0
         self.runner.truncate(slot, best_shared)
         self._slot_tokens[slot] = list(prompt[:best_shared])
+        self._slot_adapter[slot] = adapter
         return best_shared
 
     def _evictable(self, slot: int) -> int:
@@ -273,6 +279,7 @@ class Engine:
         self.runner.swap(a, b)
         self._slot_tokens[a], self._slot_tokens[b] = self._slot_tokens[b], self._slot_tokens[a]
         self._slot_used[a], self._slot_used[b] = self._slot_used[b], self._slot_used[a]
+        self._slot_adapter[a], self._slot_adapter[b] = self._slot_adapter[b], self._slot_adapter[a]
 
     def _decode(self) -> None:
         for sequence in [s for s in self._running if s.request.cancelled.is_set()]:
@@ -280,7 +287,9 @@ class Engine:
         if not self._running:
             return
         started = time.perf_counter()
-        logits = self.runner.decode([s.next_token for s in self._running])  # (B, V)
+        logits = self.runner.decode(
+            [s.next_token for s in self._running], [s.request.adapter for s in self._running]
+        )  # (B, V)
         for index, sequence in enumerate(self._running):
             self._slot_tokens[index].append(sequence.next_token)
         now = time.perf_counter()

@@ -12,7 +12,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,47 +51,57 @@ class OpenAIHandler:
 
     Args:
         engine: the running engine.
-        model_name: the id clients put in ``model``.
+        model_name: the id clients put in ``model`` for the base model.
+        adapters: LoRA adapter names loaded in the engine's model; ``model`` picks one.
         max_tokens_limit: the most tokens one request may ask to generate.
     """
 
-    def __init__(self, engine: Engine, model_name: str, *, max_tokens_limit: int = 4096) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        model_name: str,
+        *,
+        adapters: Sequence[str] = (),
+        max_tokens_limit: int = 4096,
+    ) -> None:
         self.engine = engine
         self.tokenizer = engine.tokenizer
         self.model_name = model_name
+        self.adapters = list(adapters)
         self.max_tokens_limit = max_tokens_limit
         self.created = int(time.time())
 
     # --- models ---------------------------------------------------------------------
 
     def models(self) -> dict[str, Any]:
-        return {
-            "object": "list",
-            "data": [
-                {
-                    "id": self.model_name,
-                    "object": "model",
-                    "created": self.created,
-                    "owned_by": "lmforge",
-                    "max_model_len": self.engine.max_len,
-                }
-            ],
-        }
+        card = {"object": "model", "created": self.created, "owned_by": "lmforge",
+                "max_model_len": self.engine.max_len}  # fmt: skip
+        base = {"id": self.model_name, **card, "root": self.model_name, "parent": None}
+        adapters = [
+            {"id": name, **card, "root": self.model_name, "parent": self.model_name}
+            for name in self.adapters
+        ]
+        return {"object": "list", "data": [base, *adapters]}
 
-    def _check_model(self, name: str) -> None:
-        if name != self.model_name:
-            raise ApiError(
-                404,
-                f"The model '{name}' does not exist; this server serves '{self.model_name}' "
-                "(see GET /v1/models).",
-                param="model",
-                code="model_not_found",
-            )
+    def _adapter_for(self, name: str) -> str | None:
+        """The adapter a ``model`` field asks for (None: the base model)."""
+        if name == self.model_name:
+            return None
+        if name in self.adapters:
+            return name
+        served = ", ".join([self.model_name, *self.adapters])
+        raise ApiError(
+            404,
+            f"The model '{name}' does not exist; this server serves: {served} "
+            "(see GET /v1/models).",
+            param="model",
+            code="model_not_found",
+        )
 
     # --- chat -----------------------------------------------------------------------
 
     async def chat(self, body: ChatCompletionRequest) -> dict[str, Any] | AsyncIterator[str]:
-        self._check_model(body.model)
+        adapter = self._adapter_for(body.model)
         if body.response_format is not None and body.response_format.type != "text":
             raise ApiError(
                 400,
@@ -110,17 +120,18 @@ class OpenAIHandler:
             raise ApiError(400, "top_logprobs needs logprobs: true", param="top_logprobs")
         params = body.params(max_tokens, logprobs=body.logprobs, top_logprobs=top)
         response_id = f"chatcmpl-{uuid.uuid4().hex}"
-        events = self._submit([prompt] * body.n, params)
+        events = self._submit([prompt] * body.n, params, adapter)
         if body.stream:
             return _closing(
-                self._chat_stream(response_id, events, body.n, body.include_usage()), events
+                self._chat_stream(response_id, body.model, events, body.n, body.include_usage()),
+                events,
             )
         choices = await _collect(events, body.n)
         return {
             "id": response_id,
             "object": "chat.completion",
             "created": int(time.time()),
-            "model": self.model_name,
+            "model": body.model,
             "choices": [
                 {
                     "index": c.index,
@@ -134,7 +145,7 @@ class OpenAIHandler:
         }
 
     async def _chat_stream(
-        self, response_id: str, events: _Events, count: int, include_usage: bool
+        self, response_id: str, model: str, events: _Events, count: int, include_usage: bool
     ) -> AsyncIterator[str]:
         prompt_tokens = len(events.requests[0].prompt_ids)
         created = int(time.time())
@@ -145,7 +156,7 @@ class OpenAIHandler:
                 "id": response_id,
                 "object": "chat.completion.chunk",
                 "created": created,
-                "model": self.model_name,
+                "model": model,
                 "choices": choice_list,
             }
             if include_usage:
@@ -169,7 +180,7 @@ class OpenAIHandler:
     # --- text completions -----------------------------------------------------------
 
     async def completions(self, body: CompletionRequest) -> dict[str, Any] | AsyncIterator[str]:
-        self._check_model(body.model)
+        adapter = self._adapter_for(body.model)
         if body.suffix:
             raise ApiError(400, "suffix is not supported by this model", param="suffix")
         prompts = [self._tokens(p) for p in body.prompts()]
@@ -182,11 +193,11 @@ class OpenAIHandler:
         expanded = [p for p in prompts for _ in range(body.n)]  # choice i: prompt i // n
         echoes = [self.tokenizer.decode(p) if body.echo else "" for p in expanded]
         response_id = f"cmpl-{uuid.uuid4().hex}"
-        events = self._submit(expanded, params)
+        events = self._submit(expanded, params, adapter)
         usage_prompt_tokens = sum(len(p) for p in prompts)
         if body.stream:
             stream = self._completion_stream(
-                response_id, events, echoes, body.logprobs is not None,
+                response_id, body.model, events, echoes, body.logprobs is not None,
                 body.include_usage(), usage_prompt_tokens, body.n,
             )  # fmt: skip
             return _closing(stream, events)
@@ -195,7 +206,7 @@ class OpenAIHandler:
             "id": response_id,
             "object": "text_completion",
             "created": int(time.time()),
-            "model": self.model_name,
+            "model": body.model,
             "choices": [
                 {
                     "index": c.index,
@@ -215,6 +226,7 @@ class OpenAIHandler:
     async def _completion_stream(
         self,
         response_id: str,
+        model: str,
         events: _Events,
         echoes: list[str],
         logprobs: bool,
@@ -230,7 +242,7 @@ class OpenAIHandler:
                 "id": response_id,
                 "object": "text_completion",
                 "created": created,
-                "model": self.model_name,
+                "model": model,
                 "choices": choice_list,
             }
             if include_usage:
@@ -293,7 +305,9 @@ class OpenAIHandler:
             )
         return requested
 
-    def _submit(self, prompts: list[list[int]], params: RequestParams) -> _Events:
+    def _submit(
+        self, prompts: list[list[int]], params: RequestParams, adapter: str | None
+    ) -> _Events:
         """Queue one engine request per choice; returns their merged events."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[tuple[int, Event]] = asyncio.Queue()
@@ -306,7 +320,7 @@ class OpenAIHandler:
             def emit(event: Event, index: int = index) -> None:
                 loop.call_soon_threadsafe(queue.put_nowait, (index, event))
 
-            requests.append(Request(prompt_ids=prompt, params=seeded, emit=emit))
+            requests.append(Request(prompt, seeded, emit, adapter=adapter))
         try:
             for request in requests:
                 self.engine.submit(request)

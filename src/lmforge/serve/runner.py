@@ -15,7 +15,8 @@ reads the cache as a view, without copying it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -113,8 +114,25 @@ class SlotRunner:
 
     # --- steps ----------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def adapters(self, names: Sequence[str | None]) -> Iterator[None]:
+        """Run the next step with LoRA adapter ``names[i]`` for row ``i`` (None: the base).
+
+        peft batches rows of different adapters in one forward (base matmul once, each
+        adapter on its rows); its forward hooks are the only way to pass the names to
+        the LoRA layers when the model's modules are called one by one, as here.
+        """
+        if not hasattr(self.model, "_enable_peft_forward_hooks"):
+            yield
+            return
+        rows = [name or "__base__" for name in names]
+        with self.model._enable_peft_forward_hooks(adapter_names=rows):
+            yield
+
     @torch.inference_mode()
-    def prefill(self, slot: int, token_ids: Sequence[int]) -> torch.Tensor:
+    def prefill(
+        self, slot: int, token_ids: Sequence[int], adapter: str | None = None
+    ) -> torch.Tensor:
         """Append ``token_ids`` to ``slot``; returns the logits after the last one ``(V,)``."""
         start = self.lengths[slot]
         count = len(token_ids)
@@ -129,15 +147,18 @@ class SlotRunner:
         # Each new token sees the cached prefix and the new tokens up to itself.
         visible = torch.arange(start + count, device=self.device)  # (S,)
         mask = visible[None, :] <= positions[0, :, None]  # (T, S)
-        hidden = self._forward(
-            ids, positions, slots=slice(slot, slot + 1), write=(slot, start), mask=mask[None, None],
-            length=start + count,
-        )  # fmt: skip
+        with self.adapters([adapter]):
+            hidden = self._forward(
+                ids, positions, slots=slice(slot, slot + 1), write=(slot, start),
+                mask=mask[None, None], length=start + count,
+            )  # fmt: skip
         self.lengths[slot] = start + count
         return self.lm_head(hidden[:, -1])[0]  # (V,)
 
     @torch.inference_mode()
-    def decode(self, token_ids: Sequence[int]) -> torch.Tensor:
+    def decode(
+        self, token_ids: Sequence[int], adapters: Sequence[str | None] | None = None
+    ) -> torch.Tensor:
         """One new token for each of the sequences in slots ``0..B-1``; returns ``(B, V)``."""
         batch = len(token_ids)
         starts = self.lengths[:batch]
@@ -148,10 +169,11 @@ class SlotRunner:
         positions = torch.tensor(starts, device=self.device)[:, None]  # (B, 1)
         longest = max(starts) + 1
         mask = torch.arange(longest, device=self.device)[None, :] <= positions  # (B, S)
-        hidden = self._forward(
-            ids, positions, slots=slice(0, batch), write=None, mask=mask[:, None, None],
-            length=longest,
-        )  # fmt: skip
+        with self.adapters(adapters or [None] * batch):
+            hidden = self._forward(
+                ids, positions, slots=slice(0, batch), write=None, mask=mask[:, None, None],
+                length=longest,
+            )  # fmt: skip
         for slot in range(batch):
             self.lengths[slot] += 1
         return self.lm_head(hidden[:, -1])  # (B, V)
