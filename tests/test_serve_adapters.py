@@ -57,10 +57,10 @@ def test_mixed_adapter_batch_matches_each_adapter_alone(
         with torch.no_grad():
             if name is None:
                 with model.disable_adapter():
-                    expected[name] = model(torch.tensor([prompt + [7]])).logits[0, -1]
+                    expected[name] = model(torch.tensor([[*prompt, 7]])).logits[0, -1]
             else:
                 model.set_adapter(name)
-                expected[name] = model(torch.tensor([prompt + [7]])).logits[0, -1]
+                expected[name] = model(torch.tensor([[*prompt, 7]])).logits[0, -1]
     assert not torch.allclose(expected["alpha"], expected["beta"], atol=1e-3)
 
     runner = SlotRunner(model, slots=3, max_len=32)
