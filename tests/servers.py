@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -31,24 +32,32 @@ def http_status(url: str) -> int | None:
 
 
 @contextmanager
-def lmforge_server(*args: str, ready_timeout: float = 120) -> Iterator[str]:
+def lmforge_server(
+    *args: str,
+    ready_timeout: float = 120,
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+) -> Iterator[str]:
     """Run ``lmforge serve ARGS`` on a free loopback port; yields the base URL.
 
     Waits for ``GET /ready`` to return 200; stops the server with SIGTERM afterwards.
+    ``env`` adds environment variables; ``log`` receives the server's output.
     """
     port = free_port()
     command = [sys.executable, "-m", "lmforge.cli.main", "serve", *args, "--port", str(port)]
+    output = log.open("w") if log is not None else subprocess.PIPE
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy()
-    )
+        command, stdout=output, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + ready_timeout
         while http_status(base + "/ready") != 200:
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
-                output = process.communicate()[0]
-                raise RuntimeError(f"lmforge serve did not become ready:\n{output[-3000:]}")
+                text = log.read_text() if log is not None else process.communicate()[0]
+                raise RuntimeError(f"lmforge serve did not become ready:\n{text[-3000:]}")
             time.sleep(0.2)
         yield base
     finally:
@@ -61,17 +70,28 @@ def lmforge_server(*args: str, ready_timeout: float = 120) -> Iterator[str]:
                 process.wait()
         if process.stdout is not None:
             process.stdout.close()
+        if log is not None:
+            output.close()
 
 
-def request(url: str, body: object = None, *, raw: bytes | None = None) -> tuple[int, str]:
+def request(
+    url: str,
+    body: object = None,
+    *,
+    raw: bytes | None = None,
+    method: str | None = None,
+    key: str | None = None,
+) -> tuple[int, str]:
     """(status, text) of a GET, or of a POST with a JSON ``body`` or ``raw`` bytes."""
     import json
 
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     headers = {"Content-Type": "application/json"} if data is not None else {}
+    if key is not None:
+        headers["Authorization"] = f"Bearer {key}"
     try:
         with urllib.request.urlopen(
-            urllib.request.Request(url, data=data, headers=headers), timeout=60
+            urllib.request.Request(url, data=data, headers=headers, method=method), timeout=60
         ) as response:
             return int(response.status), response.read().decode()
     except urllib.error.HTTPError as error:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 from typing import Annotated
 
 import typer
@@ -42,6 +44,21 @@ def serve(
     quantize: Annotated[
         str, typer.Option(help="none, or int8: dynamic INT8 linear layers (faster on CPU).")
     ] = "none",
+    api_key_required: Annotated[
+        bool, typer.Option(help="Demand an API key even before any exists (lmforge keys create).")
+    ] = False,
+    rate_limit: Annotated[
+        int, typer.Option(min=0, help="Requests per minute per API key (0: no limit).")
+    ] = 0,
+    max_body_bytes: Annotated[
+        int, typer.Option(min=1, help="Largest request body accepted (HTTP 413 above).")
+    ] = 1_000_000,
+    access_log: Annotated[
+        bool, typer.Option(help="One JSON line per request on stderr (no prompt text).")
+    ] = True,
+    log_prompts: Annotated[
+        bool, typer.Option(help="Include prompts in the access log (off: privacy).")
+    ] = False,
 ) -> None:
     """Serve REF behind an OpenAI-compatible API (chat, completions, models).
 
@@ -50,7 +67,7 @@ def serve(
     """
     import uvicorn
 
-    from lmforge.serve.app import create_app
+    from lmforge.serve.app import ServerOptions, create_app
     from lmforge.serve.handler import OpenAIHandler
     from lmforge.serve.server import build_handler, resolve_served
 
@@ -79,4 +96,12 @@ def serve(
         f"(GET /ready says when the model is loaded; Ctrl-C stops)",
         highlight=False,
     )
-    uvicorn.run(create_app(load), host=host, port=port, log_level="warning")
+    access = logging.getLogger("lmforge.access")
+    access.addHandler(logging.StreamHandler(sys.stderr))
+    access.setLevel(logging.INFO)
+    access.propagate = False
+    options = ServerOptions(
+        require_keys=api_key_required, rate_limit=rate_limit, max_body_bytes=max_body_bytes,
+        access_log=access_log, log_prompts=log_prompts,
+    )  # fmt: skip
+    uvicorn.run(create_app(load, options), host=host, port=port, log_level="warning")

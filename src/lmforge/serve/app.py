@@ -6,28 +6,35 @@ while it loads, ``/ready`` and the API answer 503 until the model is in memory.
 
 from __future__ import annotations
 
+import json
+import logging
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException
 
+from lmforge.serve.access import AccessControl
 from lmforge.serve.errors import ApiError, error_body
 from lmforge.serve.handler import OpenAIHandler
 from lmforge.serve.metrics import ServerMetrics
-from lmforge.serve.protocol import ChatCompletionRequest, CompletionRequest
+from lmforge.serve.protocol import ChatCompletionRequest, CompletionRequest, SessionCreateRequest
+from lmforge.serve.store import ServeStore
 
 
 class ServerState:
     """The handler once the model is loaded, or why loading failed."""
 
-    def __init__(self, load: Callable[[], OpenAIHandler]) -> None:
+    def __init__(self, load: Callable[[], OpenAIHandler], store: ServeStore) -> None:
         self._load = load
+        self.store = store
         self.handler: OpenAIHandler | None = None
         self.error: str | None = None
         self.loaded = threading.Event()
@@ -39,6 +46,7 @@ class ServerState:
     def _run_load(self) -> None:
         try:
             handler = self._load()
+            handler.store = handler.store or self.store
             self.metrics.attach(handler.engine.stats)
             handler.engine.start()
             self.handler = handler
@@ -63,9 +71,42 @@ class ServerState:
         return self.handler
 
 
-def create_app(load: Callable[[], OpenAIHandler]) -> FastAPI:
-    """The server app; ``load`` builds the handler (model, engine) in a background thread."""
-    state = ServerState(load)
+@dataclass(frozen=True)
+class ServerOptions:
+    """Security and operations settings of one server."""
+
+    require_keys: bool = False
+    rate_limit: int = 0  # requests per minute per key; 0 is off
+    max_body_bytes: int = 1_000_000
+    access_log: bool = True
+    log_prompts: bool = False
+
+
+def create_app(
+    load: Callable[[], OpenAIHandler],
+    options: ServerOptions | None = None,
+    store: ServeStore | None = None,
+) -> FastAPI:
+    """The server app; ``load`` builds the handler (model, engine) in a background thread.
+
+    ``store`` holds API keys and sessions (``$LMFORGE_HOME/serve.db`` by default).
+    """
+    options = options or ServerOptions()
+    store = store or ServeStore()
+    state = ServerState(load, store)
+    access = AccessControl(store, require_keys=options.require_keys, rate_limit=options.rate_limit)
+    access_log = logging.getLogger("lmforge.access")
+
+    async def caller(request: Request) -> str | None:
+        """The API key id of the caller (checked on every /v1 route)."""
+        client = request.client.host if request.client else "unknown"
+        owner = access.authorize(request.headers.get("authorization"), client)
+        request.state.owner = owner
+        return owner
+
+    # A default rather than Annotated[...]: annotations are strings here
+    # (``from __future__ import annotations``) and FastAPI cannot see local names in them.
+    authorized = Depends(caller)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -75,6 +116,34 @@ def create_app(load: Callable[[], OpenAIHandler]) -> FastAPI:
 
     app = FastAPI(title="lmforge", summary="OpenAI-compatible lmforge server", lifespan=lifespan)
     app.state.lmforge = state
+
+    @app.middleware("http")
+    async def limits_and_access_log(request: Request, call_next: Any) -> Any:
+        started = time.perf_counter()
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > options.max_body_bytes:
+            response: Any = JSONResponse(
+                error_body(413, f"the request body is {length} bytes; the limit is "
+                           f"{options.max_body_bytes} (server option --max-body-bytes)"),
+                status_code=413,
+            )  # fmt: skip
+        else:
+            response = await call_next(request)
+        if options.access_log:
+            record = {
+                "time": round(time.time(), 3),
+                "method": request.method,
+                "path": request.url.path,
+                "status": response.status_code,
+                "ms": round((time.perf_counter() - started) * 1000, 1),
+                "key": getattr(request.state, "owner", None),
+                "client": request.client.host if request.client else None,
+            }
+            prompt = getattr(request.state, "prompt", None)
+            if options.log_prompts and prompt is not None:
+                record["prompt"] = prompt
+            access_log.info(json.dumps(record))
+        return response
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError) -> JSONResponse:
@@ -114,16 +183,37 @@ def create_app(load: Callable[[], OpenAIHandler]) -> FastAPI:
         return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/models")
-    async def models() -> dict[str, Any]:
+    async def models(owner: str | None = authorized) -> dict[str, Any]:
         return state.require().models()
 
     @app.post("/v1/chat/completions")
-    async def chat(body: ChatCompletionRequest) -> Any:
-        return _respond(await state.require().chat(body))
+    async def chat(
+        body: ChatCompletionRequest, request: Request, owner: str | None = authorized
+    ) -> Any:
+        request.state.prompt = body.conversation() if options.log_prompts else None
+        return _respond(await state.require().chat(body, owner))
 
     @app.post("/v1/completions")
-    async def completions(body: CompletionRequest) -> Any:
+    async def completions(
+        body: CompletionRequest, request: Request, owner: str | None = authorized
+    ) -> Any:
+        request.state.prompt = body.prompt if options.log_prompts else None
         return _respond(await state.require().completions(body))
+
+    @app.post("/v1/sessions")
+    async def create_session(
+        body: SessionCreateRequest | None = None, owner: str | None = authorized
+    ) -> Any:
+        body = body or SessionCreateRequest()
+        return state.require().create_session(owner, body.system, body.metadata)
+
+    @app.get("/v1/sessions/{session_id}")
+    async def get_session(session_id: str, owner: str | None = authorized) -> Any:
+        return state.require().get_session(session_id, owner)
+
+    @app.delete("/v1/sessions/{session_id}")
+    async def delete_session(session_id: str, owner: str | None = authorized) -> Any:
+        return state.require().delete_session(session_id, owner)
 
     return app
 

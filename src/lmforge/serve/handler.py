@@ -12,7 +12,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,8 +21,10 @@ from lmforge.errors import LmforgeError
 from lmforge.serve.engine import Engine, Event, QueueFull, Request, RequestParams, TokenLogprob
 from lmforge.serve.errors import ApiError
 from lmforge.serve.protocol import ChatCompletionRequest, CompletionRequest
+from lmforge.serve.store import ServeStore, Session
 
 DONE = "data: [DONE]\n\n"
+SESSION_ANSWER_RESERVE = 512  # tokens kept free for the answer when max_tokens is not given
 
 
 @dataclass
@@ -54,6 +56,7 @@ class OpenAIHandler:
         model_name: the id clients put in ``model`` for the base model.
         adapters: LoRA adapter names loaded in the engine's model; ``model`` picks one.
         max_tokens_limit: the most tokens one request may ask to generate.
+        store: where sessions live; None serves no sessions.
     """
 
     def __init__(
@@ -63,11 +66,13 @@ class OpenAIHandler:
         *,
         adapters: Sequence[str] = (),
         max_tokens_limit: int = 4096,
+        store: ServeStore | None = None,
     ) -> None:
         self.engine = engine
         self.tokenizer = engine.tokenizer
         self.model_name = model_name
         self.adapters = list(adapters)
+        self.store = store
         self.max_tokens_limit = max_tokens_limit
         self.created = int(time.time())
 
@@ -100,7 +105,11 @@ class OpenAIHandler:
 
     # --- chat -----------------------------------------------------------------------
 
-    async def chat(self, body: ChatCompletionRequest) -> dict[str, Any] | AsyncIterator[str]:
+    async def chat(
+        self, body: ChatCompletionRequest, owner: str | None = None
+    ) -> dict[str, Any] | AsyncIterator[str]:
+        """A chat completion; with ``session_id`` the stored conversation (of ``owner``,
+        the caller's API key id) comes first and the answer is stored after it."""
         adapter = self._adapter_for(body.model)
         if body.response_format is not None and body.response_format.type != "text":
             raise ApiError(
@@ -110,10 +119,13 @@ class OpenAIHandler:
                 param="response_format",
                 code="unsupported_value",
             )
-        try:
-            prompt = render_chat(self.tokenizer, body.conversation(), model_ref=self.model_name)
-        except LmforgeError as error:
-            raise ApiError(400, str(error), param="messages") from error
+        session, history = None, body.conversation()
+        if body.session_id is not None:
+            session = self._session(body.session_id, owner)
+            history = session.messages + history
+            prompt = self._fit_session(session.system, history, body.requested_max_tokens())
+        else:
+            prompt = self._render(history)
         max_tokens = self._max_tokens(body.requested_max_tokens(), len(prompt), "messages")
         top = body.top_logprobs or 0
         if top and not body.logprobs:
@@ -121,13 +133,24 @@ class OpenAIHandler:
         params = body.params(max_tokens, logprobs=body.logprobs, top_logprobs=top)
         response_id = f"chatcmpl-{uuid.uuid4().hex}"
         events = self._submit([prompt] * body.n, params, adapter)
+
+        def remember(choices: list[_Choice]) -> None:
+            """Store the turn (the first choice's answer) once it is complete."""
+            if session is not None and choices[0].finish_reason in {"stop", "length"}:
+                session.messages = [*history, {"role": "assistant", "content": choices[0].text}]
+                assert self.store is not None
+                self.store.save_messages(session)
+
         if body.stream:
-            return _closing(
-                self._chat_stream(response_id, body.model, events, body.n, body.include_usage()),
-                events,
+            stream = self._chat_stream(
+                response_id, body.model, events, body.n, body.include_usage(), remember
             )
+            return _closing(stream, events)
         choices = await _collect(events, body.n)
+        remember(choices)
+        extra = {"session_id": session.id} if session is not None else {}
         return {
+            **extra,
             "id": response_id,
             "object": "chat.completion",
             "created": int(time.time()),
@@ -145,7 +168,13 @@ class OpenAIHandler:
         }
 
     async def _chat_stream(
-        self, response_id: str, model: str, events: _Events, count: int, include_usage: bool
+        self,
+        response_id: str,
+        model: str,
+        events: _Events,
+        count: int,
+        include_usage: bool,
+        on_complete: Callable[[list[_Choice]], None],
     ) -> AsyncIterator[str]:
         prompt_tokens = len(events.requests[0].prompt_ids)
         created = int(time.time())
@@ -173,9 +202,82 @@ class OpenAIHandler:
                 delta = {"content": event.text} if event.text else {}
                 yield chunk([{"index": index, "delta": delta, "logprobs": logprobs,
                               "finish_reason": event.finish_reason}])  # fmt: skip
+        on_complete(choices)
         if include_usage:
             yield chunk([], usage=_usage(choices, prompt_tokens, count))
         yield DONE
+
+    # --- sessions -------------------------------------------------------------------
+
+    def create_session(
+        self, owner: str | None, system: str | None, metadata: dict[str, Any]
+    ) -> dict[str, Any]:
+        return self._require_store().create_session(owner, system, metadata).to_api()
+
+    def get_session(self, session_id: str, owner: str | None) -> dict[str, Any]:
+        return self._session(session_id, owner).to_api()
+
+    def delete_session(self, session_id: str, owner: str | None) -> dict[str, Any]:
+        if not self._require_store().delete_session(session_id, owner):
+            raise self._no_session(session_id)
+        return {"id": session_id, "object": "session.deleted", "deleted": True}
+
+    def _require_store(self) -> ServeStore:
+        if self.store is None:
+            raise ApiError(404, "this server keeps no sessions", code="sessions_disabled")
+        return self.store
+
+    def _session(self, session_id: str, owner: str | None) -> Session:
+        session = self._require_store().get_session(session_id, owner)
+        if session is None:  # someone else's session is not found either
+            raise self._no_session(session_id)
+        return session
+
+    @staticmethod
+    def _no_session(session_id: str) -> ApiError:
+        return ApiError(
+            404,
+            f"no session '{session_id}' (sessions belong to the API key that created them; "
+            "create one with POST /v1/sessions)",
+            param="session_id",
+            code="session_not_found",
+        )
+
+    def _render(self, messages: list[dict[str, str]]) -> list[int]:
+        try:
+            return render_chat(self.tokenizer, messages, model_ref=self.model_name)
+        except LmforgeError as error:
+            raise ApiError(400, str(error), param="messages") from error
+
+    def _fit_session(
+        self, system: str | None, history: list[dict[str, str]], max_tokens: int | None
+    ) -> list[int]:
+        """The session prompt that fits the context with room for the answer.
+
+        The system prompt always stays; whole exchanges are dropped oldest first (from
+        one user message to the next), so the model never sees half a turn.
+        """
+        reserve = max_tokens or min(self.max_tokens_limit, SESSION_ANSWER_RESERVE)
+        head = [{"role": "system", "content": system}] if system else []
+        start = 0
+        while True:
+            prompt = self._render(head + history[start:])
+            if len(prompt) + reserve <= self.engine.max_len:
+                return prompt
+            later_users = [
+                i for i in range(start + 1, len(history)) if history[i]["role"] == "user"
+            ]
+            if not later_users:
+                raise ApiError(
+                    400,
+                    f"the system prompt and the newest message take {len(prompt)} tokens; with "
+                    f"{reserve} for the answer that exceeds the model's context of "
+                    f"{self.engine.max_len} tokens. Send a shorter message or ask for fewer "
+                    "max_tokens.",
+                    param="messages",
+                    code="context_length_exceeded",
+                )
+            start = later_users[0]
 
     # --- text completions -----------------------------------------------------------
 

@@ -88,6 +88,7 @@ class ChatCompletionRequest(_Sampling):
     logprobs: bool = False
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
     response_format: ResponseFormat | None = None
+    session_id: str | None = None  # lmforge extension: continue a stored conversation
 
     def requested_max_tokens(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
@@ -98,6 +99,11 @@ class ChatCompletionRequest(_Sampling):
             {"role": "system" if m.role == "developer" else m.role, "content": m.text()}
             for m in self.messages
         ]
+
+
+class SessionCreateRequest(_Body):
+    system: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
 
 
 Prompt = str | list[str] | list[int] | list[list[int]]
