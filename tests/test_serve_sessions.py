@@ -118,6 +118,7 @@ def test_keys_guard_every_v1_route_but_not_health(keyed: tuple[str, ...]) -> Non
 def test_a_session_belongs_to_the_key_that_created_it(keyed: tuple[str, ...]) -> None:
     base, _, _, bob, carol = keyed
     status, text = request(base + "/v1/sessions", {}, key=bob)
+    assert status == 200
     session_id = json.loads(text)["id"]
     chat(base, session_id, "hello", key=bob)
     assert request(base + f"/v1/sessions/{session_id}", key=bob)[0] == 200
