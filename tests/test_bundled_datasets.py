@@ -65,6 +65,7 @@ def test_list_bundled_names_every_dataset_and_split() -> None:
     assert list_bundled() == {
         "customer_service": ["train", "validation", "test", "test_questions"],
         "domain_text": ["train", "validation", "test"],
+        "guard": ["train", "test"],
         "property": ["train", "validation", "test"],
         "sentiment": ["train", "validation", "test"],
     }
@@ -237,12 +238,14 @@ def test_example_configs_point_at_bundled_files() -> None:
 
 
 def test_generator_rewrites_the_committed_files_byte_for_byte(tmp_path: Path) -> None:
-    subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "make_datasets.py"), "--out", str(tmp_path)],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    for script in ("make_datasets.py", "make_guard_dataset.py"):
+        out = tmp_path / "guard" if script == "make_guard_dataset.py" else tmp_path
+        subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / script), "--out", str(out)],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
 
     def files(folder: Path) -> dict[str, bytes]:
         return {

@@ -9,6 +9,7 @@ from typer.core import TyperGroup
 
 from lmforge.cli import config as config_cli
 from lmforge.cli import generate as generate_cli
+from lmforge.cli import guard as guard_cli
 from lmforge.cli import keys as keys_cli
 from lmforge.cli import models as models_cli
 from lmforge.cli import quickstart as quickstart_cli
@@ -44,6 +45,7 @@ app.add_typer(models_cli.app, name="models")
 app.add_typer(config_cli.app, name="config")
 app.add_typer(runs_cli.app, name="runs")
 app.add_typer(keys_cli.app, name="keys")
+app.add_typer(guard_cli.app, name="guard")
 app.command("train")(train_cli.train)
 app.command("merge")(train_cli.merge)
 app.command("generate")(generate_cli.generate)

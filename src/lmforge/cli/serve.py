@@ -41,6 +41,16 @@ def serve(
             "by putting NAME in 'model'."
         ),
     ] = None,
+    embed: Annotated[
+        str | None,
+        typer.Option(
+            help="An encoder to serve on /v1/embeddings beside REF (e.g. all-minilm-l6-v2)."
+        ),
+    ] = None,
+    guard: Annotated[
+        str | None,
+        typer.Option(help="Content filtering: 'default' or a policy YAML (docs/serving.md)."),
+    ] = None,
     quantize: Annotated[
         str, typer.Option(help="none, or int8: dynamic INT8 linear layers (faster on CPU).")
     ] = "none",
@@ -84,11 +94,18 @@ def serve(
         adapters[adapter_name] = adapter_ref
 
     resolve_served(ref, name, adapters)  # bad references fail here, before listening
+    if guard not in (None, "default"):
+        from pathlib import Path
+
+        from lmforge.guard.policy import GuardPolicy
+
+        GuardPolicy.from_file(Path(guard))  # and a bad policy file
 
     def load() -> OpenAIHandler:
         return build_handler(
-            ref, name, adapters=adapters, quantize=quantize, max_batch=max_batch,
-            max_queue=max_queue, max_model_len=max_model_len, max_tokens_limit=max_tokens_limit,
+            ref, name, adapters=adapters, embed=embed, guard=guard, quantize=quantize,
+            max_batch=max_batch, max_queue=max_queue, max_model_len=max_model_len,
+            max_tokens_limit=max_tokens_limit,
         )  # fmt: skip
 
     err_console.print(

@@ -6,6 +6,7 @@ while it loads, ``/ready`` and the API answer 503 until the model is in memory.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
@@ -18,14 +19,20 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException
 
 from lmforge.serve.access import AccessControl
 from lmforge.serve.errors import ApiError, error_body
 from lmforge.serve.handler import OpenAIHandler
 from lmforge.serve.metrics import ServerMetrics
-from lmforge.serve.protocol import ChatCompletionRequest, CompletionRequest, SessionCreateRequest
+from lmforge.serve.protocol import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    EmbeddingRequest,
+    ModerationRequest,
+    SessionCreateRequest,
+)
 from lmforge.serve.store import ServeStore
 
 
@@ -47,8 +54,9 @@ class ServerState:
         try:
             handler = self._load()
             handler.store = handler.store or self.store
-            self.metrics.attach(handler.engine.stats)
-            handler.engine.start()
+            if handler.engine is not None:
+                self.metrics.attach(handler.engine.stats)
+                handler.engine.start()
             self.handler = handler
         except Exception as error:  # reported by /ready, every API call and the log
             self.error = f"{type(error).__name__}: {error}"
@@ -57,7 +65,7 @@ class ServerState:
             self.loaded.set()
 
     def stop(self) -> None:
-        if self.handler is not None:
+        if self.handler is not None and self.handler.engine is not None:
             self.handler.engine.stop()
 
     def require(self) -> OpenAIHandler:
@@ -167,6 +175,14 @@ def create_app(
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
         return JSONResponse(error_body(500, f"internal error: {type(error).__name__}"), 500)
 
+    @app.get("/", include_in_schema=False)
+    async def chat_page() -> HTMLResponse:
+        """The web chat page: plain HTML and JavaScript over this API."""
+        from importlib.resources import files
+
+        page = files("lmforge").joinpath("assets/web/chat.html").read_text(encoding="utf-8")
+        return HTMLResponse(page)
+
     @app.get("/health")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
@@ -199,6 +215,15 @@ def create_app(
     ) -> Any:
         request.state.prompt = body.prompt if options.log_prompts else None
         return _respond(await state.require().completions(body))
+
+    @app.post("/v1/embeddings")
+    async def embeddings(body: EmbeddingRequest, owner: str | None = authorized) -> Any:
+        return await state.require().embeddings(body)
+
+    @app.post("/v1/moderations")
+    async def moderations(body: ModerationRequest, owner: str | None = authorized) -> Any:
+        handler = state.require()
+        return await asyncio.to_thread(handler.moderations, body)
 
     @app.post("/v1/sessions")
     async def create_session(

@@ -28,7 +28,10 @@ import torch
 
 from lmforge.errors import LmforgeError
 from lmforge.serve.generate import _first_stop, _held_back, end_token_ids
+from lmforge.serve.json_mode import JsonPrefix
 from lmforge.serve.runner import SlotRunner
+
+_JSON_SAMPLED_TRIES = 64  # JSON mode: candidates drawn from the distribution before a scan
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class RequestParams:
     frequency_penalty: float = 0.0
     logprobs: bool = False
     top_logprobs: int = 0
+    json_object: bool = False  # constrain the output to one JSON object
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,7 @@ class _Sequence:
     last_token_at: float = 0.0
     prefix_offset: int = 0  # incremental detokenization: see _append_text
     read_offset: int = 0
+    json: JsonPrefix | None = None  # the JSON read so far, under response_format json_object
 
 
 def _ignore(name: str, seconds: float) -> None:
@@ -156,6 +161,7 @@ class Engine:
         self._slot_used: list[float] = [0.0] * self.runner.slots
         self._wake = threading.Condition()
         self._stopping = False
+        self._texts: list[str] | None = None
         self._thread = threading.Thread(target=self._loop, name="lmforge-engine", daemon=True)
 
     # --- public ---------------------------------------------------------------------
@@ -236,6 +242,8 @@ class Engine:
         else:
             generator.manual_seed(request.params.seed)
         sequence = _Sequence(request, generator, cached_tokens=reused)
+        if request.params.json_object:
+            sequence.json = JsonPrefix()
         self._running.append(sequence)
         self.stats.running = len(self._running)
         self.stats.prompt_tokens += len(request.prompt_ids)
@@ -303,7 +311,7 @@ class Engine:
         """Sample each sequence's next token from its row of ``logits`` (B, V) and emit."""
         for sequence, row in zip(sequences, logits, strict=True):
             params = sequence.request.params
-            token = self._sample(sequence, row)
+            token = self._pick(sequence, row)
             if params.logprobs:
                 sequence.pending.append(self._logprob(row, token, params.top_logprobs))
             if token in self.end_ids:
@@ -343,6 +351,36 @@ class Engine:
         if len(after) > len(before) and not after.endswith("\ufffd"):
             sequence.text += after[len(before) :]
             sequence.prefix_offset, sequence.read_offset = sequence.read_offset, len(tokens)
+
+    def _pick(self, sequence: _Sequence, logits: torch.Tensor) -> int:
+        """The next token: sampled, and under JSON mode the likeliest one that keeps the
+        text a valid prefix of a JSON object (the end token once the object is closed)."""
+        if sequence.json is None:
+            return self._sample(sequence, logits)
+        if sequence.json.done:
+            return min(self.end_ids)
+        texts = self._token_texts()
+        logits = logits.clone()
+        for attempt in range(_JSON_SAMPLED_TRIES + len(texts)):
+            if attempt < _JSON_SAMPLED_TRIES:
+                token = self._sample(sequence, logits)
+            else:  # rare: walk the whole vocabulary by likelihood
+                token = int(torch.argmax(logits))
+            trial = sequence.json.copy()
+            if token not in self.end_ids and texts[token] and trial.feed_text(texts[token]):
+                sequence.json = trial
+                return token
+            logits[token] = float("-inf")
+        return min(self.end_ids)  # no token continues the JSON: end (the caller sees why)
+
+    def _token_texts(self) -> list[str]:
+        """Each token's text on its own (computed once, on the first JSON request)."""
+        if self._texts is None:
+            decode = self.tokenizer.decode
+            self._texts = [
+                decode([i], skip_special_tokens=True) for i in range(len(self.tokenizer))
+            ]
+        return self._texts
 
     def _sample(self, sequence: _Sequence, logits: torch.Tensor) -> int:
         params = sequence.request.params

@@ -9,6 +9,7 @@ directly.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 import uuid
@@ -18,9 +19,17 @@ from typing import Any
 
 from lmforge.data.chat import render_chat
 from lmforge.errors import LmforgeError
+from lmforge.guard.policy import Guard
+from lmforge.retrieve.embed import SentenceEmbedder
 from lmforge.serve.engine import Engine, Event, QueueFull, Request, RequestParams, TokenLogprob
 from lmforge.serve.errors import ApiError
-from lmforge.serve.protocol import ChatCompletionRequest, CompletionRequest
+from lmforge.serve.guarded import GuardedEvents
+from lmforge.serve.protocol import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    EmbeddingRequest,
+    ModerationRequest,
+)
 from lmforge.serve.store import ServeStore, Session
 
 DONE = "data: [DONE]\n\n"
@@ -57,19 +66,28 @@ class OpenAIHandler:
         adapters: LoRA adapter names loaded in the engine's model; ``model`` picks one.
         max_tokens_limit: the most tokens one request may ask to generate.
         store: where sessions live; None serves no sessions.
+        embedder: an encoder for ``/v1/embeddings``, served as ``embed_name``.
+        guard: content filtering of inputs and outputs (``--guard``).
     """
 
     def __init__(
         self,
-        engine: Engine,
+        engine: Engine | None,
         model_name: str,
         *,
         adapters: Sequence[str] = (),
         max_tokens_limit: int = 4096,
         store: ServeStore | None = None,
+        embedder: SentenceEmbedder | None = None,
+        embed_name: str | None = None,
+        guard: Guard | None = None,
     ) -> None:
         self.engine = engine
-        self.tokenizer = engine.tokenizer
+        self.tokenizer: Any = engine.tokenizer if engine is not None else None
+        self.embedder = embedder
+        self.guard = guard  # blocks and redacts per its policy; None: no filtering
+        self.moderator: Guard | None = guard  # /v1/moderations (loaded on first use)
+        self.embed_name = embed_name or model_name
         self.model_name = model_name
         self.adapters = list(adapters)
         self.store = store
@@ -79,17 +97,32 @@ class OpenAIHandler:
     # --- models ---------------------------------------------------------------------
 
     def models(self) -> dict[str, Any]:
-        card = {"object": "model", "created": self.created, "owned_by": "lmforge",
-                "max_model_len": self.engine.max_len}  # fmt: skip
-        base = {"id": self.model_name, **card, "root": self.model_name, "parent": None}
-        adapters = [
-            {"id": name, **card, "root": self.model_name, "parent": self.model_name}
-            for name in self.adapters
-        ]
-        return {"object": "list", "data": [base, *adapters]}
+        card = {"object": "model", "created": self.created, "owned_by": "lmforge"}
+        data = []
+        if self.engine is not None:
+            generation = {**card, "max_model_len": self._llm().max_len, "root": self.model_name}
+            data.append({"id": self.model_name, **generation, "parent": None})
+            data += [{"id": a, **generation, "parent": self.model_name} for a in self.adapters]
+        if self.embedder is not None:
+            data.append({"id": self.embed_name, **card, "root": self.embed_name, "parent": None,
+                         "dimensions": self.embedder.dimension})  # fmt: skip
+        return {"object": "list", "data": data}
+
+    def _llm(self) -> Engine:
+        """The generation engine, or a 404 on a server that only embeds."""
+        if self.engine is None:
+            raise ApiError(
+                404,
+                f"this server serves only the embedding model '{self.embed_name}'; use "
+                "POST /v1/embeddings",
+                param="model",
+                code="model_not_found",
+            )
+        return self.engine
 
     def _adapter_for(self, name: str) -> str | None:
         """The adapter a ``model`` field asks for (None: the base model)."""
+        self._llm()
         if name == self.model_name:
             return None
         if name in self.adapters:
@@ -111,15 +144,19 @@ class OpenAIHandler:
         """A chat completion; with ``session_id`` the stored conversation (of ``owner``,
         the caller's API key id) comes first and the answer is stored after it."""
         adapter = self._adapter_for(body.model)
-        if body.response_format is not None and body.response_format.type != "text":
+        json_object = body.response_format is not None and body.response_format.type != "text"
+        if body.response_format is not None and body.response_format.type == "json_schema":
             raise ApiError(
                 400,
-                f"response_format type '{body.response_format.type}' is not supported by this "
-                "server yet; omit response_format or use type 'text'.",
+                "response_format type 'json_schema' is not supported by this server; use "
+                "'json_object' (the output is then always one valid JSON object).",
                 param="response_format",
                 code="unsupported_value",
             )
-        session, history = None, body.conversation()
+        new_messages = body.conversation()
+        if self.guard is not None:
+            new_messages = await self._screen_input(new_messages)
+        session, history = None, new_messages
         if body.session_id is not None:
             session = self._session(body.session_id, owner)
             history = session.messages + history
@@ -131,8 +168,10 @@ class OpenAIHandler:
         if top and not body.logprobs:
             raise ApiError(400, "top_logprobs needs logprobs: true", param="top_logprobs")
         params = body.params(max_tokens, logprobs=body.logprobs, top_logprobs=top)
+        if json_object:
+            params = RequestParams(**{**params.__dict__, "json_object": True})
         response_id = f"chatcmpl-{uuid.uuid4().hex}"
-        events = self._submit([prompt] * body.n, params, adapter)
+        events = self._guarded(self._submit([prompt] * body.n, params, adapter))
 
         def remember(choices: list[_Choice]) -> None:
             """Store the turn (the first choice's answer) once it is complete."""
@@ -171,7 +210,7 @@ class OpenAIHandler:
         self,
         response_id: str,
         model: str,
-        events: _Events,
+        events: Any,
         count: int,
         include_usage: bool,
         on_complete: Callable[[list[_Choice]], None],
@@ -206,6 +245,81 @@ class OpenAIHandler:
         if include_usage:
             yield chunk([], usage=_usage(choices, prompt_tokens, count))
         yield DONE
+
+    # --- guardrails -----------------------------------------------------------------
+
+    def _guarded(self, events: _Events) -> Any:
+        return events if self.guard is None else GuardedEvents(events, self.guard)
+
+    async def _screen_input(self, messages: list[dict[str, str]]) -> list[dict[str, str]]:
+        """Block a request whose user messages break the input policy; redact PII."""
+        assert self.guard is not None
+        for message in messages:
+            if message["role"] == "user":
+                await self._screen_text(message["content"], "messages")
+        return [{**m, "content": self.guard.redact(m["content"])} for m in messages]
+
+    async def _screen_prompt(self, prompt: str | list[int]) -> str | list[int]:
+        if isinstance(prompt, list):
+            return prompt
+        await self._screen_text(prompt, "prompt")
+        assert self.guard is not None
+        return self.guard.redact(prompt)
+
+    async def _screen_text(self, text: str, param: str) -> None:
+        assert self.guard is not None
+        blocked = await self.guard.blocked_async(text, "input")
+        if blocked:
+            raise ApiError(
+                400,
+                f"the request was blocked by the content filter ({', '.join(blocked)}).",
+                param=param,
+                code="content_filter",
+            )
+
+    def moderations(self, body: ModerationRequest) -> dict[str, Any]:
+        """OpenAI's moderation response, from the guard's classifier."""
+        if self.moderator is None:
+            self.moderator = self.guard or Guard()
+        texts = [body.input] if isinstance(body.input, str) else list(body.input)
+        if not texts:
+            raise ApiError(400, "input must not be empty", param="input")
+        return {
+            "id": f"modr-{uuid.uuid4().hex}",
+            "model": body.model or "lmforge-guard",
+            "results": self.moderator.moderate(texts),
+        }
+
+    # --- embeddings -----------------------------------------------------------------
+
+    async def embeddings(self, body: EmbeddingRequest) -> dict[str, Any]:
+        embedder = self.embedder
+        if embedder is None or body.model != self.embed_name:
+            served = self.embed_name if embedder is not None else "none (start the server "
+            served += "" if embedder is not None else "with --embed REF or an encoder)"
+            raise ApiError(404, f"The embedding model '{body.model}' does not exist; served: "
+                           f"{served}", param="model", code="model_not_found")  # fmt: skip
+        if body.dimensions is not None and body.dimensions != embedder.dimension:
+            raise ApiError(
+                400,
+                f"dimensions {body.dimensions} is not available; this model gives "
+                f"{embedder.dimension}",
+                param="dimensions",
+            )
+        texts = body.texts(embedder.tokenizer)
+        if not texts or any(not text for text in texts):
+            raise ApiError(400, "input must be non-empty text", param="input")
+        vectors = await asyncio.to_thread(embedder.encode, texts)  # (N, D)
+        tokens = sum(len(ids) for ids in embedder.tokenizer(texts)["input_ids"])
+        return {
+            "object": "list",
+            "data": [
+                {"object": "embedding", "index": i, "embedding": _encode_vector(v, body)}
+                for i, v in enumerate(vectors)
+            ],
+            "model": body.model,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
 
     # --- sessions -------------------------------------------------------------------
 
@@ -262,7 +376,7 @@ class OpenAIHandler:
         start = 0
         while True:
             prompt = self._render(head + history[start:])
-            if len(prompt) + reserve <= self.engine.max_len:
+            if len(prompt) + reserve <= self._llm().max_len:
                 return prompt
             later_users = [
                 i for i in range(start + 1, len(history)) if history[i]["role"] == "user"
@@ -272,7 +386,7 @@ class OpenAIHandler:
                     400,
                     f"the system prompt and the newest message take {len(prompt)} tokens; with "
                     f"{reserve} for the answer that exceeds the model's context of "
-                    f"{self.engine.max_len} tokens. Send a shorter message or ask for fewer "
+                    f"{self._llm().max_len} tokens. Send a shorter message or ask for fewer "
                     "max_tokens.",
                     param="messages",
                     code="context_length_exceeded",
@@ -285,7 +399,10 @@ class OpenAIHandler:
         adapter = self._adapter_for(body.model)
         if body.suffix:
             raise ApiError(400, "suffix is not supported by this model", param="suffix")
-        prompts = [self._tokens(p) for p in body.prompts()]
+        raw_prompts = body.prompts()
+        if self.guard is not None:
+            raw_prompts = [await self._screen_prompt(p) for p in raw_prompts]
+        prompts = [self._tokens(p) for p in raw_prompts]
         if not prompts or any(not p for p in prompts):
             raise ApiError(400, "prompt must not be empty", param="prompt")
         longest = max(len(p) for p in prompts)
@@ -295,7 +412,7 @@ class OpenAIHandler:
         expanded = [p for p in prompts for _ in range(body.n)]  # choice i: prompt i // n
         echoes = [self.tokenizer.decode(p) if body.echo else "" for p in expanded]
         response_id = f"cmpl-{uuid.uuid4().hex}"
-        events = self._submit(expanded, params, adapter)
+        events = self._guarded(self._submit(expanded, params, adapter))
         usage_prompt_tokens = sum(len(p) for p in prompts)
         if body.stream:
             stream = self._completion_stream(
@@ -329,7 +446,7 @@ class OpenAIHandler:
         self,
         response_id: str,
         model: str,
-        events: _Events,
+        events: Any,
         echoes: list[str],
         logprobs: bool,
         include_usage: bool,
@@ -376,7 +493,7 @@ class OpenAIHandler:
         return list(prompt)
 
     def _max_tokens(self, requested: int | None, prompt_tokens: int, prompt_param: str) -> int:
-        context = self.engine.max_len
+        context = self._llm().max_len
         if prompt_tokens + 1 > context:
             raise ApiError(
                 400,
@@ -425,7 +542,7 @@ class OpenAIHandler:
             requests.append(Request(prompt, seeded, emit, adapter=adapter))
         try:
             for request in requests:
-                self.engine.submit(request)
+                self._llm().submit(request)
         except QueueFull as error:
             for request in requests:
                 request.cancelled.set()
@@ -461,7 +578,7 @@ class _Events:
             request.cancelled.set()
 
 
-async def _closing(stream: AsyncIterator[str], events: _Events) -> AsyncIterator[str]:
+async def _closing(stream: AsyncIterator[str], events: Any) -> AsyncIterator[str]:
     """``stream``, cancelling generation when the client goes away mid-stream."""
     try:
         async for line in stream:
@@ -473,7 +590,7 @@ async def _closing(stream: AsyncIterator[str], events: _Events) -> AsyncIterator
         events.cancel()
 
 
-async def _collect(events: _Events, count: int) -> list[_Choice]:
+async def _collect(events: Any, count: int) -> list[_Choice]:
     choices = [_Choice(i) for i in range(count)]
     try:
         async for index, event in events:
@@ -523,6 +640,12 @@ def _text_logprobs(tokens: list[TokenLogprob], offset: int) -> dict[str, Any]:
         "top_logprobs": [dict(t.top) for t in tokens],
         "text_offset": offsets,
     }
+
+
+def _encode_vector(vector: Any, body: EmbeddingRequest) -> Any:
+    if body.encoding_format == "base64":
+        return base64.b64encode(vector.astype("<f4").tobytes()).decode()
+    return [float(x) for x in vector]
 
 
 def _sse(data: dict[str, Any]) -> str:

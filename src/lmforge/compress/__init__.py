@@ -1,0 +1,1 @@
+"""Make models smaller and faster: quantization (and, later, distillation, pruning, export)."""

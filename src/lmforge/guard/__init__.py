@@ -1,0 +1,1 @@
+"""Guardrails: content moderation, prompt-injection detection and PII redaction."""
