@@ -72,10 +72,11 @@ class GuardPolicy:
         for name, value in thresholds.items():
             if name not in CATEGORIES or not 0.0 < float(value) <= 1.0:
                 problems.append(f"thresholds.{name}: need a category and a value in (0, 1]")
-        pii = {False: "off", True: "redact"}.get(
+        pii = raw.get("pii", "redact")
+        pii = {False: "off", True: "redact"}.get(pii, pii) if isinstance(pii, bool) else pii
             raw.get("pii"), raw.get("pii", "redact")
         )  # YAML: off
-        if pii not in {"redact", "off"}:
+        if not isinstance(pii, str) or pii not in {"redact", "off"}:
             problems.append(f"pii: {pii!r} is not redact or off")
         if problems:
             raise LmforgeError(
@@ -84,7 +85,7 @@ class GuardPolicy:
                 + f". Categories: {', '.join(CATEGORIES)}."
             )
         return cls(input_block, output_block, {k: float(v) for k, v in thresholds.items()},
-                   default, pii)  # fmt: skip
+                   default, str(pii))  # fmt: skip
 
 
 class Guard:
