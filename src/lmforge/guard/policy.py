@@ -73,9 +73,8 @@ class GuardPolicy:
             if name not in CATEGORIES or not 0.0 < float(value) <= 1.0:
                 problems.append(f"thresholds.{name}: need a category and a value in (0, 1]")
         pii = raw.get("pii", "redact")
-        pii = {False: "off", True: "redact"}.get(pii, pii) if isinstance(pii, bool) else pii
-            raw.get("pii"), raw.get("pii", "redact")
-        )  # YAML: off
+        if isinstance(pii, bool):  # YAML reads a bare off/on as a boolean
+            pii = "redact" if pii else "off"
         if not isinstance(pii, str) or pii not in {"redact", "off"}:
             problems.append(f"pii: {pii!r} is not redact or off")
         if problems:
