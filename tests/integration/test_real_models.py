@@ -124,6 +124,9 @@ def test_quickstart_shows_chat_similarity_adaptation_and_logs_runs() -> None:
     assert ADAPT_FACT in result.answer_after, result.answer_after
     assert "SmolLM2 + LoRA, after" in shown
     assert "Logged MLflow run" in shown
+    # It ends by serving the adapted model: asked over HTTP, it answers as it did in process.
+    assert ADAPT_FACT in result.served_answer, result.served_answer
+    assert "web chat page: http://127.0.0.1:" in shown
     runs = runner.invoke(app, ["runs", "list", "--json"])
     assert runs.exit_code == 0, runs.output
     quickstart_runs = [r for r in json.loads(runs.stdout) if r.get("experiment") == "quickstart"]
@@ -131,6 +134,6 @@ def test_quickstart_shows_chat_similarity_adaptation_and_logs_runs() -> None:
 
 
 def test_quickstart_command_runs_end_to_end_without_tracking() -> None:
-    result = runner.invoke(app, ["quickstart", "--no-track"])
+    result = runner.invoke(app, ["quickstart", "--no-track", "--no-serve"])
     assert result.exit_code == 0, result.output
     assert "SmolLM2 + LoRA, after" in result.stdout

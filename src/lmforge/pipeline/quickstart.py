@@ -2,7 +2,8 @@
 
 Today it shows the embedded models, a chat answer from SmolLM2 and sentence similarity
 from MiniLM, adapts SmolLM2 with LoRA to the bundled support dialogs (the answer
-before and after), and records everything in MLflow. Each lifecycle issue adds its step.
+before and after), records everything in MLflow, and ends by serving the adapted model
+behind the OpenAI-compatible API and web chat page. Each lifecycle issue adds its step.
 """
 
 from __future__ import annotations
@@ -43,12 +44,27 @@ class QuickstartResult:
     answer_before: str = ""
     answer_after: str = ""
     adapt_run_id: str | None = None
+    adapter_dir: str | None = None
+    served_answer: str = ""
     run_id: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def run_quickstart(console: Console, *, track: bool = True) -> QuickstartResult:
-    """Run every quickstart step, printing as it goes; returns what was measured."""
+def run_quickstart(
+    console: Console,
+    *,
+    track: bool = True,
+    serve: bool = True,
+    keep_serving: bool = False,
+    port: int = 8000,
+) -> QuickstartResult:
+    """Run every quickstart step, printing as it goes; returns what was measured.
+
+    Args:
+        serve: end by serving the adapted model (and asking it one question over HTTP).
+        keep_serving: then keep the server up until Ctrl-C (the CLI does so in a terminal).
+        port: where to serve (a free port is taken when this one is busy).
+    """
     from lmforge.cli.models import human_count, human_size
     from lmforge.hub.catalog import list_models
 
@@ -84,7 +100,7 @@ def run_quickstart(console: Console, *, track: bool = True) -> QuickstartResult:
 
     console.rule(f"[bold]4. Adapt {CHAT_MODEL} to Brightnest Home's support dialogs (LoRA)")
     started = time.perf_counter()
-    before, after, adapt_run_id = _adapt_step(console, track=track)
+    before, after, adapt_run_id, adapter_dir = _adapt_step(console, track=track)
     timings["adapt"] = time.perf_counter() - started
 
     result = QuickstartResult(
@@ -94,11 +110,17 @@ def run_quickstart(console: Console, *, track: bool = True) -> QuickstartResult:
         answer_before=before,
         answer_after=after,
         adapt_run_id=adapt_run_id,
+        adapter_dir=adapter_dir,
         seconds=timings,
     )
     if track:
         console.rule("[bold]5. Tracking")
         result.run_id = _track_step(console, result)
+    if serve:
+        console.rule("[bold]6. Serve the adapted model (OpenAI API + web chat page)")
+        started = time.perf_counter()
+        result.served_answer = _serve_step(console, adapter_dir, keep_serving, port)
+        timings["serve"] = time.perf_counter() - started
     return result
 
 
@@ -144,7 +166,7 @@ def _similarity_step(console: Console) -> dict[str, float]:
     return dict(ranked)
 
 
-def _adapt_step(console: Console, *, track: bool) -> tuple[str, str, str | None]:
+def _adapt_step(console: Console, *, track: bool) -> tuple[str, str, str | None, str]:
     """Train a LoRA adapter on the returns dialogs; ask the same question before
     and after. Returns (answer before, answer after, the training run's id)."""
     import json
@@ -221,7 +243,66 @@ def _adapt_step(console: Console, *, track: bool) -> tuple[str, str, str | None]
         f"[dim]adapter: {result.model_dir} ({result.trainable_parameters:,} trainable "
         f"parameters, {result.train_seconds:.0f} s, {result.tokens_per_second:.0f} tok/s)[/dim]"
     )
-    return before, after, result.run_id if track else None
+    return before, after, result.run_id if track else None, str(result.model_dir)
+
+
+def _serve_step(console: Console, adapter_dir: str, keep_serving: bool, port: int) -> str:
+    """Serve SmolLM2 with the adapter as "brightnest" (guardrails on), ask it the
+    adaptation question through the official OpenAI client, then stop or keep serving."""
+    import socket
+    import threading
+
+    import openai
+    import uvicorn
+
+    from lmforge.serve.app import create_app
+    from lmforge.serve.server import build_handler
+
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", port)) == 0:  # busy: take any free port
+            with socket.socket() as free:
+                free.bind(("127.0.0.1", 0))
+                port = free.getsockname()[1]
+
+    def load() -> Any:
+        return build_handler(CHAT_MODEL, CHAT_MODEL, adapters={"brightnest": adapter_dir},
+                             guard="default")  # fmt: skip
+
+    app = create_app(load)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    with console.status(f"Loading {CHAT_MODEL} + adapter behind {base} ..."):
+        app.state.lmforge.loaded.wait(timeout=300)
+    if app.state.lmforge.handler is None:
+        server.should_exit = True
+        raise RuntimeError(f"the server did not start: {app.state.lmforge.error}")
+    client = openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=2)
+    reply = client.chat.completions.create(
+        model="brightnest", max_tokens=48, temperature=0,
+        messages=[{"role": "user", "content": ADAPT_QUESTION}],
+    )  # fmt: skip
+    answer = reply.choices[0].message.content or ""
+    console.print(
+        f"Serving {CHAT_MODEL} with the LoRA adapter as model 'brightnest' (guardrails on)."
+    )
+    console.print(f"  web chat page: [bold]{base}/[/bold]   OpenAI API: {base}/v1")
+    console.print(f"  POST /v1/chat/completions model=brightnest: {answer!r}", highlight=False)
+    try:
+        if keep_serving:
+            console.print("[dim]Ctrl-C stops the server.[/dim]")
+            while thread.is_alive():
+                thread.join(timeout=0.5)
+        else:
+            console.print("[dim]Stopped (run `lmforge quickstart` in a terminal to keep it up, "
+                          "or `lmforge serve`).[/dim]")  # fmt: skip
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+    return answer
 
 
 def _track_step(console: Console, result: QuickstartResult) -> str | None:
