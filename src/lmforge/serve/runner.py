@@ -73,9 +73,6 @@ class SlotRunner:
         self.values = torch.zeros_like(self.keys)
         self.lengths = [0] * slots  # tokens cached per slot
         self.device = parameter.device
-        from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
-
-        self._rotary = apply_rotary_pos_emb
 
     # --- cache bookkeeping ----------------------------------------------------------
 
@@ -191,13 +188,27 @@ class SlotRunner:
         hidden = self.decoder.embed_tokens(ids)  # (B, T, C)
         cos, sin = self.decoder.rotary_emb(hidden, positions)
         rows = torch.arange(slots.start, slots.stop, device=self.device)
+        cos, sin = cos[:, :, None], sin[:, :, None]  # (B, T, 1, D): one angle for every head
         for index, layer in enumerate(self.decoder.layers):
             attention = layer.self_attn
-            x = layer.input_layernorm(hidden)
-            q = attention.q_proj(x).view(batch, count, self.heads, self.head_dim)
-            k = attention.k_proj(x).view(batch, count, self.kv_heads, self.head_dim)
-            v = attention.v_proj(x).view(batch, count, self.kv_heads, self.head_dim)
-            q, k = self._rotary(q.transpose(1, 2), k.transpose(1, 2), cos, sin)  # (B, H, T, D)
+            x = _rms_norm(layer.input_layernorm, hidden)
+            if hasattr(attention, "qkv_proj"):  # fused by compress.int8
+                kv_width = self.kv_heads * self.head_dim
+                sizes = [self.heads * self.head_dim, kv_width, kv_width]
+                q, k, v = attention.qkv_proj(x).split(sizes, dim=-1)
+                q = q.view(batch, count, self.heads, self.head_dim)
+                k = k.view(batch, count, self.kv_heads, self.head_dim)
+                v = v.view(batch, count, self.kv_heads, self.head_dim)
+            else:
+                q = attention.q_proj(x).view(batch, count, self.heads, self.head_dim)
+                k = attention.k_proj(x).view(batch, count, self.kv_heads, self.head_dim)
+                v = attention.v_proj(x).view(batch, count, self.kv_heads, self.head_dim)
+            # Rotate queries and keys in one go: fewer small ops per layer at batch 1.
+            qk = torch.cat([q, k], dim=2)  # (B, T, H + KVH, D)
+            half = self.head_dim // 2
+            rotated = torch.cat([-qk[..., half:], qk[..., :half]], dim=-1)
+            qk = qk * cos + rotated * sin
+            q, k = qk[:, :, : self.heads].transpose(1, 2), qk[:, :, self.heads :].transpose(1, 2)
             keys, values = self.keys[index], self.values[index]  # (slots, KVH, max_len, D)
             if write is not None:
                 slot, start = write
@@ -215,5 +226,20 @@ class SlotRunner:
             )  # (B, H, T, D)
             out = out.transpose(1, 2).reshape(batch, count, self.heads * self.head_dim)
             hidden = hidden + attention.o_proj(out)
-            hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
-        return self.decoder.norm(hidden)
+            hidden = hidden + _mlp(layer.mlp, _rms_norm(layer.post_attention_layernorm, hidden))
+        return _rms_norm(self.decoder.norm, hidden)
+
+
+def _mlp(mlp: Any, x: torch.Tensor) -> torch.Tensor:
+    if not hasattr(mlp, "gate_up_proj"):
+        return mlp(x)
+    gate, up = mlp.gate_up_proj(x).chunk(2, dim=-1)  # fused by compress.int8
+    return mlp.down_proj(mlp.act_fn(gate) * up)
+
+
+def _rms_norm(norm: Any, x: torch.Tensor) -> torch.Tensor:
+    """The model's RMSNorm as one fused op (its own module when it is not a plain one)."""
+    eps = getattr(norm, "variance_epsilon", None)
+    if eps is None or x.dtype != torch.float32:
+        return norm(x)
+    return F.rms_norm(x, (x.shape[-1],), norm.weight, eps)
