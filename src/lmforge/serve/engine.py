@@ -22,7 +22,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -121,6 +121,24 @@ class EngineStats:
     prompt_tokens: int = 0
     generation_tokens: int = 0
     observe: Callable[[str, float], None] = _ignore
+
+
+class GenerationBackend(Protocol):
+    """What the OpenAI handler needs from an engine.
+
+    ``Engine`` below is the torch backend; a llama.cpp backend for GGUF files arrives
+    with the compress issue and registers itself in ``serve/server.py`` the same way.
+    """
+
+    tokenizer: Any
+    max_len: int
+    stats: EngineStats
+
+    def submit(self, request: Request) -> None: ...
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 class Engine:

@@ -21,7 +21,14 @@ from lmforge.data.chat import render_chat
 from lmforge.errors import LmforgeError
 from lmforge.guard.policy import Guard
 from lmforge.retrieve.embed import SentenceEmbedder
-from lmforge.serve.engine import Engine, Event, QueueFull, Request, RequestParams, TokenLogprob
+from lmforge.serve.engine import (
+    Event,
+    GenerationBackend,
+    QueueFull,
+    Request,
+    RequestParams,
+    TokenLogprob,
+)
 from lmforge.serve.errors import ApiError
 from lmforge.serve.guarded import GuardedEvents
 from lmforge.serve.protocol import (
@@ -72,7 +79,7 @@ class OpenAIHandler:
 
     def __init__(
         self,
-        engine: Engine | None,
+        engine: GenerationBackend | None,
         model_name: str,
         *,
         adapters: Sequence[str] = (),
@@ -108,7 +115,7 @@ class OpenAIHandler:
                          "dimensions": self.embedder.dimension})  # fmt: skip
         return {"object": "list", "data": data}
 
-    def _llm(self) -> Engine:
+    def _llm(self) -> GenerationBackend:
         """The generation engine, or a 404 on a server that only embeds."""
         if self.engine is None:
             raise ApiError(

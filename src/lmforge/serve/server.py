@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from lmforge.errors import LmforgeError
 from lmforge.guard.policy import Guard
-from lmforge.serve.engine import Engine
+from lmforge.serve.engine import Engine, GenerationBackend
 from lmforge.serve.handler import OpenAIHandler
 
 QUANTIZATIONS = ("none", "int8")
+
+BackendFactory = Callable[..., GenerationBackend]
+BACKENDS: dict[str, BackendFactory] = {}
+
+
+def register_backend(name: str, factory: BackendFactory) -> None:
+    """Make ``lmforge serve --backend NAME`` build its engine with
+    ``factory(model, tokenizer, max_batch=, max_queue=, max_len=)``."""
+    BACKENDS[name] = factory
 
 
 def build_handler(
@@ -21,6 +30,7 @@ def build_handler(
     embed: str | None = None,
     guard: str | None = None,
     quantize: str = "none",
+    backend: str = "torch",
     max_batch: int = 16,
     max_queue: int = 256,
     max_model_len: int | None = None,
@@ -39,6 +49,8 @@ def build_handler(
     """
     from lmforge.hub import load_causal_lm
 
+    if backend not in BACKENDS:
+        raise LmforgeError(f"--backend: unknown {backend!r}; known: {', '.join(sorted(BACKENDS))}")
     if quantize not in QUANTIZATIONS:
         raise LmforgeError(f"--quantize: unknown {quantize!r}; use one of {QUANTIZATIONS}")
     from lmforge.retrieve.embed import SentenceEmbedder
@@ -64,7 +76,7 @@ def build_handler(
         from lmforge.compress.int8 import quantize_int8
 
         model = quantize_int8(model, calibration_texts(tokenizer))
-    engine = Engine(
+    engine = BACKENDS[backend](
         model, tokenizer, max_batch=max_batch, max_queue=max_queue, max_len=max_model_len
     )
     return OpenAIHandler(
@@ -136,3 +148,6 @@ def calibration_texts(tokenizer: Any, count: int = 32) -> list[list[int]]:
             text = "\n".join(m["content"] for m in record["messages"])
         texts.append(list(tokenizer(text, add_special_tokens=False)["input_ids"]))
     return texts
+
+
+register_backend("torch", Engine)
