@@ -4529,6 +4529,12 @@ firmware release notes, for continued pre-training (causal or masked language mo
 
 radio_mA: {radios}. Color and weight appear in some descriptions but do not affect the
 label. The descriptions use six phrasings.
+
+## guard/ (content-safety labels)
+
+Prompts labeled safe or with one of seven unsafe categories, with benign look-alikes,
+for the guardrails classifier. Written by `scripts/make_guard_dataset.py`; see
+`guard/README.md`.
 """
 
 
