@@ -213,10 +213,6 @@ class Engine:
             self.stats.waiting = len(self._waiting)
             self._wake.notify()
 
-    @property
-    def idle(self) -> bool:
-        return not self._running and not self._waiting
-
     # --- the loop -------------------------------------------------------------------
 
     def _loop(self) -> None:
@@ -265,7 +261,11 @@ class Engine:
         self._running.append(sequence)
         self.stats.running = len(self._running)
         self.stats.prompt_tokens += len(request.prompt_ids)
-        logits = self.runner.prefill(slot, request.prompt_ids[reused:], request.adapter)  # (V,)
+        try:
+            logits = self.runner.prefill(slot, request.prompt_ids[reused:], request.adapter)
+        except Exception as error:  # this request fails; the running batch goes on
+            self._finish(sequence, "error", error=f"{type(error).__name__}: {error}")
+            return
         self._slot_tokens[slot] = list(request.prompt_ids)
         sequence.last_token_at = time.perf_counter()
         self.stats.observe("ttft", sequence.last_token_at - request.submitted)

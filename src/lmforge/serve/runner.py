@@ -147,7 +147,8 @@ class SlotRunner:
         with self.adapters([adapter]):
             hidden = self._forward(
                 ids, positions, slots=slice(slot, slot + 1), write=(slot, start),
-                mask=mask[None, None], length=start + count,
+                # A fresh prompt is plain causal attention: no mask tensor needed.
+                mask=None if start == 0 else mask[None, None], length=start + count,
             )  # fmt: skip
         self.lengths[slot] = start + count
         return self.lm_head(hidden[:, -1])[0]  # (V,)
@@ -168,7 +169,10 @@ class SlotRunner:
         mask = torch.arange(longest, device=self.device)[None, :] <= positions  # (B, S)
         with self.adapters(adapters or [None] * batch):
             hidden = self._forward(
-                ids, positions, slots=slice(0, batch), write=None, mask=mask[:, None, None],
+                ids, positions, slots=slice(0, batch), write=None,
+                # One new token per row sees its whole cache: masking is only for rows
+                # shorter than the longest.
+                mask=None if min(starts) == max(starts) else mask[:, None, None],
                 length=longest,
             )  # fmt: skip
         for slot in range(batch):
@@ -181,7 +185,7 @@ class SlotRunner:
         positions: torch.Tensor,  # (B, T)
         slots: slice,
         write: tuple[int, int] | None,  # prefill: (slot, start); decode: None
-        mask: torch.Tensor,  # (B, 1, T, S) bool
+        mask: torch.Tensor | None,  # (B, 1, T, S) bool; None: causal prefill or equal rows
         length: int,  # S: cache positions to attend over
     ) -> torch.Tensor:
         batch, count = ids.shape
@@ -222,6 +226,7 @@ class SlotRunner:
                 keys[slots, :, :length],
                 values[slots, :, :length],
                 attn_mask=mask,
+                is_causal=mask is None and count > 1,
                 enable_gqa=self.kv_heads != self.heads,
             )  # (B, H, T, D)
             out = out.transpose(1, 2).reshape(batch, count, self.heads * self.head_dim)
