@@ -9,8 +9,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -24,6 +22,7 @@ from lmforge.track import (
     resolve_registry_ref,
     start_run,
 )
+from tests.servers import free_port, http_status
 
 runner = CliRunner()
 
@@ -169,24 +168,10 @@ def _readline(process: subprocess.Popen[str], timeout: float) -> str:
     return process.stdout.readline()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _http_status(url: str) -> int | None:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return int(response.status)
-    except (urllib.error.URLError, OSError):
-        return None
-
-
 def test_ui_serves_the_store_and_stops_on_ctrl_c(
     home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if k != "LMFORGE_TRACKING_URI"}
     ui = subprocess.Popen(
@@ -198,9 +183,9 @@ def test_ui_serves_the_store_and_stops_on_ctrl_c(
     )
     try:
         deadline = time.monotonic() + 60
-        while _http_status(url) != 200 and ui.poll() is None and time.monotonic() < deadline:
+        while http_status(url) != 200 and ui.poll() is None and time.monotonic() < deadline:
             time.sleep(0.25)
-        assert _http_status(url) == 200, f"UI not up at {url}; exit code {ui.poll()}"
+        assert http_status(url) == 200, f"UI not up at {url}; exit code {ui.poll()}"
         # lmforge prints the URL once its own readiness check passes (a moment later).
         assert f"MLflow UI: {url}" in _readline(ui, timeout=30)
 
@@ -220,4 +205,4 @@ def test_ui_serves_the_store_and_stops_on_ctrl_c(
             ui.kill()
             out, err = ui.communicate()
     assert ui.returncode == 0, err + out
-    assert _http_status(url) is None  # the whole server process group is gone
+    assert http_status(url) is None  # the whole server process group is gone

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import torch
 
 from lmforge.errors import LmforgeError
-from lmforge.serve.generate import _first_stop, _held_back, end_token_ids
+from lmforge.serve.generate import _first_stop, _held_back, end_token_ids, sample_next
 from lmforge.serve.json_mode import JsonPrefix
 from lmforge.serve.runner import SlotRunner
 
@@ -407,15 +407,7 @@ class Engine:
             counts = torch.tensor(list(sequence.counts.values()), dtype=logits.dtype)
             logits = logits.clone()
             logits[ids] -= params.presence_penalty + params.frequency_penalty * counts
-        if params.temperature == 0.0:
-            return int(torch.argmax(logits))
-        probs = torch.softmax(logits.float() / params.temperature, dim=-1)  # (V,)
-        if params.top_p < 1.0:
-            sorted_probs, order = torch.sort(probs, descending=True)
-            drop = torch.cumsum(sorted_probs, dim=-1) - sorted_probs >= params.top_p
-            sorted_probs[drop] = 0.0
-            probs = torch.zeros_like(probs).scatter_(0, order, sorted_probs)
-        return int(torch.multinomial(probs.cpu(), 1, generator=sequence.generator))
+        return sample_next(logits, params.temperature, params.top_p, sequence.generator)
 
     def _logprob(self, logits: torch.Tensor, token: int, top: int) -> TokenLogprob:
         logprobs = torch.log_softmax(logits.float(), dim=-1)  # (V,)

@@ -56,15 +56,17 @@ class Completion:
         return self.completion_tokens / self.seconds if self.seconds > 0 else 0.0
 
 
-def sample_next(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator) -> int:
-    """Pick the next token id from one position's logits ``(V,)``."""
-    if params.temperature == 0.0:
+def sample_next(
+    logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator
+) -> int:
+    """Pick the next token id from one position's logits ``(V,)`` (greedy at temperature 0)."""
+    if temperature == 0.0:
         return int(torch.argmax(logits))
-    probs = torch.softmax(logits.float() / params.temperature, dim=-1)  # (V,)
-    if params.top_p < 1.0:
+    probs = torch.softmax(logits.float() / temperature, dim=-1)  # (V,)
+    if top_p < 1.0:
         sorted_probs, order = torch.sort(probs, descending=True)
         # Drop a token once the tokens ranked above it already cover top_p.
-        drop = torch.cumsum(sorted_probs, dim=-1) - sorted_probs >= params.top_p
+        drop = torch.cumsum(sorted_probs, dim=-1) - sorted_probs >= top_p
         sorted_probs[drop] = 0.0
         probs = torch.zeros_like(probs).scatter_(0, order, sorted_probs)
     # Sample on the CPU with a CPU generator so a seed means the same on every device.
@@ -132,7 +134,8 @@ class TextGeneration:
             while len(generated) < self.max_new:
                 output = self.model(input_ids=inputs, cache=cache, use_cache=True, logits_to_keep=1)
                 cache = output.cache
-                token = sample_next(output.logits[0, -1], params, generator)  # logits: (1, 1, V)
+                logits = output.logits[0, -1]  # output.logits: (1, 1, V)
+                token = sample_next(logits, params.temperature, params.top_p, generator)
                 if token in end_ids:
                     finish_reason = "stop"
                     break

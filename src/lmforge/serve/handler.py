@@ -227,16 +227,8 @@ class OpenAIHandler:
         choices = [_Choice(i) for i in range(count)]
 
         def chunk(choice_list: list[dict[str, Any]], usage: Any = None) -> str:
-            data = {
-                "id": response_id,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": model,
-                "choices": choice_list,
-            }
-            if include_usage:
-                data["usage"] = usage
-            return _sse(data)
+            return _chunk(response_id, "chat.completion.chunk", created, model, choice_list,
+                          include_usage, usage)  # fmt: skip
 
         for index in range(count):
             yield chunk([{"index": index, "delta": {"role": "assistant", "content": ""},
@@ -464,16 +456,8 @@ class OpenAIHandler:
         choices = [_Choice(i) for i in range(len(echoes))]
 
         def chunk(choice_list: list[dict[str, Any]], usage: Any = None) -> str:
-            data = {
-                "id": response_id,
-                "object": "text_completion",
-                "created": created,
-                "model": model,
-                "choices": choice_list,
-            }
-            if include_usage:
-                data["usage"] = usage
-            return _sse(data)
+            return _chunk(response_id, "text_completion", created, model, choice_list,
+                          include_usage, usage)  # fmt: skip
 
         sent = [0] * len(echoes)  # characters sent per choice
         async for index, event in events:
@@ -653,6 +637,24 @@ def _encode_vector(vector: Any, body: EmbeddingRequest) -> Any:
     if body.encoding_format == "base64":
         return base64.b64encode(vector.astype("<f4").tobytes()).decode()
     return [float(x) for x in vector]
+
+
+def _chunk(
+    response_id: str,
+    kind: str,
+    created: int,
+    model: str,
+    choices: list[dict[str, Any]],
+    include_usage: bool,
+    usage: Any,
+) -> str:
+    """One streamed chunk; with include_usage every chunk carries ``usage`` (null until
+    the last), as OpenAI sends it."""
+    data = {"id": response_id, "object": kind, "created": created, "model": model,
+            "choices": choices}  # fmt: skip
+    if include_usage:
+        data["usage"] = usage
+    return _sse(data)
 
 
 def _sse(data: dict[str, Any]) -> str:
