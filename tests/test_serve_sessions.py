@@ -163,3 +163,17 @@ def test_a_revoked_key_is_refused(keyed: tuple[str, ...]) -> None:
         assert CliRunner().invoke(app, ["keys", "revoke", "carol"]).exit_code == 0
     status, text = request(base + "/v1/models", key=carol)
     assert status == 401 and json.loads(text)["error"]["code"] == "invalid_api_key"
+
+
+def test_api_key_required_refuses_everything_until_a_key_exists(
+    tiny_causal_lm: Path, tmp_path: Path
+) -> None:
+    home = {"LMFORGE_HOME": str(tmp_path / "home")}
+    with lmforge_server(str(tiny_causal_lm), "--api-key-required", env=home) as base:
+        assert request(base + "/ready")[0] == 200  # health and readiness stay open
+        status, text = request(base + "/v1/models")
+        assert status == 401 and "lmforge keys create" in json.loads(text)["error"]["message"]
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("LMFORGE_HOME", home["LMFORGE_HOME"])
+            key = CliRunner().invoke(app, ["keys", "create", "ops"]).stdout.strip()
+        assert request(base + "/v1/models", key=key)[0] == 200  # keys are read live
