@@ -102,5 +102,5 @@ def test_json_mode_closes_the_object_and_then_ends(tiny_causal_lm: Path) -> None
     finally:
         engine.stop()
     text = "".join(e.text for e in events)
-    assert json.loads(text) == {"": 1} or isinstance(json.loads(text), dict)
+    assert isinstance(json.loads(text), dict)  # a complete, valid JSON object
     assert events[-1].finish_reason == "stop"
