@@ -22,6 +22,8 @@ from typing import Any
 
 import torch
 
+from lmforge.tasks.causal_lm import unwrap
+
 ALPHA = 0.9  # migration strength: measured best of 0.5-0.95 on SmolLM2 (see docs/serving.md)
 
 
@@ -33,10 +35,6 @@ def _lora(linear: Any, part: str) -> list[torch.Tensor]:
     """The weights of every adapter's ``lora_A`` or ``lora_B`` on a peft layer."""
     modules = getattr(linear, part, None)
     return [m.weight for m in modules.values()] if modules is not None else []
-
-
-def _decoder(model: Any) -> Any:
-    return (model.get_base_model() if hasattr(model, "get_base_model") else model).model
 
 
 @torch.no_grad()
@@ -51,7 +49,7 @@ def smooth(model: Any, calibration: Sequence[Sequence[int]], alpha: float = ALPH
 
         return hook
 
-    layers = _decoder(model).layers
+    layers = unwrap(model).model.layers
     handles = []
     for i, layer in enumerate(layers):
         handles += [
@@ -134,7 +132,7 @@ def fuse_projections(model: Any) -> None:
     """q, k, v into ``qkv_proj`` and gate, up into ``gate_up_proj`` (fewer, larger matmuls;
     with dynamic INT8 also one activation quantization instead of three). Models with
     LoRA adapters keep their separate layers."""
-    for layer in _decoder(model).layers:
+    for layer in unwrap(model).model.layers:
         _fuse(layer.self_attn, ["q_proj", "k_proj", "v_proj"], "qkv_proj")
         _fuse(layer.mlp, ["gate_proj", "up_proj"], "gate_up_proj")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import time
 import uuid
@@ -160,6 +161,9 @@ class OpenAIHandler:
                 param="response_format",
                 code="unsupported_value",
             )
+        top = body.top_logprobs or 0
+        if top and not body.logprobs:
+            raise ApiError(400, "top_logprobs needs logprobs: true", param="top_logprobs")
         new_messages = body.conversation()
         if self.guard is not None:
             new_messages = await self._screen_input(new_messages)
@@ -171,12 +175,9 @@ class OpenAIHandler:
         else:
             prompt = self._render(history)
         max_tokens = self._max_tokens(body.requested_max_tokens(), len(prompt), "messages")
-        top = body.top_logprobs or 0
-        if top and not body.logprobs:
-            raise ApiError(400, "top_logprobs needs logprobs: true", param="top_logprobs")
-        params = body.params(max_tokens, logprobs=body.logprobs, top_logprobs=top)
-        if json_object:
-            params = RequestParams(**{**params.__dict__, "json_object": True})
+        params = body.params(
+            max_tokens, logprobs=body.logprobs, top_logprobs=top, json_object=json_object
+        )
         response_id = f"chatcmpl-{uuid.uuid4().hex}"
         events = self._guarded(self._submit([prompt] * body.n, params, adapter))
 
@@ -525,7 +526,7 @@ class OpenAIHandler:
         for index, prompt in enumerate(prompts):
             seeded = params
             if params.seed is not None and index:  # n > 1 with a seed: distinct, repeatable
-                seeded = RequestParams(**{**params.__dict__, "seed": params.seed + index})
+                seeded = dataclasses.replace(params, seed=params.seed + index)
 
             def emit(event: Event, index: int = index) -> None:
                 loop.call_soon_threadsafe(queue.put_nowait, (index, event))

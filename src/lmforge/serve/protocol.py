@@ -67,7 +67,9 @@ class _Sampling(_Body):
     def include_usage(self) -> bool:
         return bool(self.stream_options and self.stream_options.include_usage)
 
-    def params(self, max_tokens: int, *, logprobs: bool, top_logprobs: int) -> RequestParams:
+    def params(
+        self, max_tokens: int, *, logprobs: bool, top_logprobs: int, json_object: bool = False
+    ) -> RequestParams:
         return RequestParams(
             max_tokens=max_tokens,
             temperature=self.temperature,
@@ -78,6 +80,7 @@ class _Sampling(_Body):
             frequency_penalty=self.frequency_penalty,
             logprobs=logprobs,
             top_logprobs=top_logprobs,
+            json_object=json_object,
         )
 
 

@@ -23,15 +23,9 @@ import torch
 import torch.nn.functional as F
 
 from lmforge.errors import LmforgeError
+from lmforge.tasks.causal_lm import unwrap
 
 SUPPORTED_ARCHITECTURES = ("llama", "mistral", "qwen2")
-
-
-def _decoder(model: Any) -> Any:
-    """The ``LlamaModel``-like stack inside a causal LM (peft wrappers included)."""
-    if hasattr(model, "get_base_model"):
-        model = model.get_base_model()
-    return model.model
 
 
 class SlotRunner:
@@ -57,10 +51,8 @@ class SlotRunner:
         if getattr(config, "sliding_window", None) and config.sliding_window < max_len:
             max_len = config.sliding_window  # beyond it the model attends differently
         self.model = model
-        self.decoder = _decoder(model)
-        self.lm_head = (
-            model.get_base_model() if hasattr(model, "get_base_model") else model
-        ).lm_head
+        causal_lm = unwrap(model)  # the transformers model inside a peft wrapper
+        self.decoder, self.lm_head = causal_lm.model, causal_lm.lm_head
         self.heads = config.num_attention_heads
         self.kv_heads = getattr(config, "num_key_value_heads", None) or self.heads
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
