@@ -16,7 +16,6 @@ Every key is optional; leaving one out keeps the default shown.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,9 +109,6 @@ class Guard:
             return []
         scores = self.classifier.scores([text])[0]
         return [c for c in block if scores[c] >= self.policy.threshold(c)]
-
-    async def blocked_async(self, text: str, direction: str) -> list[str]:
-        return await asyncio.to_thread(self.blocked, text, direction)
 
     def redact(self, text: str) -> str:
         return redact(text)[0] if self.policy.pii == "redact" else text

@@ -6,7 +6,6 @@ while it loads, ``/ready`` and the API answer 503 until the model is in memory.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import sys
@@ -222,8 +221,7 @@ def create_app(
 
     @app.post("/v1/moderations")
     async def moderations(body: ModerationRequest, owner: str | None = authorized) -> Any:
-        handler = state.require()
-        return await asyncio.to_thread(handler.moderations, body)
+        return await state.require().moderations(body)
 
     @app.post("/v1/sessions")
     async def create_session(

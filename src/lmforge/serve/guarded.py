@@ -9,7 +9,8 @@ generating and ends with ``finish_reason: "content_filter"``, mid-stream if need
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -21,10 +22,19 @@ HOLD_BACK = 40  # longer than any PII pattern the guard redacts
 
 
 class GuardedEvents:
-    """Wraps the engine events of one response (same interface: iterate, ``cancel``)."""
+    """Wraps the engine events of one response (same interface: iterate, ``cancel``).
 
-    def __init__(self, events: Any, guard: Guard) -> None:
-        self.events, self.guard = events, guard
+    ``compute(fn, *args)`` runs the guard's classifier off the event loop (the server
+    passes the engine's thread; see ``Engine.call``).
+    """
+
+    def __init__(
+        self,
+        events: Any,
+        guard: Guard,
+        compute: Callable[..., Awaitable[Any]] = asyncio.to_thread,
+    ) -> None:
+        self.events, self.guard, self.compute = events, guard, compute
         self.requests: list[Request] = events.requests
 
     def cancel(self) -> None:
@@ -44,7 +54,7 @@ class GuardedEvents:
                 yield index, replace(event, text="")  # logprobs pass; text waits
                 continue
             checked[index] = len(text)
-            if await self.guard.blocked_async(text, "output"):
+            if await self.compute(self.guard.blocked, text, "output"):
                 stopped.add(index)
                 self.requests[index].cancelled.set()
                 yield index, replace(event, text="", finish_reason="content_filter")

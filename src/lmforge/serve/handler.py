@@ -249,7 +249,13 @@ class OpenAIHandler:
     # --- guardrails -----------------------------------------------------------------
 
     def _guarded(self, events: _Events) -> Any:
-        return events if self.guard is None else GuardedEvents(events, self.guard)
+        return events if self.guard is None else GuardedEvents(events, self.guard, self._compute)
+
+    async def _compute(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` on the engine's thread, which owns torch (see ``Engine.call``)."""
+        if self.engine is None:  # an embeddings-only server: no decode loop to disturb
+            return await asyncio.to_thread(fn, *args)
+        return await asyncio.wrap_future(self.engine.call(fn, *args))
 
     async def _screen_input(self, messages: list[dict[str, str]]) -> list[dict[str, str]]:
         """Block a request whose user messages break the input policy; redact PII."""
@@ -268,7 +274,7 @@ class OpenAIHandler:
 
     async def _screen_text(self, text: str, param: str) -> None:
         assert self.guard is not None
-        blocked = await self.guard.blocked_async(text, "input")
+        blocked = await self._compute(self.guard.blocked, text, "input")
         if blocked:
             raise ApiError(
                 400,
@@ -277,18 +283,21 @@ class OpenAIHandler:
                 code="content_filter",
             )
 
-    def moderations(self, body: ModerationRequest) -> dict[str, Any]:
+    async def moderations(self, body: ModerationRequest) -> dict[str, Any]:
         """OpenAI's moderation response, from the guard's classifier."""
-        if self.moderator is None:
-            self.moderator = self.guard or Guard()
         texts = [body.input] if isinstance(body.input, str) else list(body.input)
         if not texts:
             raise ApiError(400, "input must not be empty", param="input")
         return {
             "id": f"modr-{uuid.uuid4().hex}",
             "model": body.model or "lmforge-guard",
-            "results": self.moderator.moderate(texts),
+            "results": await self._compute(self._moderate, texts),
         }
+
+    def _moderate(self, texts: list[str]) -> list[dict[str, Any]]:
+        if self.moderator is None:  # loaded on first use, on the thread that runs it
+            self.moderator = self.guard or Guard()
+        return self.moderator.moderate(texts)
 
     # --- embeddings -----------------------------------------------------------------
 
@@ -309,7 +318,7 @@ class OpenAIHandler:
         texts = body.texts(embedder.tokenizer)
         if not texts or any(not text for text in texts):
             raise ApiError(400, "input must be non-empty text", param="input")
-        vectors = await asyncio.to_thread(embedder.encode, texts)  # (N, D)
+        vectors = await self._compute(embedder.encode, texts)  # (N, D)
         tokens = sum(len(ids) for ids in embedder.tokenizer(texts)["input_ids"])
         return {
             "object": "list",

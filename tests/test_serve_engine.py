@@ -1,0 +1,99 @@
+"""The engine in process: the slot runner's decode against the model's own forward, and
+one thread owning every torch computation of the server (``Engine.call``)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from lmforge.errors import LmforgeError
+from lmforge.guard.policy import Guard, GuardPolicy
+from lmforge.serve.engine import Engine
+from lmforge.serve.handler import OpenAIHandler
+from lmforge.serve.protocol import ModerationRequest
+from lmforge.serve.runner import SlotRunner
+
+
+def load(path: Path) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    return model, AutoTokenizer.from_pretrained(path)
+
+
+def last_logits(model: Any, ids: list[int]) -> torch.Tensor:
+    with torch.inference_mode():
+        return model(torch.tensor([ids])).logits[0, -1]
+
+
+def test_decode_matches_the_model_at_shared_and_at_ragged_positions(
+    tiny_causal_lm: Path,
+) -> None:
+    model, _ = load(tiny_causal_lm)
+    runner = SlotRunner(model, slots=3, max_len=64)
+    sequences = [[5, 17, 99, 3, 42, 7, 250, 1000], [8, 8, 300, 12, 6, 71, 2, 19], [40, 41, 42]]
+    for slot, ids in enumerate(sequences):
+        runner.prefill(slot, ids)
+    # Rows 0 and 1 both hold 8 tokens: one shared position, written through a slice.
+    shared = runner.decode([33, 55])
+    sequences[0].append(33)
+    sequences[1].append(55)
+    # Now 9, 9 and 3 tokens: ragged positions, written per row, attention masked.
+    ragged = runner.decode([44, 66, 77])
+    for row, token in enumerate([44, 66, 77]):
+        sequences[row].append(token)
+    for row in range(2):
+        expected = last_logits(model, sequences[row][:-1])
+        torch.testing.assert_close(shared[row], expected, atol=1e-4, rtol=1e-4)
+    for row in range(3):
+        expected = last_logits(model, sequences[row])
+        torch.testing.assert_close(ragged[row], expected, atol=1e-4, rtol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_causal_lm: Path) -> Iterator[Engine]:
+    model, tokenizer = load(tiny_causal_lm)
+    running = Engine(model, tokenizer, max_batch=2)
+    running.start()
+    yield running
+    running.stop()
+
+
+def test_call_runs_on_the_engine_thread_and_returns_or_raises(engine: Engine) -> None:
+    assert engine.call(lambda: threading.current_thread().name).result(10) == "lmforge-engine"
+    with pytest.raises(ZeroDivisionError):
+        engine.call(lambda: 1 / 0).result(10)
+
+
+def test_a_stopped_engine_refuses_calls(tiny_causal_lm: Path) -> None:
+    model, tokenizer = load(tiny_causal_lm)
+    stopped = Engine(model, tokenizer, max_batch=1)
+    stopped.start()
+    stopped.stop()
+    with pytest.raises(LmforgeError, match="stopping"):
+        stopped.call(print)
+
+
+def test_the_guard_classifier_runs_on_the_engine_thread(engine: Engine) -> None:
+    """Input screening and /v1/moderations run the real classifier where decoding runs:
+    a second thread doing torch work halves decode speed (see ``Engine.call``)."""
+    guard = Guard(GuardPolicy(input_block=("illicit",)))
+    threads: list[str] = []
+    scores = guard.classifier.scores
+
+    def recording(texts: list[str]) -> list[dict[str, float]]:
+        threads.append(threading.current_thread().name)
+        return scores(texts)
+
+    guard.classifier.scores = recording  # type: ignore[method-assign]
+    handler = OpenAIHandler(engine, "tiny", guard=guard)
+    moderation = asyncio.run(handler.moderations(ModerationRequest(input="hello there")))
+    assert len(moderation["results"]) == 1
+    asyncio.run(handler._screen_text("When does my thermostat ship?", "messages"))
+    assert threads == ["lmforge-engine", "lmforge-engine"]
