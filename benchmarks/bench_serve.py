@@ -109,7 +109,7 @@ async def drive(base: str, model: str, prompts: list[str], concurrency: int) -> 
 
 def workload(concurrency: int) -> list[str]:
     pool = questions()
-    count = max(8, 2 * concurrency)
+    count = max(16, 2 * concurrency)  # 16 at low concurrency: steadier figures
     return [pool[i % len(pool)] for i in range(count)]
 
 
