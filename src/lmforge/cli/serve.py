@@ -54,6 +54,10 @@ def serve(
     quantize: Annotated[
         str, typer.Option(help="none, or int8: dynamic INT8 linear layers (faster on CPU).")
     ] = "none",
+    backend: Annotated[
+        str,
+        typer.Option(help="auto (llamacpp for .gguf files, else torch), torch or llamacpp."),
+    ] = "auto",
     api_key_required: Annotated[
         bool, typer.Option(help="Demand an API key even before any exists (lmforge keys create).")
     ] = False,
@@ -79,7 +83,7 @@ def serve(
 
     from lmforge.serve.app import ServerOptions, create_app
     from lmforge.serve.handler import OpenAIHandler
-    from lmforge.serve.server import build_handler, resolve_served
+    from lmforge.serve.server import build_handler, pick_backend, resolve_served
 
     name = served_name or ref
     adapters = {}
@@ -93,7 +97,9 @@ def serve(
             raise LmforgeError(f"--adapter: the name {adapter_name!r} is given twice")
         adapters[adapter_name] = adapter_ref
 
-    resolve_served(ref, name, adapters)  # bad references fail here, before listening
+    # bad references and options fail here, before listening
+    base, _ = resolve_served(ref, name, adapters)
+    pick_backend(base, backend, adapters=bool(adapters), quantize=quantize)
     if guard not in (None, "default"):
         from pathlib import Path
 
@@ -104,6 +110,7 @@ def serve(
     def load() -> OpenAIHandler:
         return build_handler(
             ref, name, adapters=adapters, embed=embed, guard=guard, quantize=quantize,
+            backend=backend,
             max_batch=max_batch, max_queue=max_queue, max_model_len=max_model_len,
             max_tokens_limit=max_tokens_limit,
         )  # fmt: skip

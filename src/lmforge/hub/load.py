@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lmforge.errors import LmforgeError
@@ -21,6 +22,35 @@ def quiet_transformers() -> None:
 
     logging.set_verbosity_error()
     logging.disable_progress_bar()
+
+
+def import_llama_cpp() -> Any:
+    """llama-cpp-python, or an error that says how to install it."""
+    try:
+        import llama_cpp
+    except ImportError:
+        raise LmforgeError(
+            "running GGUF files through llama.cpp needs its Python binding: pip install "
+            "'lmforge[edge]' (llama-cpp-python compiles llama.cpp, a few minutes on 2 cores)"
+        ) from None
+    return llama_cpp
+
+
+def check_gguf(path: Path) -> None:
+    """Read a GGUF file's header and tensor table.
+
+    Raises:
+        LmforgeError: the file is truncated or not GGUF, naming it and the fix.
+    """
+    import gguf
+
+    try:
+        gguf.GGUFReader(str(path))
+    except Exception as error:  # the reader raises ValueError, struct.error, IndexError...
+        raise LmforgeError(
+            f"{path} is not a readable GGUF file ({type(error).__name__}: {error}); it may be "
+            "truncated or corrupted: export it again with `lmforge export REF --format gguf`."
+        ) from None
 
 
 def load_tokenizer(model: ResolvedModel) -> Any:

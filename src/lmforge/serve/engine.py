@@ -156,6 +156,8 @@ class Engine:
         max_queue: requests waiting for a slot at most (more get ``QueueFull``).
         max_len: the longest prompt + completion; defaults to the model's context.
         kept_slots: finished sequences whose cache is kept for prefix reuse.
+        runner_class: builds the cache and runs the model, ``runner_class(model, slots,
+            max_len)``: ``SlotRunner`` (torch) or ``LlamaCppRunner`` (GGUF files).
     """
 
     def __init__(
@@ -167,12 +169,13 @@ class Engine:
         max_queue: int = 256,
         max_len: int | None = None,
         kept_slots: int | None = None,
+        runner_class: Callable[..., Any] = SlotRunner,
     ) -> None:
         context = getattr(model.config, "max_position_embeddings", None) or 2048
         self.max_len = min(max_len or context, context)
         self.max_batch, self.max_queue = max_batch, max_queue
         kept = max_batch if kept_slots is None else kept_slots
-        self.runner = SlotRunner(model, slots=max_batch + kept, max_len=self.max_len)
+        self.runner = runner_class(model, slots=max_batch + kept, max_len=self.max_len)
         self.max_len = self.runner.max_len
         self.tokenizer = tokenizer
         self.end_ids = end_token_ids(model, tokenizer)

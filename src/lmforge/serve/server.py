@@ -30,7 +30,7 @@ def build_handler(
     embed: str | None = None,
     guard: str | None = None,
     quantize: str = "none",
-    backend: str = "torch",
+    backend: str = "auto",
     max_batch: int = 16,
     max_queue: int = 256,
     max_model_len: int | None = None,
@@ -42,26 +42,38 @@ def build_handler(
         quantize: ``int8`` runs every linear layer with dynamic INT8 after SmoothQuant
             calibration on the bundled support dialogs (``compress/int8.py``), several
             times faster on CPUs with VNNI; LoRA matrices stay fp32.
+        backend: ``torch``, ``llamacpp`` (GGUF files through llama.cpp), or ``auto``:
+            llamacpp for a ``.gguf`` file, torch for everything else.
 
     Raises:
         LmforgeError: a reference does not resolve, an adapter belongs to another base,
             or a name is used twice.
     """
-    from lmforge.hub import load_causal_lm
+    from lmforge.hub import load_causal_lm, load_tokenizer
 
-    if backend not in BACKENDS:
-        raise LmforgeError(f"--backend: unknown {backend!r}; known: {', '.join(sorted(BACKENDS))}")
     if quantize not in QUANTIZATIONS:
         raise LmforgeError(f"--quantize: unknown {quantize!r}; use one of {QUANTIZATIONS}")
     from lmforge.retrieve.embed import SentenceEmbedder
 
     base, resolved = resolve_served(ref, served_name, adapters or {})
+    backend = pick_backend(base, backend, adapters=bool(resolved), quantize=quantize)
     if base.model_kind == "encoder":  # an embedding server
         if embed is not None or resolved:
             raise LmforgeError(f"'{ref}' is an encoder: it takes no --embed or --adapter")
         return OpenAIHandler(None, served_name, embedder=SentenceEmbedder(ref))
     embedder = SentenceEmbedder(embed) if embed is not None else None
     guardrails = load_guard(guard)
+    if backend == "llamacpp":
+        from lmforge.serve.llamacpp import LlamaCppModel
+
+        engine = BACKENDS[backend](
+            LlamaCppModel(base.path), load_tokenizer(base), max_batch=max_batch,
+            max_queue=max_queue, max_len=max_model_len,
+        )  # fmt: skip
+        return OpenAIHandler(
+            engine, served_name, max_tokens_limit=max_tokens_limit, embedder=embedder,
+            embed_name=embed, guard=guardrails,
+        )  # fmt: skip
     model, tokenizer = load_causal_lm(base)
     if resolved:
         from peft import PeftModel
@@ -83,6 +95,34 @@ def build_handler(
         engine, served_name, adapters=list(resolved), max_tokens_limit=max_tokens_limit,
         embedder=embedder, embed_name=embed, guard=guardrails,
     )  # fmt: skip
+
+
+def pick_backend(base: Any, backend: str, *, adapters: bool, quantize: str) -> str:
+    """The backend ``--backend`` names for ``base`` (``auto``: llamacpp for GGUF files).
+
+    Raises:
+        LmforgeError: an unknown backend, or options the backend cannot honour.
+    """
+    if backend == "auto":
+        backend = "llamacpp" if base.kind == "gguf" else "torch"
+    if backend not in BACKENDS:
+        known = ", ".join(["auto", *sorted(BACKENDS)])
+        raise LmforgeError(f"--backend: unknown {backend!r}; known: {known}")
+    if backend == "llamacpp":
+        from lmforge.hub.load import import_llama_cpp
+
+        import_llama_cpp()  # not installed: say how, before anything loads
+        if base.kind != "gguf":
+            raise LmforgeError(
+                f"--backend llamacpp serves .gguf files; '{base.ref}' is a {base.kind} model "
+                "(export it with `lmforge export REF --format gguf`)"
+            )
+        if adapters or quantize != "none":
+            raise LmforgeError(
+                "--backend llamacpp takes no --adapter or --quantize: merge adapters and "
+                "pick the quantization at export (`lmforge export REF --format gguf --quant`)"
+            )
+    return backend
 
 
 def load_guard(spec: str | None) -> Guard | None:
@@ -108,6 +148,10 @@ def resolve_served(
     from lmforge.hub import resolve
 
     base = resolve(ref, progress=False)
+    if base.kind == "gguf":
+        from lmforge.hub.load import check_gguf
+
+        check_gguf(base.path)
     if adapters and base.kind == "adapter":
         raise LmforgeError(
             f"--adapter needs a base model to attach to, but '{base.ref}' is itself an adapter; "
@@ -150,4 +194,11 @@ def calibration_texts(tokenizer: Any, count: int = 32) -> list[list[int]]:
     return texts
 
 
+def _llamacpp(model: Any, tokenizer: Any, **options: Any) -> GenerationBackend:
+    from lmforge.serve.llamacpp import llamacpp_engine
+
+    return llamacpp_engine(model, tokenizer, **options)
+
+
 register_backend("torch", Engine)
+register_backend("llamacpp", _llamacpp)

@@ -1,0 +1,148 @@
+"""``lmforge export``: write a model in another format, measured and tracked.
+
+- ``hf``: a plain transformers directory (a LoRA adapter is merged into its base).
+- ``gguf``: one file for llama.cpp (LLaMA architecture; adapters merged first), in
+  ``f32``, ``f16``, ``q8_0`` or ``q4_0``.
+
+Each export is an MLflow run (experiment ``compress``) tagged with its source model, and
+for causal LMs ends with a table comparing the source in fp32 with the export: size,
+batch-1 decode speed on this CPU and held-out perplexity (``compress/measure.py``).
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lmforge.errors import LmforgeError
+
+FORMATS = ("hf", "gguf")
+DEFAULT_QUANT = {"gguf": "q8_0"}
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    run_id: str | None
+    rows: list[dict[str, str]] = field(default_factory=list)
+
+
+def export_model(
+    ref: str,
+    fmt: str,
+    out: Path,
+    *,
+    quant: str | None = None,
+    measure: bool = True,
+    track: bool = True,
+) -> ExportResult:
+    """Export model ``ref`` to ``out`` in format ``fmt``.
+
+    Raises:
+        LmforgeError: an unknown format, a quantization the format does not have, or a
+            model the format cannot hold.
+    """
+    from lmforge.hub import load_causal_lm, resolve
+    from lmforge.track import start_run
+
+    if fmt not in FORMATS:
+        raise LmforgeError(f"--format must be one of {', '.join(FORMATS)}, not '{fmt}'")
+    if quant is not None and fmt != "gguf":
+        raise LmforgeError(f"--quant applies to --format gguf only, not '{fmt}'")
+    resolved = resolve(ref)
+    out = Path(out)
+    causal = resolved.model_kind in {"causal-lm", "gguf"}
+    if fmt == "gguf" and not causal:
+        raise LmforgeError(
+            f"'{ref}' is a {resolved.model_kind} model; GGUF export holds causal language "
+            "models (LLaMA architecture)."
+        )
+    quant = quant or DEFAULT_QUANT.get(fmt)
+    tags = {"lmforge.command": "export", "lmforge.source_model": ref,
+            "lmforge.source_path": str(resolved.path), "lmforge.output_dir": str(out)}  # fmt: skip
+    with start_run("compress", run_name=f"export-{fmt}" + (f"-{quant}" if quant else ""),
+                   tags=tags, enabled=track) as tracker:  # fmt: skip
+        tracker.log_params({"source": ref, "format": fmt, "quant": quant or "none"})
+        rows: list[dict[str, str]] = []
+        if fmt == "hf":
+            _export_hf(resolved, out)
+            if measure and causal:
+                rows = _measure_hf(out)
+        else:
+            model, tokenizer = load_causal_lm(resolved)
+            model = _merged(model)
+            from lmforge.compress.to_gguf import export_gguf
+
+            export_gguf(model, tokenizer, out, quant or "q8_0")
+            if measure:
+                rows = _measure_gguf(model, tokenizer, ref, out, quant or "q8_0", tracker)
+        if rows:
+            report = out.parent / f"{out.name}.report.md" if fmt == "gguf" else out / "REPORT.md"
+            report.write_text(markdown_table(rows), encoding="utf-8")
+            tracker.log_artifact(report)
+        return ExportResult(out, tracker.run_id, rows)
+
+
+def _merged(model: Any) -> Any:
+    """A peft model with its adapters folded in; any other model as it is."""
+    return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
+
+
+def _export_hf(resolved: Any, out: Path) -> None:
+    from lmforge.home import atomic_dir
+
+    if resolved.kind == "adapter":
+        from lmforge.train.merge import merge_adapter
+
+        merge_adapter(resolved.path, out)
+        return
+    if resolved.kind == "gguf":
+        from lmforge.hub import load_causal_lm
+
+        model, tokenizer = load_causal_lm(resolved)
+        with atomic_dir(out) as tmp:
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+        return
+    with atomic_dir(out) as tmp:  # already a transformers directory: copy its files
+        for item in resolved.path.iterdir():
+            if item.name.startswith(".") or item.name == "lmforge-cache.json":
+                continue
+            copy = shutil.copytree if item.is_dir() else shutil.copy2
+            copy(item, tmp / item.name)
+
+
+def _measure_hf(out: Path) -> list[dict[str, str]]:
+    from lmforge.compress.measure import measure_torch
+    from lmforge.hub import load_causal_lm, resolve
+
+    model, tokenizer = load_causal_lm(resolve(str(out)))
+    row = measure_torch(model, tokenizer, "hf (fp32)", _size(out))
+    return [row.row(row)]
+
+
+def _measure_gguf(
+    model: Any, tokenizer: Any, ref: str, out: Path, quant: str, tracker: Any
+) -> list[dict[str, str]]:
+    from lmforge.compress.measure import measure_gguf, measure_torch
+
+    fp32_bytes = 4 * sum(p.numel() for p in model.parameters())
+    source = measure_torch(model, tokenizer, f"{ref} (fp32, torch)", fp32_bytes)
+    exported = measure_gguf(out, tokenizer, f"gguf {quant} (llama.cpp)")
+    tracker.log_metrics({**source.metrics("source"), **exported.metrics("export")})
+    return [source.row(source), exported.row(source)]
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def markdown_table(rows: list[dict[str, str]]) -> str:
+    header = list(rows[0])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row[h] for h in header) + " |" for row in rows]
+    return "\n".join(lines) + "\n"

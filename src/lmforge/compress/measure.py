@@ -1,0 +1,144 @@
+"""Size, speed and quality of a causal LM, measured the same way for every format.
+
+Quality is the perplexity of the assistant turns of the bundled held-out support
+dialogs (the numbers ``benchmarks/bench_serve.py`` reports). Speed is batch-1 greedy
+decoding on this CPU: the median time per output token and output tokens per second,
+through lmforge's serving runner for torch models and through llama.cpp for GGUF files.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lmforge.tasks.base import IGNORE_INDEX, Example
+
+SPEED_PROMPT = "Tell me how to set up my smart thermostat, step by step."
+SPEED_TOKENS = 32
+
+
+@dataclass
+class Measurement:
+    """One row of a compress/export table."""
+
+    label: str
+    parameters: int
+    size_bytes: int
+    latency_ms: float  # median per output token, batch 1
+    tokens_per_s: float
+    perplexity: float
+
+    def row(self, reference: Measurement) -> dict[str, str]:
+        """The table row, with size and quality relative to ``reference`` (the fp32 source)."""
+        reduction = 1 - self.size_bytes / reference.size_bytes
+        change = self.perplexity / reference.perplexity - 1
+        return {
+            "model": self.label,
+            "parameters": f"{self.parameters / 1e6:.1f}M",
+            "size MB": f"{self.size_bytes / 1e6:.1f}",
+            "size vs fp32": f"-{100 * reduction:.1f}%" if reduction > 0 else "0%",
+            "ms/token p50": f"{self.latency_ms:.1f}",
+            "tokens/s": f"{self.tokens_per_s:.1f}",
+            "held-out perplexity": f"{self.perplexity:.2f}",
+            "perplexity change": f"{100 * change:+.1f}%",
+        }
+
+    def metrics(self, prefix: str) -> dict[str, float]:
+        return {f"{prefix}/size_bytes": float(self.size_bytes),
+                f"{prefix}/latency_ms_p50": self.latency_ms,
+                f"{prefix}/tokens_per_s": self.tokens_per_s,
+                f"{prefix}/perplexity": self.perplexity}  # fmt: skip
+
+
+def held_out_examples(tokenizer: Any, limit: int | None = None) -> list[Example]:
+    """The bundled held-out support dialogs, encoded with assistant-only labels."""
+    from lmforge.data.bundled import dataset_path
+    from lmforge.data.records import read_records
+    from lmforge.tasks.sft import encode_conversation
+
+    records, _ = read_records(dataset_path("customer_service", "test"), format="messages")
+    return [encode_conversation(tokenizer, r["messages"]) for r in records[:limit]]
+
+
+def measure_torch(model: Any, tokenizer: Any, label: str, size_bytes: int) -> Measurement:
+    """Measure a transformers causal LM (fp32 or quantized in place)."""
+    import torch
+
+    from lmforge.data.chat import render_chat
+    from lmforge.serve.runner import SlotRunner
+    from lmforge.tasks.causal_lm import collate_lm, lm_loss, lm_target_count
+
+    examples = held_out_examples(tokenizer)
+    total, count = 0.0, 0
+    with torch.inference_mode():
+        for start in range(0, len(examples), 4):
+            batch = collate_lm(examples[start : start + 4], tokenizer.pad_token_id)
+            total += float(lm_loss(model, batch))
+            count += lm_target_count(batch)
+    prompt = render_chat(tokenizer, [{"role": "user", "content": SPEED_PROMPT}])
+    runner = SlotRunner(model, slots=1, max_len=len(prompt) + SPEED_TOKENS + 1)
+    token = int(runner.prefill(0, prompt).argmax())
+    times = []
+    for _ in range(SPEED_TOKENS):
+        started = time.perf_counter()
+        token = int(runner.decode([token])[0].argmax())
+        times.append(time.perf_counter() - started)
+    parameters = sum(p.numel() for p in model.parameters())
+    return _measurement(label, parameters, size_bytes, times, math.exp(total / count))
+
+
+def measure_gguf(path: Path, tokenizer: Any, label: str) -> Measurement:
+    """Measure a GGUF file through llama.cpp (llama-cpp-python)."""
+    import numpy as np
+
+    from lmforge.data.chat import render_chat
+    from lmforge.hub.load import import_llama_cpp
+
+    llama_cpp = import_llama_cpp()
+
+    threads = os.cpu_count() or 1
+    scorer = llama_cpp.Llama(model_path=str(path), n_ctx=4096, n_batch=512, n_threads=threads,
+                             logits_all=True, verbose=False)  # fmt: skip
+    total, count = 0.0, 0
+    for example in held_out_examples(tokenizer):
+        ids, labels = example["input_ids"], example["labels"]
+        scorer.reset()
+        scorer.eval(ids)
+        logits = np.asarray(scorer.scores[: len(ids) - 1], dtype=np.float64)  # (T-1, V)
+        targets = np.asarray(labels[1:])
+        keep = targets != IGNORE_INDEX
+        logits, targets = logits[keep], targets[keep]
+        top = logits.max(axis=1, keepdims=True)
+        log_norm = np.log(np.exp(logits - top).sum(axis=1)) + top[:, 0]
+        total += float((log_norm - logits[np.arange(len(targets)), targets]).sum())
+        count += int(keep.sum())
+    parameters = sum(int(np.prod(t.shape)) for t in _gguf_tensors(path))
+    del scorer
+    decoder = llama_cpp.Llama(model_path=str(path), n_ctx=1024, n_threads=threads, verbose=False)
+    prompt = render_chat(tokenizer, [{"role": "user", "content": SPEED_PROMPT}])
+    decoder.eval(prompt)
+    times = []
+    for _ in range(SPEED_TOKENS):
+        token = int(np.argmax(decoder.scores[decoder.n_tokens - 1]))
+        started = time.perf_counter()
+        decoder.eval([token])
+        times.append(time.perf_counter() - started)
+    return _measurement(label, parameters, path.stat().st_size, times, math.exp(total / count))
+
+
+def _measurement(
+    label: str, parameters: int, size_bytes: int, times: list[float], perplexity: float
+) -> Measurement:
+    return Measurement(label, parameters, size_bytes, 1000 * statistics.median(times),
+                       len(times) / sum(times), perplexity)  # fmt: skip
+
+
+def _gguf_tensors(path: Path) -> list[Any]:
+    import gguf
+
+    return list(gguf.GGUFReader(str(path)).tensors)

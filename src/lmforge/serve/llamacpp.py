@@ -1,0 +1,214 @@
+"""The ``llamacpp`` backend: the engine's continuous batching over llama.cpp.
+
+``lmforge serve model.gguf`` runs the same ``Engine`` as the torch backend (scheduling,
+prefix reuse, sampling, JSON mode, stop strings, logprobs), so the OpenAI API, sessions
+and guardrails behave the same. Only the runner differs: ``LlamaCppRunner`` keeps each
+cache slot as a llama.cpp sequence and runs every decode step as one ``llama_decode``
+over a batch with one token per running sequence, through llama-cpp-python's bindings
+of llama.cpp's C API.
+
+The KV cache is allocated up front: one stream of ``max_len`` cells per slot (running
+plus kept for prefix reuse), f16 keys and values. ``--max-model-len`` bounds it; the
+backend defaults to ``DEFAULT_MAX_LEN`` tokens per sequence.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import torch
+
+from lmforge.errors import LmforgeError
+from lmforge.hub.load import import_llama_cpp
+
+DEFAULT_MAX_LEN = 2048
+BATCH_TOKENS = 512  # prompt tokens per llama_decode call (llama.cpp's n_batch)
+
+
+class LlamaCppModel:
+    """A GGUF file loaded by llama.cpp, with what the engine reads from a model
+    (``config.max_position_embeddings``, ``generation_config.eos_token_id``)."""
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        lc = import_llama_cpp()
+        lc.llama_backend_init()
+        lc.llama_log_set(_SILENT, ctypes.c_void_p())  # llama.cpp logs every load to stderr
+        self.path = Path(path)
+        self.threads = threads or os.cpu_count() or 1
+        self.handle = lc.llama_model_load_from_file(
+            str(self.path).encode(), lc.llama_model_default_params()
+        )
+        if not self.handle:
+            raise LmforgeError(
+                f"llama.cpp cannot load {self.path}: not a valid GGUF model (truncated or "
+                "corrupted?); export it again with `lmforge export REF --format gguf`."
+            )
+        vocab = lc.llama_model_get_vocab(self.handle)
+        self.vocab_size = lc.llama_vocab_n_tokens(vocab)
+        ends = {lc.llama_vocab_eos(vocab), lc.llama_vocab_eot(vocab)}
+        self.config = SimpleNamespace(
+            max_position_embeddings=lc.llama_model_n_ctx_train(self.handle), model_type="gguf"
+        )
+        self.generation_config = SimpleNamespace(eos_token_id=sorted(t for t in ends if t >= 0))
+
+    def __del__(self) -> None:
+        handle = getattr(self, "handle", None)
+        if handle:
+            import_llama_cpp().llama_model_free(handle)
+            self.handle = None
+
+
+@ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
+def _SILENT(level: int, text: bytes, data: Any) -> None:
+    pass
+
+
+class LlamaCppRunner:
+    """The ``SlotRunner`` interface (prefill, decode, swap, copy, truncate) over llama.cpp.
+
+    A slot maps to a llama.cpp sequence id; ``swap`` exchanges the mapping, so moving a
+    sequence between slots copies nothing. ``copy`` duplicates a sequence's cache.
+    """
+
+    def __init__(self, model: LlamaCppModel, slots: int, max_len: int) -> None:
+        lc = self.lc = import_llama_cpp()
+        self.model, self.slots, self.max_len = model, slots, max_len
+        params = lc.llama_context_default_params()
+        params.n_ctx = slots * max_len  # one stream of max_len cells per sequence
+        params.n_seq_max = slots
+        params.kv_unified = False  # each sequence attends over its own cells only
+        params.n_batch = params.n_ubatch = max(BATCH_TOKENS, slots)
+        params.n_threads = params.n_threads_batch = model.threads
+        params.no_perf = True
+        self.ctx = lc.llama_init_from_model(model.handle, params)
+        if not self.ctx:
+            raise LmforgeError(
+                f"llama.cpp could not allocate a cache of {slots} sequences x {max_len} "
+                "tokens; lower --max-model-len or --max-batch"
+            )
+        self.memory = lc.llama_get_memory(self.ctx)
+        self.batch = lc.llama_batch_init(params.n_batch, 0, 1)
+        self.capacity = params.n_batch
+        self.vocab_size = model.vocab_size
+        self.sequence = list(range(slots))  # slot -> llama.cpp sequence id
+        self.lengths = [0] * slots
+
+    def __del__(self) -> None:
+        if getattr(self, "ctx", None):
+            self.lc.llama_batch_free(self.batch)
+            self.lc.llama_free(self.ctx)
+            self.ctx = None
+
+    # --- cache bookkeeping ----------------------------------------------------------
+
+    def swap(self, a: int, b: int) -> None:
+        self.sequence[a], self.sequence[b] = self.sequence[b], self.sequence[a]
+        self.lengths[a], self.lengths[b] = self.lengths[b], self.lengths[a]
+
+    def copy(self, source: int, target: int) -> None:
+        self.lc.llama_memory_seq_rm(self.memory, self.sequence[target], -1, -1)
+        self.lc.llama_memory_seq_cp(
+            self.memory, self.sequence[source], self.sequence[target], -1, -1
+        )
+        self.lengths[target] = self.lengths[source]
+
+    def truncate(self, slot: int, length: int) -> None:
+        if length < self.lengths[slot]:
+            self.lc.llama_memory_seq_rm(self.memory, self.sequence[slot], length, -1)
+            self.lengths[slot] = length
+
+    @contextlib.contextmanager
+    def adapters(self, names: Sequence[str | None]) -> Iterator[None]:
+        if any(names):
+            raise LmforgeError("the llamacpp backend serves no LoRA adapters; merge them first")
+        yield
+
+    # --- steps ----------------------------------------------------------------------
+
+    def prefill(
+        self, slot: int, token_ids: Sequence[int], adapter: str | None = None
+    ) -> torch.Tensor:
+        """Append ``token_ids`` to ``slot``; returns the logits after the last one ``(V,)``."""
+        with self.adapters([adapter]):
+            start = self.lengths[slot]
+            if start + len(token_ids) > self.max_len:
+                raise LmforgeError(
+                    f"sequence of {start + len(token_ids)} tokens exceeds the serving context "
+                    f"of {self.max_len} tokens"
+                )
+            for offset in range(0, len(token_ids), self.capacity):
+                chunk = token_ids[offset : offset + self.capacity]
+                last = offset + len(chunk) == len(token_ids)
+                self._run(chunk, [start + offset + i for i in range(len(chunk))],
+                          [self.sequence[slot]] * len(chunk), last_only=last)  # fmt: skip
+            self.lengths[slot] = start + len(token_ids)
+            return self._logits(1)[0]
+
+    def decode(
+        self, token_ids: Sequence[int], adapters: Sequence[str | None] | None = None
+    ) -> torch.Tensor:
+        """One new token for each of the sequences in slots ``0..B-1``; returns ``(B, V)``."""
+        with self.adapters(adapters or []):
+            batch = len(token_ids)
+            positions = self.lengths[:batch]
+            if max(positions) + 1 > self.max_len:
+                raise LmforgeError(
+                    f"a sequence reached the serving context of {self.max_len} tokens"
+                )
+            self._run(token_ids, positions, self.sequence[:batch], last_only=False)
+            for slot in range(batch):
+                self.lengths[slot] += 1
+            return self._logits(batch)
+
+    def _run(
+        self,
+        tokens: Sequence[int],
+        positions: Sequence[int],
+        sequences: Sequence[int],
+        last_only: bool,
+    ) -> None:
+        """One ``llama_decode``: logits for every token, or for the last one only."""
+        count = len(tokens)
+        batch = self.batch
+        batch.n_tokens = count
+        np.ctypeslib.as_array(batch.token, shape=(count,))[:] = tokens
+        np.ctypeslib.as_array(batch.pos, shape=(count,))[:] = positions
+        np.ctypeslib.as_array(batch.n_seq_id, shape=(count,))[:] = 1
+        wanted = np.ctypeslib.as_array(batch.logits, shape=(count,))
+        wanted[:] = 0 if last_only else 1
+        wanted[-1] = 1
+        for index, sequence in enumerate(sequences):
+            batch.seq_id[index][0] = sequence
+        status = self.lc.llama_decode(self.ctx, batch)
+        if status != 0:
+            raise LmforgeError(f"llama.cpp could not decode the batch (status {status})")
+
+    def _logits(self, rows: int) -> torch.Tensor:
+        pointer = self.lc.llama_get_logits(self.ctx)
+        array = np.ctypeslib.as_array(pointer, shape=(rows, self.vocab_size))
+        return torch.from_numpy(array.copy())  # (rows, V): llama.cpp reuses its buffer
+
+
+def llamacpp_engine(
+    model: LlamaCppModel,
+    tokenizer: Any,
+    *,
+    max_batch: int = 16,
+    max_queue: int = 256,
+    max_len: int | None = None,
+) -> Any:
+    """The engine over llama.cpp (``register_backend("llamacpp", llamacpp_engine)``)."""
+    from lmforge.serve.engine import Engine
+
+    context = model.config.max_position_embeddings
+    return Engine(
+        model, tokenizer, max_batch=max_batch, max_queue=max_queue,
+        max_len=min(max_len or DEFAULT_MAX_LEN, context), runner_class=LlamaCppRunner,
+    )  # fmt: skip
