@@ -5,6 +5,9 @@ questions, greedy, max_tokens 64) at concurrency 1, 4, 16 and 64, all on this ma
 
 - lmforge: `lmforge serve smollm2-135m-instruct` (fp32, and --quantize int8), driven
   over HTTP by the official async openai client;
+- lmforge llamacpp: `lmforge serve FILE.gguf` (the llamacpp backend: lmforge's engine,
+  API, sessions and guardrails over llama.cpp) on the same GGUF as llama-server, one
+  server per level with the same sequences and context per sequence;
 - naive: one `model.generate` call per request, one request at a time, fp32, in
   process (no HTTP, which only flatters it); one wave of requests per level, skipped
   at 64 (its throughput does not change with concurrency, and 64 waves take minutes);
@@ -14,8 +17,8 @@ questions, greedy, max_tokens 64) at concurrency 1, 4, 16 and 64, all on this ma
   ~/.cache/lmforge-bench (about 10 minutes on 2 cores, once); --no-llama skips it.
 
 Quality of each precision: perplexity of the assistant turns of the held-out dialogs.
-lmforge's fp32 weights are SmolLM2's Q4_1 weights de-quantized, so fp32 and
-llama-server run the same weights.
+lmforge's fp32 weights are SmolLM2's Q4_1 weights de-quantized; the GGUF systems'
+perplexity is computed by llama.cpp itself (its kernels round activations too).
 
     python benchmarks/bench_serve.py [--levels 1,4,16,64] [--no-llama]
 """
@@ -140,6 +143,28 @@ def bench_lmforge(levels: list[int], quantize: str) -> dict[int, dict[str, float
         process.wait()
 
 
+def bench_lmforge_gguf(levels: list[int]) -> dict[int, dict[str, float]]:
+    """lmforge's llamacpp backend on llama-server's GGUF, one server per level with the same
+    sequences and context per sequence as llama-server (-np = concurrency, -c 1024 x np)."""
+    results = {}
+    for concurrency in levels:
+        port = free_port()
+        command = [sys.executable, "-m", "lmforge.cli.main", "serve", str(gguf_path()),
+                   "--served-name", MODEL, "--port", str(port), "--max-batch", str(concurrency),
+                   "--max-model-len", "1024", "--no-access-log"]  # fmt: skip
+        process = run_server(command, "/ready", CACHE / f"lmforge-gguf-{concurrency}.log")
+        try:
+            base = f"http://127.0.0.1:{port}"
+            asyncio.run(drive(base, MODEL, questions()[:2], 2))
+            results[concurrency] = asyncio.run(
+                drive(base, MODEL, workload(concurrency), concurrency)
+            )
+        finally:
+            process.terminate()
+            process.wait()
+    return results
+
+
 def llama_server_binary() -> Path | None:
     found = glob.glob(str(CACHE / "llama_cpp_python-*/vendor/llama.cpp/build/bin/llama-server"))
     if found:
@@ -260,12 +285,18 @@ def main() -> None:
     levels = [int(x) for x in args.levels.split(",")]
     CACHE.mkdir(parents=True, exist_ok=True)
 
+    from lmforge.compress.measure import gguf_perplexity
+    from lmforge.hub import load_tokenizer, resolve
+
     systems: dict[str, dict[int, dict[str, float]]] = {}
     quality = {"lmforge fp32": perplexity("none"), "lmforge int8": perplexity("int8")}
-    quality["llama-server q4_1"] = quality["lmforge fp32"]  # the same weights
     quality["naive fp32"] = quality["lmforge fp32"]
+    # llama.cpp runs the GGUF's Q4_1 weights with its own kernels: measured through it
+    quality["llama-server q4_1"] = gguf_perplexity(gguf_path(), load_tokenizer(resolve(MODEL)))
+    quality["lmforge llamacpp q4_1"] = quality["llama-server q4_1"]  # the same llama.cpp
     systems["lmforge fp32"] = bench_lmforge(levels, "none")
     systems["lmforge int8"] = bench_lmforge(levels, "int8")
+    systems["lmforge llamacpp q4_1"] = bench_lmforge_gguf(levels)
     if not args.no_llama:
         systems["llama-server q4_1"] = bench_llama_server(levels)
     systems["naive fp32"] = bench_naive(levels)

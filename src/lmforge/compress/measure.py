@@ -100,10 +100,32 @@ def measure_gguf(path: Path, tokenizer: Any, label: str) -> Measurement:
     from lmforge.hub.load import import_llama_cpp
 
     llama_cpp = import_llama_cpp()
+    perplexity = gguf_perplexity(path, tokenizer)
+    parameters = sum(int(np.prod(t.shape)) for t in _gguf_tensors(path))
+    decoder = llama_cpp.Llama(model_path=str(path), n_ctx=1024, n_threads=os.cpu_count() or 1,
+                              verbose=False)  # fmt: skip
+    prompt = render_chat(tokenizer, [{"role": "user", "content": SPEED_PROMPT}])
+    decoder.eval(prompt)
+    times = []
+    for _ in range(SPEED_TOKENS):
+        token = int(np.argmax(decoder.scores[decoder.n_tokens - 1]))
+        started = time.perf_counter()
+        decoder.eval([token])
+        times.append(time.perf_counter() - started)
+    decoder.close()
+    return _measurement(label, parameters, path.stat().st_size, times, perplexity)
 
-    threads = os.cpu_count() or 1
-    scorer = llama_cpp.Llama(model_path=str(path), n_ctx=4096, n_batch=512, n_threads=threads,
-                             logits_all=True, verbose=False)  # fmt: skip
+
+def gguf_perplexity(path: Path, tokenizer: Any) -> float:
+    """Held-out perplexity computed by llama.cpp itself (its kernels, its rounding)."""
+    import numpy as np
+
+    from lmforge.hub.load import import_llama_cpp
+
+    llama_cpp = import_llama_cpp()
+    scorer = llama_cpp.Llama(model_path=str(path), n_ctx=4096, n_batch=512,
+                             n_threads=os.cpu_count() or 1, logits_all=True,
+                             verbose=False)  # fmt: skip
     total, count = 0.0, 0
     for example in held_out_examples(tokenizer):
         ids, labels = example["input_ids"], example["labels"]
@@ -117,18 +139,8 @@ def measure_gguf(path: Path, tokenizer: Any, label: str) -> Measurement:
         log_norm = np.log(np.exp(logits - top).sum(axis=1)) + top[:, 0]
         total += float((log_norm - logits[np.arange(len(targets)), targets]).sum())
         count += int(keep.sum())
-    parameters = sum(int(np.prod(t.shape)) for t in _gguf_tensors(path))
-    del scorer
-    decoder = llama_cpp.Llama(model_path=str(path), n_ctx=1024, n_threads=threads, verbose=False)
-    prompt = render_chat(tokenizer, [{"role": "user", "content": SPEED_PROMPT}])
-    decoder.eval(prompt)
-    times = []
-    for _ in range(SPEED_TOKENS):
-        token = int(np.argmax(decoder.scores[decoder.n_tokens - 1]))
-        started = time.perf_counter()
-        decoder.eval([token])
-        times.append(time.perf_counter() - started)
-    return _measurement(label, parameters, path.stat().st_size, times, math.exp(total / count))
+    scorer.close()
+    return math.exp(total / count)
 
 
 def _measurement(

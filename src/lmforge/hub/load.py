@@ -28,10 +28,11 @@ def import_llama_cpp() -> Any:
     """llama-cpp-python, or an error that says how to install it."""
     try:
         import llama_cpp
-    except ImportError:
+    except ImportError as error:
         raise LmforgeError(
-            "running GGUF files through llama.cpp needs its Python binding: pip install "
-            "'lmforge[edge]' (llama-cpp-python compiles llama.cpp, a few minutes on 2 cores)"
+            f"running GGUF files through llama.cpp needs its Python binding ({error}): pip "
+            "install 'lmforge[edge]' (llama-cpp-python compiles llama.cpp, a few minutes on "
+            "2 cores)"
         ) from None
     return llama_cpp
 

@@ -98,6 +98,7 @@ class _Sequence:
     counts: dict[int, int] = field(default_factory=dict)  # for the penalties
     text: str = ""
     emitted: int = 0  # characters of ``text`` already sent
+    prompt_left: list[int] = field(default_factory=list)  # to prefill in the next step
     pending: list[TokenLogprob] = field(default_factory=list)
     next_token: int = -1  # sampled, not yet fed to the model
     last_token_at: float = 0.0
@@ -251,9 +252,11 @@ class Engine:
                     break
             self._run_calls()
             try:
+                for sequence in [s for s in self._running if s.request.cancelled.is_set()]:
+                    self._finish(sequence, "cancelled")
                 self._admit()
                 if self._running:
-                    self._decode()
+                    self._step()
             except Exception as error:  # a bug must not hang every client: fail them all
                 for sequence in list(self._running):
                     self._finish(sequence, "error", error=f"{type(error).__name__}: {error}")
@@ -291,6 +294,7 @@ class Engine:
             self._start(request)
 
     def _start(self, request: Request) -> None:
+        """Place ``request`` in the next free slot; its prompt is prefilled in the next step."""
         slot = len(self._running)
         reused = self._place(request.prompt_ids, request.adapter, slot)
         generator = torch.Generator()
@@ -298,21 +302,13 @@ class Engine:
             generator.seed()  # from the OS, leaving torch's global generator alone
         else:
             generator.manual_seed(request.params.seed)
-        sequence = _Sequence(request, generator, cached_tokens=reused)
+        sequence = _Sequence(request, generator, cached_tokens=reused,
+                             prompt_left=list(request.prompt_ids[reused:]))  # fmt: skip
         if request.params.json_object:
             sequence.json = JsonPrefix()
         self._running.append(sequence)
         self.stats.running = len(self._running)
         self.stats.prompt_tokens += len(request.prompt_ids)
-        try:
-            logits = self.runner.prefill(slot, request.prompt_ids[reused:], request.adapter)
-        except Exception as error:  # this request fails; the running batch goes on
-            self._finish(sequence, "error", error=f"{type(error).__name__}: {error}")
-            return
-        self._slot_tokens[slot] = list(request.prompt_ids)
-        sequence.last_token_at = time.perf_counter()
-        self.stats.observe("ttft", sequence.last_token_at - request.submitted)
-        self._advance([sequence], logits[None])
 
     def _place(self, prompt: Sequence[int], adapter: str | None, slot: int) -> int:
         """Put the best cache for ``prompt`` into ``slot`` (the first free running slot);
@@ -350,23 +346,31 @@ class Engine:
         self._slot_used[a], self._slot_used[b] = self._slot_used[b], self._slot_used[a]
         self._slot_adapter[a], self._slot_adapter[b] = self._slot_adapter[b], self._slot_adapter[a]
 
-    def _decode(self) -> None:
-        for sequence in [s for s in self._running if s.request.cancelled.is_set()]:
-            self._finish(sequence, "cancelled")
-        if not self._running:
-            return
+    def _step(self) -> None:
+        """One model step: a new token for every decoding sequence and the prompts of the
+        ones admitted since the last step, together (the runner may batch them in one
+        forward pass: llama.cpp does)."""
+        decoding = [s for s in self._running if not s.prompt_left]  # slots 0..k-1
+        fresh = self._running[len(decoding) :]  # admitted last: the slots after them
         started = time.perf_counter()
-        logits = self.runner.decode(
-            [s.next_token for s in self._running], [s.request.adapter for s in self._running]
-        )  # (B, V)
-        for index, sequence in enumerate(self._running):
-            self._slot_tokens[index].append(sequence.next_token)
+        logits = self.runner.step(
+            [s.next_token for s in decoding],
+            [s.request.adapter for s in decoding],
+            [(len(decoding) + i, s.prompt_left, s.request.adapter) for i, s in enumerate(fresh)],
+        )  # (B, V): decode rows, then each prompt's last position
         now = time.perf_counter()
-        self.stats.observe("step", now - started)
-        for sequence in self._running:
+        for index, sequence in enumerate(decoding):
+            self._slot_tokens[index].append(sequence.next_token)
             self.stats.observe("itl", now - sequence.last_token_at)
             sequence.last_token_at = now
-        self._advance(list(self._running), logits)
+        if decoding:
+            self.stats.observe("step", now - started)
+        for index, sequence in enumerate(fresh, start=len(decoding)):
+            self._slot_tokens[index] = list(sequence.request.prompt_ids)
+            sequence.prompt_left = []
+            sequence.last_token_at = now
+            self.stats.observe("ttft", now - sequence.request.submitted)
+        self._advance(decoding + fresh, logits)
 
     def _advance(self, sequences: list[_Sequence], logits: torch.Tensor) -> None:
         """Sample each sequence's next token from its row of ``logits`` (B, V) and emit."""

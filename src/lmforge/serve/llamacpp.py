@@ -29,7 +29,7 @@ from lmforge.errors import LmforgeError
 from lmforge.hub.load import import_llama_cpp
 
 DEFAULT_MAX_LEN = 2048
-BATCH_TOKENS = 512  # prompt tokens per llama_decode call (llama.cpp's n_batch)
+BATCH_TOKENS = 2048  # tokens per llama_decode call (llama.cpp's n_batch, as llama-server)
 
 
 class LlamaCppModel:
@@ -40,6 +40,7 @@ class LlamaCppModel:
         lc = import_llama_cpp()
         lc.llama_backend_init()
         lc.llama_log_set(_SILENT, ctypes.c_void_p())  # llama.cpp logs every load to stderr
+        self._free = lc.llama_model_free  # kept: at interpreter exit imports fail
         self.path = Path(path)
         self.threads = threads or os.cpu_count() or 1
         self.handle = lc.llama_model_load_from_file(
@@ -59,9 +60,8 @@ class LlamaCppModel:
         self.generation_config = SimpleNamespace(eos_token_id=sorted(t for t in ends if t >= 0))
 
     def __del__(self) -> None:
-        handle = getattr(self, "handle", None)
-        if handle:
-            import_llama_cpp().llama_model_free(handle)
+        if getattr(self, "handle", None):
+            self._free(self.handle)
             self.handle = None
 
 
@@ -84,7 +84,7 @@ class LlamaCppRunner:
         params.n_ctx = slots * max_len  # one stream of max_len cells per sequence
         params.n_seq_max = slots
         params.kv_unified = False  # each sequence attends over its own cells only
-        params.n_batch = params.n_ubatch = max(BATCH_TOKENS, slots)
+        params.n_batch = max(BATCH_TOKENS, slots)  # llama.cpp splits it in n_ubatch pieces
         params.n_threads = params.n_threads_batch = model.threads
         params.no_perf = True
         self.ctx = lc.llama_init_from_model(model.handle, params)
@@ -93,6 +93,7 @@ class LlamaCppRunner:
                 f"llama.cpp could not allocate a cache of {slots} sequences x {max_len} "
                 "tokens; lower --max-model-len or --max-batch"
             )
+        self._free_batch, self._free_context = lc.llama_batch_free, lc.llama_free
         self.memory = lc.llama_get_memory(self.ctx)
         self.batch = lc.llama_batch_init(params.n_batch, 0, 1)
         self.capacity = params.n_batch
@@ -102,8 +103,8 @@ class LlamaCppRunner:
 
     def __del__(self) -> None:
         if getattr(self, "ctx", None):
-            self.lc.llama_batch_free(self.batch)
-            self.lc.llama_free(self.ctx)
+            self._free_batch(self.batch)
+            self._free_context(self.ctx)
             self.ctx = None
 
     # --- cache bookkeeping ----------------------------------------------------------
@@ -132,60 +133,68 @@ class LlamaCppRunner:
 
     # --- steps ----------------------------------------------------------------------
 
+    def step(
+        self,
+        tokens: Sequence[int],
+        adapters: Sequence[str | None],
+        prompts: Sequence[tuple[int, Sequence[int], str | None]],
+    ) -> torch.Tensor:
+        """Decode ``tokens`` (slots ``0..k-1``) and prefill each ``(slot, ids, adapter)``
+        in one ``llama_decode`` (as llama-server batches prompts with decode tokens);
+        returns ``(k + len(prompts), V)``: the decode rows, then each prompt's last logits.
+        """
+        with self.adapters([*adapters, *(adapter for _, _, adapter in prompts)]):
+            entries = [(token, self.lengths[slot], slot, True) for slot, token in enumerate(tokens)]
+            for slot, ids, _ in prompts:
+                start = self.lengths[slot]
+                if start + len(ids) > self.max_len:
+                    raise LmforgeError(
+                        f"sequence of {start + len(ids)} tokens exceeds the serving context "
+                        f"of {self.max_len} tokens"
+                    )
+                last = len(ids) - 1
+                entries += [(t, start + i, slot, i == last) for i, t in enumerate(ids)]
+            if any(position >= self.max_len for _, position, _, _ in entries):
+                raise LmforgeError(
+                    f"a sequence reached the serving context of {self.max_len} tokens"
+                )
+            rows = []
+            for offset in range(0, len(entries), self.capacity):  # llama.cpp's n_batch
+                chunk = entries[offset : offset + self.capacity]
+                self._decode_entries(chunk)
+                outputs = sum(wanted for *_, wanted in chunk)
+                if outputs:
+                    rows.append(self._logits(outputs))
+            for slot in range(len(tokens)):
+                self.lengths[slot] += 1
+            for slot, ids, _ in prompts:
+                self.lengths[slot] += len(ids)
+            return torch.cat(rows)
+
     def prefill(
         self, slot: int, token_ids: Sequence[int], adapter: str | None = None
     ) -> torch.Tensor:
         """Append ``token_ids`` to ``slot``; returns the logits after the last one ``(V,)``."""
-        with self.adapters([adapter]):
-            start = self.lengths[slot]
-            if start + len(token_ids) > self.max_len:
-                raise LmforgeError(
-                    f"sequence of {start + len(token_ids)} tokens exceeds the serving context "
-                    f"of {self.max_len} tokens"
-                )
-            for offset in range(0, len(token_ids), self.capacity):
-                chunk = token_ids[offset : offset + self.capacity]
-                last = offset + len(chunk) == len(token_ids)
-                self._run(chunk, [start + offset + i for i in range(len(chunk))],
-                          [self.sequence[slot]] * len(chunk), last_only=last)  # fmt: skip
-            self.lengths[slot] = start + len(token_ids)
-            return self._logits(1)[0]
+        return self.step([], [], [(slot, token_ids, adapter)])[0]
 
     def decode(
         self, token_ids: Sequence[int], adapters: Sequence[str | None] | None = None
     ) -> torch.Tensor:
         """One new token for each of the sequences in slots ``0..B-1``; returns ``(B, V)``."""
-        with self.adapters(adapters or []):
-            batch = len(token_ids)
-            positions = self.lengths[:batch]
-            if max(positions) + 1 > self.max_len:
-                raise LmforgeError(
-                    f"a sequence reached the serving context of {self.max_len} tokens"
-                )
-            self._run(token_ids, positions, self.sequence[:batch], last_only=False)
-            for slot in range(batch):
-                self.lengths[slot] += 1
-            return self._logits(batch)
+        return self.step(token_ids, adapters or [None] * len(token_ids), [])
 
-    def _run(
-        self,
-        tokens: Sequence[int],
-        positions: Sequence[int],
-        sequences: Sequence[int],
-        last_only: bool,
-    ) -> None:
-        """One ``llama_decode``: logits for every token, or for the last one only."""
-        count = len(tokens)
+    def _decode_entries(self, entries: Sequence[tuple[int, int, int, bool]]) -> None:
+        """One ``llama_decode`` over ``(token, position, slot, wants_logits)`` entries."""
+        count = len(entries)
         batch = self.batch
         batch.n_tokens = count
+        tokens, positions, slots, wanted = zip(*entries, strict=True)
         np.ctypeslib.as_array(batch.token, shape=(count,))[:] = tokens
         np.ctypeslib.as_array(batch.pos, shape=(count,))[:] = positions
         np.ctypeslib.as_array(batch.n_seq_id, shape=(count,))[:] = 1
-        wanted = np.ctypeslib.as_array(batch.logits, shape=(count,))
-        wanted[:] = 0 if last_only else 1
-        wanted[-1] = 1
-        for index, sequence in enumerate(sequences):
-            batch.seq_id[index][0] = sequence
+        np.ctypeslib.as_array(batch.logits, shape=(count,))[:] = wanted
+        for index, slot in enumerate(slots):
+            batch.seq_id[index][0] = self.sequence[slot]
         status = self.lc.llama_decode(self.ctx, batch)
         if status != 0:
             raise LmforgeError(f"llama.cpp could not decode the batch (status {status})")

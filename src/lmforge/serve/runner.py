@@ -122,6 +122,23 @@ class SlotRunner:
         with self.model._enable_peft_forward_hooks(adapter_names=rows):
             yield
 
+    def step(
+        self,
+        tokens: Sequence[int],
+        adapters: Sequence[str | None],
+        prompts: Sequence[tuple[int, Sequence[int], str | None]],
+    ) -> torch.Tensor:
+        """Decode ``tokens`` (slots ``0..k-1``) and prefill each ``(slot, ids, adapter)``;
+        returns ``(k + len(prompts), V)``: the decode rows, then each prompt's last logits.
+
+        Here the prompts run one by one (each is one forward pass over its tokens), then
+        the decode step for the others.
+        """
+        rows = [self.prefill(slot, ids, adapter)[None] for slot, ids, adapter in prompts]
+        if tokens:
+            rows.insert(0, self.decode(tokens, adapters))
+        return torch.cat(rows)
+
     @torch.inference_mode()
     def prefill(
         self, slot: int, token_ids: Sequence[int], adapter: str | None = None
