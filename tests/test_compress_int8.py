@@ -63,3 +63,16 @@ def test_the_runner_computes_what_the_quantized_model_computes(tiny_causal_lm: P
     # and INT8 stays close to fp32: the same top token at most positions
     agree = (quantized.argmax(-1) == reference.argmax(-1)).float().mean()
     assert agree >= 0.75, agree
+
+
+def test_the_split_projections_run_the_quantized_fused_layer(tiny_causal_lm: Path) -> None:
+    """transformers' own forward calls q_proj, k_proj...: after fusing and quantizing they
+    must run the INT8 fused layer, not the fp32 one it replaced."""
+    model = quantize_int8(load(tiny_causal_lm), CALIBRATION)
+    attention, mlp = model.model.layers[0].self_attn, model.model.layers[0].mlp
+    assert "quantized" in type(attention.qkv_proj).__module__
+    x = torch.randn(1, 3, model.config.hidden_size)
+    q = attention.q_proj(x)
+    assert torch.equal(q, attention.qkv_proj(x)[..., : q.shape[-1]])
+    up = mlp.up_proj(x)
+    assert torch.equal(up, mlp.gate_up_proj(x)[..., -up.shape[-1] :])

@@ -99,14 +99,19 @@ def smooth(model: Any, calibration: Sequence[Sequence[int]], alpha: float = ALPH
 
 class _Rows(torch.nn.Module):
     """Some output rows of a fused linear layer, so code that calls ``q_proj(x)`` still
-    works after q, k and v became one ``qkv_proj``."""
+    works after q, k and v became one ``qkv_proj``.
 
-    def __init__(self, fused: torch.nn.Module, start: int, end: int) -> None:
+    It looks the fused layer up by name on each call, so it runs whatever replaced it
+    (quantization swaps ``qkv_proj`` for an INT8 module).
+    """
+
+    def __init__(self, owner: torch.nn.Module, fused_name: str, start: int, end: int) -> None:
         super().__init__()
-        self.fused, self.start, self.end = [fused], start, end  # a list: not a submodule
+        self.owner = [owner]  # a list: not a submodule (the owner holds this module)
+        self.fused_name, self.start, self.end = fused_name, start, end
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fused[0](x)[..., self.start : self.end]
+        return getattr(self.owner[0], self.fused_name)(x)[..., self.start : self.end]
 
 
 def _fuse(owner: torch.nn.Module, names: list[str], fused_name: str) -> None:
@@ -124,7 +129,7 @@ def _fuse(owner: torch.nn.Module, names: list[str], fused_name: str) -> None:
     setattr(owner, fused_name, fused)
     start = 0
     for name, part in zip(names, parts, strict=True):
-        setattr(owner, name, _Rows(fused, start, start + part.out_features))
+        setattr(owner, name, _Rows(owner, fused_name, start, start + part.out_features))
         start += part.out_features
 
 

@@ -33,6 +33,7 @@ from lmforge.serve.json_mode import JsonPrefix
 from lmforge.serve.runner import SlotRunner
 
 _JSON_SAMPLED_TRIES = 64  # JSON mode: candidates drawn from the distribution before a scan
+_WORTH_WAITING = 16  # prompt tokens a request must be able to copy to wait a step for them
 
 
 @dataclass(frozen=True)
@@ -283,7 +284,7 @@ class Engine:
     def _admit(self) -> None:
         while len(self._running) < self.max_batch:
             with self._wake:
-                if not self._waiting:
+                if not self._waiting or self._shares_a_pending_prompt(self._waiting[0]):
                     return
                 request = self._waiting.popleft()
                 self.stats.waiting = len(self._waiting)
@@ -292,6 +293,20 @@ class Engine:
                 continue
             self.stats.observe("queue", time.perf_counter() - request.submitted)
             self._start(request)
+
+    def _shares_a_pending_prompt(self, request: Request) -> bool:
+        """Whether ``request``'s prompt was admitted but not yet prefilled (the other
+        choices of an ``n > 1`` request): it waits one step and then copies that cache
+        instead of computing the same prompt again. Prompts that only share a beginning
+        (a common system prompt) do not wait: that would admit one request per step."""
+        for sequence in self._running:
+            if sequence.prompt_left and sequence.request.adapter == request.adapter:
+                prompt = sequence.request.prompt_ids
+                shared = _shared_prefix(prompt, request.prompt_ids, len(prompt))
+                whole = shared >= len(request.prompt_ids) - 1
+                if whole and shared - sequence.cached_tokens >= _WORTH_WAITING:
+                    return True
+        return False
 
     def _start(self, request: Request) -> None:
         """Place ``request`` in the next free slot; its prompt is prefilled in the next step."""
