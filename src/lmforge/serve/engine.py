@@ -1,15 +1,17 @@
 """The continuous-batching engine: many requests, one model, one decode step at a time.
 
-A background thread owns the model. Between two decode steps it admits waiting
-requests (prefilling each prompt into a free cache slot) and drops finished ones, so a
-request never waits for a whole batch to end. Every sequence has its own sampling
+A background thread owns the model. Between two steps it admits waiting requests into
+free cache slots and drops finished ones, so a request never waits for a whole batch to
+end; a step decodes one token for every running sequence and prefills the prompts
+admitted since the last one (a runner may batch both in one forward pass). Every
+sequence has its own sampling
 state (seeded generator, penalties, stop strings), so a request's output does not
 depend on what it was batched with under greedy decoding.
 
 A finished sequence's cache slot is kept (least recently used first to go): a request
 whose prompt starts with a kept sequence's tokens (the next turn of a conversation)
 prefills only the new part. The same holds for a running sequence's prompt, which is
-how ``n > 1`` completions share one prefill.
+how ``n > 1`` completions share one prefill (the other choices wait one step for it).
 
 Requests talk to the engine through ``emit`` callbacks, so the engine knows nothing of
 HTTP or asyncio; ``serve/handler.py`` turns events into OpenAI responses.
