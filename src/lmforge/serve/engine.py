@@ -295,6 +295,10 @@ class Engine:
                 continue
             self.stats.observe("queue", time.perf_counter() - request.submitted)
             self._start(request)
+            if not getattr(self.runner, "batches_prompts", False):
+                # A runner that runs prompts one by one anyway: prefill now and stream
+                # the first token at once (time to first token), not after every prompt.
+                self._step(prefill_only=True)
 
     def _shares_a_pending_prompt(self, request: Request) -> bool:
         """Whether ``request``'s prompt was admitted but not yet prefilled (the other
@@ -363,17 +367,21 @@ class Engine:
         self._slot_used[a], self._slot_used[b] = self._slot_used[b], self._slot_used[a]
         self._slot_adapter[a], self._slot_adapter[b] = self._slot_adapter[b], self._slot_adapter[a]
 
-    def _step(self) -> None:
+    def _step(self, prefill_only: bool = False) -> None:
         """One model step: a new token for every decoding sequence and the prompts of the
-        ones admitted since the last step, together (the runner may batch them in one
-        forward pass: llama.cpp does)."""
+        ones admitted since the last step, together (a runner with ``batches_prompts``
+        runs them in one forward pass: llama.cpp does). ``prefill_only``: the prompts."""
         decoding = [s for s in self._running if not s.prompt_left]  # slots 0..k-1
         fresh = self._running[len(decoding) :]  # admitted last: the slots after them
+        if prefill_only:
+            decoding_rows, decoding = len(decoding), []
+        else:
+            decoding_rows = len(decoding)
         started = time.perf_counter()
         logits = self.runner.step(
             [s.next_token for s in decoding],
             [s.request.adapter for s in decoding],
-            [(len(decoding) + i, s.prompt_left, s.request.adapter) for i, s in enumerate(fresh)],
+            [(decoding_rows + i, s.prompt_left, s.request.adapter) for i, s in enumerate(fresh)],
         )  # (B, V): decode rows, then each prompt's last position
         now = time.perf_counter()
         for index, sequence in enumerate(decoding):
@@ -382,7 +390,7 @@ class Engine:
             sequence.last_token_at = now
         if decoding:
             self.stats.observe("step", now - started)
-        for index, sequence in enumerate(fresh, start=len(decoding)):
+        for index, sequence in enumerate(fresh, start=decoding_rows):
             self._slot_tokens[index] = list(sequence.request.prompt_ids)
             sequence.prompt_left = []
             sequence.last_token_at = now

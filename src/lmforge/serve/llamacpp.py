@@ -77,6 +77,8 @@ class LlamaCppRunner:
     sequence between slots copies nothing. ``copy`` duplicates a sequence's cache.
     """
 
+    batches_prompts = True  # new prompts join the decode step's llama_decode
+
     def __init__(self, model: LlamaCppModel, slots: int, max_len: int) -> None:
         lc = self.lc = import_llama_cpp()
         self.model, self.slots, self.max_len = model, slots, max_len
