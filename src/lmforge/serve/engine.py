@@ -2,11 +2,10 @@
 
 A background thread owns the model. Between two steps it admits waiting requests into
 free cache slots and drops finished ones, so a request never waits for a whole batch to
-end; a step decodes one token for every running sequence and prefills the prompts
-admitted since the last one (a runner may batch both in one forward pass). Every
-sequence has its own sampling
-state (seeded generator, penalties, stop strings), so a request's output does not
-depend on what it was batched with under greedy decoding.
+end. A runner that batches prompts with decodes (llama.cpp) gets the new prompts in the
+next decode step; the torch runner prefills each one at admission. Every sequence has
+its own sampling state (seeded generator, penalties, stop strings), so a request's
+output does not depend on what it was batched with under greedy decoding.
 
 A finished sequence's cache slot is kept (least recently used first to go): a request
 whose prompt starts with a kept sequence's tokens (the next turn of a conversation)
