@@ -161,13 +161,24 @@ def bench_lmforge(levels: list[int], quantize: str) -> dict[int, dict[str, float
 def bench_lmforge_gguf(levels: list[int]) -> dict[int, dict[str, float]]:
     """lmforge's llamacpp backend on llama-server's GGUF, one server per level with the same
     sequences and context per sequence as llama-server (-np = concurrency, -c 1024 x np)."""
+
+    def command(concurrency: int, port: int) -> list[str]:
+        return [sys.executable, "-m", "lmforge.cli.main", "serve", str(gguf_path()),
+                "--served-name", MODEL, "--port", str(port), "--max-batch", str(concurrency),
+                "--max-model-len", "1024", "--no-access-log"]  # fmt: skip
+
+    return server_per_level(levels, command, "/ready", "lmforge-gguf")
+
+
+def server_per_level(
+    levels: list[int], command: Any, ready_path: str, log_name: str
+) -> dict[int, dict[str, float]]:
+    """Start ``command(concurrency, port)`` for each level, warm it up, measure, stop it."""
     results = {}
     for concurrency in levels:
         port = free_port()
-        command = [sys.executable, "-m", "lmforge.cli.main", "serve", str(gguf_path()),
-                   "--served-name", MODEL, "--port", str(port), "--max-batch", str(concurrency),
-                   "--max-model-len", "1024", "--no-access-log"]  # fmt: skip
-        process = run_server(command, "/ready", CACHE / f"lmforge-gguf-{concurrency}.log")
+        process = run_server(command(concurrency, port), ready_path,
+                             CACHE / f"{log_name}-{concurrency}.log")  # fmt: skip
         try:
             base = f"http://127.0.0.1:{port}"
             asyncio.run(drive(base, MODEL, questions()[:2], 2))
@@ -206,21 +217,13 @@ def gguf_path() -> Path:
 def bench_llama_server(levels: list[int]) -> dict[int, dict[str, float]]:
     binary = llama_server_binary()
     assert binary is not None
-    results = {}
-    for concurrency in levels:
-        port = free_port()
-        command = [str(binary), "-m", str(gguf_path()), "--port", str(port), "--host",
-                   "127.0.0.1", "-np", str(concurrency), "-cb", "-c", str(1024 * concurrency),
-                   "-t", str(os.cpu_count() or 2), "--jinja"]  # fmt: skip
-        process = run_server(command, "/health", CACHE / f"llama-server-{concurrency}.log")
-        try:
-            base = f"http://127.0.0.1:{port}"
-            asyncio.run(drive(base, MODEL, questions()[:2], 2))
-            results[concurrency] = measure(base, concurrency)
-        finally:
-            process.terminate()
-            process.wait()
-    return results
+
+    def command(concurrency: int, port: int) -> list[str]:
+        return [str(binary), "-m", str(gguf_path()), "--port", str(port), "--host",
+                "127.0.0.1", "-np", str(concurrency), "-cb", "-c", str(1024 * concurrency),
+                "-t", str(os.cpu_count() or 2), "--jinja"]  # fmt: skip
+
+    return server_per_level(levels, command, "/health", "llama-server")
 
 
 def bench_naive(levels: list[int]) -> dict[int, dict[str, float]]:
@@ -262,30 +265,15 @@ def bench_naive(levels: list[int]) -> dict[int, dict[str, float]]:
 
 def perplexity(quantize: str) -> float:
     """Perplexity of the assistant turns of the held-out dialogs."""
-    import math
-
-    import torch
-
     from lmforge.compress.int8 import quantize_int8
-    from lmforge.data.bundled import dataset_path
-    from lmforge.data.records import read_records
+    from lmforge.compress.measure import torch_perplexity
     from lmforge.hub import load_causal_lm, resolve
     from lmforge.serve.server import calibration_texts
-    from lmforge.tasks.causal_lm import collate_lm, lm_loss, lm_target_count
-    from lmforge.tasks.sft import encode_conversation
 
     model, tokenizer = load_causal_lm(resolve(MODEL))
     if quantize == "int8":
         model = quantize_int8(model, calibration_texts(tokenizer))
-    records, _ = read_records(dataset_path("customer_service", "test"), format="messages")
-    examples = [encode_conversation(tokenizer, r["messages"]) for r in records]
-    total, count = 0.0, 0
-    with torch.inference_mode():
-        for start in range(0, len(examples), 4):
-            batch = collate_lm(examples[start : start + 4], tokenizer.pad_token_id)
-            total += float(lm_loss(model, batch))
-            count += lm_target_count(batch)
-    return math.exp(total / count)
+    return torch_perplexity(model, tokenizer)
 
 
 def main() -> None:

@@ -67,19 +67,10 @@ def held_out_examples(tokenizer: Any, limit: int | None = None) -> list[Example]
 
 def measure_torch(model: Any, tokenizer: Any, label: str, size_bytes: int) -> Measurement:
     """Measure a transformers causal LM (fp32 or quantized in place)."""
-    import torch
-
     from lmforge.data.chat import render_chat
     from lmforge.serve.runner import SlotRunner
-    from lmforge.tasks.causal_lm import collate_lm, lm_loss, lm_target_count
 
-    examples = held_out_examples(tokenizer)
-    total, count = 0.0, 0
-    with torch.inference_mode():
-        for start in range(0, len(examples), 4):
-            batch = collate_lm(examples[start : start + 4], tokenizer.pad_token_id)
-            total += float(lm_loss(model, batch))
-            count += lm_target_count(batch)
+    perplexity = torch_perplexity(model, tokenizer)
     prompt = render_chat(tokenizer, [{"role": "user", "content": SPEED_PROMPT}])
     runner = SlotRunner(model, slots=1, max_len=len(prompt) + SPEED_TOKENS + 1)
     token = int(runner.prefill(0, prompt).argmax())
@@ -89,7 +80,23 @@ def measure_torch(model: Any, tokenizer: Any, label: str, size_bytes: int) -> Me
         token = int(runner.decode([token])[0].argmax())
         times.append(time.perf_counter() - started)
     parameters = sum(p.numel() for p in model.parameters())
-    return _measurement(label, parameters, size_bytes, times, math.exp(total / count))
+    return _measurement(label, parameters, size_bytes, times, perplexity)
+
+
+def torch_perplexity(model: Any, tokenizer: Any) -> float:
+    """Held-out perplexity of a transformers causal LM (fp32 or quantized in place)."""
+    import torch
+
+    from lmforge.tasks.causal_lm import collate_lm, lm_loss, lm_target_count
+
+    examples = held_out_examples(tokenizer)
+    total, count = 0.0, 0
+    with torch.inference_mode():
+        for start in range(0, len(examples), 4):
+            batch = collate_lm(examples[start : start + 4], tokenizer.pad_token_id)
+            total += float(lm_loss(model, batch))
+            count += lm_target_count(batch)
+    return math.exp(total / count)
 
 
 def measure_gguf(path: Path, tokenizer: Any, label: str) -> Measurement:
