@@ -85,6 +85,14 @@ def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_encoder(tmp_path_factory.mktemp("tiny") / "encoder")
 
 
+@pytest.fixture(scope="session")
+def tiny_classifier(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer BERT classifier (negative, neutral, positive) with MiniLM's tokenizer."""
+    from lmforge.hub import build_tiny_classifier
+
+    return build_tiny_classifier(tmp_path_factory.mktemp("tiny") / "classifier")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Skip ``gpu`` tests when there is no CUDA device, saying so."""
     import torch

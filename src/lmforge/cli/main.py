@@ -53,6 +53,7 @@ app.command("generate")(generate_cli.generate)
 app.command("chat")(generate_cli.chat)
 app.command("ui")(runs_cli.ui)
 app.command("serve")(serve_cli.serve)
+app.command("compress")(compress_cli.compress)
 app.command("export")(compress_cli.export)
 app.command("quickstart")(quickstart_cli.quickstart)
 

@@ -2,7 +2,9 @@
 
 - ``hf``: a plain transformers directory (a LoRA adapter is merged into its base).
 - ``gguf``: one file for llama.cpp (LLaMA architecture; adapters merged first), in
-  ``f32``, ``f16``, ``q8_0`` or ``q4_0``.
+  ``f32``, ``f16``, ``q8_0``, ``q4_1`` or ``q4_0``.
+- ``onnx``: an encoder or sequence classifier for onnxruntime (``model.onnx``, its
+  tokenizer and config), fp32 (``none``) or dynamic ``int8`` (``compress/onnx.py``).
 
 Each export is an MLflow run (experiment ``compress``) tagged with its source model, and
 for causal LMs ends with a table comparing the source in fp32 with the export: size,
@@ -18,8 +20,8 @@ from typing import Any
 
 from lmforge.errors import LmforgeError
 
-FORMATS = ("hf", "gguf")
-DEFAULT_QUANT = {"gguf": "q8_0"}
+FORMATS = ("hf", "gguf", "onnx")
+DEFAULT_QUANT = {"gguf": "q8_0", "onnx": "none"}
 
 
 @dataclass
@@ -49,9 +51,18 @@ def export_model(
 
     if fmt not in FORMATS:
         raise LmforgeError(f"--format must be one of {', '.join(FORMATS)}, not '{fmt}'")
-    if quant is not None and fmt != "gguf":
-        raise LmforgeError(f"--quant applies to --format gguf only, not '{fmt}'")
+    if quant is not None and fmt not in DEFAULT_QUANT:
+        raise LmforgeError(f"--quant applies to --format gguf and onnx only, not '{fmt}'")
     resolved = resolve(ref)
+    if fmt != "hf" and resolved.kind != "gguf":
+        from lmforge.hub.quantized import is_quantized_dir, read_quant_meta
+
+        if is_quantized_dir(resolved.path):
+            raise LmforgeError(
+                f"'{ref}' is quantized by lmforge compress; --format {fmt} converts fp32 "
+                f"weights. Export its fp32 source instead: "
+                f"{read_quant_meta(resolved.path).get('source', 'the model it came from')}."
+            )
     out = Path(out)
     causal = resolved.model_kind in {"causal-lm", "gguf"}
     if fmt == "gguf" and not causal:
@@ -70,6 +81,10 @@ def export_model(
             _export_hf(resolved, out)
             if measure and causal:
                 rows = _measure_hf(out)
+        elif fmt == "onnx":
+            from lmforge.compress.onnx import export_onnx
+
+            export_onnx(resolved, out, quant=quant)  # refuses causal LMs itself
         else:
             model, tokenizer = load_causal_lm(resolved)
             model = _merged(model)

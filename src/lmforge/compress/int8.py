@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from lmforge.hub.quantized import fuse_projections
 from lmforge.tasks.causal_lm import unwrap
 
 ALPHA = 0.9  # migration strength: measured best of 0.5-0.95 on SmolLM2 (see docs/serving.md)
@@ -95,51 +96,6 @@ def smooth(model: Any, calibration: Sequence[Sequence[int]], alpha: float = ALPH
         for lora_b in _lora(mlp.up_proj, "lora_B"):
             lora_b.div_(s[:, None])
         scale_inputs([mlp.down_proj], s)
-
-
-class _Rows(torch.nn.Module):
-    """Some output rows of a fused linear layer, so code that calls ``q_proj(x)`` still
-    works after q, k and v became one ``qkv_proj``.
-
-    It looks the fused layer up by name on each call, so it runs whatever replaced it
-    (quantization swaps ``qkv_proj`` for an INT8 module).
-    """
-
-    def __init__(self, owner: torch.nn.Module, fused_name: str, start: int, end: int) -> None:
-        super().__init__()
-        self.owner = [owner]  # a list: not a submodule (the owner holds this module)
-        self.fused_name, self.start, self.end = fused_name, start, end
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return getattr(self.owner[0], self.fused_name)(x)[..., self.start : self.end]
-
-
-def _fuse(owner: torch.nn.Module, names: list[str], fused_name: str) -> None:
-    """Replace linears that read the same input by one whose rows are theirs stacked."""
-    parts = [getattr(owner, name) for name in names]
-    weight = torch.cat([p.weight for p in parts])
-    biases = [p.bias if p.bias is not None else torch.zeros(p.out_features) for p in parts]
-    fused = torch.nn.Linear(
-        weight.shape[1], weight.shape[0], bias=any(p.bias is not None for p in parts)
-    )
-    with torch.no_grad():
-        fused.weight.copy_(weight)
-        if fused.bias is not None:
-            fused.bias.copy_(torch.cat(biases))
-    setattr(owner, fused_name, fused)
-    start = 0
-    for name, part in zip(names, parts, strict=True):
-        setattr(owner, name, _Rows(owner, fused_name, start, start + part.out_features))
-        start += part.out_features
-
-
-def fuse_projections(model: Any) -> None:
-    """q, k, v into ``qkv_proj`` and gate, up into ``gate_up_proj`` (fewer, larger matmuls;
-    with dynamic INT8 also one activation quantization instead of three). Models with
-    LoRA adapters keep their separate layers."""
-    for layer in unwrap(model).model.layers:
-        _fuse(layer.self_attn, ["q_proj", "k_proj", "v_proj"], "qkv_proj")
-        _fuse(layer.mlp, ["gate_proj", "up_proj"], "gate_up_proj")
 
 
 def quantize_int8(model: Any, calibration: Sequence[Sequence[int]] = ()) -> Any:

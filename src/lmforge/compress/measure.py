@@ -1,9 +1,14 @@
-"""Size, speed and quality of a causal LM, measured the same way for every format.
+"""Size, speed and quality of a model, measured the same way for every format.
 
-Quality is the perplexity of the assistant turns of the bundled held-out support
-dialogs (the numbers ``benchmarks/bench_serve.py`` reports). Speed is batch-1 greedy
-decoding on this CPU: the median time per output token and output tokens per second,
-through lmforge's serving runner for torch models and through llama.cpp for GGUF files.
+Causal LMs: quality is the perplexity of the assistant turns of the bundled held-out
+support dialogs (the numbers ``benchmarks/bench_serve.py`` reports); speed is batch-1
+greedy decoding on this CPU: the median time per output token and output tokens per
+second, through lmforge's serving runner for torch models and through llama.cpp for
+GGUF files.
+
+Classifiers and encoders: speed is the median time of one batch of 32 held-out texts
+and texts per second; quality is accuracy on labeled held-out texts (classifiers) or
+the mean cosine similarity of each embedding to the fp32 source's (encoders).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lmforge.errors import LmforgeError
 from lmforge.tasks.base import IGNORE_INDEX, Example
 
 SPEED_PROMPT = "Tell me how to set up my smart thermostat, step by step."
@@ -55,6 +61,147 @@ class Measurement:
                 f"{prefix}/perplexity": self.perplexity}  # fmt: skip
 
 
+@dataclass
+class BatchMeasurement:
+    """One row of a compress table for a classifier (accuracy) or encoder (cosine)."""
+
+    label: str
+    parameters: int
+    size_bytes: int
+    latency_ms: float  # median per batch of BATCH texts
+    texts_per_s: float
+    quality_name: str  # "accuracy" or "cosine to fp32"
+    quality: float
+
+    def row(self, reference: BatchMeasurement) -> dict[str, str]:
+        reduction = 1 - self.size_bytes / reference.size_bytes
+        speedup = reference.latency_ms / self.latency_ms
+        if self.quality_name == "accuracy":
+            quality, change = (
+                f"{100 * self.quality:.1f}%",
+                f"{100 * (self.quality - reference.quality):+.1f} pt",
+            )
+        else:
+            quality, change = f"{self.quality:.4f}", f"{self.quality - reference.quality:+.4f}"
+        return {
+            "model": self.label,
+            "parameters": f"{self.parameters / 1e6:.1f}M",
+            "size MB": f"{self.size_bytes / 1e6:.1f}",
+            "size vs fp32": f"-{100 * reduction:.1f}%" if reduction > 0 else "0%",
+            f"ms/batch of {BATCH} p50": f"{self.latency_ms:.1f}",
+            "speedup": f"{speedup:.2f}x",
+            "texts/s": f"{self.texts_per_s:.1f}",
+            self.quality_name: quality,
+            "change": change,
+        }
+
+    def metrics(self, prefix: str) -> dict[str, float]:
+        key = "accuracy" if self.quality_name == "accuracy" else "cosine"
+        return {f"{prefix}/size_bytes": float(self.size_bytes),
+                f"{prefix}/latency_ms_p50": self.latency_ms,
+                f"{prefix}/texts_per_s": self.texts_per_s,
+                f"{prefix}/{key}": self.quality}  # fmt: skip
+
+
+BATCH = 32
+MAX_LENGTH = 128
+
+
+def measure_classifier(
+    model: Any, tokenizer: Any, label: str, size_bytes: int, records: list[dict[str, Any]]
+) -> BatchMeasurement:
+    """Accuracy of a sequence classifier on labeled ``records`` and its batch latency."""
+    import torch
+
+    label_ids = {str(name): int(index) for name, index in model.config.label2id.items()}
+    unknown = sorted({str(r["label"]) for r in records} - set(label_ids))
+    if unknown:
+        raise LmforgeError(
+            f"the evaluation data has labels {unknown} that the model does not know "
+            f"(its labels: {sorted(label_ids)}); pass held-out data of the same task."
+        )
+    texts = [r["text"] for r in records]
+    predictions, times = _batched(model, tokenizer, texts, lambda out, _: out.logits.argmax(-1))
+    truth = torch.tensor([label_ids[str(r["label"])] for r in records])
+    accuracy = float((torch.cat(predictions) == truth).float().mean())
+    return _batch_measurement(model, label, size_bytes, times, len(texts), "accuracy", accuracy)
+
+
+def measure_encoder(
+    model: Any, tokenizer: Any, label: str, size_bytes: int, texts: list[str],
+    reference: Any = None,
+) -> BatchMeasurement:  # fmt: skip
+    """Mean-pooled embeddings of ``texts``: their cosine similarity to ``reference``'s
+    (the fp32 encoder; 1.0 when omitted) and the batch latency."""
+    import torch
+
+    def pooled(out: Any, batch: Any) -> torch.Tensor:
+        mask = batch["attention_mask"].unsqueeze(-1).float()  # (B, T, 1)
+        return (out.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+    vectors, times = _batched(model, tokenizer, texts, pooled)
+    cosine = 1.0
+    if reference is not None:
+        expected, _ = _batched(reference, tokenizer, texts, pooled)
+        similarity = torch.nn.functional.cosine_similarity(torch.cat(vectors), torch.cat(expected))
+        cosine = float(similarity.mean())
+    return _batch_measurement(model, label, size_bytes, times, len(texts), "cosine to fp32", cosine)
+
+
+def _batched(
+    model: Any, tokenizer: Any, texts: list[str], read: Any
+) -> tuple[list[Any], list[float]]:
+    import torch
+
+    outputs, times = [], []
+    with torch.inference_mode():
+        for start in range(0, len(texts), BATCH):
+            batch = tokenizer(texts[start : start + BATCH], padding=True, truncation=True,
+                              max_length=MAX_LENGTH, return_tensors="pt")  # fmt: skip
+            started = time.perf_counter()
+            out = model(**batch)
+            times.append(time.perf_counter() - started)
+            outputs.append(read(out, batch))
+    return outputs, times
+
+
+def _batch_measurement(
+    model: Any, label: str, size_bytes: int, times: list[float], count: int, name: str,
+    quality: float,
+) -> BatchMeasurement:  # fmt: skip
+    full = times[:-1] or times  # the last batch may be short
+    latency = 1000 * statistics.median(full)
+    return BatchMeasurement(
+        label, count_parameters(model), size_bytes, latency, count / sum(times), name, quality
+    )
+
+
+def count_parameters(model: Any) -> int:
+    """Weights in the model, counting each quantized layer's integers as its parameters
+    and shared (tied) tensors once."""
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+    from lmforge.hub.quantized import Int4Linear, Int8Linear, QuantizedEmbedding
+
+    seen: set[int] = set()
+    total = 0
+    for module in model.modules():
+        tensors = list(module.parameters(recurse=False))
+        if isinstance(module, Int8Linear | Int4Linear | QuantizedEmbedding):
+            tensors = [module.qweight]
+            factor = 2 if module.qweight.dtype.is_signed is False else 1
+        elif isinstance(module, DynamicLinear):
+            tensors, factor = ([] if getattr(module, "tied", False) else [module.weight()]), 1
+        else:
+            factor = 1
+        for tensor in tensors:
+            key = tensor.data_ptr() if not tensor.is_quantized else id(module)
+            if key not in seen:
+                seen.add(key)
+                total += tensor.numel() * factor
+    return total
+
+
 def held_out_examples(tokenizer: Any, limit: int | None = None) -> list[Example]:
     """The bundled held-out support dialogs, encoded with assistant-only labels."""
     from lmforge.data.bundled import dataset_path
@@ -79,8 +226,7 @@ def measure_torch(model: Any, tokenizer: Any, label: str, size_bytes: int) -> Me
         started = time.perf_counter()
         token = int(runner.decode([token])[0].argmax())
         times.append(time.perf_counter() - started)
-    parameters = sum(p.numel() for p in model.parameters())
-    return _measurement(label, parameters, size_bytes, times, perplexity)
+    return _measurement(label, count_parameters(model), size_bytes, times, perplexity)
 
 
 def torch_perplexity(model: Any, tokenizer: Any) -> float:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 # Built-in tasks (one module each under ``lmforge.tasks``). Kept here, not imported from
 # ``tasks``, because tasks import torch and the config package must not.
-TASK_NAMES: tuple[str, ...] = ("sft", "clm", "mlm", "classify", "regress")
+TASK_NAMES: tuple[str, ...] = ("sft", "clm", "mlm", "classify", "regress", "distill")
 
 # Which data formats each task can read; ``auto`` (detect from the columns) fits all.
 TASK_FORMATS: dict[str, tuple[str, ...]] = {
@@ -26,6 +26,7 @@ TASK_FORMATS: dict[str, tuple[str, ...]] = {
     "mlm": ("text",),
     "classify": ("labeled",),
     "regress": ("labeled",),
+    "distill": ("labeled", "text", "messages", "alpaca"),  # the teacher's task decides
 }
 
 # Tasks whose examples can be packed into fixed-length blocks.
@@ -116,6 +117,25 @@ class TaskConfig(Section):
     )
     mlm_probability: float = Field(
         default=0.15, gt=0, lt=1, description="mlm only: fraction of tokens masked per example."
+    )
+    teacher: str | None = Field(
+        default=None,
+        description="distill only: the teacher model reference; null: model.ref is the teacher.",
+    )
+    student_layers: int | None = Field(
+        default=None,
+        ge=1,
+        description="distill only: transformer layers the student keeps, evenly spaced from "
+        "model.ref's; null keeps them all.",
+    )
+    temperature: float = Field(
+        default=2.0, gt=0, description="distill only: softmax temperature of the soft targets."
+    )
+    distill_alpha: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="distill only: weight of the soft-target loss (1 - it: the hard labels').",
     )
 
     @field_validator("name")

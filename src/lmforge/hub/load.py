@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lmforge.errors import LmforgeError
-from lmforge.hub.resolve import ADAPTER, CAUSAL_LM, ENCODER, GGUF, ResolvedModel
+from lmforge.hub.resolve import ADAPTER, CAUSAL_LM, CLASSIFIER, ENCODER, GGUF, ResolvedModel
 
 if TYPE_CHECKING:
     import torch
@@ -93,6 +93,8 @@ def load_causal_lm(model: ResolvedModel, *, dtype: torch.dtype | None = None) ->
         network: Any = AutoModelForCausalLM.from_pretrained(
             model.path.parent, gguf_file=model.path.name, dtype=dtype
         )
+    elif _quantized(model):
+        network = _load_quantized(model, AutoModelForCausalLM)
     elif model.kind == ADAPTER:
         from peft import PeftModel
 
@@ -115,6 +117,50 @@ def load_encoder(model: ResolvedModel) -> tuple[Any, Any]:
             f"'{model.ref}' is a {model.model_kind} model, not an encoder; sentence "
             "embeddings need one, e.g. all-minilm-l6-v2."
         )
-    network = AutoModel.from_pretrained(model.path)
+    if _quantized(model):
+        network = _load_quantized(model, AutoModel)
+    else:
+        network = AutoModel.from_pretrained(model.path)
     network.eval()
     return network, load_tokenizer(model)
+
+
+def load_classifier(model: ResolvedModel) -> tuple[Any, Any]:
+    """Load a sequence classifier (a directory, or base + PEFT adapter) for inference."""
+    from transformers import AutoModelForSequenceClassification
+
+    quiet_transformers()
+    if model.model_kind != CLASSIFIER:
+        raise LmforgeError(
+            f"'{model.ref}' is a {model.model_kind} model, not a classifier; train one with "
+            "`lmforge train examples/train/classify_sentiment.yaml`."
+        )
+    if _quantized(model):
+        network = _load_quantized(model, AutoModelForSequenceClassification)
+    elif model.kind == ADAPTER:
+        from lmforge.train.merge import load_adapter_model
+
+        network = load_adapter_model(model).merge_and_unload()
+    else:
+        network = AutoModelForSequenceClassification.from_pretrained(model.path)
+    network.eval()
+    return network, load_tokenizer(model)
+
+
+def load_model(model: ResolvedModel) -> tuple[Any, Any]:
+    """Load any resolved model for inference, by its kind."""
+    loaders = {CAUSAL_LM: load_causal_lm, GGUF: load_causal_lm, ENCODER: load_encoder,
+               CLASSIFIER: load_classifier}  # fmt: skip
+    return loaders[model.model_kind](model)
+
+
+def _quantized(model: ResolvedModel) -> bool:
+    from lmforge.hub.quantized import is_quantized_dir
+
+    return model.kind != GGUF and is_quantized_dir(model.path)
+
+
+def _load_quantized(model: ResolvedModel, auto_class: Any) -> Any:
+    from lmforge.hub.quantized import load_quantized
+
+    return load_quantized(model.path, auto_class)

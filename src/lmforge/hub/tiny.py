@@ -72,6 +72,33 @@ def build_tiny_encoder(out_dir: Path, *, seed: int = 0) -> Path:
     return _save(model, tokenizer, out_dir)
 
 
+def build_tiny_classifier(
+    out_dir: Path, *, labels: tuple[str, ...] = ("negative", "neutral", "positive"), seed: int = 0
+) -> Path:
+    """Save a 2-layer BERT sequence classifier with MiniLM's tokenizer to ``out_dir``.
+
+    Its weights start at 10x BERT's init scale: at 0.02 the random head gives every
+    text the same label, and tests comparing labels would prove nothing.
+    """
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    tokenizer = zoo_tokenizer("all-minilm-l6-v2")
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        id2label=dict(enumerate(labels)),
+        label2id={label: index for index, label in enumerate(labels)},
+        pad_token_id=tokenizer.pad_token_id,
+        initializer_range=0.2,
+    )
+    torch.manual_seed(seed)
+    return _save(BertForSequenceClassification(config), tokenizer, out_dir)
+
+
 def _save(model: Any, tokenizer: Any, out_dir: Path) -> Path:
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:

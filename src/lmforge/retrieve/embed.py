@@ -5,10 +5,16 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lmforge.hub import load_encoder, resolve
+
+if TYPE_CHECKING:
+    import torch
+
+    from lmforge.compress.onnx import OnnxModel
 
 
 class SentenceEmbedder:
@@ -16,14 +22,23 @@ class SentenceEmbedder:
 
     Pooling (mean, CLS or max), normalization and the maximum sequence length are read
     from the model folder's sentence-transformers files when present; otherwise mean
-    pooling over at most 256 tokens, unnormalized.
+    pooling over at most 256 tokens, unnormalized. A directory written by ``lmforge export
+    --format onnx`` runs through onnxruntime.
     """
 
     def __init__(self, ref: str = "all-minilm-l6-v2") -> None:
+        from lmforge.compress.onnx import OnnxModel, is_onnx_dir
+
         self.model_ref = ref
         resolved = resolve(ref)
-        self.model, self.tokenizer = load_encoder(resolved)
-        self.pooling, self.normalize, self.max_length = _pooling_config(resolved.path)
+        self.onnx: OnnxModel | None = None
+        self.model: Any  # a transformers encoder, or the OnnxModel
+        if is_onnx_dir(resolved.path):
+            self.onnx = OnnxModel(resolved.path)
+            self.model, self.tokenizer = self.onnx, self.onnx.tokenizer
+        else:
+            self.model, self.tokenizer = load_encoder(resolved)
+        self.pooling, self.normalize, self.max_length = pooling_config(resolved.path)
 
     @property
     def dimension(self) -> int:
@@ -31,6 +46,8 @@ class SentenceEmbedder:
 
     def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """Return one float32 vector per text, shape ``(N, D)``."""
+        if self.onnx is not None:
+            return self.onnx.embed(texts, batch_size)
         import torch
 
         vectors = []
@@ -44,15 +61,7 @@ class SentenceEmbedder:
                     return_tensors="pt",
                 )
                 hidden = self.model(**batch).last_hidden_state  # (B, T, D)
-                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
-                if self.pooling == "cls":
-                    pooled = hidden[:, 0]
-                elif self.pooling == "max":
-                    pooled = hidden.masked_fill(mask == 0, float("-inf")).max(dim=1).values
-                else:
-                    pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-                if self.normalize:
-                    pooled = torch.nn.functional.normalize(pooled, dim=-1)
+                pooled = pool(hidden, batch["attention_mask"], self.pooling, self.normalize)
                 vectors.append(pooled.float().numpy())  # (B, D)
         if not vectors:
             return np.zeros((0, self.dimension), dtype=np.float32)
@@ -66,7 +75,28 @@ def cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return a @ b.T  # (N, M)
 
 
-def _pooling_config(model_dir: Path) -> tuple[str, bool, int]:
+def pool(
+    hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str, normalize: bool
+) -> torch.Tensor:
+    """One vector per sequence from token states ``(B, T, D)`` and their mask ``(B, T)``:
+    ``mean`` over real tokens, the ``cls`` token's, or the ``max`` over real tokens."""
+    import torch
+
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+    if pooling == "cls":
+        pooled = hidden[:, 0]
+    elif pooling == "max":
+        pooled = hidden.masked_fill(mask == 0, float("-inf")).max(dim=1).values
+    else:
+        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+    if normalize:
+        pooled = torch.nn.functional.normalize(pooled, dim=-1)
+    return pooled  # (B, D)
+
+
+def pooling_config(model_dir: Path) -> tuple[str, bool, int]:
+    """``(pooling, normalize, max_length)`` from a model folder's sentence-transformers
+    files; mean, unnormalized, 256 tokens where they are absent."""
     pooling, normalize, max_length = "mean", False, 256
     pooling_file = model_dir / "1_Pooling" / "config.json"
     if pooling_file.is_file():

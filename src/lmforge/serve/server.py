@@ -122,6 +122,16 @@ def pick_backend(base: Any, backend: str, *, adapters: bool, quantize: str) -> s
                 "--backend llamacpp takes no --adapter or --quantize: merge adapters and "
                 "pick the quantization at export (`lmforge export REF --format gguf --quant`)"
             )
+    elif base.kind != "gguf" and (adapters or quantize != "none"):
+        from lmforge.hub.quantized import is_quantized_dir, read_quant_meta
+
+        if is_quantized_dir(base.path):
+            scheme = read_quant_meta(base.path).get("scheme")
+            raise LmforgeError(
+                f"'{base.ref}' is already quantized ({scheme}, by lmforge compress): it takes "
+                "no --quantize, and LoRA adapters need the fp32 model. Serve it as it is, or "
+                "serve its fp32 source with --adapter/--quantize."
+            )
     return backend
 
 

@@ -1,6 +1,6 @@
 """Training tasks, one module each, registered the way a user's task would be."""
 
-from lmforge.tasks import classify, clm, mlm, sft  # noqa: F401  (register built-ins)
+from lmforge.tasks import classify, clm, distill, mlm, sft  # noqa: F401  (register built-ins)
 from lmforge.tasks.base import (
     IGNORE_INDEX,
     TASKS,

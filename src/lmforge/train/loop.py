@@ -119,6 +119,8 @@ def _train(
 
     torch.manual_seed(config.train.seed)
     task = get_task(config.task.name)
+    if hasattr(task, "configured"):  # a task with settings of its own (distill's teacher)
+        task = task.configured(config)
     with distributed.main_first(dist):  # a zoo model is converted once, not per process
         base = _resolve_base(config.model.ref, task)
         tokenizer = load_tokenizer(base)

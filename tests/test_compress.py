@@ -1,0 +1,309 @@
+"""``lmforge compress``: quantization that saves and reloads, vocabulary pruning,
+distillation through the training engine, chains, refusals and the measured table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from lmforge.cli.main import app
+from lmforge.compress.run import CompressOptions, compress_model, parse_methods
+from lmforge.data.bundled import dataset_path
+from lmforge.errors import LmforgeError
+from lmforge.hub import load_model, resolve
+
+SENTIMENT = dataset_path("sentiment", "train")
+SENTIMENT_TEST = dataset_path("sentiment", "test")
+DIALOGS = dataset_path("customer_service", "train")
+
+
+def fp32_size(path: Path) -> int:
+    return (path / "model.safetensors").stat().st_size
+
+
+def run(ref: Path, methods: str, out: Path, **options: object) -> Path:
+    measure = bool(options.pop("measure", False))
+    compress_model(str(ref), parse_methods(methods), out, options=CompressOptions(**options),
+                   measure=measure, track=False)  # fmt: skip
+    return out
+
+
+def ids(text: str, tokenizer: object) -> torch.Tensor:
+    return torch.tensor([tokenizer(text)["input_ids"]])  # type: ignore[operator]
+
+
+# --- quantization -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("scheme", "max_size", "max_error"),
+    # max |logit - fp32 logit| of the tiny model (logits up to ~1.2): measured 0.023
+    # (int8-dynamic, activations rounded too), 0.010 (int8), 0.13 (int4)
+    [("int8-dynamic", 0.30, 0.06), ("int8", 0.30, 0.03), ("int4", 0.20, 0.3)],
+)
+def test_a_quantized_causal_lm_saves_reloads_and_stays_close(
+    home: Path, tiny_causal_lm: Path, tmp_path: Path, scheme: str, max_size: float,
+    max_error: float,
+) -> None:  # fmt: skip
+    out = run(tiny_causal_lm, scheme, tmp_path / scheme)
+    meta = json.loads((out / "lmforge_compress.json").read_text())
+    assert meta["scheme"] == scheme and meta["methods"] == [scheme]
+    assert meta["source"] == str(tiny_causal_lm)
+    assert fp32_size(out) < max_size * fp32_size(tiny_causal_lm)
+
+    source, tokenizer = load_model(resolve(str(tiny_causal_lm)))
+    quantized, _ = load_model(resolve(str(out)))
+    text = ids("Where is my order? It was due on Monday.", tokenizer)
+    with torch.no_grad():
+        expected, got = source(input_ids=text).logits, quantized(input_ids=text).logits
+    assert 0 < float((got - expected).abs().max()) < max_error
+
+
+def test_the_saved_file_holds_integers_and_a_tied_head_once(
+    home: Path, tiny_causal_lm: Path, tmp_path: Path
+) -> None:
+    from safetensors import safe_open
+
+    out = run(tiny_causal_lm, "int8", tmp_path / "int8")
+    with safe_open(str(out / "model.safetensors"), "pt") as f:
+        keys = set(f.keys())
+        assert f.get_tensor("model.embed_tokens.qweight").dtype == torch.int8
+    assert not any(key.startswith("lm_head") for key in keys)  # tied: the embedding's ints
+    assert "model.layers.0.self_attn.qkv_proj.qweight" in keys  # fused, then quantized
+    assert "model.norm.weight" in keys
+
+
+def test_lmforge_generate_runs_a_quantized_model(
+    home: Path, tiny_causal_lm: Path, tmp_path: Path
+) -> None:
+    out = run(tiny_causal_lm, "int8-dynamic", tmp_path / "int8")
+    result = CliRunner().invoke(app, ["generate", str(out), "Hello", "--max-tokens", "5"])
+    assert result.exit_code == 0, result.stdout + result.stderr
+
+
+def test_lmforge_serve_serves_a_quantized_model_and_refuses_to_quantize_it_again(
+    home: Path, tiny_causal_lm: Path, tmp_path: Path
+) -> None:
+    import openai
+
+    from tests.servers import lmforge_server
+
+    out = run(tiny_causal_lm, "int8-dynamic", tmp_path / "int8")
+    refused = CliRunner().invoke(app, ["serve", str(out), "--quantize", "int8", "--port", "1"])
+    assert refused.exit_code == 2 and "already quantized (int8-dynamic" in refused.stderr
+    with lmforge_server(str(out), "--served-name", "small", "--max-model-len", "64") as base:
+        client = openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0)
+        answer = client.chat.completions.create(
+            model="small", messages=[{"role": "user", "content": "Hi"}], max_tokens=4
+        )
+    assert answer.usage.completion_tokens == 4
+
+
+def test_an_encoder_quantizes_and_embeds_through_sentence_embedder(
+    home: Path, tiny_encoder: Path, tmp_path: Path
+) -> None:
+    from lmforge.retrieve import SentenceEmbedder
+
+    out = run(tiny_encoder, "int8-dynamic", tmp_path / "int8")
+    texts = ["The hub pairs in a minute.", "Refunds take five days.", "Thanks!"]
+    expected = SentenceEmbedder(str(tiny_encoder)).encode(texts)
+    got = SentenceEmbedder(str(out)).encode(texts)
+    cosine = (got * expected).sum(1) / (
+        (got**2).sum(1) ** 0.5 * (expected**2).sum(1) ** 0.5
+    )  # measured >= 0.9999 on the tiny encoder
+    assert cosine.min() > 0.999
+
+
+def test_a_quantized_model_is_not_quantized_again_nor_exported_to_gguf(
+    home: Path, tiny_causal_lm: Path, tmp_path: Path
+) -> None:
+    from lmforge.compress.export import export_model
+
+    out = run(tiny_causal_lm, "int8", tmp_path / "int8")
+    with pytest.raises(LmforgeError, match=r"already quantized \(int8.*fp32 source instead"):
+        run(out, "int4", tmp_path / "again")
+    with pytest.raises(LmforgeError, match="Export its fp32 source instead"):
+        export_model(str(out), "gguf", tmp_path / "x.gguf", track=False)
+    assert not (tmp_path / "again").exists() and not (tmp_path / "x.gguf").exists()
+
+
+# --- chains and bad input ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("methods", "message"),
+    [
+        ("int8,distill", "one quantization .* and last"),
+        ("int8,int4", "one quantization"),
+        ("prune-vocab,prune-vocab", "names a method twice"),
+        ("int9", "unknown method 'int9'; choose from distill, prune-vocab"),
+        (" , ", "--method is empty"),
+    ],
+)
+def test_bad_chains_are_refused_naming_the_rule(methods: str, message: str) -> None:
+    with pytest.raises(LmforgeError, match=message):
+        parse_methods(methods)
+
+
+def test_methods_that_need_a_corpus_say_so(home: Path, tiny_encoder: Path, tmp_path: Path) -> None:
+    for method in ("prune-vocab", "distill"):
+        with pytest.raises(LmforgeError, match=f"--method {method} needs --data"):
+            run(tiny_encoder, method, tmp_path / method)
+    with pytest.raises(LmforgeError, match="no such file"):
+        run(tiny_encoder, "prune-vocab", tmp_path / "x", data=tmp_path / "missing.jsonl")
+
+
+def test_a_failed_compress_leaves_the_previous_output_intact(
+    home: Path, tiny_causal_lm: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lmforge.compress.quantize as quantize
+
+    out = run(tiny_causal_lm, "int8", tmp_path / "out")
+    before = sorted(p.name for p in out.iterdir())
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(quantize, "quantized_state", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        run(tiny_causal_lm, "int4", out)
+    assert sorted(p.name for p in out.iterdir()) == before
+    assert json.loads((out / "lmforge_compress.json").read_text())["scheme"] == "int8"
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no leftovers
+
+
+# --- vocabulary pruning ------------------------------------------------------------------
+
+
+def test_pruning_keeps_outputs_on_in_domain_text(
+    home: Path, tiny_classifier: Path, tmp_path: Path
+) -> None:
+    from lmforge.compress.corpus import corpus_texts
+
+    out = run(tiny_classifier, "prune-vocab", tmp_path / "pruned", data=SENTIMENT)
+    source, tokenizer = load_model(resolve(str(tiny_classifier)))
+    pruned, pruned_tokenizer = load_model(resolve(str(out)))
+    assert len(pruned_tokenizer) < len(tokenizer) / 10  # 30,522 -> about 800
+    assert pruned.config.vocab_size == len(pruned_tokenizer)
+    for text in corpus_texts(SENTIMENT, tokenizer)[:20]:
+        old, new = ids(text, tokenizer), ids(text, pruned_tokenizer)
+        assert tokenizer.convert_ids_to_tokens(old[0]) == pruned_tokenizer.convert_ids_to_tokens(
+            new[0]
+        )
+        with torch.no_grad():
+            assert torch.equal(source(input_ids=old).logits, pruned(input_ids=new).logits)
+
+
+def test_a_pruned_causal_lm_tokenizes_its_corpus_the_same_and_keeps_its_logits(
+    home: Path, tiny_causal_lm: Path, tmp_path: Path
+) -> None:
+    from lmforge.compress.corpus import corpus_texts
+
+    out = run(tiny_causal_lm, "prune-vocab", tmp_path / "pruned", data=DIALOGS)
+    source, tokenizer = load_model(resolve(str(tiny_causal_lm)))
+    pruned, pruned_tokenizer = load_model(resolve(str(out)))
+    kept = tokenizer.convert_tokens_to_ids(
+        pruned_tokenizer.convert_ids_to_tokens(list(range(len(pruned_tokenizer))))
+    )
+    assert len(kept) < len(tokenizer) / 5
+    assert pruned_tokenizer.eos_token == tokenizer.eos_token
+    assert pruned.config.eos_token_id == pruned_tokenizer.eos_token_id
+    text = corpus_texts(DIALOGS, tokenizer)[0]
+    old, new = ids(text, tokenizer), ids(text, pruned_tokenizer)
+    assert [kept[i] for i in new[0]] == old[0].tolist()
+    with torch.no_grad():
+        expected = source(input_ids=old).logits[..., kept]
+        assert torch.allclose(pruned(input_ids=new).logits, expected, atol=1e-5)
+    # words the corpus never used still tokenize, into smaller known pieces
+    assert pruned_tokenizer.decode(pruned_tokenizer("zygote xylophone")["input_ids"]) == (
+        "zygote xylophone"
+    )
+
+
+# --- distillation ------------------------------------------------------------------------
+
+
+def test_distill_trains_a_smaller_student_through_the_training_engine(
+    home: Path, tiny_classifier: Path, tmp_path: Path
+) -> None:
+    out = run(tiny_classifier, "distill", tmp_path / "student", data=SENTIMENT,
+              student_layers=1, epochs=1)  # fmt: skip
+    student, _ = load_model(resolve(str(out)))
+    assert student.config.num_hidden_layers == 1 and len(student.bert.encoder.layer) == 1
+    assert student.config.id2label == {0: "negative", 1: "neutral", 2: "positive"}
+    trained = json.loads((out / "lmforge_compress.json").read_text())
+    assert trained["methods"] == ["distill"]
+    config = (out / "lmforge_config.yaml").read_text()
+    assert "name: distill" in config and "student_layers: 1" in config
+
+
+def test_distillation_loss_is_cross_entropy_without_soft_targets_and_zero_kl_on_itself() -> None:
+    from lmforge.tasks.distill import distillation_loss
+
+    torch.manual_seed(0)
+    logits, targets = torch.randn(5, 3), torch.tensor([0, 1, 2, 1, 0])
+    ce = torch.nn.functional.cross_entropy(logits, targets, reduction="sum")
+    assert torch.allclose(distillation_loss(logits, torch.randn(5, 3), targets, 2.0, 0.0), ce)
+    assert float(distillation_loss(logits, logits, targets, 2.0, 1.0)) == pytest.approx(0, abs=1e-6)
+
+
+def test_a_causal_lm_distills_on_text_into_fewer_layers(
+    home: Path, tiny_causal_lm: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "text.jsonl"
+    lines = dataset_path("domain_text", "train").read_text().splitlines()[:8]
+    data.write_text("\n".join(lines) + "\n")
+    out = run(tiny_causal_lm, "distill,int8", tmp_path / "student", data=data,
+              student_layers=1, epochs=1)  # fmt: skip
+    student, tokenizer = load_model(resolve(str(out)))
+    assert student.config.num_hidden_layers == 1
+    assert json.loads((out / "lmforge_compress.json").read_text())["methods"] == [
+        "distill", "int8",
+    ]  # fmt: skip
+    with torch.no_grad():
+        student(input_ids=ids("Hello", tokenizer))
+
+
+def test_a_teacher_with_another_tokenizer_is_refused(
+    home: Path, tiny_classifier: Path, tiny_causal_lm: Path, tmp_path: Path
+) -> None:
+    from lmforge.compress.distill import distill_config
+    from lmforge.train.loop import train
+
+    config = distill_config(tiny_causal_lm, CompressOptions(data=SENTIMENT), "classifier",
+                            tmp_path / "run")  # fmt: skip
+    config.task.teacher = str(tiny_classifier)
+    with pytest.raises(LmforgeError, match="different tokenizers"):
+        train(config, track=False)
+
+
+# --- the table --------------------------------------------------------------------------
+
+
+def test_compress_cli_prints_and_writes_the_table_and_tracks_the_run(
+    home: Path, tiny_classifier: Path, tmp_path: Path
+) -> None:
+    from mlflow import MlflowClient
+
+    from lmforge.track.mlflow_store import tracking_uri
+
+    report = tmp_path / "report.md"
+    result = CliRunner().invoke(app, [
+        "compress", str(tiny_classifier), "--method", "prune-vocab,int8-dynamic",
+        "--data", str(SENTIMENT), "--eval-data", str(SENTIMENT_TEST),
+        "--out", str(tmp_path / "small"), "--report", str(report),
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.stdout + result.stderr
+    text = report.read_text()
+    assert "| model | parameters | size MB | size vs fp32 |" in text
+    assert "prune-vocab+int8-dynamic" in text and "accuracy" in text
+    assert (tmp_path / "small" / "REPORT.md").read_text() == text
+    client = MlflowClient(tracking_uri())
+    experiment = client.get_experiment_by_name("compress")
+    runs = client.search_runs([experiment.experiment_id])
+    assert runs[0].data.tags["lmforge.source_path"] == str(tiny_classifier)
+    assert runs[0].data.metrics["compressed/size_bytes"] < runs[0].data.metrics["source/size_bytes"]
