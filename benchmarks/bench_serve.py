@@ -143,11 +143,14 @@ def run_server(command: list[str], ready_path: str, log: Path) -> subprocess.Pop
     return process
 
 
-def bench_lmforge(levels: list[int], quantize: str) -> dict[int, dict[str, float]]:
+def bench_lmforge(
+    levels: list[int], quantize: str, model: str = MODEL
+) -> dict[int, dict[str, float]]:
+    """lmforge's torch backend on ``model`` (a zoo name or a compressed directory)."""
     port = free_port()
-    command = [sys.executable, "-m", "lmforge.cli.main", "serve", MODEL, "--port", str(port),
-               "--max-batch", str(max(levels)), "--quantize", quantize,
-               "--no-access-log"]  # fmt: skip
+    command = [sys.executable, "-m", "lmforge.cli.main", "serve", model, "--port", str(port),
+               "--served-name", MODEL, "--max-batch", str(max(levels)), "--quantize",
+               quantize, "--no-access-log"]  # fmt: skip
     process = run_server(command, "/ready", CACHE / f"lmforge-{quantize}.log")
     try:
         base = f"http://127.0.0.1:{port}"
@@ -158,12 +161,13 @@ def bench_lmforge(levels: list[int], quantize: str) -> dict[int, dict[str, float
         process.wait()
 
 
-def bench_lmforge_gguf(levels: list[int]) -> dict[int, dict[str, float]]:
-    """lmforge's llamacpp backend on llama-server's GGUF, one server per level with the same
-    sequences and context per sequence as llama-server (-np = concurrency, -c 1024 x np)."""
+def bench_lmforge_gguf(levels: list[int], path: Path | None = None) -> dict[int, dict[str, float]]:
+    """lmforge's llamacpp backend on ``path`` (llama-server's GGUF by default), one server
+    per level with the same sequences and context per sequence as llama-server (-np =
+    concurrency, -c 1024 x np)."""
 
     def command(concurrency: int, port: int) -> list[str]:
-        return [sys.executable, "-m", "lmforge.cli.main", "serve", str(gguf_path()),
+        return [sys.executable, "-m", "lmforge.cli.main", "serve", str(path or gguf_path()),
                 "--served-name", MODEL, "--port", str(port), "--max-batch", str(concurrency),
                 "--max-model-len", "1024", "--no-access-log"]  # fmt: skip
 

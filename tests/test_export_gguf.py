@@ -59,6 +59,28 @@ def test_llama_cpp_computes_what_pytorch_computes(tiny: tuple[Any, Any], tmp_pat
     torch.testing.assert_close(llama_logits(path, ids), expected, atol=2e-3, rtol=1e-3)
 
 
+def test_q4_0_m_gives_the_sensitive_tensors_q4_1_blocks(
+    tiny: tuple[Any, Any], tmp_path: Path
+) -> None:
+    import gguf
+
+    from lmforge.compress.to_gguf import _tensor_quant
+
+    # on SmolLM2's 30 layers: attn_v, ffn_down and layers 0, 1 and 29 whole
+    assert _tensor_quant("blk.5.ffn_down.weight", "q4_0_m", 30) == "q4_1"
+    assert _tensor_quant("blk.5.attn_v.weight", "q4_0_m", 30) == "q4_1"
+    assert _tensor_quant("blk.29.ffn_up.weight", "q4_0_m", 30) == "q4_1"
+    assert _tensor_quant("blk.5.ffn_up.weight", "q4_0_m", 30) == "q4_0"
+    assert _tensor_quant("token_embd.weight", "q4_0_m", 30) == "q4_0"
+    assert _tensor_quant("blk.5.ffn_up.weight", "q8_0", 30) == "q8_0"
+    model, tokenizer = tiny
+    path = export_gguf(model, tokenizer, tmp_path / "tiny-q4_0_m.gguf", "q4_0_m")
+    types = {t.name: t.tensor_type.name for t in gguf.GGUFReader(str(path)).tensors}
+    assert types["token_embd.weight"] == "Q4_0" and types["blk.0.attn_q.weight"] == "Q4_1"
+    ids = tokenizer.encode(TEXT)
+    assert llama_logits(path, ids).shape == torch_logits(model, ids).shape
+
+
 def test_q8_0_keeps_the_predictions_and_q4_0_is_smaller(
     tiny: tuple[Any, Any], tmp_path: Path
 ) -> None:

@@ -202,6 +202,31 @@ def test_causal_lms_adapters_and_unknown_quants_are_refused(
     assert not out.exists()
 
 
+def test_export_merges_a_classifier_lora_adapter_first(
+    home: Path, tiny_classifier: Path, tmp_path: Path
+) -> None:
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForSequenceClassification
+
+    from lmforge.compress.export import export_model
+
+    base = AutoModelForSequenceClassification.from_pretrained(tiny_classifier)
+    lora = LoraConfig(r=4, target_modules=["query", "value"], task_type="SEQ_CLS",
+                      init_lora_weights=False)  # fmt: skip
+    adapter = get_peft_model(base, lora)
+    adapter.save_pretrained(tmp_path / "adapter")
+    base.config.save_pretrained(tmp_path / "adapter")  # lmforge train keeps the labels so
+    texts = ["The hub keeps dropping off the network.", "Delivery was on time."]
+    with torch.no_grad():
+        batch = {name: torch.from_numpy(array) for name, array in tokenize(texts).items()}
+        expected = torch.softmax(adapter.eval()(**batch).logits, -1).numpy()
+    export_model(str(tmp_path / "adapter"), "onnx", tmp_path / "onnx", track=False)
+    got = OnnxModel(tmp_path / "onnx").classify(texts)
+    probabilities = np.array([[row[label] for label in LABELS.values()] for row in got])
+    assert np.abs(probabilities - expected).max() < 1e-4  # the adapter's effect survived
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".merge-")]
+
+
 def test_a_failed_export_leaves_no_directory_and_the_previous_one_intact(
     exported: Callable[[str, str], Path], tiny_encoder: Path, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,

@@ -123,6 +123,10 @@ def test_quickstart_shows_chat_similarity_adaptation_and_logs_runs() -> None:
     assert ADAPT_FACT not in result.answer_before
     assert ADAPT_FACT in result.answer_after, result.answer_after
     assert "SmolLM2 + LoRA, after" in shown
+    assert "fp32 (merged LoRA) vs INT8" in shown and "int8-dynamic" in shown
+    size_change = float(result.compress_rows[1]["size vs fp32"].rstrip("%"))
+    assert size_change < -70  # measured -74.8%
+    assert ADAPT_FACT in result.compressed_answer, result.compressed_answer
     assert "Logged MLflow run" in shown
     # It ends by serving the adapted model: asked over HTTP, it answers as it did in process.
     assert ADAPT_FACT in result.served_answer, result.served_answer

@@ -41,7 +41,10 @@ def compress(
     student_layers: Annotated[
         int, typer.Option(help="distill: layers the student keeps, evenly spaced.")
     ] = 3,
-    epochs: Annotated[float, typer.Option(help="distill: passes over --data.")] = 3.0,
+    epochs: Annotated[
+        float | None,
+        typer.Option(help="distill: passes over --data (default: 6 for classifiers, 1 for LMs)."),
+    ] = None,
     measure: Annotated[
         bool, typer.Option(help="Measure size, speed and quality before and after.")
     ] = True,
@@ -76,7 +79,8 @@ def export(
     quant: Annotated[
         str | None,
         typer.Option(
-            help="gguf: f32, f16, q8_0 (default), q4_1 or q4_0; onnx: none (default) or "
+            help="gguf: f32, f16, q8_0 (default), q4_1, q4_0, or q4_0_m (q4_0 with the "
+            "most sensitive tensors in q4_1); onnx: none (default) or "
             "int8 (onnxruntime dynamic quantization)."
         ),
     ] = None,

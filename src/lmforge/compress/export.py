@@ -2,7 +2,7 @@
 
 - ``hf``: a plain transformers directory (a LoRA adapter is merged into its base).
 - ``gguf``: one file for llama.cpp (LLaMA architecture; adapters merged first), in
-  ``f32``, ``f16``, ``q8_0``, ``q4_1`` or ``q4_0``.
+  ``f32``, ``f16``, ``q8_0``, ``q4_1``, ``q4_0`` or ``q4_0_m`` (a q4_0/q4_1 mix).
 - ``onnx``: an encoder or sequence classifier for onnxruntime (``model.onnx``, its
   tokenizer and config), fp32 (``none``) or dynamic ``int8`` (``compress/onnx.py``).
 
@@ -82,9 +82,7 @@ def export_model(
             if measure and causal:
                 rows = _measure_hf(out)
         elif fmt == "onnx":
-            from lmforge.compress.onnx import export_onnx
-
-            export_onnx(resolved, out, quant=quant)  # refuses causal LMs itself
+            _export_onnx(resolved, out, quant)
         else:
             model, tokenizer = load_causal_lm(resolved)
             model = _merged(model)
@@ -98,6 +96,29 @@ def export_model(
             report.write_text(markdown_table(rows), encoding="utf-8")
             tracker.log_artifact(report)
         return ExportResult(out, tracker.run_id, rows)
+
+
+def _export_onnx(resolved: Any, out: Path, quant: str | None) -> None:
+    """ONNX of an encoder or classifier; a classifier's LoRA adapter is merged first."""
+    import json
+    import tempfile
+
+    from lmforge.compress.onnx import export_onnx
+    from lmforge.hub import resolve
+
+    adapter_config = resolved.path / "adapter_config.json"
+    if (
+        resolved.kind == "adapter"
+        and json.loads(adapter_config.read_text()).get("task_type") == "SEQ_CLS"
+    ):
+        from lmforge.train.merge import merge_adapter
+
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".merge-", dir=out.parent) as work:
+            merged = merge_adapter(resolved.path, Path(work) / "merged")
+            export_onnx(resolve(str(merged)), out, quant=quant)
+        return
+    export_onnx(resolved, out, quant=quant)  # refuses causal LMs and encoder adapters
 
 
 def _merged(model: Any) -> Any:

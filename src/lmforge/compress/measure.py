@@ -41,13 +41,12 @@ class Measurement:
 
     def row(self, reference: Measurement) -> dict[str, str]:
         """The table row, with size and quality relative to ``reference`` (the fp32 source)."""
-        reduction = 1 - self.size_bytes / reference.size_bytes
         change = self.perplexity / reference.perplexity - 1
         return {
             "model": self.label,
             "parameters": f"{self.parameters / 1e6:.1f}M",
             "size MB": f"{self.size_bytes / 1e6:.1f}",
-            "size vs fp32": f"-{100 * reduction:.1f}%" if reduction > 0 else "0%",
+            "size vs fp32": size_change(self.size_bytes, reference.size_bytes),
             "ms/token p50": f"{self.latency_ms:.1f}",
             "tokens/s": f"{self.tokens_per_s:.1f}",
             "held-out perplexity": f"{self.perplexity:.2f}",
@@ -74,7 +73,6 @@ class BatchMeasurement:
     quality: float
 
     def row(self, reference: BatchMeasurement) -> dict[str, str]:
-        reduction = 1 - self.size_bytes / reference.size_bytes
         speedup = reference.latency_ms / self.latency_ms
         if self.quality_name == "accuracy":
             quality, change = (
@@ -87,7 +85,7 @@ class BatchMeasurement:
             "model": self.label,
             "parameters": f"{self.parameters / 1e6:.1f}M",
             "size MB": f"{self.size_bytes / 1e6:.1f}",
-            "size vs fp32": f"-{100 * reduction:.1f}%" if reduction > 0 else "0%",
+            "size vs fp32": size_change(self.size_bytes, reference.size_bytes),
             f"ms/batch of {BATCH} p50": f"{self.latency_ms:.1f}",
             "speedup": f"{speedup:.2f}x",
             "texts/s": f"{self.texts_per_s:.1f}",
@@ -105,6 +103,12 @@ class BatchMeasurement:
 
 BATCH = 32
 MAX_LENGTH = 128
+
+
+def size_change(size: float, reference: float) -> str:
+    """``-92.7%`` for a smaller file, ``+0.8%`` for a larger one, ``0%`` for the same."""
+    change = 100 * (size / reference - 1)
+    return f"{change:+.1f}%" if round(change, 1) else "0%"
 
 
 def measure_classifier(

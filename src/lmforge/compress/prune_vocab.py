@@ -20,16 +20,13 @@ corpus before anything is written):
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from lmforge.compress.quantize import copy_extras
 from lmforge.errors import LmforgeError
-
-_TOKENIZER_FILES = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                    "vocab.txt", "vocab.json", "merges.txt", "chat_template.jinja"}  # fmt: skip
 
 
 def prune_vocabulary(source: Path, corpus: Path, out: Path) -> int:
@@ -68,7 +65,7 @@ def prune_vocabulary(source: Path, corpus: Path, out: Path) -> int:
         _prune_model(model, keep, old_to_new)
         model.save_pretrained(tmp)
         pruned_tokenizer.save_pretrained(tmp)
-        _copy_extras(source, tmp)
+        copy_extras(source, tmp)
     return len(keep)
 
 
@@ -178,15 +175,3 @@ def _prune_model(model: Any, keep: list[int], old_to_new: dict[int, int]) -> Non
                 setattr(holder, name, old_to_new.get(value))
             elif isinstance(value, list):
                 setattr(holder, name, [old_to_new[v] for v in value if v in old_to_new])
-
-
-def _copy_extras(source: Path, target: Path) -> None:
-    """Files beside the weights that describe the model (sentence-transformers pooling,
-    the training config) travel with it."""
-    for item in Path(source).iterdir():
-        if item.name.startswith(".") or (target / item.name).exists():
-            continue
-        if item.suffix in {".safetensors", ".bin"} or item.name in _TOKENIZER_FILES:
-            continue
-        copy = shutil.copytree if item.is_dir() else shutil.copy2
-        copy(item, target / item.name)

@@ -13,6 +13,7 @@ on-disk layout live in ``hub/quantized.py``.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,23 @@ def _classifier_head(model: Any) -> tuple[str, ...]:
     """A sequence classifier's final layer stays fp32: it is tiny and sets the labels."""
     names = [name for name, _ in model.named_modules()]
     return tuple(name for name in names if name in {"classifier", "score", "classifier.out_proj"})
+
+
+_TOKENIZER_FILES = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                    "vocab.txt", "vocab.json", "merges.txt", "chat_template.jinja"}  # fmt: skip
+
+
+def copy_extras(source: Path, target: Path) -> None:
+    """Files beside the weights that describe the model (sentence-transformers pooling,
+    the training config) travel with it."""
+    for item in Path(source).iterdir():
+        if item.name.startswith(".") or (target / item.name).exists():
+            continue
+        weights = item.suffix in {".safetensors", ".bin"} or item.name.endswith(".index.json")
+        if weights or item.name in _TOKENIZER_FILES or item.name == "REPORT.md":
+            continue
+        copy = shutil.copytree if item.is_dir() else shutil.copy2
+        copy(item, target / item.name)
 
 
 def save_quantized(model: Any, tokenizer: Any, meta: dict[str, Any], out: Path) -> None:

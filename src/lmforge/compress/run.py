@@ -34,13 +34,13 @@ class CompressOptions:
         eval_data: labeled held-out data for a classifier's accuracy (default: the
             validation file of the run that trained it); texts for an encoder's cosine.
         student_layers: ``distill``: layers the student keeps (taken evenly from the teacher).
-        epochs: ``distill``: passes over ``data``.
+        epochs: ``distill``: passes over ``data`` (default: 6 for classifiers, 1 for LMs).
     """
 
     data: Path | None = None
     eval_data: Path | None = None
     student_layers: int = 3
-    epochs: float = 3.0
+    epochs: float | None = None
     temperature: float = 2.0
 
 
@@ -190,13 +190,14 @@ def _run_method(
     from lmforge.home import atomic_dir
 
     if method in SCHEMES:
-        from lmforge.compress.quantize import quantize_model, save_quantized
+        from lmforge.compress.quantize import copy_extras, quantize_model, save_quantized
 
         model, tokenizer = _load_fp32(source)
         calibration = _calibration(tokenizer, options) if method == "int8-dynamic" else []
         model, meta = quantize_model(model, method, calibration=calibration)
         with atomic_dir(out) as tmp:
             save_quantized(model, tokenizer, {**meta, "source": ref}, tmp)
+            copy_extras(source, tmp)  # sentence-transformers pooling, the training config
         return out
     if method == "prune-vocab":
         from lmforge.compress.prune_vocab import prune_vocabulary
@@ -282,7 +283,7 @@ def _weights_size(path: Path) -> int:
 def _eval_records(source: Path, options: CompressOptions) -> list[dict[str, Any]]:
     from lmforge.data.records import read_records
 
-    path = options.eval_data or _trained_validation(source)
+    path = options.eval_data or trained_validation(source)
     if path is None:
         raise LmforgeError(
             "measuring a classifier needs labeled held-out data: pass --eval-data FILE "
@@ -292,7 +293,7 @@ def _eval_records(source: Path, options: CompressOptions) -> list[dict[str, Any]
     return records
 
 
-def _trained_validation(source: Path) -> Path | None:
+def trained_validation(source: Path) -> Path | None:
     """The validation file of the lmforge run that trained this model, if it recorded one."""
     import yaml
 

@@ -2,8 +2,10 @@
 
 Today it shows the embedded models, a chat answer from SmolLM2 and sentence similarity
 from MiniLM, adapts SmolLM2 with LoRA to the bundled support dialogs (the answer
-before and after), records everything in MLflow, and ends by serving the adapted model
-behind the OpenAI-compatible API and web chat page. Each lifecycle issue adds its step.
+before and after), compresses the adapted model to INT8 (its size, speed and quality
+table, and its answer), records everything in MLflow, and ends by serving the adapted
+model behind the OpenAI-compatible API and web chat page. Each lifecycle issue adds its
+step.
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ class QuickstartResult:
     answer_after: str = ""
     adapt_run_id: str | None = None
     adapter_dir: str | None = None
+    compressed_dir: str | None = None
+    compress_rows: list[dict[str, str]] = field(default_factory=list)
+    compressed_answer: str = ""
     served_answer: str = ""
     run_id: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
@@ -103,6 +108,11 @@ def run_quickstart(
     before, after, adapt_run_id, adapter_dir = _adapt_step(console, track=track)
     timings["adapt"] = time.perf_counter() - started
 
+    console.rule("[bold]5. Compress the adapted model for the edge (INT8)")
+    started = time.perf_counter()
+    compressed_dir, rows, compressed_answer = _compress_step(console, adapter_dir, track=track)
+    timings["compress"] = time.perf_counter() - started
+
     result = QuickstartResult(
         answer,
         tokens_per_second,
@@ -111,13 +121,16 @@ def run_quickstart(
         answer_after=after,
         adapt_run_id=adapt_run_id,
         adapter_dir=adapter_dir,
+        compressed_dir=compressed_dir,
+        compress_rows=rows,
+        compressed_answer=compressed_answer,
         seconds=timings,
     )
     if track:
-        console.rule("[bold]5. Tracking")
+        console.rule("[bold]6. Tracking")
         result.run_id = _track_step(console, result)
     if serve:
-        console.rule("[bold]6. Serve the adapted model (OpenAI API + web chat page)")
+        console.rule("[bold]7. Serve the adapted model (OpenAI API + web chat page)")
         started = time.perf_counter()
         result.served_answer = _serve_step(console, adapter_dir, keep_serving, port)
         timings["serve"] = time.perf_counter() - started
@@ -176,7 +189,6 @@ def _adapt_step(console: Console, *, track: bool) -> tuple[str, str, str | None,
     from lmforge.config import load_config_dict
     from lmforge.data.bundled import dataset_path
     from lmforge.home import atomic_write_text, lmforge_home
-    from lmforge.hub import load_causal_lm, resolve
     from lmforge.train.loop import train
 
     dialogs = [
@@ -192,18 +204,8 @@ def _adapt_step(console: Console, *, track: bool) -> tuple[str, str, str | None,
         "(rank 16) on this CPU."
     )
 
-    def ask(ref: str) -> str:
-        from lmforge.serve.chat import ChatSession
-        from lmforge.serve.generate import SamplingParams
-
-        model, tokenizer = load_causal_lm(resolve(ref))
-        session = ChatSession(model, tokenizer, model_ref=ref, system=system)
-        return (
-            session.ask(ADAPT_QUESTION, SamplingParams(max_tokens=48, temperature=0.0)).run().text
-        )
-
     with console.status("Asking the base model..."):
-        before = ask(CHAT_MODEL)
+        before = _ask_greedy(CHAT_MODEL, system)
     config = load_config_dict(
         {
             "model": {"ref": CHAT_MODEL},
@@ -232,7 +234,7 @@ def _adapt_step(console: Console, *, track: bool) -> tuple[str, str, str | None,
             ),
         )
     with console.status("Asking the adapted model..."):
-        after = ask(str(result.model_dir))
+        after = _ask_greedy(str(result.model_dir), system)
     table = Table(title=f"user: {ADAPT_QUESTION!r}", show_lines=True)
     table.add_column("model")
     table.add_column("answer (greedy)")
@@ -244,6 +246,48 @@ def _adapt_step(console: Console, *, track: bool) -> tuple[str, str, str | None,
         f"parameters, {result.train_seconds:.0f} s, {result.tokens_per_second:.0f} tok/s)[/dim]"
     )
     return before, after, result.run_id if track else None, str(result.model_dir)
+
+
+def _compress_step(
+    console: Console, adapter_dir: str, *, track: bool
+) -> tuple[str, list[dict[str, str]], str]:
+    """Merge the adapter and quantize to dynamic INT8 (``lmforge compress``); print the
+    size, speed and perplexity table, and the compressed model's answer."""
+    from lmforge.compress.run import compress_model
+    from lmforge.home import lmforge_home
+
+    out = lmforge_home() / "quickstart" / "brightnest-int8"
+    with console.status("Merging the adapter, quantizing and measuring both models..."):
+        result = compress_model(adapter_dir, ["int8-dynamic"], out, track=track)
+        answer = _ask_greedy(str(out), _system_prompt())
+    table = Table(title="fp32 (merged LoRA) vs INT8, held-out dialogs, batch-1 decode")
+    for column in result.rows[0]:
+        table.add_column(column)
+    for row in result.rows:
+        table.add_row(*row.values())
+    console.print(table)
+    console.print(f"INT8 model: {out}")
+    console.print(f"  its answer: {answer!r}", highlight=False)
+    return str(out), result.rows, answer
+
+
+def _system_prompt() -> str:
+    import json
+
+    from lmforge.data.bundled import dataset_path
+
+    first = dataset_path("customer_service", "train").read_text().splitlines()[0]
+    return str(json.loads(first)["messages"][0]["content"])
+
+
+def _ask_greedy(ref: str, system: str) -> str:
+    from lmforge.hub import load_causal_lm, resolve
+    from lmforge.serve.chat import ChatSession
+    from lmforge.serve.generate import SamplingParams
+
+    model, tokenizer = load_causal_lm(resolve(ref))
+    session = ChatSession(model, tokenizer, model_ref=ref, system=system)
+    return session.ask(ADAPT_QUESTION, SamplingParams(max_tokens=48, temperature=0.0)).run().text
 
 
 def _serve_step(console: Console, adapter_dir: str, keep_serving: bool, port: int) -> str:
@@ -316,6 +360,7 @@ def _track_step(console: Console, result: QuickstartResult) -> str | None:
         metrics[f"similarity_rank{index + 1}"] = score
     metrics["answer_before_has_fact"] = float(ADAPT_FACT in result.answer_before)
     metrics["answer_after_has_fact"] = float(ADAPT_FACT in result.answer_after)
+    metrics["compressed_answer_has_fact"] = float(ADAPT_FACT in result.compressed_answer)
     with start_run("quickstart", run_name="quickstart") as tracker:
         tracker.log_params(
             {
@@ -323,6 +368,7 @@ def _track_step(console: Console, result: QuickstartResult) -> str | None:
                 "embed_model": EMBED_MODEL,
                 "question": QUESTION,
                 "adapt_run_id": result.adapt_run_id,
+                "compressed_dir": result.compressed_dir,
             }
         )
         tracker.log_metrics(metrics)
