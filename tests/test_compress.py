@@ -307,3 +307,24 @@ def test_compress_cli_prints_and_writes_the_table_and_tracks_the_run(
     runs = client.search_runs([experiment.experiment_id])
     assert runs[0].data.tags["lmforge.source_path"] == str(tiny_classifier)
     assert runs[0].data.metrics["compressed/size_bytes"] < runs[0].data.metrics["source/size_bytes"]
+
+
+def test_dynamic_int8_uses_8_bit_activations_only_where_the_cpu_sums_in_32_bits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from lmforge.hub import quantized
+
+    torch.manual_seed(0)
+    weight, x = torch.randn(16, 64), torch.randn(3, 64) * 4
+    layer = quantized.dynamic_int8_linear(*quantized.int8_rows(weight), None)
+    packed = layer._packed_params._packed_params
+
+    def op(reduce_range: bool) -> torch.Tensor:
+        return torch.ops.quantized.linear_dynamic(x, packed, reduce_range)
+
+    for has_vnni in (True, False):
+        monkeypatch.setattr(quantized, "activation_reduce_range", lambda v=has_vnni: not v)
+        assert torch.equal(layer(x), op(reduce_range=not has_vnni))
+    # 8-bit activations are closer to fp32 than 7-bit ones
+    exact = x @ weight.T
+    assert (op(False) - exact).abs().mean() < (op(True) - exact).abs().mean()

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from lmforge.hub.quantized import fuse_projections
+from lmforge.hub.quantized import DynamicInt8Linear, fuse_projections
 from lmforge.tasks.causal_lm import unwrap
 
 ALPHA = 0.9  # migration strength: measured best of 0.5-0.95 on SmolLM2 (see docs/serving.md)
@@ -112,6 +112,7 @@ def quantize_int8(model: Any, calibration: Sequence[Sequence[int]] = ()) -> Any:
     # fastest INT8 path on this CPU (measured; see docs/serving.md). Checked on torch 2.13.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
+        from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
         from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
         names = {
@@ -119,4 +120,9 @@ def quantize_int8(model: Any, calibration: Sequence[Sequence[int]] = ()) -> Any:
             for name, module in model.named_modules()
             if isinstance(module, torch.nn.Linear) and "lora_" not in name
         }
-        return quantize_dynamic(model, names, dtype=torch.qint8)
+        model = quantize_dynamic(model, names, dtype=torch.qint8)
+    # the same layers, with 8-bit activations where the CPU has VNNI (hub/quantized.py)
+    for module in model.modules():
+        if type(module) is DynamicLinear:
+            module.__class__ = DynamicInt8Linear
+    return model

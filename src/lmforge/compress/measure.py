@@ -259,8 +259,9 @@ def measure_gguf(path: Path, tokenizer: Any, label: str) -> Measurement:
     llama_cpp = import_llama_cpp()
     perplexity = gguf_perplexity(path, tokenizer)
     parameters = sum(int(np.prod(t.shape)) for t in _gguf_tensors(path))
+    # logits_all: without it llama-cpp-python leaves `scores` empty (greedy would read 0s)
     decoder = llama_cpp.Llama(model_path=str(path), n_ctx=1024, n_threads=os.cpu_count() or 1,
-                              verbose=False)  # fmt: skip
+                              logits_all=True, verbose=False)  # fmt: skip
     prompt = render_chat(tokenizer, [{"role": "user", "content": SPEED_PROMPT}])
     decoder.eval(prompt)
     times = []

@@ -30,12 +30,14 @@ once, as in the fp32 model.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch.ao.nn.quantized.dynamic import Linear as AoDynamicLinear
 
 from lmforge.errors import LmforgeError
 
@@ -175,13 +177,38 @@ class QuantizedEmbedding(torch.nn.Module):
         return self(torch.arange(self.num_embeddings))
 
 
+@functools.cache
+def activation_reduce_range() -> bool:
+    """Whether dynamic INT8 layers quantize activations to 7 bits instead of 8.
+
+    fbgemm multiplies unsigned 8-bit activations by signed 8-bit weights. Without VNNI
+    it sums pairs of products in 16 bits, which saturate unless activations use 7 bits
+    (PyTorch's default, ``reduce_range``); with VNNI (AVX512-VNNI or AVX-VNNI) the sums
+    are 32-bit and 8 bits are exact. On this CPU (VNNI) 8 bits took MiniLM's embeddings
+    from cosine 0.973 to 0.993 of fp32's.
+    """
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return True
+    return not ("avx512_vnni" in flags or "avx_vnni" in flags)
+
+
+class DynamicInt8Linear(AoDynamicLinear):
+    """``torch.ao``'s dynamic INT8 linear layer, with 8-bit activations where the CPU
+    allows (``activation_reduce_range``)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        packed = self._packed_params._packed_params
+        y = torch.ops.quantized.linear_dynamic(x, packed, activation_reduce_range())
+        return y.to(x.dtype)
+
+
 def dynamic_int8_linear(
     q: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None
 ) -> torch.nn.Module:
-    """A ``torch.ao`` dynamic INT8 linear layer holding ``q * scale`` per output channel."""
-    from torch.ao.nn.quantized.dynamic import Linear
-
-    layer = Linear(q.shape[1], q.shape[0], bias_=bias is not None, dtype=torch.qint8)
+    """A dynamic INT8 linear layer holding ``q * scale`` per output channel."""
+    layer = DynamicInt8Linear(q.shape[1], q.shape[0], bias_=bias is not None, dtype=torch.qint8)
     zero = torch.zeros(q.shape[0], dtype=torch.long)
     weight = torch._make_per_channel_quantized_tensor(q, scale.double(), zero, 0)
     layer.set_weight_bias(weight, bias)

@@ -266,8 +266,10 @@ class SlotRunner:
 def _is_int8_linear(module: Any) -> bool:
     from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 
+    from lmforge.hub.quantized import DynamicInt8Linear
+
     return (
-        type(module) is DynamicLinear
+        type(module) in (DynamicLinear, DynamicInt8Linear)
         and (module.version or 0) >= 4
         and module._packed_params.dtype == torch.qint8
         and not module._forward_hooks
@@ -281,8 +283,11 @@ def _direct_int8(linear: Any) -> Any:
     At batch 1 a call through ``nn.Module`` costs about 25 us, of which the op is 19 us;
     a decode step makes four of them per layer plus the LM head (measured on SmolLM2).
     """
+    from lmforge.hub.quantized import DynamicInt8Linear, activation_reduce_range
+
     packed = linear._packed_params._packed_params
-    return lambda x: torch.ops.quantized.linear_dynamic(x, packed, True)  # reduce_range
+    reduce_range = activation_reduce_range() if type(linear) is DynamicInt8Linear else True
+    return lambda x: torch.ops.quantized.linear_dynamic(x, packed, reduce_range)
 
 
 def _rms_norm(norm: Any, x: torch.Tensor) -> torch.Tensor:
