@@ -54,22 +54,9 @@ def build_tiny_causal_lm(
 
 def build_tiny_encoder(out_dir: Path, *, seed: int = 0) -> Path:
     """Save a 2-layer BERT with MiniLM's tokenizer to ``out_dir``."""
-    import torch
-    from transformers import BertConfig, BertModel
+    from transformers import BertModel
 
-    tokenizer = zoo_tokenizer("all-minilm-l6-v2")
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        max_position_embeddings=512,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    torch.manual_seed(seed)
-    model = BertModel(config)
-    return _save(model, tokenizer, out_dir)
+    return _build_tiny_bert(BertModel, out_dir, seed)
 
 
 def build_tiny_classifier(
@@ -80,8 +67,19 @@ def build_tiny_classifier(
     Its weights start at 10x BERT's init scale: at 0.02 the random head gives every
     text the same label, and tests comparing labels would prove nothing.
     """
+    from transformers import BertForSequenceClassification
+
+    return _build_tiny_bert(
+        BertForSequenceClassification, out_dir, seed,
+        id2label=dict(enumerate(labels)),
+        label2id={label: index for index, label in enumerate(labels)},
+        initializer_range=0.2,
+    )  # fmt: skip
+
+
+def _build_tiny_bert(model_class: Any, out_dir: Path, seed: int, **extra: Any) -> Path:
     import torch
-    from transformers import BertConfig, BertForSequenceClassification
+    from transformers import BertConfig
 
     tokenizer = zoo_tokenizer("all-minilm-l6-v2")
     config = BertConfig(
@@ -90,13 +88,12 @@ def build_tiny_classifier(
         intermediate_size=128,
         num_hidden_layers=2,
         num_attention_heads=4,
-        id2label=dict(enumerate(labels)),
-        label2id={label: index for index, label in enumerate(labels)},
+        max_position_embeddings=512,
         pad_token_id=tokenizer.pad_token_id,
-        initializer_range=0.2,
+        **extra,
     )
     torch.manual_seed(seed)
-    return _save(BertForSequenceClassification(config), tokenizer, out_dir)
+    return _save(model_class(config), tokenizer, out_dir)
 
 
 def _save(model: Any, tokenizer: Any, out_dir: Path) -> Path:
