@@ -162,13 +162,16 @@ def bench_served() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--skip-serve", action="store_true", help="no served tokens/s rows")
-    parser.add_argument("--only", choices=["sentiment", "smollm2"], default=None)
+    parser.add_argument("--only", choices=["sentiment", "smollm2", "served"], default=None,
+                        help="one part (served: the served rows, after a smollm2 run)")  # fmt: skip
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     if args.only in (None, "sentiment"):
         bench_sentiment()
     if args.only in (None, "smollm2"):
         bench_smollm2(serve=not args.skip_serve)
+    if args.only == "served":
+        bench_served()
 
 
 if __name__ == "__main__":

@@ -328,3 +328,21 @@ def test_dynamic_int8_uses_8_bit_activations_only_where_the_cpu_sums_in_32_bits(
     # 8-bit activations are closer to fp32 than 7-bit ones
     exact = x @ weight.T
     assert (op(False) - exact).abs().mean() < (op(True) - exact).abs().mean()
+
+
+def test_a_compress_run_links_to_the_training_run_its_source_came_from(
+    home: Path, tiny_encoder: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from mlflow import MlflowClient
+
+    from lmforge.track.mlflow_store import tracking_uri
+
+    run_dir = tmp_path / "runs" / "abc123"
+    shutil.copytree(tiny_encoder, run_dir / "model")
+    (run_dir / "metrics.json").write_text(json.dumps({"run_id": "abc123"}))
+    result = compress_model(str(run_dir / "model"), ["int8"], tmp_path / "out", measure=False)
+    tags = MlflowClient(tracking_uri()).get_run(result.run_id).data.tags
+    assert tags["lmforge.source_run_id"] == "abc123"
+    assert tags["lmforge.source_path"] == str(run_dir / "model")

@@ -71,8 +71,7 @@ def export_model(
             "models (LLaMA architecture)."
         )
     quant = quant or DEFAULT_QUANT.get(fmt)
-    tags = {"lmforge.command": "export", "lmforge.source_model": ref,
-            "lmforge.source_path": str(resolved.path), "lmforge.output_dir": str(out)}  # fmt: skip
+    tags = source_tags("export", ref, resolved, out)
     with start_run("compress", run_name=f"export-{fmt}" + (f"-{quant}" if quant else ""),
                    tags=tags, enabled=track) as tracker:  # fmt: skip
         tracker.log_params({"source": ref, "format": fmt, "quant": quant or "none"})
@@ -96,6 +95,22 @@ def export_model(
             report.write_text(markdown_table(rows), encoding="utf-8")
             tracker.log_artifact(report)
         return ExportResult(out, tracker.run_id, rows)
+
+
+def source_tags(command: str, ref: str, resolved: Any, out: Path) -> dict[str, str]:
+    """MLflow tags linking a compress/export run to its source model and, when the source
+    came out of an lmforge training run, to that run (``lmforge.source_run_id``)."""
+    import json
+
+    tags = {"lmforge.command": command, "lmforge.source_model": ref,
+            "lmforge.source_path": str(resolved.path), "lmforge.output_dir": str(out)}  # fmt: skip
+    run_id = ref[len("run:") :] if ref.startswith("run:") else None
+    summary = Path(resolved.path).parent / "metrics.json"  # RUN_DIR/model's run summary
+    if run_id is None and summary.is_file():
+        run_id = json.loads(summary.read_text(encoding="utf-8")).get("run_id")
+    if run_id:
+        tags["lmforge.source_run_id"] = str(run_id)
+    return tags
 
 
 def _export_onnx(resolved: Any, out: Path, quant: str | None) -> None:

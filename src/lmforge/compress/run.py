@@ -91,6 +91,7 @@ def compress_model(
         LmforgeError: an already-quantized or GGUF source, a method the model kind does
             not support, or a missing corpus; nothing is written to ``out`` then.
     """
+    from lmforge.compress.export import source_tags
     from lmforge.home import atomic_dir
     from lmforge.hub import resolve
     from lmforge.track import start_run
@@ -101,8 +102,7 @@ def compress_model(
     kind = _check_source(ref, resolved)
     _check_options(methods, kind, options)
     out = Path(out)
-    tags = {"lmforge.command": "compress", "lmforge.source_model": ref,
-            "lmforge.source_path": str(resolved.path), "lmforge.output_dir": str(out)}  # fmt: skip
+    tags = source_tags("compress", ref, resolved, out)
     with start_run("compress", run_name="compress-" + "+".join(methods), tags=tags,
                    enabled=track) as tracker:  # fmt: skip
         tracker.log_params({"source": ref, "methods": ",".join(methods), "kind": kind,
