@@ -139,9 +139,10 @@ def measure_encoder(
     (the fp32 encoder; 1.0 when omitted) and the batch latency."""
     import torch
 
+    from lmforge.retrieve.embed import pool
+
     def pooled(out: Any, batch: Any) -> torch.Tensor:
-        mask = batch["attention_mask"].unsqueeze(-1).float()  # (B, T, 1)
-        return (out.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return pool(out.last_hidden_state, batch["attention_mask"], "mean", normalize=False)
 
     vectors, times = _batched(model, tokenizer, texts, pooled)
     cosine = 1.0

@@ -112,17 +112,10 @@ def export_onnx(resolved: ResolvedModel, out: Path, *, quant: str | None) -> Non
 
 def _load(resolved: ResolvedModel) -> tuple[Any, Any]:
     """The source network in fp32 and eval mode, and its tokenizer."""
-    from lmforge.hub import load_encoder, load_tokenizer
-    from lmforge.hub.load import quiet_transformers
+    from lmforge.hub import load_classifier, load_encoder
 
-    if resolved.model_kind == ENCODER:
-        network, tokenizer = load_encoder(resolved)
-    else:
-        from transformers import AutoModelForSequenceClassification
-
-        quiet_transformers()
-        network = AutoModelForSequenceClassification.from_pretrained(resolved.path)
-        tokenizer = load_tokenizer(resolved)
+    load = load_encoder if resolved.model_kind == ENCODER else load_classifier
+    network, tokenizer = load(resolved)
     return network.to(torch.float32).eval(), tokenizer
 
 

@@ -126,7 +126,7 @@ def load_encoder(model: ResolvedModel) -> tuple[Any, Any]:
 
 
 def load_classifier(model: ResolvedModel) -> tuple[Any, Any]:
-    """Load a sequence classifier (a directory, or base + PEFT adapter) for inference."""
+    """Load a sequence classifier (a transformers or quantized directory) for inference."""
     from transformers import AutoModelForSequenceClassification
 
     quiet_transformers()
@@ -137,10 +137,6 @@ def load_classifier(model: ResolvedModel) -> tuple[Any, Any]:
         )
     if _quantized(model):
         network = _load_quantized(model, AutoModelForSequenceClassification)
-    elif model.kind == ADAPTER:
-        from lmforge.train.merge import load_adapter_model
-
-        network = load_adapter_model(model).merge_and_unload()
     else:
         network = AutoModelForSequenceClassification.from_pretrained(model.path)
     network.eval()

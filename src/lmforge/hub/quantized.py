@@ -49,8 +49,7 @@ INT4_GROUP = 32
 
 def is_quantized_dir(path: Path) -> bool:
     """Whether a model directory was written by ``lmforge compress`` with quantization."""
-    meta = Path(path) / QUANT_FILE
-    return meta.is_file() and bool(json.loads(meta.read_text(encoding="utf-8")).get("scheme"))
+    return bool(read_quant_meta(path).get("scheme"))
 
 
 def read_quant_meta(path: Path) -> dict[str, Any]:
