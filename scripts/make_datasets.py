@@ -4,8 +4,8 @@
 Everything under src/lmforge/assets/datasets/ comes from here: the documents of the
 fictional company Brightnest Home (policies, products, FAQ, troubleshooting) and the
 datasets built on the same facts (customer-service dialogs and held-out questions,
-product reviews, domain text, a numeric property). The documents and the dialogs read
-the same tables, so a fact changed here changes everywhere at once.
+product reviews, domain text, a numeric property, labeled retrieval queries). The documents
+and the dialogs read the same tables, so a fact changed here changes everywhere at once.
 
     python scripts/make_datasets.py               # rewrite the committed files
     python scripts/make_datasets.py --out /tmp/d  # write them elsewhere
@@ -4441,6 +4441,445 @@ def make_property(counts: dict[str, int]) -> dict[str, list[dict]]:
 
 
 # ---------------------------------------------------------------------------------------
+# Retrieval queries: searches against the company documents, each labeled with the
+# document and a verbatim span of it that answers the query.
+# ---------------------------------------------------------------------------------------
+
+KB_SPLITS = ("dev", "test")
+
+
+@dataclass(frozen=True)
+class KbQuery:
+    """One thing a customer looks up, where the answer is, and three ways to ask for it."""
+
+    source: str  # a file in company/
+    topic: str
+    evidence: str  # verbatim span of the source (whitespace-collapsed) that answers it
+    # By position: the first two are dev, the third is held out for test. The styles (a
+    # plain question, a keyword search, casual or indirect wording) rotate through the
+    # positions from one fact to the next, so dev and test are about equally hard.
+    asks: tuple[str, str, str]
+
+
+def kb_query(source: str, topic: str, evidence: str, *asks: str) -> KbQuery:
+    if len(asks) != 3:
+        raise ValueError(f"need 3 phrasings, one held out: {asks!r}")
+    return KbQuery(source, topic, evidence, (asks[0], asks[1], asks[2]))
+
+
+def product_kb_queries() -> tuple[KbQuery, ...]:
+    """Questions about one product, answered by its section of products.md."""
+    thermostat = PRODUCT_BY_NAME["Aura Thermostat"]
+    room_sensor = PRODUCT_BY_NAME["Aura Room Sensor"]
+    lock = PRODUCT_BY_NAME["Keystone Smart Lock"]
+    return (
+        kb_query(
+            "products.md",
+            "product_specs",
+            "keeps it running for up to 4 hours",
+            "does the hub mini still work when the power goes out",
+            "hub backup battery how long",
+            "blackout - will my hub stay on?",
+        ),
+        kb_query(
+            "products.md",
+            "product_price",
+            f"Price: {thermostat.price}",
+            "thermostat cost",
+            "what would the smart thermostat set me back",
+            "how much is the aura thermostat",
+        ),
+        kb_query(
+            "products.md",
+            "product_price",
+            room_sensor.pack,
+            "bundle deal on aura sensors for two bedrooms",
+            "room sensor two pack price",
+            "is it cheaper to buy 2 room sensors together",
+        ),
+        kb_query(
+            "products.md",
+            "product_specs",
+            "requires a Brightnest Hub Mini because it uses Zigbee",
+            "does the leak sensor work without a hub",
+            "water leak detector need hub?",
+            "can I use the flood sensor on its own with just my wifi",
+        ),
+        kb_query(
+            "products.md",
+            "product_specs",
+            "microSD card up to 256 GB",
+            "max memory card size vista cam indoor",
+            "will a 512gb card work in the indoor cam",
+            "biggest sd card the indoor camera takes",
+        ),
+        kb_query(
+            "products.md",
+            "product_specs",
+            "rated IP65 for rain and dust",
+            "will the outside cam survive a heavy storm",
+            "is the outdoor camera waterproof",
+            "vista cam outdoor weather resistance rating",
+        ),
+        kb_query(
+            "products.md",
+            "product_price",
+            "the plug-in Porchlight Chime costs $29",
+            "how much is the indoor chime for the video doorbell",
+            "doorbell chime add-on price",
+            "do I need to buy a separate ringer for the doorbell, what does it cost",
+        ),
+        kb_query(
+            "products.md",
+            "product_price",
+            f"Price: {lock.price}",
+            "how much does the smart lock cost",
+            "whats the price on the keypad deadbolt",
+            "keystone lock price",
+        ),
+        kb_query(
+            "products.md",
+            "product_specs",
+            "800 lumens (a 60 W equivalent)",
+            "is the smart bulb as bright as a regular 60 watt one",
+            "how bright is the glow bulb",
+            "color bulb brightness lumen output",
+        ),
+        kb_query(
+            "products.md",
+            "product_specs",
+            "handles loads up to 15 A (1,800 W)",
+            "can I run a space heater on the glow plug",
+            "smart plug max wattage",
+            "what's the amp limit on the outlet plug",
+        ),
+        kb_query(
+            "products.md",
+            "product_specs",
+            "plays for up to 12 hours",
+            "how long will the portable speaker last unplugged",
+            "can the speaker go all day at the beach without charging",
+            "tempo speaker battery life",
+        ),
+    )
+
+
+KB_QUERIES: tuple[KbQuery, ...] = (
+    # --- policies.md ---
+    kb_query(
+        "policies.md",
+        "returns",
+        "Gift cards and items marked Final Sale cannot be returned",
+        "is there anything you won't take back?",
+        "which items are non-returnable",
+        "can i get my money back for an unused gift card",
+    ),
+    kb_query(
+        "policies.md",
+        "returns",
+        "drop the package at any UPS location",
+        "where do I drop off a return package",
+        "do i have to bring my return to the post office",
+        "return parcel drop-off options",
+    ),
+    kb_query(
+        "policies.md",
+        "returns",
+        "including a swap for a different model or color",
+        "I got the indoor cam but want the outdoor one instead, can I trade it in",
+        "switch my purchase to a different variant",
+        "exchange for another colour?",
+    ),
+    kb_query(
+        "policies.md",
+        "refunds",
+        "Original shipping charges are refunded only if the item was defective",
+        "will you pay back what I paid for postage",
+        "do i get my delivery fee back when I return something",
+        "is the shipping cost refunded on returns",
+    ),
+    kb_query(
+        "policies.md",
+        "refunds",
+        "pending authorization on your card is released within 3 business days",
+        "cancelled my order but there's still a charge on my credit card",
+        "pending charge after cancelation",
+        "when does the hold on my card go away after I cancelled",
+    ),
+    kb_query(
+        "policies.md",
+        "warranty",
+        "does not cover accidental damage (drops, cracked screens)",
+        "warranty exclusions",
+        "i knocked my thermostat off the wall, will warranty fix it?",
+        "is a broken screen from a fall covered under warranty",
+    ),
+    kb_query(
+        "policies.md",
+        "warranty",
+        "on the label on the back or bottom of the device",
+        "where's the SN printed? need it for a claim",
+        "where do i find the serial number",
+        "serial # location on device",
+    ),
+    kb_query(
+        "policies.md",
+        "warranty",
+        "stays with the device if you give it away",
+        "if I sell my camera does CarePlus go with it",
+        "is careplus transferable to a new owner",
+        "gifting my lock to my brother, does the extended coverage transfer",
+    ),
+    kb_query(
+        "policies.md",
+        "shipping",
+        "cannot go to PO boxes",
+        "next day shipping to po box?",
+        "I only have a P.O. box, can I get it delivered tomorrow",
+        "can overnight delivery go to a post office box",
+    ),
+    kb_query(
+        "policies.md",
+        "shipping",
+        "our warehouse in Reno, Nevada",
+        "location of your distribution center",
+        "where do you ship from",
+        "which state are orders sent from",
+    ),
+    kb_query(
+        "policies.md",
+        "cancellation",
+        "contact support and we will try to stop the order",
+        "it's been 2 hours since I ordered, can I still cancel",
+        "too late to cancel order after an hour?",
+        "missed the cancel window what now",
+    ),
+    kb_query(
+        "policies.md",
+        "rewards",
+        "earned on the order subtotal before tax, not on shipping",
+        "are rewards points calculated on the total including tax",
+        "does delivery cost count toward my points",
+        "do i earn points on shipping and tax",
+    ),
+    kb_query(
+        "policies.md",
+        "rewards",
+        "lasts for the rest of that calendar year and the following one",
+        "when does my gold membership run out",
+        "how long do I keep gold status",
+        "gold tier expiration",
+    ),
+    kb_query(
+        "policies.md",
+        "protect",
+        "the plan stays active until the end of the billing month",
+        "if I cancel Protect do i lose video history right away",
+        "what happens after cancelling my camera subscription",
+        "cancel protect mid month, does it keep working?",
+    ),
+    kb_query(
+        "policies.md",
+        "protect",
+        "no memory card slot, so saved clips need Protect",
+        "doorbell save recordings without a subscription?",
+        "local storage on vista cam outdoor",
+        "can the outdoor camera record to an sd card",
+    ),
+    kb_query(
+        "policies.md",
+        "support_contact",
+        "Closed on Sundays and US federal holidays",
+        "can I call your support line on the weekend",
+        "are you open sunday",
+        "customer service hours on holidays?",
+    ),
+    # --- faq.md ---
+    kb_query(
+        "faq.md",
+        "account",
+        f"go to {SITE}/reset",
+        "forgot my pasword cant log in",
+        "how do i get into my account if i don't remember the password",
+        "recover account password",
+    ),
+    kb_query(
+        "faq.md",
+        "account",
+        "Check your spam or junk folder",
+        "password reset mail not arriving",
+        "waiting ages for the reset message, nothing in my inbox",
+        "never got the email to reset my password",
+    ),
+    kb_query(
+        "faq.md",
+        "account",
+        "an account is locked for 15 minutes",
+        "it won't let me sign in after several attempts, when can I try again",
+        "too many wrong password tries now im locked out",
+        "how long does an account lockout last",
+    ),
+    kb_query(
+        "faq.md",
+        "account",
+        "Turn on two-step verification under Account > Security",
+        "how do I set up 2FA",
+        "enable two factor authentication",
+        "add a login code for extra security",
+    ),
+    kb_query(
+        "faq.md",
+        "account",
+        "invite up to 10 household members",
+        "share device access with family",
+        "how many people in my house can have their own login",
+        "can my wife also use the app to control the lights",
+    ),
+    kb_query(
+        "faq.md",
+        "order_tracking",
+        "You find yours in the order confirmation email",
+        "what's my order id and where do I look it up",
+        "where can i find my order number",
+        "lost my BN number, where is it",
+    ),
+    kb_query(
+        "faq.md",
+        "support_contact",
+        "We reply within 1 business day",
+        "how fast do you answer emails",
+        "email support response time",
+        "if I write to support when will someone get back to me",
+    ),
+    # --- products.md ---
+    *product_kb_queries(),
+    # --- troubleshooting.md ---
+    kb_query(
+        "troubleshooting.md",
+        "troubleshooting",
+        "means the Hub Mini has no internet connection",
+        "what does the yellowish glowing ring on my hub mean",
+        "hub ring flashing amber but the internet works on my laptop",
+        "hub mini light blinking orange",
+    ),
+    kb_query(
+        "troubleshooting.md",
+        "troubleshooting",
+        "E1 means the wiring doesn't match what the thermostat expects",
+        "new thermostat says E1, what did I wire wrong",
+        "thermostat showing E1",
+        "aura error code e1 after install",
+    ),
+    kb_query(
+        "troubleshooting.md",
+        "troubleshooting",
+        "don't point the camera through a window",
+        "indoor cam night video looks foggy",
+        "night vision all white when the camera looks out the glass",
+        "vista cam hazy picture in the dark",
+    ),
+    kb_query(
+        "troubleshooting.md",
+        "troubleshooting",
+        "turn on Power Saver in the app",
+        "vista outdoor draining fast",
+        "how do I make the outside cam battery last longer",
+        "outdoor camera battery dies in two weeks",
+    ),
+    kb_query(
+        "troubleshooting.md",
+        "troubleshooting",
+        "turn off battery optimization for the Brightnest app",
+        "by the time my phone buzzes the delivery guy is already gone",
+        "doorbell alerts come in late",
+        "porchlight notification delay",
+    ),
+    kb_query(
+        "troubleshooting.md",
+        "troubleshooting",
+        "run Door Calibration in the app",
+        "smart lock bolt gets stuck halfway",
+        "keystone lock makes a crunching sound and stops before it's locked",
+        "deadbolt won't fully extend",
+    ),
+    kb_query(
+        "troubleshooting.md",
+        "troubleshooting",
+        "Flickering usually means the bulb is on a wall dimmer",
+        "my color bulb keeps blinking and humming",
+        "why does the smart light strobe when I turn the dimmer down",
+        "glow bulb flickering",
+    ),
+    kb_query(
+        "troubleshooting.md",
+        "troubleshooting",
+        "Hold the Bluetooth button for 3 seconds",
+        "how do I connect the speaker to my laptop wirelessly",
+        "tempo speaker isn't visible when I search for bluetooth devices",
+        "cant pair speaker with bluetooth",
+    ),
+    kb_query(
+        "troubleshooting.md",
+        "factory_reset",
+        "press and hold the pinhole reset button on the bottom",
+        "factory reset hub mini",
+        "how do I wipe my hub and start over",
+        "restore the hub to default settings",
+    ),
+    kb_query(
+        "troubleshooting.md",
+        "factory_reset",
+        "hold the Program button for 10 seconds",
+        "reset smart lock for a new owner",
+        "wipe all codes from the door lock and start fresh",
+        "how to reset keystone lock to factory",
+    ),
+    kb_query(
+        "troubleshooting.md",
+        "factory_reset",
+        "hold the side button for 6 seconds",
+        "set the plug back to its defaults",
+        "glow plug factory reset",
+        "how do i reset my smart plug",
+    ),
+)
+
+
+def collapse(text: str) -> str:
+    return " ".join(text.split())
+
+
+def make_kb_queries(docs: dict[str, str]) -> dict[str, list[dict]]:
+    """Dev and test queries; each fact is asked in both, in different words.
+
+    Args:
+        docs: each company document's file name and its text as written.
+    """
+    collapsed = {name: collapse(text) for name, text in docs.items()}
+    splits: dict[str, list[dict]] = {split: [] for split in KB_SPLITS}
+    for item in KB_QUERIES:
+        if collapse(item.evidence) not in collapsed[item.source]:
+            raise ValueError(f"{item.evidence!r} is not in {item.source}")
+        for i, query in enumerate(item.asks):
+            split = "test" if heldout_index(i) else "dev"
+            splits[split].append(
+                {
+                    "query": query,
+                    "source": item.source,
+                    "evidence": item.evidence,
+                    "topic": item.topic,
+                }
+            )
+    queries = [record["query"] for records in splits.values() for record in records]
+    if len(set(queries)) != len(queries):
+        raise ValueError("a query is asked twice")
+    rng = random.Random(SEED + 4)
+    for records in splits.values():
+        rng.shuffle(records)
+    return splits
+
+
+# ---------------------------------------------------------------------------------------
 # README and writing
 # ---------------------------------------------------------------------------------------
 
@@ -4453,6 +4892,23 @@ def readme_md(counts: dict[str, dict[str, int]]) -> str:
         f"| {d} | {base} | {low:,} to {high:,} |" for d, (base, (low, high)) in DEVICE_TYPES.items()
     )
     radios = ", ".join(f"{r} {ma}" for r, ma in RADIO_MA.items())
+    kb_table = " / ".join(f"{split} {counts['kb_queries'][split]}" for split in KB_SPLITS)
+    kb_sources = "; ".join(
+        f"`{doc}` "
+        + " + ".join(
+            str(
+                sum(
+                    ("test" if heldout_index(i) else "dev") == split
+                    for q in KB_QUERIES
+                    if q.source == doc
+                    for i in range(len(q.asks))
+                )
+            )
+            for split in KB_SPLITS
+        )
+        for doc in ("policies.md", "products.md", "faq.md", "troubleshooting.md")
+    )
+    kb_topics = ", ".join(dict.fromkeys(q.topic for q in KB_QUERIES))
     return f"""# Bundled datasets
 
 Small datasets that ship inside lmforge, so the training examples, `lmforge quickstart`,
@@ -4478,6 +4934,34 @@ adjustments, payment, Brightnest Rewards, Brightnest Protect, support contacts),
 `faq.md` and `troubleshooting.md` (symptoms, fixes and factory resets per product). They
 are the knowledge base a retrieval-augmented assistant indexes, and every fact the dialogs
 and test questions use appears in them.
+
+## kb_queries/ (retrieval evaluation)
+
+{kb_table} labeled search queries for the documents in `company/`, each
+`{{"query": str, "source": "policies.md"|"products.md"|"faq.md"|"troubleshooting.md",
+"evidence": str, "topic": str}}`. They ask the way customers type: questions, keyword
+searches, casual wording and a few typos, paraphrasing the documents rather than quoting
+them.
+
+By source (dev + test): {kb_sources}. Topics: {kb_topics}.
+
+`evidence` is a short verbatim span of `source` that answers the query, and it is the
+relevance judgment: after the four documents are chunked, a retrieved chunk is relevant
+when its source file name equals `source` and its text, with every run of whitespace
+collapsed to one space, contains `evidence` (collapsed the same way; the Markdown wraps
+lines). Score recall@k and MRR by the rank of the first relevant chunk. Each span lies
+within one sentence, so chunks that break on sentences or paragraphs keep it whole, and it
+occurs once in its document or only within one `##` section (a product's section repeats
+some facts). Outside the topics factory_reset and support_contact, no other document
+contains the span. Those two are answered elsewhere too: `products.md` repeats every reset
+procedure word for word, and `policies.md`, `faq.md` and `troubleshooting.md` all list the
+support contacts, so a lenient score also counts a chunk of another document that contains
+`evidence`, compared case-insensitively. The base prices asked about are also in the
+overview table at the top of `products.md`, which the label does not count.
+
+Every fact is asked three ways: the first two phrasings are used only in `dev`, the third
+only in `test`, so `test` asks about the same facts in wording `dev` never contains. Tune
+a retriever (chunk size, hybrid weights, a fine-tuned embedder) on `dev` and report `test`.
 
 ## customer_service/ (chat, `messages` format)
 
@@ -4570,6 +5054,13 @@ def build(out: Path) -> dict[str, dict[str, int]]:
         "property": make_property({"train": 240, "validation": 30, "test": 30}),
     }
     datasets["customer_service"]["test_questions"] = make_test_questions()
+    docs = {
+        "policies.md": policies_md(),
+        "products.md": products_md(),
+        "faq.md": faq_md(),
+        "troubleshooting.md": troubleshooting_md(),
+    }
+    datasets["kb_queries"] = make_kb_queries({name: reflow(text) for name, text in docs.items()})
     counts: dict[str, dict[str, int]] = {}
     for name, splits in datasets.items():
         folder = out / name
@@ -4580,10 +5071,8 @@ def build(out: Path) -> dict[str, dict[str, int]]:
             counts[name][split] = len(records)
     company = out / "company"
     company.mkdir(parents=True, exist_ok=True)
-    write_text(company / "policies.md", policies_md())
-    write_text(company / "products.md", products_md())
-    write_text(company / "faq.md", faq_md())
-    write_text(company / "troubleshooting.md", troubleshooting_md())
+    for name, text in docs.items():
+        write_text(company / name, text)
     write_text(out / "README.md", readme_md(counts))
     return counts
 

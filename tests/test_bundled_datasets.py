@@ -32,7 +32,16 @@ MINIMUM_RECORDS = {
     ("property", "train"): 200,
     ("property", "validation"): 25,
     ("property", "test"): 25,
+    ("kb_queries", "dev"): 80,
+    ("kb_queries", "test"): 40,
 }
+KB_SPLITS = ("dev", "test")
+KB_SOURCES = {"policies.md", "products.md", "faq.md", "troubleshooting.md"}
+# Topics whose answer another document states too: products.md repeats every reset
+# procedure, and policies, FAQ and troubleshooting all give the support contacts.
+KB_SHARED_TOPICS = {"factory_reset", "support_contact"}
+HEADING = re.compile(r"^#{1,6} .*$", re.M)
+SENTENCE_END = re.compile(r"[.!?][\"')\]]*\s")
 SENTIMENT_LABELS = {"positive", "neutral", "negative"}
 MONEY = re.compile(r"\$\d+(?:,\d{3})*(?:\.\d\d)?")
 
@@ -52,6 +61,14 @@ def company_text() -> str:
     return " ".join(" ".join(text.split()) for text in texts)
 
 
+def collapse(text: str) -> str:
+    return " ".join(text.split())
+
+
+def company_docs() -> dict[str, str]:
+    return {p.name: p.read_text(encoding="utf-8") for p in company_docs_dir().glob("*.md")}
+
+
 def assistant_text(split: str) -> str:
     return " ".join(
         m["content"]
@@ -66,6 +83,7 @@ def test_list_bundled_names_every_dataset_and_split() -> None:
         "customer_service": ["train", "validation", "test", "test_questions"],
         "domain_text": ["train", "validation", "test"],
         "guard": ["train", "test"],
+        "kb_queries": ["dev", "test"],
         "property": ["train", "validation", "test"],
         "sentiment": ["train", "validation", "test"],
     }
@@ -191,6 +209,75 @@ def test_splits_share_no_record(name: str) -> None:
     assert not set(keys["train"]) & set(keys["validation"])
     assert not set(keys["train"]) & set(keys["test"])
     assert not set(keys["validation"]) & set(keys["test"])
+
+
+def test_kb_query_counts_are_the_documented_sizes() -> None:
+    readme = (DATASETS_DIR / "README.md").read_text(encoding="utf-8")
+    dev, test = (len(read("kb_queries", split)) for split in KB_SPLITS)
+
+    assert 80 <= dev <= 100
+    assert 40 <= test <= 50
+    assert f"dev {dev} / test {test} labeled search queries" in collapse(readme)
+
+
+@pytest.mark.parametrize("split", KB_SPLITS)
+def test_kb_queries_are_well_formed_and_cover_every_document(split: str) -> None:
+    records = read("kb_queries", split)
+    queries = [record["query"] for record in records]
+
+    for record in records:
+        assert set(record) == {"query", "source", "evidence", "topic"}
+        assert all(isinstance(value, str) and value.strip() for value in record.values())
+        assert record["source"] in KB_SOURCES
+        assert 2 <= len(record["evidence"].split()) <= 12, record["evidence"]
+        assert collapse(record["evidence"]).lower() not in record["query"].lower()
+    assert len(set(queries)) == len(queries)
+    assert {record["source"] for record in records} == KB_SOURCES
+    assert len({record["topic"] for record in records}) >= 10
+
+
+@pytest.mark.parametrize("split", KB_SPLITS)
+def test_kb_evidence_is_one_passage_of_its_source_document(split: str) -> None:
+    docs = company_docs()
+    for record in read("kb_queries", split):
+        doc, evidence = docs[record["source"]], record["evidence"]
+        pattern = r"\s+".join(re.escape(word) for word in evidence.split())
+        matches = list(re.finditer(pattern, doc))
+        sections = {
+            ([h.group() for h in HEADING.finditer(doc, 0, m.start())] or [""])[-1] for m in matches
+        }
+
+        assert collapse(evidence) in collapse(doc), f"{evidence!r} is not in {record['source']}"
+        assert len(sections) == 1, f"{evidence!r} is in several sections: {sections}"
+        for match in matches:
+            assert not SENTENCE_END.search(match.group()), f"{evidence!r} spans two sentences"
+            assert "\n\n" not in match.group() and "#" not in match.group()
+
+
+@pytest.mark.parametrize("split", KB_SPLITS)
+def test_kb_evidence_is_in_no_other_document_outside_the_shared_topics(split: str) -> None:
+    docs = {name: collapse(text).lower() for name, text in company_docs().items()}
+    shared = 0
+    for record in read("kb_queries", split):
+        evidence = collapse(record["evidence"]).lower()
+        others = [name for name in docs if name != record["source"] and evidence in docs[name]]
+        if record["topic"] in KB_SHARED_TOPICS:
+            shared += 1
+        else:
+            assert not others, f"{record['evidence']!r} is also in {others}"
+    assert shared <= 0.2 * len(read("kb_queries", split))
+
+
+def test_kb_test_queries_ask_the_dev_facts_in_unseen_wording() -> None:
+    def words(query: str) -> str:
+        return " ".join(re.findall(r"[a-z0-9]+", query.lower()))
+
+    dev, test = (read("kb_queries", split) for split in KB_SPLITS)
+
+    assert not {words(r["query"]) for r in dev} & {words(r["query"]) for r in test}
+    assert {(r["source"], r["evidence"]) for r in test} == {
+        (r["source"], r["evidence"]) for r in dev
+    }
 
 
 def test_dataset_path_resolves_every_bundled_split() -> None:

@@ -11,6 +11,7 @@ from lmforge.cli import compress as compress_cli
 from lmforge.cli import config as config_cli
 from lmforge.cli import generate as generate_cli
 from lmforge.cli import guard as guard_cli
+from lmforge.cli import kb as kb_cli
 from lmforge.cli import keys as keys_cli
 from lmforge.cli import models as models_cli
 from lmforge.cli import quickstart as quickstart_cli
@@ -36,7 +37,6 @@ class _LmforgeGroup(TyperGroup):
 app = typer.Typer(
     cls=_LmforgeGroup,
     name="lmforge",
-    help="Adapt, track, compress, explain and serve open Transformer models.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -47,6 +47,8 @@ app.add_typer(config_cli.app, name="config")
 app.add_typer(runs_cli.app, name="runs")
 app.add_typer(keys_cli.app, name="keys")
 app.add_typer(guard_cli.app, name="guard")
+app.add_typer(kb_cli.app, name="kb")
+app.command("embed")(kb_cli.embed)
 app.command("train")(train_cli.train)
 app.command("merge")(train_cli.merge)
 app.command("generate")(generate_cli.generate)

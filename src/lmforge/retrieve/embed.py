@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,28 +44,39 @@ class SentenceEmbedder:
     def dimension(self) -> int:
         return int(self.model.config.hidden_size)
 
-    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
-        """Return one float32 vector per text, shape ``(N, D)``."""
+    def encode(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 32,
+        progress: Callable[[int], Any] | None = None,
+    ) -> np.ndarray:
+        """Return one float32 vector per text, shape ``(N, D)``, in the order given.
+
+        Texts are batched by length (longest first), so a batch pads little; ``progress``
+        is called with the number of texts each batch finished.
+        """
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            vectors[rows] = self._encode_batch([texts[i] for i in rows])
+            if progress is not None:
+                progress(len(rows))
+        return vectors
+
+    def _encode_batch(self, texts: list[str]) -> np.ndarray:
         if self.onnx is not None:
-            return self.onnx.embed(texts, batch_size)
+            return self.onnx.embed(texts, len(texts))
         import torch
 
-        vectors = []
         with torch.inference_mode():
-            for start in range(0, len(texts), batch_size):
-                batch = self.tokenizer(
-                    list(texts[start : start + batch_size]),
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_length,
-                    return_tensors="pt",
-                )
-                hidden = self.model(**batch).last_hidden_state  # (B, T, D)
-                pooled = pool(hidden, batch["attention_mask"], self.pooling, self.normalize)
-                vectors.append(pooled.float().numpy())  # (B, D)
-        if not vectors:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        return np.concatenate(vectors)
+            batch = self.tokenizer(
+                texts, padding=True, truncation=True, max_length=self.max_length,
+                return_tensors="pt",
+            )  # fmt: skip
+            hidden = self.model(**batch).last_hidden_state  # (B, T, D)
+            pooled = pool(hidden, batch["attention_mask"], self.pooling, self.normalize)
+            return pooled.float().numpy()  # (B, D)
 
 
 def cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
