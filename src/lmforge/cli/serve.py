@@ -51,6 +51,37 @@ def serve(
         str | None,
         typer.Option(help="Content filtering: 'default' or a policy YAML (docs/serving.md)."),
     ] = None,
+    kb: Annotated[
+        str | None,
+        typer.Option(
+            help="Ground chat answers in this knowledge base (lmforge kb build): passages "
+            "for each user turn go into the prompt, citations come back in the response."
+        ),
+    ] = None,
+    kb_top_k: Annotated[int, typer.Option(min=1, help="Passages per user turn.")] = 3,
+    kb_hybrid: Annotated[
+        bool, typer.Option(help="Retrieve with vectors + BM25 keywords (RRF).")
+    ] = False,
+    classifier: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A text classifier to serve on /v1/classify and /v1/explain, as REF or "
+            "NAME=REF (repeatable)."
+        ),
+    ] = None,
+    sentiment: Annotated[
+        str | None,
+        typer.Option(
+            help="Score every user turn with this classifier (a --classifier NAME or a REF) "
+            "and flag conversations to escalate."
+        ),
+    ] = None,
+    escalate_after: Annotated[
+        int, typer.Option(min=1, help="Escalate after this many negative user turns in a row.")
+    ] = 2,
+    negative_labels: Annotated[
+        str, typer.Option(help="The sentiment labels that count as negative, comma-separated.")
+    ] = "negative",
     quantize: Annotated[
         str, typer.Option(help="none, or int8: dynamic INT8 linear layers (faster on CPU).")
     ] = "none",
@@ -84,18 +115,20 @@ def serve(
     from lmforge.serve.app import ServerOptions, create_app
     from lmforge.serve.handler import OpenAIHandler
     from lmforge.serve.server import build_handler, pick_backend, resolve_served
+    from lmforge.serve.understand import UnderstandingSpec
 
     name = served_name or ref
-    adapters = {}
-    for spec in adapter or []:
-        adapter_name, sep, adapter_ref = spec.partition("=")
-        if not sep or not adapter_name or not adapter_ref:
-            raise LmforgeError(
-                f"--adapter {spec!r}: expected NAME=REF, e.g. support=runs/abc/model"
-            )
-        if adapter_name in adapters:
-            raise LmforgeError(f"--adapter: the name {adapter_name!r} is given twice")
-        adapters[adapter_name] = adapter_ref
+    adapters = _named_refs("--adapter", adapter or [], required=True)
+    understanding = UnderstandingSpec(
+        kb=kb, kb_top_k=kb_top_k, kb_hybrid=kb_hybrid,
+        classifiers=_named_refs("--classifier", classifier or [], required=False),
+        sentiment=sentiment, escalate_after=escalate_after,
+        negative_labels=tuple(label.strip() for label in negative_labels.split(",") if label),
+    )  # fmt: skip
+    if kb is not None:
+        from lmforge.retrieve.kb import KnowledgeBase
+
+        KnowledgeBase.open(kb)  # a missing knowledge base fails before listening
 
     # bad references and options fail here, before listening
     base, _ = resolve_served(ref, name, adapters)
@@ -112,7 +145,7 @@ def serve(
             ref, name, adapters=adapters, embed=embed, guard=guard, quantize=quantize,
             backend=backend,
             max_batch=max_batch, max_queue=max_queue, max_model_len=max_model_len,
-            max_tokens_limit=max_tokens_limit,
+            max_tokens_limit=max_tokens_limit, understanding=understanding,
         )  # fmt: skip
 
     err_console.print(
@@ -129,3 +162,19 @@ def serve(
         access_log=access_log, log_prompts=log_prompts,
     )  # fmt: skip
     uvicorn.run(create_app(load, options), host=host, port=port, log_level="warning")
+
+
+def _named_refs(option: str, specs: list[str], *, required: bool) -> dict[str, str]:
+    """``NAME=REF`` options as a dict; a bare ``REF`` (when ``required`` is false) is
+    served under its own reference."""
+    named: dict[str, str] = {}
+    for spec in specs:
+        name, sep, ref = spec.partition("=")
+        if not sep and not required:
+            name, ref = spec, spec
+        elif not sep or not name or not ref:
+            raise LmforgeError(f"{option} {spec!r}: expected NAME=REF, e.g. support=runs/abc/model")
+        if name in named:
+            raise LmforgeError(f"{option}: the name {name!r} is given twice")
+        named[name] = ref
+    return named

@@ -27,8 +27,11 @@ from lmforge.serve.handler import OpenAIHandler
 from lmforge.serve.metrics import ServerMetrics
 from lmforge.serve.protocol import (
     ChatCompletionRequest,
+    ClassifyRequest,
     CompletionRequest,
     EmbeddingRequest,
+    ExplainRequest,
+    KbSearchRequest,
     ModerationRequest,
     SessionCreateRequest,
 )
@@ -222,6 +225,18 @@ def create_app(
     @app.post("/v1/moderations")
     async def moderations(body: ModerationRequest, owner: str | None = authorized) -> Any:
         return await state.require().moderations(body)
+
+    @app.post("/v1/classify")
+    async def classify(body: ClassifyRequest, owner: str | None = authorized) -> Any:
+        return await state.require().classify(body)
+
+    @app.post("/v1/explain")
+    async def explain(body: ExplainRequest, owner: str | None = authorized) -> Any:
+        return await state.require().explain(body)
+
+    @app.post("/v1/kb/{name}/search")
+    async def kb_search(name: str, body: KbSearchRequest, owner: str | None = authorized) -> Any:
+        return await state.require().kb_search(name, body)
 
     @app.post("/v1/sessions")
     async def create_session(

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lmforge.data.chat import render_chat
 from lmforge.errors import LmforgeError
@@ -34,11 +34,18 @@ from lmforge.serve.errors import ApiError
 from lmforge.serve.guarded import GuardedEvents
 from lmforge.serve.protocol import (
     ChatCompletionRequest,
+    ClassifyRequest,
     CompletionRequest,
     EmbeddingRequest,
+    ExplainRequest,
+    KbSearchRequest,
     ModerationRequest,
 )
 from lmforge.serve.store import ServeStore, Session
+from lmforge.serve.understand import Grounding, Understanding
+
+if TYPE_CHECKING:
+    from lmforge.retrieve.kb import Hit
 
 DONE = "data: [DONE]\n\n"
 SESSION_ANSWER_RESERVE = 512  # tokens kept free for the answer when max_tokens is not given
@@ -76,6 +83,8 @@ class OpenAIHandler:
         store: where sessions live; None serves no sessions.
         embedder: an encoder for ``/v1/embeddings``, served as ``embed_name``.
         guard: content filtering of inputs and outputs (``--guard``).
+        understanding: a knowledge base that grounds chat answers, classifiers for
+            ``/v1/classify`` and ``/v1/explain``, a sentiment model for conversations.
     """
 
     def __init__(
@@ -89,8 +98,11 @@ class OpenAIHandler:
         embedder: SentenceEmbedder | None = None,
         embed_name: str | None = None,
         guard: Guard | None = None,
+        understanding: Understanding | None = None,
     ) -> None:
         self.engine = engine
+        self.understanding = understanding or Understanding()
+        self._kbs: dict[str, Any] = {}  # knowledge bases opened for /v1/kb/{name}/search
         self.tokenizer: Any = engine.tokenizer if engine is not None else None
         self.embedder = embedder
         self.guard = guard  # blocks and redacts per its policy; None: no filtering
@@ -114,18 +126,19 @@ class OpenAIHandler:
         if self.embedder is not None:
             data.append({"id": self.embed_name, **card, "root": self.embed_name, "parent": None,
                          "dimensions": self.embedder.dimension})  # fmt: skip
+        for name, classifier in self.understanding.classifiers.items():
+            data.append({"id": name, **card, "root": classifier.model_ref, "parent": None,
+                         "labels": classifier.labels})  # fmt: skip
         return {"object": "list", "data": data}
 
     def _llm(self) -> GenerationBackend:
         """The generation engine, or a 404 on a server that only embeds."""
         if self.engine is None:
-            raise ApiError(
-                404,
-                f"this server serves only the embedding model '{self.embed_name}'; use "
-                "POST /v1/embeddings",
-                param="model",
-                code="model_not_found",
-            )
+            served = f"the classifier '{self.model_name}' (POST /v1/classify, /v1/explain)"
+            if self.embedder is not None:
+                served = f"the embedding model '{self.embed_name}' (POST /v1/embeddings)"
+            raise ApiError(404, f"this server serves only {served}", param="model",
+                           code="model_not_found")  # fmt: skip
         return self.engine
 
     def _adapter_for(self, name: str) -> str | None:
@@ -171,9 +184,12 @@ class OpenAIHandler:
         if body.session_id is not None:
             session = self._session(body.session_id, owner)
             history = session.messages + history
-            prompt = self._fit_session(session.system, history, body.requested_max_tokens())
+        hits, extra, trend = await self._understand(new_messages, session)
+        if session is not None:
+            system = Grounding.system_prompt(session.system, hits) if hits else session.system
+            prompt = self._fit_session(system, history, body.requested_max_tokens())
         else:
-            prompt = self._render(history)
+            prompt = self._render(Grounding.with_passages(history, hits) if hits else history)
         max_tokens = self._max_tokens(body.requested_max_tokens(), len(prompt), "messages")
         params = body.params(
             max_tokens, logprobs=body.logprobs, top_logprobs=top, json_object=json_object
@@ -185,17 +201,27 @@ class OpenAIHandler:
             """Store the turn (the first choice's answer) once it is complete."""
             if session is not None and choices[0].finish_reason in {"stop", "length"}:
                 session.messages = [*history, {"role": "assistant", "content": choices[0].text}]
+                if trend is not None:
+                    escalate, rule = extra["escalate"], extra["escalate_rule"]
+                    session.metadata["sentiment"] = {"turns": trend, "escalate": escalate,
+                                                     "rule": rule}  # fmt: skip
                 assert self.store is not None
                 self.store.save_messages(session)
 
+        grounding = self.understanding.grounding
         if body.stream:
+            if grounding is not None:
+                extra["citations"] = grounding.citations(hits)
             stream = self._chat_stream(
-                response_id, body.model, events, body.n, body.include_usage(), remember
+                response_id, body.model, events, body.n, body.include_usage(), remember, extra
             )
             return _closing(stream, events)
         choices = await _collect(events, body.n)
         remember(choices)
-        extra = {"session_id": session.id} if session is not None else {}
+        if grounding is not None:
+            extra["citations"] = grounding.citations(hits, choices[0].text)
+        if session is not None:
+            extra["session_id"] = session.id
         return {
             **extra,
             "id": response_id,
@@ -222,18 +248,22 @@ class OpenAIHandler:
         count: int,
         include_usage: bool,
         on_complete: Callable[[list[_Choice]], None],
+        extra: dict[str, Any],
     ) -> AsyncIterator[str]:
+        """The chunks of a streamed chat answer; the first carries the ``extra`` fields
+        (citations, sentiment), which are known before the answer starts."""
         prompt_tokens = len(events.requests[0].prompt_ids)
         created = int(time.time())
         choices = [_Choice(i) for i in range(count)]
 
-        def chunk(choice_list: list[dict[str, Any]], usage: Any = None) -> str:
+        def chunk(choice_list: list[dict[str, Any]], usage: Any = None, **fields: Any) -> str:
             return _chunk(response_id, "chat.completion.chunk", created, model, choice_list,
-                          include_usage, usage)  # fmt: skip
+                          include_usage, usage, **fields)  # fmt: skip
 
         for index in range(count):
             yield chunk([{"index": index, "delta": {"role": "assistant", "content": ""},
-                          "logprobs": None, "finish_reason": None}])  # fmt: skip
+                          "logprobs": None, "finish_reason": None}],
+                        **(extra if index == 0 else {}))  # fmt: skip
         async for index, event in events:
             choices[index].add(event)
             if event.text or event.logprobs or event.finish_reason:
@@ -245,6 +275,28 @@ class OpenAIHandler:
         if include_usage:
             yield chunk([], usage=_usage(choices, prompt_tokens, count))
         yield DONE
+
+    async def _understand(
+        self, new_messages: list[dict[str, str]], session: Session | None
+    ) -> tuple[list[Hit], dict[str, Any], list[dict[str, Any]] | None]:
+        """Passages for the newest user turn (with ``--kb``) and the sentiment of the new
+        user turns (with ``--sentiment``).
+
+        Returns:
+            The passages; the response's extension fields (``sentiment`` of the newest
+            turn, ``escalate``); the conversation's sentiment trend to store, or None.
+        """
+        users = [m["content"] for m in new_messages if m["role"] == "user" and m["content"]]
+        grounding, monitor = self.understanding.grounding, self.understanding.sentiment
+        hits = await self._compute(grounding.retrieve, users[-1]) if grounding and users else []
+        if monitor is None or not users:
+            return hits, {}, None
+        scored = await self._compute(monitor.score, users)
+        earlier = session.metadata.get("sentiment", {}).get("turns", []) if session else []
+        trend = [*earlier, *scored]
+        fields = {"sentiment": scored[-1], "escalate": monitor.escalate(trend),
+                  "escalate_rule": monitor.rule}  # fmt: skip
+        return hits, fields, trend
 
     # --- guardrails -----------------------------------------------------------------
 
@@ -329,6 +381,72 @@ class OpenAIHandler:
             "model": body.model,
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }
+
+    # --- classification, explanations, knowledge bases (lmforge extensions) ----------
+
+    async def classify(self, body: ClassifyRequest) -> dict[str, Any]:
+        """Each input's label probabilities, most likely first."""
+        classifier = self._classifier(body.model)
+        texts = [body.input] if isinstance(body.input, str) else list(body.input)
+        if not texts or any(not text.strip() for text in texts):
+            raise ApiError(400, "input must be non-empty text", param="input")
+        rows = await self._compute(classifier.classify, texts)
+        return {
+            "object": "list",
+            "model": body.model,
+            "data": [
+                {"object": "classification", "index": i, "label": next(iter(probabilities)),
+                 "probabilities": probabilities}
+                for i, probabilities in enumerate(rows)
+            ],
+        }  # fmt: skip
+
+    async def explain(self, body: ExplainRequest) -> dict[str, Any]:
+        """What ``lmforge explain`` prints as JSON: word weights and faithfulness."""
+        from lmforge.explain import explain_text
+
+        classifier = self._classifier(body.model)
+        if not body.input.strip():
+            raise ApiError(400, "input must be non-empty text", param="input")
+        try:
+            explanation = await self._compute(
+                lambda: explain_text(classifier, body.input, body.method, label=body.label,
+                                     num_samples=body.num_samples, steps=body.steps)
+            )  # fmt: skip
+        except LmforgeError as error:
+            raise ApiError(400, str(error), param="label" if body.label else "input") from None
+        return {"object": "explanation", "model": body.model, **explanation.to_dict()}
+
+    def _classifier(self, name: str) -> Any:
+        classifiers = self.understanding.classifiers
+        if name not in classifiers:
+            served = ", ".join(classifiers) or "none (start the server with --classifier REF)"
+            raise ApiError(404, f"no classifier '{name}' is served; served: {served}",
+                           param="model", code="model_not_found")  # fmt: skip
+        return classifiers[name]
+
+    async def kb_search(self, name: str, body: KbSearchRequest) -> dict[str, Any]:
+        """The ``k`` passages of knowledge base ``name`` nearest to the query."""
+        if not body.query.strip():
+            raise ApiError(400, "query must be non-empty text", param="query")
+        kb = await self._compute(self._knowledge_base, name)
+        hits = await self._compute(lambda: kb.search(body.query, body.k, hybrid=body.hybrid))
+        return {"object": "list", "kb": name, "embed_model": kb.embed_model,
+                "data": [hit.to_dict() for hit in hits]}  # fmt: skip
+
+    def _knowledge_base(self, name: str) -> Any:
+        """The knowledge base, opened once and reopened when ``lmforge kb add`` changed it."""
+        from lmforge.retrieve.kb import KnowledgeBase, kb_root
+
+        opened = self._kbs.get(name)
+        current = kb_root() / name / "CURRENT"
+        if opened is None or not current.is_file() or current.read_text().strip() != opened.version:
+            try:
+                opened = KnowledgeBase.open(name)
+            except LmforgeError as error:
+                raise ApiError(404, str(error), code="kb_not_found") from None
+            self._kbs[name] = opened
+        return opened
 
     # --- sessions -------------------------------------------------------------------
 
@@ -657,11 +775,12 @@ def _chunk(
     choices: list[dict[str, Any]],
     include_usage: bool,
     usage: Any,
+    **fields: Any,
 ) -> str:
     """One streamed chunk; with include_usage every chunk carries ``usage`` (null until
-    the last), as OpenAI sends it."""
+    the last), as OpenAI sends it. ``fields`` are lmforge's extensions (e.g. citations)."""
     data = {"id": response_id, "object": kind, "created": created, "model": model,
-            "choices": choices}  # fmt: skip
+            "choices": choices, **fields}  # fmt: skip
     if include_usage:
         data["usage"] = usage
     return _sse(data)

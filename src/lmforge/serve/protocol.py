@@ -126,6 +126,33 @@ class ModerationRequest(_Body):
     model: str | None = None
 
 
+class ClassifyRequest(_Body):
+    """lmforge extension: label probabilities from a served classifier."""
+
+    model: str
+    input: str | list[str]
+
+
+class ExplainRequest(_Body):
+    """lmforge extension: which words made a served classifier decide (LIME or integrated
+    gradients), with faithfulness scores."""
+
+    model: str
+    input: str
+    method: Literal["lime", "ig"] = "lime"
+    label: str | None = None
+    num_samples: int = Field(default=1000, ge=10, le=20_000)
+    steps: int = Field(default=50, ge=2, le=1000)
+
+
+class KbSearchRequest(_Body):
+    """lmforge extension: search a knowledge base."""
+
+    query: str
+    k: int = Field(default=5, ge=1, le=100)
+    hybrid: bool = False
+
+
 class SessionCreateRequest(_Body):
     system: str | None = None
     metadata: dict[str, str] = Field(default_factory=dict)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from lmforge.errors import LmforgeError
 from lmforge.guard.policy import Guard
 from lmforge.serve.engine import Engine, GenerationBackend
 from lmforge.serve.handler import OpenAIHandler
+from lmforge.serve.understand import UnderstandingSpec, load_understanding
 
 QUANTIZATIONS = ("none", "int8")
 
@@ -35,6 +37,7 @@ def build_handler(
     max_queue: int = 256,
     max_model_len: int | None = None,
     max_tokens_limit: int = 4096,
+    understanding: UnderstandingSpec | None = None,
 ) -> OpenAIHandler:
     """Load ``ref`` (plus LoRA ``adapters`` by name) into an engine behind the OpenAI handler.
 
@@ -44,6 +47,8 @@ def build_handler(
             times faster on CPUs with VNNI; LoRA matrices stay fp32.
         backend: ``torch``, ``llamacpp`` (GGUF files through llama.cpp), or ``auto``:
             llamacpp for a ``.gguf`` file, torch for everything else.
+        understanding: a knowledge base to ground chat in, classifiers to serve, a
+            sentiment model for conversations (``serve/understand.py``).
 
     Raises:
         LmforgeError: a reference does not resolve, an adapter belongs to another base,
@@ -55,12 +60,18 @@ def build_handler(
         raise LmforgeError(f"--quantize: unknown {quantize!r}; use one of {QUANTIZATIONS}")
     from lmforge.retrieve.embed import SentenceEmbedder
 
+    spec = understanding or UnderstandingSpec()
     base, resolved = resolve_served(ref, served_name, adapters or {})
     backend = pick_backend(base, backend, adapters=bool(resolved), quantize=quantize)
+    if base.model_kind in {"encoder", "classifier"} and (embed is not None or resolved):
+        raise LmforgeError(f"'{ref}' is an {base.model_kind}: it takes no --embed or --adapter")
+    if base.model_kind == "classifier":  # a classification server
+        spec = replace(spec, classifiers={served_name: ref, **spec.classifiers})
+        return OpenAIHandler(None, served_name, understanding=load_understanding(spec))
+    extras = load_understanding(spec)
     if base.model_kind == "encoder":  # an embedding server
-        if embed is not None or resolved:
-            raise LmforgeError(f"'{ref}' is an encoder: it takes no --embed or --adapter")
-        return OpenAIHandler(None, served_name, embedder=SentenceEmbedder(ref))
+        return OpenAIHandler(None, served_name, embedder=SentenceEmbedder(ref),
+                             understanding=extras)  # fmt: skip
     embedder = SentenceEmbedder(embed) if embed is not None else None
     guardrails = load_guard(guard)
     if backend == "llamacpp":
@@ -72,7 +83,7 @@ def build_handler(
         )  # fmt: skip
         return OpenAIHandler(
             engine, served_name, max_tokens_limit=max_tokens_limit, embedder=embedder,
-            embed_name=embed, guard=guardrails,
+            embed_name=embed, guard=guardrails, understanding=extras,
         )  # fmt: skip
     model, tokenizer = load_causal_lm(base)
     if resolved:
@@ -93,7 +104,7 @@ def build_handler(
     )
     return OpenAIHandler(
         engine, served_name, adapters=list(resolved), max_tokens_limit=max_tokens_limit,
-        embedder=embedder, embed_name=embed, guard=guardrails,
+        embedder=embedder, embed_name=embed, guard=guardrails, understanding=extras,
     )  # fmt: skip
 
 

@@ -1,0 +1,181 @@
+"""Grounded chat (--kb), /v1/kb/{name}/search, /v1/classify, /v1/explain and sentiment
+in sessions (--sentiment), on a real server over loopback with the tiny models.
+
+The tiny models are random, so answers are gibberish; the tests check what a client
+sees: passages in the prompt and citations in the response, classifier labels and
+probabilities, and the escalate rule over a session's turns.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import pytest
+
+from lmforge.hub.classifier import TextClassifier
+from tests.servers import lmforge_server, request
+
+ANGRY = "This is the worst lock I have ever bought."
+
+
+@pytest.fixture(scope="module")
+def negative_label(tiny_classifier: Path) -> str:
+    """The label the tiny classifier gives ANGRY: the server treats it as negative."""
+    return next(iter(TextClassifier(str(tiny_classifier)).classify([ANGRY])[0]))
+
+
+@pytest.fixture(scope="module")
+def calm(tiny_classifier: Path, negative_label: str) -> str:
+    """A text the tiny classifier labels differently from ANGRY."""
+    classifier = TextClassifier(str(tiny_classifier))
+    candidates = [f"Thanks, question number {i} about my order." for i in range(40)]
+    labels = classifier.classify(candidates)
+    return next(text for text, p in zip(candidates, labels, strict=True)
+                if next(iter(p)) != negative_label)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def server(
+    tiny_causal_lm: Path, tiny_encoder: Path, tiny_classifier: Path, negative_label: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[str]:  # fmt: skip
+    home = tmp_path_factory.mktemp("understand-home")
+    docs = tmp_path_factory.mktemp("docs")
+    (docs / "policies.md").write_text(
+        "## Returns\n\nWe accept returns within 45 days of delivery.\n\n"
+        "## Warranty\n\nThe XQ-77 sensor has a 3-year warranty.\n"
+    )
+    env = {"LMFORGE_HOME": str(home)}
+    from lmforge.retrieve.kb import KnowledgeBase
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LMFORGE_HOME", str(home))
+        KnowledgeBase.create("policies", embed_ref=str(tiny_encoder)).add([docs])
+    args = (
+        str(tiny_causal_lm), "--served-name", "tiny", "--kb", "policies", "--kb-top-k", "2",
+        "--kb-hybrid", "--classifier", f"mood={tiny_classifier}", "--sentiment", "mood",
+        "--negative-labels", negative_label,
+    )  # fmt: skip
+    with lmforge_server(*args, env=env) as base:
+        yield base
+
+
+def test_chat_answers_carry_citations_of_the_retrieved_passages(server: str) -> None:
+    client = openai.OpenAI(base_url=server + "/v1", api_key="none")
+    question = [{"role": "user", "content": "What is the XQ-77 warranty?"}]
+    reply = client.chat.completions.create(model="tiny", messages=question, max_tokens=3)
+    citations = reply.model_extra["citations"]
+    assert [c["index"] for c in citations] == [1, 2]
+    assert "XQ-77" in citations[0]["text"]  # hybrid search: the keyword passage ranks first
+    assert {c["source"] for c in citations} == {"policies.md"}
+    assert all("cited" in c for c in citations)
+    # The passages are in the prompt: it is far longer than the question alone.
+    assert reply.usage.prompt_tokens > 40
+
+    stream = client.chat.completions.create(
+        model="tiny", messages=question, max_tokens=3, stream=True
+    )
+    chunks = list(stream)
+    assert chunks[0].model_extra["citations"][0]["text"] == citations[0]["text"]
+
+
+def test_kb_search_endpoint(server: str) -> None:
+    status, text = request(server + "/v1/kb/policies/search",
+                           {"query": "XQ-77", "k": 1, "hybrid": True})  # fmt: skip
+    assert status == 200, text
+    body = json.loads(text)
+    assert body["kb"] == "policies" and len(body["data"]) == 1
+    assert "XQ-77" in body["data"][0]["text"] and body["data"][0]["rank"] == 1
+    status, text = request(server + "/v1/kb/nope/search", {"query": "x"})
+    assert status == 404 and "no knowledge base 'nope'" in json.loads(text)["error"]["message"]
+
+
+def test_classify_and_models_list_the_classifier(server: str, negative_label: str) -> None:
+    status, text = request(server + "/v1/classify", {"model": "mood", "input": [ANGRY, "ok"]})
+    assert status == 200, text
+    data = json.loads(text)["data"]
+    assert data[0]["label"] == negative_label
+    for row in data:
+        assert set(row["probabilities"]) == {"negative", "neutral", "positive"}
+        assert sum(row["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+    status, text = request(server + "/v1/classify", {"model": "nope", "input": "x"})
+    assert status == 404 and "served: mood" in text
+    models = json.loads(request(server + "/v1/models")[1])["data"]
+    assert {"id": "mood", "labels": ["negative", "neutral", "positive"]}.items() <= next(
+        m for m in models if m["id"] == "mood"
+    ).items()
+
+
+def test_explain_endpoint_weighs_every_word(server: str) -> None:
+    body = {"model": "mood", "input": ANGRY, "method": "lime", "num_samples": 40}
+    status, text = request(server + "/v1/explain", body)
+    assert status == 200, text
+    explanation = json.loads(text)
+    assert [t["token"] for t in explanation["tokens"]] != []
+    assert {t["token"] for t in explanation["tokens"]} <= set(ANGRY.rstrip(".").split())
+    assert {"comprehensiveness", "sufficiency"} <= set(explanation["faithfulness"])
+
+
+def test_two_negative_turns_in_a_row_escalate_the_session(server: str, calm: str) -> None:
+    session_id = json.loads(request(server + "/v1/sessions", {"system": "Be kind."})[1])["id"]
+
+    def say(content: str) -> dict:
+        body = {"model": "tiny", "session_id": session_id, "max_tokens": 2,
+                "messages": [{"role": "user", "content": content}]}  # fmt: skip
+        status, text = request(server + "/v1/chat/completions", body)
+        assert status == 200, text
+        return json.loads(text)
+
+    assert say(ANGRY)["escalate"] is False  # one negative turn
+    assert say(calm)["escalate"] is False  # the run is broken
+    assert say(ANGRY)["escalate"] is False
+    last = say(ANGRY)
+    assert last["escalate"] is True and last["sentiment"]["negative"] is True
+    record = json.loads(request(server + f"/v1/sessions/{session_id}")[1])
+    trend = record["metadata"]["sentiment"]
+    assert [t["negative"] for t in trend["turns"]] == [True, False, True, True]
+    assert trend["escalate"] is True and trend["rule"].startswith("2 ")
+
+
+def test_a_classifier_is_served_on_its_own(tiny_classifier: Path, tmp_path: Path) -> None:
+    env = {"LMFORGE_HOME": str(tmp_path / "home")}
+    with lmforge_server(str(tiny_classifier), "--served-name", "reviews", env=env) as base:
+        status, text = request(base + "/v1/classify", {"model": "reviews", "input": "fine"})
+        assert status == 200 and json.loads(text)["data"][0]["object"] == "classification"
+        body = {"model": "reviews", "messages": [{"role": "user", "content": "hi"}]}
+        status, text = request(base + "/v1/chat/completions", body)
+        assert status == 404 and "serves only the classifier 'reviews'" in text
+
+
+def test_the_web_page_shows_sources_moods_and_the_escalate_banner(server: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from tests.test_serve_web import CHROMIUM, FLAGS
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = browser.new_page()
+            page.goto(server + "/")
+            page.wait_for_function("document.querySelectorAll('#model option').length > 0")
+            options = page.locator("#model option").all_inner_texts()
+            assert options == ["tiny"]  # the classifier is not offered for chat
+            for turn in (1, 2):
+                page.fill("#input", ANGRY)
+                page.click("#send")
+                page.wait_for_function(
+                    f"document.querySelectorAll('.sources').length === {turn} && "
+                    "!document.getElementById('send').disabled"
+                )
+            assert page.locator(".mood").first.inner_text().startswith("sentiment: ")
+            assert "policies.md" in page.locator(".sources summary").first.inner_text()
+            banner = page.locator("#escalate")
+            assert banner.is_visible() and "Escalate: 2 " in banner.inner_text()
+            page.reload()  # the session's stored trend brings the banner back
+            page.wait_for_function("document.querySelectorAll('.msg').length >= 4")
+            assert page.locator("#escalate").is_visible()
+        finally:
+            browser.close()
