@@ -218,6 +218,21 @@ def test_a_crash_during_add_leaves_the_previous_version_loading(
     assert after.add([docs / "shipping.txt"]).added  # and the next add works
 
 
+def test_a_failed_rebuild_keeps_the_previous_knowledge_base(
+    home: Path, docs: Path, tiny_encoder: Path, tmp_path: Path
+) -> None:
+    KnowledgeBase.create("kept", embed_ref=str(tiny_encoder), documents=[docs / "shipping.txt"])
+    (tmp_path / "empty.md").write_text("")
+    with pytest.raises(LmforgeError, match=r"empty\.md' has no text to index"):
+        KnowledgeBase.create("kept", embed_ref=str(tiny_encoder), replace=True,
+                             documents=[docs / "policies.md", tmp_path / "empty.md"])  # fmt: skip
+    assert {c["name"] for c in KnowledgeBase.open("kept").chunks} == {"shipping.txt"}
+    rebuilt = KnowledgeBase.create("kept", embed_ref=str(tiny_encoder), replace=True,
+                                   documents=[docs / "policies.md"])  # fmt: skip
+    assert {c["name"] for c in KnowledgeBase.open("kept").chunks} == {"policies.md"}
+    assert rebuilt.last_report.added == [str((docs / "policies.md").resolve())]
+
+
 def test_hybrid_search_finds_the_exact_keyword(home: Path, docs: Path, tiny_encoder: Path) -> None:
     kb = KnowledgeBase.create("hybrid", embed_ref=str(tiny_encoder), chunk_tokens=24, overlap=0)
     kb.add([docs])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -78,7 +79,13 @@ def embed(
 
 def _texts(source: str, field: str) -> list[str]:
     path = Path(source)
-    if not (len(source) < 4096 and path.suffix in {".txt", ".jsonl"} and path.is_file()):
+    is_file = len(source) < 4096 and "\n" not in source and path.is_file()
+    if is_file and path.suffix not in {".txt", ".jsonl"}:
+        raise LmforgeError(
+            f"'{path}': lmforge embed reads .txt (one text per line) or .jsonl files; for "
+            "documents, build a knowledge base with `lmforge kb build`."
+        )
+    if not is_file:
         if not source.strip():
             raise LmforgeError("the text to embed is empty.")
         return [source]
@@ -122,9 +129,15 @@ def build(
     """
     from lmforge.retrieve.kb import KnowledgeBase
 
-    kb = KnowledgeBase.create(name, embed_ref=embed_ref, chunk_tokens=chunk_tokens, overlap=overlap,
-                      index_type=index, replace=replace)  # fmt: skip
-    _add(kb, docs, strict_encoding)
+    def build_it(step: Callable[[int, int], Any]) -> Any:
+        kb = KnowledgeBase.create(
+            name, embed_ref=embed_ref, chunk_tokens=chunk_tokens, overlap=overlap,
+            index_type=index, replace=replace, documents=docs, strict_encoding=strict_encoding,
+            progress=step,
+        )  # fmt: skip
+        return kb, kb.last_report
+
+    _ingest_and_report(build_it)
 
 
 @app.command("add")
@@ -140,17 +153,20 @@ def add(
     """
     from lmforge.retrieve.kb import KnowledgeBase
 
-    _add(KnowledgeBase.open(name), docs, strict_encoding)
+    kb = KnowledgeBase.open(name)
+    _ingest_and_report(lambda step: (kb, kb.add(docs, strict_encoding=strict_encoding,
+                                                 progress=step)))  # fmt: skip
 
 
-def _add(kb: Any, docs: list[Path], strict_encoding: bool) -> None:
+def _ingest_and_report(work: Callable[[Callable[[int, int], Any]], tuple[Any, Any]]) -> None:
+    """Run ``work(progress)`` (a build or an add) under a progress bar, then summarize."""
     with _progress() as progress:
         task = progress.add_task("embedding passages", total=None)
 
         def step(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
-        report = kb.add(docs, strict_encoding=strict_encoding, progress=step)
+        kb, report = work(step)
     for warning in report.warnings:
         err_console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     rate = f" ({report.chunks / report.seconds:.0f} passages/s)" if report.chunks else ""

@@ -9,6 +9,7 @@ from typer.core import TyperGroup
 
 from lmforge.cli import compress as compress_cli
 from lmforge.cli import config as config_cli
+from lmforge.cli import explain as explain_cli
 from lmforge.cli import generate as generate_cli
 from lmforge.cli import guard as guard_cli
 from lmforge.cli import kb as kb_cli
@@ -37,6 +38,7 @@ class _LmforgeGroup(TyperGroup):
 app = typer.Typer(
     cls=_LmforgeGroup,
     name="lmforge",
+    help="Adapt, track, compress, explain and serve open Transformer models.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -49,6 +51,7 @@ app.add_typer(keys_cli.app, name="keys")
 app.add_typer(guard_cli.app, name="guard")
 app.add_typer(kb_cli.app, name="kb")
 app.command("embed")(kb_cli.embed)
+app.add_typer(explain_cli.app, name="explain")
 app.command("train")(train_cli.train)
 app.command("merge")(train_cli.merge)
 app.command("generate")(generate_cli.generate)

@@ -3,9 +3,10 @@
 Today it shows the embedded models, a chat answer from SmolLM2 and sentence similarity
 from MiniLM, adapts SmolLM2 with LoRA to the bundled support dialogs (the answer
 before and after), compresses the adapted model to INT8 (its size, speed and quality
-table, and its answer), records everything in MLflow, and ends by serving the adapted
-model behind the OpenAI-compatible API and web chat page. Each lifecycle issue adds its
-step.
+table, and its answer), builds a knowledge base of the company's documents (and scores
+its retrieval on held-out questions), records everything in MLflow, and ends by serving
+the adapted model behind the OpenAI-compatible API and web chat page, its answers
+grounded in the knowledge base with citations. Each lifecycle issue adds its step.
 """
 
 from __future__ import annotations
@@ -29,6 +30,15 @@ ADAPT_TOPICS = ("returns",)
 ADAPT_QUESTION = "How many days do I have to return something I bought?"
 ADAPT_FACT = "45 days"  # what a correct answer contains (src/lmforge/assets/datasets/company)
 ADAPT_STEPS = 20
+# The knowledge-base step: the company's documents, and a question whose answer is in them
+# but not in the returns dialogs the adapter learned, asked of the base model with the
+# passages in its prompt. (Measured on the 33 held-out questions: the base model answers 3
+# without the knowledge base, 18 with it; the 20-step returns adapter, tuned to one topic,
+# reads prices from passages less reliably. Not the support email or phone: the guardrails
+# redact those as personal data.)
+KB_NAME = "brightnest"
+KB_QUESTION = "How much is a Keystone Smart Lock?"
+KB_FACT = "$219"
 SIMILARITY_CANDIDATES = (
     "I forgot my password and need to change it.",
     "Where can I see the status of my order?",
@@ -50,7 +60,10 @@ class QuickstartResult:
     compressed_dir: str | None = None
     compress_rows: list[dict[str, str]] = field(default_factory=list)
     compressed_answer: str = ""
+    kb_recall_at_5: float = 0.0
     served_answer: str = ""
+    grounded_answer: str = ""
+    citations: list[dict[str, Any]] = field(default_factory=list)
     run_id: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -113,6 +126,11 @@ def run_quickstart(
     compressed_dir, rows, compressed_answer = _compress_step(console, adapter_dir, track=track)
     timings["compress"] = time.perf_counter() - started
 
+    console.rule("[bold]6. A knowledge base of Brightnest Home's documents")
+    started = time.perf_counter()
+    recall_at_5 = _kb_step(console)
+    timings["kb"] = time.perf_counter() - started
+
     result = QuickstartResult(
         answer,
         tokens_per_second,
@@ -124,15 +142,17 @@ def run_quickstart(
         compressed_dir=compressed_dir,
         compress_rows=rows,
         compressed_answer=compressed_answer,
+        kb_recall_at_5=recall_at_5,
         seconds=timings,
     )
     if track:
-        console.rule("[bold]6. Tracking")
+        console.rule("[bold]7. Tracking")
         result.run_id = _track_step(console, result)
     if serve:
-        console.rule("[bold]7. Serve the adapted model (OpenAI API + web chat page)")
+        console.rule("[bold]8. Serve the adapted model, grounded in the knowledge base")
         started = time.perf_counter()
-        result.served_answer = _serve_step(console, adapter_dir, keep_serving, port)
+        served = _serve_step(console, adapter_dir, keep_serving, port)
+        result.served_answer, result.grounded_answer, result.citations = served
         timings["serve"] = time.perf_counter() - started
     return result
 
@@ -271,6 +291,39 @@ def _compress_step(
     return str(out), result.rows, answer
 
 
+def _kb_step(console: Console) -> float:
+    """Build (or refresh) the bundled knowledge base; returns held-out recall@5."""
+    from lmforge.data.bundled import dataset_path
+    from lmforge.errors import LmforgeError
+    from lmforge.retrieve.evaluate import evaluate_retrieval, read_queries
+    from lmforge.retrieve.kb import KnowledgeBase
+
+    documents = dataset_path("customer_service", "train").parent.parent / "company"
+    try:
+        kb = KnowledgeBase.open(KB_NAME)
+    except LmforgeError:
+        kb = KnowledgeBase.create(KB_NAME, embed_ref=EMBED_MODEL)
+    with console.status("Chunking and embedding the company documents..."):
+        report = kb.add([documents])  # unchanged files are skipped on a second run
+    stats = kb.stats()
+    console.print(
+        f"Knowledge base '{KB_NAME}': {stats['sources']} documents, {stats['chunks']} passages "
+        f"of at most {stats['chunk_tokens']} tokens, {stats['index']} faiss index "
+        f"({len(report.added) + len(report.updated)} files embedded now, "
+        f"{len(report.unchanged)} unchanged)."
+    )
+    top = kb.search(KB_QUESTION, k=1)[0]
+    console.print(f"  {KB_QUESTION!r} -> {top.chunk['name']}, section {top.chunk['title']!r}",
+                  highlight=False)  # fmt: skip
+    queries = read_queries(dataset_path("kb_queries", "test"))
+    metrics = evaluate_retrieval(kb, queries).metrics
+    console.print(
+        f"  held-out retrieval ({len(queries)} labeled questions): recall@1 "
+        f"{metrics['recall@1']:.2f}, recall@5 {metrics['recall@5']:.2f}, MRR {metrics['mrr']:.2f}"
+    )
+    return metrics["recall@5"]
+
+
 def _system_prompt() -> str:
     import json
 
@@ -290,9 +343,16 @@ def _ask_greedy(ref: str, system: str) -> str:
     return session.ask(ADAPT_QUESTION, SamplingParams(max_tokens=48, temperature=0.0)).run().text
 
 
-def _serve_step(console: Console, adapter_dir: str, keep_serving: bool, port: int) -> str:
-    """Serve SmolLM2 with the adapter as "brightnest" (guardrails on), ask it the
-    adaptation question through the official OpenAI client, then stop or keep serving."""
+def _serve_step(
+    console: Console, adapter_dir: str, keep_serving: bool, port: int
+) -> tuple[str, str, list[dict[str, Any]]]:
+    """Serve SmolLM2 with the adapter as "brightnest" (guardrails on, answers grounded in
+    the knowledge base), ask it the adaptation question and the knowledge-base question
+    (of the base model) through the official OpenAI client, then stop or keep serving.
+
+    Returns:
+        The two answers and the second one's citations.
+    """
     import socket
     import threading
 
@@ -301,6 +361,7 @@ def _serve_step(console: Console, adapter_dir: str, keep_serving: bool, port: in
 
     from lmforge.serve.app import create_app
     from lmforge.serve.server import build_handler
+    from lmforge.serve.understand import UnderstandingSpec
 
     with socket.socket() as probe:
         if probe.connect_ex(("127.0.0.1", port)) == 0:  # busy: take any free port
@@ -309,8 +370,9 @@ def _serve_step(console: Console, adapter_dir: str, keep_serving: bool, port: in
                 port = free.getsockname()[1]
 
     def load() -> Any:
+        grounding = UnderstandingSpec(kb=KB_NAME)
         return build_handler(CHAT_MODEL, CHAT_MODEL, adapters={"brightnest": adapter_dir},
-                             guard="default")  # fmt: skip
+                             guard="default", understanding=grounding)  # fmt: skip
 
     app = create_app(load)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
@@ -328,11 +390,25 @@ def _serve_step(console: Console, adapter_dir: str, keep_serving: bool, port: in
         messages=[{"role": "user", "content": ADAPT_QUESTION}],
     )  # fmt: skip
     answer = reply.choices[0].message.content or ""
+    grounded = client.chat.completions.create(
+        model=CHAT_MODEL, max_tokens=48, temperature=0,
+        messages=[{"role": "system", "content": _system_prompt()},
+                  {"role": "user", "content": KB_QUESTION}],
+    )  # fmt: skip
+    grounded_answer = grounded.choices[0].message.content or ""
+    citations = (grounded.model_extra or {}).get("citations", [])
     console.print(
-        f"Serving {CHAT_MODEL} with the LoRA adapter as model 'brightnest' (guardrails on)."
+        f"Serving {CHAT_MODEL} with the LoRA adapter as model 'brightnest' (guardrails on, "
+        f"answers grounded in knowledge base '{KB_NAME}')."
     )
     console.print(f"  web chat page: [bold]{base}/[/bold]   OpenAI API: {base}/v1")
-    console.print(f"  POST /v1/chat/completions model=brightnest: {answer!r}", highlight=False)
+    console.print(f"  {ADAPT_QUESTION!r} -> {answer!r}", highlight=False)
+    console.print(f"  {KB_QUESTION!r} -> {grounded_answer!r}  (model={CHAT_MODEL})",
+                  highlight=False)  # fmt: skip
+    for citation in citations:
+        mark = "cited" if citation.get("cited") else "retrieved"
+        console.print(f"    [{citation['index']}] {citation['source']}, "
+                      f"{citation['title']!r} ({mark})", highlight=False)  # fmt: skip
     try:
         if keep_serving:
             console.print("[dim]Ctrl-C stops the server.[/dim]")
@@ -346,7 +422,7 @@ def _serve_step(console: Console, adapter_dir: str, keep_serving: bool, port: in
     finally:
         server.should_exit = True
         thread.join(timeout=30)
-    return answer
+    return answer, grounded_answer, citations
 
 
 def _track_step(console: Console, result: QuickstartResult) -> str | None:
@@ -361,6 +437,7 @@ def _track_step(console: Console, result: QuickstartResult) -> str | None:
     metrics["answer_before_has_fact"] = float(ADAPT_FACT in result.answer_before)
     metrics["answer_after_has_fact"] = float(ADAPT_FACT in result.answer_after)
     metrics["compressed_answer_has_fact"] = float(ADAPT_FACT in result.compressed_answer)
+    metrics["kb_recall_at_5"] = result.kb_recall_at_5
     with start_run("quickstart", run_name="quickstart") as tracker:
         tracker.log_params(
             {

@@ -65,7 +65,7 @@ def evaluate_retrieval(
 ) -> RetrievalReport:
     """Search every query and score the ranking against its label."""
     depth = max(CUTOFFS)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for record in queries:
         hits = kb.search(record["query"], depth, hybrid=hybrid)
         evidence = _collapse(record["evidence"])

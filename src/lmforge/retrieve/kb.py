@@ -119,6 +119,7 @@ class KnowledgeBase:
         self.index: Any = None
         self._bm25: Any = None
         self.version = ""
+        self.last_report = AddReport()  # what ``create`` read in
 
     # --- opening --------------------------------------------------------------------
 
@@ -149,11 +150,17 @@ class KnowledgeBase:
         overlap: int = 32,
         index_type: str = "auto",
         replace: bool = False,
+        documents: list[Path] | None = None,
+        strict_encoding: bool = False,
+        progress: Callable[[int, int], Any] | None = None,
     ) -> KnowledgeBase:
-        """An empty knowledge base (saved), embedding with ``embed_ref``.
+        """A new knowledge base embedding with ``embed_ref``, holding ``documents`` (none:
+        empty), saved before it returns. With ``replace`` it takes the place of an
+        existing one of that name, which stays as it was if reading the documents fails.
 
         Raises:
-            LmforgeError: it exists and ``replace`` is false; a setting is invalid.
+            LmforgeError: it exists and ``replace`` is false; a setting is invalid; a
+                document cannot be read (see ``add``).
         """
         kb = cls(_check_name(name))
         if (kb.root / "CURRENT").is_file() and not replace:
@@ -182,6 +189,7 @@ class KnowledgeBase:
             "created": time.time(),
         }
         kb.vectors = np.zeros((0, embedder.dimension), dtype=np.float32)
+        kb.last_report = kb._ingest(documents or [], strict_encoding, progress)
         with kb._locked():
             kb._save()
         return kb
@@ -332,50 +340,57 @@ class KnowledgeBase:
         Raises:
             LmforgeError: a file is missing, unsupported, empty, binary or malformed.
         """
-        started = time.perf_counter()
-        files = collect_files(paths)
-        report = AddReport()
         with self._locked():
             self._load()  # another process may have changed it since it was opened
-            known = self.manifest["sources"]
-            fresh: list[SourceFile] = []
-            for path in files:
-                source = read_source(path, strict_encoding=strict_encoding)
-                report.warnings += source.warnings
-                previous = known.get(source.source)
-                if previous is not None and previous["hash"] == source.content_hash:
-                    report.unchanged.append(source.source)
-                    continue
-                (report.updated if previous else report.added).append(source.source)
-                fresh.append(source)
-            if not fresh:
-                report.seconds = time.perf_counter() - started
-                return report
-            new_chunks = self._chunk(fresh)
-            texts = [_embedding_text(c) for c in new_chunks]
-            done = 0
+            report = self._ingest(paths, strict_encoding, progress)
+            if report.chunks or report.updated:
+                self._save(appended=None if report.updated else self.vectors[-report.chunks :])
+        return report
 
-            def step(count: int) -> None:
-                nonlocal done
-                done += count
-                if progress is not None:
-                    progress(done, len(texts))
+    def _ingest(
+        self,
+        paths: list[Path],
+        strict_encoding: bool,
+        progress: Callable[[int, int], Any] | None,
+    ) -> AddReport:
+        """Read, chunk and embed new or changed files into the in-memory state."""
+        started = time.perf_counter()
+        report = AddReport()
+        known = self.manifest["sources"]
+        fresh: list[SourceFile] = []
+        for path in collect_files(paths) if paths else []:
+            source = read_source(path, strict_encoding=strict_encoding)
+            report.warnings += source.warnings
+            previous = known.get(source.source)
+            if previous is not None and previous["hash"] == source.content_hash:
+                report.unchanged.append(source.source)
+                continue
+            (report.updated if previous else report.added).append(source.source)
+            fresh.append(source)
+        new_chunks = self._chunk(fresh)
+        texts = [_embedding_text(c) for c in new_chunks]
+        done = 0
 
-            new_vectors = self.embedder().encode(texts, batch_size=64, progress=step)
-            _normalize(new_vectors)
-            keep = [i for i, c in enumerate(self.chunks) if c["source"] not in report.updated]
-            appended_only = len(keep) == len(self.chunks)
-            self.chunks = [self.chunks[i] for i in keep] + new_chunks
-            self.vectors = np.concatenate([self.vectors[keep], new_vectors])
-            for source in fresh:
-                known[source.source] = {
-                    "name": Path(source.source).name,
-                    "hash": source.content_hash,
-                    "bytes": source.size,
-                    "chunks": sum(c["source"] == source.source for c in new_chunks),
-                    "added": time.time(),
-                }
-            self._save(appended=new_vectors if appended_only else None)
+        def step(count: int) -> None:
+            nonlocal done
+            done += count
+            if progress is not None:
+                progress(done, len(texts))
+
+        new_vectors = self.embedder().encode(texts, batch_size=64, progress=step)
+        _normalize(new_vectors)
+        replaced = set(report.updated)
+        keep = [i for i, c in enumerate(self.chunks) if c["source"] not in replaced]
+        self.chunks = [self.chunks[i] for i in keep] + new_chunks
+        self.vectors = np.concatenate([self.vectors[keep], new_vectors])
+        for source in fresh:
+            known[source.source] = {
+                "name": Path(source.source).name,
+                "hash": source.content_hash,
+                "bytes": source.size,
+                "chunks": sum(c["source"] == source.source for c in new_chunks),
+                "added": time.time(),
+            }
         report.chunks = len(new_chunks)
         report.seconds = time.perf_counter() - started
         return report
