@@ -97,3 +97,33 @@ def test_the_guard_classifier_runs_on_the_engine_thread(engine: Engine) -> None:
     assert len(moderation["results"]) == 1
     asyncio.run(handler._screen_text("When does my thermostat ship?", "messages"))
     assert threads == ["lmforge-engine", "lmforge-engine"]
+
+
+def test_a_prompt_that_grows_the_cache_does_not_break_the_next_request(
+    tiny_causal_lm: Path,
+) -> None:
+    """A prompt over 256 tokens grows the cache inside a step (inference mode); the next
+    request with another prompt moves slots. That move once raised on the grown cache
+    outside inference mode and the request was lost: its client waited forever. Grounded
+    chat (passages in the prompt) made such prompts the usual case."""
+    from lmforge.serve.protocol import CompletionRequest
+
+    model, tokenizer = load(tiny_causal_lm)
+    engine = Engine(model, tokenizer, max_batch=2)
+    engine.start()
+    try:
+        handler = OpenAIHandler(engine, "tiny")
+
+        async def complete(prompt: str) -> dict[str, Any]:
+            body = CompletionRequest(model="tiny", prompt=prompt, max_tokens=2, temperature=0)
+            result = await asyncio.wait_for(handler.completions(body), timeout=60)
+            assert isinstance(result, dict)
+            return result
+
+        long_prompt = "The Keystone Smart Lock costs $219. " * 35  # about 400 tokens
+        assert asyncio.run(complete(long_prompt))["usage"]["prompt_tokens"] > 256
+        # No shared beginning: the new request takes the least recently used slot (a move).
+        second = asyncio.run(complete("Different and short."))
+        assert second["choices"][0]["finish_reason"] in {"stop", "length"}
+    finally:
+        engine.stop()

@@ -93,11 +93,11 @@ def _texts(source: str, field: str) -> list[str]:
     if path.suffix == ".txt":
         texts = [line for line in lines if line.strip()]
     else:
+        from lmforge.retrieve.documents import json_lines
+
         texts = []
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            value = json.loads(line).get(field)
+        for number, record in json_lines(path, "\n".join(lines)):
+            value = record.get(field) if isinstance(record, dict) else None
             if not isinstance(value, str):
                 raise LmforgeError(f"{path}:{number}: no string field '{field}' (see --field).")
             texts.append(value)

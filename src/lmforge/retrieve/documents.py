@@ -9,9 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 from lmforge.errors import LmforgeError
 
@@ -166,15 +168,24 @@ def _decode(path: Path, data: bytes, strict: bool, warnings: list[str]) -> str:
         return data.decode(FALLBACK_ENCODING, errors="replace")
 
 
-def _read_jsonl(path: Path, text: str) -> list[Document]:
-    documents = []
+def json_lines(path: Path, text: str) -> Iterator[tuple[int, Any]]:
+    """``(line number, parsed value)`` for each non-blank line of a JSONL text.
+
+    Raises:
+        LmforgeError: a line is not JSON, naming the file and line.
+    """
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            yield number, json.loads(line)
         except json.JSONDecodeError as error:
             raise LmforgeError(f"{path}:{number}: not valid JSON ({error.msg}).") from None
+
+
+def _read_jsonl(path: Path, text: str) -> list[Document]:
+    documents = []
+    for number, record in json_lines(path, text):
         if not isinstance(record, dict) or not isinstance(record.get("text"), str):
             raise LmforgeError(
                 f"{path}:{number}: a knowledge-base record needs a string field 'text' "

@@ -9,13 +9,13 @@ labels do not depend on how the documents were chunked.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lmforge.errors import LmforgeError
+from lmforge.retrieve.documents import json_lines
 from lmforge.retrieve.kb import KnowledgeBase
 
 CUTOFFS = (1, 5, 10)
@@ -39,13 +39,7 @@ def read_queries(path: Path) -> list[dict[str, str]]:
     if not path.is_file():
         raise LmforgeError(f"no such query file '{path}'; pass a JSONL file of labeled queries.")
     records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise LmforgeError(f"{path}:{number}: not valid JSON ({error.msg}).") from None
+    for number, record in json_lines(path, path.read_text(encoding="utf-8")):
         fields = record if isinstance(record, dict) else {}
         missing = [k for k in ("query", "source", "evidence") if not isinstance(fields.get(k), str)]
         if missing:

@@ -293,7 +293,11 @@ class Engine:
                 request.emit(Event(finish_reason="cancelled"))
                 continue
             self.stats.observe("queue", time.perf_counter() - request.submitted)
-            self._start(request)
+            try:
+                self._start(request)
+            except Exception as error:  # out of the queue, not yet running: tell it here
+                request.emit(Event(finish_reason="error", error=f"{type(error).__name__}: {error}"))
+                continue
             if not getattr(self.runner, "batches_prompts", False):
                 # A runner that runs prompts one by one anyway: prefill now and stream
                 # the first token at once (time to first token), not after every prompt.

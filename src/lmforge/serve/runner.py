@@ -72,6 +72,9 @@ class SlotRunner:
 
     # --- cache bookkeeping ----------------------------------------------------------
 
+    # The cache grows inside a step (``_reserve``), under inference mode, and a tensor
+    # made there may only be updated in place under inference mode: swap and copy too.
+    @torch.inference_mode()
     def swap(self, a: int, b: int) -> None:
         """Exchange the contents of two slots."""
         if a == b:
@@ -82,6 +85,7 @@ class SlotRunner:
             cache[:, [b, a], :, :used] = rows
         self.lengths[a], self.lengths[b] = self.lengths[b], self.lengths[a]
 
+    @torch.inference_mode()
     def copy(self, source: int, target: int) -> None:
         """Make ``target`` hold what ``source`` holds (for n > 1 completions)."""
         used = self.lengths[source]
