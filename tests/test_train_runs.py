@@ -76,12 +76,15 @@ def test_cli_train_tracks_everything_in_mlflow(
 
 
 def _start(config: Path, *extra: str) -> subprocess.Popen[str]:
+    """``lmforge train`` in a child that hears Ctrl-C: a shell's background job (``make
+    test &``) ignores SIGINT, its children inherit that, and Python then keeps ignoring it."""
     return subprocess.Popen(
         [sys.executable, "-m", "lmforge.cli.main", "train", str(config), *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
