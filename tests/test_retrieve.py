@@ -216,6 +216,8 @@ def test_a_crash_during_add_leaves_the_previous_version_loading(
     assert [c["id"] for c in after.chunks] == before
     assert after.index.ntotal == len(before)
     assert after.add([docs / "shipping.txt"]).added  # and the next add works
+    # The object whose add failed reloads from disk: the file is already indexed.
+    assert kb.add([docs / "shipping.txt"]).unchanged
 
 
 def test_a_failed_rebuild_keeps_the_previous_knowledge_base(

@@ -9,14 +9,14 @@ import pytest
 from typer.testing import CliRunner
 
 from lmforge.cli.main import app
-from lmforge.data.bundled import dataset_path
+from lmforge.data.bundled import company_docs_dir, dataset_path
 from lmforge.errors import LmforgeError
 from lmforge.retrieve.evaluate import evaluate_retrieval, read_queries
 from lmforge.retrieve.kb import KnowledgeBase
 
 pytestmark = pytest.mark.integration
 
-COMPANY = dataset_path("customer_service", "train").parent.parent / "company"
+COMPANY = company_docs_dir()
 
 
 def test_the_bundled_kb_finds_held_out_answers(home: Path) -> None:

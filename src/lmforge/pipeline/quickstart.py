@@ -293,12 +293,12 @@ def _compress_step(
 
 def _kb_step(console: Console) -> float:
     """Build (or refresh) the bundled knowledge base; returns held-out recall@5."""
-    from lmforge.data.bundled import dataset_path
+    from lmforge.data.bundled import company_docs_dir, dataset_path
     from lmforge.errors import LmforgeError
     from lmforge.retrieve.evaluate import evaluate_retrieval, read_queries
     from lmforge.retrieve.kb import KnowledgeBase
 
-    documents = dataset_path("customer_service", "train").parent.parent / "company"
+    documents = company_docs_dir()
     try:
         kb = KnowledgeBase.open(KB_NAME)
     except LmforgeError:

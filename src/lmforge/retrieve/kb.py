@@ -212,6 +212,13 @@ class KnowledgeBase:
                 f"{self.name} DOCS... --replace`."
             )
 
+    def _refresh(self) -> None:
+        """Reload only when another process saved a newer version since this one loaded
+        (a large knowledge base is hundreds of MB to read)."""
+        current = self.root / "CURRENT"
+        if not current.is_file() or current.read_text().strip() != self.version:
+            self._load()
+
     # --- reading --------------------------------------------------------------------
 
     @property
@@ -341,7 +348,7 @@ class KnowledgeBase:
             LmforgeError: a file is missing, unsupported, empty, binary or malformed.
         """
         with self._locked():
-            self._load()  # another process may have changed it since it was opened
+            self._refresh()
             report = self._ingest(paths, strict_encoding, progress)
             if report.chunks or report.updated:
                 self._save(appended=None if report.updated else self.vectors[-report.chunks :])
@@ -405,7 +412,7 @@ class KnowledgeBase:
             LmforgeError: no indexed file matches, or a bare name matches several.
         """
         with self._locked():
-            self._load()
+            self._refresh()
             path = self._match_source(source)
             keep = [i for i, c in enumerate(self.chunks) if c["source"] != path]
             removed = len(self.chunks) - len(keep)
@@ -463,12 +470,16 @@ class KnowledgeBase:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        """One writer at a time, across processes."""
+        """One writer at a time, across processes. A change that fails leaves this object
+        half-changed in memory, so the next one reloads from disk."""
         self.root.mkdir(parents=True, exist_ok=True)
         with (self.root / ".lock").open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 yield
+            except BaseException:
+                self.version = ""
+                raise
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
