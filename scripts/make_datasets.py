@@ -5019,6 +5019,12 @@ label. The descriptions use six phrasings.
 Prompts labeled safe or with one of seven unsafe categories, with benign look-alikes,
 for the guardrails classifier. Written by `scripts/make_guard_dataset.py`; see
 `guard/README.md`.
+
+## code_problems/ (natural language to Python)
+
+Function-writing tasks with unit tests, for scoring generated code by pass@1 (`lmforge
+eval --task code`). Written by `scripts/make_code_problems.py`; see
+`code_problems/README.md`.
 """
 
 

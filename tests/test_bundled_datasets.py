@@ -80,6 +80,7 @@ def assistant_text(split: str) -> str:
 
 def test_list_bundled_names_every_dataset_and_split() -> None:
     assert list_bundled() == {
+        "code_problems": ["test"],
         "customer_service": ["train", "validation", "test", "test_questions"],
         "domain_text": ["train", "validation", "test"],
         "guard": ["train", "test"],
@@ -325,8 +326,9 @@ def test_example_configs_point_at_bundled_files() -> None:
 
 
 def test_generator_rewrites_the_committed_files_byte_for_byte(tmp_path: Path) -> None:
-    for script in ("make_datasets.py", "make_guard_dataset.py"):
-        out = tmp_path / "guard" if script == "make_guard_dataset.py" else tmp_path
+    subfolders = {"make_guard_dataset.py": "guard", "make_code_problems.py": "code_problems"}
+    for script in ("make_datasets.py", *subfolders):
+        out = tmp_path / subfolders[script] if script in subfolders else tmp_path
         subprocess.run(
             [sys.executable, str(ROOT / "scripts" / script), "--out", str(out)],
             check=True,

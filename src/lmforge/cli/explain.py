@@ -10,9 +10,9 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 from rich.table import Table
-from typer.core import TyperGroup
 
 from lmforge.cli.console import console, err_console
+from lmforge.cli.groups import default_command_group
 from lmforge.errors import LmforgeError
 
 MODEL_HELP = "A text classifier: a local path, registry:NAME@ALIAS or run:RUN_ID."
@@ -20,18 +20,8 @@ DEFAULT_COMMAND = "text"
 TOP_WORDS = 10
 
 
-class _DefaultTextGroup(TyperGroup):
-    """Runs ``text`` when the first argument names no subcommand, so that
-    ``lmforge explain REF TEXT`` and ``lmforge explain eval REF DATA`` both work."""
-
-    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
-            args = [DEFAULT_COMMAND, *args]
-        return super().parse_args(ctx, args)
-
-
 app = typer.Typer(
-    cls=_DefaultTextGroup,
+    cls=default_command_group(DEFAULT_COMMAND),
     no_args_is_help=True,
     help="Explain a text classifier's predictions (LIME, integrated gradients) and score "
     "how faithful the explanations are.\n\n"

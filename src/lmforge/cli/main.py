@@ -9,13 +9,17 @@ from typer.core import TyperGroup
 
 from lmforge.cli import compress as compress_cli
 from lmforge.cli import config as config_cli
+from lmforge.cli import evaluate as evaluate_cli
 from lmforge.cli import explain as explain_cli
 from lmforge.cli import generate as generate_cli
 from lmforge.cli import guard as guard_cli
 from lmforge.cli import kb as kb_cli
 from lmforge.cli import keys as keys_cli
 from lmforge.cli import models as models_cli
+from lmforge.cli import pipeline as pipeline_cli
+from lmforge.cli import prompts as prompts_cli
 from lmforge.cli import quickstart as quickstart_cli
+from lmforge.cli import registry as registry_cli
 from lmforge.cli import runs as runs_cli
 from lmforge.cli import serve as serve_cli
 from lmforge.cli import train as train_cli
@@ -52,6 +56,10 @@ app.add_typer(guard_cli.app, name="guard")
 app.add_typer(kb_cli.app, name="kb")
 app.command("embed")(kb_cli.embed)
 app.add_typer(explain_cli.app, name="explain")
+app.add_typer(evaluate_cli.app, name="eval")
+app.add_typer(prompts_cli.app, name="prompts")
+app.add_typer(pipeline_cli.app, name="pipeline")
+app.add_typer(registry_cli.app, name="registry")
 app.command("train")(train_cli.train)
 app.command("merge")(train_cli.merge)
 app.command("generate")(generate_cli.generate)

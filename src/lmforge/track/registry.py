@@ -18,9 +18,10 @@ Example:
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,8 @@ RUN_PREFIX = "run:"
 REGISTRY_EXPERIMENT = "lmforge-registry"
 """Experiment holding the runs that ``register_model`` creates when given no run."""
 MODEL_ARTIFACT_PATH = "model"
+LINEAGE_FILE = "LINEAGE.json"
+MODEL_CARD_FILE = "MODEL_CARD.md"
 _LIST_HINT = "see `lmforge models list`"
 
 
@@ -74,6 +77,7 @@ def register_model(
     run_id: str | None = None,
     tags: Mapping[str, Any] | None = None,
     description: str | None = None,
+    extra_files: Sequence[Path] = (),
 ) -> ModelVersionInfo:
     """Log ``model_dir`` as run artifacts and register them as a new version of ``name``.
 
@@ -83,6 +87,7 @@ def register_model(
         run_id: Run to attach the files to; a new run in ``lmforge-registry`` when ``None``.
         tags: Model version tags.
         description: Model version description.
+        extra_files: Files stored beside the model's (a model card, its lineage).
 
     Raises:
         LmforgeError: ``model_dir`` is not a directory, ``name`` is invalid, or ``run_id``
@@ -105,6 +110,8 @@ def register_model(
             REGISTRY_EXPERIMENT, run_name=f"register-{name}", tags={"lmforge.registered_as": name}
         ) as tracker:
             tracker.log_artifacts(model_dir, MODEL_ARTIFACT_PATH)
+            for extra in extra_files:
+                tracker.log_artifact(extra, MODEL_ARTIFACT_PATH)
             run_id = tracker.run_id
         assert run_id is not None
         artifact_path = MODEL_ARTIFACT_PATH
@@ -112,6 +119,8 @@ def register_model(
         get_run(client, run_id)
         artifact_path = _free_artifact_path(client, run_id)
         client.log_artifacts(run_id, str(model_dir), artifact_path)
+        for extra in extra_files:
+            client.log_artifact(run_id, str(extra), artifact_path)
     run = client.get_run(run_id)
     source = f"{run.info.artifact_uri.rstrip('/')}/{artifact_path}"
 
@@ -171,6 +180,132 @@ def get_alias(name: str, alias: str) -> int:
             f"({_LIST_HINT})."
         )
     return int(aliases[alias])
+
+
+def get_version(name: str, version: int | str) -> ModelVersionInfo:
+    """One registered version with its aliases.
+
+    Raises:
+        LmforgeError: unknown model or version (naming the versions that exist).
+    """
+    client = get_client()
+    found = _get_version(client, name, version)
+    model = _get_registered(client, name)
+    aliases = [a for a, v in (model.aliases or {}).items() if int(v) == int(found.version)]
+    return _version_info(found, aliases)
+
+
+def alias_history(name: str, alias: str) -> list[int]:
+    """The versions ``alias`` has pointed at through ``promote``, oldest first."""
+    model = _get_registered(get_client(), name)
+    raw = (model.tags or {}).get(_history_tag(alias), "[]")
+    return [int(v) for v in json.loads(raw)]
+
+
+def promote(name: str, version: int | str, alias: str = "production") -> int | None:
+    """Point ``alias`` at ``version`` and record it in the alias's history (for rollback).
+
+    Returns:
+        The version the alias pointed at before, if any.
+
+    Raises:
+        LmforgeError: unknown model or version, or an invalid alias.
+    """
+    previous = _alias_or_none(name, alias)
+    set_alias(name, alias, version)
+    history = [v for v in alias_history(name, alias) if v != int(version)]
+    if previous is not None and previous not in history:
+        history.append(previous)  # set by hand before: rollback can still return to it
+    history.append(int(version))
+    get_client().set_registered_model_tag(name, _history_tag(alias), json.dumps(history))
+    return previous
+
+
+def rollback(name: str, alias: str = "production") -> tuple[int, int]:
+    """Point ``alias`` back at the version it held before the current one.
+
+    Returns:
+        (the version it left, the version it points at now).
+
+    Raises:
+        LmforgeError: the alias is unset, or it has no earlier version to go back to.
+    """
+    current = get_alias(name, alias)
+    history = [v for v in alias_history(name, alias) if v != current]
+    client = get_client()
+    existing = {int(v.version) for v in client.search_model_versions(f"name = '{_quote(name)}'")}
+    earlier = [v for v in history if v in existing]
+    if not earlier:
+        raise LmforgeError(
+            f"{name}@{alias} points at version {current} and has no earlier version to roll "
+            f"back to; promote one with `lmforge registry promote {name}/VERSION --alias {alias}`."
+        )
+    target = earlier[-1]
+    set_alias(name, alias, target)
+    client.set_registered_model_tag(name, _history_tag(alias), json.dumps(earlier))
+    return current, target
+
+
+def check_gate(
+    name: str, version: int, alias: str, margins: Mapping[str, float]
+) -> tuple[bool, str]:
+    """Does ``version`` beat the version holding ``alias`` on every metric by its margin?
+
+    Metrics are read from the versions' ``lmforge.metric.NAME`` tags. Lower is better for
+    perplexity, rmse and mae; higher for the rest.
+
+    Returns:
+        (promote or not, the reason in words).
+    """
+    from lmforge.evaluate.metrics import HIGHER_IS_BETTER
+
+    holder = _alias_or_none(name, alias)
+    if holder is None:
+        return True, f"no version holds @{alias} yet"
+    if holder == int(version):
+        return True, f"version {version} already holds @{alias}"
+    new, old = get_version(name, version).tags, get_version(name, holder).tags
+    verdicts, passed = [], True
+    for metric, margin in margins.items():
+        key = f"lmforge.metric.{metric}"
+        if key not in new:
+            return False, f"the new version {version} has no recorded {metric}"
+        if key not in old:
+            return False, (f"version {holder} (@{alias}) has no recorded {metric} to compare "
+                           f"with; promote by hand with `lmforge registry promote`")  # fmt: skip
+        a, b = float(old[key]), float(new[key])
+        gain = b - a if HIGHER_IS_BETTER.get(metric, True) else a - b
+        ok = gain >= margin
+        passed &= ok
+        verdicts.append(f"{metric} {b:.4g} vs {a:.4g} of version {holder} "
+                        f"({'+' if gain >= 0 else ''}{gain:.4g}, needs {margin:+.4g})")  # fmt: skip
+    return passed, "; ".join(verdicts)
+
+
+def lineage(name: str, version: int | str) -> dict[str, Any]:
+    """The lineage a pipeline recorded for a version (its ``LINEAGE.json``), with the
+    parent's own lineage under ``parent`` when the parent is a registered version too.
+
+    Raises:
+        LmforgeError: unknown version, or one registered without lineage.
+    """
+    info = get_version(name, version)
+    path = resolve_registry_ref(info.ref) / LINEAGE_FILE
+    if not path.is_file():
+        raise LmforgeError(
+            f"{info.ref} has no lineage: it was registered outside a pipeline (`lmforge "
+            "pipeline run` records data hashes, config, code version and parent model)."
+        )
+    record = dict(json.loads(path.read_text(encoding="utf-8")))
+    parent = str(record.get("parent_model") or "")
+    if parent.startswith(REGISTRY_PREFIX):
+        parent_name, alias, parent_version = parse_registry_ref(parent)
+        try:
+            number = parent_version or get_alias(parent_name, str(alias))
+            record["parent"] = lineage(parent_name, number)
+        except LmforgeError as err:
+            record["parent"] = {"error": str(err)}
+    return record
 
 
 def list_registered() -> list[ModelVersionInfo]:
@@ -304,6 +439,16 @@ def _local_dir(uri: str, cache_dir: Path, *, what: str) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return cache_dir
+
+
+def _alias_or_none(name: str, alias: str) -> int | None:
+    model = _get_registered(get_client(), name)
+    value = (model.aliases or {}).get(alias)
+    return int(value) if value is not None else None
+
+
+def _history_tag(alias: str) -> str:
+    return f"lmforge.alias_history.{alias}"
 
 
 def _free_artifact_path(client: MlflowClient, run_id: str) -> str:

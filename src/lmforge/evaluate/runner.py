@@ -1,0 +1,409 @@
+"""``lmforge eval``: score a model on a labeled file, per example, and log it to MLflow.
+
+One function, ``evaluate_model``, reads the data for the task, asks the model, scores
+each example, and aggregates. The per-example table (``examples.jsonl``) is what makes a
+result comparable later: ``eval compare`` resamples it for confidence intervals.
+
+Tasks and the data each reads (JSON Lines, one object per line):
+
+| task | fields | metrics |
+|---|---|---|
+| ``perplexity`` | ``text``, or ``messages`` (assistant turns scored) | perplexity |
+| ``qa`` | ``question`` + ``answer`` [+ ``keywords``], or ``messages`` | exact_match, token_f1, |
+| | | rouge_l [, keyword_accuracy] |
+| ``generation`` | ``prompt`` + ``reference``, or ``messages`` | rouge_l, token_f1 |
+| ``classification`` | ``text`` + ``label`` | accuracy, macro_f1 |
+| ``regression`` | ``text`` + numeric ``label`` | rmse, mae |
+| ``code`` | ``prompt`` + ``tests`` + ``entry_point`` | pass@1 (greedy, run in a sandbox) |
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lmforge.errors import LmforgeError
+from lmforge.evaluate import metrics as m
+
+if TYPE_CHECKING:
+    from lmforge.track.prompts import PromptTemplate
+
+TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "perplexity": ("perplexity",),
+    "qa": ("exact_match", "token_f1", "rouge_l", "keyword_accuracy"),
+    "generation": ("rouge_l", "token_f1"),
+    "classification": ("accuracy", "macro_f1"),
+    "regression": ("rmse", "mae"),
+    "code": ("pass@1",),
+}
+TASKS = tuple(TASK_METRICS)
+EXAMPLES_ARTIFACT = "examples.jsonl"
+EVAL_EXPERIMENT = "eval"
+# Appended to a code problem so an instruct model answers with code only.
+CODE_INSTRUCTION = "Answer with the complete function in one ```python code block."
+
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass
+class EvalResult:
+    """What one evaluation measured."""
+
+    task: str
+    model_ref: str
+    data: str
+    metrics: dict[str, float]
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    examples: list[dict[str, Any]] = field(default_factory=list)
+    run_id: str | None = None
+    seconds: float = 0.0
+
+
+def task_metrics(task: str) -> tuple[str, ...]:
+    """The metrics ``task`` reports (qa's ``keyword_accuracy`` needs ``keywords`` in the data).
+
+    Raises:
+        LmforgeError: an unknown task.
+    """
+    if task not in TASK_METRICS:
+        raise LmforgeError(f"--task: unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    return TASK_METRICS[task]
+
+
+def evaluate_model(
+    ref: str,
+    data: Path | str,
+    task: str,
+    *,
+    max_examples: int | None = None,
+    max_tokens: int = 128,
+    system: str | None = None,
+    template: PromptTemplate | None = None,
+    track: bool = True,
+    experiment: str = EVAL_EXPERIMENT,
+    run_name: str | None = None,
+    tags: dict[str, str] | None = None,
+    progress: ProgressFn | None = None,
+) -> EvalResult:
+    """Score model ``ref`` on ``data`` for ``task``; logs a run with the per-example table.
+
+    Args:
+        ref: any model reference (zoo name, path, adapter, ``registry:``, ``run:``).
+        data: a JSON Lines file with the fields the task reads (see the module docstring).
+        task: one of ``TASKS``.
+        max_examples: score only the first N examples.
+        max_tokens: generation tasks: the longest answer (greedy decoding).
+        system: generation tasks: a system prompt put before every example's question.
+        template: generation tasks: a prompt template rendered with each example's fields
+            into the user message (and system prompt, if it has one).
+        tags: extra MLflow run tags.
+        progress: called with (examples done, total).
+
+    Raises:
+        LmforgeError: unknown task, unreadable data (naming the line and field), or a
+            model of the wrong kind for the task.
+    """
+    from lmforge.track import start_run
+
+    task_metrics(task)
+    data = Path(data)
+    records = read_eval_data(data, task)[:max_examples]
+    started = time.perf_counter()
+    if task == "perplexity":
+        rows = _perplexity_rows(ref, records, progress)
+    elif task in {"classification", "regression"}:
+        rows = _predictor_rows(ref, records, task)
+    else:
+        prompts = [_messages(record, task, system, template) for record in records]
+        answers = generate_answers(ref, prompts, max_tokens=max_tokens, progress=progress)
+        rows = _score_answers(task, records, prompts, answers)
+    names = [n for n in TASK_METRICS[task] if n != "keyword_accuracy" or "keywords" in rows[0]]
+    result = EvalResult(
+        task=task,
+        model_ref=ref,
+        data=str(data),
+        metrics={name: m.aggregate(name, rows) for name in names},
+        intervals={name: m.bootstrap_ci(name, rows) for name in names},
+        examples=rows,
+        seconds=time.perf_counter() - started,
+    )
+    run_tags = {"lmforge.eval.task": task, "lmforge.eval.model": ref, **(tags or {})}
+    with start_run(experiment, run_name=run_name or f"eval-{task}", tags=run_tags,
+                   enabled=track) as tracker:  # fmt: skip
+        tracker.log_params({"model": ref, "data": str(data), "task": task,
+                            "examples": len(rows), "max_tokens": max_tokens,
+                            "system": system or "",
+                            "template": template.ref if template else ""})  # fmt: skip
+        tracker.log_metrics({**result.metrics, "eval_seconds": result.seconds})
+        if tracker.run_id is not None:
+            _log_examples(tracker, rows)
+        result.run_id = tracker.run_id
+    return result
+
+
+def read_eval_data(path: Path, task: str) -> list[dict[str, Any]]:
+    """The records of a JSON Lines eval file, each checked for the fields ``task`` reads.
+
+    Raises:
+        LmforgeError: a missing or empty file, a line that is not a JSON object, or a
+            record without the task's fields (naming the file, line and fields).
+    """
+    from lmforge.retrieve.documents import json_lines
+
+    if not path.is_file():
+        raise LmforgeError(f"--data: no such file {str(path)!r} (cwd {Path.cwd()}); "
+                           "pass a JSON Lines file")  # fmt: skip
+    records = []
+    for number, record in json_lines(path, path.read_text(encoding="utf-8")):
+        problem = _record_problem(record, task)
+        if problem:
+            raise LmforgeError(f"{path}:{number}: {problem}")
+        records.append(record)
+    if not records:
+        raise LmforgeError(f"{path}: no records; the {task} task needs at least one line")
+    return records
+
+
+def _record_problem(record: Any, task: str) -> str | None:
+    """Why ``record`` cannot be scored for ``task``, or ``None``."""
+    if not isinstance(record, dict):
+        return "expected a JSON object per line"
+
+    def has(*names: str) -> bool:
+        return all(isinstance(record.get(n), str) and record[n].strip() for n in names)
+
+    messages = record.get("messages")
+    if isinstance(messages, list) and task in {"perplexity", "qa", "generation"}:
+        if not messages or not all(isinstance(x, dict) for x in messages):
+            return "'messages' must be a non-empty list of {role, content} objects"
+        if task != "perplexity" and messages[-1].get("role") != "assistant":
+            return "the last message must be the assistant's reference answer"
+        return None
+    needs = {
+        "perplexity": ("text",),
+        "qa": ("question", "answer"),
+        "generation": ("prompt", "reference"),
+        "classification": ("text", "label"),
+        "regression": ("text",),
+        "code": ("prompt", "tests", "entry_point"),
+    }[task]
+    if task == "classification" and isinstance(record.get("label"), int | float):
+        record["label"] = str(record["label"])
+    if not has(*needs):
+        also = " (or 'messages')" if task in {"perplexity", "qa", "generation"} else ""
+        return f"the {task} task needs non-empty string fields {', '.join(needs)}{also}"
+    if task == "regression" and not isinstance(record.get("label"), int | float):
+        return "the regression task needs a numeric 'label'"
+    return None
+
+
+# --- generation tasks ---------------------------------------------------------------------
+
+
+def _messages(
+    record: dict[str, Any], task: str, system: str | None, template: PromptTemplate | None
+) -> list[dict[str, str]]:
+    """The chat messages that ask ``record``'s question (the reference answer left out)."""
+    if template is not None:
+        messages = template.render(record)
+    elif "messages" in record:
+        messages = [dict(x) for x in record["messages"][:-1]]
+    else:
+        question = record["question"] if task == "qa" else record["prompt"]
+        if task == "code":
+            question = f"{question}\n{CODE_INSTRUCTION}"
+        messages = [{"role": "user", "content": question}]
+    if system is not None:
+        messages = [{"role": "system", "content": system}] + [
+            x for x in messages if x["role"] != "system"
+        ]
+    return messages
+
+
+def _reference(record: dict[str, Any], task: str) -> str:
+    if "messages" in record:
+        return str(record["messages"][-1]["content"])
+    return str(record["answer"] if task == "qa" else record.get("reference", ""))
+
+
+def generate_answers(
+    ref: str,
+    prompts: Sequence[list[dict[str, str]]],
+    *,
+    max_tokens: int = 128,
+    max_batch: int = 8,
+    progress: ProgressFn | None = None,
+) -> list[str]:
+    """Greedy answers of chat model ``ref`` to each list of messages, batched.
+
+    The prompts go through the serving engine (continuous batching), so ``max_batch``
+    answers are decoded at once; greedy decoding makes each answer independent of what
+    it was batched with.
+    """
+    import threading
+
+    from lmforge.data.chat import render_chat
+    from lmforge.hub import load_causal_lm, resolve
+    from lmforge.serve.engine import Engine, Event, Request, RequestParams
+
+    model, tokenizer = load_causal_lm(resolve(ref))
+    if hasattr(model, "merge_and_unload"):  # a LoRA adapter: merged, the same outputs faster
+        model = model.merge_and_unload()
+    prompt_ids = [render_chat(tokenizer, messages, model_ref=ref) for messages in prompts]
+    longest = max(len(ids) for ids in prompt_ids) + max_tokens + 1
+    engine = Engine(model, tokenizer, max_batch=max_batch, max_len=longest, kept_slots=0)
+    answers: list[str] = [""] * len(prompt_ids)
+    errors: list[str] = []
+    finished = threading.Semaphore(0)
+    params = RequestParams(max_tokens=max_tokens, temperature=0.0)
+
+    def emit_for(index: int) -> Callable[[Event], None]:
+        def emit(event: Event) -> None:
+            answers[index] += event.text
+            if event.finish_reason is not None:
+                if event.error:
+                    errors.append(f"example {index + 1}: {event.error}")
+                finished.release()
+
+        return emit
+
+    engine.start()
+    try:
+        for index, ids in enumerate(prompt_ids):
+            engine.submit(Request(ids, params, emit_for(index)))
+        for done in range(1, len(prompt_ids) + 1):
+            finished.acquire()
+            if progress is not None:
+                progress(done, len(prompt_ids))
+    finally:
+        engine.stop()
+    if errors:
+        raise LmforgeError(f"generation failed for {ref}: {'; '.join(errors[:3])}")
+    return [answer.strip() for answer in answers]
+
+
+def _score_answers(
+    task: str,
+    records: list[dict[str, Any]],
+    prompts: list[list[dict[str, str]]],
+    answers: list[str],
+) -> list[dict[str, Any]]:
+    rows = []
+    for index, (record, prompt, answer) in enumerate(zip(records, prompts, answers, strict=True)):
+        row: dict[str, Any] = {"id": str(record.get("id", index)), "prompt": prompt[-1]["content"],
+                               "prediction": answer}  # fmt: skip
+        if task == "code":
+            from lmforge.evaluate.sandbox import extract_code, run_python_tests
+
+            outcome = run_python_tests(extract_code(answer, record["entry_point"]), record["tests"])
+            row.update({"pass@1": float(outcome.passed), "status": outcome.status})
+        else:
+            reference = _reference(record, task)
+            row.update({"reference": reference, "rouge_l": m.rouge_l(answer, reference),
+                        "token_f1": m.token_f1(answer, reference)})  # fmt: skip
+            if task == "qa":
+                row["exact_match"] = m.exact_match(answer, reference)
+                if record.get("keywords"):
+                    row["keywords"] = list(record["keywords"])
+                    row["keyword_accuracy"] = m.contains_all(answer, record["keywords"])
+        rows.append(row)
+    if (
+        task == "qa"
+        and any("keywords" in row for row in rows)
+        and not all("keywords" in row for row in rows)
+    ):
+        raise LmforgeError(
+            "qa: give 'keywords' on every record or on none (some records have them)"
+        )
+    return rows
+
+
+# --- scoring without generation -----------------------------------------------------------
+
+
+def _perplexity_rows(
+    ref: str, records: list[dict[str, Any]], progress: ProgressFn | None
+) -> list[dict[str, Any]]:
+    """Each example's summed next-token loss and token count (assistant turns for chats)."""
+    import torch
+
+    from lmforge.hub import load_causal_lm, resolve
+    from lmforge.tasks.causal_lm import collate_lm, lm_loss, lm_target_count
+    from lmforge.tasks.sft import encode_conversation
+
+    model, tokenizer = load_causal_lm(resolve(ref))
+    rows = []
+    with torch.inference_mode():
+        for index, record in enumerate(records):
+            if "messages" in record:
+                example = encode_conversation(tokenizer, record["messages"])
+            else:
+                ids = tokenizer(record["text"])["input_ids"]
+                example = {"input_ids": ids, "labels": list(ids)}
+            batch = collate_lm([example], tokenizer.pad_token_id)
+            tokens = lm_target_count(batch)
+            nll = float(lm_loss(model, batch)) if tokens else 0.0
+            perplexity = math.exp(nll / tokens) if tokens else float("nan")
+            rows.append({"id": str(record.get("id", index)), "nll_sum": nll, "tokens": tokens,
+                         "perplexity": perplexity})  # fmt: skip
+            if progress is not None:
+                progress(index + 1, len(records))
+    return rows
+
+
+def _predictor_rows(ref: str, records: list[dict[str, Any]], task: str) -> list[dict[str, Any]]:
+    texts = [record["text"] for record in records]
+    rows = []
+    if task == "classification":
+        from lmforge.hub.classifier import TextClassifier
+
+        classifier = TextClassifier(ref)
+        probabilities = classifier.predict_proba(texts)  # (N, L)
+        for index, (record, row) in enumerate(zip(records, probabilities, strict=True)):
+            predicted = classifier.labels[int(row.argmax())]
+            rows.append({"id": str(record.get("id", index)), "text": record["text"],
+                         "label": record["label"], "predicted": predicted,
+                         "accuracy": float(predicted == record["label"])})  # fmt: skip
+        return rows
+    for index, (record, value) in enumerate(zip(records, _regress(ref, texts), strict=True)):
+        error = value - float(record["label"])
+        rows.append({"id": str(record.get("id", index)), "text": record["text"],
+                     "label": float(record["label"]), "predicted": value,
+                     "squared_error": error * error, "absolute_error": abs(error)})  # fmt: skip
+    return rows
+
+
+def _regress(ref: str, texts: list[str]) -> list[float]:
+    import torch
+
+    from lmforge.hub import resolve
+    from lmforge.hub.classifier import MAX_LENGTH
+    from lmforge.hub.load import load_classifier
+
+    model, tokenizer = load_classifier(resolve(ref))
+    if int(model.config.num_labels) != 1:
+        raise LmforgeError(
+            f"{ref!r} has {model.config.num_labels} outputs; the regression task needs a model "
+            "trained with task regress (one output). Use --task classification for classifiers."
+        )
+    values: list[float] = []
+    with torch.inference_mode():
+        for start in range(0, len(texts), 64):
+            batch = tokenizer(texts[start : start + 64], padding=True, truncation=True,
+                              max_length=MAX_LENGTH, return_tensors="pt")  # fmt: skip
+            values.extend(model(**batch).logits[:, 0].float().tolist())  # logits: (B, 1)
+    return values
+
+
+def _log_examples(tracker: Any, rows: list[dict[str, Any]]) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="lmforge-eval-") as tmp:
+        path = Path(tmp) / EXAMPLES_ARTIFACT
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+        tracker.log_artifact(path)

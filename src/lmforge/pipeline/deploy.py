@@ -1,0 +1,138 @@
+"""The ``deploy`` step: how to run ``lmforge serve`` on a model, written down, and
+optionally started.
+
+It always writes, into the step's folder:
+- ``serve.sh``: the exact command;
+- ``lmforge-NAME.service``: a systemd unit running it (``systemctl --user`` or system-wide);
+- ``compose.yaml``: a container spec (Docker Compose) running it in an image with lmforge,
+  with ``$LMFORGE_HOME`` on a volume and a health check on ``/ready``.
+
+With ``start: true`` it also starts the server as a background process (its log beside
+the specs) and waits until ``/ready`` answers, so the step's outputs hold a live URL.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lmforge.errors import LmforgeError
+from lmforge.home import atomic_write_text, lmforge_home
+
+if TYPE_CHECKING:
+    from lmforge.pipeline.steps import DeployParams, StepContext
+
+READY_TIMEOUT_S = 300
+
+
+def serve_command(params: DeployParams) -> list[str]:
+    """``lmforge serve`` with the step's settings."""
+    command = ["lmforge", "serve", params.model, "--host", params.host, "--port", str(params.port)]
+    if params.served_name:
+        command += ["--served-name", params.served_name]
+    if params.kb:
+        command += ["--kb", params.kb]
+    if params.guard:
+        command += ["--guard", params.guard]
+    return command
+
+
+def deploy(params: DeployParams, ctx: StepContext) -> dict[str, Any]:
+    """Write the command and specs; start the server when ``params.start``."""
+    command = serve_command(params)
+    text = shlex.join(command)
+    name = params.served_name or ctx.pipeline.spec.name
+    folder = ctx.work_dir
+    home = lmforge_home()
+    files = {
+        "serve.sh": f"#!/bin/sh\n# Written by the {ctx.pipeline.spec.name} pipeline.\n"
+        f"export LMFORGE_HOME={shlex.quote(str(home))}\nexec {text}\n",
+        f"lmforge-{name}.service": _systemd_unit(name, text, home),
+        "compose.yaml": _compose(name, command, params),
+    }
+    for file, content in files.items():
+        atomic_write_text(folder / file, content)
+    (folder / "serve.sh").chmod(0o755)
+    ctx.log(f"wrote {', '.join(files)} to {folder}")
+    written = [str(folder / file) for file in files]
+    outputs: dict[str, Any] = {"command": text, "files": written, "url": "", "pid": 0}
+    if params.start:
+        url, pid = _start(command, folder, params)
+        outputs.update(url=url, pid=pid)
+        ctx.log(f"serving {params.model} at {url} (pid {pid}; stop with kill {pid})")
+    return outputs
+
+
+def _start(command: list[str], folder: Path, params: DeployParams) -> tuple[str, int]:
+    log_path = folder / "server.log"
+    executable = [sys.executable, "-m", "lmforge.cli.main", *command[1:]]
+    with log_path.open("ab") as log:
+        server = subprocess.Popen(
+            executable, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ},
+        )  # fmt: skip
+    host = "127.0.0.1" if params.host in {"0.0.0.0", "::"} else params.host
+    url = f"http://{host}:{params.port}"
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-2000:]
+            raise LmforgeError(f"the server exited with code {server.returncode}:\n{tail}")
+        try:
+            with urllib.request.urlopen(f"{url}/ready", timeout=2) as response:
+                if response.status == 200:
+                    return url, server.pid
+        except OSError:
+            pass
+        time.sleep(0.5)
+    server.kill()
+    raise LmforgeError(
+        f"the server did not become ready within {READY_TIMEOUT_S} s; see {log_path}"
+    )
+
+
+def _systemd_unit(name: str, command: str, home: Path) -> str:
+    return f"""[Unit]
+Description=lmforge serve: {name}
+After=network-online.target
+
+[Service]
+Environment=LMFORGE_HOME={home}
+ExecStart={command}
+Restart=on-failure
+RestartSec=5
+
+[Install]
+WantedBy=default.target
+"""
+
+
+def _compose(name: str, command: list[str], params: DeployParams) -> str:
+    import yaml
+
+    args = [c if c != params.host else "0.0.0.0" for c in command]  # reachable from the host
+    spec = {
+        "services": {
+            name: {
+                "image": params.image,
+                "command": args,
+                "environment": {"LMFORGE_HOME": "/data/lmforge"},
+                "volumes": ["lmforge-home:/data/lmforge"],
+                "ports": [f"{params.port}:{params.port}"],
+                "healthcheck": {
+                    "test": ["CMD", "python", "-c", "import urllib.request; urllib.request"
+                             f".urlopen('http://127.0.0.1:{params.port}/ready')"],
+                    "interval": "10s",
+                    "retries": 30,
+                },
+            }
+        },
+        "volumes": {"lmforge-home": {}},
+    }  # fmt: skip
+    return yaml.safe_dump(spec, sort_keys=False)
