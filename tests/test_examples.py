@@ -1,4 +1,4 @@
-"""Every shipped example config loads and validates, so examples never rot."""
+"""Every shipped example config and pipeline loads and validates, so examples never rot."""
 
 from __future__ import annotations
 
@@ -9,11 +9,24 @@ import pytest
 from lmforge.config import load_config, load_config_dict
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-EXAMPLE_FILES = sorted(EXAMPLES.glob("**/*.yaml"))
+PIPELINES = EXAMPLES / "pipelines"
+EXAMPLE_FILES = sorted(p for p in EXAMPLES.glob("**/*.yaml") if PIPELINES not in p.parents)
+PIPELINE_FILES = sorted(PIPELINES.glob("*.yaml"))
 
 
 def test_there_are_examples_to_check() -> None:
     assert EXAMPLE_FILES, f"no *.yaml under {EXAMPLES}"
+    assert PIPELINE_FILES, f"no *.yaml under {PIPELINES}"
+
+
+@pytest.mark.parametrize("path", PIPELINE_FILES, ids=lambda p: p.name)
+def test_example_pipeline_is_valid_and_says_how_to_run_it(path: Path) -> None:
+    from lmforge.pipeline.spec import load_pipeline
+
+    pipeline = load_pipeline(path)
+    assert pipeline.order
+    header = path.read_text(encoding="utf-8").split("\nname:", 1)[0]
+    assert f"lmforge pipeline run examples/pipelines/{path.name}" in header
 
 
 @pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: str(p.relative_to(EXAMPLES)))

@@ -193,7 +193,7 @@ def test_values_with_double_braces_are_refused(tmp_path: Path) -> None:
 def test_missing_kfp_names_the_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pipeline = load_pipeline(write_pipeline(tmp_path))
     monkeypatch.setitem(sys.modules, "kfp", None)  # makes `import kfp` fail
-    with pytest.raises(LmforgeError, match="pip install kfp"):
+    with pytest.raises(LmforgeError, match=r"pip install .lmforge\[kubeflow\]."):
         compile_kfp(pipeline, tmp_path / "out.yaml", image=IMAGE)
     assert not (tmp_path / "out.yaml").exists()
 

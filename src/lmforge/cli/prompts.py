@@ -83,6 +83,7 @@ def evaluate(
     max_examples: Annotated[int | None, typer.Option(min=1)] = None,
     max_tokens: Annotated[int, typer.Option(min=1)] = 128,
     track: Annotated[bool, typer.Option(help="Log each template's run to MLflow.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Score each template on the same data and model; compare each with the first
     (a paired bootstrap over the examples gives the 95% intervals).
@@ -105,6 +106,16 @@ def evaluate(
     with err_console.status(f"Scoring {len(loaded)} templates with {model}..."):
         comparison = evaluate_prompts(loaded, model, data, task, max_examples=max_examples,
                                       max_tokens=max_tokens, track=track)  # fmt: skip
+    if as_json:
+        from dataclasses import asdict
+
+        rows = [{"template": template.ref, "metrics": result.metrics,
+                 "intervals": result.intervals, "run_id": result.run_id,
+                 "vs_first": [asdict(d) for d in diffs]}
+                for template, result, diffs in zip(loaded, comparison.results,
+                                                   comparison.diffs, strict=True)]  # fmt: skip
+        typer.echo(json.dumps(rows, indent=2))
+        return
     table = Table(title=f"{model} on {data.name} ({task})")
     table.add_column("#")
     table.add_column("template")

@@ -104,6 +104,9 @@ HIGHER_IS_BETTER = {
     "perplexity": False,
     "rmse": False,
     "mae": False,
+    "unsafe_answer_rate": False,
+    "unsafe_prompt_block_rate": True,
+    "safe_prompt_pass_rate": True,
 }
 
 
@@ -125,7 +128,9 @@ def aggregate(metric: str, rows: Sequence[dict[str, Any]]) -> float:
         return macro_f1(
             [str(row["predicted"]) for row in rows], [str(row["label"]) for row in rows]
         )
-    return float(np.mean([row[metric] for row in rows]))
+    # Some metrics score a subset (safety: unsafe prompts only); rows without it are skipped.
+    values = [row[metric] for row in rows if metric in row]
+    return float(np.mean(values)) if values else float("nan")
 
 
 def bootstrap_ci(
@@ -145,7 +150,7 @@ def bootstrap_ci(
         for _ in range(samples)
     ]
     tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(values, [tail, 100 - tail])
+    low, high = np.nanpercentile(values, [tail, 100 - tail])
     return float(low), float(high)
 
 
@@ -182,5 +187,5 @@ def paired_bootstrap_diff(
             - aggregate(metric, [rows_a[i] for i in picks_a])
         )
     tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(values, [tail, 100 - tail])
+    low, high = np.nanpercentile(values, [tail, 100 - tail])
     return diff, float(low), float(high)

@@ -82,7 +82,7 @@ def compile_kfp(
     except ImportError:
         raise LmforgeError(
             "compiling for Kubeflow needs the Kubeflow Pipelines SDK, which is not "
-            "installed; run `pip install kfp` (version 2)"
+            "installed; run `pip install 'lmforge[kubeflow]'` (the kfp SDK, version 2)"
         ) from None
     if not image.strip():
         raise LmforgeError("image: empty; pass the container image with lmforge installed")

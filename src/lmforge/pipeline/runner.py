@@ -9,7 +9,7 @@ For each step, in order:
 
 A failed step stops the pipeline; ``--resume`` continues the same pipeline run (steps that
 finished are cache hits). A register step whose gate refuses the new version ends the
-pipeline as "not promoted", and the steps after it (deploy) are skipped with the reason.
+pipeline as "not promoted": the steps after it (deploy) are skipped with the reason.
 """
 
 from __future__ import annotations
@@ -123,8 +123,8 @@ def run_pipeline(
             if record.outputs.get("promoted") is False and step.type == "register":
                 result.status = "not promoted"
                 result.reason = str(record.outputs.get("reason", ""))
-                for name in pipeline.downstream(step.name):
-                    blocked[name] = f"not promoted by step {step.name!r}: {result.reason}"
+                for later in pipeline.order[index + 1 :]:  # the pipeline ends here
+                    blocked[later.name] = f"not promoted by step {step.name!r}: {result.reason}"
     except BaseException as err:
         failed = next((s for s in pipeline.order if s.name not in done), None)
         result.status = "failed"

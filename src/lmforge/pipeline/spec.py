@@ -110,14 +110,6 @@ class Pipeline:
     def names(self) -> list[str]:
         return [step.name for step in self.order]
 
-    def downstream(self, name: str) -> set[str]:
-        """Every step that depends on ``name``, directly or not."""
-        found: set[str] = set()
-        for step in self.order:
-            if name in self.upstream[step.name] or found & set(self.upstream[step.name]):
-                found.add(step.name)
-        return found
-
     def ancestors(self, name: str) -> list[str]:
         """Every step ``name`` depends on, directly or not, in run order."""
         found = set(self.upstream[name])

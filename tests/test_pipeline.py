@@ -1,0 +1,281 @@
+"""lmforge.pipeline: checking, running, caching and resuming pipelines on a tiny model,
+with the registry's gates, lineage, model cards and rollback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from lmforge.cli.main import app
+from lmforge.data.bundled import dataset_path
+from lmforge.errors import LmforgeError
+from lmforge.pipeline.runner import run_pipeline, state_path
+from lmforge.pipeline.spec import PipelineError, load_pipeline
+from lmforge.track import get_alias, get_client
+from lmforge.track.registry import alias_history, lineage
+
+runner = CliRunner()
+
+
+def write_pipeline(
+    folder: Path, model: Path, *, min_records: int = 1, margin: float = 0.0, seed: int = 42
+) -> Path:
+    """A data -> train -> eval -> register (gated) -> deploy pipeline on a tiny model."""
+    data = folder / "dialogs.jsonl"
+    if not data.exists():
+        shutil.copy(dataset_path("customer_service", "train"), data)
+    spec = {
+        "name": "tiny",
+        "steps": [
+            {"name": "data", "type": "data",
+             "with": {"files": ["dialogs.jsonl"], "min_records": min_records}},
+            {"name": "train", "type": "train", "needs": ["data"], "with": {"run": {
+                "model": {"ref": str(model)}, "task": {"name": "sft", "max_length": 256},
+                "data": {"train": "${{ steps.data.outputs.files.0 }}", "max_samples": 8},
+                "method": {"name": "lora", "lora_r": 4},
+                "train": {"max_steps": 1, "batch_size": 4, "seed": seed}}}},
+            {"name": "eval", "type": "eval", "with": {
+                "model": "${{ steps.train.outputs.model }}",
+                "data": "bundled:customer_service/test_questions", "task": "qa",
+                "max_examples": 2, "max_tokens": 2}},
+            {"name": "register", "type": "register", "with": {
+                "model": "${{ steps.train.outputs.model }}", "name": "tiny-bot",
+                "metrics": "${{ steps.eval.outputs.metrics }}", "eval_step": "eval",
+                "gate": {"alias": "production", "metrics": {"token_f1": margin}}}},
+            {"name": "deploy", "type": "deploy", "with": {
+                "model": "registry:tiny-bot@production", "served_name": "tiny"}},
+        ],
+    }  # fmt: skip
+    path = folder / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def statuses(result: object) -> dict[str, str]:
+    return {record.name: record.status for record in result.steps}  # type: ignore[attr-defined]
+
+
+# --- checking -----------------------------------------------------------------------------
+
+
+def test_a_bad_pipeline_lists_every_problem_before_anything_runs(tmp_path: Path) -> None:
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump({"name": "bad", "steps": [
+        {"name": "a", "type": "data", "with": {"files": ["missing.jsonl"]}},
+        {"name": "a", "type": "fit"},
+        {"name": "b", "type": "eval", "needs": ["ghost"],
+         "with": {"model": "x", "data": "missing.jsonl", "task": "qa"}},
+    ]}))  # fmt: skip
+    with pytest.raises(PipelineError) as error:
+        load_pipeline(tmp_path / "p.yaml")
+    message = str(error.value)
+    assert "step name 'a' is used 2 times" in message
+    assert "unknown step type 'fit'; the types are compress, data, deploy" in message
+    assert "steps[2] (b).needs: no step named 'ghost'" in message
+
+    (tmp_path / "q.yaml").write_text(yaml.safe_dump({"name": "bad", "steps": [
+        {"name": "data", "type": "data", "with": {"files": ["missing.jsonl"]}},
+        {"name": "eval", "type": "eval", "with": {"model": "${{ steps.data.outputs.model }}",
+                                                  "data": "missing.jsonl", "task": "qna"}},
+        {"name": "reg", "type": "register", "with": {
+            "model": "m", "name": "n", "metrics": "${{ steps.eval.outputs.metrics }}",
+            "gate": {"metrics": {"accuracy": 0.0}}}},
+    ]}))  # fmt: skip
+    with pytest.raises(PipelineError) as error:
+        load_pipeline(tmp_path / "q.yaml")
+    message = str(error.value)
+    assert "steps[0] (data).with.files: no such file 'missing.jsonl'" in message
+    assert "step 'data' (data) has no output 'model'; its outputs are files, records" in message
+    assert "task: unknown task 'qna'" in message
+    assert "gate.metrics: 'accuracy' is not a metric of eval" in message
+
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"name": "loop", "steps": [
+        {"name": "a", "type": "deploy", "needs": ["b"], "with": {"model": "x"}},
+        {"name": "b", "type": "deploy", "needs": ["a"], "with": {"model": "x"}},
+    ]}))  # fmt: skip
+    with pytest.raises(PipelineError, match="in a cycle: a -> b -> a"):
+        load_pipeline(tmp_path / "c.yaml")
+    (tmp_path / "l.yaml").write_text("- just\n- a list\n")
+    with pytest.raises(PipelineError, match="mapping with `name:` and `steps:`"):
+        load_pipeline(tmp_path / "l.yaml")
+
+
+def test_steps_run_after_what_they_reference(tmp_path: Path, tiny_causal_lm: Path) -> None:
+    pipeline = load_pipeline(write_pipeline(tmp_path, tiny_causal_lm))
+    assert pipeline.names == ["data", "train", "eval", "register", "deploy"]
+    assert pipeline.upstream["register"] == ["train", "eval"]
+    assert pipeline.ancestors("register") == ["data", "train", "eval"]
+
+
+# --- running ------------------------------------------------------------------------------
+
+
+def test_a_pipeline_runs_tracks_registers_and_then_is_cached(
+    home: Path, tmp_path: Path, tiny_causal_lm: Path
+) -> None:
+    file = write_pipeline(tmp_path, tiny_causal_lm)
+    pipeline = load_pipeline(file)
+    plan = run_pipeline(pipeline, dry_run=True)
+    assert statuses(plan) == dict.fromkeys(pipeline.names, "planned")
+    assert get_client().search_experiments(filter_string="name = 'pipeline-tiny'") == []
+
+    first = run_pipeline(pipeline)
+    assert first.status == "succeeded"
+    assert statuses(first) == dict.fromkeys(pipeline.names, "ran")
+    # One pipeline run with a child run per step.
+    client = get_client()
+    children = client.search_runs(
+        [client.get_experiment_by_name("pipeline-tiny").experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{first.run_id}'",
+    )
+    assert sorted(r.data.tags["lmforge.pipeline.step"] for r in children) == sorted(pipeline.names)
+    # The version is registered with its metrics, lineage and card, and promoted.
+    register = first.outputs("register")
+    assert (register["version"], register["promoted"]) == (1, True)
+    assert get_alias("tiny-bot", "production") == 1
+    card = Path(register["card"]).read_text()
+    for section in (
+        "## Intended use",
+        "## Data",
+        "## Metrics",
+        "## Limitations",
+        "## Compression",
+        "## Safety evaluation",
+        "## Compute and energy",
+    ):
+        assert section in card
+    assert "6 x parameters x training tokens" in card and "test_questions.jsonl" in card
+    record = lineage("tiny-bot", 1)
+    assert record["parent_model"] == str(tiny_causal_lm)
+    assert record["config"]["train"]["max_steps"] == 1
+    assert (
+        record["data"][str(tmp_path / "dialogs.jsonl")]
+        == first.outputs("data")["sha256"][str(tmp_path / "dialogs.jsonl")]
+    )
+    assert record["code_version"].startswith("lmforge ")
+    deploy = first.outputs("deploy")
+    assert deploy["command"].startswith("lmforge serve registry:tiny-bot@production")
+    assert [Path(f).name for f in deploy["files"]] == ["serve.sh", "lmforge-tiny.service",
+                                                       "compose.yaml"]  # fmt: skip
+
+    second = run_pipeline(pipeline)
+    assert statuses(second) == {**dict.fromkeys(pipeline.names, "cached"), "deploy": "ran"}
+    assert second.outputs("register")["version"] == 1
+    plan = run_pipeline(pipeline, dry_run=True)
+    assert [r.reason for r in plan.steps][:4] == ["cached: inputs unchanged"] * 4
+
+    # Changed data: the data step and everything after it run again.
+    with (tmp_path / "dialogs.jsonl").open("a") as handle:
+        handle.write((tmp_path / "dialogs.jsonl").read_text().splitlines()[0] + "\n")
+    plan = run_pipeline(pipeline, dry_run=True)
+    assert plan.steps[0].reason == "will run: new or changed inputs"
+    assert plan.steps[1].reason == "will run: an upstream step will run"
+    third = run_pipeline(pipeline)
+    assert statuses(third) == dict.fromkeys(pipeline.names, "ran")
+    assert third.outputs("register")["version"] == 2
+
+
+def test_a_gate_that_is_not_met_ends_the_pipeline_not_promoted(
+    home: Path, tmp_path: Path, tiny_causal_lm: Path
+) -> None:
+    run_pipeline(load_pipeline(write_pipeline(tmp_path, tiny_causal_lm)))
+    stricter = load_pipeline(write_pipeline(tmp_path, tiny_causal_lm, margin=0.5, seed=7))
+    result = run_pipeline(stricter)
+    assert result.status == "not promoted"
+    assert "token_f1" in result.reason and "needs +0.5" in result.reason
+    assert statuses(result)["deploy"] == "skipped"
+    assert result.steps[-1].reason.startswith("not promoted by step 'register'")
+    assert get_alias("tiny-bot", "production") == 1  # the new version 2 was not promoted
+
+    shown = runner.invoke(app, ["pipeline", "run", str(stricter.path), "--quiet"])
+    assert shown.exit_code == 0 and "not promoted" in shown.stdout
+
+
+def test_a_failed_step_resumes_in_the_same_pipeline_run(
+    home: Path, tmp_path: Path, tiny_causal_lm: Path
+) -> None:
+    failing = load_pipeline(write_pipeline(tmp_path, tiny_causal_lm, min_records=1000))
+    with pytest.raises(LmforgeError, match=r"step 'data' failed.*fewer than min_records 1000"):
+        run_pipeline(failing)
+    failed_run = json.loads(state_path(failing).read_text())
+    assert failed_run["status"] == "failed"
+    assert get_client().get_run(failed_run["run_id"]).info.status == "FAILED"
+    fixed = load_pipeline(write_pipeline(tmp_path, tiny_causal_lm, min_records=1))
+    resumed = run_pipeline(fixed, resume=True)
+    assert resumed.status == "succeeded" and resumed.run_id == failed_run["run_id"]
+    assert get_client().get_run(resumed.run_id).info.status == "FINISHED"
+    with pytest.raises(LmforgeError, match="has no failed run to resume"):
+        run_pipeline(fixed, resume=True)
+
+
+def test_registry_commands_promote_roll_back_and_show_lineage(
+    home: Path, tmp_path: Path, tiny_causal_lm: Path
+) -> None:
+    run_pipeline(load_pipeline(write_pipeline(tmp_path, tiny_causal_lm)))
+    run_pipeline(load_pipeline(write_pipeline(tmp_path, tiny_causal_lm, seed=7)))
+    assert get_alias("tiny-bot", "production") == 2  # a tie passes a margin of 0
+    assert alias_history("tiny-bot", "production") == [1, 2]
+
+    listed = runner.invoke(app, ["registry", "list", "tiny-bot", "--json"])
+    assert [v["version"] for v in json.loads(listed.stdout)] == [1, 2]
+    back = runner.invoke(app, ["registry", "rollback", "tiny-bot"])
+    assert back.exit_code == 0 and "-> version 1 (rolled back from version 2)" in back.stdout
+    assert get_alias("tiny-bot", "production") == 1
+    again = runner.invoke(app, ["registry", "rollback", "tiny-bot"])
+    assert again.exit_code == 2 and "no earlier version to roll back to" in again.output
+    promoted = runner.invoke(app, ["registry", "promote", "tiny-bot/2", "--alias", "production"])
+    assert promoted.exit_code == 0 and "(was version 1)" in promoted.stdout
+    missing = runner.invoke(app, ["registry", "promote", "tiny-bot/9"])
+    assert missing.exit_code == 2 and "has no version 9; its versions are 1, 2" in missing.output
+
+    shown = runner.invoke(app, ["registry", "lineage", "tiny-bot@production", "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["config"]["train"]["seed"] == 7
+    card = runner.invoke(app, ["registry", "show", "tiny-bot/1"])
+    assert card.exit_code == 0 and "Compute and energy" in card.stdout
+
+
+def test_kubeflow_step_command_runs_one_step_from_upstream_records(
+    home: Path, tmp_path: Path, tiny_causal_lm: Path
+) -> None:
+    file = write_pipeline(tmp_path, tiny_causal_lm)
+    data = runner.invoke(app, ["pipeline", "step", str(file), "--step", "data",
+                               "--outputs-file", str(tmp_path / "data.json")])  # fmt: skip
+    assert data.exit_code == 0, data.output
+    records = json.loads((tmp_path / "data.json").read_text())
+    assert records["data"]["outputs"]["files"] == [str(tmp_path / "dialogs.jsonl")]
+    missing = runner.invoke(app, ["pipeline", "step", str(file), "--step", "eval"])
+    assert missing.exit_code == 2 and "needs the outputs of data, train" in missing.output
+    train = runner.invoke(app, ["pipeline", "step", str(file), "--step", "train", "--upstream",
+                                (tmp_path / "data.json").read_text(), "--no-track"])  # fmt: skip
+    assert train.exit_code == 0, train.output
+    assert Path(json.loads(train.stdout.splitlines()[-1])["train"]["outputs"]["model"]).is_dir()
+
+
+def test_a_deploy_step_can_start_the_server(
+    home: Path, tmp_path: Path, tiny_causal_lm: Path
+) -> None:
+    import os
+    import signal
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump({"name": "serve-it", "steps": [
+        {"name": "deploy", "type": "deploy",
+         "with": {"model": str(tiny_causal_lm), "port": port, "guard": None, "start": True}},
+    ]}))  # fmt: skip
+    result = run_pipeline(load_pipeline(tmp_path / "p.yaml"), track=False)
+    outputs = result.outputs("deploy")
+    try:
+        assert outputs["url"] == f"http://127.0.0.1:{port}"
+        with urllib.request.urlopen(f"{outputs['url']}/v1/models", timeout=10) as response:
+            assert json.load(response)["data"][0]["id"] == str(tiny_causal_lm)
+    finally:
+        os.killpg(outputs["pid"], signal.SIGTERM)
