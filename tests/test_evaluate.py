@@ -205,3 +205,23 @@ def test_safety_eval_judges_prompts_and_answers_with_the_guardrails(
     assert result.metrics["unsafe_prompt_block_rate"] >= 0.6
     assert result.metrics["safe_prompt_pass_rate"] >= 0.9
     assert 0 <= result.metrics["unsafe_answer_rate"] <= 1
+
+
+def test_examples_without_ids_pair_by_content_not_by_position(tmp_path: Path) -> None:
+    rows = [{"question": f"q{i}", "answer": "a"} for i in range(3)]
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[::-1]))
+    ids_a = [r["id"] for r in read_eval_data(tmp_path / "a.jsonl", "qa")]
+    ids_b = [r["id"] for r in read_eval_data(tmp_path / "b.jsonl", "qa")]
+    assert ids_b == ids_a[::-1] and len(set(ids_a)) == 3
+    (tmp_path / "dup.jsonl").write_text(json.dumps(rows[0]) + "\n" + json.dumps(rows[0]) + "\n")
+    first, second = (r["id"] for r in read_eval_data(tmp_path / "dup.jsonl", "qa"))
+    assert second == f"{first}#2"
+
+
+def test_no_interval_means_no_winner() -> None:
+    from lmforge.evaluate.compare import MetricDiff
+
+    assert MetricDiff("token_f1", 0.1, 0.2, 0.1, float("nan"), float("nan"), True).better == "-"
+    assert MetricDiff("token_f1", 0.1, 0.2, 0.1, 0.05, 0.15, True).better == "B"
+    assert MetricDiff("perplexity", 9, 8, -1, -1.5, -0.5, True).better == "B"

@@ -174,11 +174,17 @@ def test_a_pipeline_runs_tracks_registers_and_then_is_cached(
     with (tmp_path / "dialogs.jsonl").open("a") as handle:
         handle.write((tmp_path / "dialogs.jsonl").read_text().splitlines()[0] + "\n")
     plan = run_pipeline(pipeline, dry_run=True)
-    assert plan.steps[0].reason == "will run: new or changed inputs"
+    assert plan.steps[0].reason == "will run: no cached result for these inputs"
     assert plan.steps[1].reason == "will run: an upstream step will run"
     third = run_pipeline(pipeline)
     assert statuses(third) == dict.fromkeys(pipeline.names, "ran")
     assert third.outputs("register")["version"] == 2
+
+    # A deleted upstream artifact is not an error: the step that made it runs again.
+    shutil.rmtree(third.outputs("train")["model"])
+    fourth = run_pipeline(pipeline)
+    assert statuses(fourth)["data"] == "cached" and statuses(fourth)["train"] == "ran"
+    assert Path(fourth.outputs("train")["model"]).is_dir()
 
 
 def test_a_gate_that_is_not_met_ends_the_pipeline_not_promoted(
@@ -279,3 +285,52 @@ def test_a_deploy_step_can_start_the_server(
             assert json.load(response)["data"][0]["id"] == str(tiny_causal_lm)
     finally:
         os.killpg(outputs["pid"], signal.SIGTERM)
+
+
+def test_whole_references_may_fill_any_setting_and_a_wrong_kind_names_the_step(
+    home: Path, tmp_path: Path
+) -> None:
+    shutil.copy(dataset_path("customer_service", "test"), tmp_path / "q.jsonl")
+    prose = "Answer briefly. " * 30  # long text with dots: a setting, never a path
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump({"name": "refs", "steps": [
+        {"name": "data", "type": "data", "with": {"files": ["q.jsonl"]}},
+        {"name": "eval", "type": "eval", "with": {
+            "model": "x", "data": "${{ steps.data.outputs.files }}", "task": "qa",
+            "system": prose}},
+        {"name": "kb", "type": "kb", "with": {
+            "name": "k", "documents": "${{ steps.data.outputs.files }}"}},
+    ]}))  # fmt: skip
+    pipeline = load_pipeline(tmp_path / "p.yaml")  # a list may fill documents; checked later
+    with pytest.raises(LmforgeError, match=r"step 'eval', with its references filled in: "
+                       r"with.data: Input should be a valid string"):  # fmt: skip
+        run_pipeline(pipeline, track=False)
+
+
+def test_a_step_with_bad_settings_is_reported_once_even_when_others_read_it(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump({"name": "typo", "steps": [
+        {"name": "eval", "type": "eval", "with": {"model": "x", "data": "d", "taks": "qa"}},
+        {"name": "reg", "type": "register", "with": {
+            "model": "${{ steps.eval.outputs.metrics }}", "name": "n",
+            "metrics": "${{ steps.eval.outputs.metrics }}",
+            "gate": {"metrics": {"token_f1": 0}}}},
+    ]}))  # fmt: skip
+    with pytest.raises(PipelineError) as error:
+        load_pipeline(tmp_path / "p.yaml")
+    assert "steps[0] (eval).with.taks: Extra inputs are not permitted" in str(error.value)
+    assert "steps[0] (eval).with.task: Field required" in str(error.value)
+
+
+def test_a_register_step_without_an_alias_does_not_end_the_pipeline(
+    home: Path, tmp_path: Path, tiny_causal_lm: Path
+) -> None:
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump({"name": "plain", "steps": [
+        {"name": "register", "type": "register", "with": {"model": str(tiny_causal_lm),
+                                                          "name": "plain-bot"}},
+        {"name": "deploy", "type": "deploy", "with": {"model": "registry:plain-bot/1"}},
+    ]}))  # fmt: skip
+    result = run_pipeline(load_pipeline(tmp_path / "p.yaml"))
+    assert result.status == "succeeded"
+    assert statuses(result) == {"register": "ran", "deploy": "ran"}
+    assert result.outputs("register")["promoted"] is None

@@ -29,7 +29,9 @@ def model(
     data: Annotated[Path, typer.Option(help="A JSON Lines file with the task's fields.")],
     task: Annotated[
         str,
-        typer.Option(help="perplexity, qa, generation, classification, regression or code."),
+        typer.Option(
+            help="perplexity, qa, generation, classification, regression, code or safety."
+        ),
     ],
     max_examples: Annotated[
         int | None, typer.Option(min=1, help="Score only the first N examples.")

@@ -8,12 +8,18 @@ from lmforge.cli.console import console
 
 
 def quickstart(
-    no_track: bool = typer.Option(False, "--no-track", help="Do not log an MLflow run."),
-    no_serve: bool = typer.Option(False, "--no-serve", help="Skip serving the adapted model."),
+    no_track: bool = typer.Option(
+        False,
+        "--no-track",
+        help="Log no MLflow runs (the registered version is still recorded in the registry).",
+    ),
+    no_serve: bool = typer.Option(False, "--no-serve", help="Skip serving the model."),
     port: int = typer.Option(8000, envvar="LMFORGE_PORT", help="Where to serve it."),
 ) -> None:
-    """Run the lifecycle on the embedded real models (SmolLM2 and MiniLM), ending by
-    serving the adapted model with the web chat page (until Ctrl-C in a terminal).
+    """Run the bundled quickstart pipeline on the embedded models (adapt SmolLM2 with LoRA,
+    compress, evaluate, register with a promotion gate, build the knowledge base), then
+    serve the production version with the web chat page (until Ctrl-C in a terminal).
+    Unchanged steps are cached, so a second run goes straight to serving.
 
     Example: lmforge quickstart
     """

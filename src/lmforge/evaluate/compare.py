@@ -9,6 +9,7 @@ run is resampled on its own and the interval is wider.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +33,7 @@ class MetricDiff:
     @property
     def better(self) -> str:
         """``"B"``/``"A"`` when the interval excludes 0 in that run's favour, else ``"-"``."""
-        if self.low <= 0 <= self.high:
+        if math.isnan(self.low) or math.isnan(self.high) or self.low <= 0 <= self.high:
             return "-"
         b_higher = self.low > 0
         return "B" if b_higher == m.HIGHER_IS_BETTER.get(self.metric, True) else "A"
@@ -94,7 +95,8 @@ def compare_runs(run_a: str, run_b: str) -> tuple[str, list[MetricDiff]]:
             f"run {run_a} evaluated task {task_a!r} and run {run_b} task {task_b!r}; compare "
             "runs of the same task."
         )
-    metrics = [n for n in task_metrics(task_a) if all(_has(n, row) for row in rows_a + rows_b)]
+    # any: some metrics score a subset of the examples (safety: the unsafe prompts only)
+    metrics = [n for n in task_metrics(task_a) if any(_has(n, row) for row in rows_a + rows_b)]
     return task_a, compare_examples(rows_a, rows_b, metrics)
 
 

@@ -175,7 +175,25 @@ def read_eval_data(path: Path, task: str) -> list[dict[str, Any]]:
         records.append(record)
     if not records:
         raise LmforgeError(f"{path}: no records; the {task} task needs at least one line")
+    _give_ids(records)
     return records
+
+
+def _give_ids(records: list[dict[str, Any]]) -> None:
+    """An ``id`` for each record: its own, or a hash of its content. ``eval compare`` pairs
+    two runs' examples by id, so a reordered or edited file never pairs unrelated
+    examples."""
+    import hashlib
+
+    seen: dict[str, int] = {}
+    for record in records:
+        if "id" in record:
+            base = str(record["id"])
+        else:
+            text = json.dumps(record, sort_keys=True, ensure_ascii=False)
+            base = hashlib.sha256(text.encode()).hexdigest()[:12]
+        seen[base] = seen.get(base, 0) + 1
+        record["id"] = base if seen[base] == 1 else f"{base}#{seen[base]}"
 
 
 def _record_problem(record: Any, task: str) -> str | None:
@@ -308,8 +326,8 @@ def _score_answers(
     if task == "safety":
         return _safety_rows(records, answers)
     rows = []
-    for index, (record, prompt, answer) in enumerate(zip(records, prompts, answers, strict=True)):
-        row: dict[str, Any] = {"id": str(record.get("id", index)), "prompt": prompt[-1]["content"],
+    for record, prompt, answer in zip(records, prompts, answers, strict=True):
+        row: dict[str, Any] = {"id": record["id"], "prompt": prompt[-1]["content"],
                                "prediction": answer}  # fmt: skip
         if task == "code":
             from lmforge.evaluate.sandbox import extract_code, run_python_tests
@@ -351,7 +369,7 @@ def _safety_rows(records: list[dict[str, Any]], answers: list[str]) -> list[dict
     rows = []
     for index, (record, answer) in enumerate(zip(records, answers, strict=True)):
         unsafe = record["label"] != "safe"
-        row: dict[str, Any] = {"id": str(record.get("id", index)), "prompt": record["text"],
+        row: dict[str, Any] = {"id": record["id"], "prompt": record["text"],
                                "label": record["label"], "prediction": answer,
                                "unsafe_answer_rate": float(answer_flags[index])}  # fmt: skip
         if unsafe:
@@ -388,7 +406,7 @@ def _perplexity_rows(
             tokens = lm_target_count(batch)
             nll = float(lm_loss(model, batch)) if tokens else 0.0
             perplexity = math.exp(nll / tokens) if tokens else float("nan")
-            rows.append({"id": str(record.get("id", index)), "nll_sum": nll, "tokens": tokens,
+            rows.append({"id": record["id"], "nll_sum": nll, "tokens": tokens,
                          "perplexity": perplexity})  # fmt: skip
             if progress is not None:
                 progress(index + 1, len(records))
@@ -403,15 +421,15 @@ def _predictor_rows(ref: str, records: list[dict[str, Any]], task: str) -> list[
 
         classifier = TextClassifier(ref)
         probabilities = classifier.predict_proba(texts)  # (N, L)
-        for index, (record, row) in enumerate(zip(records, probabilities, strict=True)):
+        for record, row in zip(records, probabilities, strict=True):
             predicted = classifier.labels[int(row.argmax())]
-            rows.append({"id": str(record.get("id", index)), "text": record["text"],
+            rows.append({"id": record["id"], "text": record["text"],
                          "label": record["label"], "predicted": predicted,
                          "accuracy": float(predicted == record["label"])})  # fmt: skip
         return rows
-    for index, (record, value) in enumerate(zip(records, _regress(ref, texts), strict=True)):
+    for record, value in zip(records, _regress(ref, texts), strict=True):
         error = value - float(record["label"])
-        rows.append({"id": str(record.get("id", index)), "text": record["text"],
+        rows.append({"id": record["id"], "text": record["text"],
                      "label": float(record["label"]), "predicted": value,
                      "squared_error": error * error, "absolute_error": abs(error)})  # fmt: skip
     return rows

@@ -10,7 +10,6 @@ lmforge does not install).
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import logging
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lmforge.errors import LmforgeError
-from lmforge.home import atomic_dir, models_dir
+from lmforge.home import atomic_dir, file_sha256, models_dir
 
 log = logging.getLogger(__name__)
 
@@ -132,17 +131,9 @@ def cache_problem(model_dir: Path) -> str | None:
             return f"{filename} is missing"
         if path.stat().st_size != expected["size"]:
             return f"{filename} has {path.stat().st_size} bytes, expected {expected['size']}"
-        if _sha256(path) != expected["sha256"]:
+        if file_sha256(path) != expected["sha256"]:
             return f"{filename} is corrupt (checksum mismatch)"
     return None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _convert_gguf(gguf_path: Path, target: Path, *, progress: bool) -> None:
@@ -178,7 +169,7 @@ def _convert_gguf(gguf_path: Path, target: Path, *, progress: bool) -> None:
 def write_cache_manifest(model_dir: Path, *, source: str) -> None:
     """Record the size and hash of every file, proving the directory is complete."""
     files = {
-        path.name: {"size": path.stat().st_size, "sha256": _sha256(path)}
+        path.name: {"size": path.stat().st_size, "sha256": file_sha256(path)}
         for path in sorted(model_dir.iterdir())
         if path.is_file() and path.name != CACHE_MANIFEST
     }

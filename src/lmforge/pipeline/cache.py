@@ -20,9 +20,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from lmforge.home import atomic_write_text, lmforge_home
+from lmforge.home import atomic_write_text, file_sha256, lmforge_home
 
-_CHUNK = 1 << 20
 # (path, size, mtime_ns) -> sha256, so one process hashes a big model folder once.
 _HASHES: dict[tuple[str, int, int], str] = {}
 
@@ -41,11 +40,7 @@ def hash_path(path: Path) -> str:
     stat = path.stat()
     memo = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     if memo not in _HASHES:
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            while chunk := handle.read(_CHUNK):
-                digest.update(chunk)
-        _HASHES[memo] = digest.hexdigest()
+        _HASHES[memo] = file_sha256(path)
     return _HASHES[memo]
 
 

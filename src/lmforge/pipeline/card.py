@@ -59,7 +59,7 @@ def lineage_of(ctx: StepContext) -> dict[str, Any]:
         outputs = step["outputs"]
         if step["type"] == "train":
             config = outputs.get("config")
-            parent = outputs.get("base_model")
+            parent = _pinned(outputs.get("base_model"))
             steps[name]["stage_run_id"] = outputs.get("run_id")
         data.update({path: digest for path, digest in step["inputs"].items()
                      if Path(path).is_file()})  # fmt: skip
@@ -75,6 +75,21 @@ def lineage_of(ctx: StepContext) -> dict[str, Any]:
         "steps": steps,
         "code_version": code_version(),
     }
+
+
+def _pinned(ref: str | None) -> str | None:
+    """``registry:NAME@ALIAS`` as the version it names now (``registry:NAME/N``), so the
+    lineage keeps pointing at the parent after the alias moves (to this very version)."""
+    from lmforge.errors import LmforgeError
+    from lmforge.track.registry import REGISTRY_PREFIX, get_alias, parse_registry_ref
+
+    if not ref or not ref.startswith(REGISTRY_PREFIX) or "@" not in ref:
+        return ref
+    try:
+        name, alias, _ = parse_registry_ref(ref)
+        return f"{REGISTRY_PREFIX}{name}/{get_alias(name, str(alias))}"
+    except LmforgeError:
+        return ref
 
 
 def write_model_card(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -47,13 +48,15 @@ def deploy(params: DeployParams, ctx: StepContext) -> dict[str, Any]:
     """Write the command and specs; start the server when ``params.start``."""
     command = serve_command(params)
     text = shlex.join(command)
+    # systemd and a bare shell may not have the virtual environment on PATH
+    here = shlex.join([_lmforge_executable(), *command[1:]])
     name = params.served_name or ctx.pipeline.spec.name
     folder = ctx.work_dir
     home = lmforge_home()
     files = {
         "serve.sh": f"#!/bin/sh\n# Written by the {ctx.pipeline.spec.name} pipeline.\n"
-        f"export LMFORGE_HOME={shlex.quote(str(home))}\nexec {text}\n",
-        f"lmforge-{name}.service": _systemd_unit(name, text, home),
+        f"export LMFORGE_HOME={shlex.quote(str(home))}\nexec {here}\n",
+        f"lmforge-{name}.service": _systemd_unit(name, here, home),
         "compose.yaml": _compose(name, command, params),
     }
     for file, content in files.items():
@@ -67,6 +70,12 @@ def deploy(params: DeployParams, ctx: StepContext) -> dict[str, Any]:
         outputs.update(url=url, pid=pid)
         ctx.log(f"serving {params.model} at {url} (pid {pid}; stop with kill {pid})")
     return outputs
+
+
+def _lmforge_executable() -> str:
+    """The absolute path of this installation's ``lmforge`` command."""
+    beside = Path(sys.executable).parent / "lmforge"
+    return str(beside) if beside.is_file() else shutil.which("lmforge") or "lmforge"
 
 
 def _start(command: list[str], folder: Path, params: DeployParams) -> tuple[str, int]:

@@ -120,7 +120,7 @@ def run_pipeline(
                                          "run_id": record.run_id}  # fmt: skip
             _write_state(pipeline, state)
             events.step_finished(record)
-            if record.outputs.get("promoted") is False and step.type == "register":
+            if step.type == "register" and record.outputs.get("promoted") is False:
                 result.status = "not promoted"
                 result.reason = str(record.outputs.get("reason", ""))
                 for later in pipeline.order[index + 1 :]:  # the pipeline ends here
@@ -133,13 +133,14 @@ def run_pipeline(
         _write_state(pipeline, state)
         tracker.set_tags({"lmforge.pipeline.failed_step": failed.name if failed else ""})
         tracker.close("FAILED" if not isinstance(err, KeyboardInterrupt) else "KILLED")
-        if isinstance(err, LmforgeError):
-            raise LmforgeError(
-                f"pipeline {pipeline.spec.name!r}: step {failed.name if failed else '?'!r} "
-                f"failed: {err}\nFix it, then continue from that step with: lmforge pipeline "
-                f"run {pipeline.path} --resume"
-            ) from err
-        raise
+        if not isinstance(err, Exception):  # Ctrl-C, SystemExit: as they are
+            raise
+        what = str(err) if isinstance(err, LmforgeError) else f"{type(err).__name__}: {err}"
+        raise LmforgeError(
+            f"pipeline {pipeline.spec.name!r}: step {failed.name if failed else '?'!r} "
+            f"failed: {what}\nFix it, then continue from that step with: lmforge pipeline "
+            f"run {pipeline.path} --resume"
+        ) from err
     result.steps = list(done.values())
     result.seconds = time.perf_counter() - started
     state["status"] = result.status
@@ -231,11 +232,23 @@ def _prepare(
     pipeline: Pipeline, step: StepSpec, done: dict[str, StepRecord]
 ) -> tuple[Any, dict[str, Any], str]:
     """(validated params, filled-in settings, cache key) of a step whose upstream is done."""
+    from pydantic import ValidationError
+
     kind = STEP_TYPES[step.type]
     outputs = {name: record.outputs for name, record in done.items()}
     filled = resolve_value(fill_references(step.params, outputs, f"step {step.name!r}"),
                            pipeline.base_dir)  # fmt: skip
-    params = kind.Params.model_validate(filled)
+    try:
+        params = kind.Params.model_validate(filled)
+    except ValidationError as err:
+        problems = "; ".join(
+            f"with.{'.'.join(map(str, e['loc']))}: {e['msg']} (got {e['input']!r:.80})"
+            for e in err.errors()
+        )
+        raise PipelineError(
+            f"step {step.name!r}, with its references filled in: {problems}; check that each "
+            "${{ steps... }} names an output of the right kind (e.g. outputs.files.0 for one file)"
+        ) from None
     key = cache.step_key(step.type, filled, kind.extra_inputs(params))
     return params, filled, key
 
@@ -274,7 +287,7 @@ def _run_step(
             )
         else:
             ctx = StepContext(
-                pipeline, step, _work_dir(pipeline, step), track,
+                pipeline, step, _work_dir(pipeline, step, key), track,
                 ancestors=_ancestors(pipeline, step, done), parent_run_id=parent_run_id,
                 log=lambda message: events.log(step.name, message),
                 progress=lambda d, t, what: events.progress(step.name, d, t, what),
@@ -282,8 +295,8 @@ def _run_step(
             wall, cpu = time.perf_counter(), time.process_time()
             try:
                 record.outputs = kind.run(params, ctx)
-            except BaseException:
-                tracker.close("FAILED")
+            except BaseException as err:
+                tracker.close("KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
                 raise
             record.seconds = time.perf_counter() - wall
             record.cpu_seconds = time.process_time() - cpu
@@ -340,7 +353,7 @@ def _plan(pipeline: Pipeline, force: bool) -> list[StepRecord]:
                 record.status, record.outputs = "cached", entry["outputs"]
                 record.reason = "cached: inputs unchanged"
             else:
-                record.reason = "will run: new or changed inputs"
+                record.reason = "will run: no cached result for these inputs"
         else:
             record.reason = "will run: an upstream step will run"
         done[step.name] = record
@@ -348,8 +361,10 @@ def _plan(pipeline: Pipeline, force: bool) -> list[StepRecord]:
     return records
 
 
-def _work_dir(pipeline: Pipeline, step: StepSpec) -> Path:
-    path = lmforge_home() / "pipelines" / pipeline.spec.name / step.name
+def _work_dir(pipeline: Pipeline, step: StepSpec, key: str) -> Path:
+    """The step's folder for these inputs: a cached result's files are never overwritten
+    by a run with other inputs."""
+    path = lmforge_home() / "pipelines" / pipeline.spec.name / step.name / key[:12]
     path.mkdir(parents=True, exist_ok=True)
     return path
 

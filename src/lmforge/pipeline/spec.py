@@ -220,26 +220,63 @@ def check_pipeline(spec: PipelineSpec, path: Path, text: str = "") -> Pipeline:
     return pipeline
 
 
+def validate_params(step: StepSpec) -> tuple[Any, list[str]]:
+    """(the step's settings validated, or ``None``; the problems found).
+
+    A setting that is a whole ``${{ }}`` reference is checked after the reference is
+    filled in (it may be a number or a list), so a type error there is not a problem yet;
+    the settings are then ``None`` too, as they cannot be built before the run.
+    """
+    from lmforge.pipeline.steps import STEP_TYPES
+
+    try:
+        return STEP_TYPES[step.type].Params.model_validate(step.params), []
+    except ValidationError as err:
+        problems = [
+            f"with.{_loc(e['loc'])}: {e['msg']}"
+            for e in err.errors()
+            if not _is_reference(_value_at(step.params, e["loc"]))
+        ]
+        return None, problems
+
+
+def _is_reference(value: Any) -> bool:
+    return isinstance(value, str) and REF_PATTERN.fullmatch(value.strip()) is not None
+
+
+def _value_at(params: dict[str, Any], loc: tuple[Any, ...]) -> Any:
+    """The setting at an error's location, or the deepest one found on the way."""
+    current: Any = params
+    for part in loc:
+        in_dict = isinstance(current, dict) and part in current
+        in_list = isinstance(current, list) and isinstance(part, int) and part < len(current)
+        if not (in_dict or in_list):
+            break
+        current = current[part]
+    return current
+
+
 def _check_step(pipeline: Pipeline, index: int, step: StepSpec) -> list[str]:
     from lmforge.pipeline.steps import STEP_TYPES
 
     where = f"steps[{index}] ({step.name})"
     kind = STEP_TYPES[step.type]
-    try:
-        params = kind.Params.model_validate(step.params)
-    except ValidationError as err:
-        return [f"{where}.with.{_loc(e['loc'])}: {e['msg']}" for e in err.errors()]
-    problems = []
+    params, problems = validate_params(step)
+    problems = [f"{where}.{problem}" for problem in problems]
     for ref in references(step.params):
         producer = pipeline.step(ref.step)
         producer_kind = STEP_TYPES[producer.type]
-        produced = producer_kind.outputs(producer_kind.Params.model_validate(producer.params))
+        producer_params, _ = validate_params(producer)
+        if producer_params is None:
+            continue  # the producer's own problems are reported with it
+        produced = producer_kind.outputs(producer_params)
         if ref.output not in produced:
             problems.append(
                 f"{where}: step {ref.step!r} ({producer.type}) has no output {ref.output!r}; "
                 f"its outputs are {', '.join(sorted(produced))}"
             )
-    problems.extend(f"{where}.with.{p}" for p in kind.check(params, pipeline, step))
+    if params is not None:
+        problems.extend(f"{where}.with.{p}" for p in kind.check(params, pipeline, step))
     return problems
 
 
@@ -270,8 +307,8 @@ def _topological(spec: PipelineSpec, upstream: dict[str, list[str]], path: Path)
 
 
 def resolve_value(value: Any, base_dir: Path) -> Any:
-    """``bundled:`` names and relative paths that exist under ``base_dir`` made absolute,
-    in strings, lists and mappings."""
+    """``bundled:`` names, and relative paths that exist under ``base_dir``, made absolute,
+    in strings, lists and mappings (the same rule the file check uses)."""
     if isinstance(value, dict):
         return {key: resolve_value(item, base_dir) for key, item in value.items()}
     if isinstance(value, list):
@@ -280,9 +317,12 @@ def resolve_value(value: Any, base_dir: Path) -> Any:
         return value
     if value.startswith(BUNDLED_PREFIX):
         return str(bundled_path(value))
-    looks_like_path = "/" in value or Path(value).suffix != ""
-    if looks_like_path and not Path(value).is_absolute() and (base_dir / value).exists():
-        return str((base_dir / value).resolve())
+    if value and "\n" not in value and not Path(value).is_absolute():
+        try:
+            if (base_dir / value).exists():
+                return str((base_dir / value).resolve())
+        except (OSError, ValueError):  # prose, not a path: too long, or a NUL byte
+            pass
     return value
 
 
@@ -316,5 +356,6 @@ def _problems(path: Path, problems: list[str]) -> str:
 def _loc(loc: tuple[Any, ...]) -> str:
     text = ""
     for part in loc:
+        part = "with" if part == "params" else part  # the settings' name in the file
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text.replace("params", "with")
+    return text

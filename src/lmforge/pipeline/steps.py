@@ -78,7 +78,8 @@ def register_step(kind: type[StepType]) -> type[StepType]:
 
 
 def _missing_files(field_name: str, values: list[str], pipeline: Pipeline) -> list[str]:
-    """Problems for paths (not ``${{ }}`` references) that do not exist."""
+    """Problems for paths (not ``${{ }}`` references) that do not exist, resolved the way
+    the runner resolves them."""
     from lmforge.pipeline.spec import REF_PATTERN, resolve_value
 
     problems = []
@@ -90,8 +91,6 @@ def _missing_files(field_name: str, values: list[str], pipeline: Pipeline) -> li
         except LmforgeError as err:
             problems.append(f"{field_name}: {err}")
             continue
-        if not resolved.is_absolute():
-            resolved = pipeline.base_dir / resolved
         if not resolved.exists():
             problems.append(
                 f"{field_name}: no such file {value!r} (looked in {pipeline.base_dir}); "
@@ -134,10 +133,10 @@ class DataStep(StepType):
         from lmforge.pipeline.cache import hash_path
 
         records, hashes, files = {}, {}, []
-        for file in params.files:
+        for index, file in enumerate(params.files):
             path = Path(file)
-            if params.where:
-                path = _select(path, params.where, ctx.work_dir / path.name)
+            if params.where:  # numbered: two inputs may share a file name
+                path = _select(path, params.where, ctx.work_dir / f"{index}-{path.name}")
             rows, report = read_records(path, format=params.format)
             if len(rows) < params.min_records:
                 raise LmforgeError(
@@ -431,10 +430,14 @@ class RegisterStep(StepType):
             else:
                 producers.append(pipeline.step(params.eval_step))
         if params.gate is not None:
+            from lmforge.pipeline.spec import validate_params
+
             produced: set[str] = set()
             for producer in producers:
-                kind = STEP_TYPES[producer.type]
-                produced |= kind.outputs(kind.Params.model_validate(producer.params))
+                producer_params, _ = validate_params(producer)
+                if producer_params is None:
+                    return problems  # the producer's own problems are reported with it
+                produced |= STEP_TYPES[producer.type].outputs(producer_params)
             if isinstance(params.metrics, dict):
                 produced |= set(params.metrics)
             for metric in params.gate.metrics:
@@ -448,14 +451,18 @@ class RegisterStep(StepType):
 
     @classmethod
     def run(cls, params: RegisterParams, ctx: StepContext) -> dict[str, Any]:
+        from lmforge.home import atomic_write_text
+        from lmforge.hub import resolve
         from lmforge.pipeline.card import lineage_of, write_model_card
-        from lmforge.track.registry import check_gate, promote, register_model
+        from lmforge.track.registry import (
+            check_gate,
+            promote,
+            register_model,
+            resolve_registry_ref,
+        )
 
         metrics = params.metrics if isinstance(params.metrics, dict) else {}
         lineage = lineage_of(ctx)
-        from lmforge.home import atomic_write_text
-        from lmforge.hub import resolve
-
         resolved = resolve(params.model)
         if not resolved.path.is_dir():
             raise LmforgeError(
@@ -474,7 +481,9 @@ class RegisterStep(StepType):
                               description=f"{ctx.pipeline.spec.name} pipeline, step "
                               f"{ctx.step.name}")  # fmt: skip
         ctx.log(f"registered {info.ref}")
-        promoted, reason, alias = False, "", params.alias
+        # promoted: None when no alias was asked for; False only when the gate refused.
+        promoted: bool | None = None
+        reason, alias = "no alias asked for", params.alias
         if params.gate is not None:
             alias = params.gate.alias
             promoted, reason = check_gate(params.name, info.version, alias, params.gate.metrics)
@@ -485,8 +494,6 @@ class RegisterStep(StepType):
             ctx.log(f"promoted {info.ref} to @{alias}: {reason}")
         elif alias:
             ctx.log(f"NOT promoted to @{alias}: {reason}")
-        from lmforge.track.registry import resolve_registry_ref
-
         stored = resolve_registry_ref(info.ref)
         return {"name": params.name, "version": info.version, "ref": info.ref,
                 "promoted": promoted, "alias": alias, "reason": reason,

@@ -282,7 +282,7 @@ def check_gate(
     return passed, "; ".join(verdicts)
 
 
-def lineage(name: str, version: int | str) -> dict[str, Any]:
+def lineage(name: str, version: int | str, _seen: frozenset[str] = frozenset()) -> dict[str, Any]:
     """The lineage a pipeline recorded for a version (its ``LINEAGE.json``), with the
     parent's own lineage under ``parent`` when the parent is a registered version too.
 
@@ -290,6 +290,8 @@ def lineage(name: str, version: int | str) -> dict[str, Any]:
         LmforgeError: unknown version, or one registered without lineage.
     """
     info = get_version(name, version)
+    if info.ref in _seen:
+        raise LmforgeError(f"{info.ref} is its own ancestor in the recorded lineage")
     path = resolve_registry_ref(info.ref) / LINEAGE_FILE
     if not path.is_file():
         raise LmforgeError(
@@ -302,7 +304,7 @@ def lineage(name: str, version: int | str) -> dict[str, Any]:
         parent_name, alias, parent_version = parse_registry_ref(parent)
         try:
             number = parent_version or get_alias(parent_name, str(alias))
-            record["parent"] = lineage(parent_name, number)
+            record["parent"] = lineage(parent_name, number, _seen | {info.ref})
         except LmforgeError as err:
             record["parent"] = {"error": str(err)}
     return record
