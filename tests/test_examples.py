@@ -10,13 +10,29 @@ from lmforge.config import load_config, load_config_dict
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 PIPELINES = EXAMPLES / "pipelines"
-EXAMPLE_FILES = sorted(p for p in EXAMPLES.glob("**/*.yaml") if PIPELINES not in p.parents)
+PROMPTS = EXAMPLES / "prompts"
+EXAMPLE_FILES = sorted(
+    p for p in EXAMPLES.glob("**/*.yaml") if PIPELINES not in p.parents and PROMPTS not in p.parents
+)
 PIPELINE_FILES = sorted(PIPELINES.glob("*.yaml"))
+PROMPT_FILES = sorted(PROMPTS.glob("*"))
 
 
 def test_there_are_examples_to_check() -> None:
     assert EXAMPLE_FILES, f"no *.yaml under {EXAMPLES}"
     assert PIPELINE_FILES, f"no *.yaml under {PIPELINES}"
+    assert PROMPT_FILES, f"no prompt templates under {PROMPTS}"
+
+
+@pytest.mark.parametrize("path", PROMPT_FILES, ids=lambda p: p.name)
+def test_example_prompt_template_renders_a_test_question(path: Path) -> None:
+    from lmforge.data.bundled import dataset_path
+    from lmforge.evaluate.runner import read_eval_data
+    from lmforge.track.prompts import read_template_file
+
+    record = read_eval_data(dataset_path("customer_service", "test_questions"), "qa")[0]
+    messages = read_template_file(path).render(record)
+    assert messages[-1] == {"role": "user", "content": record["question"]}
 
 
 @pytest.mark.parametrize("path", PIPELINE_FILES, ids=lambda p: p.name)

@@ -28,7 +28,7 @@ class StepContext:
 
     pipeline: Pipeline
     step: StepSpec
-    work_dir: Path  # this step's own folder under $LMFORGE_HOME/pipelines/NAME/
+    work_dir: Path  # this step's folder for these inputs: $LMFORGE_HOME/pipelines/NAME/STEP/KEY
     track: bool
     ancestors: dict[str, dict[str, Any]]  # step name -> {type, params, outputs, cpu_seconds, ...}
     parent_run_id: str | None = None
