@@ -46,15 +46,7 @@ def hash_path(path: Path) -> str:
 
 def local_paths(value: Any) -> list[Path]:
     """Absolute paths to existing files or folders named anywhere inside ``value``."""
-    if isinstance(value, dict):
-        return [p for item in value.values() for p in local_paths(item)]
-    if isinstance(value, list):
-        return [p for item in value for p in local_paths(item)]
-    if isinstance(value, str) and value.startswith("/") and "\n" not in value:
-        path = Path(value)
-        if path.exists():
-            return [path]
-    return []
+    return [path for path in _absolute_paths(value) if path.exists()]
 
 
 def step_key(step_type: str, params: dict[str, Any], extra_inputs: list[Path]) -> str:
@@ -98,16 +90,17 @@ def load_entry(key: str) -> dict[str, Any] | None:
 def save_entry(key: str, entry: dict[str, Any]) -> None:
     """Store a finished step's ``entry`` (its ``outputs`` and more) under ``key``; the
     output paths that exist now must still exist for the entry to count later."""
-    paths = sorted({str(p) for p in _output_paths(entry.get("outputs", {})) if p.exists()})
+    paths = sorted({str(p) for p in local_paths(entry.get("outputs", {}))})
     entry = {**entry, "output_paths": paths}
     atomic_write_text(cache_dir() / f"{key}.json", json.dumps(entry, indent=2, default=str))
 
 
-def _output_paths(value: Any) -> list[Path]:
+def _absolute_paths(value: Any) -> list[Path]:
+    """Every string inside ``value`` (strings, lists, mappings) that is an absolute path."""
     if isinstance(value, dict):
-        return [p for item in value.values() for p in _output_paths(item)]
+        return [p for item in value.values() for p in _absolute_paths(item)]
     if isinstance(value, list):
-        return [p for item in value for p in _output_paths(item)]
+        return [p for item in value for p in _absolute_paths(item)]
     if isinstance(value, str) and value.startswith("/") and "\n" not in value:
         return [Path(value)]
     return []
