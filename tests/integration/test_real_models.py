@@ -111,7 +111,7 @@ def test_corrupt_converted_weights_are_detected_and_reconverted() -> None:
 def test_quickstart_runs_the_pipeline_serves_the_promoted_model_and_then_is_cached() -> None:
     from rich.console import Console
 
-    from lmforge.pipeline.quickstart import ADAPT_FACT, KB_FACT, REGISTERED, run_quickstart
+    from lmforge.pipeline.quickstart import ADAPT_FACT, KB_QUESTIONS, REGISTERED, run_quickstart
     from lmforge.track import get_alias, get_client
 
     console = Console(record=True, width=200)
@@ -121,7 +121,11 @@ def test_quickstart_runs_the_pipeline_serves_the_promoted_model_and_then_is_cach
     ran = {"data", "adapt", "compress", "eval-before", "eval-after", "safety", "register", "kb",
            "deploy"}  # fmt: skip
     assert set(result.steps) == ran
-    # The LoRA step: only the adapted model knows the company's return window.
+    # Adapted on the dialogs, the model scores better on held-out questions (measured
+    # token F1 0.197 -> 0.305, keyword accuracy 0.09 -> 0.21) and knows the return window.
+    before, after = result.outputs["eval-before"], result.outputs["eval-after"]
+    assert after["token_f1"] > before["token_f1"] + 0.05
+    assert after["keyword_accuracy"] > before["keyword_accuracy"]
     assert ADAPT_FACT not in result.answer_before
     assert ADAPT_FACT in result.answer_after, result.answer_after
     # Compressed to INT8 (measured -74.8%), evaluated, registered and promoted.
@@ -136,9 +140,11 @@ def test_quickstart_runs_the_pipeline_serves_the_promoted_model_and_then_is_cach
     # The knowledge base, scored on held-out questions (measured recall@5 0.93).
     assert result.outputs["kb"]["metrics"]["recall@5"] >= 0.85
     # Served over HTTP: the adapted answer, and a grounded one citing products.md.
-    assert ADAPT_FACT in result.served_answer, result.served_answer
-    assert KB_FACT in result.grounded_answer, result.grounded_answer
-    assert {c["source"] for c in result.citations} == {"products.md"}
+    for (_, fact), answer, citations in zip(
+        KB_QUESTIONS, result.grounded_answers, result.citations, strict=True
+    ):
+        assert fact in answer, answer
+        assert {c["source"] for c in citations} == {"products.md"}
     assert "web chat page: http://127.0.0.1:" in shown
     # The pipeline run holds one child run per step.
     client = get_client()

@@ -27,16 +27,17 @@ REGISTERED = "brightnest-support"
 SERVED_NAME = "brightnest"
 KB_NAME = "brightnest"
 # The adaptation: a question about the fictional company's return window (45 days), a fact
-# the base model cannot know; the adapter learns it from 13 dialogs (src/lmforge/assets/
-# datasets/company holds the facts).
+# the base model cannot know; the adapter learns it from the dialogs (src/lmforge/assets/
+# datasets/company holds the facts). Asked without the knowledge base: with passages in
+# the prompt, the 135M model has answered it with the refund delay of a nearby passage.
 ADAPT_QUESTION = "How many days do I have to return something I bought?"
 ADAPT_FACT = "45 days"
-# The knowledge base: a fact from products.md the adapter never saw, answered by the
-# served model from the retrieved passages. (Measured: the returns adapter, INT8, answers
-# this one from the passages; it misreads the Keystone lock's price, so that is not the
-# question. Not the support email or phone: the guardrails redact those as personal data.)
-KB_QUESTION = "What is the price of the Aura Thermostat?"
-KB_FACT = "$149"
+# The served model answers these from the knowledge base's passages, with citations.
+# (Not the support email or phone: the guardrails redact those as personal data.)
+KB_QUESTIONS = (
+    ("How much is a Keystone Smart Lock?", "$219"),
+    ("What is the price of the Aura Thermostat?", "$149"),
+)
 
 
 @dataclass
@@ -48,9 +49,8 @@ class QuickstartResult:
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # step -> its outputs
     answer_before: str = ""
     answer_after: str = ""
-    served_answer: str = ""
-    grounded_answer: str = ""
-    citations: list[dict[str, Any]] = field(default_factory=list)
+    grounded_answers: list[str] = field(default_factory=list)  # to KB_QUESTIONS, over HTTP
+    citations: list[list[dict[str, Any]]] = field(default_factory=list)  # for each answer
     url: str = ""
     run_id: str | None = None  # the pipeline's MLflow run
     seconds: float = 0.0
@@ -102,7 +102,7 @@ def run_quickstart(
     if serve:
         console.rule("[bold]Serve the production version, grounded in the knowledge base")
         served = _serve_step(console, production, keep_serving, port, summary=(ran, started))
-        result.served_answer, result.grounded_answer, result.citations, result.url = served
+        result.grounded_answers, result.citations, result.url = served
     result.seconds = time.perf_counter() - started
     if not serve:
         print_summary(console, ran)
@@ -152,13 +152,13 @@ def _ask_greedy(ref: str, system: str) -> str:
 
 def _serve_step(
     console: Console, ref: str, keep_serving: bool, port: int, summary: tuple[Any, float]
-) -> tuple[str, str, list[dict[str, Any]], str]:
+) -> tuple[list[str], list[list[dict[str, Any]]], str]:
     """Serve ``ref`` as "brightnest" (guardrails on, answers grounded in the knowledge
-    base), ask it the adaptation and the knowledge-base questions through the official
-    OpenAI client, print the summary with the URL, then stop or keep serving.
+    base), ask it the knowledge-base questions through the official OpenAI client, print
+    the summary with the URL, then stop or keep serving.
 
     Returns:
-        The two answers, the second one's citations, and the URL.
+        The answers, their citations, and the URL.
     """
     import socket
     import threading
@@ -192,24 +192,22 @@ def _serve_step(
         server.should_exit = True
         raise RuntimeError(f"the server did not start: {app.state.lmforge.error}")
     client = openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=2)
-    answers = []
-    for question in (ADAPT_QUESTION, KB_QUESTION):
-        answers.append(client.chat.completions.create(
+    console.print(f"Serving {ref} as model '{SERVED_NAME}' (guardrails on, answers grounded "
+                  f"in knowledge base '{KB_NAME}').")  # fmt: skip
+    answers, citations = [], []
+    for question, _ in KB_QUESTIONS:
+        reply = client.chat.completions.create(
             model=SERVED_NAME, max_tokens=48, temperature=0,
             messages=[{"role": "system", "content": _system_prompt()},
                       {"role": "user", "content": question}],
-        ))  # fmt: skip
-    answer = answers[0].choices[0].message.content or ""
-    grounded_answer = answers[1].choices[0].message.content or ""
-    citations = (answers[1].model_extra or {}).get("citations", [])
-    console.print(f"Serving {ref} as model '{SERVED_NAME}' (guardrails on, answers grounded "
-                  f"in knowledge base '{KB_NAME}').")  # fmt: skip
-    console.print(f"  {ADAPT_QUESTION!r} -> {answer!r}", highlight=False)
-    console.print(f"  {KB_QUESTION!r} -> {grounded_answer!r}", highlight=False)
-    for citation in citations:
-        mark = "cited" if citation.get("cited") else "retrieved"
-        console.print(f"    [{citation['index']}] {citation['source']}, "
-                      f"{citation['title']!r} ({mark})", highlight=False)  # fmt: skip
+        )  # fmt: skip
+        answers.append(reply.choices[0].message.content or "")
+        citations.append((reply.model_extra or {}).get("citations", []))
+        console.print(f"  {question!r} -> {answers[-1]!r}", highlight=False)
+        for citation in citations[-1]:
+            mark = "cited" if citation.get("cited") else "retrieved"
+            console.print(f"    [{citation['index']}] {citation['source']}, "
+                          f"{citation['title']!r} ({mark})", highlight=False)  # fmt: skip
     ran, started = summary
     console.rule("[bold]Summary")
     print_summary(console, ran)
@@ -228,4 +226,4 @@ def _serve_step(
     finally:
         server.should_exit = True
         thread.join(timeout=30)
-    return answer, grounded_answer, citations, base
+    return answers, citations, base
