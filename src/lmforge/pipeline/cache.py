@@ -49,24 +49,19 @@ def local_paths(value: Any) -> list[Path]:
     return [path for path in _absolute_paths(value) if path.exists()]
 
 
-def step_key(step_type: str, params: dict[str, Any], extra_inputs: list[Path]) -> str:
-    """The cache key of a step with these (filled-in, resolved) settings."""
-    from lmforge import __version__
-
-    inputs = sorted({str(p) for p in [*local_paths(params), *extra_inputs]})
-    material = {
-        "type": step_type,
-        "params": params,
-        "inputs": {path: hash_path(Path(path)) for path in inputs if Path(path).exists()},
-        "lmforge": __version__,
-    }
-    return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
-
-
 def input_hashes(params: dict[str, Any], extra_inputs: list[Path]) -> dict[str, str]:
-    """Every local input of a step with its content hash (for lineage)."""
+    """Every local file or folder a step reads, with its content hash (the key's inputs,
+    and the data of a registered version's lineage)."""
     inputs = sorted({str(p) for p in [*local_paths(params), *extra_inputs]})
     return {path: hash_path(Path(path)) for path in inputs if Path(path).exists()}
+
+
+def step_key(step_type: str, params: dict[str, Any], inputs: dict[str, str]) -> str:
+    """The cache key of a step with these (filled-in, resolved) settings and input hashes."""
+    from lmforge import __version__
+
+    material = {"type": step_type, "params": params, "inputs": inputs, "lmforge": __version__}
+    return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def cache_dir() -> Path:

@@ -182,7 +182,8 @@ def run_single_step(
         )
     done = {
         n: StepRecord(n, r["type"], r.get("status", "ran"), r.get("seconds", 0.0),
-                      r.get("cpu_seconds", 0.0), r["outputs"], r.get("run_id"), r.get("key", ""))
+                      r.get("cpu_seconds", 0.0), r["outputs"], r.get("run_id"), r.get("key", ""),
+                      params=r.get("params", {}), inputs=r.get("inputs", {}))
         for n, r in upstream.items()
     }  # fmt: skip
     record = _run_step(pipeline, step, done, False, track, parent_run_id, events or Events())
@@ -230,8 +231,9 @@ def fill_references(value: Any, outputs: dict[str, dict[str, Any]], where: str) 
 
 def _prepare(
     pipeline: Pipeline, step: StepSpec, done: dict[str, StepRecord]
-) -> tuple[Any, dict[str, Any], str]:
-    """(validated params, filled-in settings, cache key) of a step whose upstream is done."""
+) -> tuple[Any, StepRecord]:
+    """The validated params of a step whose upstream is done, and its record so far:
+    filled-in settings, input hashes and cache key."""
     from pydantic import ValidationError
 
     kind = STEP_TYPES[step.type]
@@ -249,8 +251,10 @@ def _prepare(
             f"step {step.name!r}, with its references filled in: {problems}; check that each "
             "${{ steps... }} names an output of the right kind (e.g. outputs.files.0 for one file)"
         ) from None
-    key = cache.step_key(step.type, filled, kind.extra_inputs(params))
-    return params, filled, key
+    inputs = cache.input_hashes(filled, kind.extra_inputs(params))
+    key = cache.step_key(step.type, filled, inputs)
+    return params, StepRecord(step.name, step.type, "planned", key=key, params=filled,
+                              inputs=inputs)  # fmt: skip
 
 
 def _run_step(
@@ -265,8 +269,8 @@ def _run_step(
     from lmforge.track import start_run
 
     kind = STEP_TYPES[step.type]
-    params, filled, key = _prepare(pipeline, step, done)
-    record = StepRecord(step.name, step.type, "ran", key=key)
+    params, record = _prepare(pipeline, step, done)
+    record.status, key, filled = "ran", record.key, record.params
     cacheable = kind.cacheable and step.cache
     entry = cache.load_entry(key) if cacheable and not force else None
     tags = {"mlflow.parentRunId": parent_run_id, PIPELINE_TAG: pipeline.spec.name,
@@ -305,8 +309,7 @@ def _run_step(
                                        "outputs": record.outputs, "run_id": tracker.run_id,
                                        "seconds": record.seconds,
                                        "cpu_seconds": record.cpu_seconds,
-                                       "inputs": cache.input_hashes(
-                                           filled, kind.extra_inputs(params)),
+                                       "inputs": record.inputs,
                                        "finished": time.time()})  # fmt: skip
         record.run_id = tracker.run_id
         numbers = {k: float(v) for k, v in _flat_outputs(record.outputs).items()}
@@ -319,18 +322,7 @@ def _run_step(
 def _ancestors(
     pipeline: Pipeline, step: StepSpec, done: dict[str, StepRecord]
 ) -> dict[str, dict[str, Any]]:
-    found = {}
-    for name in pipeline.ancestors(step.name):
-        record = done[name]
-        spec = pipeline.step(name)
-        kind = STEP_TYPES[spec.type]
-        params, filled, _ = _prepare(pipeline, spec, done)
-        found[name] = {"type": record.type, "params": filled, "outputs": record.outputs,
-                       "status": record.status, "cpu_seconds": record.cpu_seconds,
-                       "seconds": record.seconds, "run_id": record.run_id,
-                       "key": record.key,
-                       "inputs": cache.input_hashes(filled, kind.extra_inputs(params))}  # fmt: skip
-    return found
+    return {name: asdict(done[name]) for name in pipeline.ancestors(step.name)}
 
 
 def _plan(pipeline: Pipeline, force: bool) -> list[StepRecord]:
@@ -338,14 +330,14 @@ def _plan(pipeline: Pipeline, force: bool) -> list[StepRecord]:
     done: dict[str, StepRecord] = {}
     records = []
     for step in pipeline.order:
-        kind = STEP_TYPES[step.type]
         upstream_known = all(done[n].status == "cached" for n in pipeline.upstream[step.name])
-        record = StepRecord(step.name, step.type, "planned", reason="will run")
-        if upstream_known:
-            _, _, key = _prepare(pipeline, step, done)
-            record.key = key
-            entry = cache.load_entry(key) if kind.cacheable and step.cache else None
-            if not kind.cacheable or not step.cache:
+        if not upstream_known:
+            record = StepRecord(step.name, step.type, "planned")
+            record.reason = "will run: an upstream step will run"
+        else:
+            _, record = _prepare(pipeline, step, done)
+            entry = cache.load_entry(record.key)
+            if not (STEP_TYPES[step.type].cacheable and step.cache):
                 record.reason = "will run (never cached)"
             elif force:
                 record.reason = "will run (--force)"
@@ -354,8 +346,6 @@ def _plan(pipeline: Pipeline, force: bool) -> list[StepRecord]:
                 record.reason = "cached: inputs unchanged"
             else:
                 record.reason = "will run: no cached result for these inputs"
-        else:
-            record.reason = "will run: an upstream step will run"
         done[step.name] = record
         records.append(record)
     return records

@@ -8,6 +8,7 @@ names of the outputs it produces, an optional ``check`` run before anything star
 
 from __future__ import annotations
 
+import abc
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ class Params(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class StepType:
+class StepType(abc.ABC):
     """Base of the built-in step types (a user's type needs only the same attributes)."""
 
     name: ClassVar[str]
@@ -64,8 +65,9 @@ class StepType:
         return []
 
     @classmethod
+    @abc.abstractmethod
     def run(cls, params: Any, ctx: StepContext) -> dict[str, Any]:
-        raise NotImplementedError
+        """Do the step's work; return its outputs (JSON values, keyed by ``output_names``)."""
 
 
 STEP_TYPES: dict[str, type[StepType]] = {}
@@ -598,3 +600,5 @@ class StepRecord:
     run_id: str | None = None  # the step's child run under the pipeline run
     key: str = ""
     reason: str = ""
+    params: dict[str, Any] = field(default_factory=dict)  # settings, references filled in
+    inputs: dict[str, str] = field(default_factory=dict)  # local input path -> SHA-256
