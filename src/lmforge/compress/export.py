@@ -178,7 +178,15 @@ def _measure_gguf(
     model: Any, tokenizer: Any, ref: str, out: Path, quant: str, tracker: Any
 ) -> list[dict[str, str]]:
     from lmforge.compress.measure import measure_gguf, measure_torch
+    from lmforge.hub.llamacpp_check import ensure_llama_cpp_runs
 
+    try:
+        ensure_llama_cpp_runs(out)
+    except LmforgeError as error:
+        raise LmforgeError(
+            f"{out} is written and complete, but measuring it needs llama.cpp, which cannot "
+            f"run here (export again with --no-measure to skip the measurement). {error}"
+        ) from None
     fp32_bytes = 4 * sum(p.numel() for p in model.parameters())
     source = measure_torch(model, tokenizer, f"{ref} (fp32, torch)", fp32_bytes)
     exported = measure_gguf(out, tokenizer, f"gguf {quant} (llama.cpp)")

@@ -128,6 +128,9 @@ def pick_backend(base: Any, backend: str, *, adapters: bool, quantize: str) -> s
                 f"--backend llamacpp serves .gguf files; '{base.ref}' is a {base.kind} model "
                 "(export it with `lmforge export REF --format gguf`)"
             )
+        from lmforge.hub.llamacpp_check import ensure_llama_cpp_runs
+
+        ensure_llama_cpp_runs(base.path)  # a build this CPU cannot run dies here, not later
         if adapters or quantize != "none":
             raise LmforgeError(
                 "--backend llamacpp takes no --adapter or --quantize: merge adapters and "
