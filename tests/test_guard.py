@@ -65,7 +65,7 @@ def test_a_policy_file_is_read_and_bad_keys_are_named(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def classifier() -> SafetyClassifier:
-    return SafetyClassifier()
+    return SafetyClassifier(shipped_dir())
 
 
 def test_the_shipped_classifier_meets_its_held_out_figures(classifier: SafetyClassifier) -> None:
@@ -98,6 +98,61 @@ def test_moderation_flags_unsafe_text_and_passes_look_alikes(classifier: SafetyC
     assert unsafe["flagged"] and unsafe["categories"]["prompt-injection"]
     assert not look_alike["flagged"]
     assert set(unsafe["category_scores"]) == set(CATEGORIES)
+
+
+def _few_prompts(folder: Path, per_label: dict[str, int]) -> Path:
+    """A guard data folder with the first few bundled prompts of each label per split."""
+    from lmforge.guard.classifier import dataset_dir
+
+    folder.mkdir()
+    for split, count in per_label.items():
+        seen: dict[str, int] = {}
+        kept = []
+        for line in (dataset_dir() / split).read_text(encoding="utf-8").splitlines():
+            label = json.loads(line)["label"]
+            seen[label] = seen.get(label, 0) + 1
+            if seen[label] <= count:
+                kept.append(line + "\n")
+        (folder / split).write_text("".join(kept), encoding="utf-8")
+    return folder
+
+
+def test_guard_train_writes_to_the_home_and_the_guard_loads_it_from_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Retraining never touches the weights shipped in the (maybe read-only) package."""
+    from safetensors.numpy import load_file
+    from typer.testing import CliRunner
+
+    from lmforge.cli.main import app
+    from lmforge.home import file_sha256
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("LMFORGE_HOME", str(home))
+    shipped = shipped_dir() / "classifier.safetensors"
+    before = (file_sha256(shipped), shipped.stat().st_mtime_ns)
+    data = _few_prompts(tmp_path / "data", {"train.jsonl": 3, "test.jsonl": 1})
+
+    runner = CliRunner()
+    trained = runner.invoke(app, ["guard", "train", "--data", str(data)])
+    assert trained.exit_code == 0, trained.output
+    weights = home / "guard" / "classifier.safetensors"
+    assert f"written to {home / 'guard'} (the guard uses these weights" in trained.stdout
+    assert (file_sha256(shipped), shipped.stat().st_mtime_ns) == before
+
+    loaded = SafetyClassifier(embedder=object())  # the weights a new guard loads
+    assert loaded.weights_dir == home / "guard"
+    assert (loaded.weight == load_file(weights)["weight"]).all()
+    assert not (loaded.weight == load_file(shipped)["weight"]).all()
+    checked = runner.invoke(app, ["guard", "check", "--json", "hello there"])
+    assert checked.exit_code == 0, checked.output
+    assert f"classifier: user-trained weights ({home / 'guard'})" in checked.stderr
+
+    elsewhere = tmp_path / "candidate"
+    trained = runner.invoke(app, ["guard", "train", "--data", str(data), "--out", str(elsewhere)])
+    assert trained.exit_code == 0, trained.output
+    assert (elsewhere / "classifier.safetensors").is_file()
+    assert f"the guard keeps using user-trained weights ({home / 'guard'})" in trained.stdout
 
 
 class _Scripted:

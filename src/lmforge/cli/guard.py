@@ -30,6 +30,8 @@ def check(
     from lmforge.guard.policy import Guard, GuardPolicy
 
     guard = Guard(GuardPolicy.from_file(policy) if policy else None)
+    err_console.print(f"classifier: {_describe_weights(guard.classifier.weights_dir)}",
+                      highlight=False, soft_wrap=True)  # fmt: skip
     results = guard.moderate(list(texts))
     for text, result in zip(texts, results, strict=True):
         result["redacted"], result["pii"] = redact(text)
@@ -50,17 +52,25 @@ def train(
     data: Annotated[
         Path | None, typer.Option(help="A directory with train.jsonl and test.jsonl.")
     ] = None,
-    out: Annotated[Path | None, typer.Option(help="Where to write the classifier.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Where to write the classifier (default: $LMFORGE_HOME/guard)."),
+    ] = None,
 ) -> None:
-    """Rebuild the safety classifier (MiniLM embeddings + a softmax head) and report
+    """Retrain the safety classifier (MiniLM embeddings + a softmax head) and report
     precision and recall per category on the held-out split.
 
-    Without options it retrains on the bundled prompts and replaces the shipped weights.
-    """
-    from lmforge.guard.classifier import dataset_dir, shipped_dir, train_classifier
+    Without --out the weights go to $LMFORGE_HOME/guard, and the guard (guard check,
+    serve --guard) uses them in place of the shipped ones; delete that folder to go back.
+    The shipped weights in the installed package are never changed.
 
+    Example: lmforge guard train --data my-prompts/
+    """
+    from lmforge.guard.classifier import dataset_dir, train_classifier, user_dir
+
+    out_dir = out or user_dir()
     with err_console.status("Embedding the prompts and fitting the head..."):
-        metrics = train_classifier(data or dataset_dir(), out or shipped_dir())
+        metrics = train_classifier(data or dataset_dir(), out_dir)
     table = Table("category", "precision", "recall", "support", title="held-out split")
     for name, row in metrics["categories"].items():
         table.add_row(name, f"{row['precision']:.2f}", f"{row['recall']:.2f}", str(row["support"]))
@@ -71,4 +81,19 @@ def train(
         "",
     )
     console.print(table)
-    console.print(f"accuracy {metrics['accuracy']:.3f}; written to {out or shipped_dir()}")
+    if out_dir.resolve() == user_dir().resolve():
+        used = "the guard uses these weights from now on"
+    else:
+        used = f"the guard keeps using {_describe_weights(None)}"
+    console.print(f"accuracy {metrics['accuracy']:.3f}; written to {out_dir} ({used})",
+                  highlight=False, soft_wrap=True)  # fmt: skip
+
+
+def _describe_weights(weights_dir: Path | None) -> str:
+    """Which classifier weights ``weights_dir`` (default: the ones the guard loads) are."""
+    from lmforge.guard.classifier import default_weights_dir, shipped_dir
+
+    weights_dir = weights_dir or default_weights_dir()
+    if weights_dir.resolve() == shipped_dir().resolve():
+        return f"shipped weights ({weights_dir})"
+    return f"user-trained weights ({weights_dir})"

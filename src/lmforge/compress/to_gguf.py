@@ -17,7 +17,6 @@ never leaves a partial file there.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from hashlib import sha256
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from lmforge.errors import LmforgeError
+from lmforge.home import atomic_file
 
 SUPPORTED_ARCHITECTURES = ("llama",)
 QUANTS = ("f32", "f16", "q8_0", "q4_1", "q4_0", "q4_0_m")
@@ -76,11 +76,8 @@ def export_gguf(model: Any, tokenizer: Any, path: Path, quant: str = "q8_0") -> 
             f"'{rope['rope_type']}'."
         )
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        writer = gguf.GGUFWriter(temporary, "llama")
+    with atomic_file(path, suffix=".tmp") as temporary:
+        writer = gguf.GGUFWriter(str(temporary), "llama")
         _write_hyperparameters(writer, config, rope, quant, name=path.stem)
         _write_vocabulary(writer, tokenizer, config.vocab_size)
         _write_tensors(writer, model, quant)
@@ -88,11 +85,6 @@ def export_gguf(model: Any, tokenizer: Any, path: Path, quant: str = "q8_0") -> 
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()
         writer.close()
-        os.chmod(temporary, 0o644)  # mkstemp made it private; the export is a normal file
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
     return path
 
 

@@ -3,8 +3,10 @@
 Eight classes: ``safe`` and seven flagged categories. The head is trained here on the
 bundled labeled prompts (``assets/datasets/guard``, with benign look-alikes such as
 "how do I kill the process on the hub"), and its weights ship in the package
-(``assets/guard``); ``lmforge guard train`` rebuilds them and reports precision and
-recall per category on the held-out split.
+(``assets/guard``). ``lmforge guard train`` retrains it and reports precision and recall
+per category on the held-out split; it writes to ``$LMFORGE_HOME/guard``, never into the
+installed package (which may be read-only, and is shared by every user of it), and the
+guard loads the weights found there in place of the shipped ones.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from lmforge.errors import LmforgeError
+from lmforge.home import atomic_dir, lmforge_home
 
 CATEGORIES = ("harassment", "hate", "self-harm", "sexual", "violence", "illicit",
               "prompt-injection")  # fmt: skip
@@ -26,7 +29,20 @@ EMBED_MODEL = "all-minilm-l6-v2"
 
 
 def shipped_dir() -> Path:
+    """The weights that ship in the package (never written by ``train_classifier``)."""
     return Path(str(files("lmforge").joinpath("assets/guard")))
+
+
+def user_dir() -> Path:
+    """Where ``lmforge guard train`` writes by default: ``$LMFORGE_HOME/guard``."""
+    return lmforge_home() / "guard"
+
+
+def default_weights_dir() -> Path:
+    """The weights the guard loads: user-trained ones in ``$LMFORGE_HOME/guard`` when
+    present, the shipped ones otherwise."""
+    trained = user_dir()
+    return trained if (trained / "classifier.json").is_file() else shipped_dir()
 
 
 def dataset_dir() -> Path:
@@ -37,7 +53,8 @@ class SafetyClassifier:
     """Scores texts for each category (softmax probabilities, ``safe`` left out).
 
     Args:
-        weights_dir: a directory written by ``train_classifier``; the shipped one by default.
+        weights_dir: a directory written by ``train_classifier``; by default
+            ``default_weights_dir()`` (user-trained weights when present, else the shipped).
     """
 
     def __init__(self, weights_dir: Path | None = None, embedder: Any = None) -> None:
@@ -45,7 +62,8 @@ class SafetyClassifier:
 
         from lmforge.retrieve.embed import SentenceEmbedder
 
-        weights_dir = weights_dir or shipped_dir()
+        weights_dir = weights_dir or default_weights_dir()
+        self.weights_dir = weights_dir
         meta_path = weights_dir / "classifier.json"
         if not meta_path.is_file():
             raise LmforgeError(
@@ -99,6 +117,11 @@ def train_classifier(
 ) -> dict[str, Any]:
     """Fit the head on ``data_dir``/train.jsonl, evaluate on test.jsonl, save to ``out_dir``.
 
+    Args:
+        data_dir: holds train.jsonl and test.jsonl; the bundled prompts by default.
+        out_dir: where the weights go; ``$LMFORGE_HOME/guard`` by default, which the
+            guard then loads in place of the shipped weights.
+
     Returns:
         Held-out metrics: precision and recall per category, accuracy, and the flagged
         (any category vs safe) precision and recall.
@@ -106,11 +129,10 @@ def train_classifier(
     import torch
     from safetensors.numpy import save_file
 
-    from lmforge.home import atomic_dir
     from lmforge.retrieve.embed import SentenceEmbedder
 
     data_dir = data_dir or dataset_dir()
-    out_dir = out_dir or shipped_dir()
+    out_dir = out_dir or user_dir()
     train_texts, train_labels = read_labeled(data_dir / "train.jsonl")
     test_texts, test_labels = read_labeled(data_dir / "test.jsonl")
     embedder = SentenceEmbedder(EMBED_MODEL)

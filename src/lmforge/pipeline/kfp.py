@@ -32,11 +32,8 @@ it runs. Custom step types must be registered by the image's lmforge.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -44,6 +41,7 @@ from typing import Any
 import yaml
 
 from lmforge.errors import LmforgeError
+from lmforge.home import atomic_file
 from lmforge.pipeline.spec import Pipeline, StepSpec
 
 RECORDS = "records"  # the output parameter each step writes and later steps read
@@ -209,23 +207,11 @@ def _cacheable(step: StepSpec) -> bool:
 def _write_atomically(out: Path, write: Callable[[str], None]) -> None:
     """Call ``write(temp_path)`` for a temp file beside ``out``, then rename it to ``out``."""
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
         # kfp picks the format from the suffix, so the temp file ends in .yaml
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp.yaml", dir=out.parent)
-        os.close(fd)
-    except OSError as err:
-        raise LmforgeError(
-            f"out: cannot write {str(out)!r} ({err.strerror or err}); "
-            "pass a path in a folder you can write to"
-        ) from None
-    try:
-        write(tmp)
-        os.replace(tmp, out)
+        with atomic_file(out, suffix=".tmp.yaml") as tmp:
+            write(str(tmp))
     except OSError as err:
         raise LmforgeError(
             f"out: cannot write {str(out)!r} ({err.strerror or err}); "
             "pass a path in a folder you can write to (not a folder itself)"
         ) from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
