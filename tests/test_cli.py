@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from lmforge.cli.main import app
@@ -55,6 +56,42 @@ def test_generate_bad_option_names_it(tiny_causal_lm: Path) -> None:
     result = runner.invoke(app, ["generate", str(tiny_causal_lm), "hi", "--top-p", "0"])
     assert result.exit_code == 2
     assert "top_p must be in (0, 1]" in result.stderr
+
+
+@pytest.mark.parametrize("prompt", ["", "  \n"])
+def test_generate_refuses_an_empty_prompt_with_the_fix(tiny_causal_lm: Path, prompt: str) -> None:
+    result = runner.invoke(app, ["generate", str(tiny_causal_lm), prompt, "--max-tokens", "3"])
+    assert result.exit_code == 2, result.output
+    assert "prompt: empty" in result.stderr
+    assert "pass the text to continue" in result.stderr
+    assert result.stdout == ""  # nothing was generated
+
+
+def test_generate_refuses_an_empty_standard_input(tiny_causal_lm: Path) -> None:
+    result = runner.invoke(app, ["generate", str(tiny_causal_lm), "-"], input="")
+    assert result.exit_code == 2, result.output
+    assert "prompt: standard input ('-') was empty" in result.stderr
+
+
+def test_a_missing_alias_names_the_command_that_sets_it(home: Path, tmp_path: Path) -> None:
+    from lmforge.track.registry import register_model
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text('{"model_type": "llama"}')
+    register_model(model, "support-bot")
+    promote = "lmforge registry promote support-bot/VERSION --alias production"
+    for command in (["lineage", "support-bot@production"], ["rollback", "support-bot"]):
+        result = runner.invoke(app, ["registry", *command])
+        assert result.exit_code == 2, result.output
+        assert "has no aliases yet" in result.stderr
+        assert promote in result.stderr
+    # The command it names works as written, with a version filled in.
+    promoted = runner.invoke(app, promote.replace("VERSION", "1").split()[1:])
+    assert promoted.exit_code == 0, promoted.output
+    shown = runner.invoke(app, ["registry", "show", "support-bot@production", "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["version"] == 1
 
 
 def test_chat_reads_one_message_per_line_and_handles_commands(

@@ -125,3 +125,34 @@ def test_chat_session_keeps_history_and_saves(tiny, tmp_path: Path) -> None:  # 
     assert len(saved["messages"]) == 5
     session.reset()
     assert session.turns == []
+
+
+@pytest.mark.parametrize("prompt", ["", ["Hello", ""]])
+def test_the_api_refuses_an_empty_completion_prompt_as_the_cli_does(
+    tiny_causal_lm: Path, prompt: str | list[str]
+) -> None:
+    """``/v1/completions`` with an empty prompt is HTTP 400 in the OpenAI error shape,
+    naming ``prompt``: nothing is generated from nothing, in the API as in the CLI."""
+    import asyncio
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from lmforge.serve.engine import Engine
+    from lmforge.serve.errors import ApiError
+    from lmforge.serve.handler import OpenAIHandler
+    from lmforge.serve.protocol import CompletionRequest
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_causal_lm).eval()
+    engine = Engine(model, AutoTokenizer.from_pretrained(tiny_causal_lm), max_batch=1)
+    engine.start()
+    try:
+        handler = OpenAIHandler(engine, "tiny")
+        body = CompletionRequest(model="tiny", prompt=prompt, max_tokens=2)
+        with pytest.raises(ApiError) as refused:
+            asyncio.run(handler.completions(body))
+    finally:
+        engine.stop()
+    assert refused.value.status == 400
+    error = refused.value.body()["error"]
+    assert error["type"] == "invalid_request_error" and error["param"] == "prompt"
+    assert "empty" in error["message"]

@@ -15,7 +15,10 @@ from pathlib import Path
 import openai
 import pytest
 
+import lmforge
 from lmforge.hub.classifier import TextClassifier
+from lmforge.retrieve.kb import Hit, KnowledgeBase
+from lmforge.serve.understand import Grounding, attribute
 from tests.servers import lmforge_server, request
 
 ANGRY = "This is the worst lock I have ever bought."
@@ -71,7 +74,7 @@ def test_chat_answers_carry_citations_of_the_retrieved_passages(server: str) -> 
     assert [c["index"] for c in citations] == [1, 2]
     assert "XQ-77" in citations[0]["text"]  # hybrid search: the keyword passage ranks first
     assert {c["source"] for c in citations} == {"policies.md"}
-    assert all("cited" in c for c in citations)
+    assert all(c["cited"] == (c["cited_by"] is not None) for c in citations)
     # The passages are in the prompt: it is far longer than the question alone.
     assert reply.usage.prompt_tokens > 40
 
@@ -80,6 +83,108 @@ def test_chat_answers_carry_citations_of_the_retrieved_passages(server: str) -> 
     )
     chunks = list(stream)
     assert chunks[0].model_extra["citations"][0]["text"] == citations[0]["text"]
+    # The first chunk comes before the answer: nothing to say yet about what it cites.
+    assert "cited" not in chunks[0].model_extra["citations"][0]
+
+
+# --- which passages an answer used (the citations' "cited" and "cited_by") -------------
+
+COMPANY = Path(lmforge.__file__).parent / "assets" / "datasets" / "company"
+
+
+@pytest.fixture(scope="module")
+def products(tiny_encoder: Path, tmp_path_factory: pytest.TempPathFactory) -> KnowledgeBase:
+    """The bundled products.md, chunked as ``lmforge kb build`` chunks it."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LMFORGE_HOME", str(tmp_path_factory.mktemp("products-home")))
+        kb = KnowledgeBase.create("products", embed_ref=str(tiny_encoder))
+        kb.add([COMPANY / "products.md"])
+    return kb
+
+
+def _passage(kb: KnowledgeBase, title: str, contains: str) -> Hit:
+    """The passage titled ``title`` holding ``contains``, as a search would return it."""
+    chunk = next(c for c in kb.chunks if c["title"] == title and contains in c["text"])
+    return Hit(rank=1, score=0.5, chunk=chunk)
+
+
+def _cited_by(kb: KnowledgeBase, hits: list[Hit], answer: str) -> list[str | None]:
+    rows = Grounding(kb).citations(hits, answer)
+    assert [row["cited"] for row in rows] == [row["cited_by"] is not None for row in rows]
+    return [row["cited_by"] for row in rows]
+
+
+def test_an_answer_stating_the_price_without_a_marker_cites_its_passage(
+    products: KnowledgeBase,
+) -> None:
+    lock = _passage(products, "Keystone Smart Lock", "Price: $219")
+    thermostat = _passage(products, "Aura Thermostat", "Price: $149")
+    hub = _passage(products, "Brightnest Hub Mini", "Price: $79")
+    hits = [lock, thermostat, hub]
+    for answer in (
+        "The BrightNest Keystone Smart Lock costs $219.",
+        "The BrightNest smart lock costs $219.",
+        "It costs $219.00.",  # only one passage holds the number
+        "The Keystone Smart Lock costs 219 dollars.",
+        # What SmolLM2-135M-Instruct answered, grounded in the bundled documents:
+        "The Keystone Smart Lock is a smart lock that can be used to lock and unlock your "
+        "home. It is available for $219, which is a bit higher than the other two Keystone "
+        "Smart Lock products.",
+    ):
+        assert _cited_by(products, hits, answer) == ["content", None, None], answer
+    assert _cited_by(products, [thermostat, hub, lock], "It's $219 [3].") == [
+        None, None, "marker"
+    ]  # fmt: skip
+
+
+def test_a_price_two_passages_hold_cites_those_about_the_same_product(
+    products: KnowledgeBase,
+) -> None:
+    table = _passage(
+        products, "Brightnest Home products", "| Keystone Smart Lock | Security | $219"
+    )
+    lock = _passage(products, "Keystone Smart Lock", "Price: $219")
+    leak = _passage(products, "Aura Leak Sensor", "Price: $29")
+    doorbell = _passage(products, "Porchlight Video Doorbell", "Porchlight Chime costs $29")
+    answer = "The BrightNest Keystone Smart Lock costs $219."
+    assert _cited_by(products, [table, lock, leak], answer) == ["content", "content", None]
+    # Both say $29, but the doorbell's passage is about a chime, not the leak sensor.
+    answer = "The Aura Leak Sensor costs $29."
+    assert _cited_by(products, [doorbell, leak], answer) == [None, "content"]
+    # Nothing in the sentence tells the two apart: neither is claimed.
+    assert _cited_by(products, [doorbell, leak], "That is $29.") == [None, None]
+
+
+def test_an_answer_quoting_a_passage_cites_it(products: KnowledgeBase) -> None:
+    lock = _passage(products, "Keystone Smart Lock", "It works over Bluetooth without a hub")
+    hub = _passage(products, "Brightnest Hub Mini", "Price: $79")
+    quoted = "Yes: it works over Bluetooth without a hub, but remote unlocking needs one."
+    assert _cited_by(products, [hub, lock], quoted) == [None, "content"]
+    unrelated = "I'm not sure; I can connect you with our support team."
+    assert _cited_by(products, [hub, lock], unrelated) == [None, None]
+
+
+@pytest.mark.parametrize(
+    ("answer", "cited"),
+    [
+        ("Returns are accepted [1].", [1]),
+        ("Returns are accepted [Source 2].", [2]),
+        ("Returns are accepted (1).", [1]),
+        ("Returns are accepted [1][2].", [1, 2]),
+        ("Returns are accepted [1, 3].", [1, 3]),
+        ("Returns are accepted [1-3].", [1, 2, 3]),
+        ("Returns are accepted, see source 2.", [2]),
+        ("Returns are accepted (see passages 1 and 3)", [1, 3]),
+        ("Returns are accepted.[^2]", [2]),
+        ("(1) Pack the item. (2) Print the label.", []),  # an enumeration, no citation
+        ("Returns are accepted [7].", []),  # no passage 7
+    ],
+)
+def test_citation_markers_in_the_forms_models_write_them(answer: str, cited: list[int]) -> None:
+    passages = ["Returns: send it back.", "Refunds reach you.", "Exchanges are free."]
+    how = attribute(answer, passages)
+    assert [i for i, h in enumerate(how, start=1) if h == "marker"] == cited
+    assert "content" not in how
 
 
 def test_kb_search_endpoint(server: str) -> None:

@@ -280,11 +280,16 @@ def test_register_into_an_existing_run_and_resolve_run_ref(home: Path, model_dir
     assert tracker.run_id is not None
 
     first = register_model(model_dir, "bot", run_id=tracker.run_id)
-    second = register_model(model_dir, "bot-copy", run_id=tracker.run_id)
-    assert first.run_id == second.run_id == tracker.run_id
+    again = register_model(model_dir, "bot-again", run_id=tracker.run_id)
+    assert first.run_id == again.run_id == tracker.run_id
     assert first.source.endswith("/artifacts/model")
-    assert second.source.endswith("/artifacts/model-2")  # never overwrites the first
-    assert_model_files(resolve_registry_ref("registry:bot-copy/1"))
+    assert again.source == first.source  # the same files: no second upload
+    (model_dir / "config.json").write_text('{"model_type": "llama", "retrained": true}')
+    changed = register_model(model_dir, "bot-changed", run_id=tracker.run_id)
+    assert changed.source.endswith("/artifacts/model-2")  # never overwrites the first
+    assert_model_files(resolve_registry_ref("registry:bot/1"))
+    artifacts = {a.path for a in client().list_artifacts(tracker.run_id)}
+    assert artifacts == {"model", "model-2"}
 
     # No output_dir tag: run: refs fall back to the run's model/ artifacts.
     from_run = resolve_run_ref(f"run:{tracker.run_id}")

@@ -61,8 +61,17 @@ def generate(
     from lmforge.data.chat import has_chat_template, render_chat
     from lmforge.serve.generate import TextGeneration
 
-    if prompt == "-":
+    from_stdin = prompt == "-"
+    if from_stdin:
         prompt = sys.stdin.read()
+    if not prompt.strip():
+        # A chat template would wrap even nothing in a user turn, and the model would
+        # answer a question nobody asked; an empty prompt is a quoting slip, not a request.
+        given = "standard input ('-') was empty" if from_stdin else f"empty ({prompt!r})"
+        raise LmforgeError(
+            f"prompt: {given}; pass the text to continue, e.g. "
+            f'lmforge generate {ref} "Once upon a time".'
+        )
     params = _sampling(max_tokens, temperature, top_p, seed, stop)
     _, model, tokenizer = _load(ref)
     if raw or not has_chat_template(tokenizer):

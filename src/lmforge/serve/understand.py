@@ -20,7 +20,31 @@ GROUNDING_INSTRUCTIONS = (
     "answer the question, say you are not sure and offer to connect the customer with "
     "support."
 )
-CITATION = re.compile(r"\[(\d+)\]")
+# Explicit citation markers, in the forms small models write them: [1], [1, 2], [1-3],
+# [1][2], [Source 1], [^1], (Source 1), "source 1", "passages 1 and 2", and a bare (1)
+# where it closes a clause ("costs $219 (1).") - an enumeration "(1) Remove ..." is no cite.
+_NUMBERS = r"\d+(?:\s*(?:,|;|&|\band\b|-|\u2013)\s*\d+)*"
+_LABEL = r"(?:sources?|passages?|refs?|references?|citations?|docs?|documents?)"
+CITATION = re.compile(
+    rf"\[\^?\s*(?:{_LABEL}\s*#?\s*)?(?P<bracket>{_NUMBERS})\s*(?:\u2020[^\]]*)?\]"
+    rf"|\b{_LABEL}\s*#?\s*(?P<named>{_NUMBERS})\b"
+    rf"|\((?P<closing>{_NUMBERS})\)(?=[ \t]*(?:[.,;:!?]|$))",
+    re.IGNORECASE | re.MULTILINE,
+)
+# Content attribution: a number the answer states (a price, a duration, a count) or a run
+# of QUOTED_WORDS consecutive words it repeats. Six words rarely recur by chance between an
+# answer and a passage, and a 135M model copies whole phrases when it copies at all.
+QUOTED_WORDS = 6
+_NUMBER = re.compile(r"\d+(?:,\d{3})*(?:\.\d+)?")
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+_STOP_WORDS = frozenset({
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "can", "do", "does", "for",
+    "from", "has", "have", "how", "i", "in", "is", "it", "its", "of", "on", "or", "our",
+    "so", "that", "the", "their", "them", "then", "there", "these", "they", "this", "to",
+    "was", "we", "what", "when", "where", "which", "who", "will", "with", "you", "your",
+    "yes", "no", "not"
+})  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -65,9 +89,14 @@ class Grounding:
         return [{"role": "system", "content": Grounding.system_prompt(None, hits)}, *messages]
 
     def citations(self, hits: Sequence[Hit], answer: str | None = None) -> list[dict[str, Any]]:
-        """The passages as the response's ``citations`` field; with the ``answer``, each
-        says whether the answer cited it by number."""
-        cited = {int(n) for n in CITATION.findall(answer or "")}
+        """The passages as the response's ``citations`` field.
+
+        With the ``answer``, each passage also says whether the answer used it: ``cited``
+        (true or false) and ``cited_by``: ``"marker"`` when the answer names its number
+        ([1], [Source 1], (1), ...), ``"content"`` when it states a fact of the passage
+        without a marker (see ``attribute``), else None.
+        """
+        how = attribute(answer, [_searchable(hit) for hit in hits]) if answer is not None else []
         rows = []
         for number, hit in enumerate(hits, start=1):
             row = {
@@ -80,9 +109,92 @@ class Grounding:
                 "score": round(hit.score, 4),
             }
             if answer is not None:
-                row["cited"] = number in cited
+                row["cited"] = how[number - 1] is not None
+                row["cited_by"] = how[number - 1]
             rows.append(row)
         return rows
+
+
+def attribute(answer: str, passages: Sequence[str]) -> list[str | None]:
+    """How ``answer`` draws on each of the numbered ``passages`` (passage 1 first).
+
+    ``"marker"``: the answer cites the passage's number (see ``CITATION``).
+    ``"content"``: no marker, but the answer repeats a fact of the passage:
+
+    - a number it states (``$219``, ``45 days``; ``$``, ``.00`` and thousands commas
+      aside) that the passage holds. When several passages hold the number, the words
+      of the answer's sentence that states it decide: the number counts for each of those
+      passages that shares at least half as many of them as the best-matching one (the
+      price table and the lock's own section both name the Keystone Smart Lock and its
+      $219: both count; a chime that also costs $29 does not count for "The Aura Leak
+      Sensor costs $29"), and for none when the sentence shares no word with any;
+    - a run of ``QUOTED_WORDS`` consecutive words of the passage, ignoring case and
+      punctuation.
+
+    None: the answer shows no sign of the passage.
+    """
+    how: list[str | None] = [None] * len(passages)
+    for match in CITATION.finditer(answer):
+        numbers = match.group("bracket") or match.group("named") or match.group("closing")
+        for number in _citation_numbers(numbers):
+            if 1 <= number <= len(passages):
+                how[number - 1] = "marker"
+    statement = CITATION.sub(" ", answer)  # marker digits are no facts
+    for index in _content_matches(statement, passages):
+        how[index] = how[index] or "content"
+    return how
+
+
+def _citation_numbers(text: str) -> list[int]:
+    """``"1, 2"``, ``"1 and 3"``, ``"1-3"`` -> the passage numbers."""
+    numbers: list[int] = []
+    for part in re.split(r"\s*(?:,|;|&|\band\b)\s*", text):
+        first, _, last = re.sub("\u2013", "-", part).partition("-")
+        start = int(first)
+        end = int(last) if last.strip() else start
+        numbers.extend(range(start, end + 1) if 0 <= end - start < 20 else [start, end])
+    return numbers
+
+
+def _content_matches(statement: str, passages: Sequence[str]) -> set[int]:
+    """Indexes of the passages whose numbers or word runs ``statement`` repeats."""
+    matched: set[int] = set()
+    passage_numbers = [set(map(_number, _NUMBER.findall(p))) for p in passages]
+    passage_words = [_WORD.findall(p.lower()) for p in passages]
+    for sentence in _SENTENCE_END.split(statement):
+        # The words around the number; numbers themselves would favour no passage.
+        context = {w for w in _WORD.findall(sentence.lower()) if not w.isdigit()} - _STOP_WORDS
+        for number in {_number(n) for n in _NUMBER.findall(sentence)}:
+            holders = [i for i, held in enumerate(passage_numbers) if number in held]
+            if len(holders) == 1:
+                matched.update(holders)
+                continue
+            shared = {i: len(context & set(passage_words[i])) for i in holders}
+            best = max(shared.values(), default=0)
+            if best > 0:
+                matched.update(i for i in holders if 2 * shared[i] >= best)
+    answer_runs = _runs(_WORD.findall(statement.lower()))
+    for index, words in enumerate(passage_words):
+        if answer_runs & _runs(words):
+            matched.add(index)
+    return matched
+
+
+def _number(text: str) -> str:
+    """A number as the answer and the passage may both write it: 1,299.00 -> 1299."""
+    whole, _, fraction = text.replace(",", "").partition(".")
+    whole = whole.lstrip("0") or "0"
+    fraction = fraction.rstrip("0")
+    return f"{whole}.{fraction}" if fraction else whole
+
+
+def _runs(words: Sequence[str]) -> set[tuple[str, ...]]:
+    return {tuple(words[i : i + QUOTED_WORDS]) for i in range(len(words) - QUOTED_WORDS + 1)}
+
+
+def _searchable(hit: Hit) -> str:
+    """A passage's title and text: the prompt shows both, so an answer may repeat either."""
+    return f"{hit.chunk['title'] or ''}\n{hit.chunk['text']}"
 
 
 class SentimentMonitor:

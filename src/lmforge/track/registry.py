@@ -2,7 +2,10 @@
 
 A registered version points at the ``model/`` artifacts of an MLflow run (the source
 MLflow 3 accepts for a run-backed version, also through a tracking server's source
-validation). References resolve to a local directory:
+validation). A run's model is uploaded once: ``log_model`` and ``register_model`` record
+a digest of the files they log (run tag ``lmforge.artifact_sha256.PATH``), and
+registering the same files into that run again points the new version at them instead
+of uploading a ``model-2/`` copy. References resolve to a local directory:
 
 - ``registry:NAME@ALIAS`` and ``registry:NAME/VERSION``;
 - ``run:RUN_ID``: the run's output directory, or its ``model/`` artifacts.
@@ -18,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import tempfile
@@ -27,18 +31,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lmforge.errors import LmforgeError
-from lmforge.home import atomic_dir, lmforge_home
+from lmforge.home import atomic_dir, file_sha256, lmforge_home
 from lmforge.track.mlflow_store import get_client, get_run, is_not_found, local_path_from_uri
 from lmforge.track.tracker import (
     MAX_TAG_LENGTH,
     OUTPUT_DIR_TAG,
     MlflowTracker,
+    Tracker,
     clean_key,
     truncate,
 )
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+    from mlflow.entities import Run
     from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 
 REGISTRY_PREFIX = "registry:"
@@ -48,6 +54,8 @@ REGISTRY_EXPERIMENT = "lmforge-registry"
 MODEL_ARTIFACT_PATH = "model"
 LINEAGE_FILE = "LINEAGE.json"
 MODEL_CARD_FILE = "MODEL_CARD.md"
+DIGEST_TAG_PREFIX = "lmforge.artifact_sha256."
+"""Run tag prefix: ``lmforge.artifact_sha256.model`` holds the digest of ``model/``'s files."""
 _LIST_HINT = "see `lmforge models list`"
 
 
@@ -70,6 +78,19 @@ class ModelVersionInfo:
         return f"{REGISTRY_PREFIX}{self.name}/{self.version}"
 
 
+def log_model(tracker: Tracker, model_dir: Path | str) -> None:
+    """Log ``model_dir`` as the run's ``model/`` artifacts, recording their digest so that
+    ``register_model`` into the same run reuses them instead of uploading a copy.
+
+    Raises:
+        LmforgeError: ``model_dir`` is not a directory.
+    """
+    tracker.log_artifacts(model_dir, MODEL_ARTIFACT_PATH)
+    if tracker.run_id is not None:  # a NullTracker logs nothing, so there is nothing to reuse
+        digest = _content_digest(Path(model_dir), ())
+        tracker.set_tags({DIGEST_TAG_PREFIX + MODEL_ARTIFACT_PATH: digest})
+
+
 def register_model(
     model_dir: Path | str,
     name: str,
@@ -85,6 +106,9 @@ def register_model(
         model_dir: Directory holding the model files (and the config that produced them).
         name: Registered model name (created on first use); no ``/``, ``:`` or ``@``.
         run_id: Run to attach the files to; a new run in ``lmforge-registry`` when ``None``.
+            When that run already holds these exact files (the model its training
+            logged, with the same ``extra_files``), the version points at them and
+            nothing is uploaded again.
         tags: Model version tags.
         description: Model version description.
         extra_files: Files stored beside the model's (a model card, its lineage).
@@ -116,11 +140,14 @@ def register_model(
         assert run_id is not None
         artifact_path = MODEL_ARTIFACT_PATH
     else:
-        get_run(client, run_id)
-        artifact_path = _free_artifact_path(client, run_id)
-        client.log_artifacts(run_id, str(model_dir), artifact_path)
-        for extra in extra_files:
-            client.log_artifact(run_id, str(extra), artifact_path)
+        digest = _content_digest(model_dir, extra_files)
+        logged = _logged_copy(client, get_run(client, run_id), digest)
+        artifact_path = logged or _free_artifact_path(client, run_id)
+        if logged is None:
+            client.log_artifacts(run_id, str(model_dir), artifact_path)
+            for extra in extra_files:
+                client.log_artifact(run_id, str(extra), artifact_path)
+            client.set_tag(run_id, DIGEST_TAG_PREFIX + artifact_path, digest)
     run = client.get_run(run_id)
     source = f"{run.info.artifact_uri.rstrip('/')}/{artifact_path}"
 
@@ -171,13 +198,14 @@ def get_alias(name: str, alias: str) -> int:
     if alias not in aliases:
         if aliases:
             known = ", ".join(f"{a} -> {v}" for a, v in sorted(aliases.items()))
-            have = f"its aliases are: {known}"
+            have = f"its aliases are: {known}. Use one of those, or"
         else:
-            have = "it has no aliases yet"
+            have = "it has no aliases yet. Either"
         raise LmforgeError(
-            f"registered model {name!r} has no alias {alias!r}; {have}. Use one of those, "
-            f"refer to a version as registry:{name}/VERSION, or set the alias first "
-            f"({_LIST_HINT})."
+            f"registered model {name!r} has no alias {alias!r}; {have} set it with "
+            f"`lmforge registry promote {name}/VERSION --alias {alias}` (its versions: "
+            f"`lmforge registry list {name}`), or refer to a version as "
+            f"registry:{name}/VERSION."
         )
     return int(aliases[alias])
 
@@ -451,6 +479,28 @@ def _alias_or_none(name: str, alias: str) -> int | None:
 
 def _history_tag(alias: str) -> str:
     return f"lmforge.alias_history.{alias}"
+
+
+def _content_digest(model_dir: Path, extra_files: Sequence[Path]) -> str:
+    """SHA-256 over the relative names and contents of the files an upload of
+    ``model_dir`` plus ``extra_files`` (at its top, replacing same-named files) stores."""
+    files = {p.relative_to(model_dir).as_posix(): p for p in model_dir.rglob("*") if p.is_file()}
+    files.update({Path(extra).name: Path(extra) for extra in extra_files})
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(f"{name}\0{file_sha256(files[name])}\n".encode())
+    return digest.hexdigest()
+
+
+def _logged_copy(client: MlflowClient, run: Run, digest: str) -> str | None:
+    """The artifact folder of ``run`` that already holds files with ``digest``, if any."""
+    for key, value in sorted(run.data.tags.items()):
+        if not key.startswith(DIGEST_TAG_PREFIX) or value != digest:
+            continue
+        path = key[len(DIGEST_TAG_PREFIX) :]
+        if client.list_artifacts(run.info.run_id, path):  # not deleted since
+            return path
+    return None
 
 
 def _free_artifact_path(client: MlflowClient, run_id: str) -> str:
