@@ -65,7 +65,7 @@ def test_runs_list_shows_full_ids_and_headline_metrics(
     two_runs: tuple[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sft_id, eval_id = two_runs
-    narrow = runner.invoke(app, ["runs", "list"])  # CliRunner's console is 80 columns
+    narrow = runner.invoke(app, ["runs", "list"], env={"COLUMNS": "80"})  # an 80-column terminal
     assert narrow.exit_code == 0, narrow.output
     assert sft_id in narrow.stdout and eval_id in narrow.stdout
     assert "sft / lora-1  train/loss=1.25, tokens_per_s=900" in narrow.stdout

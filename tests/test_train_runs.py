@@ -66,7 +66,9 @@ def test_cli_train_tracks_everything_in_mlflow(
                    "eval/loss", "peak_memory_mb", "data/train/rows_kept"):  # fmt: skip
         assert metric in run.data.metrics, metric
     artifacts = {a.path for a in get_client().list_artifacts(run_id)}
-    assert {"model", "config.yaml", "metrics.json"} <= artifacts
+    assert artifacts == {"model", "config.yaml", "metrics.json"}  # the model once, not model-2
+    version = get_client().get_model_version("tiny-support", "1")
+    assert version.source == f"{run.info.artifact_uri}/model"  # registered without a copy
     listed = CliRunner().invoke(app, ["models", "show", "registry:tiny-support/1", "--json"])
     assert json.loads(listed.stdout)["kind"] == "adapter"
     generated = CliRunner().invoke(

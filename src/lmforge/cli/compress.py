@@ -115,7 +115,9 @@ def _print_result(run_id: str | None, rows: list[dict[str, str]], report: Path |
     if run_id:
         console.print(f"MLflow run {run_id} (experiment 'compress')")
     if rows:
-        table = Table(*rows[0], title="size, speed (this CPU) and quality vs the fp32 source")
+        table = Table(title="size, speed (this CPU) and quality vs the fp32 source")
+        for column in rows[0]:
+            table.add_column(column, overflow="fold")  # a narrow terminal wraps, never cuts
         for row in rows:
             table.add_row(*row.values())
         console.print(table)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from lmforge.cli.console import console, err_console
+from lmforge.cli.console import console, err_console, format_metric, format_score
 from lmforge.cli.groups import default_command_group
 
 DEFAULT_COMMAND = "model"
@@ -81,7 +81,8 @@ def model(
         table.add_column(column)
     for name, value in result.metrics.items():
         low, high = result.intervals[name]
-        table.add_row(name, f"{value:.4f}", f"{low:.4f} to {high:.4f}")
+        table.add_row(name, format_metric(name, value),
+                      f"{format_metric(name, low)} to {format_metric(name, high)}")  # fmt: skip
     console.print(table)
     if result.run_id:
         console.print(f"MLflow run {result.run_id}: compare runs with "
@@ -117,7 +118,7 @@ def print_diffs(title: str, diffs: list[Any], a: str = "A", b: str = "B") -> Non
         table.add_column(column)
     for diff in diffs:
         better = {"A": a, "B": b}.get(diff.better, "no clear difference")
-        table.add_row(diff.metric, f"{diff.a:.4f}", f"{diff.b:.4f}", f"{diff.diff:+.4f}",
+        table.add_row(diff.metric, format_score(diff.a), format_score(diff.b), f"{diff.diff:+.4f}",
                       f"{diff.low:+.4f} to {diff.high:+.4f}", better)  # fmt: skip
     console.print(table)
     if diffs and not diffs[0].paired:

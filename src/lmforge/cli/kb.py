@@ -12,7 +12,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
-from lmforge.cli.console import console, err_console
+from lmforge.cli.console import console, err_console, format_rate
 from lmforge.errors import LmforgeError
 
 app = typer.Typer(
@@ -169,12 +169,19 @@ def _ingest_and_report(work: Callable[[Callable[[int, int], Any]], tuple[Any, An
         kb, report = work(step)
     for warning in report.warnings:
         err_console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
-    rate = f" ({report.chunks / report.seconds:.0f} passages/s)" if report.chunks else ""
+    # The rate is the encoder's alone: over the whole add, loading the model would make
+    # one new passage read "0 passages/s". Under 0.1 s there is no rate worth printing.
+    rate = format_rate(report.chunks, report.embed_seconds, "passages")
     console.print(
         f"{kb.name}: {len(report.added)} added, {len(report.updated)} updated, "
-        f"{len(report.unchanged)} unchanged; {report.chunks} passages embedded in "
-        f"{report.seconds:.1f} s{rate}; {len(kb.chunks)} passages in all."
+        f"{len(report.unchanged)} unchanged; {_passages(report.chunks)} embedded in "
+        f"{report.seconds:.1f} s{f' (encoder: {rate})' if rate else ''}; "
+        f"{_passages(len(kb.chunks))} in all."
     )
+
+
+def _passages(count: int) -> str:
+    return f"{count} passage" if count == 1 else f"{count} passages"
 
 
 @app.command("remove")

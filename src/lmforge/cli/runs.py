@@ -99,7 +99,7 @@ def list_runs(
 
 def _print_runs_table(rows: list[dict[str, Any]]) -> None:
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("run id", no_wrap=True)
+    table.add_column("run id", no_wrap=True, min_width=32)  # whole, to copy into run: refs
     table.add_column("experiment", overflow="fold")
     table.add_column("name", overflow="fold")
     for column in ("status", "started", "duration"):

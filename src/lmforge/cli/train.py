@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from lmforge.cli.console import console, err_console
+from lmforge.cli.console import console, err_console, format_metric
 from lmforge.errors import LmforgeError
 
 
@@ -79,42 +79,44 @@ def _train_here(config: Any, resume_from: Path | bool | None, *, track: bool) ->
 
     is_main = int(os.environ.get("RANK", "0")) == 0
     bar = Progress(
-        TextColumn("[bold]step {task.completed}/{task.total}"),
+        TextColumn("[bold]step {task.completed}/{task.fields[steps]}"),
         BarColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}"),
-        TextColumn("{task.fields[tps]:.0f} tok/s"),
+        TextColumn("{task.fields[stats]}"),
         TimeRemainingColumn(),
         console=err_console,
         disable=not is_main,
     )
-    task_id = bar.add_task("train", total=None, loss=float("nan"), tps=0.0)
+    # The bar starts with the run: a run that fails to start (nothing to resume, a bad
+    # model) leaves only its error, not a "step 0/None loss nan" line.
+    task_ids: list[TaskID] = []
 
     def on_start(run_id: str, run_dir: Path) -> None:
-        err_console.print(f"run [bold]{run_id}[/bold] -> {run_dir}")
+        err_console.print(f"run [bold]{run_id}[/bold] -> {run_dir}", soft_wrap=True)
+        bar.start()
+        task_ids.append(bar.add_task("train", total=None, steps="?", stats="starting"))
 
     def progress(step: int, total: int, metrics: dict[str, float]) -> None:
-        bar.update(
-            task_id,
-            completed=step,
-            total=total,
-            loss=metrics["train/loss"],
-            tps=metrics["train/tokens_per_second"],
-        )
+        loss, tps = metrics["train/loss"], metrics["train/tokens_per_second"]
+        bar.update(task_ids[0], completed=step, total=total, steps=str(total),
+                   stats=f"loss {loss:.4f}  {tps:.0f} tok/s")  # fmt: skip
 
-    with bar:
+    try:
         result = run_training(
             config, resume=resume_from, track=track, progress=progress, on_start=on_start
         )
+    finally:
+        if task_ids:  # stopping a bar that never started still prints a blank line
+            bar.stop()
     if not is_main:
         return
     table = Table(title=f"run {result.run_id}", show_header=False)
     table.add_column("", style="bold")
-    table.add_column("")
+    table.add_column("", overflow="fold")  # the model's path holds the run id: never cut it
     rows = {
         "steps": str(result.steps),
         "final train loss": f"{result.final_loss:.4f}",
         **{
-            f"eval {key}": f"{value:.4f}"
+            f"eval {key}": format_metric(key, value)
             for key, value in result.eval_metrics.items()
             if isinstance(value, float)
         },

@@ -10,6 +10,7 @@ lmforge does not install).
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import logging
@@ -146,15 +147,22 @@ def _convert_gguf(gguf_path: Path, target: Path, *, progress: bool) -> None:
     err_console.print(
         f"[bold]Converting[/bold] {gguf_path.name} to safetensors under {target} (once)..."
     )
-    if progress:
-        transformers.logging.enable_progress_bar()
-    else:
-        transformers.logging.disable_progress_bar()
+    # The one bar worth seeing, "Converting and de-quantizing GGUF tensors", is plain tqdm
+    # (shown whatever transformers' setting); transformers' own bars ("Loading weights",
+    # "Writing model shards") stay off.
+    # progress=False (a server's log) turns that bar off too, through the module's own name.
+    transformers.logging.disable_progress_bar()
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+    bar = getattr(gguf_utils, "tqdm", None)
+    if bar is not None and not progress:
+        gguf_utils.tqdm = functools.partial(bar, disable=True)
     try:
         tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
         model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
     finally:
-        transformers.logging.disable_progress_bar()
+        if bar is not None:
+            gguf_utils.tqdm = bar
     # The weights are now plain fp32 tensors; saving them with the GGUF quantization
     # config attached would make transformers try to read a GGUF file on every load.
     model.config.quantization_config = None

@@ -103,6 +103,8 @@ class AddReport:
     unchanged: list[str] = field(default_factory=list)
     chunks: int = 0
     seconds: float = 0.0
+    # the encoder's share of ``seconds``, loading it excluded: the throughput's time base
+    embed_seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
 
 
@@ -384,7 +386,10 @@ class KnowledgeBase:
             if progress is not None:
                 progress(done, len(texts))
 
-        new_vectors = self.embedder().encode(texts, batch_size=64, progress=step)
+        embedder = self.embedder()
+        embed_started = time.perf_counter()
+        new_vectors = embedder.encode(texts, batch_size=64, progress=step)
+        report.embed_seconds = time.perf_counter() - embed_started
         _normalize(new_vectors)
         replaced = set(report.updated)
         keep = [i for i, c in enumerate(self.chunks) if c["source"] not in replaced]

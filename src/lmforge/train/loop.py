@@ -117,6 +117,8 @@ def _train(
 ) -> TrainResult:
     from lmforge.hub import load_tokenizer
 
+    # Find what to resume before loading anything: nothing to resume fails in a second.
+    run_dir, checkpoint = _find_resume(resume, config) if resume else (None, None)
     torch.manual_seed(config.train.seed)
     task = get_task(config.task.name)
     if hasattr(task, "configured"):  # a task with settings of its own (distill's teacher)
@@ -138,7 +140,6 @@ def _train(
     )
     scheduler = _scheduler(config, optimizer, total_steps)
 
-    run_dir, checkpoint = _find_resume(resume, config) if resume else (None, None)
     state = TrainerState()
     if checkpoint is not None:
         state = distributed.load_checkpoint(checkpoint, model, optimizer, scheduler, dist)
@@ -631,10 +632,11 @@ def _save_outputs(
         },
         step=result.steps,
     )
-    tracker.log_artifacts(result.model_dir, "model")
+    from lmforge.track.registry import log_model, register_model
+
+    log_model(tracker, result.model_dir)
     tracker.log_artifact(result.run_dir / "config.yaml")
     tracker.log_artifact(result.run_dir / "metrics.json")
     if config.output.register_as and tracker.run_id:
-        from lmforge.track import register_model
-
+        # points the version at the model/ just logged: one copy of the model per run
         register_model(result.model_dir, config.output.register_as, run_id=tracker.run_id)
