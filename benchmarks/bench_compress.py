@@ -15,6 +15,15 @@ Two models, each against its fp32 self in the same run (``lmforge compress`` and
    tokens/s (streaming chat, concurrency 1 and 16) of the fp32 torch backend, INT8 and
    the q4_0_m GGUF. Target for 4-bit GGUF: at least 85% smaller than the fp32
    safetensors with perplexity within 10%.
+3. ``--only agreement``: how closely SmolLM2's INT8 paths (``lmforge serve --quantize
+   int8``, a ``lmforge compress --method int8-dynamic`` directory, and the ``torch.ao``
+   path serve used before 2026-12-02) follow fp32, each model built as ``lmforge serve``
+   builds it: greedy answers (chat template, 64 tokens, through the serving engine) to
+   the held-out questions plus "What is the capital of France?" -- the share identical
+   to fp32's and the mean share of leading tokens in common -- alone on a fresh engine,
+   one after another (the engine reuses the cached system prompt), and 8 at a time; and
+   the teacher-forced top-1 agreement over the held-out dialogs' assistant tokens
+   (``compress/measure.py``). About 12 minutes on 2 cores.
 
 Run: python benchmarks/bench_compress.py [--skip-serve]   (about 15 minutes on 2 cores)
 """
@@ -22,8 +31,10 @@ Run: python benchmarks/bench_compress.py [--skip-serve]   (about 15 minutes on 2
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -137,17 +148,27 @@ def bench_smollm2(serve: bool) -> None:
 
 
 def bench_served() -> None:
-    """Output tokens/s through ``lmforge serve``: fp32 torch vs INT8 torch vs q4_0 llama.cpp."""
+    """Output tokens/s through ``lmforge serve``: fp32 torch vs INT8 torch (``--quantize
+    int8`` and a compressed directory) vs q4_0_m llama.cpp. A system whose file a
+    ``--only smollm2`` run writes is skipped when that file is missing."""
     from bench_serve import bench_lmforge, bench_lmforge_gguf
 
     levels = [1, 16]
-    systems = {
-        "fp32 (torch backend)": bench_lmforge(levels, "none"),
-        "int8-dynamic dir (torch backend)": bench_lmforge(
-            levels, "none", str(WORK / f"{SMOLLM2}-int8-dynamic")
+    int8_dir, gguf = WORK / f"{SMOLLM2}-int8-dynamic", WORK / "smollm2-q4_0_m.gguf"
+    runs: dict[str, tuple[Path | None, Any]] = {
+        "fp32 (torch backend)": (None, lambda: bench_lmforge(levels, "none")),
+        "--quantize int8 (torch backend)": (None, lambda: bench_lmforge(levels, "int8")),
+        "int8-dynamic dir (torch backend)": (
+            int8_dir, lambda: bench_lmforge(levels, "none", str(int8_dir))
         ),
-        "gguf q4_0_m (llamacpp backend)": bench_lmforge_gguf(levels, WORK / "smollm2-q4_0_m.gguf"),
-    }
+        "gguf q4_0_m (llamacpp backend)": (gguf, lambda: bench_lmforge_gguf(levels, gguf)),
+    }  # fmt: skip
+    systems = {}
+    for name, (needed, run) in runs.items():
+        if needed is not None and not needed.exists():
+            print(f"skipped {name}: no {needed} (run --only smollm2 first)")
+            continue
+        systems[name] = run()
     for concurrency in levels:
         fp32 = systems["fp32 (torch backend)"][concurrency]["tok_s"]
         for name, by_level in systems.items():
@@ -159,11 +180,167 @@ def bench_served() -> None:
             print(row)
 
 
+FRANCE = "What is the capital of France?"
+ANSWER_TOKENS = 64
+# How the engine meets the prompts. A fresh engine per prompt prefills it whole; one
+# engine answering them one after another reuses the cached system prompt of the one
+# before (a running server does), so only the rest of a prompt is prefilled; 8 at a time
+# decode in one batch. fp32 answers the same in all three.
+REGIMES = ("alone, fresh server", "one after another", "8 at a time")
+
+
+def agreement_prompts() -> list[str]:
+    from lmforge.data.bundled import dataset_path
+
+    path = dataset_path("customer_service", "test_questions")
+    return [json.loads(line)["question"] for line in path.read_text().splitlines() if line] + [
+        FRANCE
+    ]
+
+
+def served_answers(model: Any, tokenizer: Any, prompts: list[str], regime: str) -> list[Any]:
+    """Greedy answers through the serving engine: per prompt, its tokens (with logprobs
+    and the top 2) and its text."""
+    if regime == "alone, fresh server":
+        return [engine_answers(model, tokenizer, [prompt], 1)[0] for prompt in prompts]
+    return engine_answers(model, tokenizer, prompts, 8 if regime == "8 at a time" else 1)
+
+
+def engine_answers(model: Any, tokenizer: Any, prompts: list[str], max_batch: int) -> list[Any]:
+    from lmforge.data.chat import render_chat
+    from lmforge.serve.engine import Engine, Event, Request, RequestParams
+
+    engine = Engine(model, tokenizer, max_batch=max_batch)  # kept slots as in a server
+    params = RequestParams(max_tokens=ANSWER_TOKENS, temperature=0.0, logprobs=True,
+                           top_logprobs=2)  # fmt: skip
+    answers: list[tuple[list[Any], str]] = [([], "") for _ in prompts]
+    finished = threading.Semaphore(0)
+
+    def emit_for(index: int) -> Any:
+        def emit(event: Event) -> None:
+            tokens, text = answers[index]
+            answers[index] = (tokens + event.logprobs, text + event.text)
+            if event.finish_reason is not None:
+                finished.release()
+
+        return emit
+
+    engine.start()
+    try:
+        for index, prompt in enumerate(prompts):
+            ids = render_chat(tokenizer, [{"role": "user", "content": prompt}])
+            engine.submit(Request(ids, params, emit_for(index)))
+        for _ in prompts:
+            finished.acquire()
+    finally:
+        engine.stop()
+    return answers
+
+
+def fork_gap(answer: list[Any], reference: list[Any]) -> float | None:
+    """fp32's top-1 minus top-2 log-probability where ``answer`` first leaves it (None:
+    no fork): a small gap is a near-tie that any rounding can flip."""
+    for mine, theirs in zip(answer, reference, strict=False):
+        if mine.token != theirs.token:
+            return theirs.top[0][1] - theirs.top[1][1]
+    return None
+
+
+def served_model(ref: str, quantize: str) -> tuple[Any, Any]:
+    """The model and tokenizer ``lmforge serve REF --quantize QUANTIZE`` runs."""
+    from lmforge.serve.server import build_handler
+
+    engine = build_handler(ref, SMOLLM2, quantize=quantize, max_batch=8).engine
+    return engine.runner.model, engine.tokenizer
+
+
+def torch_ao_int8() -> tuple[Any, Any]:
+    """SmolLM2 as ``serve --quantize int8`` quantized it until 2026-12-02, kept to measure
+    against: the same SmoothQuant and fused projections, then ``torch.ao``'s
+    ``quantize_dynamic`` (weights scaled to absmax / 127.5, the embedding left fp32), with
+    8-bit activations on VNNI. ``compress/int8.py`` now builds ``compress``'s layers."""
+    import warnings
+
+    import torch
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+    from lmforge.compress.int8 import smooth
+    from lmforge.hub import load_causal_lm, resolve
+    from lmforge.hub.quantized import DynamicInt8Linear, fuse_projections
+    from lmforge.serve.server import calibration_texts
+
+    model, tokenizer = load_causal_lm(resolve(SMOLLM2))
+    smooth(model, calibration_texts(tokenizer))
+    fuse_projections(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+        names = {name: per_channel_dynamic_qconfig for name, module in model.named_modules()
+                 if isinstance(module, torch.nn.Linear)}  # fmt: skip
+        model = quantize_dynamic(model, names, dtype=torch.qint8)
+    for module in model.modules():
+        if type(module) is DynamicLinear:
+            module.__class__ = DynamicInt8Linear
+    return model, tokenizer
+
+
+def bench_agreement() -> None:
+    """fp32 against the INT8 paths, each built as ``lmforge serve`` builds it (and the
+    one serve used before); rows per path and regime (see the module docstring)."""
+    import shutil
+
+    from lmforge.compress.measure import answer_agreement, next_token_predictions
+    from lmforge.compress.run import compress_model
+
+    int8_dir = WORK / f"{SMOLLM2}-agreement-int8-dynamic"  # written now, by this code
+    shutil.rmtree(int8_dir, ignore_errors=True)
+    compress_model(SMOLLM2, ["int8-dynamic"], int8_dir, measure=False, track=False)
+    systems = {
+        "fp32": lambda: served_model(SMOLLM2, "none"),
+        "serve --quantize int8": lambda: served_model(SMOLLM2, "int8"),
+        "compress --method int8-dynamic": lambda: served_model(str(int8_dir), "none"),
+        "serve --quantize int8 before 2026-12-02 (torch.ao)": torch_ao_int8,
+    }
+    prompts = agreement_prompts()
+    reference: list[Any] = []
+    reference_tokens: list[list[str]] = []
+    reference_predictions = None
+    for system, build in systems.items():
+        model, tokenizer = build()
+        predictions = next_token_predictions(model, tokenizer)
+        if reference_predictions is None:
+            reference_predictions = predictions
+        next_token = float((predictions == reference_predictions).float().mean())
+        for regime in REGIMES:
+            answers = served_answers(model, tokenizer, prompts, regime)
+            tokens = [[t.token for t in answer] for answer, _ in answers]
+            if not reference:
+                reference, reference_tokens = answers, tokens
+            exact, prefix = answer_agreement(tokens, reference_tokens)
+            gaps = [fork_gap(a, r) for (a, _), (r, _) in zip(answers, reference, strict=True)]
+            gaps = [g for g in gaps if g is not None]
+            row = {
+                "system": system, "answers": regime,
+                "same answer as fp32": f"{round(exact * len(prompts))}/{len(prompts)}",
+                "leading tokens in common": f"{100 * prefix:.1f}%",
+                "fp32 top-2 gap at the fork, median": (
+                    f"{statistics.median(gaps):.2f}" if gaps else "-"
+                ),
+                "teacher-forced top-1 agreement": f"{100 * next_token:.1f}%",
+                "France answer": json.dumps(answers[-1][1][:48], ensure_ascii=False),
+            }  # fmt: skip
+            append_result("compress: SmolLM2-135M INT8 agreement with fp32 (greedy, "
+                          "33 held-out questions + France, 64 tokens)", row)  # fmt: skip
+            print(row, flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--skip-serve", action="store_true", help="no served tokens/s rows")
-    parser.add_argument("--only", choices=["sentiment", "smollm2", "served"], default=None,
-                        help="one part (served: the served rows, after a smollm2 run)")  # fmt: skip
+    parser.add_argument("--only", choices=["sentiment", "smollm2", "served", "agreement"],
+                        default=None, help="one part (served: the served rows, after a "
+                        "smollm2 run; agreement: fp32 vs the two INT8 paths)")  # fmt: skip
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     if args.only in (None, "sentiment"):
@@ -172,6 +349,8 @@ def main() -> None:
         bench_smollm2(serve=not args.skip_serve)
     if args.only == "served":
         bench_served()
+    if args.only in (None, "agreement"):
+        bench_agreement()
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """INT8 for serving: SmoothQuant keeps the fp32 function, fused projections keep the
-quantized one, and LoRA adapters are rescaled with their layers."""
+quantized one, LoRA adapters are rescaled with their layers and stay fp32, and
+``serve --quantize int8`` runs the model ``compress --method int8-dynamic`` writes."""
 
 from __future__ import annotations
 
@@ -76,3 +77,53 @@ def test_the_split_projections_run_the_quantized_fused_layer(tiny_causal_lm: Pat
     assert torch.equal(q, attention.qkv_proj(x)[..., : q.shape[-1]])
     up = mlp.up_proj(x)
     assert torch.equal(up, mlp.gate_up_proj(x)[..., -up.shape[-1] :])
+
+
+def test_serve_quantize_int8_runs_the_model_compress_writes(
+    tiny_causal_lm: Path, tmp_path: Path
+) -> None:
+    """``serve --quantize int8`` and a ``compress --method int8-dynamic`` directory are one
+    INT8 model: same calibration, same layers, so the same logits to the last bit (they
+    once differed in the embedding and the weight scales, and answered differently)."""
+    from lmforge.compress.run import compress_model
+    from lmforge.hub import load_causal_lm, resolve
+    from lmforge.serve.server import build_handler
+
+    out = tmp_path / "int8"
+    compress_model(str(tiny_causal_lm), ["int8-dynamic"], out, measure=False, track=False)
+    compressed, _ = load_causal_lm(resolve(str(out)))
+    served = build_handler(str(tiny_causal_lm), "tiny", quantize="int8").engine.runner.model
+    assert type(served.model.embed_tokens).__name__ == "QuantizedEmbedding"
+    assert torch.equal(logits(served), logits(compressed))
+    runners = [SlotRunner(m, slots=1, max_len=64) for m in (served, compressed)]
+    assert torch.equal(runners[0].prefill(0, PROMPT), runners[1].prefill(0, PROMPT))
+
+
+def test_quantize_int8_keeps_lora_adapters_fp32(tiny_causal_lm: Path) -> None:
+    from peft import LoraConfig, get_peft_model
+
+    model = get_peft_model(load(tiny_causal_lm), LoraConfig(r=4, target_modules="all-linear"))
+    for name, parameter in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(parameter, std=0.5)
+    model.eval()
+    reference = logits(model)
+    model = quantize_int8(model, CALIBRATION)
+    attention = model.base_model.model.model.layers[0].self_attn
+    assert "quantized" in type(attention.q_proj.base_layer).__module__
+    assert attention.q_proj.lora_A["default"].weight.dtype == torch.float32
+    quantized = logits(model)
+    assert (quantized.argmax(-1) == reference.argmax(-1)).float().mean() >= 0.75
+
+
+def test_answer_agreement_counts_whole_answers_and_leading_tokens() -> None:
+    from lmforge.compress.measure import answer_agreement
+
+    reference = [["The", " capital", " is", " Paris", "<end>"], ["Yes", "<end>"]]
+    assert answer_agreement(reference, reference) == (1.0, 1.0)
+    # forks after 2 of 5 tokens; stops one token early (a prefix, still not the answer)
+    exact, prefix = answer_agreement([["The", " capital", " was"], ["Yes"]], reference)
+    assert exact == 0.0 and prefix == (2 / 5 + 1 / 2) / 2
+    # running on past the reference's end is a difference too
+    exact, prefix = answer_agreement([reference[0], ["Yes", "!", "<end>"]], reference)
+    assert exact == 0.5 and prefix == (1 + 1 / 3) / 2

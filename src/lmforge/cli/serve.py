@@ -83,7 +83,11 @@ def serve(
         str, typer.Option(help="The sentiment labels that count as negative, comma-separated.")
     ] = "negative",
     quantize: Annotated[
-        str, typer.Option(help="none, or int8: dynamic INT8 linear layers (faster on CPU).")
+        str,
+        typer.Option(
+            help="none, or int8: SmoothQuant + dynamic INT8, the model `lmforge compress "
+            "--method int8-dynamic` writes (several times faster on CPU)."
+        ),
     ] = "none",
     backend: Annotated[
         str,

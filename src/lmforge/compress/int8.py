@@ -13,6 +13,13 @@ leaves the fp32 function unchanged and moves the outliers into the weights, whic
 per-channel INT8 handles well. The division folds into the RMSNorm weights (for q, k, v,
 gate and up) and into ``up_proj``'s rows (for ``down_proj``); LoRA adapters on those
 layers are rescaled the same way. Activation maxima come from a few calibration texts.
+
+``lmforge serve --quantize int8`` and ``lmforge compress --method int8-dynamic`` build
+the same INT8 model (``quantize_layers`` in ``hub/quantized.py``: per-channel INT8
+weights, 8-bit dynamic activations on VNNI, an INT8 embedding whose integers the tied
+head reuses). They used to differ (serve went through ``torch.ao``'s ``quantize_dynamic``,
+which kept the embedding fp32 and rounded weights to ``absmax / 127.5``) and, at equal
+quality, answered differently; see docs/compress.md for their measured agreement.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from typing import Any
 
 import torch
 
-from lmforge.hub.quantized import DynamicInt8Linear, fuse_projections
+from lmforge.hub.quantized import fuse_projections, quantize_layers
 from lmforge.tasks.causal_lm import unwrap
 
 ALPHA = 0.9  # migration strength: measured best of 0.5-0.95 on SmolLM2 (see docs/serving.md)
@@ -100,29 +107,12 @@ def smooth(model: Any, calibration: Sequence[Sequence[int]], alpha: float = ALPH
 
 def quantize_int8(model: Any, calibration: Sequence[Sequence[int]] = ()) -> Any:
     """Smooth (when calibration texts are given), fuse projections (without adapters),
-    then per-channel dynamic INT8 for every linear layer except LoRA's own small
-    matrices. Returns the quantized model."""
-    import warnings
-
+    then dynamic INT8 for every linear layer except LoRA's own small matrices, and an
+    INT8 token embedding: the layers ``lmforge compress --method int8-dynamic`` writes.
+    Quantizes in place and returns the model."""
     if calibration:
         smooth(model, calibration)
     if not hasattr(model, "peft_config"):
         fuse_projections(model)
-    # torch.ao.quantization warns that it is deprecated (for torchao) but remains the
-    # fastest INT8 path on this CPU (measured; see docs/serving.md). Checked on torch 2.13.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
-        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-        names = {
-            name: per_channel_dynamic_qconfig
-            for name, module in model.named_modules()
-            if isinstance(module, torch.nn.Linear) and "lora_" not in name
-        }
-        model = quantize_dynamic(model, names, dtype=torch.qint8)
-    # the same layers, with 8-bit activations where the CPU has VNNI (hub/quantized.py)
-    for module in model.modules():
-        if type(module) is DynamicLinear:
-            module.__class__ = DynamicInt8Linear
+    quantize_layers(model, "int8-dynamic")
     return model

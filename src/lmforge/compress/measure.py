@@ -250,6 +250,48 @@ def torch_perplexity(model: Any, tokenizer: Any) -> float:
     return math.exp(total / count)
 
 
+def next_token_predictions(model: Any, tokenizer: Any) -> Any:
+    """The top-1 next token of a causal LM at every assistant token of the held-out
+    dialogs, teacher-forced: a 1-D tensor, one entry per position, in a fixed order.
+
+    Each dialog runs alone, so no padding row enters a dynamic INT8 activation scale.
+    Two models' predictions compared position by position give their top-1 agreement,
+    the least noisy way to tell how far a quantized model drifts from its fp32 source:
+    a greedy answer forks at its first flipped near-tie and differs from there on.
+    """
+    import torch
+
+    predictions = []
+    with torch.inference_mode():
+        for example in held_out_examples(tokenizer):
+            targets = torch.tensor(example["labels"][1:])  # (T-1,)
+            logits = model(input_ids=torch.tensor([example["input_ids"]])).logits[0, :-1]
+            predictions.append(logits[targets != IGNORE_INDEX].argmax(-1))  # (A,)
+    return torch.cat(predictions)
+
+
+def answer_agreement(answers: list[list[str]], reference: list[list[str]]) -> tuple[float, float]:
+    """How closely greedy ``answers`` follow ``reference``'s (each a list of tokens, the
+    end token included when the answer stopped on it).
+
+    Returns:
+        ``(exact, prefix)``: the share of answers identical to the reference's, and the
+        mean share of leading tokens they have in common (shared tokens over the longer
+        of the two answers, so stopping early or running on both count as a difference).
+    """
+    if len(answers) != len(reference) or not answers:
+        raise LmforgeError(f"answer_agreement needs as many answers as reference answers "
+                           f"(got {len(answers)} and {len(reference)}), at least one")  # fmt: skip
+    exact, prefix = 0, 0.0
+    for answer, expected in zip(answers, reference, strict=True):
+        shared = 0
+        while shared < min(len(answer), len(expected)) and answer[shared] == expected[shared]:
+            shared += 1
+        exact += answer == expected
+        prefix += shared / max(len(answer), len(expected), 1)
+    return exact / len(answers), prefix / len(answers)
+
+
 def measure_gguf(path: Path, tokenizer: Any, label: str) -> Measurement:
     """Measure a GGUF file through llama.cpp (llama-cpp-python)."""
     import numpy as np

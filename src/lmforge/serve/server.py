@@ -43,8 +43,9 @@ def build_handler(
 
     Args:
         quantize: ``int8`` runs every linear layer with dynamic INT8 after SmoothQuant
-            calibration on the bundled support dialogs (``compress/int8.py``), several
-            times faster on CPUs with VNNI; LoRA matrices stay fp32.
+            calibration on the bundled support dialogs (``compress/int8.py``): the model
+            ``lmforge compress --method int8-dynamic`` writes, several times faster on
+            CPUs with VNNI; LoRA matrices stay fp32.
         backend: ``torch``, ``llamacpp`` (GGUF files through llama.cpp), or ``auto``:
             llamacpp for a ``.gguf`` file, torch for everything else.
         understanding: a knowledge base to ground chat in, classifiers to serve, a
