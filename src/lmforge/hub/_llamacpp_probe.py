@@ -8,12 +8,18 @@ the batched matrix multiply (prompt) and the one-row one (decode) run.
 
 import sys
 
-import llama_cpp
 
-print(llama_cpp.llama_print_system_info().decode(errors="replace").strip(), flush=True)
-model = llama_cpp.Llama(model_path=sys.argv[1], n_ctx=128, n_batch=64, n_threads=2, verbose=False)
-tokens = model.tokenize(b"The quick brown fox jumps over the lazy dog because")
-model.eval(tokens)
-for _ in range(3):
-    model.eval([model.sample(temp=0.0)])
-print(f"decoded {len(tokens)} prompt tokens and 3 new ones", flush=True)
+def main(gguf: str) -> None:
+    import llama_cpp
+
+    print(llama_cpp.llama_print_system_info().decode(errors="replace").strip(), flush=True)
+    model = llama_cpp.Llama(model_path=gguf, n_ctx=128, n_batch=64, n_threads=2, verbose=False)
+    tokens = model.tokenize(b"The quick brown fox jumps over the lazy dog because")
+    model.eval(tokens)
+    for _ in range(3):
+        model.eval([model.sample(temp=0.0)])
+    print(f"decoded {len(tokens)} prompt tokens and 3 new ones", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
