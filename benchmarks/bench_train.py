@@ -5,9 +5,13 @@ same data (the bundled support dialogs, assistant-only labels), same optimizer
 (AdamW, lr 1e-3, linear decay, no warmup), batch size 8, same number of steps, fp32.
 Each side runs in its own process so peak RSS (read right after training) is its own.
 Both final models are scored on the bundled validation dialogs with the same loss
-function.
+function, each adapter on the fp32 base.
 
-    python benchmarks/bench_train.py [--steps 10]
+lmforge runs once per variant (``--variants``), each in its own process: ``fp32`` (the
+fused LoRA path), ``int8`` (``method.base_precision: int8``: the frozen base on INT8
+kernels). Every variant's val loss is also given relative to the fp32 variant's.
+
+    python benchmarks/bench_train.py [--steps 10] [--variants fp32,int8]
 """
 
 from __future__ import annotations
@@ -68,13 +72,18 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_lmforge(steps: int) -> dict[str, float]:
+VARIANTS: dict[str, dict[str, Any]] = {
+    "fp32": {},
+    "int8": {"method": {"base_precision": "int8"}},
+}
+
+
+def run_lmforge(steps: int, variant: str = "fp32") -> dict[str, float]:
     from lmforge.config import load_config_dict
     from lmforge.hub import load_causal_lm, resolve
     from lmforge.train.loop import train
 
-    config = load_config_dict(
-        {
+    raw: dict[str, dict[str, Any]] = {
             "model": {"ref": MODEL},
             "task": {"name": "sft", "max_length": MAX_LENGTH},
             "data": {"train": str(dataset("train"))},
@@ -82,9 +91,11 @@ def run_lmforge(steps: int) -> dict[str, float]:
                        "lora_dropout": LORA["lora_dropout"], "target_modules": TARGETS},
             "train": {"max_steps": steps, "batch_size": BATCH, "lr": LR, "scheduler": "linear",
                       "log_every": 1, "max_grad_norm": 1.0, "seed": 42},
-            "output": {"dir": str(HERE / ".bench-train-lmforge")},
-        }
-    )  # fmt: skip
+            "output": {"dir": str(HERE / f".bench-train-lmforge-{variant}")},
+    }  # fmt: skip
+    for section, values in VARIANTS[variant].items():
+        raw[section] = {**raw[section], **values}
+    config = load_config_dict(raw)
     losses: list[float] = []
     result = train(config, track=False, progress=lambda s, t, m: losses.append(m["train/loss"]))
     peak = peak_rss_mb()  # before the evaluation below loads a second copy of the model
@@ -180,14 +191,25 @@ def run_baseline(steps: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--side", choices=["lmforge", "baseline"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--variants",
+        default="fp32,int8",
+        help=f"lmforge variants to run, comma-separated: {', '.join(VARIANTS)}",
+    )
+    parser.add_argument("--side", help=argparse.SUPPRESS)  # fmt: skip
     args = parser.parse_args()
+    variants = args.variants.split(",")
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        sys.exit(f"--variants: unknown {unknown}; choose from {', '.join(VARIANTS)}")
     if args.side:
-        run = run_lmforge if args.side == "lmforge" else run_baseline
-        print(json.dumps(run(args.steps)))
+        if args.side == "baseline":
+            print(json.dumps(run_baseline(args.steps)))
+        else:
+            print(json.dumps(run_lmforge(args.steps, args.side.removeprefix("lmforge-"))))
         return
     results = {}
-    for side in ("baseline", "lmforge"):
+    for side in ["baseline", *(f"lmforge-{v}" for v in variants)]:
         done = subprocess.run(
             [sys.executable, __file__, "--side", side, "--steps", str(args.steps)],
             capture_output=True,
@@ -198,26 +220,31 @@ def main() -> None:
             sys.exit(f"{side} failed:\n{done.stderr[-3000:]}")
         results[side] = json.loads(done.stdout.strip().splitlines()[-1])
         print(side, results[side])
-    ours, base = results["lmforge"], results["baseline"]
-    ratio = ours["tokens_per_second"] / base["tokens_per_second"]
-    print(f"effective tokens/s ratio {ratio:.2f}x")
-
-    def pair(key: str, fmt: str) -> str:
-        return f"{ours[key]:{fmt}} / {base[key]:{fmt}}"
-
-    append_result(
-        "train: SmolLM2-135M LoRA SFT on the bundled dialogs, fp32, batch 8",
-        {
-            "steps": str(args.steps),
-            "lmforge tok/s": f"{ours['tokens_per_second']:.0f}",
-            "Trainer+peft tok/s": f"{base['tokens_per_second']:.0f}",
-            "ratio": f"{ratio:.2f}x",
-            "wall s (lmforge / Trainer)": pair("seconds", ".0f"),
-            "peak RSS MB (lmforge / Trainer)": pair("peak_rss_mb", ".0f"),
-            "train loss, last 3 steps (lmforge / Trainer)": pair("final_loss", ".3f"),
-            "val loss (lmforge / Trainer)": pair("eval_loss", ".3f"),
-        },
-    )
+    base = results["baseline"]
+    reference = results.get("lmforge-fp32")
+    for side, ours in results.items():
+        ratio = ours["tokens_per_second"] / base["tokens_per_second"]
+        print(f"{side}: effective tokens/s ratio {ratio:.2f}x")
+        versus = (
+            f"{(ours['eval_loss'] / reference['eval_loss'] - 1) * 100:+.2f}%"
+            if reference is not None and side.startswith("lmforge")
+            else "-"
+        )
+        append_result(
+            "train variants: SmolLM2-135M LoRA SFT on the bundled dialogs, batch 8, "
+            "each vs Trainer+peft fp32 in the same run",
+            {
+                "steps": str(args.steps),
+                "system": side.replace("baseline", "Trainer+peft fp32"),
+                "tok/s": f"{ours['tokens_per_second']:.0f}",
+                "x Trainer+peft": f"{ratio:.2f}x",
+                "wall s": f"{ours['seconds']:.0f}",
+                "peak RSS MB": f"{ours['peak_rss_mb']:.0f}",
+                "peak RSS vs Trainer": f"{ours['peak_rss_mb'] / base['peak_rss_mb']:.2f}x",
+                "val loss": f"{ours['eval_loss']:.4f}",
+                "val loss vs lmforge fp32": versus,
+            },
+        )
 
 
 if __name__ == "__main__":

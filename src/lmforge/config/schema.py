@@ -301,6 +301,13 @@ class MethodConfig(Section):
     trainable_layers: int = Field(
         default=2, gt=0, description="freeze: how many of the top transformer layers train."
     )
+    base_precision: Literal["fp32", "int8"] = Field(
+        default="fp32",
+        description="lora: precision of the frozen base's linear layers. int8 quantizes "
+        "their weights per output channel once and runs their forward and input gradient "
+        "as INT8 matmuls (CPUs with VNNI; elsewhere a warning and fp32); adapters, norms "
+        "and the loss stay fp32, and the saved adapter loads on the fp32 base.",
+    )
 
 
 class EvalConfig(Section):
@@ -380,6 +387,18 @@ class RunConfig(Section):
                 "train.deepspeed_config: strategy 'deepspeed' needs a DeepSpeed JSON config "
                 "file; set it or use strategy 'fsdp'"
             )
+        if self.method.base_precision == "int8":
+            if self.method.name != "lora":
+                problems.append(
+                    f"method.base_precision: 'int8' quantizes the frozen base of LoRA "
+                    f"training, and method {self.method.name!r} trains base weights; use "
+                    "method.name 'lora' or base_precision 'fp32'"
+                )
+            if self.train.precision != "fp32" or self.model.dtype not in {"auto", "float32"}:
+                problems.append(
+                    "method.base_precision: 'int8' computes around fp32 activations; set "
+                    "train.precision 'fp32' and model.dtype 'float32' (or base_precision 'fp32')"
+                )
         mismatch = {("bfloat16", "fp16"), ("float16", "bf16")}
         if (self.model.dtype, self.train.precision) in mismatch:
             problems.append(

@@ -26,6 +26,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from lmforge.train.int8_base import FrozenInt8Linear
+
 _RANDOM_BITS = 15  # int16 lanes with the sign bit cleared
 
 
@@ -40,13 +42,17 @@ def keep_mask(shape: torch.Size, p: float) -> torch.Tensor:
 
 
 class LoraLinearFunction(torch.autograd.Function):
-    """y = x W^T + b + scaling * (dropout(x) A^T) B^T with frozen W and b."""
+    """y = x W^T + b + scaling * (dropout(x) A^T) B^T with frozen W and b.
+
+    ``weight`` is the fp32 matrix, or a ``FrozenInt8Linear`` (``method.base_precision:
+    int8``), which then computes both base products, bias included, in INT8.
+    """
 
     @staticmethod
     def forward(
         ctx: Any,
         x: torch.Tensor,  # (N, in)
-        weight: torch.Tensor,  # (out, in), frozen
+        weight: torch.Tensor | FrozenInt8Linear,  # (out, in), frozen
         bias: torch.Tensor | None,
         lora_a: torch.Tensor,  # (r, in)
         lora_b: torch.Tensor,  # (out, r)
@@ -56,9 +62,14 @@ class LoraLinearFunction(torch.autograd.Function):
     ) -> torch.Tensor:
         dropped = x if keep is None else torch.where(keep, x, 0.0)
         low_rank = (dropped @ lora_a.t()).mul_(keep_scale)  # (N, r)
-        out = F.linear(x, weight, bias)  # (N, out)
+        if isinstance(weight, FrozenInt8Linear):
+            out = weight.product(x)  # (N, out)
+            ctx.int8_base, fp32_weight = weight, None
+        else:
+            out = F.linear(x, weight, bias)  # (N, out)
+            ctx.int8_base, fp32_weight = None, weight
         out.addmm_(low_rank, lora_b.t(), alpha=scaling)
-        ctx.save_for_backward(x, weight, lora_a, lora_b, low_rank, keep)
+        ctx.save_for_backward(x, fp32_weight, lora_a, lora_b, low_rank, keep)
         ctx.scaling, ctx.keep_scale = scaling, keep_scale
         return out
 
@@ -75,7 +86,10 @@ class LoraLinearFunction(torch.autograd.Function):
             lora_part = grad_low @ lora_a  # (N, in)
             if keep is not None:
                 lora_part = torch.where(keep, lora_part, 0.0)
-            grad_x = lora_part.addmm_(grad_out, weight)
+            if ctx.int8_base is not None:
+                grad_x = lora_part.add_(ctx.int8_base.input_grad(grad_out))
+            else:
+                grad_x = lora_part.addmm_(grad_out, weight)
         return grad_x, None, None, grad_a, grad_b, None, None, None
 
 
@@ -87,11 +101,14 @@ def _fused_forward(self: Any, x: torch.Tensor, *args: Any, **kwargs: Any) -> Any
         len(adapters) == 1
         and not (args or kwargs or self.disable_adapters or self.merged)
         and adapters[0] not in self.lora_variant
-        and isinstance(base, torch.nn.Linear)
-        and not base.weight.requires_grad
+        and (
+            isinstance(base, FrozenInt8Linear)
+            or (isinstance(base, torch.nn.Linear) and not base.weight.requires_grad)
+        )
         and (base.bias is None or not base.bias.requires_grad)
         and isinstance(dropout, torch.nn.Dropout | torch.nn.Identity)
-        and x.dtype == base.weight.dtype == self.lora_A[adapters[0]].weight.dtype
+        and x.dtype == self.lora_A[adapters[0]].weight.dtype
+        and (isinstance(base, FrozenInt8Linear) or x.dtype == base.weight.dtype)
         and not torch.is_autocast_enabled(x.device.type)
         and torch.is_grad_enabled()
     )
@@ -103,7 +120,7 @@ def _fused_forward(self: Any, x: torch.Tensor, *args: Any, **kwargs: Any) -> Any
     keep = keep_mask(flat.shape, p) if p > 0 else None
     out = LoraLinearFunction.apply(
         flat,
-        base.weight,
+        base if isinstance(base, FrozenInt8Linear) else base.weight,
         base.bias,
         self.lora_A[name].weight,
         self.lora_B[name].weight,

@@ -10,6 +10,7 @@ import torch
 
 from lmforge.errors import LmforgeError
 from lmforge.train.fused_lora import fuse_lora_layers
+from lmforge.train.int8_base import FrozenInt8Linear, apply_int8_base
 
 # Attention projections per architecture: the usual LoRA targets.
 DEFAULT_LORA_TARGETS: dict[str, list[str]] = {
@@ -33,6 +34,7 @@ class MethodOptions:
     lora_dropout: float = 0.05
     target_modules: list[str] | str | None = None
     trainable_layers: int = 2
+    base_precision: str = "fp32"  # lora: int8 runs the frozen base on INT8 kernels
     peft_task_type: str | None = None  # from the task
     head_modules: tuple[str, ...] = ()  # from the task: new heads that must train
 
@@ -56,13 +58,20 @@ def apply_method(model: Any, options: MethodOptions, device: torch.device) -> An
         raise LmforgeError(
             f"method.name: unknown method {options.name!r}; known: {', '.join(sorted(METHODS))}"
         )
+    if options.base_precision != "fp32" and options.name != "lora":
+        raise LmforgeError(
+            f"method.base_precision: {options.base_precision!r} quantizes the frozen base of "
+            f"LoRA training, and method {options.name!r} trains base weights; use "
+            "method.name: lora or method.base_precision: fp32."
+        )
     return METHODS[options.name](model, options, device)
 
 
 def count_parameters(model: Any) -> tuple[int, int]:
-    """(trainable, total) parameter counts."""
+    """(trainable, total) parameter counts; an INT8 base's weights count as parameters."""
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return trainable, sum(p.numel() for p in model.parameters())
+    int8 = sum(m.qweight.numel() for m in model.modules() if isinstance(m, FrozenInt8Linear))
+    return trainable, sum(p.numel() for p in model.parameters()) + int8
 
 
 def _full(model: Any, options: MethodOptions, device: torch.device) -> Any:
@@ -90,6 +99,8 @@ def _lora(model: Any, options: MethodOptions, device: torch.device) -> Any:
     )
     model = get_peft_model(model, config)
     fuse_lora_layers(model)  # same math and adapter files, less memory and time
+    if options.base_precision == "int8":
+        apply_int8_base(model, device)
     return model
 
 
