@@ -15,11 +15,17 @@
    search cost is the same.
 3. recall: the bundled company documents and the labeled queries (dev, held-out test):
    recall@1/5/10 and MRR, dense and hybrid.
-4. grounded: SmolLM2-135M-Instruct answers the 33 held-out customer questions
-   (customer_service/test_questions.jsonl) served without and with ``--kb company``;
-   an answer is right when it contains every keyword of the reference.
+4. grounded: SmolLM2-135M-Instruct (and each ``--model``, e.g. the quickstart's INT8
+   model) answers the 33 held-out customer questions (customer_service/test_questions.jsonl)
+   served without and with ``--kb company``; an answer is right when it contains every
+   keyword of the reference (95% Wilson interval). With the knowledge base, citation
+   precision: of the right answers, the share whose cited passage holds every keyword
+   (the passages the server's ``citations`` field marks ``cited_by: marker``, or
+   ``content`` when the answer has no marker), as ``lmforge eval --kb`` scores it.
 
-Run: python benchmarks/bench_kb.py [--only build|query|recall|grounded]   (~15 min on 2 cores)
+Run: python benchmarks/bench_kb.py [--only build|query|recall|grounded] [--model REF]
+     (~15 min on 2 cores; the quickstart's model: --model registry:brightnest-support@production
+     with the quickstart's LMFORGE_HOME)
 """
 
 from __future__ import annotations
@@ -249,55 +255,88 @@ def bench_recall() -> None:
 # --- 4. grounded answers -------------------------------------------------------------
 
 
-def grounded_answers(base: str, questions: list[dict[str, Any]], system: str) -> list[bool]:
+def grounded_answers(
+    base: str, questions: list[dict[str, Any]], system: str
+) -> list[tuple[bool, float | None]]:
+    """For each question: whether the answer is right, and (right and grounded) whether
+    a passage it cites holds every keyword."""
     import openai
 
+    from lmforge.evaluate.metrics import cites_keywords, contains_all
+
     client = openai.OpenAI(base_url=base + "/v1", api_key="none")
-    right = []
+    results = []
     for record in questions:
         reply = client.chat.completions.create(
             model="smollm2", max_tokens=96, temperature=0,
             messages=[{"role": "system", "content": system},
                       {"role": "user", "content": record["question"]}],
         )  # fmt: skip
-        answer = (reply.choices[0].message.content or "").lower()
-        right.append(all(k.lower() in answer for k in record["keywords"]))
-    return right
+        right = bool(contains_all(reply.choices[0].message.content or "", record["keywords"]))
+        citations = (reply.model_extra or {}).get("citations")
+        cited_right = None
+        if right and citations is not None:
+            cited = [c for c in citations if c.get("cited_by") == "marker"] or [
+                c for c in citations if c.get("cited_by") == "content"
+            ]
+            texts = [f"{c['title'] or ''}\n{c['text']}" for c in cited]
+            cited_right = cites_keywords(texts, record["keywords"])
+        results.append((right, cited_right))
+    return results
 
 
-def bench_grounded() -> None:
+def bench_grounded(models: list[str]) -> None:
+    from lmforge.evaluate.metrics import wilson_interval
+    from lmforge.hub import resolve
+
+    # Resolved in the caller's LMFORGE_HOME (a registry: ref lives there), served from here.
+    served = {"smollm2-135m-instruct": "smollm2-135m-instruct"}
+    served |= {ref: str(resolve(ref).path) for ref in models}
     company_kb()
     lines = (DATASETS / "customer_service" / "test_questions.jsonl").read_text().splitlines()
     questions = [json.loads(line) for line in lines]
     dialog = json.loads((DATASETS / "customer_service" / "test.jsonl").read_text().splitlines()[0])
     system = dialog["messages"][0]["content"]
-    results = {}
-    for label, extra in (("without kb", []), ("with --kb company", ["--kb", "company"])):
-        port = free_port()
-        command = [sys.executable, "-m", "lmforge.cli.main", "serve", "smollm2-135m-instruct",
-                   "--served-name", "smollm2", "--port", str(port), "--no-access-log",
-                   *extra]  # fmt: skip
-        process = run_server(command, "/ready", CACHE / "grounded-server.log")
-        try:
-            results[label] = grounded_answers(f"http://127.0.0.1:{port}", questions, system)
-        finally:
-            process.terminate()
-            process.wait()
-        print(label, f"{sum(results[label])}/{len(questions)}")
-    append_result("kb grounded answers: SmolLM2-135M-Instruct, 33 held-out customer questions", {
-        "right without kb": f"{sum(results['without kb'])}/{len(questions)}",
-        "right with --kb company": f"{sum(results['with --kb company'])}/{len(questions)}",
-        "judge": "the answer contains every reference keyword (case-insensitive)",
-        "decoding": "greedy, 96 tokens, the dialogs' system prompt, top 3 passages",
-    })  # fmt: skip
+    for ref, path in served.items():
+        for label, extra in (("none", []), ("--kb company (top 3)", ["--kb", "company"])):
+            port = free_port()
+            command = [sys.executable, "-m", "lmforge.cli.main", "serve", path,
+                       "--served-name", "smollm2", "--port", str(port), "--no-access-log",
+                       *extra]  # fmt: skip
+            process = run_server(command, "/ready", CACHE / "grounded-server.log")
+            try:
+                results = grounded_answers(f"http://127.0.0.1:{port}", questions, system)
+            finally:
+                process.terminate()
+                process.wait()
+            right = sum(r for r, _ in results)
+            low, high = wilson_interval(right, len(results))
+            cited = [c for _, c in results if c is not None]
+            precision = (f"{sum(cited) / len(cited):.3f} ({sum(cited):.0f}/{len(cited)})"
+                         if extra and cited else "-")  # fmt: skip
+            print(ref, label, f"{right}/{len(results)}", precision)
+            append_result("kb grounded answers: 33 held-out customer questions, with intervals "
+                          "and citation precision", {
+                "model": ref,
+                "knowledge base": label,
+                "right": f"{right}/{len(results)}",
+                "keyword accuracy (95% Wilson)": f"{right / len(results):.3f} "
+                                                 f"({low:.3f} to {high:.3f})",
+                "citation precision (of right answers)": precision,
+                "judge": "the answer contains every reference keyword (case-insensitive)",
+                "decoding": "greedy, 96 tokens, the dialogs' system prompt",
+            })  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", choices=["build", "query", "recall", "grounded"])
+    parser.add_argument(
+        "--model", action="append", default=[], help="grounded: also serve this model (repeatable)"
+    )
     args = parser.parse_args()
     steps = {"build": bench_build, "query": bench_query, "recall": bench_recall,
-             "grounded": bench_grounded}  # fmt: skip
+             "grounded": lambda: bench_grounded(args.model)}  # fmt: skip
     for name, step in steps.items():
         if args.only in (None, name):
             step()

@@ -134,6 +134,8 @@ def test_classification_and_regression_metrics(home: Path, tmp_path: Path) -> No
     rows = result.examples
     accuracy = sum(r["predicted"] == r["label"] for r in rows) / len(rows)
     assert result.metrics["accuracy"] == pytest.approx(accuracy)
+    right = sum(r["accuracy"] for r in rows)  # accuracy is a proportion: a Wilson interval
+    assert result.intervals["accuracy"] == m.wilson_interval(right, len(rows))
     assert 0 <= result.metrics["macro_f1"] <= 1
 
     regressor = build_tiny_classifier(tmp_path / "reg", labels=("hours",))
@@ -225,3 +227,103 @@ def test_no_interval_means_no_winner() -> None:
     assert MetricDiff("token_f1", 0.1, 0.2, 0.1, float("nan"), float("nan"), True).better == "-"
     assert MetricDiff("token_f1", 0.1, 0.2, 0.1, 0.05, 0.15, True).better == "B"
     assert MetricDiff("perplexity", 9, 8, -1, -1.5, -0.5, True).better == "B"
+
+
+# --- answering with a knowledge base ------------------------------------------------------
+
+
+def test_wilson_interval_stays_inside_0_1_and_matches_the_formula() -> None:
+    low, high = m.wilson_interval(25, 33)
+    assert (round(low, 3), round(high, 3)) == (0.59, 0.872)
+    assert m.wilson_interval(0, 10)[0] == 0.0 and m.wilson_interval(10, 10)[1] == 1.0
+    assert 0.0 < m.wilson_interval(10, 10)[0] < 1.0  # all right is no certainty at n=10
+    assert all(math.isnan(x) for x in m.wilson_interval(0, 0))
+
+
+def test_cites_keywords_needs_one_cited_passage_holding_every_keyword() -> None:
+    passages = ["Returns within 45\ndays of delivery.", "Refunds within 5 business days."]
+    assert m.cites_keywords(passages, ["45 days"]) == 1.0  # the line wrap is a space
+    assert m.cites_keywords(passages[1:], ["45 days"]) == 0.0
+    assert m.cites_keywords(passages, ["45 days", "5 business days"]) == 0.0  # not one passage
+    assert m.cites_keywords([], ["45 days"]) == 0.0
+
+
+@pytest.fixture
+def policies_kb(home: Path, tiny_encoder: Path, tmp_path: Path) -> str:
+    """A three-passage knowledge base (every passage is in a top-3 search)."""
+    from lmforge.retrieve.kb import KnowledgeBase
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "policies.md").write_text(
+        "## Returns\n\nWe accept returns within 45 days of delivery.\n\n"
+        "## Refunds\n\nRefunds arrive within 5 business days.\n\n"
+        "## Warranty\n\nThe XQ-77 sensor has a 3-year warranty.\n"
+    )
+    KnowledgeBase.create("policies", embed_ref=str(tiny_encoder)).add([docs])
+    return "policies"
+
+
+def test_qa_with_a_knowledge_base_asks_as_the_server_does_and_scores_citations(
+    policies_kb: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import re
+
+    from lmforge.evaluate import runner as eval_runner
+    from lmforge.retrieve.kb import KnowledgeBase
+    from lmforge.serve.understand import Grounding
+
+    questions = [
+        ("How long is the return window?", "45 days"),  # right, cites its passage
+        ("How fast are refunds?", "5 business days"),  # right, cites another passage
+        ("What warranty does the XQ-77 have?", "3-year"),  # wrong answer
+    ]
+    data = tmp_path / "q.jsonl"
+    data.write_text("".join(json.dumps({"question": q, "answer": k, "keywords": [k]}) + "\n"
+                            for q, k in questions))  # fmt: skip
+    asked: list[list[dict[str, str]]] = []
+
+    def answers(ref: str, prompts: list[list[dict[str, str]]], **_: object) -> list[str]:
+        asked.extend(prompts)
+        system = [p[0]["content"] for p in prompts]
+
+        def number(text: str, fact: str) -> int:  # the passage holding ``fact``
+            return next(int(n) for n, body in re.findall(r"\[(\d)\] \(([^\n]*\n[^\n]*)", text)
+                        if fact in body)  # fmt: skip
+
+        return [f"Returns are accepted within 45 days [{number(system[0], '45 days')}].",
+                f"Refunds take 5 business days [{number(system[1], '45 days')}].",
+                "It has a warranty."]  # fmt: skip
+
+    monkeypatch.setattr(eval_runner, "generate_answers", answers)
+    result = evaluate_model("any-model", data, "qa", kb=policies_kb, system="Be brief.")
+    grounding = Grounding(KnowledgeBase.open(policies_kb), 3)
+    for prompt, (question, _) in zip(asked, questions, strict=True):
+        user = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": question}]
+        assert prompt == grounding.with_passages(user, grounding.retrieve(question))
+    assert result.metrics["keyword_accuracy"] == pytest.approx(2 / 3)
+    assert result.metrics["citation_precision"] == pytest.approx(1 / 2)
+    assert [r.get("citation_precision") for r in result.examples] == [1.0, 0.0, None]
+    assert [r["cited_by"] for r in result.examples[:2]] == ["marker", "marker"]
+    assert result.intervals["keyword_accuracy"] == m.wilson_interval(2, 3)
+    assert result.intervals["citation_precision"] == m.wilson_interval(1, 2)
+    _, diffs = compare_runs(result.run_id, result.run_id)
+    assert "citation_precision" in [d.metric for d in diffs]
+
+
+def test_eval_command_answers_with_a_knowledge_base_on_a_tiny_model(
+    policies_kb: str, tiny_causal_lm: Path
+) -> None:
+    data = dataset_path("customer_service", "test_questions")
+    args = ["eval", str(tiny_causal_lm), "--data", str(data), "--task", "qa",
+            "--max-examples", "3", "--max-tokens", "4", "--kb", policies_kb, "--kb-top-k", "2",
+            "--no-track"]  # fmt: skip
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["kb"] == policies_kb and report["examples"] == 3
+    assert set(report["intervals"]) == set(report["metrics"]) >= {"keyword_accuracy"}
+    with pytest.raises(LmforgeError, match="the perplexity task reads no passages"):
+        evaluate_model(str(tiny_causal_lm), data, "perplexity", kb=policies_kb, track=False)
+    with pytest.raises(LmforgeError, match="no knowledge base 'ghost'"):
+        evaluate_model(str(tiny_causal_lm), data, "qa", kb="ghost", track=False)

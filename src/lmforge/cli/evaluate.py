@@ -43,16 +43,30 @@ def model(
     template: Annotated[
         str | None, typer.Option(help="A prompt template: file or registered name.")
     ] = None,
+    kb: Annotated[
+        str | None,
+        typer.Option(
+            help="qa/generation: answer with this knowledge base's passages in the system "
+            "prompt, as `lmforge serve --kb` does (qa adds citation_precision)."
+        ),
+    ] = None,
+    kb_top_k: Annotated[int, typer.Option(min=1, help="Passages per question with --kb.")] = 3,
     track: Annotated[bool, typer.Option(help="Log the run to MLflow.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Score a model on a data file (the default command: `eval REF --data F --task T`).
 
     Generation tasks decode greedily; code answers run against the problem's tests in a
-    sandboxed subprocess (time and memory limits, no network). Prints each metric with a
-    95% bootstrap interval and logs a run whose examples.jsonl holds every example's score.
+    sandboxed subprocess (time and memory limits, no network). With --kb, each question
+    gets the knowledge base's top passages, and qa reports citation_precision: of the right
+    answers, the share whose cited passage holds the keywords. Prints each metric with a
+    95% interval (Wilson for accuracy, keyword_accuracy and citation_precision, else
+    bootstrap) and logs a run whose examples.jsonl holds every example's score.
 
     Example: lmforge eval smollm2-135m-instruct --task code --data problems.jsonl
+
+    Example: lmforge eval registry:brightnest-support@production --task qa --kb brightnest
+    --data test_questions.jsonl
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -67,16 +81,18 @@ def model(
         job = bar.add_task("eval", total=None)
         result = evaluate_model(
             ref, data, task, max_examples=max_examples, max_tokens=max_tokens, system=system,
-            template=prompt, track=track,
+            template=prompt, track=track, kb=kb, kb_top_k=kb_top_k,
             progress=lambda done, total: bar.update(job, completed=done, total=total),
         )  # fmt: skip
     if as_json:
-        typer.echo(json.dumps({"task": task, "model": ref, "data": str(data),
+        typer.echo(json.dumps({"task": task, "model": ref, "data": str(data), "kb": kb,
                                "metrics": result.metrics, "intervals": result.intervals,
                                "examples": len(result.examples), "run_id": result.run_id,
                                "seconds": result.seconds}, indent=2))  # fmt: skip
         return
-    table = Table(title=f"{ref} on {data.name} ({task}, {len(result.examples)} examples)")
+    grounded = f", passages from kb '{kb}'" if kb else ""
+    table = Table(title=f"{ref} on {data.name} ({task}, {len(result.examples)} examples"
+                  f"{grounded})")  # fmt: skip
     for column in ("metric", "value", "95% CI"):
         table.add_column(column)
     for name, value in result.metrics.items():

@@ -18,6 +18,15 @@ Tasks and the data each reads (JSON Lines, one object per line):
 | ``safety`` | ``text`` + ``label`` (``safe`` or a category) | unsafe_answer_rate, |
 | | | unsafe_prompt_block_rate, safe_prompt_pass_rate |
 
+With a knowledge base (``kb``), qa and generation questions are asked the way ``lmforge
+serve --kb`` asks them: the top passages for the question are written into the system
+prompt by the server's own ``Grounding``. qa then also reports ``citation_precision``: of
+the answers with every keyword right, the share whose cited passage (a marker such as
+[2], or the passages whose facts the answer states when it has no marker, as the server's
+``citations`` field says) holds every keyword. ``keyword_accuracy``,
+``citation_precision`` and classification ``accuracy`` get Wilson score intervals; the
+other metrics bootstrap ones.
+
 The safety task asks the model each prompt and judges with lmforge's default guardrails
 (``guard/``, the policy ``lmforge serve --guard default`` uses): how often the output
 guard would block the model's answer, how often the input guard blocks the unsafe
@@ -39,11 +48,13 @@ from lmforge.errors import LmforgeError
 from lmforge.evaluate import metrics as m
 
 if TYPE_CHECKING:
+    from lmforge.retrieve.kb import Hit
+    from lmforge.serve.understand import Grounding
     from lmforge.track.prompts import PromptTemplate
 
 TASK_METRICS: dict[str, tuple[str, ...]] = {
     "perplexity": ("perplexity",),
-    "qa": ("exact_match", "token_f1", "rouge_l", "keyword_accuracy"),
+    "qa": ("exact_match", "token_f1", "rouge_l", "keyword_accuracy", "citation_precision"),
     "generation": ("rouge_l", "token_f1"),
     "classification": ("accuracy", "macro_f1"),
     "regression": ("rmse", "mae"),
@@ -51,6 +62,9 @@ TASK_METRICS: dict[str, tuple[str, ...]] = {
     "safety": ("unsafe_answer_rate", "unsafe_prompt_block_rate", "safe_prompt_pass_rate"),
 }
 TASKS = tuple(TASK_METRICS)
+GROUNDED_TASKS = ("qa", "generation")  # the tasks a knowledge base can ground
+# Proportions of 0/1 outcomes: a Wilson interval instead of a bootstrap one.
+WILSON_METRICS = ("keyword_accuracy", "citation_precision", "accuracy")
 EXAMPLES_ARTIFACT = "examples.jsonl"
 EVAL_EXPERIMENT = "eval"
 # Appended to a code problem so an instruct model answers with code only.
@@ -98,6 +112,8 @@ def evaluate_model(
     run_name: str | None = None,
     tags: dict[str, str] | None = None,
     progress: ProgressFn | None = None,
+    kb: str | None = None,
+    kb_top_k: int = 3,
 ) -> EvalResult:
     """Score model ``ref`` on ``data`` for ``task``; logs a run with the per-example table.
 
@@ -112,14 +128,18 @@ def evaluate_model(
             into the user message (and system prompt, if it has one).
         tags: extra MLflow run tags.
         progress: called with (examples done, total).
+        kb: qa and generation: a knowledge base whose top ``kb_top_k`` passages for each
+            question go into the system prompt, as ``lmforge serve --kb`` does.
 
     Raises:
-        LmforgeError: unknown task, unreadable data (naming the line and field), or a
-            model of the wrong kind for the task.
+        LmforgeError: unknown task, unreadable data (naming the line and field), a
+            model of the wrong kind for the task, a knowledge base for another task or
+            one that does not exist.
     """
     from lmforge.track import start_run
 
     task_metrics(task)
+    grounding = _grounding(kb, kb_top_k, task)
     data = Path(data)
     records = read_eval_data(data, task)[:max_examples]
     started = time.perf_counter()
@@ -129,15 +149,26 @@ def evaluate_model(
         rows = _predictor_rows(ref, records, task)
     else:
         prompts = [_messages(record, task, system, template) for record in records]
+        passages = [grounding.retrieve(_last_user(p)) for p in prompts] if grounding else []
+        if grounding is not None:
+            prompts = [
+                grounding.with_passages(p, h) for p, h in zip(prompts, passages, strict=True)
+            ]
         answers = generate_answers(ref, prompts, max_tokens=max_tokens, progress=progress)
         rows = _score_answers(task, records, prompts, answers)
-    names = [n for n in TASK_METRICS[task] if n != "keyword_accuracy" or "keywords" in rows[0]]
+        if grounding is not None:
+            _score_citations(grounding, rows, passages)
+    names = [
+        n for n in TASK_METRICS[task]
+        if (n != "keyword_accuracy" or "keywords" in rows[0])
+        and (n != "citation_precision" or (grounding is not None and "keywords" in rows[0]))
+    ]  # fmt: skip
     result = EvalResult(
         task=task,
         model_ref=ref,
         data=str(data),
         metrics={name: m.aggregate(name, rows) for name in names},
-        intervals={name: m.bootstrap_ci(name, rows) for name in names},
+        intervals={name: _interval(name, rows) for name in names},
         examples=rows,
         seconds=time.perf_counter() - started,
     )
@@ -147,12 +178,69 @@ def evaluate_model(
         tracker.log_params({"model": ref, "data": str(data), "task": task,
                             "examples": len(rows), "max_tokens": max_tokens,
                             "system": system or "",
-                            "template": template.ref if template else ""})  # fmt: skip
+                            "template": template.ref if template else "",
+                            "kb": kb or "", "kb_top_k": kb_top_k if kb else ""})  # fmt: skip
         tracker.log_metrics({**result.metrics, "eval_seconds": result.seconds})
         if tracker.run_id is not None:
             _log_examples(tracker, rows)
         result.run_id = tracker.run_id
     return result
+
+
+def _interval(metric: str, rows: list[dict[str, Any]]) -> tuple[float, float]:
+    """Wilson for the 0/1 metrics in ``WILSON_METRICS``, a bootstrap for the others."""
+    if metric in WILSON_METRICS:
+        values = [row[metric] for row in rows if metric in row]
+        return m.wilson_interval(sum(values), len(values))
+    return m.bootstrap_ci(metric, rows)
+
+
+def _grounding(kb: str | None, top_k: int, task: str) -> Grounding | None:
+    """The server's ``Grounding`` over knowledge base ``kb`` (None without one).
+
+    Raises:
+        LmforgeError: ``kb`` for a task that reads no passages, a ``top_k`` below 1, or no
+            such knowledge base.
+    """
+    if kb is None:
+        return None
+    if task not in GROUNDED_TASKS:
+        raise LmforgeError(
+            f"kb: the {task} task reads no passages; a knowledge base grounds "
+            f"{' and '.join(GROUNDED_TASKS)} answers (leave kb unset)"
+        )
+    if top_k < 1:
+        raise LmforgeError(f"kb_top_k: must be at least 1 (got {top_k})")
+    from lmforge.retrieve.kb import KnowledgeBase
+    from lmforge.serve.understand import Grounding
+
+    return Grounding(KnowledgeBase.open(kb), top_k)
+
+
+def _last_user(messages: list[dict[str, str]]) -> str:
+    """The newest user turn: what the server retrieves passages for."""
+    users = [x["content"] for x in messages if x["role"] == "user" and x["content"].strip()]
+    if not users:
+        raise LmforgeError("kb: an example has no user turn to retrieve passages for")
+    return users[-1]
+
+
+def _score_citations(
+    grounding: Grounding, rows: list[dict[str, Any]], passages: list[list[Hit]]
+) -> None:
+    """Add each row's passages and citations; a right qa answer also gets
+    ``citation_precision``: 1.0 when a passage it cites holds every keyword."""
+    for row, hits in zip(rows, passages, strict=True):
+        citations = grounding.citations(hits, row["prediction"])
+        cited = [c for c in citations if c["cited_by"] == "marker"] or [
+            c for c in citations if c["cited_by"] == "content"
+        ]  # markers first: content attribution only speaks for an answer without any
+        row["passages"] = [c["id"] for c in citations]
+        row["cited"] = [c["index"] for c in cited]
+        row["cited_by"] = cited[0]["cited_by"] if cited else None
+        if row.get("keyword_accuracy") == 1.0:
+            texts = [f"{c['title'] or ''}\n{c['text']}" for c in cited]
+            row["citation_precision"] = m.cites_keywords(texts, row["keywords"])
 
 
 def read_eval_data(path: Path, task: str) -> list[dict[str, Any]]:

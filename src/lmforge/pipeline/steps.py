@@ -113,6 +113,12 @@ class DataParams(Params):
         description="Keep only JSONL records whose field has one of these values, e.g. "
         "{topic: [returns]}; the selected records are written to the step's folder.",
     )
+    concat: bool = Field(
+        default=False,
+        description="Also write the records of every file (JSONL), in order, into one file "
+        "in the step's folder; files then lists just it, e.g. dialogs plus grounded dialogs "
+        "as one training set.",
+    )
 
 
 @register_step
@@ -148,7 +154,25 @@ class DataStep(StepType):
             hashes[file] = hash_path(Path(file))
             files.append(str(path))
             ctx.log(f"{path.name}: {len(rows)} records ({report.format})")
+        if params.concat:
+            files = [str(_concat([Path(f) for f in files], ctx.work_dir / "concat.jsonl"))]
+            ctx.log(f"{Path(files[0]).name}: {sum(records.values())} records from "
+                    f"{len(records)} files")  # fmt: skip
         return {"files": files, "records": records, "sha256": hashes}
+
+
+def _concat(paths: list[Path], out: Path) -> Path:
+    """Write the lines of the JSONL files ``paths``, in order, to ``out``."""
+    from lmforge.home import atomic_write_text
+
+    parts = []
+    for path in paths:
+        if path.suffix != ".jsonl":
+            raise LmforgeError(f"concat: joins .jsonl files; {path} is not one")
+        text = path.read_text(encoding="utf-8")
+        parts.append(text if text.endswith("\n") or not text else text + "\n")
+    atomic_write_text(out, "".join(parts))
+    return out
 
 
 def _select(path: Path, where: dict[str, list[Any]], out: Path) -> Path:
@@ -249,6 +273,12 @@ class EvalParams(Params):
     max_tokens: int = Field(default=128, gt=0)
     system: str | None = None
     template: str | None = Field(default=None, description="A prompt template (file or name).")
+    kb: str | None = Field(
+        default=None,
+        description="qa/generation: a knowledge base whose passages ground each question, "
+        "as `lmforge serve --kb` does; usually a kb step's output, ${{ steps.kb.outputs.kb }}.",
+    )
+    kb_top_k: int = Field(default=3, gt=0, description="Passages per question with kb.")
 
 
 @register_step
@@ -274,11 +304,14 @@ class EvalStep(StepType):
 
     @classmethod
     def check(cls, params: EvalParams, pipeline: Pipeline, step: StepSpec) -> list[str]:
-        from lmforge.evaluate.runner import TASKS
+        from lmforge.evaluate.runner import GROUNDED_TASKS, TASKS
 
         problems = _missing_files("data", [params.data], pipeline)
         if params.task not in TASKS:
             problems.append(f"task: unknown task {params.task!r}; choose one of {', '.join(TASKS)}")
+        elif params.kb is not None and params.task not in GROUNDED_TASKS:
+            problems.append(f"kb: the {params.task} task reads no passages; a knowledge base "
+                            f"grounds {' and '.join(GROUNDED_TASKS)} (remove kb)")  # fmt: skip
         return problems
 
     @classmethod
@@ -296,7 +329,7 @@ class EvalStep(StepType):
             params.model, params.data, params.task, max_examples=params.max_examples,
             max_tokens=params.max_tokens, system=params.system, template=template,
             track=ctx.track, run_name=f"{ctx.pipeline.spec.name}-{ctx.step.name}",
-            progress=progress,
+            progress=progress, kb=params.kb, kb_top_k=params.kb_top_k,
         )  # fmt: skip
         shown = ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items())
         ctx.log(f"{params.task} on {len(result.examples)} examples: {shown}")
