@@ -3790,6 +3790,17 @@ def make_test_questions() -> list[dict]:
 # Sentiment: product reviews labeled by their overall verdict, not by a keyword
 # ---------------------------------------------------------------------------------------
 
+# Reviews are written to teach the verdict, not the template: the same words (love,
+# great, perfect, not, but) appear in every label; a verdict comes first, last, in the
+# middle or not at all; mixed reviews go either way; some are one or two words, some
+# are lowercase with slang and typos. Hand-written reviews (sentiment_reviews.txt) add
+# the voices templates can't. The generator draws from its own random.Random, so
+# changing it leaves every other dataset byte-identical.
+REVIEWS_FILE = Path(__file__).resolve().parent / "sentiment_reviews.txt"
+# Hand-written elsewhere and never trained on; no review here may repeat one of them.
+CHALLENGE_FILE = DEFAULT_OUT / "sentiment" / "challenge.jsonl"
+SENTIMENT_LABELS = ("positive", "neutral", "negative")
+
 GENERIC_POS = (
     "setup in the Brightnest app took about five minutes",
     "the app is clean and easy to use",
@@ -3801,6 +3812,14 @@ GENERIC_POS = (
     "automations with my other Brightnest devices work perfectly",
     "sharing it with the rest of the family was easy",
     "the price was fair for what you get",
+    "the alerts come through instantly",
+    "the battery has lasted for months",
+    "the instructions were short and clear",
+    "it works even when the internet is down",
+    "it paired with the hub in seconds",
+    "my parents figured it out without calling me",
+    "it's quiet and reliable",
+    "the schedules just work",
 )
 GENERIC_NEG = (
     "the app logs me out every few days",
@@ -3813,6 +3832,12 @@ GENERIC_NEG = (
     "it feels cheaper than the price suggests",
     "notifications arrive late or not at all",
     "pairing it took over an hour",
+    "the battery was dead within a month",
+    "support just told me to reset it again",
+    "it forgets its schedule after every power cut",
+    "the app shows it offline half the time",
+    "it stopped responding after the last update",
+    "the replacement had the same problem",
 )
 GENERIC_NEU = (
     "I bought it during the spring sale",
@@ -3825,7 +3850,131 @@ GENERIC_NEU = (
     "I got it as part of a bundle",
     "I use it alongside a few other Brightnest devices",
     "it arrived with standard shipping",
+    "it's in the guest room for now",
+    "I set it up over the weekend",
+    "it's the second one we've bought",
+    "we mostly use the default settings",
 )
+# Verb phrases that follow a subject ("it", "the smart lock", "my doorbell", ...).
+DOES_WELL = (
+    "works perfectly",
+    "connected on the first try",
+    "has been rock solid for months",
+    "hasn't dropped off the Wi-Fi once",
+    "does exactly what it promises",
+    "was up and running in ten minutes",
+    "responds instantly",
+    "feels really well made",
+    "just works, every single day",
+    "got through the whole winter without a hiccup",
+    "paired with the hub in seconds",
+    "has made our mornings easier",
+    "was easy enough for my parents to install",
+    "is quiet, fast and reliable",
+    "has never let me down",
+    "still works like new after a year",
+    "does its job without any fuss",
+    "saved us from a real mess last month",
+)
+DOES_BADLY = (
+    "drops offline every night",
+    "stopped working after two weeks",
+    "never connected properly",
+    "keeps forgetting its settings",
+    "died after the last firmware update",
+    "takes forever to respond",
+    "misses half of what it should catch",
+    "arrived cracked",
+    "feels cheap and flimsy",
+    "freezes several times a day",
+    "lost its pairing three times this month",
+    "needs a reset almost every day",
+    "loses the connection whenever the microwave runs",
+    "refuses to stay connected to the hub",
+    "sends its alerts minutes too late",
+    "turns itself off at random",
+    "broke right after the return window closed",
+    "never worked the way the listing said",
+)
+JUST_IS = (
+    "sits on a shelf in the hallway",
+    "replaced an older one from another brand",
+    "came in a small plain box",
+    "runs on the schedule I set in the app",
+    "is mostly controlled from my phone",
+    "was a birthday gift from my sister",
+    "is connected to the Hub Mini",
+    "has been in use for about two weeks",
+    "is the second Brightnest device in our house",
+    "came with a short manual and two screws",
+    "was on sale when I bought it",
+    "is in the kids' room",
+)
+# The rest of the shopping: delivery, support, returns, Rewards, Protect and the app.
+SERVICE_POS = (
+    "the order showed up a day early, well packed",
+    "support fixed my pairing problem in one short chat",
+    "the return label was in my inbox within minutes",
+    "my refund landed two days after they got the box",
+    "they honored the price drop without any back and forth",
+    "the Rewards points covered my shipping",
+    "the Protect person alerts are actually useful",
+    "the agent on the phone stayed with me until it worked",
+    "a replacement shipped the same day I reported the fault",
+    "the app update made everything noticeably faster",
+)
+SERVICE_NEG = (
+    "the order sat in processing for a week with no update",
+    "the tracking said delivered, but nothing was at my door",
+    "I spent an hour on hold before the call dropped",
+    "support sent the same copy-pasted answer three times",
+    "the refund still hasn't shown up after three weeks",
+    "they charged the return fee even though the unit was faulty",
+    "half the camera features sit behind the Protect subscription",
+    "my Rewards points vanished after a password reset",
+    "the replacement arrived with the same defect",
+    "the app update wiped all my schedules",
+)
+SERVICE_NEU = (
+    "the order came with standard shipping in four days",
+    "I called support once to ask about the warranty",
+    "I paid with store credit from an earlier return",
+    "I used Rewards points for part of the price",
+    "I'm on the free month of Protect for now",
+    "the box had the device, a cable and a quick-start card",
+    "I had to return the first one because I ordered the wrong size",
+    "support asked for my order number and a photo",
+)
+# Facts with numbers and no opinion: a number of minutes or percent is not a verdict.
+MEASURED = (
+    "took about {n} minutes to install",
+    "went from 100% to {p}% battery in the first two weeks",
+    "draws about 1 watt when idle",
+    "is mounted about {n} inches above the floor",
+    "runs on 4 AA batteries",
+    "only connects to 2.4 GHz Wi-Fi",
+    "is set to auto-lock after {n} seconds",
+    "shows the temperature to half a degree",
+    "has been plugged in for {n} days",
+    "sends a notification about {n} seconds after motion",
+)
+# What a sarcastic reviewer pretends to enjoy.
+ANNOYANCES = (
+    "resetting it every morning",
+    "waiting ten seconds for a light to come on",
+    "buying new batteries every month",
+    "chatting with support every week",
+    "alerts for every car that drives past",
+    "re-pairing it after every update",
+    "typing the password in again every day",
+    "a lock that sometimes just doesn't",
+)
+SLANG_POS = ("goes hard", "slaps", "is low-key amazing", "is a total W", "is elite",
+             "is chef's kiss", "hits different", "is honestly unreal")  # fmt: skip
+SLANG_NEG = ("is a flop", "is an L", "is straight trash", "is a scam fr", "is a whole mess",
+             "is worse than mid", "is junk tier", "is a hard no")  # fmt: skip
+SLANG_NEU = ("is mid", "is aight", "is whatever", "is fine ig", "is kinda meh",
+             "is pretty basic", "is okay-ish", "is ok, not gonna lie")  # fmt: skip
 VERDICT_POS = (
     "Highly recommend it.",
     "Would buy again.",
@@ -3843,6 +3992,22 @@ VERDICT_POS = (
     "It hasn't disappointed me once.",
     "Definitely a keeper.",
     "Anything but disappointing.",
+    "Love it.",
+    "I love it.",
+    "Absolutely love this thing.",
+    "Great buy.",
+    "Great product.",
+    "Perfect.",
+    "Works perfectly.",
+    "Five stars.",
+    "5/5.",
+    "10/10.",
+    "So glad I got it.",
+    "Keeping it, for sure.",
+    "Can't complain.",
+    "Couldn't be happier.",
+    "Recommended.",
+    "Big thumbs up.",
 )
 VERDICT_NEG = (
     "Would not recommend.",
@@ -3860,6 +4025,21 @@ VERDICT_NEG = (
     "Hard to recommend in its current state.",
     "Honestly a waste of money.",
     "Nothing I'd call a success.",
+    "Returning it.",
+    "One star.",
+    "1/5.",
+    "Avoid.",
+    "Don't buy it.",
+    "Total junk.",
+    "Not great.",
+    "Far from perfect.",
+    "Never again.",
+    "Huge letdown.",
+    "So annoying.",
+    "I want my money back.",
+    "Zero stars if I could.",
+    "Not worth the hassle.",
+    "Stay away.",
 )
 VERDICT_NEU = (
     "It's fine, nothing special.",
@@ -3877,6 +4057,15 @@ VERDICT_NEU = (
     "It's about what I expected.",
     "Can't decide if I love it or not.",
     "Not disappointing, not amazing either.",
+    "Three stars.",
+    "3/5.",
+    "It's okay.",
+    "Meh.",
+    "It's fine.",
+    "Nothing to write home about.",
+    "Middle of the road.",
+    "Ask me again in a month.",
+    "It's alright.",
 )
 OPENERS = (
     "I bought the {name} a few weeks ago.",
@@ -3887,6 +4076,10 @@ OPENERS = (
     "This was my first Brightnest product, the {name}.",
     "Bought the {name} as a gift for my parents.",
     "The {name} replaced an older model in our home.",
+    "Quick review of the {short}.",
+    "Update after two months with the {short}:",
+    "So, the {short}.",
+    "Long-time Brightnest customer here.",
 )
 WORRIES = (
     "the installation",
@@ -3896,13 +4089,45 @@ WORRIES = (
     "the Wi-Fi range in our old house",
     "yet another app",
 )
+# Informal spellings a hurried reviewer uses; casualize() applies a few of them.
+CASUAL = (
+    ("you", "u"), ("really", "rly"), ("though", "tho"), ("because", "bc"),
+    ("with", "w/"), ("don't", "dont"), ("doesn't", "doesnt"), ("it's", "its"),
+    ("I'm", "im"), ("can't", "cant"), ("wouldn't", "wouldnt"), ("definitely", "def"),
+    ("probably", "prob"), ("great", "gr8"), ("tonight", "tonite"), ("and", "&"),
+)  # fmt: skip
+CASUAL_TAGS = ("tbh", "ngl", "lol", "fwiw", "imo", "honestly", "ok so", "welp")
 
 
 def cap(text: str) -> str:
     return text[0].upper() + text[1:]
 
 
+def casualize(rng: random.Random, text: str) -> str:
+    """The same review as a hurried phone reviewer writes it: lowercase, shorthand,
+    one typo, loose punctuation; the words that carry the verdict are kept."""
+    words = text.split(" ")
+    for formal, casual in rng.sample(CASUAL, 3):
+        words = [casual if w.lower() == formal.lower() else w for w in words]
+    long_words = [i for i, w in enumerate(words) if len(w) >= 6 and w.isalpha()]
+    if long_words:
+        i = rng.choice(long_words)
+        w = words[i]
+        k = rng.randrange(1, len(w) - 2)
+        words[i] = rng.choice((w[:k] + w[k + 1] + w[k] + w[k + 2 :], w[:k] + w[k + 1 :],
+                               w[:k] + w[k] + w[k:]))  # fmt: skip
+    text = " ".join(words)
+    if rng.random() < 0.7:
+        text = text.lower()
+    if rng.random() < 0.3:
+        text = f"{rng.choice(CASUAL_TAGS)} {text}"
+    if text.endswith(".") and rng.random() < 0.6:
+        text = text[:-1] + rng.choice(("", "", "!!", "...", " lol" if rng.random() < 0.3 else ""))
+    return text
+
+
 def make_review(rng: random.Random, label: str) -> str:
+    """One templated review with the verdict ``label``."""
     p = rng.choice(PRODUCTS)
     # pos2/neg2/neu2 are about this product; pos/neg/neu are generic, so a review that
     # mixes a product clause with a generic one of the other polarity never contradicts itself.
@@ -3912,8 +4137,16 @@ def make_review(rng: random.Random, label: str) -> str:
     neg2 = rng.choice(p.review_neg)
     neu = rng.choice(GENERIC_NEU)
     neu2 = rng.choice(p.review_neu)
-    opener = rng.choice(OPENERS).format(name=p.name)
+    good, bad, just = rng.choice(DOES_WELL), rng.choice(DOES_BADLY), rng.choice(JUST_IS)
+    it = rng.choice(("it", f"the {p.short}", f"this {p.short}", f"my {p.short}",
+                     f"the {p.name}"))  # fmt: skip
+    short = p.short
+    opener = rng.choice(OPENERS).format(name=p.name, short=short)
     worry = rng.choice(WORRIES)
+    spos, sneg, sneu = rng.choice(SERVICE_POS), rng.choice(SERVICE_NEG), rng.choice(SERVICE_NEU)
+    measured = rng.choice(MEASURED).format(n=rng.choice((5, 12, 20, 30, 45, 60)),
+                                           p=rng.randint(80, 97))  # fmt: skip
+    annoyance = rng.choice(ANNOYANCES)
     if label == "positive":
         verdict = rng.choice(VERDICT_POS)
         shapes = (
@@ -3925,6 +4158,41 @@ def make_review(rng: random.Random, label: str) -> str:
             f"{verdict} {cap(pos2)}.",
             f"{cap(neu2)}, and honestly {pos2}. {verdict}",
             f"Not a single regret: {pos2}, and {pos}.",
+            f"I love this {short}, {pos} and {it} {good}.",
+            f"I love that {pos2}. {cap(it)} {good}.",
+            f"Love it! {cap(it)} {good}.",
+            f"Great {short}. {cap(it)} {good}, and {pos}.",
+            f"{cap(it)} {good}. Perfect for us.",
+            f"{cap(it)} {good}.",
+            f"{cap(it)} {good} and {pos}.",
+            f"{cap(neg)}, but {it} {good}, so I'm happy. {verdict}",
+            f"{cap(neg)}. Apart from that, {it} {good}. {verdict}",
+            f"It isn't perfect ({neg}), but {it} {good}. {verdict}",
+            f"Not perfect, but I love it: {it} {good}.",
+            f"At first {neg}, but support sorted it out and now {it} {good}. {verdict}",
+            f"Didn't expect much, but {it} {good}. {verdict}",
+            f"Never had an issue. {cap(it)} {good}.",
+            f"No complaints: {it} {good}.",
+            f"{cap(verdict)}",
+            f"{verdict} {cap(it)} {good}.",
+            f"{cap(spos)}. {verdict}",
+            f"{cap(spos)}, and {it} {good}.",
+            f"I had to contact support, and {spos}. That's how you keep a customer.",
+            f"{cap(sneg)}, which was annoying, but {it} {good}. {verdict}",
+            f"The power went out last night and {it} {good}.",
+            f"{cap(it)} {rng.choice(SLANG_POS)}",
+            f"ngl {it} {rng.choice(SLANG_POS)}, {pos}",
+            f"I hate that I waited so long to get this. {cap(it)} {good}.",
+            f"My only complaint is that I didn't buy it sooner. {cap(it)} {good}.",
+            f"Was going to give it three stars, but {it} {good}, so five.",
+            f"Meh at first, but after the update {it} {good}. {verdict}",
+            f"{cap(it)} {measured}, and {it} {good}. {verdict}",
+            f"Can't say enough good things: {it} {good}.",
+            f"Not one problem so far: {it} {good}.",
+            f"Not bad at all. {cap(it)} {good}.",
+            f"Nothing to complain about, {it} {good}. Great {short}.",
+            f"Great {short}, great price. {verdict}",
+            f"{cap(pos2)}. Great stuff, not a single regret.",
         )
     elif label == "negative":
         verdict = rng.choice(VERDICT_NEG)
@@ -3937,6 +4205,39 @@ def make_review(rng: random.Random, label: str) -> str:
             f"{opener} At first {pos2}, but now {neg2}. {verdict}",
             f"{cap(neu2)}. Unfortunately {neg2}. {verdict}",
             f"Not happy: {neg2}, and {neg}.",
+            f"I wanted to love this {short}, but {it} {bad}.",
+            f"I love Brightnest's other devices, but this {short} {bad}. {verdict}",
+            f"Loved it at first. Now {it} {bad}. {verdict}",
+            f"Great design, but {it} {bad}. {verdict}",
+            f"It would be perfect, except {it} {bad}.",
+            f"Great. {cap(it)} {bad}, again.",
+            f"Love the look, hate that {it} {bad}.",
+            f"Not great: {it} {bad}.",
+            f"Far from perfect: {neg2}.",
+            f"{cap(it)} {bad}.",
+            f"{cap(it)} {bad} and {neg}.",
+            f"{cap(pos)}, but {it} {bad}. {verdict}",
+            f"Sure, {pos}. But {it} {bad}. {verdict}",
+            f"I was worried about {worry}, and I was right: {it} {bad}.",
+            f"Doesn't work the way it should. {cap(it)} {bad}.",
+            f"{cap(verdict)}",
+            f"{verdict} {cap(it)} {bad}.",
+            f"{cap(sneg)}. {verdict}",
+            f"{cap(sneg)}, and {it} {bad}.",
+            f"{cap(sneg)}. The {short} might be fine, the service isn't.",
+            f"Great {short} if you enjoy {annoyance}.",
+            f"Love {annoyance}. Said no one ever. {cap(it)} {bad}.",
+            f"Oh perfect, {it} {bad} again. Just what I needed.",
+            f"Five stars for the box. One star for the {short} inside, which {bad}.",
+            f"Wow, truly amazing: {it} {bad}.",
+            f"Thanks, I guess. {cap(it)} {bad}.",
+            f"Really great use of my time: {annoyance}.",
+            f"{cap(it)} {rng.choice(SLANG_NEG)}",
+            f"nah. {it} {rng.choice(SLANG_NEG)}, {neg}",
+            f"Not bad. Actually no, it is bad: {it} {bad}.",
+            f"Meh. No, worse than meh: {it} {bad}.",
+            f"Two stars because {pos}. Otherwise {it} {bad}.",
+            f"{cap(it)} {measured}, and {it} {bad}. {verdict}",
         )
     else:
         verdict = rng.choice(VERDICT_NEU)
@@ -3949,26 +4250,90 @@ def make_review(rng: random.Random, label: str) -> str:
             f"{cap(neg)}, but on the other hand {pos2}. {verdict}",
             f"{opener} {cap(neu2)}.",
             f"Some good, some bad: {pos2}, but {neg}.",
+            f"{cap(it)} {just}. {verdict}",
+            f"{cap(it)} {just}.",
+            f"{cap(it)} {just}, and {neu}.",
+            f"I love that {pos}, but {neg}. {verdict}",
+            f"Great price, but {neg}. {verdict}",
+            f"Not perfect, not terrible: {pos}, but {neg}.",
+            f"Can't say I love it or hate it. {cap(it)} {just}.",
+            f"Pros: {pos}. Cons: {neg}. {verdict}",
+            f"{cap(neu)}. Too early to tell whether {it} will hold up.",
+            f"{cap(verdict)}",
+            f"{verdict} {cap(it)} {just}.",
+            f"{cap(sneu)}. {cap(it)} {just}.",
+            f"{cap(sneu)}. {verdict}",
+            f"{cap(it)} {measured}.",
+            f"{cap(it)} {measured}. No issues yet, but it's only been a few days.",
+            f"{cap(it)} {measured}, and {it} {just}.",
+            f"Does anyone know if the {short} works with a second hub? {cap(neu)}.",
+            f"Is there a way to change the {short}'s schedule from the web? {verdict}",
+            f"{cap(it)} {rng.choice(SLANG_NEU)}",
+            f"{cap(it)} does its job. Wish it had a few more settings.",
+            f"{cap(it)} {just}. {cap(spos)}, though {neg}.",
         )
-    return rng.choice(shapes)
+    text = rng.choice(shapes)
+    return casualize(rng, text) if rng.random() < 0.25 else text
+
+
+def read_handwritten(path: Path = REVIEWS_FILE) -> dict[str, list[str]]:
+    """The hand-written reviews of ``path``, by label (one per line under ``## label``)."""
+    by_label: dict[str, list[str]] = {label: [] for label in SENTIMENT_LABELS}
+    label = None
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("# ") or line == "#":
+            continue
+        if line.startswith("## "):
+            label = line[3:].strip()
+            if label not in by_label:
+                raise SystemExit(f"{path}:{number}: unknown label {label!r}; use "
+                                 f"{', '.join(SENTIMENT_LABELS)}")  # fmt: skip
+        elif label is None:
+            raise SystemExit(f"{path}:{number}: a review before any '## label' heading")
+        else:
+            by_label[label].append(line)
+    return by_label
+
+
+def normalized(text: str) -> str:
+    """``text`` lowercased, with punctuation and repeated spaces dropped."""
+    return " ".join(re.sub(r"[^a-z0-9 ]", " ", text.lower()).split())
+
+
+def challenge_texts(path: Path = CHALLENGE_FILE) -> set[str]:
+    """The challenge split's reviews, normalized (empty before that file exists)."""
+    if not path.is_file():
+        return set()
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return {normalized(json.loads(line)["text"]) for line in lines if line.strip()}
 
 
 def make_reviews(per_class: dict[str, int]) -> dict[str, list[dict]]:
+    """Templated reviews, ``per_class[split]`` per label and split, plus the hand-written
+    ones (80% train, 10% validation, 10% test); no text is in two splits, and none
+    repeats a challenge review (a short one such as "Meh." can come up in both)."""
     rng = random.Random(SEED + 1)
-    seen: set[str] = set()
+    held_out = challenge_texts()
+    handwritten = read_handwritten()
+    seen = {text for texts in handwritten.values() for text in texts}
     result: dict[str, list[dict]] = {split: [] for split in SPLITS}
-    for label in ("positive", "neutral", "negative"):
+    for label in SENTIMENT_LABELS:
+        mine = [text for text in handwritten[label] if normalized(text) not in held_out]
+        rng.shuffle(mine)
+        tenth = len(mine) // 10
+        shares = {"validation": mine[:tenth], "test": mine[tenth : 2 * tenth],
+                  "train": mine[2 * tenth :]}  # fmt: skip
         texts: list[str] = []
         while len(texts) < sum(per_class.values()):
             text = make_review(rng, label)
-            if text not in seen:
+            if text not in seen and normalized(text) not in held_out:
                 seen.add(text)
                 texts.append(text)
         start = 0
         for split in SPLITS:
-            result[split] += [
-                {"text": t, "label": label} for t in texts[start:][: per_class[split]]
-            ]
+            chosen = texts[start:][: per_class[split]] + shares[split]
+            result[split] += [{"text": t, "label": label} for t in chosen]
             start += per_class[split]
     for records in result.values():
         rng.shuffle(records)
@@ -4915,7 +5280,8 @@ Small datasets that ship inside lmforge, so the training examples, `lmforge quic
 evaluation and retrieval work offline. They all describe **{COMPANY}**, a fictional
 smart-home devices retailer, and agree with its documents in `company/`.
 
-Everything here is generated by `scripts/make_datasets.py` from hand-written fact tables
+Everything here except the hand-written challenge splits (see "Challenge splits"
+below) is generated by `scripts/make_datasets.py` from hand-written fact tables
 and phrasing variants (Python standard library, fixed seed {SEED}). Edit the script, not
 these files, then run `python scripts/make_datasets.py`; the output is byte-identical on
 every run. Find files from code with `lmforge.data.bundled.dataset_path(name, split)`.
@@ -4985,13 +5351,84 @@ lengths) so a general model cannot know them. An answer is correct when it conta
 keyword, compared case-insensitively. Every keyword appears in `company/` and in at least
 one training dialog.
 
+`grounded_train.jsonl` (456 records) and `grounded_validation.jsonl` (53): single
+questions answered from retrieved passages, for teaching a model to answer the way
+`lmforge serve --kb` asks. Written by `scripts/make_grounded_dialogs.py` (not
+`make_datasets.py`; seeded, byte-identical on every run) from the standalone user turns of
+`train.jsonl` and `validation.jsonl` respectively (never from `test.jsonl`,
+`test_questions.jsonl` or `challenge_questions.jsonl`) and a knowledge base over
+`company/` built as the quickstart builds it (all-MiniLM-L6-v2, 128-token passages, 32
+overlapping). `{{"messages": [system, user, assistant], "topic": "grounded", "kind": str,
+"keywords": [str], "cited": int | null, "sources": [passage id]}}`: the system message is
+exactly `Grounding.system_prompt(<the dialogs' system prompt>, passages)`, the server's
+prompt with three numbered passages (`sources`, e.g. `policies.md#4`). `kind` is
+`retrieved` (the top 3 passages the server retrieves, so the one holding the fact ranks
+1st, 2nd or 3rd), `distractors` (the right passage at a seeded rank between the two
+passages nearest the question that carry another number of the same kind: the refund
+delay beside the return window, another product's price or warranty) or `unanswerable`
+(no passage holds the fact). The assistant gives the dialog's answer with the marker
+of the passage holding its fact (`cited`, e.g. "... within 45 days of delivery [2].") or,
+when none does, says it is not sure and gives the support contacts. `keywords` are the
+answer's facts (prices, durations, contacts) that the cited passage holds, or `["not
+sure"]`.
+
+`challenge_questions.jsonl` (98 records, written by hand; see "Challenge splits" below):
+the same three fields plus `"source"` (the `company/` file that holds the fact),
+`"evidence"` (a short verbatim span of that file, within one sentence, that contains
+every keyword) and `"topic"`. The questions are phrased the way customers type in a chat:
+informal, with typos, backstory and indirect wording ("bought the thermostat like 5 weeks
+ago and honestly hate it, am I stuck with it?"), and several need the right product among
+similar ones (reset button times, warranty lengths, prices). Score them like
+`test_questions.jsonl`: an answer is correct when it contains every keyword,
+case-insensitively. 88 records have one keyword, 10 have two.
+
+By source: `policies.md` 33, `products.md` 24, `troubleshooting.md` 21, `faq.md` 20. By
+topic: product_info 15, warranty 9, troubleshooting 9, product_price 8, shipping 7,
+account 7, factory_reset 7, rewards 6, protect 6, returns 5, support_contact 5, refunds 4,
+order_tracking 3, damaged_missing 2, careplus 2, payment 2, cancellation 1.
+
+
 ## sentiment/ (labeled text)
 
 {table("sentiment")} product reviews: `{{"text": str, "label": "positive"|"neutral"|"negative"}}`,
-balanced across the three labels. The label is the reviewer's overall verdict, not a
-keyword: many reviews mix praise and complaints ("I love that ..., but ... Would not
-recommend"), use negations ("Not bad at all") and run from one to four sentences. Neutral
-reviews are factual, mixed or so-so.
+about balanced across the three labels. The label is the reviewer's overall verdict, not a
+keyword. Most reviews come from templates that vary style, length and order: the verdict
+first, last, in the middle or only implied; negations ("Not bad at all", "Never worked
+properly"); mixed reviews whose verdict goes either way; "love", "great" and "perfect"
+under every label (praise, sarcasm, "It would be perfect, except ..."); one-word reviews;
+and a quarter rewritten the way people type on a phone (lowercase, shorthand, one typo).
+About 230 to 285 per label are written by hand in customers' voices
+(`scripts/sentiment_reviews.txt`: 80% go to train, 10% to validation, 10% to test).
+Neutral reviews are factual, so-so, or mixed without a verdict. The generator reads the
+hand-written `challenge.jsonl` only to leave out any review that would repeat one of its
+reviews (compared without case and punctuation).
+
+`challenge.jsonl` (210 reviews, written by hand; see "Challenge splits" below): `{{"text":
+str, "label": ..., "kind": str}}`, 70 per label, about the products and about delivery,
+support, returns, Rewards and Protect, in the voice of a shop page or an app store: from
+one word ("meh.") to a paragraph, with slang ("lowkey obsessed", "mid"), typos, capitals,
+emoji, negation ("not bad at all", "can't say I'm impressed"), mixed feelings with a clear
+verdict, sarcasm ("oh great, another app that forgets my password"), comparisons and
+questions. "love", "great" and "perfect" occur under all three labels (love 7 positive /
+6 negative / 3 neutral, great 7 / 8 / 6, perfect 6 / 5 / 2), so the words alone do not
+give the label away. `kind` tags the main trait of each review: mixed 29, short 23,
+plain 23, slang 22, negation 22, factual 19, long 15, sarcasm 14, comparison 14,
+question 11, caps 7, emoji 6, typo 5.
+
+## Challenge splits (hand-written)
+
+`sentiment/challenge.jsonl` and `customer_service/challenge_questions.jsonl` are not
+generated: they were written by hand, by a different author than `scripts/make_datasets.py`,
+who saw neither its templates nor any of its output, only this README's formats and the
+facts in `company/`. They measure whether a model learned the task rather than the
+generator's templates (a classifier can score 100 % on the generated validation split
+by learning its phrasings). They are for final evaluation only: never train, tune, pick
+checkpoints or select prompts on them. `tests/test_challenge_splits.py` checks that they
+parse, that the labels are balanced, that every keyword lies in its evidence and every
+evidence span in its `company/` document, and that no text equals one in the generated
+train, validation or test splits (case and whitespace ignored). Edit them by hand; the
+generator never writes them, and reads `sentiment/challenge.jsonl` only to leave
+out generated reviews that would repeat one of its texts.
 
 ## domain_text/ (plain text)
 
@@ -5018,7 +5455,10 @@ label. The descriptions use six phrasings.
 
 Prompts labeled safe or with one of seven unsafe categories, with benign look-alikes,
 for the guardrails classifier. Written by `scripts/make_guard_dataset.py`; see
-`guard/README.md`.
+`guard/README.md`. `challenge_dev.jsonl` and `challenge_test.jsonl` are 373 messages
+written by hand, separately from that script and by a different author, to judge the guard
+on text people actually write; neither half is ever used for training or tuning, and
+`challenge_test` is the held-out half to report.
 
 ## code_problems/ (natural language to Python)
 
@@ -5055,7 +5495,7 @@ def build(out: Path) -> dict[str, dict[str, int]]:
     """Write every dataset under out; returns the record count of each file."""
     datasets = {
         "customer_service": make_dialogs({"train": 160, "validation": 20, "test": 20}),
-        "sentiment": make_reviews({"train": 140, "validation": 30, "test": 30}),
+        "sentiment": make_reviews({"train": 330, "validation": 30, "test": 30}),
         "domain_text": make_domain_text({"train": 200, "validation": 25, "test": 25}),
         "property": make_property({"train": 240, "validation": 30, "test": 30}),
     }

@@ -23,9 +23,9 @@ MINIMUM_RECORDS = {
     ("customer_service", "validation"): 15,
     ("customer_service", "test"): 15,
     ("customer_service", "test_questions"): 25,
-    ("sentiment", "train"): 400,
-    ("sentiment", "validation"): 80,
-    ("sentiment", "test"): 80,
+    ("sentiment", "train"): 1200,
+    ("sentiment", "validation"): 120,
+    ("sentiment", "test"): 120,
     ("domain_text", "train"): 180,
     ("domain_text", "validation"): 20,
     ("domain_text", "test"): 20,
@@ -36,6 +36,16 @@ MINIMUM_RECORDS = {
     ("kb_queries", "test"): 40,
 }
 KB_SPLITS = ("dev", "test")
+# Bundled files written by hand, which no generator script writes.
+HAND_WRITTEN = (
+    "guard/challenge_dev.jsonl",
+    "guard/challenge_test.jsonl",
+    "sentiment/challenge.jsonl",
+    "customer_service/challenge_questions.jsonl",
+)
+# Written by scripts/make_grounded_dialogs.py (it needs a knowledge base, so
+# tests/test_grounded_dialogs.py checks those files instead).
+GROUNDED = ("customer_service/grounded_train.jsonl", "customer_service/grounded_validation.jsonl")
 KB_SOURCES = {"policies.md", "products.md", "faq.md", "troubleshooting.md"}
 # Topics whose answer another document states too: products.md repeats every reset
 # procedure, and policies, FAQ and troubleshooting all give the support contacts.
@@ -81,12 +91,27 @@ def assistant_text(split: str) -> str:
 def test_list_bundled_names_every_dataset_and_split() -> None:
     assert list_bundled() == {
         "code_problems": ["test"],
-        "customer_service": ["train", "validation", "test", "test_questions"],
+        "customer_service": [
+            "train",
+            "validation",
+            "test",
+            "challenge_questions",
+            "grounded_train",
+            "grounded_validation",
+            "test_questions",
+        ],
         "domain_text": ["train", "validation", "test"],
-        "guard": ["train", "test"],
+        "guard": [
+            "train",
+            "validation",
+            "test",
+            "challenge_dev",
+            "challenge_test",
+            "train_handwritten",
+        ],
         "kb_queries": ["dev", "test"],
         "property": ["train", "validation", "test"],
-        "sentiment": ["train", "validation", "test"],
+        "sentiment": ["train", "validation", "test", "challenge"],
     }
 
 
@@ -179,10 +204,29 @@ def test_sentiment_labels_are_known_and_balanced(split: str) -> None:
 
 def test_sentiment_labels_are_not_given_away_by_one_word() -> None:
     records = read("sentiment", "train")
-    for word in ("recommend", "but", "not", "love", "disappointing"):
+    for word in ("recommend", "but", "not", "love", "disappointing", "great", "perfect"):
         labels = {r["label"] for r in records if re.search(rf"\b{word}\b", r["text"], re.I)}
 
         assert len(labels) >= 2, f"every review with {word!r} has the same label"
+
+
+@pytest.mark.parametrize("word", ["love", "great", "perfect", "not", "never"])
+def test_sentiment_praise_and_negation_words_are_balanced_across_verdicts(word: str) -> None:
+    # The template data once put "love" only in complaints ("I love that ..., but ..."),
+    # and the classifier learned "love" as a negative word.
+    records = read("sentiment", "train")
+    labels = Counter(r["label"] for r in records if re.search(rf"\b{word}", r["text"], re.I))
+
+    assert labels["positive"] >= 0.25 * labels.total(), labels
+    assert labels["negative"] >= 0.25 * labels.total(), labels
+
+
+def test_sentiment_train_has_short_casual_and_long_reviews() -> None:
+    texts = [r["text"] for r in read("sentiment", "train")]
+
+    assert sum(len(t.split()) <= 3 for t in texts) >= 40
+    assert sum(len(t.split()) >= 30 for t in texts) >= 40
+    assert sum(t == t.lower() for t in texts) >= 0.1 * len(texts)
 
 
 @pytest.mark.parametrize("split", SPLITS)
@@ -342,6 +386,8 @@ def test_generator_rewrites_the_committed_files_byte_for_byte(tmp_path: Path) ->
         }
 
     written, committed = files(tmp_path), files(DATASETS_DIR)
+    for name in (*HAND_WRITTEN, *GROUNDED):  # tests/test_*challenge*.py check these
+        committed.pop(name)
     assert sorted(written) == sorted(committed)
     changed = [name for name in written if written[name] != committed[name]]
     assert not changed, f"rerun `python scripts/make_datasets.py`; these differ: {changed}"
