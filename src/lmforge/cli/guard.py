@@ -18,7 +18,8 @@ app = typer.Typer(help="Content-safety guardrails.", no_args_is_help=True)
 def check(
     texts: Annotated[list[str], typer.Argument(help="Texts to check.")],
     policy: Annotated[
-        Path | None, typer.Option(help="A policy YAML (default thresholds without one).")
+        str | None,
+        typer.Option(help="A policy YAML or a bundled policy's name (default: 'default')."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -29,12 +30,12 @@ def check(
     from lmforge.guard.pii import redact
     from lmforge.guard.policy import Guard, GuardPolicy
 
-    guard = Guard(GuardPolicy.from_file(policy) if policy else None)
+    guard = Guard(GuardPolicy.load(policy) if policy else None)
     err_console.print(f"classifier: {_describe_weights(guard.classifier.weights_dir)}",
                       highlight=False, soft_wrap=True)  # fmt: skip
     results = guard.moderate(list(texts))
     for text, result in zip(texts, results, strict=True):
-        result["redacted"], result["pii"] = redact(text)
+        result["redacted"], result["pii"] = redact(text, guard.policy.pii_allow)
     if as_json:
         typer.echo(json.dumps(results, indent=2))
         return
@@ -50,27 +51,38 @@ def check(
 @app.command("train")
 def train(
     data: Annotated[
-        Path | None, typer.Option(help="A directory with train.jsonl and test.jsonl.")
+        Path | None,
+        typer.Option(
+            help="A directory with train.jsonl and test.jsonl (and optionally "
+            "train_handwritten.jsonl and validation.jsonl)."
+        ),
     ] = None,
     out: Annotated[
         Path | None,
         typer.Option(help="Where to write the classifier (default: $LMFORGE_HOME/guard)."),
     ] = None,
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the training data.")] = 6,
+    seed: Annotated[int, typer.Option(help="Seed for the initialisation and the order.")] = 0,
 ) -> None:
-    """Retrain the safety classifier (MiniLM embeddings + a softmax head) and report
-    precision and recall per category on the held-out split.
+    """Retrain the safety classifier (a LoRA adapter on MiniLM and a softmax head), choose
+    per-category thresholds on validation.jsonl, and report precision and recall per
+    category on the held-out split.
 
     Without --out the weights go to $LMFORGE_HOME/guard, and the guard (guard check,
-    serve --guard) uses them in place of the shipped ones; delete that folder to go back.
-    The shipped weights in the installed package are never changed.
+    guard eval, serve --guard) uses them in place of the shipped ones; delete that folder
+    to go back. The shipped weights in the installed package are never changed. About
+    three minutes on two CPU cores for the bundled messages.
 
     Example: lmforge guard train --data my-prompts/
     """
-    from lmforge.guard.classifier import dataset_dir, train_classifier, user_dir
+    from lmforge.guard.classifier import TrainSettings, dataset_dir, train_classifier, user_dir
 
     out_dir = out or user_dir()
-    with err_console.status("Embedding the prompts and fitting the head..."):
-        metrics = train_classifier(data or dataset_dir(), out_dir)
+    with err_console.status("Fine-tuning the adapter and the head...") as status:
+        metrics = train_classifier(
+            data or dataset_dir(), out_dir, settings=TrainSettings(epochs=epochs, seed=seed),
+            progress=lambda line: status.update(f"Fine-tuning the adapter and the head: {line}"),
+        )  # fmt: skip
     table = Table("category", "precision", "recall", "support", title="held-out split")
     for name, row in metrics["categories"].items():
         table.add_row(name, f"{row['precision']:.2f}", f"{row['recall']:.2f}", str(row["support"]))
@@ -87,6 +99,53 @@ def train(
         used = f"the guard keeps using {_describe_weights(None)}"
     console.print(f"accuracy {metrics['accuracy']:.3f}; written to {out_dir} ({used})",
                   highlight=False, soft_wrap=True)  # fmt: skip
+
+
+@app.command("eval")
+def evaluate(
+    data: Annotated[
+        str,
+        typer.Option(
+            help="A jsonl of {text, label}, or a bundled split: bundled:guard/challenge_test."
+        ),
+    ] = "bundled:guard/challenge_test",
+    policy: Annotated[
+        str | None,
+        typer.Option(help="A policy YAML or a bundled policy's name (default: 'default')."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Measure the guard's input check on labeled messages: per-category precision and
+    recall, unsafe recall (flagged for any category) and the benign false-positive rate,
+    each with a 95% Wilson interval, and the confusion of categories.
+
+    Example: lmforge guard eval --data bundled:guard/challenge_test
+    """
+    from lmforge.guard.evaluate import evaluate_file, format_rate
+    from lmforge.guard.policy import Guard, GuardPolicy
+
+    guard = Guard(GuardPolicy.load(policy) if policy else None)
+    err_console.print(f"classifier: {_describe_weights(guard.classifier.weights_dir)}",
+                      highlight=False, soft_wrap=True)  # fmt: skip
+    report = evaluate_file(guard, data)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    table = Table("category", "precision [95% CI]", "recall [95% CI]", "threshold",
+                  title=f"{report['data']} ({report['examples']} messages)")  # fmt: skip
+    for name, row in report["categories"].items():
+        table.add_row(name, format_rate(row["precision"]), format_rate(row["recall"]),
+                      f"{guard.threshold(name):.2f}")  # fmt: skip
+    console.print(table)
+    recall = format_rate(report["unsafe_recall"])
+    console.print(f"unsafe recall (flagged for any category): {recall}", highlight=False)
+    console.print(f"benign false-positive rate: {format_rate(report['benign_fpr'])}",
+                  highlight=False)  # fmt: skip
+    labels = list(report["confusion"])
+    confusion = Table("true \\ flagged", *labels, title="confusion (most probable flag)")
+    for truth in labels:
+        confusion.add_row(truth, *(str(report["confusion"][truth][p]) for p in labels))
+    console.print(confusion)
 
 
 def _describe_weights(weights_dir: Path | None) -> str:

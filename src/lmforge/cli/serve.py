@@ -49,7 +49,10 @@ def serve(
     ] = None,
     guard: Annotated[
         str | None,
-        typer.Option(help="Content filtering: 'default' or a policy YAML (docs/serving.md)."),
+        typer.Option(
+            help="Content filtering: 'default', a bundled policy ('brightnest') or a "
+            "policy YAML (docs/serving.md)."
+        ),
     ] = None,
     kb: Annotated[
         str | None,
@@ -137,12 +140,10 @@ def serve(
     # bad references and options fail here, before listening
     base, _ = resolve_served(ref, name, adapters)
     pick_backend(base, backend, adapters=bool(adapters), quantize=quantize)
-    if guard not in (None, "default"):
-        from pathlib import Path
-
+    if guard is not None:
         from lmforge.guard.policy import GuardPolicy
 
-        GuardPolicy.from_file(Path(guard))  # and a bad policy file
+        GuardPolicy.load(guard)  # and a bad policy file or name
 
     def load() -> OpenAIHandler:
         return build_handler(

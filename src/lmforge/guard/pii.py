@@ -8,6 +8,7 @@ order numbers and other long digit runs are left alone.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b")
@@ -70,9 +71,35 @@ def find_pii(text: str) -> list[Finding]:
     return sorted(found, key=lambda f: f.start)
 
 
-def redact(text: str) -> tuple[str, list[str]]:
-    """``text`` with personal data replaced by ``[EMAIL]``, ``[PHONE]``... and the kinds found."""
-    findings = find_pii(text)
+def _digits(text: str) -> str:
+    return re.sub(r"\D", "", text)
+
+
+def allowed(value: str, allow: Sequence[str]) -> bool:
+    """Whether ``value`` (an e-mail or a phone number found in a text) is one of ``allow``:
+    e-mails compared ignoring case, phone numbers by their digits, where one may lack the
+    other's leading country or trunk code (``800-555-0142`` is ``1-800-555-0142``)."""
+    if "@" in value:
+        return value.lower() in {a.lower() for a in allow if "@" in a}
+    digits = _digits(value)
+    for entry in allow:
+        wanted = _digits(entry)
+        if "@" in entry or not wanted:
+            continue
+        short, long = sorted((digits, wanted), key=len)
+        if digits == wanted or (len(short) >= 10 and long.endswith(short)):
+            return True
+    return False
+
+
+def redact(text: str, allow: Sequence[str] = ()) -> tuple[str, list[str]]:
+    """``text`` with personal data replaced by ``[EMAIL]``, ``[PHONE]``... and the kinds found.
+
+    Args:
+        allow: e-mail addresses and phone numbers to keep (the deployment's own public
+            contacts); see ``allowed``.
+    """
+    findings = [f for f in find_pii(text) if not (allow and allowed(text[f.start : f.end], allow))]
     for finding in reversed(findings):
         text = text[: finding.start] + f"[{finding.kind.upper()}]" + text[finding.end :]
     return text, [f.kind for f in findings]

@@ -151,15 +151,12 @@ def pick_backend(base: Any, backend: str, *, adapters: bool, quantize: str) -> s
 
 
 def load_guard(spec: str | None) -> Guard | None:
-    """``--guard``: None (no filtering), ``default``, or a policy file."""
+    """``--guard``: None (no filtering), ``default``, a bundled policy's name, or a file."""
     if spec is None:
         return None
-    from pathlib import Path
-
     from lmforge.guard.policy import GuardPolicy
 
-    policy = GuardPolicy() if spec == "default" else GuardPolicy.from_file(Path(spec))
-    return Guard(policy)
+    return Guard(GuardPolicy.load(spec))
 
 
 def resolve_served(
