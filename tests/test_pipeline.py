@@ -336,24 +336,6 @@ def test_a_register_step_without_an_alias_does_not_end_the_pipeline(
     assert result.outputs("register")["promoted"] is None
 
 
-def test_the_quickstart_builds_the_kb_first_and_evaluates_with_its_passages() -> None:
-    from lmforge.pipeline.quickstart import PIPELINE_FILE
-    from lmforge.pipeline.spec import references
-
-    pipeline = load_pipeline(PIPELINE_FILE)
-    names = pipeline.names
-    for name in ("eval-before", "eval-after"):
-        step = pipeline.step(name)
-        assert [ref.step for ref in references(step.params["kb"])] == ["kb"]
-        assert names.index("kb") < names.index(name)
-    data = pipeline.step("data").params
-    assert data["concat"] is True
-    assert data["files"] == [
-        "bundled:customer_service/train",
-        "bundled:customer_service/grounded_train",
-    ]
-
-
 def test_a_data_step_joins_files_into_one_training_set(home: Path, tmp_path: Path) -> None:
     shutil.copy(dataset_path("customer_service", "validation"), tmp_path / "a.jsonl")
     shutil.copy(dataset_path("customer_service", "grounded_validation"), tmp_path / "b.jsonl")

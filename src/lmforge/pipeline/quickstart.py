@@ -2,11 +2,9 @@
 
 ``lmforge quickstart`` runs ``assets/pipelines/quickstart.yaml`` (also at
 ``examples/pipelines/quickstart.yaml``) on the embedded defaults: check the support
-dialogs and the grounded ones (questions with retrieved passages), build the knowledge
-base, adapt SmolLM2 with LoRA, compress it to INT8, evaluate before and after on held-out
-questions answered from the knowledge base's passages (keyword accuracy, citation
-precision), register it with a promotion gate, and write the serving specs. It then
-shows what the adaptation changed (the held-out metrics
+dialogs, adapt SmolLM2 with LoRA, compress it to INT8, evaluate before and after on
+held-out questions, register it with a promotion gate, build the knowledge base, and
+write the serving specs. It then shows what the adaptation changed (the held-out metrics
 with confidence intervals, and one question before and after), serves the production
 version behind the OpenAI-compatible API and web chat page, grounded in the knowledge
 base, and ends with a summary table of run ids and the URL. Every step is cached, so a
