@@ -8,18 +8,26 @@
    false-positive rate at most 0.05.
 2. ablation: the same figures as each part is added, every other part held fixed:
    base (frozen MiniLM + linear head on the template messages, thresholds 0.5, the guard
-   before issue 16), + data (the hand-written training messages too), + adapter (LoRA
-   fine-tuning instead of a frozen encoder, thresholds still 0.5), + calibrated thresholds
-   (chosen on the validation split: the shipped guard). The base and + data heads are refit
-   here the way the old ``guard train`` did (L-BFGS, balanced classes); the last two rows
-   score the shipped weights. (Round 1 also had a "+ profanity-check feature" row: it
-   lowered recall and cost about 5 ms a message, so the feature was removed in round 2;
-   its measured rows stay in benchmarks/RESULTS.md, labelled "before round 2".)
+   before issue 16), + data (the hand-written training messages too, round 3's included),
+   + adapter (the shipped LoRA adapter and head, encoder in fp32, thresholds 0.5),
+   + calibrated threshold (the shared threshold chosen on the validation split with the
+   fp32 encoder, at the shipped ``max_benign_fpr``), + INT8 encoder (dynamic INT8 linear
+   layers, threshold chosen with them: the shipped guard). The base and + data heads are
+   refit here the way the old ``guard train`` did (L-BFGS, balanced classes); the other rows
+   score the shipped weights. Rows measured in earlier rounds (the profanity-check feature
+   of round 1, the round-2 weights before round 3's hand-written messages) stay in
+   benchmarks/RESULTS.md under their labels.
 3. latency: ``Guard.blocked(text, "input")`` on one message at a time (PII scan, tokenize,
-   MiniLM forward, head), torch on 2 threads, every challenge_test message in turn after
-   a warm-up: p50 and p99 ms. Target: p99 under 15 ms on 2 cores.
+   MiniLM forward, head), every challenge_test message in turn after a warm-up, torch on
+   1 and on 2 threads, encoder in INT8 (shipped) and in fp32: p50 and p99 ms. Target: p99
+   under 15 ms on 2 cores.
 
-Run: python benchmarks/bench_guard.py [--only quality|ablation|latency]   (~2 min on 2 cores)
+The shipped weights come from ``lmforge guard train --out DIR`` (defaults: int8 encoder,
+``max_benign_fpr`` 0.05), with ``DIR``'s adapter/, classifier.json and
+classifier.safetensors copied into src/lmforge/assets/guard/ (not ``--out`` straight into
+it: training replaces the whole folder, and the policy files live there too).
+
+Run: python benchmarks/bench_guard.py [--only quality|ablation|latency]   (~3 min on 2 cores)
 """
 
 from __future__ import annotations
@@ -39,10 +47,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from lmforge.guard.classifier import (  # noqa: E402
+    ADAPTER_DIR,
     EMBED_MODEL,
     LABELS,
     SafetyClassifier,
+    TrainSettings,
+    choose_thresholds,
     dataset_dir,
+    load_embedder,
     read_labeled,
     shipped_dir,
 )
@@ -116,20 +128,40 @@ def run_quality(guard: Guard) -> None:
     })  # fmt: skip
 
 
+def fp32_copy(shipped: SafetyClassifier) -> SafetyClassifier:
+    """The shipped adapter and head with the encoder left in fp32."""
+    embedder = load_embedder(EMBED_MODEL, shipped.weights_dir / ADAPTER_DIR, None)
+    return SafetyClassifier(shipped.weights_dir, embedder=embedder)
+
+
+def validation_thresholds(classifier: SafetyClassifier) -> dict[str, float]:
+    """The shared threshold ``guard train`` would choose for ``classifier``."""
+    texts, labels = read_labeled(dataset_dir() / "validation.jsonl")
+    settings = classifier.meta.get("training", {})
+    limit = settings.get("max_benign_fpr", TrainSettings.max_benign_fpr)
+    return choose_thresholds(classifier.probabilities(texts), labels, limit)
+
+
 def run_ablation(shipped: SafetyClassifier) -> None:
     texts, labels = read_labeled(resolve_data(CHALLENGE))
+    handwritten = ["train.jsonl", "train_handwritten.jsonl"]
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
         base = SafetyClassifier(frozen_head(work / "base", ["train.jsonl"]))
-        data = SafetyClassifier(
-            frozen_head(work / "data", ["train.jsonl", "train_handwritten.jsonl"])
-        )
+        data = SafetyClassifier(frozen_head(work / "data", handwritten))
+        fp32 = fp32_copy(shipped)
+        fp32_thresholds = validation_thresholds(fp32)
+        value = next(iter(fp32_thresholds.values()))
+        shipped_value = next(iter(shipped.thresholds.values()))
         steps = [
             ("base: frozen MiniLM + head, template data, thresholds 0.5", Guard(FIXED, base)),
-            ("+ data: hand-written training messages", Guard(FIXED, data)),
-            ("+ adapter: LoRA fine-tuned MiniLM", Guard(FIXED, shipped)),
-            ("+ calibrated thresholds (shipped guard)", Guard(GuardPolicy(), shipped)),
-        ]
+            ("+ data: hand-written training messages (rounds 1-3)", Guard(FIXED, data)),
+            ("+ adapter: LoRA fine-tuned MiniLM (fp32), thresholds 0.5", Guard(FIXED, fp32)),
+            (f"+ calibrated threshold (fp32, {value:.2f} from validation)",
+             Guard(GuardPolicy(thresholds=fp32_thresholds), fp32)),
+            (f"+ INT8 encoder, threshold {shipped_value:.2f} from validation (shipped guard)",
+             Guard(GuardPolicy(), shipped)),
+        ]  # fmt: skip
         for name, guard in steps:
             report = evaluate_guard(guard, texts, labels)
             row = quality_row(name, report)
@@ -137,29 +169,36 @@ def run_ablation(shipped: SafetyClassifier) -> None:
             append_result("guard: ablation on challenge_test", row)
 
 
-def run_latency(guard: Guard, repeats: int) -> None:
+def run_latency(shipped: SafetyClassifier, repeats: int) -> None:
     import torch
 
-    torch.set_num_threads(2)
     texts, _ = read_labeled(resolve_data(CHALLENGE))
-    for text in texts[:10]:
-        guard.blocked(text, "input")
-    times = []
-    for _ in range(repeats):
-        for text in texts:
-            start = time.perf_counter()
-            guard.blocked(text, "input")
-            times.append((time.perf_counter() - start) * 1000)
-    p50, p99 = np.percentile(times, [50, 99])
     words = np.mean([len(t.split()) for t in texts])
-    print(f"latency per message: p50 {p50:.1f} ms, p99 {p99:.1f} ms ({len(times)} calls)")
-    append_result("guard: latency per message (Guard.blocked, input direction)", {
-        "messages": f"{len(times)} (challenge_test, mean {words:.0f} words)",
-        "torch threads": "2",
-        "p50 ms": f"{p50:.1f}",
-        "p99 ms": f"{p99:.1f}",
-        "target": "p99 < 15 ms",
-    })  # fmt: skip
+    encoders = [("int8-dynamic (shipped)", shipped), ("fp32", fp32_copy(shipped))]
+    for encoder, classifier in encoders:
+        guard = Guard(GuardPolicy(), classifier)
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            for text in texts[:10]:
+                guard.blocked(text, "input")
+            times = []
+            for _ in range(repeats):
+                for text in texts:
+                    start = time.perf_counter()
+                    guard.blocked(text, "input")
+                    times.append((time.perf_counter() - start) * 1000)
+            p50, p99 = np.percentile(times, [50, 99])
+            print(f"{encoder}, {threads} threads: p50 {p50:.1f} ms, p99 {p99:.1f} ms "
+                  f"({len(times)} calls)")  # fmt: skip
+            append_result("guard: latency per message by encoder and threads (Guard.blocked)", {
+                "encoder": encoder,
+                "messages": f"{len(times)} (challenge_test, mean {words:.0f} words)",
+                "torch threads": str(threads),
+                "p50 ms": f"{p50:.1f}",
+                "p99 ms": f"{p99:.1f}",
+                "target": "p99 < 15 ms",
+            })  # fmt: skip
+    torch.set_num_threads(2)
 
 
 def main() -> None:
@@ -173,7 +212,7 @@ def main() -> None:
     if args.only in (None, "ablation"):
         run_ablation(shipped)
     if args.only in (None, "latency"):
-        run_latency(Guard(GuardPolicy(), shipped), args.repeats)
+        run_latency(shipped, args.repeats)
 
 
 if __name__ == "__main__":

@@ -82,7 +82,9 @@ def test_the_shipped_classifier_meets_its_held_out_figures(classifier: SafetyCla
     predicted = flagged_labels(classifier.probabilities(texts), classifier.thresholds)
     metrics = evaluate_predictions(truth, predicted)
     recorded = json.loads((shipped_dir() / "classifier.json").read_text())["test_metrics"]
-    assert metrics["accuracy"] == pytest.approx(recorded["accuracy"], abs=1e-6)
+    # The INT8 kernels round activations to 8 bits on CPUs with VNNI and to 7 without, so
+    # a CPU other than the one that trained it may move one borderline message.
+    assert metrics["accuracy"] == pytest.approx(recorded["accuracy"], abs=1 / len(texts) + 1e-9)
     assert metrics["flagged_recall"] >= 0.9 and metrics["flagged_precision"] >= 0.9
     for category in CATEGORIES:
         assert metrics["categories"][category]["recall"] >= 0.6, category
@@ -116,6 +118,44 @@ def test_the_shipped_thresholds_come_from_classifier_json(classifier: SafetyClas
     assert set(recorded) == set(CATEGORIES)
     guard = Guard(classifier=classifier)  # --guard default
     assert {c: guard.threshold(c) for c in CATEGORIES} == recorded
+
+
+def test_the_shipped_guard_runs_an_int8_encoder_that_decides_like_fp32(
+    classifier: SafetyClassifier,
+) -> None:
+    """INT8 is what cuts the latency; it must not change what is blocked beyond a few
+    borderline messages (same adapter and head, fp32 encoder)."""
+    import numpy as np
+    import torch
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+    from lmforge.guard.classifier import ADAPTER_DIR, dataset_dir, load_embedder, read_labeled
+
+    assert classifier.meta["encoder_quantization"] == "int8-dynamic"
+    layers = list(classifier.embedder.model.modules())
+    assert sum(isinstance(m, DynamicLinear) for m in layers) >= 6 * 6  # q k v o, 2 MLP each
+    assert not [m for m in layers if type(m) is torch.nn.Linear]
+    fp32 = SafetyClassifier(
+        shipped_dir(), embedder=load_embedder(classifier.meta["embed_model"],
+                                              shipped_dir() / ADAPTER_DIR)
+    )  # fmt: skip
+    texts, _ = read_labeled(dataset_dir() / "validation.jsonl")
+    int8_probabilities, fp32_probabilities = (
+        c.probabilities(texts[:80]) for c in (classifier, fp32)
+    )
+    # measured on challenge_dev with the round-2 weights: largest change 0.25, most probable
+    # label unchanged for 98 % of the messages
+    assert np.abs(int8_probabilities - fp32_probabilities).max() < 0.3
+    cut = classifier.thresholds["violence"]  # the shared threshold
+    flags = [(p[:, 1:] >= cut).any(axis=1) for p in (int8_probabilities, fp32_probabilities)]
+    assert (flags[0] != flags[1]).sum() <= 3
+
+
+def test_an_unknown_encoder_quantization_is_refused_by_name(tmp_path: Path) -> None:
+    meta = json.loads((shipped_dir() / "classifier.json").read_text())
+    (tmp_path / "classifier.json").write_text(json.dumps({**meta, "encoder_quantization": "int3"}))
+    with pytest.raises(LmforgeError, match=r"encoder_quantization: 'int3' is not one of"):
+        SafetyClassifier(tmp_path, embedder=object())
 
 
 def test_weights_with_the_dropped_profanity_feature_are_refused_by_name(tmp_path: Path) -> None:

@@ -12,7 +12,10 @@ validation split and written into ``classifier.json`` (a policy file overrides t
 
 Only the adapter, the head and the thresholds ship in the package (``assets/guard``, well
 under a megabyte); the base MiniLM comes from its PyPI package and the adapter is merged
-into it at load time, so scoring costs one plain MiniLM forward pass.
+into it at load time, so scoring costs one plain MiniLM forward pass. When
+``classifier.json`` says ``"encoder_quantization": "int8-dynamic"`` (what ``guard train``
+writes by default) the merged encoder's linear layers are then swapped for dynamic INT8
+ones, and the thresholds in that file were chosen with them.
 ``lmforge guard train`` retrains everything and writes to ``$LMFORGE_HOME/guard``, never
 into the installed package (which may be read-only, and is shared by every user of it);
 the guard loads the weights found there in place of the shipped ones.
@@ -39,6 +42,8 @@ LABELS = ("safe", *CATEGORIES)
 EMBED_MODEL = "all-minilm-l6-v2"
 ADAPTER_DIR = "adapter"  # the LoRA adapter's folder inside a weights directory
 DEFAULT_THRESHOLD = 0.5
+# how the encoder runs once loaded (classifier.json's "encoder_quantization"; absent: fp32)
+QUANTIZATIONS = (None, "int8-dynamic")
 
 
 def shipped_dir() -> Path:
@@ -62,18 +67,64 @@ def dataset_dir() -> Path:
     return Path(str(files("lmforge").joinpath("assets/datasets/guard")))
 
 
-def load_embedder(embed_model: str, adapter_dir: Path | None) -> Any:
+def load_embedder(
+    embed_model: str, adapter_dir: Path | None, quantization: str | None = None
+) -> Any:
     """A ``SentenceEmbedder`` whose encoder has the LoRA adapter in ``adapter_dir``
-    merged in (no adapter: the plain encoder)."""
+    merged in (no adapter: the plain encoder), then quantized when ``quantization`` is
+    ``int8-dynamic``.
+
+    Raises:
+        LmforgeError: a quantization other than ``int8-dynamic`` or None.
+    """
     from lmforge.retrieve.embed import SentenceEmbedder
 
+    check_quantization(quantization, "guard: encoder quantization", "pass one of those")
     embedder = SentenceEmbedder(embed_model)
     if adapter_dir is not None:
         from peft import PeftModel
 
         with_adapter = PeftModel.from_pretrained(embedder.model, str(adapter_dir))
         embedder.model = with_adapter.merge_and_unload().eval()
+    if quantization == "int8-dynamic":
+        quantize_encoder(embedder.model)
     return embedder
+
+
+def check_quantization(value: Any, where: str, fix: str) -> None:
+    """Raise ``LmforgeError`` naming ``where`` and ``fix`` unless ``value`` is in
+    ``QUANTIZATIONS``."""
+    if value not in QUANTIZATIONS:
+        raise LmforgeError(
+            f"{where}: {value!r} is not one of {', '.join(map(str, QUANTIZATIONS))} "
+            f"(None: fp32); {fix}"
+        )
+
+
+def quantize_encoder(model: Any) -> int:
+    """Swap every ``nn.Linear`` of ``model`` for a dynamic INT8 one, in place: weights INT8
+    per output channel, activations quantized per batch on the fly (the layer of
+    ``lmforge compress --method int8-dynamic``). Embeddings and layer norms stay fp32.
+
+    Measured on MiniLM with the merged adapter, one message at a time on 2 cores: see
+    docs/serving.md ("Guardrails", latency). Returns how many layers were swapped.
+    """
+    import torch
+
+    from lmforge.hub.quantized import dynamic_int8_linear, int8_rows
+
+    swapped = 0
+    with torch.no_grad():
+        for name, module in list(model.named_modules()):
+            if not isinstance(module, torch.nn.Linear):
+                continue
+            q, scale = int8_rows(module.weight.detach().float())
+            bias = module.bias.detach().float().clone() if module.bias is not None else None
+            parent_name, _, child = name.rpartition(".")
+            parent = model.get_submodule(parent_name) if parent_name else model
+            setattr(parent, child, dynamic_int8_linear(q, scale, bias))
+            swapped += 1
+    return swapped
 
 
 class SafetyClassifier:
@@ -105,6 +156,9 @@ class SafetyClassifier:
                 "reads only ['embedding'] (the profanity feature was dropped); retrain it "
                 "with `lmforge guard train`."
             )
+        check_quantization(self.meta.get("encoder_quantization"),
+                           f"guard: {meta_path} encoder_quantization",
+                           "retrain with `lmforge guard train`")  # fmt: skip
         tensors = load_file(weights_dir / "classifier.safetensors")
         self.weight, self.bias = tensors["weight"], tensors["bias"]  # (L, F), (L,)
         self.labels: list[str] = self.meta["labels"]
@@ -112,8 +166,9 @@ class SafetyClassifier:
         self.thresholds: dict[str, float] = dict(self.meta.get("thresholds", {}))
         if embedder is None:
             adapter = self.meta.get("adapter")
-            embedder = load_embedder(self.meta["embed_model"], weights_dir / adapter if adapter
-                                     else None)  # fmt: skip
+            embedder = load_embedder(self.meta["embed_model"],
+                                     weights_dir / adapter if adapter else None,
+                                     self.meta.get("encoder_quantization"))  # fmt: skip
         self.embedder = embedder
 
     def features_of(self, texts: Sequence[str]) -> np.ndarray:
@@ -185,7 +240,13 @@ class TrainSettings:
     head_learning_rate: float = 1e-2
     batch_size: int = 16
     safe_share: float = 0.5  # of the loss weight, the rest split evenly over categories
-    max_benign_fpr: float = 0.05  # the shared threshold: the most recall within this
+    # the shared threshold: the most recall within this benign false-positive rate on the
+    # validation split. 0.03 was tried in round 3 (validation then held round 3's harder
+    # look-alikes): threshold 0.80, validation recall 0.61 against 0.76 at 0.05 (0.65).
+    max_benign_fpr: float = 0.05
+    # how the saved encoder runs, and so how the thresholds are chosen: dynamic INT8 Linear
+    # layers (``quantize_encoder``) or None for fp32
+    encoder_quantization: str | None = "int8-dynamic"
     seed: int = 0
 
 
@@ -220,6 +281,8 @@ def train_classifier(
     from lmforge.retrieve.embed import SentenceEmbedder, pool
 
     settings = settings or TrainSettings()
+    check_quantization(settings.encoder_quantization, "guard train: encoder_quantization",
+                       "set it to one of those")  # fmt: skip
     data_dir = data_dir or dataset_dir()
     out_dir = out_dir or user_dir()
     train_texts, train_labels = read_labeled(data_dir / "train.jsonl")
@@ -277,7 +340,8 @@ def train_classifier(
     bias = head.bias.detach().numpy().astype(np.float32)
     meta: dict[str, Any] = {
         "labels": list(LABELS), "embed_model": EMBED_MODEL, "adapter": ADAPTER_DIR,
-        "features": ["embedding"], "training": asdict(settings),
+        "features": ["embedding"], "encoder_quantization": settings.encoder_quantization,
+        "training": asdict(settings),
         "train_examples": len(train_texts), "test_examples": len(test_texts),
     }  # fmt: skip
     with atomic_dir(out_dir) as staging:
