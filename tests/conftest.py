@@ -4,6 +4,10 @@ Unit tests run on tiny random models (2 layers, width 64) that carry the real zo
 tokenizers; the ``integration`` tier loads the real embedded models. The session
 home is shared so SmolLM2 is converted once per test run; tests that need an empty
 home use ``fresh_home``.
+
+``make test`` runs the tests on two processes (pytest-xdist, ``--dist loadgroup``): each
+test file stays on one process, so its module fixtures (servers) start once, and the
+files that share an expensive session fixture travel together (``SHARED_FIXTURE_GROUPS``).
 """
 
 from __future__ import annotations
@@ -110,10 +114,24 @@ def tiny_classifier(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_classifier(tmp_path_factory.mktemp("tiny") / "classifier")
 
 
+# Files whose tests share a session fixture too costly to build once per process: the
+# sentiment classifier of ``sentiment_model_dir`` is trained for about two minutes.
+SHARED_FIXTURE_GROUPS = {
+    "test_real_explain.py": "sentiment-classifier",
+    "test_real_understand.py": "sentiment-classifier",
+    "test_real_training.py": "sentiment-classifier",
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip ``gpu`` tests when there is no CUDA device, saying so."""
+    """Group the tests by file for pytest-xdist, and skip ``gpu`` tests when there is no
+    CUDA device, saying so."""
     import torch
 
+    for item in items:
+        group = SHARED_FIXTURE_GROUPS.get(item.path.name, item.nodeid.split("::")[0])
+        item.add_marker(pytest.mark.xdist_group(group))
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU; none on this machine")
@@ -124,3 +142,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 # Keep tests quiet and deterministic on the 2-core CI machine.
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# With two pytest processes on two cores, each kernel gets one thread, and so do the
+# servers and trainers they start (torch and lmforge's llama.cpp and onnxruntime read
+# OMP_NUM_THREADS). Two threads each would put four busy threads on two cores, and a
+# kernel's threads then wait on each other: the quickstart test ran 3.4x slower so.
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["MKL_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)  # in case a plugin imported torch before the variable was set
+# pytest-xdist's workers get COLUMNS=80, and rich reads it when a console is made: the
+# CLI's piped output (tested as a CI log sees it, PIPED_WIDTH wide) would wrap at 80.
+os.environ.pop("COLUMNS", None)
+os.environ.pop("LINES", None)

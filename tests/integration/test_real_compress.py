@@ -13,9 +13,10 @@ import torch
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("llama_cpp_runs")]
 SMOLLM2 = "smollm2-135m-instruct"
 FIRST_TOKENS = 20
+QUESTIONS = 12
 
 
-def test_q8_0_gguf_continues_greedily_like_pytorch(tmp_path: Path) -> None:
+def test_q8_0_gguf_predicts_the_pytorch_greedy_tokens(tmp_path: Path) -> None:
     from lmforge.compress.export import export_model
     from lmforge.data.bundled import dataset_path
     from lmforge.data.chat import render_chat
@@ -28,27 +29,26 @@ def test_q8_0_gguf_continues_greedily_like_pytorch(tmp_path: Path) -> None:
     questions = dataset_path("customer_service", "test_questions").read_text().splitlines()
     llama = import_llama_cpp().Llama(model_path=str(out), n_ctx=512, logits_all=True,
                                      verbose=False)  # fmt: skip
-    same = []
-    for line in questions[:20]:
-        prompt = json.loads(line)["question"]
-        ids = render_chat(tokenizer, [{"role": "user", "content": prompt}])
+    agree = total = 0
+    for line in questions[:QUESTIONS]:
+        ids = render_chat(tokenizer, [{"role": "user", "content": json.loads(line)["question"]}])
         with torch.no_grad():
             expected = model.generate(torch.tensor([ids]), max_new_tokens=FIRST_TOKENS,
                                       do_sample=False)[0, len(ids):].tolist()  # fmt: skip
+        # Teacher-forced: llama.cpp reads PyTorch's greedy answer and predicts each token.
         llama.reset()
-        llama.eval(ids)
-        got = []
-        for _ in range(len(expected)):
-            token = int(np.argmax(llama.scores[llama.n_tokens - 1]))
-            got.append(token)
-            llama.eval([token])
-        same.append(got == expected)
+        llama.eval(ids + expected[:-1])
+        scores = np.asarray(llama.scores[len(ids) - 1 : len(ids) + len(expected) - 1])
+        agree += int((scores.argmax(axis=-1) == np.asarray(expected)).sum())
+        total += len(expected)
     llama.close()
     # q8_0 rounds every weight (held-out perplexity +0.9%), so where two tokens are nearly
-    # tied the greedy path may fork: "What is the capital of France?" starts "The" at
-    # 25.33 against "L" at 25.24 in PyTorch, and q8_0 flips them. Measured: 11 of these
-    # 20 questions match for all 20 tokens (the f32 export: the same prompts as PyTorch).
-    assert sum(same) >= 10, same
+    # tied it may pick the other: "What is the capital of France?" starts "The" at 25.33
+    # against "L" at 25.24 in PyTorch, and q8_0 flips them. Greedy continuations fork
+    # there and never meet again, so the test compares token by token instead. Measured:
+    # 234 of 240 (0.975), with PyTorch on one thread or two (the f32 export continues
+    # every one of these prompts exactly as PyTorch does).
+    assert agree / total >= 0.93, (agree, total)
 
 
 def test_minilm_int8_dynamic_keeps_its_embeddings(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -108,6 +109,21 @@ def test_corrupt_converted_weights_are_detected_and_reconverted() -> None:
     assert leftovers == []
 
 
+@pytest.fixture
+def demo_threads() -> Iterator[None]:
+    """Torch on every core, as `make demo` runs, even when the tests run on two processes
+    with one thread each (tests/conftest.py): the adapter's weights depend on how the
+    matmuls split their sums, and trained on one thread the adapted model answered the
+    return window with "14 days" instead of the 45 it answers on two."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(os.cpu_count() or 1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.usefixtures("demo_threads")
 def test_quickstart_runs_the_pipeline_serves_the_promoted_model_and_then_is_cached() -> None:
     from rich.console import Console
 
@@ -154,11 +170,15 @@ def test_quickstart_runs_the_pipeline_serves_the_promoted_model_and_then_is_cach
     )
     assert len(children) == len(ran)
 
-    # A second run: every step cached, straight to serving (its time is measured in
-    # benchmarks/bench_pipeline.py).
-    again = run_quickstart(Console(record=True, width=200))
-    assert {s for s, status in again.steps.items() if status == "cached"} == ran - {"deploy"}
-    assert again.outputs["register"]["version"] == register["version"]
+    # A second run through the command, untracked: every step but deploy cached (its time
+    # is measured in benchmarks/bench_pipeline.py), and nothing registered again.
+    again = runner.invoke(app, ["quickstart", "--no-track", "--no-serve"])
+    assert again.exit_code == 0, again.output
+    assert "pipeline quickstart: succeeded" in again.stdout
+    table = {line.split()[1]: line.split()[3] for line in again.stdout.splitlines()
+             if line.startswith("│") and line.split()[1] in ran}  # fmt: skip
+    assert {step for step, status in table.items() if status == "cached"} == ran - {"deploy"}
+    assert get_alias(REGISTERED, "production") == register["version"]
 
 
 def test_smollm2_writes_code_that_passes_the_easy_problems() -> None:
@@ -170,9 +190,3 @@ def test_smollm2_writes_code_that_passes_the_easy_problems() -> None:
     # Measured: 3 of the 33 problems pass (cp-001 to cp-003, the one-liners), greedy.
     assert result.metrics["pass@1"] >= 2 / 3, [r["status"] for r in result.examples]
     assert {r["status"] for r in result.examples} <= {"passed", "failed"}
-
-
-def test_quickstart_command_runs_end_to_end_without_tracking() -> None:
-    result = runner.invoke(app, ["quickstart", "--no-track", "--no-serve"])
-    assert result.exit_code == 0, result.output
-    assert "pipeline quickstart: succeeded" in result.stdout

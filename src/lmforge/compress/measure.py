@@ -14,7 +14,6 @@ the mean cosine similarity of each embedding to the fp32 source's (encoders).
 from __future__ import annotations
 
 import math
-import os
 import statistics
 import time
 from dataclasses import dataclass
@@ -297,13 +296,13 @@ def measure_gguf(path: Path, tokenizer: Any, label: str) -> Measurement:
     import numpy as np
 
     from lmforge.data.chat import render_chat
-    from lmforge.hub.load import import_llama_cpp
+    from lmforge.hub.load import import_llama_cpp, native_threads
 
     llama_cpp = import_llama_cpp()
     perplexity = gguf_perplexity(path, tokenizer)
     parameters = sum(int(np.prod(t.shape)) for t in _gguf_tensors(path))
     # logits_all: without it llama-cpp-python leaves `scores` empty (greedy would read 0s)
-    decoder = llama_cpp.Llama(model_path=str(path), n_ctx=1024, n_threads=os.cpu_count() or 1,
+    decoder = llama_cpp.Llama(model_path=str(path), n_ctx=1024, n_threads=native_threads(),
                               logits_all=True, verbose=False)  # fmt: skip
     prompt = render_chat(tokenizer, [{"role": "user", "content": SPEED_PROMPT}])
     decoder.eval(prompt)
@@ -321,11 +320,11 @@ def gguf_perplexity(path: Path, tokenizer: Any) -> float:
     """Held-out perplexity computed by llama.cpp itself (its kernels, its rounding)."""
     import numpy as np
 
-    from lmforge.hub.load import import_llama_cpp
+    from lmforge.hub.load import import_llama_cpp, native_threads
 
     llama_cpp = import_llama_cpp()
     scorer = llama_cpp.Llama(model_path=str(path), n_ctx=4096, n_batch=512,
-                             n_threads=os.cpu_count() or 1, logits_all=True,
+                             n_threads=native_threads(), logits_all=True,
                              verbose=False)  # fmt: skip
     total, count = 0.0, 0
     for example in held_out_examples(tokenizer):

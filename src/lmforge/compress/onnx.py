@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import shutil
 import warnings
 from collections.abc import Iterator, Sequence
@@ -242,7 +241,7 @@ class OnnxModel:
     def __init__(self, path: Path | str) -> None:
         from transformers import AutoConfig, AutoTokenizer
 
-        from lmforge.hub.load import quiet_transformers
+        from lmforge.hub.load import native_threads, quiet_transformers
 
         self.path = Path(path)
         if not is_onnx_dir(self.path):
@@ -256,7 +255,7 @@ class OnnxModel:
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)
         self.pooling, self.normalize, self.max_length = pooling_config(self.path)
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = os.cpu_count() or 1
+        options.intra_op_num_threads = native_threads()
         self.session = onnxruntime.InferenceSession(
             str(self.path / MODEL_FILE), options, providers=["CPUExecutionProvider"]
         )

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import SimpleNamespace
@@ -26,7 +25,7 @@ import numpy as np
 import torch
 
 from lmforge.errors import LmforgeError
-from lmforge.hub.load import import_llama_cpp
+from lmforge.hub.load import import_llama_cpp, native_threads
 
 DEFAULT_MAX_LEN = 2048
 BATCH_TOKENS = 2048  # tokens per llama_decode call (llama.cpp's n_batch, as llama-server)
@@ -42,7 +41,7 @@ class LlamaCppModel:
         lc.llama_log_set(_SILENT, ctypes.c_void_p())  # llama.cpp logs every load to stderr
         self._free = lc.llama_model_free  # kept: at interpreter exit imports fail
         self.path = Path(path)
-        self.threads = threads or os.cpu_count() or 1
+        self.threads = threads or native_threads()
         self.handle = lc.llama_model_load_from_file(
             str(self.path).encode(), lc.llama_model_default_params()
         )
