@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from lmforge import hardware
 from lmforge.cli.main import app
 from lmforge.errors import LmforgeError
 from lmforge.hub import llamacpp_check
@@ -44,7 +45,7 @@ def test_the_installed_build_uses_no_instruction_beyond_avx2() -> None:
     assert libraries, "llama-cpp-python is not installed: make setup installs it"
     used = {lib.name: instruction_sets(lib) for lib in libraries}
     if os.environ.get("LMFORGE_LLAMA_CPU") == "native":
-        flags = llamacpp_check.cpu_flags()
+        flags = hardware.cpu_flags()
         assert not any(unsupported_sets(sets, flags) for sets in used.values()), used
         return
     assert not any(used.values()), (

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from lmforge.errors import LmforgeError
+from lmforge.hardware import cpu_flags, cpu_name
 from lmforge.hub import llamacpp_check as llamacpp
 from lmforge.hub.zoo import ZOO, cached_dir, package_source
 
@@ -47,10 +48,10 @@ def run_checks() -> list[Check]:
 
 
 def check_cpu() -> list[Check]:
-    flags = llamacpp.cpu_flags()
+    flags = cpu_flags()
     shown = " ".join(f for f in llamacpp.SHOWN_CPU_FLAGS if f in flags)
     status = "ok" if "avx2" in flags else "warn"
-    detail = f"{llamacpp.cpu_name()}, {os.cpu_count()} cores; {shown or 'no AVX2'}"
+    detail = f"{cpu_name()}, {os.cpu_count()} cores; {shown or 'no AVX2'}"
     if status == "warn":
         detail += " (llama.cpp's portable build needs AVX2)"
     return [Check("cpu", status, detail)]
@@ -70,7 +71,7 @@ def check_llama_cpp() -> list[Check]:
     used: set[str] = set()
     for library in libraries:
         used |= llamacpp.instruction_sets(library)
-    forbidden = llamacpp.unsupported_sets(used, llamacpp.cpu_flags())
+    forbidden = llamacpp.unsupported_sets(used, cpu_flags())
     kind = "portable (AVX2)" if not used else f"uses {', '.join(sorted(used))}"
     if forbidden:
         build = Check(

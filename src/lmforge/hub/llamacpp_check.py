@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import os
 import re
 import shutil
 import signal
@@ -35,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lmforge.errors import LmforgeError
+from lmforge.hardware import cpu_flags, cpu_name
 from lmforge.home import atomic_write_text, lmforge_home
 
 # Extensions a portable build may use: the x86-64 baseline up to AVX2 (Haswell, 2013).
@@ -83,29 +83,6 @@ PORTABLE_FIX = (
 )
 PROBE_TIMEOUT_S = 300
 _PROBE_SCRIPT = Path(__file__).with_name("_llamacpp_probe.py")
-
-
-def cpu_flags() -> set[str]:
-    """The CPU flags the kernel reports in /proc/cpuinfo (empty where there is none).
-
-    The kernel lists an extension only when the CPU has it and the kernel enabled its
-    register state, so this is the operating system's word, not only the CPU's.
-    """
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    match = re.search(r"^flags\s*:\s*(.*)$", text, re.MULTILINE)
-    return set(match.group(1).split()) if match else set()
-
-
-def cpu_name() -> str:
-    """The CPU's model name from /proc/cpuinfo, or the platform's word for it."""
-    try:
-        match = re.search(r"^model name\s*:\s*(.*)$", Path("/proc/cpuinfo").read_text(), re.M)
-    except OSError:
-        match = None
-    return match.group(1).strip() if match else (os.uname().machine or "unknown")
 
 
 def llama_libraries() -> list[Path]:

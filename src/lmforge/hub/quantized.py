@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch.ao.nn.quantized.dynamic import Linear as AoDynamicLinear
 
 from lmforge.errors import LmforgeError
+from lmforge.hardware import has_int8_dot
 
 QUANT_FILE = "lmforge_compress.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -186,11 +187,7 @@ def activation_reduce_range() -> bool:
     are 32-bit and 8 bits are exact. On this CPU (VNNI) 8 bits took MiniLM's embeddings
     from cosine 0.973 to 0.993 of fp32's.
     """
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return True
-    return not ("avx512_vnni" in flags or "avx_vnni" in flags)
+    return not has_int8_dot()
 
 
 class DynamicInt8Linear(AoDynamicLinear):

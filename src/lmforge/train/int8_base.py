@@ -31,22 +31,18 @@ from __future__ import annotations
 
 import functools
 import warnings
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from lmforge.errors import LmforgeError
+from lmforge.hardware import has_int8_dot
 
 
 @functools.cache
 def cpu_has_int8_dot() -> bool:
     """Whether this CPU has VNNI INT8 dot products (AVX512-VNNI or AVX-VNNI)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_vnni" in flags or "avx_vnni" in flags
+    return has_int8_dot()
 
 
 def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -28,6 +28,7 @@ import yaml
 
 from lmforge.config import RunConfig
 from lmforge.errors import LmforgeError
+from lmforge.hardware import has_bf16
 from lmforge.home import atomic_dir, atomic_write_text, runs_dir
 from lmforge.tasks import Task, get_task
 from lmforge.train import distributed
@@ -264,7 +265,7 @@ def _build_model(
     dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(
         config.model.dtype, torch.float32
     )
-    if config.train.precision != "fp32" and device.type == "cpu" and not _cpu_has_bf16():
+    if config.train.precision != "fp32" and device.type == "cpu" and not has_bf16():
         warnings.warn(
             f"train.precision {config.train.precision}: this CPU has no native bf16/fp16 "
             "math, so mixed precision will be slower than fp32 here.",
@@ -294,14 +295,6 @@ def _build_model(
     model.to(device)
     model.train()
     return model
-
-
-def _cpu_has_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def _epoch_batches(
