@@ -12,16 +12,19 @@ from rich.table import Table
 from lmforge.cli.console import console, err_console
 
 app = typer.Typer(help="Content-safety guardrails.", no_args_is_help=True)
+# The options `check` and `eval` share.
+PolicyOption = Annotated[
+    str | None,
+    typer.Option(help="A policy YAML or a bundled policy's name (default: 'default')."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 @app.command("check")
 def check(
     texts: Annotated[list[str], typer.Argument(help="Texts to check.")],
-    policy: Annotated[
-        str | None,
-        typer.Option(help="A policy YAML or a bundled policy's name (default: 'default')."),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    policy: PolicyOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Moderate texts: flagged categories, scores, and the text with PII redacted.
 
@@ -128,11 +131,8 @@ def evaluate(
             help="A jsonl of {text, label}, or a bundled split: bundled:guard/challenge_test."
         ),
     ] = "bundled:guard/challenge_test",
-    policy: Annotated[
-        str | None,
-        typer.Option(help="A policy YAML or a bundled policy's name (default: 'default')."),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    policy: PolicyOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Measure the guard's input check on labeled messages: per-category precision and
     recall, unsafe recall (flagged for any category) and the benign false-positive rate,

@@ -15,6 +15,7 @@ from lmforge.errors import LmforgeError
 DATASETS_DIR = Path(__file__).parent.parent / "assets" / "datasets"
 COMPANY_DOCS = ("policies.md", "products.md", "faq.md", "troubleshooting.md")
 _SPLIT_ORDER = ("train", "validation", "dev", "test")
+BUNDLED_PREFIX = "bundled:"  # names bundled data in pipeline files and --data options
 
 
 def list_bundled() -> dict[str, list[str]]:
@@ -70,6 +71,24 @@ def company_docs_dir() -> Path:
             "reinstall lmforge, or run `python scripts/make_datasets.py` in a source checkout"
         )
     return folder
+
+
+def bundled_path(value: str, default_split: str = "train") -> Path:
+    """``bundled:customer_service/test`` -> that file; ``bundled:company`` -> the documents;
+    ``bundled:NAME`` alone -> its ``default_split``. How pipeline files and ``--data``
+    options name the bundled data.
+
+    Raises:
+        LmforgeError: not a ``bundled:`` name, or an unknown dataset or split (the message
+            lists the bundled ones).
+    """
+    if not value.startswith(BUNDLED_PREFIX):
+        raise LmforgeError(f"{value!r} is not a bundled name; write {BUNDLED_PREFIX}NAME/SPLIT")
+    name = value[len(BUNDLED_PREFIX) :]
+    if name == "company":
+        return company_docs_dir()
+    dataset, _, split = name.partition("/")
+    return dataset_path(dataset, split or default_split)
 
 
 def _split_sort_key(stem: str) -> tuple[int, str]:

@@ -15,12 +15,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lmforge.data.bundled import BUNDLED_PREFIX, bundled_path
 from lmforge.errors import LmforgeError
 from lmforge.evaluate.metrics import wilson_interval
 from lmforge.guard.classifier import CATEGORIES, LABELS, read_labeled
 from lmforge.guard.policy import Guard
-
-BUNDLED_PREFIX = "bundled:"
 
 
 def resolve_data(spec: str) -> Path:
@@ -30,10 +29,7 @@ def resolve_data(spec: str) -> Path:
         LmforgeError: no such file or bundled split (naming the bundled ones).
     """
     if spec.startswith(BUNDLED_PREFIX):
-        from lmforge.data.bundled import dataset_path
-
-        dataset, _, split = spec[len(BUNDLED_PREFIX) :].partition("/")
-        return dataset_path(dataset, split or "test")
+        return bundled_path(spec, default_split="test")
     path = Path(spec)
     if not path.is_file():
         raise LmforgeError(

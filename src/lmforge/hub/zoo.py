@@ -14,6 +14,7 @@ import functools
 import importlib.util
 import json
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,11 +143,9 @@ def _convert_gguf(gguf_path: Path, target: Path, *, progress: bool) -> None:
     import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from lmforge.cli.console import err_console
-
-    err_console.print(
-        f"[bold]Converting[/bold] {gguf_path.name} to safetensors under {target} (once)..."
-    )
+    # A plain line on stderr: hub sits below the CLI and does not import its consoles.
+    print(f"Converting {gguf_path.name} to safetensors under {target} (once)...",
+          file=sys.stderr, flush=True)  # fmt: skip
     # The one bar worth seeing, "Converting and de-quantizing GGUF tensors", is plain tqdm
     # (shown whatever transformers' setting); transformers' own bars ("Loading weights",
     # "Writing model shards") stay off.

@@ -35,10 +35,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from lmforge.data.bundled import BUNDLED_PREFIX, bundled_path
 from lmforge.errors import LmforgeError
 
 REF_PATTERN = re.compile(r"\$\{\{\s*steps\.([A-Za-z0-9_-]+)\.outputs\.([A-Za-z0-9_@.-]+)\s*\}\}")
-BUNDLED_PREFIX = "bundled:"
 _NAME = r"^[a-z0-9][a-z0-9_-]*$"
 
 
@@ -324,21 +324,6 @@ def resolve_value(value: Any, base_dir: Path) -> Any:
         except (OSError, ValueError):  # prose, not a path: too long, or a NUL byte
             pass
     return value
-
-
-def bundled_path(value: str) -> Path:
-    """``bundled:customer_service/test`` -> that file; ``bundled:company`` -> the documents.
-
-    Raises:
-        LmforgeError: an unknown dataset or split (the message lists the bundled ones).
-    """
-    from lmforge.data.bundled import company_docs_dir, dataset_path
-
-    name = value[len(BUNDLED_PREFIX) :]
-    if name == "company":
-        return company_docs_dir()
-    dataset, _, split = name.partition("/")
-    return dataset_path(dataset, split or "train")
 
 
 def _describe(path: Path, err: ValidationError) -> str:
