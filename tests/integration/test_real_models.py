@@ -123,6 +123,7 @@ def demo_threads() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
+@pytest.mark.solo  # make test runs it alone after the others, on every core
 @pytest.mark.usefixtures("demo_threads")
 def test_quickstart_runs_the_pipeline_serves_the_promoted_model_and_then_is_cached() -> None:
     from rich.console import Console
