@@ -1,5 +1,5 @@
-"""What lmforge reads about the machine: CPU flags from /proc/cpuinfo, and the thread
-count the native runtimes (llama.cpp, onnxruntime) get."""
+"""What lmforge reads about the machine (lmforge/hardware.py): CPU flags from
+/proc/cpuinfo, and the thread count the native runtimes (llama.cpp, onnxruntime) get."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import pytest
 
 from lmforge import hardware
-from lmforge.hub.load import native_threads
+from lmforge.hardware import native_threads
 
 XEON = """processor\t: 0
 model name\t: Intel(R) Xeon(R) Processor

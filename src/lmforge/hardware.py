@@ -1,4 +1,5 @@
-"""What this machine's CPU can do, as the operating system reports it (``/proc/cpuinfo``).
+"""What this machine's CPU can do, as the operating system reports it (``/proc/cpuinfo``),
+and how many threads the native runtimes get (``native_threads``).
 
 The kernel lists an extension only when the CPU has it and the kernel enabled its register
 state, so these are the operating system's word, not only the CPU's: a VM that forbids AMX
@@ -44,3 +45,13 @@ def has_int8_dot() -> bool:
 def has_bf16() -> bool:
     """Native bf16 arithmetic (AVX512-BF16 or AMX-BF16)."""
     return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
+
+
+def native_threads() -> int:
+    """Threads for the native runtimes (llama.cpp, onnxruntime): ``OMP_NUM_THREADS`` when
+    set, the variable torch also reads, so one setting bounds every kernel; otherwise
+    the CPU's cores."""
+    value = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    return os.cpu_count() or 1

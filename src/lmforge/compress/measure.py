@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from lmforge.errors import LmforgeError
+from lmforge.hardware import native_threads
 from lmforge.tasks.base import IGNORE_INDEX, Example
 
 SPEED_PROMPT = "Tell me how to set up my smart thermostat, step by step."
@@ -296,7 +297,7 @@ def measure_gguf(path: Path, tokenizer: Any, label: str) -> Measurement:
     import numpy as np
 
     from lmforge.data.chat import render_chat
-    from lmforge.hub.load import import_llama_cpp, native_threads
+    from lmforge.hub.load import import_llama_cpp
 
     llama_cpp = import_llama_cpp()
     perplexity = gguf_perplexity(path, tokenizer)
@@ -320,7 +321,7 @@ def gguf_perplexity(path: Path, tokenizer: Any) -> float:
     """Held-out perplexity computed by llama.cpp itself (its kernels, its rounding)."""
     import numpy as np
 
-    from lmforge.hub.load import import_llama_cpp, native_threads
+    from lmforge.hub.load import import_llama_cpp
 
     llama_cpp = import_llama_cpp()
     scorer = llama_cpp.Llama(model_path=str(path), n_ctx=4096, n_batch=512,

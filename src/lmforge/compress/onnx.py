@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from lmforge.errors import LmforgeError
+from lmforge.hardware import native_threads
 from lmforge.home import atomic_dir
 from lmforge.hub.resolve import ADAPTER, CLASSIFIER, ENCODER, ResolvedModel
 from lmforge.retrieve.embed import pool, pooling_config
@@ -241,7 +242,7 @@ class OnnxModel:
     def __init__(self, path: Path | str) -> None:
         from transformers import AutoConfig, AutoTokenizer
 
-        from lmforge.hub.load import native_threads, quiet_transformers
+        from lmforge.hub.load import quiet_transformers
 
         self.path = Path(path)
         if not is_onnx_dir(self.path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,16 +22,6 @@ def quiet_transformers() -> None:
 
     logging.set_verbosity_error()
     logging.disable_progress_bar()
-
-
-def native_threads() -> int:
-    """Threads for the native runtimes (llama.cpp, onnxruntime): ``OMP_NUM_THREADS`` when
-    set, the variable torch also reads, so one setting bounds every kernel; otherwise
-    the CPU's cores."""
-    value = os.environ.get("OMP_NUM_THREADS", "").strip()
-    if value.isdigit() and int(value) > 0:
-        return int(value)
-    return os.cpu_count() or 1
 
 
 def import_llama_cpp() -> Any:

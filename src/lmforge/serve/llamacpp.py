@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from lmforge.errors import LmforgeError
-from lmforge.hub.load import import_llama_cpp, native_threads
+from lmforge.hardware import native_threads
+from lmforge.hub.load import import_llama_cpp
 
 DEFAULT_MAX_LEN = 2048
 BATCH_TOKENS = 2048  # tokens per llama_decode call (llama.cpp's n_batch, as llama-server)
