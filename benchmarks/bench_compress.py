@@ -124,17 +124,8 @@ def onnx_rows(model: Path, reference: dict[str, str]) -> list[dict[str, str]]:
     return rows
 
 
-def challenge_right(model: Path, records: list[dict[str, Any]]) -> int:
-    """How many challenge records the classifier in ``model`` (torch or ONNX) gets right."""
-    from lmforge.hub.classifier import TextClassifier
-
-    classifier = TextClassifier(str(model))
-    probabilities = classifier.predict_proba([r["text"] for r in records])  # (N, labels)
-    predicted = [classifier.labels[int(row.argmax())] for row in probabilities]
-    return sum(p == r["label"] for p, r in zip(predicted, records, strict=True))
-
-
 def bench_sentiment() -> None:
+    from lmforge.compress.run import classifier_accuracy
     from lmforge.data.records import read_records
     from lmforge.evaluate.metrics import wilson_interval
 
@@ -153,7 +144,8 @@ def bench_sentiment() -> None:
     title = (f"compress: MiniLM sentiment classifier, held-out test split ({len(tests)} "
              f"reviews) and hand-written challenge split ({len(challenge)})")  # fmt: skip
     n = len(challenge)
-    rights = [challenge_right(path, challenge) for path in dirs]
+    # scored as `lmforge compress` and `lmforge eval` score a classifier (torch or ONNX)
+    rights = [round(classifier_accuracy(path, challenge) * n) for path in dirs]
     for row, right in zip(rows, rights, strict=True):
         share, (low, high) = right / n, wilson_interval(right, n)
         row["model"] = "fp32 (MiniLM-L6 fine-tuned)" if row is reference else row["model"]
