@@ -69,11 +69,11 @@ demo: setup
 TEST_WORKERS ?= 2
 PYTEST := LMFORGE_LLAMA_CPU=$(LLAMA_CPU) $(VENV)/bin/pytest
 test: setup
-	$(PYTEST) -n $(TEST_WORKERS) --dist loadgroup -m "not solo"; status=$$?; \
+	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile -m "not solo"; status=$$?; \
 	$(PYTEST) -m solo && exit $$status
 
 test-fast: setup
-	$(PYTEST) -n $(TEST_WORKERS) --dist loadgroup -m "not integration"
+	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile -m "not integration"
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks examples scripts

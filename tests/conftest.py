@@ -5,9 +5,10 @@ tokenizers; the ``integration`` tier loads the real embedded models. The session
 home is shared so SmolLM2 is converted once per test run; tests that need an empty
 home use ``fresh_home``.
 
-``make test`` runs the tests on two processes (pytest-xdist, ``--dist loadgroup``): each
-test file stays on one process, so its module fixtures (servers) start once, and the
-files that share an expensive session fixture travel together (``SHARED_FIXTURE_GROUPS``).
+``make test`` runs the tests on two processes (pytest-xdist, ``--dist loadfile``): each
+test file stays on one process, so its module fixtures (servers) start once. A session
+fixture too costly to build once per process is built once per run under a file lock
+(``shared_across_workers``).
 """
 
 from __future__ import annotations
@@ -114,24 +115,10 @@ def tiny_classifier(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_classifier(tmp_path_factory.mktemp("tiny") / "classifier")
 
 
-# Files whose tests share a session fixture too costly to build once per process: the
-# sentiment classifier of ``sentiment_model_dir`` is trained for about two minutes.
-SHARED_FIXTURE_GROUPS = {
-    "test_real_explain.py": "sentiment-classifier",
-    "test_real_understand.py": "sentiment-classifier",
-    "test_real_training.py": "sentiment-classifier",
-}
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Group the tests by file for pytest-xdist, and skip ``gpu`` tests when there is no
-    CUDA device, saying so."""
+    """Skip ``gpu`` tests when there is no CUDA device, saying so."""
     import torch
 
-    for item in items:
-        group = SHARED_FIXTURE_GROUPS.get(item.path.name, item.nodeid.split("::")[0])
-        item.add_marker(pytest.mark.xdist_group(group))
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU; none on this machine")
