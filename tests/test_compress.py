@@ -254,6 +254,84 @@ def test_distillation_loss_is_cross_entropy_without_soft_targets_and_zero_kl_on_
     assert float(distillation_loss(logits, logits, targets, 2.0, 1.0)) == pytest.approx(0, abs=1e-6)
 
 
+def test_hidden_state_loss_is_zero_on_the_teachers_own_layers_and_teaches_a_cut_student(
+    tiny_classifier: Path,
+) -> None:
+    from lmforge.tasks.distill import DistillTask, hidden_state_loss, keep_layers
+
+    teacher, tokenizer = load_model(resolve(str(tiny_classifier)))
+    batch = tokenizer(["Great lock.", "The app crashes every day, useless."], padding=True,
+                      return_tensors="pt")  # fmt: skip
+    batch["label"] = torch.tensor([2, 0])
+    mask = batch["attention_mask"].float()
+    weights = mask / mask.sum(1, keepdim=True)
+    with torch.no_grad():
+        states = teacher(**batch, output_hidden_states=True).hidden_states
+    assert float(hidden_state_loss(states, states, [0, 1], weights)) == 0.0
+
+    student, _ = load_model(resolve(str(tiny_classifier)))
+    assert keep_layers(student, 1) == [0]
+    task = DistillTask()
+    task.teacher, task.kept, task.hidden_weight = teacher.eval(), [1], 1.0  # layer 1's place
+    inputs = {k: v for k, v in batch.items() if k != "label"}
+    with torch.no_grad():
+        cut = student(**inputs, output_hidden_states=True).hidden_states
+    expected = hidden_state_loss(cut, states, [1], weights)
+    assert float(expected) > 0  # layer 0's output is not layer 1's
+    task.hidden_weight = 0.0
+    soft_and_hard = task.loss(student, batch)
+    task.hidden_weight = 1.0
+    total = task.loss(student, batch)
+    assert float(total - soft_and_hard) == pytest.approx(float(expected), rel=1e-5)
+    total.backward()
+    assert student.bert.encoder.layer[0].attention.self.query.weight.grad.abs().sum() > 0
+
+
+def test_hidden_state_loss_on_a_causal_lm_counts_the_positions_that_predict_a_target(
+    tiny_causal_lm: Path,
+) -> None:
+    from lmforge.tasks.base import IGNORE_INDEX
+    from lmforge.tasks.distill import DistillTask, hidden_state_loss, keep_layers
+
+    teacher, tokenizer = load_model(resolve(str(tiny_causal_lm)))
+    student, _ = load_model(resolve(str(tiny_causal_lm)))
+    kept = keep_layers(student, 1)
+    input_ids = ids("The Keystone lock has a 45-day return window.", tokenizer)
+    labels = input_ids.clone()
+    labels[:, :4] = IGNORE_INDEX  # a prompt: no target for its first tokens
+    batch = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids),
+             "labels": labels}  # fmt: skip
+    # position t predicts token t+1: the 4 prompt tokens' targets start at position 3
+    weights = torch.zeros(input_ids.shape)
+    weights[:, 3:-1] = 1.0
+    with torch.no_grad():
+        expected = hidden_state_loss(
+            student.model(input_ids, output_hidden_states=True).hidden_states,
+            teacher.model(input_ids, output_hidden_states=True).hidden_states,
+            kept,
+            weights,
+        )
+    task = DistillTask()
+    task.teacher, task.kept = teacher.eval(), kept
+    without = task.loss(student, batch)
+    task.hidden_weight = 2.0
+    with_hidden = task.loss(student, batch)
+    assert float(with_hidden - without) == pytest.approx(2 * float(expected), rel=1e-4)
+    assert float(expected) > 0
+
+
+def test_distill_hidden_needs_student_layers_and_the_distill_task() -> None:
+    from pydantic import ValidationError
+
+    from lmforge.config.schema import TaskConfig
+
+    with pytest.raises(ValidationError, match=r"distill_hidden: .* needs task\.student_layers"):
+        TaskConfig(name="distill", distill_hidden=1.0)
+    with pytest.raises(ValidationError, match="distill_hidden: applies only to task 'distill'"):
+        TaskConfig(name="sft", distill_hidden=1.0)
+    assert TaskConfig(name="distill", distill_hidden=1.0, student_layers=2).distill_hidden == 1.0
+
+
 def test_a_causal_lm_distills_on_text_into_fewer_layers(
     home: Path, tiny_causal_lm: Path, tmp_path: Path
 ) -> None:

@@ -137,6 +137,13 @@ class TaskConfig(Section):
         le=1,
         description="distill only: weight of the soft-target loss (1 - it: the hard labels').",
     )
+    distill_hidden: float = Field(
+        default=0.0,
+        ge=0,
+        description="distill only: weight of the hidden-state loss, the mean squared distance "
+        "between each student layer's output and the teacher layer it was copied from "
+        "(TinyBERT); needs student_layers. 0 turns it off.",
+    )
 
     @field_validator("name")
     @classmethod
@@ -151,7 +158,8 @@ class TaskConfig(Section):
 
     @model_validator(mode="after")
     def _knobs_match_task(self) -> TaskConfig:
-        only_for = {"num_labels": "classify", "train_on_prompt": "sft", "mlm_probability": "mlm"}
+        only_for = {"num_labels": "classify", "train_on_prompt": "sft", "mlm_probability": "mlm",
+                    "distill_hidden": "distill"}  # fmt: skip
         wrong = [
             f"task.{key}: applies only to task {task!r}, not {self.name!r}; remove it"
             for key, task in only_for.items()
@@ -159,6 +167,10 @@ class TaskConfig(Section):
             # field and must load again.
             if self.name != task and getattr(self, key) != type(self).model_fields[key].default
         ]
+        if self.distill_hidden > 0 and self.student_layers is None:
+            wrong.append("task.distill_hidden: matches each student layer with the teacher "
+                         "layer it was copied from, so it needs task.student_layers; set it "
+                         "or set distill_hidden to 0")  # fmt: skip
         if wrong:
             raise ValueError("\n".join(wrong))
         return self

@@ -5,6 +5,14 @@ The loss per target (an example for classifiers, a token for causal LMs) is
 with the hard labels (Hinton et al., 2015); ``T^2`` keeps the soft term's gradients the
 size of the hard term's as ``T`` grows.
 
+With ``task.distill_hidden`` above 0 each target also adds that weight times the
+hidden-state loss of TinyBERT (Jiao et al., 2020): the mean squared distance, per
+dimension, between the output of every student layer (and the embeddings) and the output
+of the teacher layer it was copied from. It hands the student the teacher's
+representations, not only its three or so output numbers: on the sentiment challenge
+split a 3-layer student agreed with its teacher on 182 of 210 reviews with it (weight 1)
+and 176 without (docs/compress.md).
+
 The student starts from ``model.ref`` (by default the teacher itself), keeping
 ``task.student_layers`` of its layers taken evenly from first to last (DistilBERT's
 initialisation). Everything else (data, batching, metrics) is the teacher's kind of
@@ -41,7 +49,8 @@ class DistillTask:
         self.teacher_ref = ""
         self.teacher: Any = None
         self.student_layers: int | None = None
-        self.temperature, self.alpha = 2.0, 0.5
+        self.temperature, self.alpha, self.hidden_weight = 2.0, 0.5, 0.0
+        self.kept: list[int] = []  # the teacher layer each student layer was copied from
         self.order: torch.Tensor | None = None  # teacher logit index of each student label
 
     def configured(self, config: Any) -> DistillTask:
@@ -65,6 +74,7 @@ class DistillTask:
         self.teacher_path = teacher.path
         self.student_layers = settings.student_layers
         self.temperature, self.alpha = settings.temperature, settings.distill_alpha
+        self.hidden_weight = settings.distill_hidden
         for name in ("formats", "label_kind", "model_kinds", "packable", "peft_task_type",
                      "head_modules"):  # fmt: skip
             setattr(self, name, getattr(self.inner, name))
@@ -82,7 +92,7 @@ class DistillTask:
         student = self.inner.build_model(path, labels=labels, dtype=dtype, pretrained=pretrained)
         _check_vocabularies(path, self.teacher_path, self.teacher_ref)
         if self.student_layers is not None:
-            keep_layers(student, self.student_layers)
+            self.kept = keep_layers(student, self.student_layers)
         return student
 
     # --- data: the inner task's ----------------------------------------------------
@@ -105,19 +115,32 @@ class DistillTask:
 
     def loss(self, model: Any, batch: Batch) -> torch.Tensor:
         self.teacher.to(batch["input_ids"].device)
+        states = self.hidden_weight > 0
         if "label" in batch:
             inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
-            student = model(**inputs).logits.float()  # (B, L)
+            student_out = model(**inputs, output_hidden_states=states)
             with torch.no_grad():
-                teacher = self.teacher(**inputs).logits.float()
+                teacher_out = self.teacher(**inputs, output_hidden_states=states)
+            student, teacher = student_out.logits.float(), teacher_out.logits.float()  # (B, L)
             if self.order is not None:
                 teacher = teacher[:, self.order]
             targets = batch["label"]
+            # each example counts once: its tokens' distances are averaged
+            mask = batch["attention_mask"].float()
+            weights = mask / mask.sum(1, keepdim=True)  # (B, T)
         else:
-            student, targets = _token_logits(model, batch)  # (N, V), (N,)
+            student, targets, student_out = _token_logits(model, batch, states)  # (N, V), (N,)
             with torch.no_grad():
-                teacher, _ = _token_logits(self.teacher, batch)
-        return distillation_loss(student, teacher, targets, self.temperature, self.alpha)
+                teacher, _, teacher_out = _token_logits(self.teacher, batch, states)
+            # each target token counts once: the positions that predict one
+            weights = F.pad((batch["labels"][:, 1:] != IGNORE_INDEX).float(), (0, 1))  # (B, T)
+        loss = distillation_loss(student, teacher, targets, self.temperature, self.alpha)
+        if states:
+            hidden = hidden_state_loss(
+                student_out.hidden_states, teacher_out.hidden_states, self.kept, weights
+            )
+            loss = loss + self.hidden_weight * hidden
+        return loss
 
 
 def distillation_loss(
@@ -135,8 +158,24 @@ def distillation_loss(
     return alpha * temperature**2 * soft + (1 - alpha) * hard
 
 
-def _token_logits(model: Any, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """Vocabulary logits at the positions that have a next-token target."""
+def hidden_state_loss(
+    student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor], kept: Sequence[int],
+    weights: torch.Tensor,
+) -> torch.Tensor:  # fmt: skip
+    """Summed over the layer pairs (embeddings, then student layer ``j`` against teacher
+    layer ``kept[j]``): the mean squared distance per dimension at each position, weighted
+    by ``weights`` (B, T) and summed."""
+    pairs = [(0, 0), *((j + 1, k + 1) for j, k in enumerate(kept))]
+    total = torch.zeros((), device=weights.device)
+    for s, t in pairs:
+        distance = (student[s].float() - teacher[t].float()).pow(2).mean(-1)  # (B, T)
+        total = total + (distance * weights).sum()
+    return total
+
+
+def _token_logits(model: Any, batch: Batch, states: bool = False) -> tuple[Any, Any, Any]:
+    """Vocabulary logits at the positions that have a next-token target, their targets,
+    and the backbone's output (with every layer's hidden states when ``states``)."""
     from lmforge.tasks.causal_lm import unwrap
 
     lm = unwrap(model)
@@ -144,10 +183,11 @@ def _token_logits(model: Any, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]
     inputs = {
         k: v for k, v in batch.items() if k in {"input_ids", "attention_mask", "position_ids"}
     }
-    hidden = backbone(**inputs, use_cache=False).last_hidden_state  # (B, T, C)
+    output = backbone(**inputs, use_cache=False, output_hidden_states=states)
+    hidden = output.last_hidden_state  # (B, T, C)
     targets = batch["labels"][:, 1:]  # (B, T-1)
     keep = targets != IGNORE_INDEX
-    return lm.get_output_embeddings()(hidden[:, :-1][keep]).float(), targets[keep]
+    return lm.get_output_embeddings()(hidden[:, :-1][keep]).float(), targets[keep], output
 
 
 def keep_layers(model: Any, count: int) -> list[int]:
