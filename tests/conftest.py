@@ -8,7 +8,7 @@ home use ``fresh_home``.
 ``make test`` runs the tests on two processes (pytest-xdist, ``--dist loadfile``): each
 test file stays on one process, so its module fixtures (servers) start once. A session
 fixture too costly to build once per process is built once per run under a file lock
-(``shared_across_workers``).
+(``sentiment_run`` in tests/integration/conftest.py).
 """
 
 from __future__ import annotations

@@ -301,7 +301,7 @@ def test_hidden_state_loss_on_a_causal_lm_counts_the_positions_that_predict_a_ta
     labels[:, :4] = IGNORE_INDEX  # a prompt: no target for its first tokens
     batch = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids),
              "labels": labels}  # fmt: skip
-    # position t predicts token t+1: the 4 prompt tokens' targets start at position 3
+    # position t predicts token t+1: the first target, token 4, is predicted at position 3
     weights = torch.zeros(input_ids.shape)
     weights[:, 3:-1] = 1.0
     with torch.no_grad():

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from lmforge.config import load_config
-from lmforge.train.loop import TrainResult, train
+from lmforge.train.loop import train
 
 pytestmark = pytest.mark.integration
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "train"
@@ -33,14 +33,6 @@ def test_sft_lora_on_smollm2_with_the_bundled_dialogs(tmp_path: Path) -> None:
     assert result.eval_metrics["loss"] < 5.0  # SmolLM2 already writes English (ln V = 10.8)
     model, _ = load_causal_lm(resolve(str(result.model_dir)))
     assert model.peft_config["default"].r == 16
-
-
-def test_minilm_sentiment_classifier_learns_something(sentiment_run: TrainResult) -> None:
-    # The example's classifier after 2 of its 5 epochs (tests/integration/conftest.py),
-    # scored on the bundled validation split (204 reviews, 114 of them hand-written).
-    metrics = sentiment_run.eval_metrics
-    assert len(metrics["confusion_matrix"]) == 3
-    assert metrics["accuracy"] > 0.75, metrics  # three balanced classes: chance is 0.33
 
 
 def test_mlm_domain_adaptation_of_minilm(tmp_path: Path) -> None:

@@ -1,5 +1,11 @@
-"""The real MiniLM sentiment classifier served: /v1/classify on held-out reviews, and a
-conversation that turns angry gets the escalate flag."""
+"""The real MiniLM sentiment classifier (``sentiment_run``, trained once per test run from
+``examples/train/classify_sentiment.yaml``, tests/integration/conftest.py): it learns,
+its explanations put the sentiment-bearing words of a clearly negative review first
+(both methods beating a random ranking), and served, /v1/classify labels held-out
+reviews and a conversation that turns angry gets the escalate flag.
+
+Every test of the classifier lives in this one file so that a single pytest-xdist
+process trains it while the other runs other files."""
 
 from __future__ import annotations
 
@@ -7,11 +13,53 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from lmforge.explain import explain_text
+from lmforge.explain.evaluate import random_explanation
+from lmforge.hub.classifier import TextClassifier
+from lmforge.train.loop import TrainResult
 from tests.servers import lmforge_server, request
 
 pytestmark = pytest.mark.integration
+REVIEW = (
+    "Terrible thermostat: it broke after two days, the app is useless and support never answered."
+)
+SENTIMENT_WORDS = {"Terrible", "broke", "useless", "never"}
+RANDOM_SEEDS = 10
+
+
+@pytest.fixture(scope="module")
+def sentiment_classifier(sentiment_model_dir: Path) -> TextClassifier:
+    """The session's trained sentiment classifier (tests/integration/conftest.py), loaded."""
+    return TextClassifier(str(sentiment_model_dir))
+
+
+@pytest.mark.parametrize("method", ["lime", "ig"])
+def test_the_sentiment_words_weigh_most_and_beat_a_random_ranking(
+    sentiment_classifier: TextClassifier, method: str
+) -> None:
+    explanation = explain_text(sentiment_classifier, REVIEW, method)
+    assert explanation.label == "negative"
+    assert explanation.probabilities["negative"] > 0.8  # measured 0.90 (2 epochs)
+    top_word = explanation.top(1)[0][0]
+    assert top_word in SENTIMENT_WORDS, explanation.top(5)
+    supporting = sorted(explanation.weights, key=lambda pair: -pair[1])[:3]
+    assert len({word for word, _ in supporting} & SENTIMENT_WORDS) >= 2, supporting
+    random = [
+        random_explanation(sentiment_classifier, REVIEW, seed).faithfulness["comprehensiveness"]
+        for seed in range(RANDOM_SEEDS)
+    ]
+    assert explanation.faithfulness["comprehensiveness"] > float(np.mean(random)) + 0.05
+
+
+def test_minilm_sentiment_classifier_learns_something(sentiment_run: TrainResult) -> None:
+    # The example's classifier after 2 of its 5 epochs (tests/integration/conftest.py),
+    # scored on the bundled validation split (204 reviews, 114 of them hand-written).
+    metrics = sentiment_run.eval_metrics
+    assert len(metrics["confusion_matrix"]) == 3
+    assert metrics["accuracy"] > 0.75, metrics  # three balanced classes: chance is 0.33
 
 
 @pytest.fixture(scope="module")
