@@ -5405,6 +5405,10 @@ under every label (praise, sarcasm, "It would be perfect, except ..."); one-word
 and a quarter rewritten the way people type on a phone (lowercase, shorthand, one typo).
 {sum(handwritten.values())} reviews are written by hand in customers' voices ({by_hand}; in
 the file `scripts/sentiment_reviews.txt`: 80% go to train, 10% to validation, 10% to test).
+The last 330 (110 per label, 2026-12-03) were written from an audit of the training
+split's label counts by topic (the service side: returns, refunds, exchanges, delivery,
+order tracking, support, Rewards and Gold status, Protect; and star ratings were thin or
+leaned negative), by writers who read neither challenge set nor any description of them.
 Neutral reviews are factual, so-so, or mixed without a verdict. The generator reads the
 hand-written `challenge.jsonl` only to leave out any review that would repeat one of its
 reviews (compared without case and punctuation).
