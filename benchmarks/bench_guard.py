@@ -11,16 +11,17 @@
    before issue 16), + data (the hand-written training messages too, round 3's included),
    + adapter (the shipped LoRA adapter and head, encoder in fp32, thresholds 0.5),
    + calibrated threshold (the shared threshold chosen on the validation split with the
-   fp32 encoder, at the shipped ``max_benign_fpr``), + INT8 encoder (dynamic INT8 linear
-   layers, threshold chosen with them: the shipped guard). The base and + data heads are
-   refit here the way the old ``guard train`` did (L-BFGS, balanced classes); the other rows
-   score the shipped weights. Rows measured in earlier rounds (the profanity-check feature
-   of round 1, the round-2 weights before round 3's hand-written messages) stay in
-   benchmarks/RESULTS.md under their labels.
+   fp32 encoder, at the shipped ``max_benign_fpr``), + INT8 encoder, two ways, each with
+   its threshold chosen on validation: torch's dynamic INT8 linear layers
+   (``int8-dynamic``) and onnxruntime's (``onnx-int8``, the shipped guard's). The base
+   and + data heads are refit here the way the old ``guard train`` did (L-BFGS, balanced
+   classes); the other rows score the shipped weights. Rows measured in earlier rounds
+   (the profanity-check feature of round 1, the round-2 weights before round 3's
+   hand-written messages) stay in benchmarks/RESULTS.md under their labels.
 3. latency: ``Guard.blocked(text, "input")`` on one message at a time (PII scan, tokenize,
-   MiniLM forward, head), every challenge_test message in turn after a warm-up, torch on
-   1 and on 2 threads, encoder in INT8 (shipped) and in fp32: p50 and p99 ms. Target: p99
-   under 15 ms on 2 cores.
+   MiniLM forward, head), every challenge_test message in turn after a warm-up, on 1 and
+   on 2 threads, encoder in onnxruntime INT8 (shipped), torch INT8 and torch fp32:
+   p50 and p99 ms. Target: p99 under 15 ms on 2 cores.
 4. judge: the served model as a second-stage judge (lmforge issue 16 asks whether it
    helps on borderline scores). SmolLM2-135M-Instruct, the quickstart's chat model, is
    asked whether each message is harmful (a moderator system prompt, answer "yes" or
@@ -29,7 +30,7 @@
    (unsafe vs safe; 0.5 is chance) on the validation split and on challenge_test, on all
    messages and on the borderline ones (classifier score 0.2 to 0.9), and ms per message.
 
-The shipped weights come from ``lmforge guard train --out DIR`` (defaults: int8 encoder,
+The shipped weights come from ``lmforge guard train --out DIR`` (defaults: onnx-int8 encoder,
 ``max_benign_fpr`` 0.05), with ``DIR``'s adapter/, classifier.json and
 classifier.safetensors copied into src/lmforge/assets/guard/ (not ``--out`` straight into
 it: training replaces the whole folder, and the policy files live there too).
@@ -62,10 +63,10 @@ from lmforge.guard.classifier import (  # noqa: E402
     TrainSettings,
     choose_thresholds,
     dataset_dir,
-    load_embedder,
     read_labeled,
     shipped_dir,
 )
+from lmforge.guard.encoder import load_embedder  # noqa: E402
 from lmforge.guard.evaluate import evaluate_guard, format_rate, resolve_data  # noqa: E402
 from lmforge.guard.policy import Guard, GuardPolicy  # noqa: E402
 
@@ -160,16 +161,23 @@ def run_ablation(shipped: SafetyClassifier) -> None:
         fp32 = fp32_copy(shipped)
         fp32_thresholds = validation_thresholds(fp32)
         value = next(iter(fp32_thresholds.values()))
-        shipped_value = next(iter(shipped.thresholds.values()))
         steps = [
             ("base: frozen MiniLM + head, template data, thresholds 0.5", Guard(FIXED, base)),
             ("+ data: hand-written training messages (rounds 1-3)", Guard(FIXED, data)),
             ("+ adapter: LoRA fine-tuned MiniLM (fp32), thresholds 0.5", Guard(FIXED, fp32)),
             (f"+ calibrated threshold (fp32, {value:.2f} from validation)",
              Guard(GuardPolicy(thresholds=fp32_thresholds), fp32)),
-            (f"+ INT8 encoder, threshold {shipped_value:.2f} from validation (shipped guard)",
-             Guard(GuardPolicy(), shipped)),
         ]  # fmt: skip
+        for encoder in ("int8-dynamic", "onnx-int8"):
+            classifier = SafetyClassifier(shipped.weights_dir, load_embedder(
+                EMBED_MODEL, shipped.weights_dir / ADAPTER_DIR, encoder))  # fmt: skip
+            thresholds = validation_thresholds(classifier)
+            value = next(iter(thresholds.values()))
+            is_shipped = encoder == shipped.meta["encoder_quantization"]
+            shipped_mark = " (shipped guard)" if is_shipped else ""
+            steps.append((f"+ INT8 encoder ({encoder}), threshold {value:.2f} from "
+                          f"validation{shipped_mark}",
+                          Guard(GuardPolicy(thresholds=thresholds), classifier)))  # fmt: skip
         for name, guard in steps:
             report = evaluate_guard(guard, texts, labels)
             row = quality_row(name, report)
@@ -182,11 +190,13 @@ def run_latency(shipped: SafetyClassifier, repeats: int) -> None:
 
     texts, _ = read_labeled(resolve_data(CHALLENGE))
     words = np.mean([len(t.split()) for t in texts])
-    encoders = [("int8-dynamic (shipped)", shipped), ("fp32", fp32_copy(shipped))]
-    for encoder, classifier in encoders:
-        guard = Guard(GuardPolicy(), classifier)
+    adapter = shipped.weights_dir / ADAPTER_DIR
+    for encoder in ("onnx-int8", "int8-dynamic", None):
+        shipped_mark = " (shipped)" if encoder == shipped.meta["encoder_quantization"] else ""
         for threads in (1, 2):
-            torch.set_num_threads(threads)
+            torch.set_num_threads(threads)  # onnxruntime's are set when its session starts
+            embedder = load_embedder(EMBED_MODEL, adapter, encoder, threads=threads)
+            guard = Guard(GuardPolicy(), SafetyClassifier(shipped.weights_dir, embedder))
             for text in texts[:10]:
                 guard.blocked(text, "input")
             times = []
@@ -196,12 +206,13 @@ def run_latency(shipped: SafetyClassifier, repeats: int) -> None:
                     guard.blocked(text, "input")
                     times.append((time.perf_counter() - start) * 1000)
             p50, p99 = np.percentile(times, [50, 99])
-            print(f"{encoder}, {threads} threads: p50 {p50:.1f} ms, p99 {p99:.1f} ms "
+            name = f"{encoder or 'fp32'}{shipped_mark}"
+            print(f"{name}, {threads} threads: p50 {p50:.1f} ms, p99 {p99:.1f} ms "
                   f"({len(times)} calls)")  # fmt: skip
             append_result("guard: latency per message by encoder and threads (Guard.blocked)", {
-                "encoder": encoder,
+                "encoder": name,
                 "messages": f"{len(times)} (challenge_test, mean {words:.0f} words)",
-                "torch threads": str(threads),
+                "threads": str(threads),
                 "p50 ms": f"{p50:.1f}",
                 "p99 ms": f"{p99:.1f}",
                 "target": "p99 < 15 ms",

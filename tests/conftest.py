@@ -45,11 +45,18 @@ def empty_store_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_store_db: Path) -> Path:
-    """A fresh LMFORGE_HOME for one test, with an empty MLflow store ready."""
+def home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_store_db: Path, session_home: Path
+) -> Path:
+    """A fresh LMFORGE_HOME for one test, with an empty MLflow store ready. The guard's
+    ONNX encoder exports are shared with the session home (each takes ~15 s to make)."""
     home = tmp_path / "home"
     home.mkdir()
     shutil.copy(empty_store_db, home / "mlflow.db")
+    shared = session_home / "cache" / "guard-onnx"
+    shared.mkdir(parents=True, exist_ok=True)
+    (home / "cache").mkdir()
+    (home / "cache" / "guard-onnx").symlink_to(shared, target_is_directory=True)
     monkeypatch.setenv("LMFORGE_HOME", str(home))
     monkeypatch.delenv("LMFORGE_TRACKING_URI", raising=False)
     return home

@@ -238,7 +238,7 @@ def test_a_failed_export_leaves_no_directory_and_the_previous_one_intact(
     def fail(source: Path, tmp: Path) -> None:  # after model.onnx and the tokenizer
         raise OSError("disk full")
 
-    monkeypatch.setattr(onnx_export, "_copy_pooling_files", fail)
+    monkeypatch.setattr(onnx_export, "copy_pooling_files", fail)
     for out in (tmp_path / "new", previous):
         with pytest.raises(OSError, match="disk full"):
             export_onnx(resolve(str(tiny_encoder)), out, quant="int8")

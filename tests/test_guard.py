@@ -120,21 +120,19 @@ def test_the_shipped_thresholds_come_from_classifier_json(classifier: SafetyClas
     assert {c: guard.threshold(c) for c in CATEGORIES} == recorded
 
 
-def test_the_shipped_guard_runs_an_int8_encoder_that_decides_like_fp32(
+def test_the_shipped_guard_runs_an_onnx_int8_encoder_that_decides_like_fp32(
     classifier: SafetyClassifier,
 ) -> None:
-    """INT8 is what cuts the latency; it must not change what is blocked beyond a few
-    borderline messages (same adapter and head, fp32 encoder)."""
+    """onnxruntime INT8 is what cuts the latency; it must not change what is blocked beyond
+    a few borderline messages (same adapter and head, torch fp32 encoder)."""
     import numpy as np
-    import torch
-    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 
-    from lmforge.guard.classifier import ADAPTER_DIR, dataset_dir, load_embedder, read_labeled
+    from lmforge.guard.classifier import ADAPTER_DIR, dataset_dir, read_labeled
+    from lmforge.guard.encoder import load_embedder
 
-    assert classifier.meta["encoder_quantization"] == "int8-dynamic"
-    layers = list(classifier.embedder.model.modules())
-    assert sum(isinstance(m, DynamicLinear) for m in layers) >= 6 * 6  # q k v o, 2 MLP each
-    assert not [m for m in layers if type(m) is torch.nn.Linear]
+    assert classifier.meta["encoder_quantization"] == "onnx-int8"
+    assert classifier.embedder.onnx is not None
+    assert classifier.embedder.onnx.path.parent.name == "guard-onnx"  # the export cache
     fp32 = SafetyClassifier(
         shipped_dir(), embedder=load_embedder(classifier.meta["embed_model"],
                                               shipped_dir() / ADAPTER_DIR)
@@ -143,12 +141,45 @@ def test_the_shipped_guard_runs_an_int8_encoder_that_decides_like_fp32(
     int8_probabilities, fp32_probabilities = (
         c.probabilities(texts[:80]) for c in (classifier, fp32)
     )
-    # measured on challenge_dev with the round-2 weights: largest change 0.25, most probable
-    # label unchanged for 98 % of the messages
+    # measured on all 304 validation messages: largest change 0.22, mean 0.007
     assert np.abs(int8_probabilities - fp32_probabilities).max() < 0.3
     cut = classifier.thresholds["violence"]  # the shared threshold
     flags = [(p[:, 1:] >= cut).any(axis=1) for p in (int8_probabilities, fp32_probabilities)]
     assert (flags[0] != flags[1]).sum() <= 3
+
+
+def test_the_torch_int8_encoder_swaps_every_linear_layer() -> None:
+    """``encoder_quantization: int8-dynamic`` (guard train --encoder int8-dynamic)."""
+    import torch
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+    from lmforge.guard.classifier import ADAPTER_DIR, EMBED_MODEL
+    from lmforge.guard.encoder import load_embedder
+
+    embedder = load_embedder(EMBED_MODEL, shipped_dir() / ADAPTER_DIR, "int8-dynamic")
+    layers = list(embedder.model.modules())
+    assert sum(isinstance(m, DynamicLinear) for m in layers) >= 6 * 6  # q k v o, 2 MLP each
+    assert not [m for m in layers if type(m) is torch.nn.Linear]
+
+
+def test_the_onnx_export_is_made_once_per_adapter(tmp_path: Path) -> None:
+    """A second load reuses the cached export; another adapter gets its own."""
+    import shutil
+
+    from lmforge.guard.classifier import ADAPTER_DIR, EMBED_MODEL
+    from lmforge.guard.encoder import export_key, onnx_export
+
+    adapter = shipped_dir() / ADAPTER_DIR
+    first = onnx_export(EMBED_MODEL, adapter)
+    written = (first / "model.onnx").stat().st_mtime_ns
+    assert onnx_export(EMBED_MODEL, adapter) == first
+    assert (first / "model.onnx").stat().st_mtime_ns == written
+    changed = tmp_path / "adapter"
+    shutil.copytree(adapter, changed)
+    (changed / "adapter_config.json").write_text(
+        (adapter / "adapter_config.json").read_text() + "\n"
+    )
+    assert export_key(EMBED_MODEL, changed) != export_key(EMBED_MODEL, adapter)
 
 
 def test_an_unknown_encoder_quantization_is_refused_by_name(tmp_path: Path) -> None:

@@ -104,7 +104,7 @@ def export_onnx(resolved: ResolvedModel, out: Path, *, quant: str | None) -> Non
         opset = _check_runs(tmp / MODEL_FILE)
         tokenizer.save_pretrained(tmp)
         network.config.save_pretrained(tmp)
-        _copy_pooling_files(resolved.path, tmp)
+        copy_pooling_files(resolved.path, tmp)
         meta = {"format": "onnx", "quant": quant, "kind": kind, "opset": opset,
                 "source": resolved.ref}  # fmt: skip
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
@@ -209,7 +209,8 @@ def _check_runs(path: Path) -> int:
     return opset
 
 
-def _copy_pooling_files(source: Path, tmp: Path) -> None:
+def copy_pooling_files(source: Path, tmp: Path) -> None:
+    """Copy the sentence-transformers pooling files of the model folder ``source``."""
     for name in POOLING_FILES:
         item = source / name
         if item.is_dir():
@@ -232,14 +233,15 @@ def _quiet() -> Iterator[None]:
 
 
 class OnnxModel:
-    """An ``export_onnx`` directory run through onnxruntime on the CPU.
+    """An ``export_onnx`` directory run through onnxruntime on the CPU, on ``threads``
+    threads (``native_threads()`` by default).
 
     Attributes:
         config: the transformers config saved beside the model (labels, hidden size).
         tokenizer: the source model's tokenizer.
     """
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, threads: int | None = None) -> None:
         from transformers import AutoConfig, AutoTokenizer
 
         from lmforge.hub.load import quiet_transformers
@@ -256,7 +258,7 @@ class OnnxModel:
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)
         self.pooling, self.normalize, self.max_length = pooling_config(self.path)
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = native_threads()
+        options.intra_op_num_threads = threads or native_threads()
         self.session = onnxruntime.InferenceSession(
             str(self.path / MODEL_FILE), options, providers=["CPUExecutionProvider"]
         )

@@ -12,10 +12,9 @@ validation split and written into ``classifier.json`` (a policy file overrides t
 
 Only the adapter, the head and the thresholds ship in the package (``assets/guard``, well
 under a megabyte); the base MiniLM comes from its PyPI package and the adapter is merged
-into it at load time, so scoring costs one plain MiniLM forward pass. When
-``classifier.json`` says ``"encoder_quantization": "int8-dynamic"`` (what ``guard train``
-writes by default) the merged encoder's linear layers are then swapped for dynamic INT8
-ones, and the thresholds in that file were chosen with them.
+into it at load time, so scoring costs one MiniLM forward pass, run the way
+``classifier.json``'s ``encoder_quantization`` says (``guard/encoder.py``: onnxruntime
+INT8 by default); the thresholds in that file were chosen with that encoder.
 ``lmforge guard train`` retrains everything and writes to ``$LMFORGE_HOME/guard``, never
 into the installed package (which may be read-only, and is shared by every user of it);
 the guard loads the weights found there in place of the shipped ones.
@@ -34,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from lmforge.errors import LmforgeError
+from lmforge.guard.encoder import check_quantization, load_embedder
 from lmforge.home import atomic_dir, lmforge_home
 
 CATEGORIES = ("harassment", "hate", "self-harm", "sexual", "violence", "illicit",
@@ -42,8 +42,6 @@ LABELS = ("safe", *CATEGORIES)
 EMBED_MODEL = "all-minilm-l6-v2"
 ADAPTER_DIR = "adapter"  # the LoRA adapter's folder inside a weights directory
 DEFAULT_THRESHOLD = 0.5
-# how the encoder runs once loaded (classifier.json's "encoder_quantization"; absent: fp32)
-QUANTIZATIONS = (None, "int8-dynamic")
 
 
 def shipped_dir() -> Path:
@@ -65,66 +63,6 @@ def default_weights_dir() -> Path:
 
 def dataset_dir() -> Path:
     return Path(str(files("lmforge").joinpath("assets/datasets/guard")))
-
-
-def load_embedder(
-    embed_model: str, adapter_dir: Path | None, quantization: str | None = None
-) -> Any:
-    """A ``SentenceEmbedder`` whose encoder has the LoRA adapter in ``adapter_dir``
-    merged in (no adapter: the plain encoder), then quantized when ``quantization`` is
-    ``int8-dynamic``.
-
-    Raises:
-        LmforgeError: a quantization other than ``int8-dynamic`` or None.
-    """
-    from lmforge.retrieve.embed import SentenceEmbedder
-
-    check_quantization(quantization, "guard: encoder quantization", "pass one of those")
-    embedder = SentenceEmbedder(embed_model)
-    if adapter_dir is not None:
-        from peft import PeftModel
-
-        with_adapter = PeftModel.from_pretrained(embedder.model, str(adapter_dir))
-        embedder.model = with_adapter.merge_and_unload().eval()
-    if quantization == "int8-dynamic":
-        quantize_encoder(embedder.model)
-    return embedder
-
-
-def check_quantization(value: Any, where: str, fix: str) -> None:
-    """Raise ``LmforgeError`` naming ``where`` and ``fix`` unless ``value`` is in
-    ``QUANTIZATIONS``."""
-    if value not in QUANTIZATIONS:
-        raise LmforgeError(
-            f"{where}: {value!r} is not one of {', '.join(map(str, QUANTIZATIONS))} "
-            f"(None: fp32); {fix}"
-        )
-
-
-def quantize_encoder(model: Any) -> int:
-    """Swap every ``nn.Linear`` of ``model`` for a dynamic INT8 one, in place: weights INT8
-    per output channel, activations quantized per batch on the fly (the layer of
-    ``lmforge compress --method int8-dynamic``). Embeddings and layer norms stay fp32.
-
-    Measured on MiniLM with the merged adapter, one message at a time on 2 cores: see
-    docs/serving.md ("Guardrails", latency). Returns how many layers were swapped.
-    """
-    import torch
-
-    from lmforge.hub.quantized import dynamic_int8_linear, int8_rows
-
-    swapped = 0
-    with torch.no_grad():
-        for name, module in list(model.named_modules()):
-            if not isinstance(module, torch.nn.Linear):
-                continue
-            q, scale = int8_rows(module.weight.detach().float())
-            bias = module.bias.detach().float().clone() if module.bias is not None else None
-            parent_name, _, child = name.rpartition(".")
-            parent = model.get_submodule(parent_name) if parent_name else model
-            setattr(parent, child, dynamic_int8_linear(q, scale, bias))
-            swapped += 1
-    return swapped
 
 
 class SafetyClassifier:
@@ -244,9 +182,9 @@ class TrainSettings:
     # validation split. 0.03 was tried in round 3 (validation then held round 3's harder
     # look-alikes): threshold 0.80, validation recall 0.61 against 0.76 at 0.05 (0.65).
     max_benign_fpr: float = 0.05
-    # how the saved encoder runs, and so how the thresholds are chosen: dynamic INT8 Linear
-    # layers (``quantize_encoder``) or None for fp32
-    encoder_quantization: str | None = "int8-dynamic"
+    # how the saved encoder runs, and so how the thresholds are chosen: one of
+    # ``encoder.QUANTIZATIONS``
+    encoder_quantization: str | None = "onnx-int8"
     seed: int = 0
 
 

@@ -23,10 +23,11 @@ class SentenceEmbedder:
     Pooling (mean, CLS or max), normalization and the maximum sequence length are read
     from the model folder's sentence-transformers files when present; otherwise mean
     pooling over at most 256 tokens, unnormalized. A directory written by ``lmforge export
-    --format onnx`` runs through onnxruntime.
+    --format onnx`` runs through onnxruntime, on ``threads`` threads (``native_threads()``
+    by default; a torch model follows torch's own setting).
     """
 
-    def __init__(self, ref: str = "all-minilm-l6-v2") -> None:
+    def __init__(self, ref: str = "all-minilm-l6-v2", *, threads: int | None = None) -> None:
         from lmforge.compress.onnx import OnnxModel, is_onnx_dir
 
         self.model_ref = ref
@@ -34,7 +35,7 @@ class SentenceEmbedder:
         self.onnx: OnnxModel | None = None
         self.model: Any  # a transformers encoder, or the OnnxModel
         if is_onnx_dir(resolved.path):
-            self.onnx = OnnxModel(resolved.path)
+            self.onnx = OnnxModel(resolved.path, threads=threads)
             self.model, self.tokenizer = self.onnx, self.onnx.tokenizer
         else:
             self.model, self.tokenizer = load_encoder(resolved)
