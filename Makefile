@@ -79,6 +79,8 @@ lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks examples scripts
 	$(VENV)/bin/ruff format --check src tests benchmarks examples scripts
 	$(VENV)/bin/mypy src
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/deptry src
 
 format: setup
 	$(VENV)/bin/ruff check --fix src tests benchmarks examples scripts

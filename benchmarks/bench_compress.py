@@ -87,9 +87,10 @@ def compress_rows(ref: Path | str, methods: str, **options: Any) -> list[dict[st
 def onnx_rows(model: Path, reference: dict[str, str]) -> list[dict[str, str]]:
     """The teacher exported to ONNX and run by onnxruntime, measured like the torch rows."""
     from lmforge.compress.measure import BATCH, size_change
-    from lmforge.compress.onnx import OnnxModel, export_onnx
+    from lmforge.compress.onnx import export_onnx
     from lmforge.data.records import read_records
     from lmforge.hub import resolve
+    from lmforge.runtime.onnx import OnnxModel
 
     records, _ = read_records(SENTIMENT / "test.jsonl", format="labeled")
     texts, truth = [r["text"] for r in records], [r["label"] for r in records]
@@ -127,7 +128,7 @@ def onnx_rows(model: Path, reference: dict[str, str]) -> list[dict[str, str]]:
 def bench_sentiment() -> None:
     from lmforge.compress.run import classifier_accuracy
     from lmforge.data.records import read_records
-    from lmforge.evaluate.metrics import wilson_interval
+    from lmforge.stats import wilson_interval
 
     model = teacher()
     data = {"data": SENTIMENT / "train.jsonl", "eval_data": SENTIMENT / "test.jsonl"}

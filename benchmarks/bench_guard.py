@@ -80,7 +80,7 @@ def frozen_head(out_dir: Path, files: list[str]) -> Path:
     import torch
     from safetensors.numpy import save_file
 
-    from lmforge.retrieve.embed import SentenceEmbedder
+    from lmforge.hub.embed import SentenceEmbedder
 
     texts: list[str] = []
     labels: list[int] = []

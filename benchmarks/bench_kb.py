@@ -286,8 +286,8 @@ def grounded_answers(
 
 
 def bench_grounded(models: list[str]) -> None:
-    from lmforge.evaluate.metrics import wilson_interval
     from lmforge.hub import resolve
+    from lmforge.stats import wilson_interval
 
     # Resolved in the caller's LMFORGE_HOME (a registry: ref lives there), served from here.
     served = {"smollm2-135m-instruct": "smollm2-135m-instruct"}

@@ -29,11 +29,12 @@ from pathlib import Path
 
 from lmforge.config import load_config_dict
 from lmforge.data.bundled import dataset_path
-from lmforge.evaluate.metrics import macro_f1, wilson_interval
+from lmforge.evaluate.metrics import macro_f1
 from lmforge.hub import load_causal_lm, resolve
 from lmforge.hub.classifier import TextClassifier
 from lmforge.serve.chat import ChatSession
 from lmforge.serve.generate import SamplingParams
+from lmforge.stats import wilson_interval
 from lmforge.train.loop import train
 
 EPOCHS = 5  # measured first at 3 epochs, lr 1e-3: format learned, facts not (1/33)

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers import share_guard_exports
+
 
 @pytest.fixture(scope="session", autouse=True)
 def session_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
@@ -29,6 +31,18 @@ def session_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         patch.delenv("LMFORGE_TRACKING_URI", raising=False)
         patch.setenv("HF_HUB_OFFLINE", "1")
         yield home
+
+
+@pytest.fixture(autouse=True)
+def _task_registry_restored() -> Iterator[None]:
+    """Tasks a test registers (tests/test_train_runs.py) are gone after it, so the names
+    that error messages list do not depend on which tests ran before in the process."""
+    from lmforge.config import tasks
+
+    before = dict(tasks._REGISTRY)
+    yield
+    tasks._REGISTRY.clear()
+    tasks._REGISTRY.update(before)
 
 
 @pytest.fixture(scope="session")
@@ -53,10 +67,7 @@ def home(
     home = tmp_path / "home"
     home.mkdir()
     shutil.copy(empty_store_db, home / "mlflow.db")
-    shared = session_home / "cache" / "guard-onnx"
-    shared.mkdir(parents=True, exist_ok=True)
-    (home / "cache").mkdir()
-    (home / "cache" / "guard-onnx").symlink_to(shared, target_is_directory=True)
+    share_guard_exports(home, session_home)
     monkeypatch.setenv("LMFORGE_HOME", str(home))
     monkeypatch.delenv("LMFORGE_TRACKING_URI", raising=False)
     return home

@@ -15,6 +15,22 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def share_guard_exports(home: Path, session_home: Path, *, export_now: bool = False) -> None:
+    """Let ``home`` use the session home's cached ONNX exports of the guard's encoder: the
+    first export in a home takes 15-30 s (guard/encoder.py), longer than a client's read
+    timeout when a server makes it on its first /v1/moderations request. ``export_now``
+    makes the shipped guard's export first (the test process's home is the session's)."""
+    if export_now:
+        from lmforge.guard.classifier import ADAPTER_DIR, EMBED_MODEL, shipped_dir
+        from lmforge.guard.encoder import onnx_export
+
+        onnx_export(EMBED_MODEL, shipped_dir() / ADAPTER_DIR)
+    shared = session_home / "cache" / "guard-onnx"
+    shared.mkdir(parents=True, exist_ok=True)
+    (home / "cache").mkdir(parents=True, exist_ok=True)
+    (home / "cache" / "guard-onnx").symlink_to(shared, target_is_directory=True)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

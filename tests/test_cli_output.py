@@ -54,6 +54,9 @@ def test_piped_output_keeps_run_ids_and_paths_whole(
     assert f"run {run_id} -> {home / 'runs' / run_id}\n" in trained.stderr
     # A count prints as one: "eval tokens 61", not "61.0000".
     assert _row(trained.stdout, "eval tokens")[1].isdigit()
+    # Off a terminal the progress bar is a plain line (issue 17: a piped run is not silent).
+    assert re.search(r"^train: step 1/1 \(100%\)  loss \d+\.\d{4}, [\d,]+ tok/s$",
+                     trained.stderr, re.MULTILINE), trained.stderr  # fmt: skip
 
     listed = runner.invoke(app, ["runs", "list"])
     assert listed.exit_code == 0, listed.output

@@ -214,6 +214,45 @@ def test_missing_required_keys_are_all_listed() -> None:
     assert str(info.value).startswith("inline: 2 problems")
 
 
+@pytest.mark.parametrize(
+    ("setting", "takers"),
+    [("teacher", "a setting of task 'distill'"), ("temperature", "a setting of task 'distill'"),
+     ("mlm_probability", "a setting of task 'mlm'")],
+)  # fmt: skip
+def test_a_setting_of_another_task_is_refused_with_the_settings_this_task_takes(
+    setting: str, takers: str
+) -> None:
+    """Issue 17: `teacher` or `temperature` on sft used to be accepted and ignored."""
+    with pytest.raises(ConfigError) as info:
+        load_config_dict({"model": {"ref": "smollm2-135m-instruct"},
+                          "task": {"name": "sft", setting: 1},
+                          "data": {"train": "train.jsonl"}})  # fmt: skip
+    assert info.value.problems == [
+        f"task.{setting}: task 'sft' does not take it ({takers}); its settings are name, "
+        "max_length, train_on_prompt"
+    ]
+
+
+def test_a_task_setting_no_task_takes_gets_a_spelling_hint() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config_dict({"model": {"ref": "smollm2-135m-instruct"},
+                          "task": {"name": "sft", "max_lenght": 64},
+                          "data": {"train": "train.jsonl"}})  # fmt: skip
+    assert info.value.problems == [
+        "task.max_lenght: task 'sft' does not take it (unknown key; did you mean "
+        "'max_length'?); its settings are name, max_length, train_on_prompt"
+    ]
+
+
+def test_a_dumped_config_keeps_its_task_settings_and_loads_again() -> None:
+    config = load_config_dict({"model": {"ref": "all-minilm-l6-v2"},
+                               "task": {"name": "distill", "teacher": "t", "temperature": 3},
+                               "data": {"train": "train.jsonl"}})  # fmt: skip
+    dumped = config.model_dump(mode="json")
+    assert dumped["task"]["teacher"] == "t" and dumped["task"]["temperature"] == 3
+    assert load_config_dict(dumped) == config
+
+
 def test_override_problems_and_file_problems_come_together(tmp_path: Path) -> None:
     path = write(tmp_path, MINIMAL + "train:\n  lr: fast\n")
     error = problems_of(path, ("train.epochs", "train.batch_size=-1"))
@@ -237,7 +276,7 @@ def test_override_problems_and_file_problems_come_together(tmp_path: Path) -> No
         ),
         ({"eval": {"every": 10}}, "eval.every: set, but there is no validation data"),
         ({"data": {"format": "labeled"}}, "data.format: 'labeled' cannot feed task 'sft'"),
-        ({"task": {"num_labels": 3}}, "task.num_labels: applies only to task 'classify'"),
+        ({"task": {"num_labels": 3}}, "task.num_labels: task 'sft' does not take it"),
         (
             {"model": {"dtype": "bfloat16"}, "train": {"precision": "fp16"}},
             "train.precision: 'fp16' conflicts with model.dtype 'bfloat16'",
@@ -423,3 +462,13 @@ def test_root_app_turns_a_bad_config_into_exit_code_2(tmp_path: Path) -> None:
     assert stderr.startswith(f"error: {path}: train.lr: Input should be a valid number, got 'fast'")
     assert stderr.endswith("run `lmforge config schema` to see every field.")
     assert result.stdout == ""
+
+
+def test_the_docs_task_table_is_the_registrys() -> None:
+    """docs/training.md's task table is derived from the registry, not written again."""
+    from lmforge.config.tasks import markdown_table
+
+    docs = (Path(__file__).parents[1] / "docs" / "training.md").read_text()
+    start = docs.index("<!-- tasks table: generated from the registry")
+    table = docs[docs.index("\n", start) + 1 : docs.index("<!-- end tasks table -->")].strip()
+    assert table == markdown_table(), "regenerate it: see lmforge.config.tasks.markdown_table"

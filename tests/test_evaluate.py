@@ -15,6 +15,7 @@ from lmforge.errors import LmforgeError
 from lmforge.evaluate import compare_runs, evaluate_model
 from lmforge.evaluate import metrics as m
 from lmforge.evaluate.runner import _score_answers, read_eval_data
+from lmforge.stats import wilson_interval
 
 runner = CliRunner()
 
@@ -135,7 +136,7 @@ def test_classification_and_regression_metrics(home: Path, tmp_path: Path) -> No
     accuracy = sum(r["predicted"] == r["label"] for r in rows) / len(rows)
     assert result.metrics["accuracy"] == pytest.approx(accuracy)
     right = sum(r["accuracy"] for r in rows)  # accuracy is a proportion: a Wilson interval
-    assert result.intervals["accuracy"] == m.wilson_interval(right, len(rows))
+    assert result.intervals["accuracy"] == wilson_interval(right, len(rows))
     assert 0 <= result.metrics["macro_f1"] <= 1
 
     regressor = build_tiny_classifier(tmp_path / "reg", labels=("hours",))
@@ -233,11 +234,11 @@ def test_no_interval_means_no_winner() -> None:
 
 
 def test_wilson_interval_stays_inside_0_1_and_matches_the_formula() -> None:
-    low, high = m.wilson_interval(25, 33)
+    low, high = wilson_interval(25, 33)
     assert (round(low, 3), round(high, 3)) == (0.59, 0.872)
-    assert m.wilson_interval(0, 10)[0] == 0.0 and m.wilson_interval(10, 10)[1] == 1.0
-    assert 0.0 < m.wilson_interval(10, 10)[0] < 1.0  # all right is no certainty at n=10
-    assert all(math.isnan(x) for x in m.wilson_interval(0, 0))
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
+    assert 0.0 < wilson_interval(10, 10)[0] < 1.0  # all right is no certainty at n=10
+    assert all(math.isnan(x) for x in wilson_interval(0, 0))
 
 
 def test_cites_keywords_needs_one_cited_passage_holding_every_keyword() -> None:
@@ -305,8 +306,8 @@ def test_qa_with_a_knowledge_base_asks_as_the_server_does_and_scores_citations(
     assert result.metrics["citation_precision"] == pytest.approx(1 / 2)
     assert [r.get("citation_precision") for r in result.examples] == [1.0, 0.0, None]
     assert [r["cited_by"] for r in result.examples[:2]] == ["marker", "marker"]
-    assert result.intervals["keyword_accuracy"] == m.wilson_interval(2, 3)
-    assert result.intervals["citation_precision"] == m.wilson_interval(1, 2)
+    assert result.intervals["keyword_accuracy"] == wilson_interval(2, 3)
+    assert result.intervals["citation_precision"] == wilson_interval(1, 2)
     _, diffs = compare_runs(result.run_id, result.run_id)
     assert "citation_precision" in [d.metric for d in diffs]
 

@@ -15,12 +15,13 @@ import onnxruntime
 import pytest
 import torch
 
-from lmforge.compress import onnx as onnx_export
-from lmforge.compress.onnx import OnnxModel, export_onnx, is_onnx_dir
+from lmforge.compress.onnx import export_onnx
 from lmforge.errors import LmforgeError
 from lmforge.hub import ZOO, resolve, zoo_tokenizer
+from lmforge.hub.embed import SentenceEmbedder, cosine_similarity
 from lmforge.hub.zoo import package_source
-from lmforge.retrieve.embed import SentenceEmbedder, cosine_similarity
+from lmforge.runtime import onnx as onnx_export
+from lmforge.runtime.onnx import OnnxModel, is_onnx_dir
 
 # Three lengths, padded into one batch: batch 3 and up to 14 tokens, where the export
 # traced a batch of 2 texts of 7 tokens; so these also prove the axes are dynamic.

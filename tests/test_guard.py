@@ -294,9 +294,9 @@ def test_the_brightnest_policy_ships_and_allows_the_real_contacts() -> None:
 
 
 def test_eval_reports_rates_with_wilson_intervals_and_the_confusion(tmp_path: Path) -> None:
-    from lmforge.evaluate.metrics import wilson_interval
     from lmforge.guard.classifier import LABELS
     from lmforge.guard.evaluate import evaluate_guard
+    from lmforge.stats import wilson_interval
 
     scores = {
         "threat": {"violence": 0.9},

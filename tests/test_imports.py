@@ -28,3 +28,29 @@ def test_config_package_does_not_import_torch() -> None:
     code = "import sys, lmforge.config; print('torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_the_package_layers_hold_and_no_package_imports_in_a_cycle() -> None:
+    """pyproject.toml's import-linter contracts (docs/architecture.md); CI runs `make
+    test`, so the layers are checked there too, not only by `make lint`."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tool = Path(sys.executable).parent / "lint-imports"
+    done = subprocess.run([str(tool)], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).parents[1])  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "Contracts: 2 kept, 0 broken." in done.stdout
+
+
+def test_every_third_party_import_is_a_declared_dependency() -> None:
+    """deptry over src/: `pip install .` alone brings what every core command imports."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tool = Path(sys.executable).parent / "deptry"
+    done = subprocess.run([str(tool), "src"], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).parents[1])  # fmt: skip
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]

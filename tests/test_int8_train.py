@@ -108,7 +108,11 @@ def test_training_on_an_int8_base_lowers_the_loss_and_saves_a_plain_adapter(
             "output": {"dir": str(tmp_path / precision), "experiment": "tests"},
         })  # fmt: skip
         losses: list[float] = []
-        done = train(config, track=False, progress=lambda s, t, m: losses.append(m["train/loss"]))
+
+        def progress(step: int, total: int, detail: str) -> None:  # "loss 10.8234, ..."
+            losses.append(float(detail.split(",")[0].removeprefix("loss ")))
+
+        done = train(config, track=False, progress=progress)
         return losses, done
 
     losses, result = losses_and_result("int8")

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import openai
 
-from lmforge.retrieve.embed import SentenceEmbedder
+from lmforge.hub.embed import SentenceEmbedder
 from tests.servers import lmforge_server
 
 

@@ -15,12 +15,15 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
-from tests.servers import lmforge_server
+from tests.servers import lmforge_server, share_guard_exports
 
 
 @pytest.fixture(scope="module")
-def api_schema(tiny_causal_lm: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+def api_schema(
+    tiny_causal_lm: Path, tmp_path_factory: pytest.TempPathFactory, session_home: Path
+) -> Iterator[object]:
     home = tmp_path_factory.mktemp("schema-home")
+    share_guard_exports(home, session_home, export_now=True)
     with lmforge_server(
         str(tiny_causal_lm), "--served-name", "tiny", "--max-tokens-limit", "8",
         "--max-model-len", "256", env={"LMFORGE_HOME": str(home)},

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from lmforge.cli.console import console, err_console, format_metric, format_score
 from lmforge.cli.groups import default_command_group
+from lmforge.progress import ProgressReporter
 
 DEFAULT_COMMAND = "model"
 
@@ -68,21 +69,15 @@ def model(
     Example: lmforge eval registry:brightnest-support@production --task qa --kb brightnest
     --data test_questions.jsonl
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
     from lmforge.evaluate.runner import evaluate_model, task_metrics
     from lmforge.track.prompts import load_prompt
 
     task_metrics(task)
     prompt = load_prompt(template) if template else None
-    bar = Progress(TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(),
-                   console=err_console, transient=True)  # fmt: skip
-    with bar:
-        job = bar.add_task("eval", total=None)
+    with ProgressReporter(err_console, "eval") as progress:
         result = evaluate_model(
             ref, data, task, max_examples=max_examples, max_tokens=max_tokens, system=system,
-            template=prompt, track=track, kb=kb, kb_top_k=kb_top_k,
-            progress=lambda done, total: bar.update(job, completed=done, total=total),
+            template=prompt, track=track, kb=kb, kb_top_k=kb_top_k, progress=progress,
         )  # fmt: skip
     if as_json:
         typer.echo(json.dumps({"task": task, "model": ref, "data": str(data), "kb": kb,

@@ -14,6 +14,7 @@ from rich.table import Table
 from lmforge.cli.console import console, err_console
 from lmforge.cli.groups import default_command_group
 from lmforge.errors import LmforgeError
+from lmforge.progress import ProgressReporter
 
 MODEL_HELP = "A text classifier: a local path, registry:NAME@ALIAS or run:RUN_ID."
 DEFAULT_COMMAND = "text"
@@ -111,8 +112,6 @@ def evaluate(
 
     Example: lmforge explain eval runs/<run-id>/model reviews.jsonl --method lime,ig --limit 30
     """
-    from rich.progress import Progress
-
     from lmforge.explain import evaluate_explanations, load_records
     from lmforge.hub.classifier import TextClassifier
 
@@ -120,8 +119,7 @@ def evaluate(
     records = load_records(data)
     with err_console.status(f"Loading {ref}..."):
         classifier = TextClassifier(ref)
-    with Progress(console=err_console, transient=True) as bar:
-        task = bar.add_task("Explaining", total=None)
+    with ProgressReporter(err_console, "explain") as progress:
         result = evaluate_explanations(
             classifier,
             records,
@@ -130,7 +128,7 @@ def evaluate(
             steps=steps,
             limit=limit,
             track=track,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            progress=progress,
         )
     table = Table(
         "method",

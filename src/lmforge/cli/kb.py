@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
 from lmforge.cli.console import console, err_console, format_rate
 from lmforge.errors import LmforgeError
+from lmforge.progress import ProgressFn, ProgressReporter
 
 app = typer.Typer(
     help="Knowledge bases: documents chunked, embedded and indexed for retrieval.",
@@ -51,11 +51,15 @@ def embed(
 
     texts = _texts(source, field)
     embedder = embedder_for(ref)
-    with _progress() as progress:
-        task = progress.add_task("embedding", total=len(texts))
-        vectors = embedder.encode(
-            texts, batch_size, progress=lambda n: progress.advance(task, n)
-        )  # (N, D)
+    done = 0
+    with ProgressReporter(err_console, "embedding") as progress:
+
+        def step(count: int) -> None:  # encode reports each batch's size
+            nonlocal done
+            done += count
+            progress(done, len(texts), "texts")
+
+        vectors = embedder.encode(texts, batch_size, progress=step)  # (N, D)
     if out is None:
         if len(texts) > 1:
             raise LmforgeError(f"{len(texts)} texts: pass --out FILE.npy or --out FILE.jsonl.")
@@ -66,8 +70,8 @@ def embed(
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial")
     if out.suffix == ".npy":
-        with partial.open("wb") as handle:
-            np.save(handle, vectors)
+        with partial.open("wb") as binary:
+            np.save(binary, vectors)
     else:
         with partial.open("w", encoding="utf-8") as handle:
             for text, vector in zip(texts, vectors, strict=True):
@@ -129,7 +133,7 @@ def build(
     """
     from lmforge.retrieve.kb import KnowledgeBase
 
-    def build_it(step: Callable[[int, int], Any]) -> Any:
+    def build_it(step: ProgressFn) -> Any:
         kb = KnowledgeBase.create(
             name, embed_ref=embed_ref, chunk_tokens=chunk_tokens, overlap=overlap,
             index_type=index, replace=replace, documents=docs, strict_encoding=strict_encoding,
@@ -158,15 +162,10 @@ def add(
                                                  progress=step)))  # fmt: skip
 
 
-def _ingest_and_report(work: Callable[[Callable[[int, int], Any]], tuple[Any, Any]]) -> None:
+def _ingest_and_report(work: Callable[[ProgressFn], tuple[Any, Any]]) -> None:
     """Run ``work(progress)`` (a build or an add) under a progress bar, then summarize."""
-    with _progress() as progress:
-        task = progress.add_task("embedding passages", total=None)
-
-        def step(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
-
-        kb, report = work(step)
+    with ProgressReporter(err_console, "embedding passages") as progress:
+        kb, report = work(progress)
     for warning in report.warnings:
         err_console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     # The rate is the encoder's alone: over the whole add, loading the model would make
@@ -318,13 +317,6 @@ def evaluate(
         wanted = f"{row['source']}: {row['evidence']!r}"
         found = f"rank {row['rank'] or '>10'}, top {row['top']}"
         console.print(f"missed: {row['query']!r} (wanted {wanted}; {found})", highlight=False)
-
-
-def _progress() -> Progress:
-    return Progress(
-        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=err_console, transient=True,
-    )  # fmt: skip
 
 
 def _when(timestamp: Any) -> str:

@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from lmforge.cli.console import console, err_console, format_metric
 from lmforge.errors import LmforgeError
+from lmforge.progress import ProgressReporter
 
 
 def train(
@@ -78,35 +78,20 @@ def _train_here(config: Any, resume_from: Path | bool | None, *, track: bool) ->
     from lmforge.train.loop import train as run_training
 
     is_main = int(os.environ.get("RANK", "0")) == 0
-    bar = Progress(
-        TextColumn("[bold]step {task.completed}/{task.fields[steps]}"),
-        BarColumn(),
-        TextColumn("{task.fields[stats]}"),
-        TimeRemainingColumn(),
-        console=err_console,
-        disable=not is_main,
-    )
     # The bar starts with the run: a run that fails to start (nothing to resume, a bad
     # model) leaves only its error, not a "step 0/None loss nan" line.
-    task_ids: list[TaskID] = []
+    progress = ProgressReporter(err_console, "train", unit="step", enabled=is_main)
 
     def on_start(run_id: str, run_dir: Path) -> None:
         err_console.print(f"run [bold]{run_id}[/bold] -> {run_dir}", soft_wrap=True)
-        bar.start()
-        task_ids.append(bar.add_task("train", total=None, steps="?", stats="starting"))
-
-    def progress(step: int, total: int, metrics: dict[str, float]) -> None:
-        loss, tps = metrics["train/loss"], metrics["train/tokens_per_second"]
-        bar.update(task_ids[0], completed=step, total=total, steps=str(total),
-                   stats=f"loss {loss:.4f}  {tps:.0f} tok/s")  # fmt: skip
+        progress.start()
 
     try:
         result = run_training(
             config, resume=resume_from, track=track, progress=progress, on_start=on_start
         )
     finally:
-        if task_ids:  # stopping a bar that never started still prints a blank line
-            bar.stop()
+        progress.stop()
     if not is_main:
         return
     table = Table(title=f"run {result.run_id}", show_header=False)

@@ -22,7 +22,6 @@ CAUSAL_LM = {"max_length": 512, "batch_size": 4, "lr": 2e-4, "epochs": 1.0, "hid
 
 def distill_config(source: Path, options: Any, kind: str, out: Path) -> Any:
     """The run config of one distillation (``lmforge train`` accepts the same YAML)."""
-    from lmforge.compress.run import trained_validation
     from lmforge.config.schema import RunConfig
 
     settings = CLASSIFIER if kind == "classifier" else CAUSAL_LM
@@ -67,3 +66,14 @@ def distill(
     model_dir = out / "model"
     shutil.move(str(result.model_dir), model_dir)
     return model_dir, result.run_id
+
+
+def trained_validation(source: Path) -> Path | None:
+    """The validation file of the lmforge run that trained this model, if it recorded one."""
+    import yaml
+
+    config = source / "lmforge_config.yaml"
+    if not config.is_file():
+        return None
+    validation = (yaml.safe_load(config.read_text()) or {}).get("data", {}).get("validation")
+    return Path(validation) if validation and Path(validation).is_file() else None

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from lmforge.hub.quantized import fuse_projections, quantize_layers
-from lmforge.tasks.causal_lm import unwrap
+from lmforge.runtime.modules import unwrap
 
 ALPHA = 0.9  # migration strength: measured best of 0.5-0.95 on SmolLM2 (see docs/serving.md)
 

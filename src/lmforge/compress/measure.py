@@ -139,7 +139,7 @@ def measure_encoder(
     (the fp32 encoder; 1.0 when omitted) and the batch latency."""
     import torch
 
-    from lmforge.retrieve.embed import pool
+    from lmforge.runtime.pooling import pool
 
     def pooled(out: Any, batch: Any) -> torch.Tensor:
         return pool(out.last_hidden_state, batch["attention_mask"], "mean", normalize=False)

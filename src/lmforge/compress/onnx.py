@@ -1,65 +1,17 @@
-"""ONNX export of encoders and sequence classifiers, and inference through onnxruntime.
-
-``export_onnx`` writes a directory that onnxruntime runs on its own: ``model.onnx``
-(dynamic batch and sequence axes; fp32, or dynamic INT8 from onnxruntime's quantizer),
-the tokenizer, ``config.json`` (so ``resolve`` still knows the model's kind and a
-classifier's labels), the source's sentence-transformers pooling files and
-``lmforge_onnx.json``. ``OnnxModel`` runs such a directory: embeddings pooled like
-``SentenceEmbedder``, or label probabilities.
-"""
+"""``lmforge export --format onnx``: check and load the source model, then export it
+through ``lmforge.runtime.onnx`` (which also runs the result)."""
 
 from __future__ import annotations
 
-import contextlib
-import json
-import logging
-import shutil
-import warnings
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from lmforge.errors import LmforgeError
-from lmforge.hardware import native_threads
-from lmforge.home import atomic_dir
-from lmforge.hub.resolve import ADAPTER, CLASSIFIER, ENCODER, ResolvedModel
-from lmforge.retrieve.embed import pool, pooling_config
-
-QUANTS = ("none", "int8")
-MODEL_FILE = "model.onnx"
-META_FILE = "lmforge_onnx.json"
-# torch's default ONNX opset; onnxruntime runs it from 1.17 on.
-OPSET = 20
-# The sentence-transformers files that say how an encoder's tokens become one vector.
-POOLING_FILES = ("1_Pooling", "2_Normalize", "modules.json", "sentence_bert_config.json")
-# Classifiers carry no sentence-transformers length; this is the classify task's default.
-CLASSIFY_MAX_LENGTH = 512
-OUTPUTS = {ENCODER: "last_hidden_state", CLASSIFIER: "logits"}
-
-
-def is_onnx_dir(path: Path | str) -> bool:
-    """Whether ``path`` is a directory written by ``export_onnx``."""
-    return (Path(path) / META_FILE).is_file()
-
-
-def import_onnxruntime(*, export: bool = False) -> Any:
-    """onnxruntime (and onnx and onnxscript, to export), or an error that says how to
-    install them."""
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime
-
-        if export:
-            import onnxscript  # noqa: F401  (torch's ONNX exporter translates through it)
-    except ImportError as error:
-        raise LmforgeError(
-            f"ONNX export and inference need onnx, onnxruntime and onnxscript ({error}): "
-            "pip install 'lmforge[edge]'"
-        ) from None
-    return onnxruntime
+from lmforge.hub import load_classifier, load_encoder
+from lmforge.hub.resolve import ADAPTER, ENCODER, ResolvedModel
+from lmforge.runtime.onnx import OUTPUTS, QUANTS, export_network, import_onnxruntime
 
 
 def export_onnx(resolved: ResolvedModel, out: Path, *, quant: str | None) -> None:
@@ -98,212 +50,12 @@ def export_onnx(resolved: ResolvedModel, out: Path, *, quant: str | None) -> Non
         )
     import_onnxruntime(export=True)
     network, tokenizer = _load(resolved)
-    proto = _export_graph(network, tokenizer, OUTPUTS[kind], resolved.ref)
-    with atomic_dir(out) as tmp:
-        _write_model(proto, tmp / MODEL_FILE, quant)
-        opset = _check_runs(tmp / MODEL_FILE)
-        tokenizer.save_pretrained(tmp)
-        network.config.save_pretrained(tmp)
-        copy_pooling_files(resolved.path, tmp)
-        meta = {"format": "onnx", "quant": quant, "kind": kind, "opset": opset,
-                "source": resolved.ref}  # fmt: skip
-        (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    export_network(network, tokenizer, out, kind=kind, quant=quant, source=resolved.ref,
+                   pooling_from=resolved.path)  # fmt: skip
 
 
 def _load(resolved: ResolvedModel) -> tuple[Any, Any]:
     """The source network in fp32 and eval mode, and its tokenizer."""
-    from lmforge.hub import load_classifier, load_encoder
-
     load = load_encoder if resolved.model_kind == ENCODER else load_classifier
     network, tokenizer = load(resolved)
     return network.to(torch.float32).eval(), tokenizer
-
-
-def _export_graph(network: Any, tokenizer: Any, output: str, ref: str) -> Any:
-    """Trace ``network`` with torch's dynamo exporter; return the ONNX ModelProto."""
-    import inspect
-
-    accepted = inspect.signature(network.forward).parameters
-    inputs = [name for name in tokenizer.model_input_names if name in accepted]
-    # Two texts of different lengths: a batch of 1 or a length of 1 would be
-    # specialized into the graph as a constant.
-    example = tokenizer(["an example sentence to trace", "a short one"], padding=True,
-                        return_tensors="pt")  # fmt: skip
-    axes = {0: torch.export.Dim("batch"), 1: torch.export.Dim("sequence")}
-    try:
-        with _quiet():
-            program = torch.onnx.export(
-                _Graph(network, inputs, output),
-                tuple(example[name] for name in inputs),
-                dynamo=True,
-                verbose=False,
-                opset_version=OPSET,
-                input_names=inputs,
-                output_names=[output],
-                dynamic_shapes=((axes,) * len(inputs),),
-            )
-    except Exception as error:  # torch.export and the translator raise many types
-        raise LmforgeError(
-            f"torch {torch.__version__} could not export '{ref}' to ONNX "
-            f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
-            "this architecture may not trace with torch.export; use --format hf instead."
-        ) from None
-    assert program is not None  # dynamo=True always returns the program
-    proto = program.model_proto
-    # onnxruntime's quantizer runs ONNX shape inference twice, and the second pass
-    # rejects the exporter's stored shapes ("Inferred shape and existing shape differ").
-    # They are hints only: onnxruntime infers its own.
-    del proto.graph.value_info[:]
-    return proto
-
-
-class _Graph(torch.nn.Module):
-    """The network as the exporter sees it: positional tensors in, one named output out."""
-
-    def __init__(self, network: Any, inputs: list[str], output: str) -> None:
-        super().__init__()
-        self.network, self.inputs, self.output = network, inputs, output
-
-    def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
-        outputs = self.network(**dict(zip(self.inputs, tensors, strict=True)))
-        return getattr(outputs, self.output)
-
-
-def _write_model(proto: Any, path: Path, quant: str) -> None:
-    import onnx
-
-    if quant == "none":
-        onnx.save(proto, str(path))
-        return
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    # Measured on all-MiniLM-L6-v2, cosine of 64 sentence embeddings to torch's (mean /
-    # min): per-tensor scales 0.953 / 0.931; per-channel 0.992 / 0.987, at the same size
-    # and speed. reduce_range (7-bit weights) keeps x86 CPUs without VNNI from saturating
-    # their 16-bit sums; on a VNNI CPU it costs 0.001 (per-channel 0.991 / 0.987), a small
-    # price for a file that is right on every CPU it is copied to.
-    with _quiet():
-        quantize_dynamic(proto, path, weight_type=QuantType.QInt8, per_channel=True,
-                         reduce_range=True)  # fmt: skip
-
-
-def _check_runs(path: Path) -> int:
-    """Load ``path`` in onnxruntime; return its ONNX opset.
-
-    Raises:
-        LmforgeError: onnxruntime refuses the model, naming the opset and the fix.
-    """
-    import onnx
-    import onnxruntime
-
-    imports = onnx.load(str(path)).opset_import
-    opset = next(entry.version for entry in imports if entry.domain in {"", "ai.onnx"})
-    try:
-        onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    except Exception as error:  # onnxruntime's Fail, InvalidGraph, NotImplemented...
-        raise LmforgeError(
-            f"onnxruntime {onnxruntime.__version__} cannot run the exported model (ONNX opset "
-            f"{opset}): {str(error).strip().splitlines()[0]}; install an onnxruntime that "
-            f"runs opset {opset} (pip install --upgrade onnxruntime)."
-        ) from None
-    return opset
-
-
-def copy_pooling_files(source: Path, tmp: Path) -> None:
-    """Copy the sentence-transformers pooling files of the model folder ``source``."""
-    for name in POOLING_FILES:
-        item = source / name
-        if item.is_dir():
-            shutil.copytree(item, tmp / name)
-        elif item.is_file():
-            shutil.copy2(item, tmp / name)
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Hide the exporter's and quantizer's advisory warnings and log lines."""
-    previous = logging.root.manager.disable
-    logging.disable(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logging.disable(previous)
-
-
-class OnnxModel:
-    """An ``export_onnx`` directory run through onnxruntime on the CPU, on ``threads``
-    threads (``native_threads()`` by default).
-
-    Attributes:
-        config: the transformers config saved beside the model (labels, hidden size).
-        tokenizer: the source model's tokenizer.
-    """
-
-    def __init__(self, path: Path | str, *, threads: int | None = None) -> None:
-        from transformers import AutoConfig, AutoTokenizer
-
-        from lmforge.hub.load import quiet_transformers
-
-        self.path = Path(path)
-        if not is_onnx_dir(self.path):
-            raise LmforgeError(
-                f"{self.path} is not an ONNX export (no {META_FILE}); write one with "
-                "`lmforge export REF --format onnx --out DIR`."
-            )
-        onnxruntime = import_onnxruntime()
-        quiet_transformers()
-        self.config = AutoConfig.from_pretrained(self.path)
-        self.tokenizer = AutoTokenizer.from_pretrained(self.path)
-        self.pooling, self.normalize, self.max_length = pooling_config(self.path)
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads or native_threads()
-        self.session = onnxruntime.InferenceSession(
-            str(self.path / MODEL_FILE), options, providers=["CPUExecutionProvider"]
-        )
-        self.inputs = [node.name for node in self.session.get_inputs()]
-        self.output = self.session.get_outputs()[0].name
-
-    def embed(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
-        """Return one float32 vector per text, shape ``(N, D)``, pooled like
-        ``SentenceEmbedder``."""
-        self._require(ENCODER, "embeddings")
-        vectors = []
-        for start in range(0, len(texts), batch_size):
-            batch = self._tokenize(texts[start : start + batch_size], self.max_length)
-            hidden = torch.from_numpy(self._run(batch))  # (B, T, D)
-            mask = torch.from_numpy(batch["attention_mask"])  # (B, T)
-            vectors.append(pool(hidden, mask, self.pooling, self.normalize).numpy())  # (B, D)
-        if not vectors:
-            return np.zeros((0, int(self.config.hidden_size)), dtype=np.float32)
-        return np.concatenate(vectors)
-
-    def classify(self, texts: Sequence[str], batch_size: int = 32) -> list[dict[str, float]]:
-        """Return each text's label probabilities (softmax over the logits), labels
-        named by the config's ``id2label``."""
-        self._require(CLASSIFIER, "classification")
-        labels = [self.config.id2label[i] for i in range(int(self.config.num_labels))]
-        results = []
-        for start in range(0, len(texts), batch_size):
-            batch = self._tokenize(texts[start : start + batch_size], CLASSIFY_MAX_LENGTH)
-            logits = self._run(batch)  # (B, L)
-            exp = np.exp(logits - logits.max(axis=-1, keepdims=True))
-            probabilities = exp / exp.sum(axis=-1, keepdims=True)  # (B, L)
-            results += [dict(zip(labels, map(float, row), strict=True)) for row in probabilities]
-        return results
-
-    def _require(self, kind: str, what: str) -> None:
-        if self.output != OUTPUTS[kind]:
-            raise LmforgeError(
-                f"{self.path} holds a model whose output is '{self.output}'; {what} needs "
-                f"an exported {kind} (output '{OUTPUTS[kind]}')."
-            )
-
-    def _tokenize(self, texts: Sequence[str], max_length: int) -> dict[str, np.ndarray]:
-        return self.tokenizer(list(texts), padding=True, truncation=True,
-                              max_length=max_length, return_tensors="np")  # fmt: skip
-
-    def _run(self, batch: dict[str, np.ndarray]) -> np.ndarray:
-        feed = {name: batch[name].astype(np.int64) for name in self.inputs}
-        return self.session.run([self.output], feed)[0]

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lmforge.compress.distill import distill, trained_validation
 from lmforge.errors import LmforgeError
 from lmforge.hub.quantized import SCHEMES, is_quantized_dir, read_quant_meta
 
@@ -206,7 +207,6 @@ def _run_method(
         kept = prune_vocabulary(source, options.data, out)
         tracker.log_metrics({"prune_vocab/kept_tokens": float(kept)})
         return out
-    from lmforge.compress.distill import distill
     from lmforge.hub import resolve
 
     kind = str(resolve(str(source)).model_kind)
@@ -314,17 +314,6 @@ def classifier_accuracy(model_dir: Path, records: list[dict[str, Any]]) -> float
     predicted = [classifier.labels[int(row.argmax())] for row in probabilities]
     right = sum(p == str(r["label"]) for p, r in zip(predicted, records, strict=True))
     return right / len(records)
-
-
-def trained_validation(source: Path) -> Path | None:
-    """The validation file of the lmforge run that trained this model, if it recorded one."""
-    import yaml
-
-    config = source / "lmforge_config.yaml"
-    if not config.is_file():
-        return None
-    validation = (yaml.safe_load(config.read_text()) or {}).get("data", {}).get("validation")
-    return Path(validation) if validation and Path(validation).is_file() else None
 
 
 def _eval_texts(options: CompressOptions) -> list[str]:

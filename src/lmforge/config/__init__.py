@@ -1,24 +1,23 @@
-"""Run configs: pydantic schemas, YAML loading with ``--set`` overrides, JSON schema.
+"""Run configs: pydantic schemas, YAML loading with ``--set`` overrides, JSON schema, and the
+training-task registry the ``task`` section is checked against.
 
 This package must not import torch or ``lmforge.track``: validating a config is cheap.
 """
 
 from lmforge.config.load import ConfigError, load_config, load_config_dict
 from lmforge.config.schema import (
-    TASK_NAMES,
     DataConfig,
     EvalConfig,
     MethodConfig,
     ModelConfig,
     OutputConfig,
     RunConfig,
-    TaskConfig,
     TrainConfig,
     json_schema,
 )
+from lmforge.config.tasks import TaskSettings, register_task, task_entry, task_names
 
 __all__ = [
-    "TASK_NAMES",
     "ConfigError",
     "DataConfig",
     "EvalConfig",
@@ -26,9 +25,12 @@ __all__ = [
     "ModelConfig",
     "OutputConfig",
     "RunConfig",
-    "TaskConfig",
+    "TaskSettings",
     "TrainConfig",
     "json_schema",
     "load_config",
     "load_config_dict",
+    "register_task",
+    "task_entry",
+    "task_names",
 ]

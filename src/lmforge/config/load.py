@@ -17,7 +17,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from lmforge.config.schema import KEY_SYNONYMS, RunConfig, did_you_mean
+from lmforge.config.schema import KEY_SYNONYMS, RunConfig
+from lmforge.config.section import did_you_mean
+from lmforge.config.tasks import TaskSettings, task_entries, task_entry
 from lmforge.errors import LmforgeError
 
 SCHEMA_HINT = "run `lmforge config schema` to see every field"
@@ -132,7 +134,7 @@ def load_config_dict(
     try:
         config = RunConfig.model_validate(tree)
     except ValidationError as err:
-        problems += [line for error in err.errors() for line in _describe(error)]
+        problems += [line for error in err.errors() for line in _describe(error, tree)]
     if problems:
         raise ConfigError(
             source, problems, f"Fix the config in the file or with --set KEY=VALUE; {SCHEMA_HINT}."
@@ -204,7 +206,7 @@ def _apply_override(tree: dict[str, Any], raw: str) -> str | None:
     except yaml.YAMLError as err:
         problem = getattr(err, "problem", None) or "not a YAML value"
         return f"--set {raw}: the value {text!r} is not valid YAML ({problem}); quote it"
-    if isinstance(value, str) and _is_path(_annotation_at(keys)):
+    if isinstance(value, str) and _is_path(_annotation_at(keys, tree)):
         value = str(_absolute(value, Path.cwd()))
     node = tree
     for depth, part in enumerate(keys[:-1]):
@@ -219,13 +221,15 @@ def _apply_override(tree: dict[str, Any], raw: str) -> str | None:
     return None
 
 
-def _describe(error: ErrorDetails) -> list[str]:
+def _describe(error: ErrorDetails, tree: Mapping[str, Any]) -> list[str]:
     """Turn one pydantic error into problem lines that start with the dotted key."""
     loc = error["loc"]
     dotted = ".".join(str(part) for part in loc)
     kind = error["type"]
+    if kind == "extra_forbidden" and len(loc) == 2 and loc[0] == "task":
+        return [_misplaced_task_setting(str(loc[1]), tree)]
     if kind == "extra_forbidden":
-        model = _model_at(loc[:-1])
+        model = _model_at(loc[:-1], tree)
         valid = list(model.model_fields) if model else []
         hint = _suggest_key(str(loc[-1]), loc[:-1], valid)
         return [
@@ -250,9 +254,35 @@ def _describe(error: ErrorDetails) -> list[str]:
     where = f"{dotted}: " if dotted else ""
     line = f"{where}{message}, got {_short(error['input'])}"
     if kind == "literal_error" and isinstance(error["input"], str):
-        hint = did_you_mean(error["input"], _literal_choices(loc))
+        hint = did_you_mean(error["input"], _literal_choices(loc, tree))
         line += f"; {hint}" if hint else ""
     return [line]
+
+
+def _misplaced_task_setting(key: str, tree: Mapping[str, Any]) -> str:
+    """``task.KEY`` that the named task does not take: say which tasks do, and what this
+    one takes."""
+    settings = _task_settings(tree)
+    name = tree["task"].get("name")
+    takers = [e.name for e in task_entries() if key in e.settings.model_fields]
+    if takers:
+        where = f"a setting of task {' and '.join(repr(t) for t in takers)}"
+    else:
+        hint = _suggest_key(key, ("task",), list(settings.model_fields))
+        where = "unknown key" + (f"; {hint}" if hint else "")
+    return (f"task.{key}: task {name!r} does not take it ({where}); its settings are "
+            f"{', '.join(settings.model_fields)}")  # fmt: skip
+
+
+def _task_settings(tree: Mapping[str, Any] | None) -> type[BaseModel]:
+    """The settings model of the task ``tree`` names (the common settings when it names
+    none, or one not registered)."""
+    task = (tree or {}).get("task")
+    name = task.get("name") if isinstance(task, dict) else None
+    try:
+        return task_entry(name).settings if isinstance(name, str) else TaskSettings
+    except LmforgeError:
+        return TaskSettings
 
 
 def _suggest_key(key: str, section: Sequence[int | str], valid: list[str]) -> str:
@@ -286,25 +316,30 @@ def _submodel(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def _model_at(loc: Sequence[int | str]) -> type[BaseModel] | None:
-    """The section model at ``loc`` (``()`` is RunConfig itself), or None if not a section."""
+def _model_at(
+    loc: Sequence[int | str], tree: Mapping[str, Any] | None = None
+) -> type[BaseModel] | None:
+    """The section model at ``loc`` (``()`` is RunConfig itself), or None if not a section;
+    ``task`` is the settings model of the task ``tree`` names."""
     model: type[BaseModel] | None = RunConfig
     for part in loc:
         field = model.model_fields.get(str(part)) if model else None
         if field is None:
             return None
         model = _submodel(field.annotation)
+        if model is TaskSettings:
+            model = _task_settings(tree)
     return model
 
 
-def _annotation_at(loc: Sequence[int | str]) -> Any:
-    model = _model_at(loc[:-1]) if loc else None
+def _annotation_at(loc: Sequence[int | str], tree: Mapping[str, Any] | None = None) -> Any:
+    model = _model_at(loc[:-1], tree) if loc else None
     field = model.model_fields.get(str(loc[-1])) if model else None
     return field.annotation if field else None
 
 
-def _literal_choices(loc: Sequence[int | str]) -> list[str]:
-    annotation = _annotation_at(loc)
+def _literal_choices(loc: Sequence[int | str], tree: Mapping[str, Any]) -> list[str]:
+    annotation = _annotation_at(loc, tree)
     candidates = [annotation, *get_args(annotation)]
     return [str(a) for c in candidates if get_origin(c) is Literal for a in get_args(c)]
 

@@ -8,29 +8,14 @@ Cross-field checks raise ``ValueError`` whose message names every field involved
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, SerializeAsAny, create_model, field_validator, model_validator
 
-# Built-in tasks (one module each under ``lmforge.tasks``). Kept here, not imported from
-# ``tasks``, because tasks import torch and the config package must not.
-TASK_NAMES: tuple[str, ...] = ("sft", "clm", "mlm", "classify", "regress", "distill")
-
-# Which data formats each task can read; ``auto`` (detect from the columns) fits all.
-TASK_FORMATS: dict[str, tuple[str, ...]] = {
-    "sft": ("messages", "alpaca"),
-    "clm": ("text",),
-    "mlm": ("text",),
-    "classify": ("labeled",),
-    "regress": ("labeled",),
-    "distill": ("labeled", "text", "messages", "alpaca"),  # the teacher's task decides
-}
-
-# Tasks whose examples can be packed into fixed-length blocks.
-PACKABLE_TASKS: tuple[str, ...] = ("sft", "clm")
+from lmforge.config.section import Section
+from lmforge.config.tasks import TaskSettings, task_entries, task_entry
+from lmforge.errors import LmforgeError
 
 # Names users bring from Hugging Face Trainer, LLaMA-Factory and torchtune configs, mapped
 # to ours. Only used to suggest the right key in an "unknown key" error, never accepted.
@@ -72,13 +57,6 @@ KEY_SYNONYMS: dict[str, str] = {
 _REGISTRY_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
 
-class Section(BaseModel):
-    """Base of every config section: unknown keys are errors, not silently dropped."""
-
-    # coerce_numbers_to_str: `--set data.fields.label=1` or `experiment: 2024` mean strings.
-    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
-
-
 class ModelConfig(Section):
     """Which model to start from."""
 
@@ -97,83 +75,6 @@ class ModelConfig(Section):
         default="auto",
         description="Dtype the weights are loaded in; auto keeps the checkpoint's own dtype.",
     )
-
-
-class TaskConfig(Section):
-    """What the model learns to do, and task-specific knobs."""
-
-    name: str = Field(description=f"Task to train: one of {', '.join(TASK_NAMES)}.")
-    max_length: int = Field(
-        default=512, gt=0, description="Longest tokenized example; longer ones are truncated."
-    )
-    num_labels: int | None = Field(
-        default=None,
-        ge=2,
-        description="classify only: number of classes; null counts the labels in data.train.",
-    )
-    train_on_prompt: bool = Field(
-        default=False,
-        description="sft only: also compute the loss on prompt tokens, not just the answer.",
-    )
-    mlm_probability: float = Field(
-        default=0.15, gt=0, lt=1, description="mlm only: fraction of tokens masked per example."
-    )
-    teacher: str | None = Field(
-        default=None,
-        description="distill only: the teacher model reference; null: model.ref is the teacher.",
-    )
-    student_layers: int | None = Field(
-        default=None,
-        ge=1,
-        description="distill only: transformer layers the student keeps, evenly spaced from "
-        "model.ref's; null keeps them all.",
-    )
-    temperature: float = Field(
-        default=2.0, gt=0, description="distill only: softmax temperature of the soft targets."
-    )
-    distill_alpha: float = Field(
-        default=0.5,
-        ge=0,
-        le=1,
-        description="distill only: weight of the soft-target loss (1 - it: the hard labels').",
-    )
-    distill_hidden: float = Field(
-        default=0.0,
-        ge=0,
-        description="distill only: weight of the hidden-state loss, the mean squared distance "
-        "between each student layer's output and the teacher layer it was copied from "
-        "(TinyBERT); needs student_layers. 0 turns it off.",
-    )
-
-    @field_validator("name")
-    @classmethod
-    def _known_task(cls, name: str) -> str:
-        if name not in TASK_NAMES:
-            hint = did_you_mean(name, TASK_NAMES)
-            raise ValueError(
-                f"unknown task {name!r}{f' ({hint})' if hint else ''}; "
-                f"choose one of {', '.join(TASK_NAMES)}"
-            )
-        return name
-
-    @model_validator(mode="after")
-    def _knobs_match_task(self) -> TaskConfig:
-        only_for = {"num_labels": "classify", "train_on_prompt": "sft", "mlm_probability": "mlm",
-                    "distill_hidden": "distill"}  # fmt: skip
-        wrong = [
-            f"task.{key}: applies only to task {task!r}, not {self.name!r}; remove it"
-            for key, task in only_for.items()
-            # Compare with the default, not model_fields_set: a dumped config holds every
-            # field and must load again.
-            if self.name != task and getattr(self, key) != type(self).model_fields[key].default
-        ]
-        if self.distill_hidden > 0 and self.student_layers is None:
-            wrong.append("task.distill_hidden: matches each student layer with the teacher "
-                         "layer it was copied from, so it needs task.student_layers; set it "
-                         "or set distill_hidden to 0")  # fmt: skip
-        if wrong:
-            raise ValueError("\n".join(wrong))
-        return self
 
 
 class DataConfig(Section):
@@ -365,26 +266,43 @@ class RunConfig(Section):
     """A whole training run: model, task, data, method, train, eval, output."""
 
     model: ModelConfig
-    task: TaskConfig
+    # the registered task's own settings model, chosen by task.name (config/tasks.py)
+    task: SerializeAsAny[TaskSettings]
     data: DataConfig
     method: MethodConfig = Field(default_factory=MethodConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
 
+    @field_validator("task", mode="before")
+    @classmethod
+    def _settings_of_the_named_task(cls, value: Any) -> Any:
+        """Validate ``task`` with the settings model of the task it names."""
+        if isinstance(value, TaskSettings) or not isinstance(value, dict):
+            return value
+        name = value.get("name")
+        if not isinstance(name, str):
+            return value  # "task.name: required key is missing" or a type error follows
+        try:
+            entry = task_entry(name)
+        except LmforgeError as error:
+            raise ValueError(str(error)) from None
+        return entry.settings.model_validate(value)
+
     @model_validator(mode="after")
     def _sections_agree(self) -> RunConfig:
         problems: list[str] = []
         task = self.task.name
-        allowed = TASK_FORMATS.get(task, ())
+        allowed = type(self.task).formats
         if self.data.format != "auto" and allowed and self.data.format not in allowed:
             problems.append(
                 f"data.format: {self.data.format!r} cannot feed task {task!r}; "
                 f"use {', '.join(repr(f) for f in allowed)} or 'auto'"
             )
-        if self.data.packing and task not in PACKABLE_TASKS:
+        if self.data.packing and not type(self.task).packable:
+            packable = [e.name for e in task_entries() if e.settings.packable]
             problems.append(
-                f"data.packing: only tasks {', '.join(PACKABLE_TASKS)} can pack examples, "
+                f"data.packing: only tasks {', '.join(packable)} can pack examples, "
                 f"not {task!r}; remove it"
             )
         if self.eval.every is not None and not self.data.has_validation:
@@ -422,12 +340,10 @@ class RunConfig(Section):
         return self
 
 
-def did_you_mean(word: str, choices: Iterable[object]) -> str:
-    """Return ``"did you mean 'x'?"`` for the choice closest to ``word``, or ``""``."""
-    close = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}?" if close else ""
-
-
 def json_schema() -> dict[str, Any]:
-    """Return the JSON schema of ``RunConfig`` (every section, field, default and bound)."""
-    return RunConfig.model_json_schema()
+    """Return the JSON schema of ``RunConfig`` (every section, field, default and bound),
+    ``task`` as one settings model per registered task, chosen by ``name``."""
+    settings = tuple(entry.settings for entry in task_entries())
+    union = Annotated[Union[settings], Field(discriminator="name")]  # type: ignore[valid-type]  # noqa: UP007
+    with_tasks = create_model("RunConfig", __base__=RunConfig, task=(union, ...))
+    return with_tasks.model_json_schema()

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lmforge.config.schema import did_you_mean
+from lmforge.config.section import did_you_mean
 from lmforge.errors import LmforgeError
 
 FORMATS: tuple[str, ...] = ("messages", "alpaca", "text", "labeled")

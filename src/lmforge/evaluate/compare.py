@@ -16,6 +16,7 @@ from typing import Any
 from lmforge.errors import LmforgeError
 from lmforge.evaluate import metrics as m
 from lmforge.evaluate.runner import EXAMPLES_ARTIFACT, task_metrics
+from lmforge.stats import HIGHER_IS_BETTER
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class MetricDiff:
         if math.isnan(self.low) or math.isnan(self.high) or self.low <= 0 <= self.high:
             return "-"
         b_higher = self.low > 0
-        return "B" if b_higher == m.HIGHER_IS_BETTER.get(self.metric, True) else "A"
+        return "B" if b_higher == HIGHER_IS_BETTER.get(self.metric, True) else "A"
 
 
 def compare_examples(

@@ -102,27 +102,12 @@ def _lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
 
 # --- aggregates ---------------------------------------------------------------------------
 
+
 # How each metric's per-example values become the run's number. "mean" is the default;
 # perplexity is exp of the token-weighted mean loss and RMSE the root of the mean square,
-# so those two keep (sum, count) columns in the per-example table instead.
-HIGHER_IS_BETTER = {
-    "exact_match": True,
-    "token_f1": True,
-    "rouge_l": True,
-    "keyword_accuracy": True,
-    "citation_precision": True,
-    "accuracy": True,
-    "macro_f1": True,
-    "pass@1": True,
-    "perplexity": False,
-    "rmse": False,
-    "mae": False,
-    "unsafe_answer_rate": False,
-    "unsafe_prompt_block_rate": True,
-    "safe_prompt_pass_rate": True,
-}
-
-
+# so those two keep (sum, count) columns in the per-example table instead. Which way each
+# metric is better, and the Wilson interval, live in ``lmforge.stats`` (the registry's
+# promotion gate and the guard's report use them too).
 def aggregate(metric: str, rows: Sequence[dict[str, Any]]) -> float:
     """The run-level value of ``metric`` from per-example rows (see ``example_columns``).
 
@@ -165,32 +150,6 @@ def bootstrap_ci(
     tail = (1 - confidence) / 2 * 100
     low, high = np.nanpercentile(values, [tail, 100 - tail])
     return float(low), float(high)
-
-
-def wilson_interval(
-    successes: float, total: int, *, confidence: float = 0.95
-) -> tuple[float, float]:
-    """The Wilson score interval for a proportion ``successes / total``.
-
-    Unlike the normal approximation (and the bootstrap, which collapses to a point when
-    every example scored the same), it stays inside [0, 1] and keeps a sensible width at
-    small ``total`` and at proportions near 0 or 1: 25 of 33 gives 0.590 to 0.872.
-
-    Returns:
-        (low, high); (nan, nan) when ``total`` is 0.
-    """
-    from statistics import NormalDist
-
-    if total <= 0:
-        return float("nan"), float("nan")
-    z = NormalDist().inv_cdf(1 - (1 - confidence) / 2)
-    share = successes / total
-    denominator = 1 + z * z / total
-    centre = (share + z * z / (2 * total)) / denominator
-    half = z * math.sqrt(share * (1 - share) / total + z * z / (4 * total * total)) / denominator
-    low = 0.0 if successes <= 0 else max(0.0, centre - half)  # exact at the ends
-    high = 1.0 if successes >= total else min(1.0, centre + half)
-    return low, high
 
 
 def paired_bootstrap_diff(

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lmforge.evaluate.compare import MetricDiff, compare_examples
-from lmforge.evaluate.runner import EvalResult, ProgressFn, evaluate_model
+from lmforge.evaluate.runner import EvalResult, evaluate_model
+from lmforge.progress import ProgressFn
 from lmforge.track.prompts import PromptTemplate
 
 PROMPTS_EXPERIMENT = "prompts"

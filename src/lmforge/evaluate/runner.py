@@ -46,6 +46,8 @@ from typing import TYPE_CHECKING, Any
 
 from lmforge.errors import LmforgeError
 from lmforge.evaluate import metrics as m
+from lmforge.progress import ProgressFn
+from lmforge.stats import wilson_interval
 
 if TYPE_CHECKING:
     from lmforge.retrieve.kb import Hit
@@ -69,8 +71,6 @@ EXAMPLES_ARTIFACT = "examples.jsonl"
 EVAL_EXPERIMENT = "eval"
 # Appended to a code problem so an instruct model answers with code only.
 CODE_INSTRUCTION = "Answer with the complete function in one ```python code block."
-
-ProgressFn = Callable[[int, int], None]
 
 
 @dataclass
@@ -127,7 +127,7 @@ def evaluate_model(
         template: generation tasks: a prompt template rendered with each example's fields
             into the user message (and system prompt, if it has one).
         tags: extra MLflow run tags.
-        progress: called with (examples done, total).
+        progress: called with (examples done, total, "examples").
         kb: qa and generation: a knowledge base whose top ``kb_top_k`` passages for each
             question go into the system prompt, as ``lmforge serve --kb`` does.
 
@@ -191,7 +191,7 @@ def _interval(metric: str, rows: list[dict[str, Any]]) -> tuple[float, float]:
     """Wilson for the 0/1 metrics in ``WILSON_METRICS``, a bootstrap for the others."""
     if metric in WILSON_METRICS:
         values = [row[metric] for row in rows if metric in row]
-        return m.wilson_interval(sum(values), len(values))
+        return wilson_interval(sum(values), len(values))
     return m.bootstrap_ci(metric, rows)
 
 
@@ -397,7 +397,7 @@ def generate_answers(
         for done in range(1, len(prompt_ids) + 1):
             finished.acquire()
             if progress is not None:
-                progress(done, len(prompt_ids))
+                progress(done, len(prompt_ids), "examples")
     finally:
         engine.stop()
     if errors:
@@ -497,7 +497,7 @@ def _perplexity_rows(
             rows.append({"id": record["id"], "nll_sum": nll, "tokens": tokens,
                          "perplexity": perplexity})  # fmt: skip
             if progress is not None:
-                progress(index + 1, len(records))
+                progress(index + 1, len(records), "examples")
     return rows
 
 

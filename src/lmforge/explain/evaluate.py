@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +34,7 @@ from lmforge.explain.text import (
     explain_text,
 )
 from lmforge.explain.words import words_of
+from lmforge.progress import ProgressFn
 from lmforge.track import start_run
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ def evaluate_explanations(
     steps: int = 50,
     limit: int | None = None,
     track: bool = True,
-    progress: Callable[[int, int], None] | None = None,
+    progress: ProgressFn | None = None,
 ) -> EvaluationResult:
     """Explain every record's text with every method and average the faithfulness.
 
@@ -82,7 +83,7 @@ def evaluate_explanations(
         steps: Integrated gradients' interpolation steps.
         limit: Explain only the first ``limit`` records.
         track: Log an MLflow run in the ``explain`` experiment.
-        progress: Called as ``progress(done, total)`` after each explanation.
+        progress: Called as ``progress(done, total, "explanations")`` after each one.
 
     Raises:
         LmforgeError: an unknown method, no records, a record without text, or ``ig``
@@ -114,7 +115,7 @@ def evaluate_explanations(
                     {"index": index, "text": text, "gold_label": gold, **explanation.to_dict()}
                 )
                 if progress is not None:
-                    progress(len(examples), len(texts) * len(methods))
+                    progress(len(examples), len(texts) * len(methods), "explanations")
         rows = summarize(examples, methods)
         tracker.log_metrics(_metrics(rows, examples))
         with tempfile.TemporaryDirectory() as tmp:

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from lmforge.explain.explanation import Explanation
 from lmforge.explain.words import index_words
+
+if TYPE_CHECKING:
+    from lmforge.explain.explanation import Explanation
 
 METHOD_NAMES = {"lime": "LIME", "ig": "Integrated gradients", "random": "Random ranking"}
 FAITHFULNESS_ROWS = (

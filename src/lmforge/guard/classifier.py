@@ -216,7 +216,8 @@ def train_classifier(
     from peft import LoraConfig, get_peft_model
     from safetensors.numpy import save_file
 
-    from lmforge.retrieve.embed import SentenceEmbedder, pool
+    from lmforge.hub.embed import SentenceEmbedder
+    from lmforge.runtime.pooling import pool
 
     settings = settings or TrainSettings()
     check_quantization(settings.encoder_quantization, "guard train: encoder_quantization",

@@ -4,8 +4,9 @@
 were chosen with it:
 
 - ``onnx-int8`` (what ``guard train`` writes by default): the merged encoder exported to
-  ONNX with dynamic INT8 weights (``lmforge export --format onnx --quant int8``) and run by
-  onnxruntime. The export takes about 15 seconds; it is cached under
+  ONNX with dynamic INT8 weights (``runtime.onnx.export_network``, as ``lmforge export
+  --format onnx --quant int8`` does) and run by onnxruntime. The export takes about 15
+  seconds; it is cached under
   ``$LMFORGE_HOME/cache/guard-onnx``, keyed by the adapter's files and the exporter's
   version, so it happens once per adapter.
 - ``int8-dynamic``: torch, with every linear layer swapped for a dynamic INT8 one.
@@ -20,18 +21,17 @@ per-module Python overhead.
 from __future__ import annotations
 
 import hashlib
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from lmforge.compress.onnx import copy_pooling_files, export_onnx, is_onnx_dir
 from lmforge.errors import LmforgeError
 from lmforge.home import lmforge_home
 from lmforge.hub import resolve
+from lmforge.hub.embed import SentenceEmbedder
 from lmforge.hub.quantized import dynamic_int8_linear, int8_rows
-from lmforge.retrieve.embed import SentenceEmbedder
+from lmforge.runtime.onnx import export_network, is_onnx_dir
 
 # how the encoder runs once loaded (classifier.json's "encoder_quantization"; None: fp32)
 QUANTIZATIONS = (None, "int8-dynamic", "onnx-int8")
@@ -91,12 +91,9 @@ def onnx_export(embed_model: str, adapter_dir: Path | None) -> Path:
     if not is_onnx_dir(folder):
         folder.parent.mkdir(parents=True, exist_ok=True)
         merged = load_embedder(embed_model, adapter_dir)  # fp32 torch
-        # export_onnx reads a model folder: write the merged encoder as one first
-        with tempfile.TemporaryDirectory(prefix=".merged-", dir=folder.parent) as work:
-            merged.model.save_pretrained(work)
-            merged.tokenizer.save_pretrained(work)
-            copy_pooling_files(resolve(embed_model, progress=False).path, Path(work))
-            export_onnx(resolve(work, progress=False), folder, quant="int8")
+        export_network(merged.model.float().eval(), merged.tokenizer, folder, kind="encoder",
+                       quant="int8", source=f"{embed_model} + {adapter_dir}",
+                       pooling_from=resolve(embed_model, progress=False).path)  # fmt: skip
     return folder
 
 

@@ -17,9 +17,9 @@ from typing import Any
 
 from lmforge.data.bundled import BUNDLED_PREFIX, bundled_path
 from lmforge.errors import LmforgeError
-from lmforge.evaluate.metrics import wilson_interval
 from lmforge.guard.classifier import CATEGORIES, LABELS, read_labeled
 from lmforge.guard.policy import Guard
+from lmforge.stats import wilson_interval
 
 
 def resolve_data(spec: str) -> Path:

@@ -28,8 +28,8 @@ class TextClassifier:
     """
 
     def __init__(self, ref: str) -> None:
-        from lmforge.compress.onnx import OnnxModel, is_onnx_dir
         from lmforge.hub.load import load_classifier
+        from lmforge.runtime.onnx import OnnxModel, is_onnx_dir
 
         self.model_ref = ref
         resolved = resolve(ref)

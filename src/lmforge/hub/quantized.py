@@ -253,7 +253,7 @@ def _fuse(owner: torch.nn.Module, names: list[str], fused_name: str) -> None:
 def fuse_projections(model: Any) -> None:
     """q, k, v into ``qkv_proj`` and gate, up into ``gate_up_proj`` (fewer, larger matmuls;
     with dynamic INT8 also one activation quantization instead of three)."""
-    from lmforge.tasks.causal_lm import unwrap
+    from lmforge.runtime.modules import unwrap
 
     for layer in unwrap(model).model.layers:
         _fuse(layer.self_attn, ["q_proj", "k_proj", "v_proj"], "qkv_proj")

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from lmforge.pipeline.runner import Events, PipelineResult
 from lmforge.pipeline.steps import StepRecord
+from lmforge.progress import ProgressReporter
 
 STATUS_STYLE = {"ran": "green", "cached": "cyan", "skipped": "yellow", "failed": "red",
                 "planned": "white"}  # fmt: skip
@@ -34,8 +34,7 @@ class ConsoleEvents(Events):
     def __init__(self, console: Console, quiet: bool = False) -> None:
         self.console = console
         self.quiet = quiet
-        self.bar: Progress | None = None
-        self.task: Any = None
+        self.bar: ProgressReporter | None = None
 
     def step_started(self, record: StepRecord, index: int, total: int) -> None:
         if not self.quiet:
@@ -54,21 +53,18 @@ class ConsoleEvents(Events):
         if not self.quiet:
             self.console.print(f"  {message}", highlight=False, markup=False)
 
-    def progress(self, step: str, done: int, total: int, what: str) -> None:
+    def progress(self, step: str, done: int, total: int, detail: str) -> None:
         if self.quiet:
             return
         if self.bar is None:
-            counts = TextColumn("{task.completed}/{task.total} {task.fields[what]}")
-            self.bar = Progress(TextColumn(f"  {step}"), BarColumn(), counts, TimeElapsedColumn(),
-                                console=self.console, transient=True)  # fmt: skip
+            self.bar = ProgressReporter(self.console, f"  {step}")
             self.bar.start()
-            self.task = self.bar.add_task(step, total=total, what=what)
-        self.bar.update(self.task, completed=done, total=total, what=what)
+        self.bar(done, total, detail)
 
     def _end_bar(self) -> None:
         if self.bar is not None:
             self.bar.stop()
-            self.bar, self.task = None, None
+            self.bar = None
 
 
 def print_summary(console: Console, result: PipelineResult) -> None:

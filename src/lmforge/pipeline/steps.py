@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from lmforge.errors import LmforgeError
+from lmforge.progress import ProgressFn
 
 if TYPE_CHECKING:
     from lmforge.pipeline.spec import Pipeline, StepSpec
@@ -34,7 +35,7 @@ class StepContext:
     ancestors: dict[str, dict[str, Any]]  # step name -> {type, params, outputs, cpu_seconds, ...}
     parent_run_id: str | None = None
     log: Callable[[str], None] = print
-    progress: Callable[[int, int, str], None] | None = None  # (done, total, what)
+    progress: ProgressFn | None = None
 
 
 class Params(BaseModel):
@@ -241,11 +242,7 @@ class TrainStep(StepType):
 
         config = _train_config(params)
 
-        def progress(step: int, total: int, metrics: dict[str, float]) -> None:
-            if ctx.progress is not None:
-                ctx.progress(step, total, f"loss {metrics.get('train/loss', float('nan')):.3f}")
-
-        result = train(config, track=ctx.track, progress=progress)
+        result = train(config, track=ctx.track, progress=ctx.progress)
         ctx.log(f"trained {result.steps} steps, final loss {result.final_loss:.3f}, "
                 f"{result.train_seconds:.0f} s -> {result.model_dir}")  # fmt: skip
         return {
@@ -321,15 +318,11 @@ class EvalStep(StepType):
 
         template = load_prompt(params.template) if params.template else None
 
-        def progress(done: int, total: int) -> None:
-            if ctx.progress is not None:
-                ctx.progress(done, total, "examples")
-
         result = evaluate_model(
             params.model, params.data, params.task, max_examples=params.max_examples,
             max_tokens=params.max_tokens, system=params.system, template=template,
             track=ctx.track, run_name=f"{ctx.pipeline.spec.name}-{ctx.step.name}",
-            progress=progress, kb=params.kb, kb_top_k=params.kb_top_k,
+            progress=ctx.progress, kb=params.kb, kb_top_k=params.kb_top_k,
         )  # fmt: skip
         shown = ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items())
         ctx.log(f"{params.task} on {len(result.examples)} examples: {shown}")

@@ -8,7 +8,7 @@ Example:
     hits = kb.search("how long do returns take?", k=3, hybrid=True)
 """
 
-from lmforge.retrieve.embed import SentenceEmbedder, cosine_similarity
+from lmforge.hub.embed import SentenceEmbedder, cosine_similarity
 from lmforge.retrieve.evaluate import RetrievalReport, evaluate_retrieval, read_queries
 from lmforge.retrieve.kb import AddReport, Hit, KnowledgeBase, kb_root, list_kbs
 

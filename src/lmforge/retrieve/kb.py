@@ -33,7 +33,7 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,9 +42,10 @@ import numpy as np
 
 from lmforge.errors import LmforgeError
 from lmforge.home import lmforge_home
+from lmforge.hub.embed import SentenceEmbedder
+from lmforge.progress import ProgressFn
 from lmforge.retrieve.chunk import check_chunking, chunk_document
 from lmforge.retrieve.documents import SourceFile, collect_files, read_source
-from lmforge.retrieve.embed import SentenceEmbedder
 
 DEFAULT_EMBED = "all-minilm-l6-v2"
 # Up to this many passages the index is exact (flat inner product: ~8 ms per query at 100k
@@ -154,7 +155,7 @@ class KnowledgeBase:
         replace: bool = False,
         documents: list[Path] | None = None,
         strict_encoding: bool = False,
-        progress: Callable[[int, int], Any] | None = None,
+        progress: ProgressFn | None = None,
     ) -> KnowledgeBase:
         """A new knowledge base embedding with ``embed_ref``, holding ``documents`` (none:
         empty), saved before it returns. With ``replace`` it takes the place of an
@@ -333,7 +334,7 @@ class KnowledgeBase:
         paths: list[Path],
         *,
         strict_encoding: bool = False,
-        progress: Callable[[int, int], Any] | None = None,
+        progress: ProgressFn | None = None,
     ) -> AddReport:
         """Read, chunk, embed and index files (folders are searched for supported files).
 
@@ -344,7 +345,7 @@ class KnowledgeBase:
             paths: Files or folders.
             strict_encoding: Refuse files that are not UTF-8 (default: decode as cp1252
                 and report it in ``warnings``).
-            progress: Called with (passages embedded so far, passages to embed).
+            progress: Called with (passages embedded so far, passages to embed, "passages").
 
         Raises:
             LmforgeError: a file is missing, unsupported, empty, binary or malformed.
@@ -360,7 +361,7 @@ class KnowledgeBase:
         self,
         paths: list[Path],
         strict_encoding: bool,
-        progress: Callable[[int, int], Any] | None,
+        progress: ProgressFn | None,
     ) -> AddReport:
         """Read, chunk and embed new or changed files into the in-memory state."""
         started = time.perf_counter()
@@ -384,7 +385,7 @@ class KnowledgeBase:
             nonlocal done
             done += count
             if progress is not None:
-                progress(done, len(texts))
+                progress(done, len(texts), "passages")
 
         embedder = self.embedder()
         embed_started = time.perf_counter()

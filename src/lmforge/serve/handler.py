@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from lmforge.data.chat import render_chat
 from lmforge.errors import LmforgeError
 from lmforge.guard.policy import Guard
-from lmforge.retrieve.embed import SentenceEmbedder
+from lmforge.hub.embed import SentenceEmbedder
 from lmforge.serve.engine import (
     Event,
     GenerationBackend,

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from lmforge.errors import LmforgeError
-from lmforge.tasks.causal_lm import unwrap
+from lmforge.runtime.modules import unwrap
 
 SUPPORTED_ARCHITECTURES = ("llama", "mistral", "qwen2")
 

@@ -59,7 +59,7 @@ def build_handler(
 
     if quantize not in QUANTIZATIONS:
         raise LmforgeError(f"--quantize: unknown {quantize!r}; use one of {QUANTIZATIONS}")
-    from lmforge.retrieve.embed import SentenceEmbedder
+    from lmforge.hub.embed import SentenceEmbedder
 
     spec = understanding or UnderstandingSpec()
     base, resolved = resolve_served(ref, served_name, adapters or {})

@@ -1,21 +1,19 @@
-"""Training tasks, one module each, registered the way a user's task would be."""
+"""Training tasks, one module each; the registry that names them (and holds their
+settings) is ``lmforge.config.tasks``."""
 
-from lmforge.tasks import classify, clm, distill, mlm, sft  # noqa: F401  (register built-ins)
+from lmforge.config.tasks import register_task
 from lmforge.tasks.base import (
     IGNORE_INDEX,
-    TASKS,
     Batch,
     EncodeOptions,
     EncodeStats,
     Example,
     Task,
     get_task,
-    register_task,
 )
 
 __all__ = [
     "IGNORE_INDEX",
-    "TASKS",
     "Batch",
     "EncodeOptions",
     "EncodeStats",

@@ -2,19 +2,20 @@
 
 The training loop in ``lmforge.train`` knows nothing about any task: it asks the task
 to encode records into examples, to collate examples into batches, and for the summed
-loss of a batch. Built-in tasks register with ``register_task`` exactly as a user's
-task would.
+loss of a batch. Every task, built-in or a user's, is an entry of the registry in
+``lmforge.config.tasks``, which also holds its settings.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
 
-from lmforge.errors import LmforgeError
+from lmforge.config import RunConfig
+from lmforge.config.tasks import TaskSettings, task_entry
 
 Example = dict[str, Any]
 """One encoded example: ``input_ids`` plus task-specific targets (``labels``/``label``)."""
@@ -50,12 +51,18 @@ class Task(Protocol):
     """A training objective. Implementations hold no state between calls."""
 
     name: str
+    settings: type[TaskSettings]  # what the run config's task section takes
     formats: tuple[str, ...]  # record formats it reads (lmforge.data.records)
     label_kind: str | None  # "class" | "float" | None: what record labels hold
     model_kinds: tuple[str, ...]  # hub kinds its backbone may be
     packable: bool  # examples may be packed into one sequence
     peft_task_type: str | None  # peft's TaskType for LoRA ("CAUSAL_LM", "SEQ_CLS", None)
     head_modules: tuple[str, ...]  # freshly initialized heads that must train under LoRA
+
+    def configured(self, config: RunConfig) -> Task:
+        """This task set up for a run from ``config.task`` (its settings, a teacher...);
+        a task with nothing to set up returns itself."""
+        ...
 
     def build_model(
         self, path: str, *, labels: Sequence[str], dtype: torch.dtype, pretrained: bool = True
@@ -87,29 +94,13 @@ class Task(Protocol):
         ...
 
 
-# Factories return objects that satisfy Task structurally (class attributes included).
-TASKS: dict[str, Callable[[], Any]] = {}
-
-
-def register_task(name: str, factory: Callable[[], Any]) -> None:
-    """Make ``task.name: NAME`` in a run config build the task with ``factory()``."""
-    TASKS[name] = factory
-
-
 def get_task(name: str) -> Task:
-    """Return the registered task ``name``.
+    """A new instance of the registered task ``name`` (``lmforge.config.tasks``).
 
     Raises:
         LmforgeError: no task has that name.
     """
-    import lmforge.tasks  # noqa: F401  (registers the built-in tasks)
-
-    if name not in TASKS:
-        raise LmforgeError(
-            f"task.name: unknown task {name!r}; registered tasks: {', '.join(sorted(TASKS))}. "
-            "Register your own with lmforge.tasks.register_task(name, factory)."
-        )
-    task: Task = TASKS[name]()
+    task: Task = task_entry(name).build()
     return task
 
 

@@ -9,16 +9,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from lmforge.config import RunConfig
+from lmforge.runtime.modules import unwrap
 from lmforge.tasks.base import IGNORE_INDEX, Batch, Example, load_weights, pad
-
-
-def unwrap(model: Any) -> Any:
-    """The plain transformers model inside DDP/FSDP/peft wrappers (LoRA layers stay in)."""
-    while hasattr(model, "module") and not hasattr(model, "get_output_embeddings"):
-        model = model.module
-    if hasattr(model, "get_base_model"):
-        model = model.get_base_model()
-    return model
 
 
 def build_causal_lm(path: str, dtype: torch.dtype, pretrained: bool = True) -> Any:
@@ -86,13 +79,16 @@ def evaluate_lm(model: Any, batches: Iterable[Batch]) -> dict[str, Any]:
 
 class CausalLmTask:
     """What the causal-LM tasks (sft, clm) share: the model, batching, loss and metrics.
-    Subclasses add ``name``, ``formats`` and ``encode``."""
+    Subclasses add ``name``, ``settings``, ``formats`` and ``encode``."""
 
     label_kind = None
     model_kinds = ("causal-lm",)
     packable = True
     peft_task_type = "CAUSAL_LM"
     head_modules: tuple[str, ...] = ()
+
+    def configured(self, config: RunConfig) -> CausalLmTask:
+        return self  # max_length and train_on_prompt reach encode through EncodeOptions
 
     def build_model(
         self, path: str, *, labels: Sequence[str], dtype: torch.dtype, pretrained: bool = True

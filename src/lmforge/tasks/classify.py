@@ -9,6 +9,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from lmforge.config import RunConfig
+from lmforge.config.tasks import ClassifySettings, RegressSettings
+from lmforge.errors import LmforgeError
 from lmforge.tasks.base import (
     Batch,
     EncodeOptions,
@@ -17,7 +20,6 @@ from lmforge.tasks.base import (
     fit_length,
     load_weights,
     pad,
-    register_task,
 )
 
 
@@ -66,7 +68,7 @@ def _build(path: str, dtype: torch.dtype, pretrained: bool, **config: Any) -> An
 class SequenceHeadTask:
     """What classify and regress share: labeled text and a head on the sequence."""
 
-    formats = ("labeled",)
+    formats = ClassifySettings.formats
     model_kinds = ("encoder", "causal-lm", "classifier")
     packable = False
     peft_task_type = "SEQ_CLS"  # peft keeps the classifier head trainable
@@ -78,11 +80,24 @@ class ClassifyTask(SequenceHeadTask):
     accuracy, macro-F1 and the confusion matrix (rows: true label, columns: predicted)."""
 
     name = "classify"
+    settings = ClassifySettings
     label_kind = "class"
+    num_labels: int | None = None
+
+    def configured(self, config: RunConfig) -> ClassifyTask:
+        assert isinstance(config.task, ClassifySettings)
+        self.num_labels = config.task.num_labels
+        return self
 
     def build_model(
         self, path: str, *, labels: Sequence[str], dtype: torch.dtype, pretrained: bool = True
     ) -> Any:
+        if self.num_labels is not None and len(labels) != self.num_labels:
+            raise LmforgeError(
+                f"task.num_labels: {self.num_labels}, but the training data has "
+                f"{len(labels)} labels ({', '.join(labels)}); set it to {len(labels)}, "
+                "or leave it out to take the labels from the data"
+            )
         return _build(
             path,
             dtype,
@@ -151,7 +166,11 @@ class RegressTask(SequenceHeadTask):
     """Scalar regression (property prediction): MSE loss; RMSE, MAE and R2."""
 
     name = "regress"
+    settings = RegressSettings
     label_kind = "float"
+
+    def configured(self, config: RunConfig) -> RegressTask:
+        return self
 
     def build_model(
         self, path: str, *, labels: Sequence[str], dtype: torch.dtype, pretrained: bool = True
@@ -195,7 +214,3 @@ def regression_metrics(truths: list[float], predictions: list[float]) -> dict[st
         "mae": sum(abs(e) for e in errors) / count,
         "r2": 1.0 - residual / total if total > 0 else 0.0,
     }
-
-
-register_task("classify", ClassifyTask)
-register_task("regress", RegressTask)

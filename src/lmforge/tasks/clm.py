@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from lmforge.tasks.base import EncodeOptions, EncodeStats, Example, register_task
+from lmforge.config.tasks import ClmSettings
+from lmforge.tasks.base import EncodeOptions, EncodeStats, Example
 from lmforge.tasks.causal_lm import CausalLmTask
 
 
@@ -19,7 +20,8 @@ class ClmTask(CausalLmTask):
     """
 
     name = "clm"
-    formats = ("text",)
+    settings = ClmSettings
+    formats = ClmSettings.formats
 
     def encode(
         self, records: Iterable[dict], tokenizer: Any, options: EncodeOptions
@@ -39,6 +41,3 @@ class ClmTask(CausalLmTask):
             blocks = [doc[i : i + size] for doc in documents for i in range(0, len(doc), size)]
         examples = [{"input_ids": b, "labels": list(b)} for b in blocks if len(b) > 1]
         return examples, EncodeStats(examples=len(examples))
-
-
-register_task("clm", ClmTask)

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from lmforge.config.tasks import DistillSettings
 from lmforge.errors import LmforgeError
 from lmforge.tasks.base import (
     IGNORE_INDEX,
@@ -35,7 +36,7 @@ from lmforge.tasks.base import (
     EncodeOptions,
     EncodeStats,
     Example,
-    register_task,
+    get_task,
 )
 
 
@@ -43,6 +44,7 @@ class DistillTask:
     """The ``distill`` task; ``configured`` binds it to a run's teacher and settings."""
 
     name = "distill"
+    settings = DistillSettings
 
     def __init__(self) -> None:
         self.inner: Any = None
@@ -56,9 +58,9 @@ class DistillTask:
     def configured(self, config: Any) -> DistillTask:
         """This task for ``config``: its teacher resolved and the inner task chosen."""
         from lmforge.hub import resolve
-        from lmforge.tasks.base import get_task
 
         settings = config.task
+        assert isinstance(settings, DistillSettings)
         self.teacher_ref = settings.teacher or config.model.ref
         teacher = resolve(self.teacher_ref)
         kind = teacher.model_kind
@@ -176,7 +178,7 @@ def hidden_state_loss(
 def _token_logits(model: Any, batch: Batch, states: bool = False) -> tuple[Any, Any, Any]:
     """Vocabulary logits at the positions that have a next-token target, their targets,
     and the backbone's output (with every layer's hidden states when ``states``)."""
-    from lmforge.tasks.causal_lm import unwrap
+    from lmforge.runtime.modules import unwrap
 
     lm = unwrap(model)
     backbone = getattr(lm, lm.base_model_prefix)
@@ -199,7 +201,7 @@ def keep_layers(model: Any, count: int) -> list[int]:
     Raises:
         LmforgeError: ``count`` is not between 1 and the model's layer count.
     """
-    from lmforge.tasks.causal_lm import unwrap
+    from lmforge.runtime.modules import unwrap
 
     network = unwrap(model)
     backbone = getattr(network, network.base_model_prefix)
@@ -266,6 +268,3 @@ def _is_text(config: Any) -> bool:
         return bool(config.data.format == "text")
     records, _ = read_records(config.data.train, source_name="data.train")
     return "text" in records[0] and "messages" not in records[0]
-
-
-register_task("distill", DistillTask)

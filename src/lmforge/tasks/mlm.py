@@ -8,6 +8,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from lmforge.config import RunConfig
+from lmforge.config.tasks import MlmSettings
+from lmforge.runtime.modules import unwrap
 from lmforge.tasks.base import (
     IGNORE_INDEX,
     Batch,
@@ -17,9 +20,7 @@ from lmforge.tasks.base import (
     fit_length,
     load_weights,
     pad,
-    register_task,
 )
-from lmforge.tasks.causal_lm import unwrap
 
 MASK_PROBABILITY = 0.15
 
@@ -52,13 +53,19 @@ class MlmTask:
     """
 
     name = "mlm"
-    formats = ("text",)
+    settings = MlmSettings
+    formats = MlmSettings.formats
     label_kind = None
     model_kinds = ("encoder",)
     peft_task_type = None
     head_modules: tuple[str, ...] = ("cls",)
-    packable = False
+    packable = MlmSettings.packable
     probability = MASK_PROBABILITY
+
+    def configured(self, config: RunConfig) -> MlmTask:
+        assert isinstance(config.task, MlmSettings)
+        self.probability = config.task.mlm_probability
+        return self
 
     def build_model(
         self, path: str, *, labels: Sequence[str], dtype: torch.dtype, pretrained: bool = True
@@ -125,6 +132,3 @@ class MlmTask:
             "perplexity": math.exp(min(loss, 50.0)),
             "masked_accuracy": correct / max(count, 1),
         }
-
-
-register_task("mlm", MlmTask)

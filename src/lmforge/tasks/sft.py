@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from lmforge.config.tasks import SftSettings
 from lmforge.errors import LmforgeError
 from lmforge.tasks.base import (
     IGNORE_INDEX,
@@ -12,7 +13,6 @@ from lmforge.tasks.base import (
     EncodeStats,
     Example,
     fit_length,
-    register_task,
 )
 from lmforge.tasks.causal_lm import CausalLmTask
 
@@ -58,7 +58,8 @@ class SftTask(CausalLmTask):
     tokenizer's own chat template, which is saved with the output."""
 
     name = "sft"
-    formats = ("messages", "alpaca")
+    settings = SftSettings
+    formats = SftSettings.formats
 
     def encode(
         self, records: Iterable[dict], tokenizer: Any, options: EncodeOptions
@@ -82,6 +83,3 @@ class SftTask(CausalLmTask):
             examples.append({"input_ids": ids, "labels": labels})
         stats.examples = len(examples)
         return examples, stats
-
-
-register_task("sft", SftTask)

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from lmforge.errors import LmforgeError
 from lmforge.home import atomic_dir, file_sha256, lmforge_home
+from lmforge.stats import HIGHER_IS_BETTER
 from lmforge.track.mlflow_store import get_client, get_run, is_not_found, local_path_from_uri
 from lmforge.track.tracker import (
     MAX_TAG_LENGTH,
@@ -285,8 +286,6 @@ def check_gate(
     Returns:
         (promote or not, the reason in words).
     """
-    from lmforge.evaluate.metrics import HIGHER_IS_BETTER
-
     holder = _alias_or_none(name, alias)
     if holder is None:
         return True, f"no version holds @{alias} yet"

@@ -27,9 +27,11 @@ import torch
 import yaml
 
 from lmforge.config import RunConfig
+from lmforge.config.tasks import SftSettings
 from lmforge.errors import LmforgeError
 from lmforge.hardware import has_bf16
 from lmforge.home import atomic_dir, atomic_write_text, runs_dir
+from lmforge.progress import ProgressFn
 from lmforge.tasks import Task, get_task
 from lmforge.train import distributed
 from lmforge.train.batching import batch_order
@@ -40,8 +42,6 @@ from lmforge.train.checkpoint import (
 )
 from lmforge.train.data import TrainingData, build_data
 from lmforge.train.methods import MethodOptions, apply_method, count_parameters
-
-ProgressFn = Callable[[int, int, dict[str, float]], None]
 
 
 class TrainingInterrupted(LmforgeError):
@@ -95,7 +95,7 @@ def train(
         config: a validated run config.
         resume: a run directory to continue, ``True`` for the newest resumable run.
         track: log to the tracking store (MLflow); off, nothing is tracked.
-        progress: called after each step with (step, total_steps, metrics).
+        progress: called after each step with (step, total_steps, "loss L, N tok/s").
         on_start: called once with (run_id, run_dir) before the first step.
 
     Raises:
@@ -121,9 +121,7 @@ def _train(
     # Find what to resume before loading anything: nothing to resume fails in a second.
     run_dir, checkpoint = _find_resume(resume, config) if resume else (None, None)
     torch.manual_seed(config.train.seed)
-    task = get_task(config.task.name)
-    if hasattr(task, "configured"):  # a task with settings of its own (distill's teacher)
-        task = task.configured(config)
+    task = get_task(config.task.name).configured(config)
     with distributed.main_first(dist):  # a zoo model is converted once, not per process
         base = _resolve_base(config.model.ref, task)
         tokenizer = load_tokenizer(base)
@@ -255,7 +253,7 @@ def _build_data(config: RunConfig, task: Task, tokenizer: Any) -> TrainingData:
         max_length=config.task.max_length,
         overlong=data.overlong,
         packing=data.packing,
-        train_on_prompt=config.task.train_on_prompt,
+        train_on_prompt=isinstance(config.task, SftSettings) and config.task.train_on_prompt,
     )
 
 
@@ -486,7 +484,10 @@ def _run_steps(
                     keep=train_cfg.keep_checkpoints, dist=dist,
                 )  # fmt: skip
             if progress is not None and dist.is_main:
-                progress(state.step, total_steps, metrics)
+                tokens_per_second = metrics["train/tokens_per_second"]
+                progress(
+                    state.step, total_steps, f"loss {loss:.4f}, {tokens_per_second:,.0f} tok/s"
+                )
     elapsed = time.perf_counter() - started
     return {
         "loss": loss,

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import torch
 
-from lmforge.hub import load_encoder, resolve
-
-if TYPE_CHECKING:
-    import torch
-
-    from lmforge.compress.onnx import OnnxModel
+from lmforge.hub.load import load_encoder
+from lmforge.hub.resolve import resolve
+from lmforge.runtime.onnx import OnnxModel, is_onnx_dir
+from lmforge.runtime.pooling import pool, pooling_config
 
 
 class SentenceEmbedder:
@@ -28,8 +25,6 @@ class SentenceEmbedder:
     """
 
     def __init__(self, ref: str = "all-minilm-l6-v2", *, threads: int | None = None) -> None:
-        from lmforge.compress.onnx import OnnxModel, is_onnx_dir
-
         self.model_ref = ref
         resolved = resolve(ref)
         self.onnx: OnnxModel | None = None
@@ -68,8 +63,6 @@ class SentenceEmbedder:
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
         if self.onnx is not None:
             return self.onnx.embed(texts, len(texts))
-        import torch
-
         with torch.inference_mode():
             batch = self.tokenizer(
                 texts, padding=True, truncation=True, max_length=self.max_length,
@@ -85,43 +78,3 @@ def cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a = a / np.clip(np.linalg.norm(a, axis=1, keepdims=True), 1e-12, None)
     b = b / np.clip(np.linalg.norm(b, axis=1, keepdims=True), 1e-12, None)
     return a @ b.T  # (N, M)
-
-
-def pool(
-    hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str, normalize: bool
-) -> torch.Tensor:
-    """One vector per sequence from token states ``(B, T, D)`` and their mask ``(B, T)``:
-    ``mean`` over real tokens, the ``cls`` token's, or the ``max`` over real tokens."""
-    import torch
-
-    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
-    if pooling == "cls":
-        pooled = hidden[:, 0]
-    elif pooling == "max":
-        pooled = hidden.masked_fill(mask == 0, float("-inf")).max(dim=1).values
-    else:
-        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-    if normalize:
-        pooled = torch.nn.functional.normalize(pooled, dim=-1)
-    return pooled  # (B, D)
-
-
-def pooling_config(model_dir: Path) -> tuple[str, bool, int]:
-    """``(pooling, normalize, max_length)`` from a model folder's sentence-transformers
-    files; mean, unnormalized, 256 tokens where they are absent."""
-    pooling, normalize, max_length = "mean", False, 256
-    pooling_file = model_dir / "1_Pooling" / "config.json"
-    if pooling_file.is_file():
-        config = json.loads(pooling_file.read_text())
-        if config.get("pooling_mode_cls_token"):
-            pooling = "cls"
-        elif config.get("pooling_mode_max_tokens"):
-            pooling = "max"
-    modules_file = model_dir / "modules.json"
-    if modules_file.is_file():
-        modules = json.loads(modules_file.read_text())
-        normalize = any(module.get("type", "").endswith("Normalize") for module in modules)
-    st_config = model_dir / "sentence_bert_config.json"
-    if st_config.is_file():
-        max_length = int(json.loads(st_config.read_text()).get("max_seq_length", max_length))
-    return pooling, normalize, max_length

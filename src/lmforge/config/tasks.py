@@ -1,0 +1,288 @@
+"""The training-task registry: each task's name, its own settings and where its code lives.
+
+One entry per task is the single source of its name, the data formats it reads, whether
+its examples can be packed, and the settings a run config's ``task:`` section accepts
+(a pydantic model selected by ``task.name``). The config schema, error messages, `--help`
+texts and `lmforge config schema` read them from here.
+
+Built-in tasks name their code by import path (``lmforge.tasks.sft:SftTask``), so reading
+a config never imports torch. A user's task registers with ``register_task`` (or
+``lmforge.tasks.register_task``); an installed package adds one through the
+``lmforge.tasks`` entry point group, the way pytest and MLflow plugins do::
+
+    [project.entry-points."lmforge.tasks"]
+    my-task = "my_package.task:MyTask"   # a class with a ``settings`` attribute
+
+``MyTask.settings`` is a ``TaskSettings`` subclass whose ``name`` is ``Literal["my-task"]``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any, ClassVar, Literal, get_args, get_origin
+
+from pydantic import Field, create_model, model_validator
+
+from lmforge.config.section import Section, did_you_mean
+from lmforge.errors import LmforgeError
+
+ENTRY_POINT_GROUP = "lmforge.tasks"
+
+
+class TaskSettings(Section):
+    """What every task takes; a task's own settings subclass this and fix ``name``."""
+
+    # what the registry reads off the class (not config keys)
+    formats: ClassVar[tuple[str, ...]] = ()  # record formats it reads (lmforge.data.records)
+    packable: ClassVar[bool] = False  # its examples may be packed into one sequence
+
+    name: str = Field(description="Task to train (a registered task name).")
+    max_length: int = Field(
+        default=512, gt=0, description="Longest tokenized example; longer ones are truncated."
+    )
+
+
+class SftSettings(TaskSettings):
+    """Supervised fine-tuning on conversations: the loss on the assistant's answers."""
+
+    formats = ("messages", "alpaca")
+    packable = True
+    name: Literal["sft"]
+    train_on_prompt: bool = Field(
+        default=False,
+        description="Also compute the loss on prompt tokens, not just the answer.",
+    )
+
+
+class ClmSettings(TaskSettings):
+    """Causal language modeling on plain text (continued pretraining)."""
+
+    formats = ("text",)
+    packable = True
+    name: Literal["clm"]
+
+
+class MlmSettings(TaskSettings):
+    """Masked language modeling for encoders (domain-adaptive pretraining)."""
+
+    formats = ("text",)
+    name: Literal["mlm"]
+    mlm_probability: float = Field(
+        default=0.15, gt=0, lt=1, description="Fraction of tokens masked per example."
+    )
+
+
+class ClassifySettings(TaskSettings):
+    """Sequence classification with a fresh head over the encoder or LM."""
+
+    formats = ("labeled",)
+    name: Literal["classify"]
+    num_labels: int | None = Field(
+        default=None,
+        ge=2,
+        description="Number of classes, checked against the labels found in data.train; "
+        "null takes them from the data.",
+    )
+
+
+class RegressSettings(TaskSettings):
+    """Regression: one float per text, mean squared error."""
+
+    formats = ("labeled",)
+    name: Literal["regress"]
+
+
+class DistillSettings(TaskSettings):
+    """Knowledge distillation from a teacher into model.ref (the student)."""
+
+    formats = ("labeled", "text", "messages", "alpaca")  # the teacher's task decides
+    name: Literal["distill"]
+    teacher: str | None = Field(
+        default=None,
+        description="The teacher model reference; null: model.ref is the teacher.",
+    )
+    student_layers: int | None = Field(
+        default=None,
+        ge=1,
+        description="Transformer layers the student keeps, evenly spaced from model.ref's; "
+        "null keeps them all.",
+    )
+    temperature: float = Field(
+        default=2.0, gt=0, description="Softmax temperature of the soft targets."
+    )
+    distill_alpha: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Weight of the soft-target loss (1 - it: the hard labels').",
+    )
+    distill_hidden: float = Field(
+        default=0.0,
+        ge=0,
+        description="Weight of the hidden-state loss, the mean squared distance between each "
+        "student layer's output and the teacher layer it was copied from (TinyBERT); needs "
+        "student_layers. 0 turns it off.",
+    )
+
+    @model_validator(mode="after")
+    def _hidden_needs_layers(self) -> DistillSettings:
+        if self.distill_hidden > 0 and self.student_layers is None:
+            raise ValueError(
+                "task.distill_hidden: matches each student layer with the teacher layer it "
+                "was copied from, so it needs task.student_layers; set it or set "
+                "distill_hidden to 0"
+            )
+        return self
+
+
+@dataclass(frozen=True)
+class TaskEntry:
+    """One registered task: its settings model and its code (a factory, or the import
+    path ``module:attribute`` of one, imported on first use)."""
+
+    name: str
+    settings: type[TaskSettings]
+    factory: Callable[[], Any] | str
+
+    def build(self) -> Any:
+        """A new instance of the task."""
+        factory = self.factory
+        if isinstance(factory, str):
+            module, _, attribute = factory.partition(":")
+            factory = getattr(importlib.import_module(module), attribute)
+        return factory()
+
+
+_BUILT_IN = (
+    TaskEntry("sft", SftSettings, "lmforge.tasks.sft:SftTask"),
+    TaskEntry("clm", ClmSettings, "lmforge.tasks.clm:ClmTask"),
+    TaskEntry("mlm", MlmSettings, "lmforge.tasks.mlm:MlmTask"),
+    TaskEntry("classify", ClassifySettings, "lmforge.tasks.classify:ClassifyTask"),
+    TaskEntry("regress", RegressSettings, "lmforge.tasks.classify:RegressTask"),
+    TaskEntry("distill", DistillSettings, "lmforge.tasks.distill:DistillTask"),
+)
+_REGISTRY: dict[str, TaskEntry] = {entry.name: entry for entry in _BUILT_IN}
+_plugins_loaded = False
+
+
+def register_task(
+    name: str, factory: Callable[[], Any] | str, settings: type[TaskSettings] | None = None
+) -> None:
+    """Make ``task.name: NAME`` in a run config build the task with ``factory()``.
+
+    Args:
+        name: the task's name in run configs.
+        factory: builds the task (a class, usually), or its ``module:attribute`` path.
+        settings: the task's settings, a ``TaskSettings`` subclass with ``name:
+            Literal[NAME]``; by default ``factory.settings``, or only the common ones.
+
+    Raises:
+        LmforgeError: ``settings`` is not such a subclass.
+    """
+    settings = settings or getattr(factory, "settings", None)
+    if settings is None:
+        settings = _renamed(TaskSettings, name, factory)
+    if not (isinstance(settings, type) and issubclass(settings, TaskSettings)):
+        raise LmforgeError(
+            f"register_task({name!r}): settings must be a subclass of "
+            f"lmforge.config.tasks.TaskSettings, got {settings!r}"
+        )
+    annotation: Any = settings.model_fields["name"].annotation
+    if get_origin(annotation) is not Literal or get_args(annotation) != (name,):
+        # a task class registered again under a new name (a subclass of SftTask, say)
+        settings = _renamed(settings, name, factory)
+    _REGISTRY[name] = TaskEntry(name, settings, factory)
+
+
+def task_entry(name: str) -> TaskEntry:
+    """The registered task ``name`` (installed plugins are looked for first when it is not
+    a built-in).
+
+    Raises:
+        LmforgeError: no task has that name; the message lists the registered ones.
+    """
+    if name not in _REGISTRY:
+        load_plugins()
+    if name not in _REGISTRY:
+        hint = did_you_mean(name, _REGISTRY)
+        raise LmforgeError(
+            f"task.name: unknown task {name!r}{f' ({hint})' if hint else ''}; choose one of "
+            f"{', '.join(task_names())}"
+        )
+    return _REGISTRY[name]
+
+
+def task_names() -> tuple[str, ...]:
+    """Every registered task's name, built-ins first, installed plugins included."""
+    load_plugins()
+    return tuple(_REGISTRY)
+
+
+def task_entries() -> tuple[TaskEntry, ...]:
+    load_plugins()
+    return tuple(_REGISTRY.values())
+
+
+def markdown_table() -> str:
+    """The registered tasks (built-in ones and installed plugins') as the Markdown table
+    docs/training.md holds (a test keeps the two the same: regenerate with ``python -c
+    "from lmforge.config.tasks import markdown_table; print(markdown_table())"``)."""
+    rows = ["| task | what it trains | data formats | packable | its own settings |",
+            "|---|---|---|---|---|"]  # fmt: skip
+    common = set(TaskSettings.model_fields)
+    for entry in task_entries():
+        fields = entry.settings.model_fields
+        own = [f"`{key}`" + (f" ({field.default!r})" if field.default is not None else "")
+               for key, field in fields.items() if key not in common]  # fmt: skip
+        summary = (entry.settings.__doc__ or "").strip().splitlines()[0]
+        formats = ", ".join(entry.settings.formats) or "any"
+        packable = "yes" if entry.settings.packable else "no"
+        rows.append(f"| `{entry.name}` | {summary} | {formats} | {packable} | "
+                    f"{', '.join(own) or '-'} |")  # fmt: skip
+    return "\n".join(rows)
+
+
+def load_plugins() -> None:
+    """Register the tasks of installed packages' ``lmforge.tasks`` entry points (once per
+    process; a built-in name is never replaced).
+
+    Raises:
+        LmforgeError: an entry point that does not load, naming it and its package.
+    """
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        if point.name in _REGISTRY:
+            continue
+        try:
+            factory = point.load()
+        except Exception as error:  # a plugin's import can raise anything
+            _plugins_loaded = False
+            package = point.dist.name if point.dist else "an installed package"
+            raise LmforgeError(
+                f"the '{ENTRY_POINT_GROUP}' entry point {point.name} = {point.value} of "
+                f"{package} does not load ({type(error).__name__}: {error}); fix or "
+                f"uninstall {package}"
+            ) from error
+        register_task(point.name, factory)
+
+
+def _renamed(settings: type[TaskSettings], name: str, factory: Any) -> type[TaskSettings]:
+    """``settings`` with ``name`` fixed to ``Literal[name]``: the common settings alone for
+    a task registered without its own (formats and packing then come from the task's
+    class), or a task's settings under the new name it is registered as."""
+    model: type[TaskSettings] = create_model(
+        f"{name.title().replace('-', '').replace('_', '')}Settings",
+        __base__=settings,
+        __doc__=settings.__doc__ if settings is not TaskSettings else f"The task {name!r}.",
+        name=(Literal[name], ...),  # type: ignore[arg-type]
+    )
+    if settings is TaskSettings:
+        model.formats = tuple(getattr(factory, "formats", ()))
+        model.packable = bool(getattr(factory, "packable", False))
+    return model
