@@ -51,15 +51,8 @@ def embed(
 
     texts = _texts(source, field)
     embedder = embedder_for(ref)
-    done = 0
     with ProgressReporter(err_console, "embedding") as progress:
-
-        def step(count: int) -> None:  # encode reports each batch's size
-            nonlocal done
-            done += count
-            progress(done, len(texts), "texts")
-
-        vectors = embedder.encode(texts, batch_size, progress=step)  # (N, D)
+        vectors = embedder.encode(texts, batch_size, progress=progress)  # (N, D)
     if out is None:
         if len(texts) > 1:
             raise LmforgeError(f"{len(texts)} texts: pass --out FILE.npy or --out FILE.jsonl.")

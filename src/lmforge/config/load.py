@@ -263,6 +263,9 @@ def _misplaced_task_setting(key: str, tree: Mapping[str, Any]) -> str:
     """``task.KEY`` that the named task does not take: say which tasks do, and what this
     one takes."""
     settings = _task_settings(tree)
+    if settings is TaskSettings:  # task.name is missing or unknown, reported on its own
+        names = ", ".join(e.name for e in task_entries())
+        return f"task.{key}: checked once task.name names a task ({names})"
     name = tree["task"].get("name")
     takers = [e.name for e in task_entries() if key in e.settings.model_fields]
     if takers:

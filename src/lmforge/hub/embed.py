@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -10,6 +10,7 @@ import torch
 
 from lmforge.hub.load import load_encoder
 from lmforge.hub.resolve import resolve
+from lmforge.progress import ProgressFn
 from lmforge.runtime.onnx import OnnxModel, is_onnx_dir
 from lmforge.runtime.pooling import pool, pooling_config
 
@@ -44,12 +45,13 @@ class SentenceEmbedder:
         self,
         texts: Sequence[str],
         batch_size: int = 32,
-        progress: Callable[[int], Any] | None = None,
+        progress: ProgressFn | None = None,
+        unit: str = "texts",
     ) -> np.ndarray:
         """Return one float32 vector per text, shape ``(N, D)``, in the order given.
 
         Texts are batched by length (longest first), so a batch pads little; ``progress``
-        is called with the number of texts each batch finished.
+        is called after each batch with (texts embedded, texts, ``unit``).
         """
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
@@ -57,7 +59,7 @@ class SentenceEmbedder:
             rows = order[start : start + batch_size]
             vectors[rows] = self._encode_batch([texts[i] for i in rows])
             if progress is not None:
-                progress(len(rows))
+                progress(start + len(rows), len(texts), unit)
         return vectors
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:

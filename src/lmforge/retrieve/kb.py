@@ -379,17 +379,9 @@ class KnowledgeBase:
             fresh.append(source)
         new_chunks = self._chunk(fresh)
         texts = [_embedding_text(c) for c in new_chunks]
-        done = 0
-
-        def step(count: int) -> None:
-            nonlocal done
-            done += count
-            if progress is not None:
-                progress(done, len(texts), "passages")
-
         embedder = self.embedder()
         embed_started = time.perf_counter()
-        new_vectors = embedder.encode(texts, batch_size=64, progress=step)
+        new_vectors = embedder.encode(texts, batch_size=64, progress=progress, unit="passages")
         report.embed_seconds = time.perf_counter() - embed_started
         _normalize(new_vectors)
         replaced = set(report.updated)
