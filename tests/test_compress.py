@@ -397,25 +397,33 @@ def test_compress_cli_prints_and_writes_the_table_and_tracks_the_run(
     assert runs[0].data.metrics["compressed/size_bytes"] < runs[0].data.metrics["source/size_bytes"]
 
 
-def test_dynamic_int8_uses_8_bit_activations_only_where_the_cpu_sums_in_32_bits(
+def test_dynamic_int8_gives_7_bits_to_the_operand_without_outliers_where_sums_are_16_bit(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from lmforge.hub import quantized
 
     torch.manual_seed(0)
     weight, x = torch.randn(16, 64), torch.randn(3, 64) * 4
-    layer = quantized.dynamic_int8_linear(*quantized.int8_rows(weight), None)
-    packed = layer._packed_params._packed_params
-
-    def op(reduce_range: bool) -> torch.Tensor:
-        return torch.ops.quantized.linear_dynamic(x, packed, reduce_range)
-
-    for has_vnni in (True, False):
-        monkeypatch.setattr(quantized, "activation_reduce_range", lambda v=has_vnni: not v)
-        assert torch.equal(layer(x), op(reduce_range=not has_vnni))
-    # 8-bit activations are closer to fp32 than 7-bit ones
     exact = x @ weight.T
-    assert (op(False) - exact).abs().mean() < (op(True) - exact).abs().mean()
+    q, scale = quantized.int8_rows(weight)
+    errors = {}
+    for vnni, outliers, weight_max, reduce_range in (
+        (True, "activations", 127, False),
+        (True, "weights", 127, False),
+        (False, "activations", 63, False),  # 7-bit weights
+        (False, "weights", 127, True),  # 7-bit activations, PyTorch's reduce_range
+    ):
+        monkeypatch.setattr(quantized, "has_int8_dot", lambda v=vnni: v)
+        layer = quantized.dynamic_int8_linear(q, scale, None, outliers)
+        assert int(layer.weight().int_repr().abs().max()) == weight_max
+        packed = layer._packed_params._packed_params
+        assert torch.equal(layer(x), torch.ops.quantized.linear_dynamic(x, packed, reduce_range))
+        assert torch.equal(quantized._layer_tensors(layer)["qweight"], q)  # saved: 8-bit rows
+        errors[vnni, outliers] = float((layer(x) - exact).abs().mean())
+    # both operands in 8 bits are closer to fp32 than either cut
+    assert errors[True, "activations"] < min(errors[False, "activations"], errors[False, "weights"])
+    with pytest.raises(ValueError, match="outliers"):
+        quantized.dynamic_int8_linear(q, scale, None, "bias")
 
 
 def test_a_compress_run_links_to_the_training_run_its_source_came_from(

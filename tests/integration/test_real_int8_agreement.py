@@ -17,18 +17,19 @@ import pytest
 pytestmark = pytest.mark.integration
 
 MODEL = "smollm2-135m-instruct"
-# Measured on an AMD EPYC with VNNI, torch 2.13: 87.3% with 8-bit activations, 80.7% with
-# the 7-bit ones used on CPUs without VNNI. Regressions land below the bounds: SmoothQuant
-# at alpha 0.5 instead of 0.9 gives 78.3% (8-bit), none at all 59.4%. The bounds leave
-# about 2.5 points for other CPUs' and torch versions' rounding.
+# Measured with torch 2.13: 87.3% on an AMD EPYC with VNNI (8-bit activations), 81.3%
+# on one with AVX2 only, where a smoothed model's activations use 7 bits (86.3% there
+# with 8 bits, which saturate on other models: hub/quantized.py). Regressions land below
+# the bounds: SmoothQuant at alpha 0.5 instead of 0.9 gives 78.3% (VNNI), none at all
+# 59.4%. The bounds leave about 2.5 points for other CPUs' and torch versions' rounding.
 AGREEMENT_VNNI = 0.85
 AGREEMENT_NO_VNNI = 0.78
 
 
 def test_served_int8_predicts_the_fp32_next_token_on_held_out_dialogs() -> None:
     from lmforge.compress.measure import next_token_predictions
+    from lmforge.hardware import has_int8_dot
     from lmforge.hub import load_causal_lm, resolve
-    from lmforge.hub.quantized import activation_reduce_range
     from lmforge.serve.server import build_handler
 
     fp32, tokenizer = load_causal_lm(resolve(MODEL))
@@ -38,5 +39,5 @@ def test_served_int8_predicts_the_fp32_next_token_on_held_out_dialogs() -> None:
     got = next_token_predictions(engine.runner.model, engine.tokenizer)
     assert len(got) == len(expected) > 1000
     agreement = float((got == expected).float().mean())
-    floor = AGREEMENT_NO_VNNI if activation_reduce_range() else AGREEMENT_VNNI
+    floor = AGREEMENT_VNNI if has_int8_dot() else AGREEMENT_NO_VNNI
     assert agreement >= floor, f"top-1 agreement with fp32 {agreement:.3f} < {floor}"

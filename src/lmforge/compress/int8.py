@@ -16,10 +16,11 @@ layers are rescaled the same way. Activation maxima come from a few calibration 
 
 ``lmforge serve --quantize int8`` and ``lmforge compress --method int8-dynamic`` build
 the same INT8 model (``quantize_layers`` in ``hub/quantized.py``: per-channel INT8
-weights, 8-bit dynamic activations on VNNI, an INT8 embedding whose integers the tied
-head reuses). They used to differ (serve went through ``torch.ao``'s ``quantize_dynamic``,
-which kept the embedding fp32 and rounded weights to ``absmax / 127.5``) and, at equal
-quality, answered differently; see docs/compress.md for their measured agreement.
+weights, dynamic INT8 activations, an INT8 embedding whose integers the tied head
+reuses; on CPUs without VNNI the activations of a smoothed model use 7 bits). They used
+to differ (serve went through ``torch.ao``'s ``quantize_dynamic``, which kept the
+embedding fp32 and rounded weights to ``absmax / 127.5``) and, at equal quality,
+answered differently; see docs/compress.md for their measured agreement.
 """
 
 from __future__ import annotations
@@ -114,5 +115,5 @@ def quantize_int8(model: Any, calibration: Sequence[Sequence[int]] = ()) -> Any:
         smooth(model, calibration)
     if not hasattr(model, "peft_config"):
         fuse_projections(model)
-    quantize_layers(model, "int8-dynamic")
+    quantize_layers(model, "int8-dynamic", outliers="weights" if calibration else "activations")
     return model

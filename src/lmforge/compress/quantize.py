@@ -58,7 +58,8 @@ def quantize_model(
     if llama:
         fuse_projections(model)
     head = _classifier_head(model)
-    meta["layers"] = quantize_layers(model, scheme, skip=head)
+    outliers = "weights" if "smoothquant_alpha" in meta else "activations"
+    meta["layers"] = quantize_layers(model, scheme, skip=head, outliers=outliers)
     return model, meta
 
 

@@ -32,6 +32,11 @@ KB_NAME = "brightnest"
 # the prompt, the 135M model has answered it with the refund delay of a nearby passage.
 ADAPT_QUESTION = "How many days do I have to return something I bought?"
 ADAPT_FACT = "45 days"
+# The greedy answer can still fork to a wrong number (it said "within the 14 days", the
+# price-drop window, on an AVX2-only CPU, "45 days" on VNNI ones), so the demo also shows
+# how likely each window makes this answer to the question, before and after.
+FACT_ANSWER = "You can return it within {days} days of delivery."
+WINDOWS = ("7", "14", "30", "45", "60")  # every "N days" the support dialogs mention often
 # The served model answers these from the knowledge base's passages, with citations.
 # (Not the support email or phone: the guardrails redact those as personal data.)
 KB_QUESTIONS = (
@@ -49,6 +54,9 @@ class QuickstartResult:
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # step -> its outputs
     answer_before: str = ""
     answer_after: str = ""
+    # log-probability of FACT_ANSWER for each of WINDOWS, base model and production version
+    window_before: dict[str, float] = field(default_factory=dict)
+    window_after: dict[str, float] = field(default_factory=dict)
     grounded_answers: list[str] = field(default_factory=list)  # to KB_QUESTIONS, over HTTP
     citations: list[list[dict[str, Any]]] = field(default_factory=list)  # for each answer
     url: str = ""
@@ -91,14 +99,15 @@ def run_quickstart(
     console.rule("[bold]What the adaptation changed")
     _show_eval(console, result.outputs)
     with console.status("Asking the base model and the production version..."):
-        result.answer_before = _ask_greedy(CHAT_MODEL, _system_prompt())
-        result.answer_after = _ask_greedy(production, _system_prompt())
+        result.answer_before, result.window_before = _ask(CHAT_MODEL, _system_prompt())
+        result.answer_after, result.window_after = _ask(production, _system_prompt())
     table = Table(title=f"user: {ADAPT_QUESTION!r}", show_lines=True)
     table.add_column("model")
     table.add_column("answer (greedy)")
     table.add_row(f"{CHAT_MODEL}, before", result.answer_before)
     table.add_row(f"{production} (LoRA + INT8), after", result.answer_after)
     console.print(table)
+    _show_windows(console, result)
     if serve:
         console.rule("[bold]Serve the production version, grounded in the knowledge base")
         served = _serve_step(console, production, keep_serving, port, summary=(ran, started))
@@ -140,14 +149,40 @@ def _system_prompt() -> str:
     return str(json.loads(first)["messages"][0]["content"])
 
 
-def _ask_greedy(ref: str, system: str) -> str:
+def _ask(ref: str, system: str) -> tuple[str, dict[str, float]]:
+    """Model ``ref``'s greedy answer to ADAPT_QUESTION, and the log-probability it gives
+    FACT_ANSWER as the answer for each of WINDOWS."""
+    import torch
+
     from lmforge.hub import load_causal_lm, resolve
     from lmforge.serve.chat import ChatSession
     from lmforge.serve.generate import SamplingParams
 
     model, tokenizer = load_causal_lm(resolve(ref))
     session = ChatSession(model, tokenizer, model_ref=ref, system=system)
-    return session.ask(ADAPT_QUESTION, SamplingParams(max_tokens=48, temperature=0.0)).run().text
+    greedy = SamplingParams(max_tokens=48, temperature=0.0)
+    answer = session.ask(ADAPT_QUESTION, greedy).run().text
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": ADAPT_QUESTION}]
+    prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    start = len(tokenizer(prompt)["input_ids"])
+    scores = {}
+    for days in WINDOWS:
+        ids = torch.tensor([tokenizer(prompt + FACT_ANSWER.format(days=days))["input_ids"]])
+        with torch.no_grad():
+            log_probs = model(input_ids=ids).logits[0, :-1].float().log_softmax(-1)
+        scores[days] = float(log_probs[start - 1 :].gather(1, ids[0, start:, None]).sum())
+    return answer, scores
+
+
+def _show_windows(console: Console, result: QuickstartResult) -> None:
+    table = Table(title=f"log-probability of {FACT_ANSWER.format(days='N')!r} as the answer")
+    for column in ("N days", "before", "after", "after - before"):
+        table.add_column(column)
+    for days in WINDOWS:
+        before, after = result.window_before[days], result.window_after[days]
+        mark = " (the policy)" if f"{days} days" == ADAPT_FACT else ""
+        table.add_row(days + mark, f"{before:.1f}", f"{after:.1f}", f"{after - before:+.1f}")
+    console.print(table)
 
 
 def _serve_step(

@@ -287,10 +287,11 @@ def _direct_int8(linear: Any) -> Any:
     At batch 1 a call through ``nn.Module`` costs about 25 us, of which the op is 19 us;
     a decode step makes four of them per layer plus the LM head (measured on SmolLM2).
     """
-    from lmforge.hub.quantized import DynamicInt8Linear, activation_reduce_range
+    from lmforge.hub.quantized import DynamicInt8Linear
 
     packed = linear._packed_params._packed_params
-    reduce_range = activation_reduce_range() if type(linear) is DynamicInt8Linear else True
+    # ours chose its activations' bits when it was built; torch.ao's own use 7
+    reduce_range = linear.reduce_range if type(linear) is DynamicInt8Linear else True
     return lambda x: torch.ops.quantized.linear_dynamic(x, packed, reduce_range)
 
 
