@@ -76,11 +76,12 @@ def compressed_dir(ref: Path | str, methods: str) -> Path:
 
 
 def compress_rows(ref: Path | str, methods: str, **options: Any) -> list[dict[str, str]]:
-    from lmforge.compress.run import CompressOptions, compress_model, parse_methods
+    from lmforge.compress.config import CompressConfig
+    from lmforge.compress.run import compress_model, parse_methods
 
     out = compressed_dir(ref, methods)
-    result = compress_model(str(ref), parse_methods(methods), out,
-                            options=CompressOptions(**options), track=False)  # fmt: skip
+    config = CompressConfig(model=str(ref), methods=parse_methods(methods), **options)
+    result = compress_model(config, out, track=False)
     return result.rows
 
 
@@ -293,9 +294,9 @@ def torch_ao_int8() -> tuple[Any, Any]:
     from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 
     from lmforge.compress.int8 import smooth
+    from lmforge.data.calibration import calibration_texts
     from lmforge.hub import load_causal_lm, resolve
     from lmforge.hub.quantized import DynamicInt8Linear, fuse_projections
-    from lmforge.serve.server import calibration_texts
 
     model, tokenizer = load_causal_lm(resolve(SMOLLM2))
     smooth(model, calibration_texts(tokenizer))
@@ -318,12 +319,14 @@ def bench_agreement() -> None:
     one serve used before); rows per path and regime (see the module docstring)."""
     import shutil
 
+    from lmforge.compress.config import CompressConfig
     from lmforge.compress.measure import answer_agreement, next_token_predictions
     from lmforge.compress.run import compress_model
 
     int8_dir = WORK / f"{SMOLLM2}-agreement-int8-dynamic"  # written now, by this code
     shutil.rmtree(int8_dir, ignore_errors=True)
-    compress_model(SMOLLM2, ["int8-dynamic"], int8_dir, measure=False, track=False)
+    config = CompressConfig(model=SMOLLM2, methods=["int8-dynamic"], measure=False)
+    compress_model(config, int8_dir, track=False)
     systems = {
         "fp32": lambda: served_model(SMOLLM2, "none"),
         "serve --quantize int8": lambda: served_model(SMOLLM2, "int8"),

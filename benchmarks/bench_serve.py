@@ -287,8 +287,8 @@ def perplexity(quantize: str) -> float:
     """Perplexity of the assistant turns of the held-out dialogs."""
     from lmforge.compress.int8 import quantize_int8
     from lmforge.compress.measure import torch_perplexity
+    from lmforge.data.calibration import calibration_texts
     from lmforge.hub import load_causal_lm, resolve
-    from lmforge.serve.server import calibration_texts
 
     model, tokenizer = load_causal_lm(resolve(MODEL))
     if quantize == "int8":

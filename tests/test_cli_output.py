@@ -144,11 +144,12 @@ def test_kb_add_reports_the_encoders_rate_not_the_model_load(
 def test_a_quantized_model_loads_without_torch_warnings_in_a_piped_run(
     home: Path, tiny_causal_lm: Path, tmp_path: Path
 ) -> None:
-    from lmforge.compress.run import CompressOptions, compress_model
+    from lmforge.compress.config import CompressConfig
+    from lmforge.compress.run import compress_model
 
     out = tmp_path / "int8"
-    compress_model(str(tiny_causal_lm), ["int8-dynamic"], out, options=CompressOptions(),
-                   measure=False, track=False)  # fmt: skip
+    config = CompressConfig(model=str(tiny_causal_lm), methods=["int8-dynamic"], measure=False)
+    compress_model(config, out, track=False)
     # A fresh process: torch warns about its quantized tensors once per process.
     result = subprocess.run(
         [sys.executable, "-m", "lmforge.cli.main", "generate", str(out), "Hello",

@@ -11,7 +11,8 @@ import torch
 from typer.testing import CliRunner
 
 from lmforge.cli.main import app
-from lmforge.compress.run import CompressOptions, compress_model, parse_methods
+from lmforge.compress.config import CompressConfig
+from lmforge.compress.run import compress_model, parse_methods
 from lmforge.data.bundled import dataset_path
 from lmforge.errors import LmforgeError
 from lmforge.hub import load_model, resolve
@@ -26,9 +27,9 @@ def fp32_size(path: Path) -> int:
 
 
 def run(ref: Path, methods: str, out: Path, **options: object) -> Path:
-    measure = bool(options.pop("measure", False))
-    compress_model(str(ref), parse_methods(methods), out, options=CompressOptions(**options),
-                   measure=measure, track=False)  # fmt: skip
+    options.setdefault("measure", False)
+    config = CompressConfig(model=str(ref), methods=parse_methods(methods), **options)
+    compress_model(config, out, track=False)
     return out
 
 
@@ -137,11 +138,12 @@ def test_a_quantized_model_is_not_quantized_again_nor_exported_to_gguf(
 @pytest.mark.parametrize(
     ("methods", "message"),
     [
-        ("int8,distill", "one quantization .* and last"),
+        ("int8,distill", r"methods\[0\]: one quantization .* and last"),
         ("int8,int4", "one quantization"),
-        ("prune-vocab,prune-vocab", "names a method twice"),
-        ("int9", "unknown method 'int9'; choose from distill, prune-vocab"),
-        (" , ", "--method is empty"),
+        ("prune-vocab,prune-vocab", r"methods\[1\]: names 'prune-vocab' a second time"),
+        ("int9", r"methods\[0\]: unknown method 'int9'; choose from distill, prune-vocab"),
+        ("int8,int-4", r"methods\[1\]: unknown method 'int-4'.*did you mean 'int4'"),
+        (" , ", "methods: is empty"),
     ],
 )
 def test_bad_chains_are_refused_naming_the_rule(methods: str, message: str) -> None:
@@ -151,7 +153,7 @@ def test_bad_chains_are_refused_naming_the_rule(methods: str, message: str) -> N
 
 def test_methods_that_need_a_corpus_say_so(home: Path, tiny_encoder: Path, tmp_path: Path) -> None:
     for method in ("prune-vocab", "distill"):
-        with pytest.raises(LmforgeError, match=f"--method {method} needs --data"):
+        with pytest.raises(LmforgeError, match=rf"methods\[0\]: {method} needs data"):
             run(tiny_encoder, method, tmp_path / method)
     with pytest.raises(LmforgeError, match="no such file"):
         run(tiny_encoder, "prune-vocab", tmp_path / "x", data=tmp_path / "missing.jsonl")
@@ -362,8 +364,8 @@ def test_a_teacher_with_another_tokenizer_is_refused(
     from lmforge.compress.distill import distill_config
     from lmforge.train.loop import train
 
-    config = distill_config(tiny_causal_lm, CompressOptions(data=SENTIMENT), "classifier",
-                            tmp_path / "run")  # fmt: skip
+    options = CompressConfig(model=str(tiny_causal_lm), methods=["distill"], data=SENTIMENT)
+    config = distill_config(tiny_causal_lm, options, "classifier", tmp_path / "run")
     config.task.teacher = str(tiny_classifier)
     with pytest.raises(LmforgeError, match="different tokenizers"):
         train(config, track=False)
@@ -438,7 +440,8 @@ def test_a_compress_run_links_to_the_training_run_its_source_came_from(
     run_dir = tmp_path / "runs" / "abc123"
     shutil.copytree(tiny_encoder, run_dir / "model")
     (run_dir / "metrics.json").write_text(json.dumps({"run_id": "abc123"}))
-    result = compress_model(str(run_dir / "model"), ["int8"], tmp_path / "out", measure=False)
+    config = CompressConfig(model=str(run_dir / "model"), methods=["int8"], measure=False)
+    result = compress_model(config, tmp_path / "out")
     tags = MlflowClient(tracking_uri()).get_run(result.run_id).data.tags
     assert tags["lmforge.source_run_id"] == "abc123"
     assert tags["lmforge.source_path"] == str(run_dir / "model")

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lmforge.compress.run import CompressOptions, compress_model
+from lmforge.compress.config import CompressConfig
+from lmforge.compress.run import compress_model
 from lmforge.data.bundled import dataset_path
 from lmforge.hub.classifier import TextClassifier
 
@@ -33,8 +34,8 @@ def test_the_compress_table_scores_accuracy_through_the_classifier_eval_uses(
         return rows
 
     monkeypatch.setattr(TextClassifier, "predict_proba", oracle)
-    result = compress_model(str(tiny_classifier), ["int8-dynamic"], tmp_path / "small",
-                            options=CompressOptions(eval_data=SENTIMENT_TEST),
-                            track=False)  # fmt: skip
+    config = CompressConfig(model=str(tiny_classifier), methods=["int8-dynamic"],
+                            eval_data=SENTIMENT_TEST)  # fmt: skip
+    result = compress_model(config, tmp_path / "small", track=False)
     assert [row["accuracy"] for row in result.rows] == ["100.0%", "100.0%"]
     assert result.rows[1]["change"] == "+0.0 pt"

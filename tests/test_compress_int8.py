@@ -85,12 +85,14 @@ def test_serve_quantize_int8_runs_the_model_compress_writes(
     """``serve --quantize int8`` and a ``compress --method int8-dynamic`` directory are one
     INT8 model: same calibration, same layers, so the same logits to the last bit (they
     once differed in the embedding and the weight scales, and answered differently)."""
+    from lmforge.compress.config import CompressConfig
     from lmforge.compress.run import compress_model
     from lmforge.hub import load_causal_lm, resolve
     from lmforge.serve.server import build_handler
 
     out = tmp_path / "int8"
-    compress_model(str(tiny_causal_lm), ["int8-dynamic"], out, measure=False, track=False)
+    config = CompressConfig(model=str(tiny_causal_lm), methods=["int8-dynamic"], measure=False)
+    compress_model(config, out, track=False)
     compressed, _ = load_causal_lm(resolve(str(out)))
     served = build_handler(str(tiny_causal_lm), "tiny", quantize="int8").engine.runner.model
     assert type(served.model.embed_tokens).__name__ == "QuantizedEmbedding"

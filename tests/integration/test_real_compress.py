@@ -52,11 +52,12 @@ def test_q8_0_gguf_predicts_the_pytorch_greedy_tokens(tmp_path: Path) -> None:
 
 
 def test_minilm_int8_dynamic_keeps_its_embeddings(tmp_path: Path) -> None:
+    from lmforge.compress.config import CompressConfig
     from lmforge.compress.run import compress_model
     from lmforge.retrieve import SentenceEmbedder
 
-    result = compress_model("all-minilm-l6-v2", ["int8-dynamic"], tmp_path / "minilm-int8",
-                            track=False)  # fmt: skip
+    config = CompressConfig(model="all-minilm-l6-v2", methods=["int8-dynamic"])
+    result = compress_model(config, tmp_path / "minilm-int8", track=False)
     size_change = float(result.rows[1]["size vs fp32"].rstrip("%"))
     cosine = float(result.rows[1]["cosine to fp32"])
     assert size_change < -70 and cosine > 0.98, result.rows  # measured: -74%, see docs

@@ -9,45 +9,52 @@ from typing import Annotated
 import typer
 
 from lmforge.cli.console import console, err_console
+from lmforge.cli.settings import load_with_flags, with_flags
+from lmforge.compress.config import CompressConfig
+from lmforge.compress.methods import method_names
+from lmforge.errors import LmforgeError
 
 MODEL_HELP = "Model: a zoo name, a local path, registry:NAME@ALIAS or run:RUN_ID."
+# each compress setting's flag, for errors the library words with the setting's name
+COMPRESS_FLAGS = {"model": "MODEL", "methods": "--method", "data": "--data",
+                  "eval_data": "--eval-data", "student_layers": "--student-layers",
+                  "epochs": "--epochs", "measure": "--measure"}  # fmt: skip
+
+
+def _methods_help() -> str:
+    return (", ".join(method_names()) + ", or a chain of them in order, e.g. "
+            "distill,prune-vocab,int8-dynamic (a quantization comes last).")  # fmt: skip
 
 
 def compress(
-    ref: Annotated[str, typer.Argument(help=MODEL_HELP)],
-    method: Annotated[
-        str,
-        typer.Option(
-            help="int8-dynamic, int8, int4, distill, prune-vocab, or a chain of them in "
-            "order, e.g. distill,prune-vocab,int8-dynamic (a quantization comes last)."
-        ),
-    ],
-    out: Annotated[Path, typer.Option("--out", help="The directory to write.")],
+    ref: Annotated[str | None, typer.Argument(help=MODEL_HELP + " (or model: in --config)")] = None,
+    method: Annotated[str | None, typer.Option(help=_methods_help())] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="The directory to write.")] = None,
+    config_file: Annotated[
+        Path | None,
+        typer.Option("--config", help="A compress config YAML; flags and --set override it."),
+    ] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", metavar="KEY=VALUE", help="Override a setting: --set epochs=2."),
+    ] = None,
     data: Annotated[
         Path | None,
-        typer.Option(
-            help="Corpus: what distill trains on, the domain prune-vocab keeps, "
-            "calibration text for int8-dynamic (default: the bundled dialogs)."
-        ),
+        typer.Option(help=CompressConfig.model_fields["data"].description),
     ] = None,
     eval_data: Annotated[
         Path | None,
-        typer.Option(
-            help="Held-out data for the quality column: labeled text for a "
-            "classifier (default: its training run's validation file), texts for "
-            "an encoder. Causal LMs use the bundled held-out dialogs."
-        ),
+        typer.Option(help=CompressConfig.model_fields["eval_data"].description),
     ] = None,
     student_layers: Annotated[
-        int, typer.Option(help="distill: layers the student keeps, evenly spaced.")
-    ] = 3,
+        int | None, typer.Option(help=CompressConfig.model_fields["student_layers"].description)
+    ] = None,
     epochs: Annotated[
-        float | None,
-        typer.Option(help="distill: passes over --data (default: 6 for classifiers, 1 for LMs)."),
+        float | None, typer.Option(help=CompressConfig.model_fields["epochs"].description)
     ] = None,
     measure: Annotated[
-        bool, typer.Option(help="Measure size, speed and quality before and after.")
-    ] = True,
+        bool | None, typer.Option(help=CompressConfig.model_fields["measure"].description)
+    ] = None,
     report: Annotated[
         Path | None, typer.Option(help="Also write the measured table as markdown here.")
     ] = None,
@@ -57,17 +64,26 @@ def compress(
 
     The result loads wherever the source did (lmforge serve, generate, train's
     model.ref for fp32 results). The table compares it with the fp32 source on this
-    CPU; each run is an MLflow run in the 'compress' experiment.
+    CPU; each run is an MLflow run in the 'compress' experiment. Every setting can come
+    from a YAML file (--config; `lmforge config schema --kind compress` lists them).
 
     Example: lmforge compress smollm2-135m-instruct --method int8-dynamic --out smollm2-int8
     """
-    from lmforge.compress.run import CompressOptions, compress_model, parse_methods
+    if out is None:
+        raise LmforgeError("--out: say where to write the compressed model, e.g. --out small")
+    methods = [m.strip() for m in method.split(",") if m.strip()] if method is not None else None
+    flags = {"model": ref, "methods": methods, "data": data, "eval_data": eval_data,
+             "student_layers": student_layers, "epochs": epochs, "measure": measure}  # fmt: skip
+    config = load_with_flags(CompressConfig, config_file, flags, overrides or (), COMPRESS_FLAGS)
+    # the engine loads on use, so `lmforge --help` starts in well under a second
+    from lmforge.compress.run import compress_model
 
-    options = CompressOptions(data=data, eval_data=eval_data, student_layers=student_layers,
-                              epochs=epochs)  # fmt: skip
-    methods = parse_methods(method)
-    with err_console.status(f"Compressing {ref} ({' -> '.join(methods)})..."):
-        result = compress_model(ref, methods, out, options=options, measure=measure)
+    chain = " -> ".join(config.methods)
+    try:
+        with err_console.status(f"Compressing {config.model} ({chain})..."):
+            result = compress_model(config, out)
+    except LmforgeError as error:
+        raise with_flags(error, COMPRESS_FLAGS) from None
     console.print(f"compressed model written to {result.path}")
     _print_result(result.run_id, result.rows, report)
 

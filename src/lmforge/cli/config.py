@@ -7,24 +7,43 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import BaseModel
 from rich.markup import escape
 
 from lmforge.cli.console import console
+from lmforge.compress.config import CompressConfig
 from lmforge.config import RunConfig, json_schema, load_config
+from lmforge.config.load import load_settings
+from lmforge.errors import LmforgeError
 
 app = typer.Typer(
-    help="Inspect and check run configs (the YAML files `lmforge train` takes).",
+    help="Inspect and check configs: run configs (the YAML files `lmforge train` takes) and "
+    "the compress configs `lmforge compress --config` takes.",
     no_args_is_help=True,
 )
+# --kind: the config classes besides the run config
+KINDS: dict[str, type[BaseModel]] = {"compress": CompressConfig}
+KIND_HELP = "Which config: run (lmforge train) or " + ", ".join(KINDS) + "."
+
+
+def _kind(name: str) -> type[BaseModel] | None:
+    if name == "run":
+        return None
+    if name not in KINDS:
+        raise LmforgeError(f"--kind: unknown config kind {name!r}; choose from run, "
+                           f"{', '.join(KINDS)}")  # fmt: skip
+    return KINDS[name]
 
 
 @app.command("schema")
-def schema() -> None:
-    """Print the JSON schema of a run config: every section, field, default and bound.
+def schema(kind: Annotated[str, typer.Option(help=KIND_HELP)] = "run") -> None:
+    """Print the JSON schema of a config: every section, field, default and bound.
 
     Example: lmforge config schema > run-config.schema.json
     """
-    console.out(json.dumps(json_schema(), indent=2), highlight=False)
+    model = _kind(kind)
+    document = json_schema() if model is None else model.model_json_schema()
+    console.out(json.dumps(document, indent=2), highlight=False)
 
 
 @app.command("validate")
@@ -41,11 +60,20 @@ def validate(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the resolved config (defaults filled) as JSON.")
     ] = False,
+    kind: Annotated[str, typer.Option(help=KIND_HELP)] = "run",
 ) -> None:
-    """Check a run config; list every problem at once, or print what the run would do.
+    """Check a config; list every problem at once, or print what the run would do.
 
     Example: lmforge config validate examples/train/sft_customer_service.yaml --set train.lr=1e-4
     """
+    model = _kind(kind)
+    if model is not None:
+        settings = load_settings(file, model, overrides or ())
+        if as_json:
+            console.out(settings.model_dump_json(indent=2), highlight=False)
+        else:
+            console.print(f"[green]{escape(str(file))}: valid[/green]", soft_wrap=True)
+        return
     config = load_config(file, overrides or ())
     if as_json:
         console.out(config.model_dump_json(indent=2), highlight=False)

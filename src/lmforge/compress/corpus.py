@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from lmforge.data.chat import has_chat_template
+from lmforge.data.records import read_records
+
 
 def corpus_texts(path: Path, tokenizer: Any) -> list[str]:
     """One text per record of ``path`` (messages, alpaca, text or labeled format).
@@ -15,10 +18,7 @@ def corpus_texts(path: Path, tokenizer: Any) -> list[str]:
     Raises:
         DataError: the file is missing, unreadable or in no known format.
     """
-    from lmforge.data.chat import has_chat_template
-    from lmforge.data.records import read_records
-
-    records, _ = read_records(Path(path), source_name="--data")
+    records, _ = read_records(Path(path), source_name="data")
     texts = []
     for record in records:
         if "messages" in record:

@@ -11,38 +11,32 @@ fp32 with the result: size, speed on this CPU and held-out quality
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lmforge.compress.distill import distill, trained_validation
+from lmforge.compress import measure as m
+from lmforge.compress.config import CompressConfig
+from lmforge.compress.corpus import corpus_texts
+from lmforge.compress.distill import trained_validation
+from lmforge.compress.export import markdown_table, source_tags
+from lmforge.compress.methods import MethodStep, check_chain, compress_method
+from lmforge.data.bundled import dataset_path
+from lmforge.data.records import read_records
 from lmforge.errors import LmforgeError
-from lmforge.hub.quantized import SCHEMES, is_quantized_dir, read_quant_meta
+from lmforge.home import atomic_dir
+from lmforge.hub import resolve
+from lmforge.hub.classifier import TextClassifier
+from lmforge.hub.load import load_model
+from lmforge.hub.quantized import QUANT_FILE, is_quantized_dir, read_quant_meta
+from lmforge.hub.resolve import ADAPTER, GGUF
+from lmforge.track import start_run
+from lmforge.train.merge import merge_adapter
 
-METHODS = ("distill", "prune-vocab", *SCHEMES)
 QUALITY = {"causal-lm": "held-out perplexity", "classifier": "accuracy", "encoder": "cosine"}
-
-
-@dataclass
-class CompressOptions:
-    """What the methods need beyond the model.
-
-    Attributes:
-        data: a corpus file: the domain text ``prune-vocab`` keeps the tokens of, the
-            training data ``distill`` learns from, calibration text for ``int8-dynamic``.
-        eval_data: labeled held-out data for a classifier's accuracy (default: the
-            validation file of the run that trained it); texts for an encoder's cosine.
-        student_layers: ``distill``: layers the student keeps (taken evenly from the teacher).
-        epochs: ``distill``: passes over ``data`` (default: 6 for classifiers, 1 for LMs).
-    """
-
-    data: Path | None = None
-    eval_data: Path | None = None
-    student_layers: int = 3
-    epochs: float | None = None
-    temperature: float = 2.0
 
 
 @dataclass
@@ -56,75 +50,54 @@ def parse_methods(text: str) -> list[str]:
     """``"distill,int8"`` -> ``["distill", "int8"]``, checked as a chain.
 
     Raises:
-        LmforgeError: an unknown method, one twice, or a quantization before another method.
+        LmforgeError: an unknown method, one twice, or a quantization before another
+            method (naming ``methods[i]``).
     """
-    methods = [m.strip() for m in text.split(",") if m.strip()]
-    if not methods:
-        raise LmforgeError(f"--method is empty; give one or more of {', '.join(METHODS)}, "
-                           "separated by commas")  # fmt: skip
-    for method in methods:
-        if method not in METHODS:
-            raise LmforgeError(f"--method: unknown method '{method}'; choose from "
-                               f"{', '.join(METHODS)}")  # fmt: skip
-    if len(set(methods)) != len(methods):
-        raise LmforgeError(f"--method '{text}' names a method twice; each runs once")
-    quantizations = [m for m in methods if m in SCHEMES]
-    if len(quantizations) > 1 or (quantizations and methods[-1] != quantizations[0]):
-        raise LmforgeError(
-            f"--method '{text}': one quantization ({', '.join(SCHEMES)}) at most, and last "
-            "(nothing reads a quantized model's integer weights), e.g. distill,prune-vocab,int8"
-        )
+    methods = [method.strip() for method in text.split(",") if method.strip()]
+    problems = check_chain(methods)
+    if problems:
+        raise LmforgeError("\n".join(problems))
     return methods
 
 
-def compress_model(
-    ref: str,
-    methods: list[str],
-    out: Path,
-    *,
-    options: CompressOptions | None = None,
-    measure: bool = True,
-    track: bool = True,
-) -> CompressResult:
-    """Run ``methods`` in order on model ``ref`` and write the result to ``out``.
+def compress_model(config: CompressConfig, out: Path, *, track: bool = True) -> CompressResult:
+    """Run ``config.methods`` in order on ``config.model`` and write the result to ``out``.
 
     Raises:
         LmforgeError: an already-quantized or GGUF source, a method the model kind does
             not support, or a missing corpus; nothing is written to ``out`` then.
     """
-    from lmforge.compress.export import source_tags
-    from lmforge.home import atomic_dir
-    from lmforge.hub import resolve
-    from lmforge.track import start_run
-
-    options = options or CompressOptions()
-    methods = parse_methods(",".join(methods))
+    problems = config.needs()
+    if problems:
+        raise LmforgeError("\n".join(problems))
+    ref, methods = config.model, config.methods
     resolved = resolve(ref)
     kind = _check_source(ref, resolved)
-    _check_options(methods, kind, options)
+    for index, name in enumerate(methods):
+        if kind not in compress_method(name).kinds:
+            raise LmforgeError(f"methods[{index}]: {name} does not handle a {kind} ('{ref}')")
     out = Path(out)
     tags = source_tags("compress", ref, resolved, out)
     with start_run("compress", run_name="compress-" + "+".join(methods), tags=tags,
                    enabled=track) as tracker:  # fmt: skip
         tracker.log_params({"source": ref, "methods": ",".join(methods), "kind": kind,
-                            "data": str(options.data or ""),
-                            "eval_data": str(options.eval_data or "")})  # fmt: skip
+                            "data": str(config.data or ""),
+                            "eval_data": str(config.eval_data or "")})  # fmt: skip
         with tempfile.TemporaryDirectory(prefix=".compress-", dir=_work_parent(out)) as work:
             current = _fp32_dir(resolved, Path(work) / "source")
             source_dir = current
-            for index, method in enumerate(methods):
-                step_out = Path(work) / f"{index}-{method}"
-                current = _run_method(method, current, step_out, ref, options, tracker, track)
+            for index, name in enumerate(methods):
+                step = MethodStep(current, Path(work) / f"{index}-{name}", ref, config, tracker,
+                                  track)  # fmt: skip
+                current = compress_method(name).run(step)
             _record_chain(current, ref, methods)
             with atomic_dir(out) as tmp:
                 for item in current.iterdir():
                     shutil.move(str(item), tmp / item.name)
             rows: list[dict[str, str]] = []
-            if measure:
-                rows = _measure(kind, source_dir, out, ref, methods, options, tracker)
+            if config.measure:
+                rows = _measure(kind, source_dir, out, config, tracker)
         if rows:
-            from lmforge.compress.export import markdown_table
-
             report = out / "REPORT.md"
             report.write_text(markdown_table(rows), encoding="utf-8")
             tracker.log_artifact(report)
@@ -132,8 +105,6 @@ def compress_model(
 
 
 def _check_source(ref: str, resolved: Any) -> str:
-    from lmforge.hub.resolve import GGUF
-
     if resolved.kind == GGUF:
         raise LmforgeError(
             f"'{ref}' is a GGUF file, already quantized for llama.cpp; compress the "
@@ -146,25 +117,11 @@ def _check_source(ref: str, resolved: Any) -> str:
             f"lmforge_compress.json); quantizing it again would compound the rounding. "
             f"Compress its fp32 source instead: {meta.get('source', 'the model it came from')}."
         )
-    return str(resolved.model_kind)
-
-
-def _check_options(methods: list[str], kind: str, options: CompressOptions) -> None:
+    kind = str(resolved.model_kind)
     if kind not in QUALITY:
-        raise LmforgeError(f"compress handles causal LMs, classifiers and encoders, not {kind}")
-    if "distill" in methods and options.data is None:
-        raise LmforgeError(
-            "--method distill needs --data: the corpus the student learns from (labeled "
-            "text for a classifier, text or dialogs for a causal LM)"
-        )
-    if "prune-vocab" in methods and options.data is None:
-        raise LmforgeError(
-            "--method prune-vocab needs --data: a domain corpus; the tokens it uses (and the "
-            "special tokens) are kept"
-        )
-    for path in (options.data, options.eval_data):
-        if path is not None and not Path(path).is_file():
-            raise LmforgeError(f"no such file: {path}; pass an existing .jsonl/.csv/.json file")
+        raise LmforgeError(f"model: compress handles causal LMs, classifiers and encoders; "
+                           f"'{ref}' is a {kind}")  # fmt: skip
+    return kind
 
 
 def _work_parent(out: Path) -> Path:
@@ -174,101 +131,38 @@ def _work_parent(out: Path) -> Path:
 
 def _fp32_dir(resolved: Any, target: Path) -> Path:
     """The source as a plain transformers directory (a LoRA adapter merged in)."""
-    from lmforge.hub.resolve import ADAPTER
-
     if resolved.kind == ADAPTER:
-        from lmforge.train.merge import merge_adapter
-
         merge_adapter(resolved.path, target)
         return target
     return Path(resolved.path)
 
 
-def _run_method(
-    method: str, source: Path, out: Path, ref: str, options: CompressOptions, tracker: Any,
-    track: bool,
-) -> Path:  # fmt: skip
-    from lmforge.home import atomic_dir
-
-    if method in SCHEMES:
-        from lmforge.compress.quantize import copy_extras, quantize_model, save_quantized
-
-        model, tokenizer = _load_fp32(source)
-        calibration = _calibration(tokenizer, options) if method == "int8-dynamic" else []
-        model, meta = quantize_model(model, method, calibration=calibration)
-        with atomic_dir(out) as tmp:
-            save_quantized(model, tokenizer, {**meta, "source": ref}, tmp)
-            copy_extras(source, tmp)  # sentence-transformers pooling, the training config
-        return out
-    if method == "prune-vocab":
-        from lmforge.compress.prune_vocab import prune_vocabulary
-
-        assert options.data is not None
-        kept = prune_vocabulary(source, options.data, out)
-        tracker.log_metrics({"prune_vocab/kept_tokens": float(kept)})
-        return out
-    from lmforge.hub import resolve
-
-    kind = str(resolve(str(source)).model_kind)
-    model_dir, run_id = distill(source, out, options, kind=kind, track=track)
-    tracker.log_params({"distill_run_id": run_id})
-    return model_dir
-
-
-def _load_fp32(path: Path) -> tuple[Any, Any]:
-    from lmforge.hub import resolve
-    from lmforge.hub.load import load_model
-
-    return load_model(resolve(str(path)))
-
-
-def _calibration(tokenizer: Any, options: CompressOptions) -> list[list[int]]:
-    """Token ids of a few in-domain texts: ``--data`` when given, else the bundled dialogs."""
-    from lmforge.compress.corpus import corpus_texts
-
-    if options.data is not None:
-        texts = corpus_texts(options.data, tokenizer)[:32]
-        return [list(tokenizer(t, add_special_tokens=False)["input_ids"])[:512] for t in texts]
-    from lmforge.serve.server import calibration_texts
-
-    return calibration_texts(tokenizer)
-
-
 def _record_chain(path: Path, ref: str, methods: list[str]) -> None:
     """Every compressed directory says where it came from and how."""
-    import json
-
-    from lmforge.hub.quantized import QUANT_FILE
-
     meta = read_quant_meta(path)
     meta.update({"source": ref, "methods": methods})
     (path / QUANT_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 
 def _measure(
-    kind: str, source: Path, out: Path, ref: str, methods: list[str],
-    options: CompressOptions, tracker: Any,
-) -> list[dict[str, str]]:  # fmt: skip
-    from lmforge.compress import measure as m
-    from lmforge.hub import resolve
-    from lmforge.hub.load import load_model
-
+    kind: str, source: Path, out: Path, config: CompressConfig, tracker: Any
+) -> list[dict[str, str]]:
     source_model, tokenizer = load_model(resolve(str(source)))
     result_model, result_tokenizer = load_model(resolve(str(out)))
-    source_label, result_label = f"{ref} (fp32)", "+".join(methods)
+    source_label, result_label = f"{config.model} (fp32)", "+".join(config.methods)
     source_size, result_size = _weights_size(source), _weights_size(out)
     if kind == "causal-lm":
         before: Any = m.measure_torch(source_model, tokenizer, source_label, source_size)
         after: Any = m.measure_torch(result_model, result_tokenizer, result_label, result_size)
     elif kind == "classifier":
-        records = _eval_records(source, options)
+        records = _eval_records(source, config)
         before = m.measure_classifier(source_model, tokenizer, source_label, source_size, records)
         after = m.measure_classifier(result_model, result_tokenizer, result_label, result_size,
                                      records)  # fmt: skip
         before.quality = classifier_accuracy(source, records)
         after.quality = classifier_accuracy(out, records)
     else:
-        texts = _eval_texts(options)
+        texts = _eval_texts(config)
         before = m.measure_encoder(source_model, tokenizer, source_label, source_size, texts)
         after = m.measure_encoder(result_model, result_tokenizer, result_label, result_size,
                                   texts, reference=source_model)  # fmt: skip
@@ -282,16 +176,14 @@ def _weights_size(path: Path) -> int:
     return sum(f.stat().st_size for f in files)
 
 
-def _eval_records(source: Path, options: CompressOptions) -> list[dict[str, Any]]:
-    from lmforge.data.records import read_records
-
-    path = options.eval_data or trained_validation(source)
+def _eval_records(source: Path, config: CompressConfig) -> list[dict[str, Any]]:
+    path = config.eval_data or trained_validation(source)
     if path is None:
         raise LmforgeError(
-            "measuring a classifier needs labeled held-out data: pass --eval-data FILE "
-            "(text + label), or --no-measure"
+            "eval_data: measuring a classifier needs labeled held-out data (text + label); "
+            "give a file, or set measure: false"
         )
-    records, _ = read_records(Path(path), format="labeled", source_name="--eval-data")
+    records, _ = read_records(Path(path), format="labeled", source_name="eval_data")
     return records
 
 
@@ -307,8 +199,6 @@ def classifier_accuracy(model_dir: Path, records: list[dict[str, Any]]) -> float
     168/210 in ``lmforge eval``'s batches of 64 (fp32 gives the same labels in any
     batching). Scoring accuracy one way makes the two commands report the same figure.
     """
-    from lmforge.hub.classifier import TextClassifier
-
     classifier = TextClassifier(str(model_dir))
     probabilities = classifier.predict_proba([str(r["text"]) for r in records])  # (N, L)
     predicted = [classifier.labels[int(row.argmax())] for row in probabilities]
@@ -316,9 +206,6 @@ def classifier_accuracy(model_dir: Path, records: list[dict[str, Any]]) -> float
     return right / len(records)
 
 
-def _eval_texts(options: CompressOptions) -> list[str]:
-    from lmforge.compress.corpus import corpus_texts
-    from lmforge.data.bundled import dataset_path
-
-    path = options.eval_data or dataset_path("sentiment", "test")
+def _eval_texts(config: CompressConfig) -> list[str]:
+    path = config.eval_data or dataset_path("sentiment", "test")
     return corpus_texts(Path(path), None)[:256]

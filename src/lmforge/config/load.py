@@ -1,7 +1,9 @@
-"""Read a run config from YAML, apply ``--set a.b=value`` overrides, validate it.
+"""Read a config from YAML, apply ``--set a.b=value`` overrides, validate it.
 
 Every problem found (bad override, unknown key, wrong type, cross-field conflict) is
 gathered into one ``ConfigError``, one line per problem, so a user fixes them in one go.
+The run config (``RunConfig``) is the main one; any ``Section`` model loads the same way
+(``load_settings``): the compress and serve configs do.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -23,6 +25,7 @@ from lmforge.config.tasks import TaskSettings, task_entries, task_entry
 from lmforge.errors import LmforgeError
 
 SCHEMA_HINT = "run `lmforge config schema` to see every field"
+Settings = TypeVar("Settings", bound=BaseModel)
 
 
 class ConfigError(LmforgeError):
@@ -33,7 +36,9 @@ class ConfigError(LmforgeError):
         problems: One line per problem, each starting with the dotted key it concerns.
     """
 
-    def __init__(self, source: str, problems: Sequence[str], fix: str) -> None:
+    def __init__(
+        self, source: str, problems: Sequence[str], fix: str, what: str = "run config"
+    ) -> None:
         self.source = source
         self.problems = list(problems)
         if len(self.problems) == 1 and "\n" not in self.problems[0]:
@@ -41,7 +46,7 @@ class ConfigError(LmforgeError):
         else:
             count = f"{len(self.problems)} problem{'s' if len(self.problems) > 1 else ''}"
             lines = "\n".join(f"  {problem}" for problem in self.problems)
-            message = f"{source}: {count} in the run config:\n{lines}\n{fix}"
+            message = f"{source}: {count} in the {what}:\n{lines}\n{fix}"
         super().__init__(message)
 
 
@@ -93,10 +98,41 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
         ConfigError: The file is missing, unreadable, not YAML, not a mapping, or the
             config has problems (all of them listed in the one error).
     """
-    file = Path(path)
-    source = str(path)
-    tree = _read_yaml(file, source)
-    return load_config_dict(tree, source, overrides=overrides, base_dir=file.absolute().parent)
+    return load_settings(path, RunConfig, overrides)
+
+
+def load_settings(
+    path: str | Path | None,
+    model: type[Settings],
+    overrides: Sequence[str] = (),
+    *,
+    given: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Load a config of type ``model`` (a ``Section``) from YAML, as ``load_config`` does.
+
+    Args:
+        path: The YAML file, or None to start from an empty config.
+        model: The config class, e.g. ``CompressConfig``.
+        overrides: ``a.b=value`` strings, applied last.
+        given: Values that replace the file's (a CLI's flags), relative paths taken
+            against the current directory; applied before ``overrides``.
+
+    Raises:
+        ConfigError: Every problem found, one per line, naming the key.
+    """
+    tree: dict[str, Any] = {}
+    source = "<command line>"
+    base_dir: Path | None = None
+    if path is not None:
+        source = str(path)
+        tree = _read_yaml(Path(path), source, model)
+        base_dir = Path(path).absolute().parent
+    if base_dir is not None:
+        _absolutize_paths(tree, model, base_dir)
+    for key, value in (given or {}).items():
+        is_path = _is_path(_annotation_at([key], tree, model))
+        tree[key] = str(_absolute(str(value), Path.cwd())) if is_path and value else value
+    return load_config_dict(tree, source, overrides=overrides, model=model)
 
 
 def load_config_dict(
@@ -105,8 +141,9 @@ def load_config_dict(
     *,
     overrides: Sequence[str] = (),
     base_dir: str | Path | None = None,
-) -> RunConfig:
-    """Validate a run config given as a mapping (as parsed from YAML).
+    model: type[Any] = RunConfig,
+) -> Any:
+    """Validate a run config (or another ``model``) given as a mapping (as parsed from YAML).
 
     Args:
         data: The sections, e.g. ``{"model": {"ref": ...}, "task": {...}, ...}``; not modified.
@@ -121,30 +158,49 @@ def load_config_dict(
     Raises:
         ConfigError: Every problem found, one per line.
     """
+    what, example = _naming(model)
+    hint = _schema_hint(model)
     if not isinstance(data, Mapping):
         raise ConfigError(
             source,
-            [f"the top level must be a mapping of sections, got {type(data).__name__}"],
-            f"start from an example in examples/train/; {SCHEMA_HINT}",
+            [f"the top level must be a mapping of keys, got {type(data).__name__}"],
+            f"start from an example such as {example}; {hint}",
+            what,
         )
     tree: dict[str, Any] = copy.deepcopy(dict(data))
     if base_dir is not None:
-        _absolutize_paths(tree, RunConfig, Path(base_dir))
-    problems = [p for raw in overrides if (p := _apply_override(tree, raw)) is not None]
+        _absolutize_paths(tree, model, Path(base_dir))
+    problems = [p for raw in overrides if (p := _apply_override(tree, raw, model)) is not None]
     try:
-        config = RunConfig.model_validate(tree)
+        config = model.model_validate(tree)
     except ValidationError as err:
-        problems += [line for error in err.errors() for line in _describe(error, tree)]
+        problems += [line for error in err.errors() for line in _describe(error, tree, model)]
     if problems:
         raise ConfigError(
-            source, problems, f"Fix the config in the file or with --set KEY=VALUE; {SCHEMA_HINT}."
+            source, problems, f"Fix the config in the file or with --set KEY=VALUE; {hint}.", what
         )
     return config
 
 
-def _read_yaml(file: Path, source: str) -> Any:
+def _naming(model: type[Any]) -> tuple[str, str]:
+    """What to call a config of type ``model`` in messages, and an example file of one."""
+    return (
+        getattr(model, "config_name", "run config"),
+        getattr(model, "example", "examples/train/sft_customer_service.yaml"),
+    )
+
+
+def _schema_hint(model: type[Any]) -> str:
+    kind = getattr(model, "schema_kind", "run")
+    if kind == "run":
+        return SCHEMA_HINT
+    return f"run `lmforge config schema --kind {kind}` to see every field"
+
+
+def _read_yaml(file: Path, source: str, model: type[Any] = RunConfig) -> Any:
     """Return the parsed YAML document in ``file``, or raise a ConfigError naming it."""
-    fix = "pass the path of a YAML run config, e.g. examples/train/sft_customer_service.yaml"
+    what, example = _naming(model)
+    fix = f"pass the path of a YAML {what}, e.g. {example}"
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -163,17 +219,22 @@ def _read_yaml(file: Path, source: str) -> Any:
         raise ConfigError(source, [_yaml_problem(err)], "Fix the YAML at that line.") from None
     except yaml.YAMLError as err:
         raise ConfigError(source, [f"invalid YAML: {err}"], "Fix the YAML syntax.") from None
+    required = [key for key, field in model.model_fields.items() if field.is_required()]
     if tree is None:
+        needs = "model.ref, task.name and data.train" if model is RunConfig else ", ".join(required)
         raise ConfigError(
             source,
-            ["is empty; a run config needs at least model.ref, task.name and data.train"],
-            f"start from an example in examples/train/; {SCHEMA_HINT}",
+            [f"is empty; a {what} needs at least {needs}"],
+            f"start from an example such as {example}; {_schema_hint(model)}",
+            what,
         )
     if not isinstance(tree, dict):
+        keys = ", ".join(f"`{key}:`" for key in list(model.model_fields)[:3])
         raise ConfigError(
             source,
             [f"the top level must be a mapping of sections, got {_yaml_kind(tree)}"],
-            f"write `model:`, `task:`, `data:` ... at the top level; {SCHEMA_HINT}",
+            f"write {keys} ... at the top level; {_schema_hint(model)}",
+            what,
         )
     return tree
 
@@ -191,7 +252,7 @@ def _yaml_kind(value: Any) -> str:
     return "a list" if isinstance(value, list) else f"a single value {_short(value)}"
 
 
-def _apply_override(tree: dict[str, Any], raw: str) -> str | None:
+def _apply_override(tree: dict[str, Any], raw: str, root: type[BaseModel]) -> str | None:
     """Set ``a.b=value`` in ``tree``; return a problem line instead if it cannot."""
     example = "e.g. --set train.lr=1e-4"
     key, sep, text = raw.partition("=")
@@ -206,7 +267,7 @@ def _apply_override(tree: dict[str, Any], raw: str) -> str | None:
     except yaml.YAMLError as err:
         problem = getattr(err, "problem", None) or "not a YAML value"
         return f"--set {raw}: the value {text!r} is not valid YAML ({problem}); quote it"
-    if isinstance(value, str) and _is_path(_annotation_at(keys, tree)):
+    if isinstance(value, str) and _is_path(_annotation_at(keys, tree, root)):
         value = str(_absolute(value, Path.cwd()))
     node = tree
     for depth, part in enumerate(keys[:-1]):
@@ -221,17 +282,17 @@ def _apply_override(tree: dict[str, Any], raw: str) -> str | None:
     return None
 
 
-def _describe(error: ErrorDetails, tree: Mapping[str, Any]) -> list[str]:
+def _describe(error: ErrorDetails, tree: Mapping[str, Any], root: type[BaseModel]) -> list[str]:
     """Turn one pydantic error into problem lines that start with the dotted key."""
     loc = error["loc"]
     dotted = ".".join(str(part) for part in loc)
     kind = error["type"]
-    if kind == "extra_forbidden" and len(loc) == 2 and loc[0] == "task":
+    if kind == "extra_forbidden" and len(loc) == 2 and loc[0] == "task" and root is RunConfig:
         return [_misplaced_task_setting(str(loc[1]), tree)]
     if kind == "extra_forbidden":
-        model = _model_at(loc[:-1], tree)
+        model = _model_at(loc[:-1], tree, root)
         valid = list(model.model_fields) if model else []
-        hint = _suggest_key(str(loc[-1]), loc[:-1], valid)
+        hint = _suggest_key(str(loc[-1]), loc[:-1], valid, root)
         return [
             f"{dotted}: unknown key"
             + (f"; {hint}" if hint else "")
@@ -243,9 +304,10 @@ def _describe(error: ErrorDetails, tree: Mapping[str, Any]) -> list[str]:
         # Our validators name their own fields; a top-level one may report several lines.
         lines = error["msg"].removeprefix("Value error, ").splitlines()
         return [
-            line if not dotted or line.startswith(f"{dotted}.") else f"{dotted}: {line}"
+            line if not dotted or line.startswith((f"{dotted}.", f"{dotted}[")) else
+            f"{dotted}: {line}"
             for line in lines
-        ]
+        ]  # fmt: skip
     if kind in ("model_type", "model_attributes_type", "dict_type"):
         return [f"{dotted}: expected a mapping of keys, got {_short(error['input'])}"]
     message = error["msg"]
@@ -254,7 +316,7 @@ def _describe(error: ErrorDetails, tree: Mapping[str, Any]) -> list[str]:
     where = f"{dotted}: " if dotted else ""
     line = f"{where}{message}, got {_short(error['input'])}"
     if kind == "literal_error" and isinstance(error["input"], str):
-        hint = did_you_mean(error["input"], _literal_choices(loc, tree))
+        hint = did_you_mean(error["input"], _literal_choices(loc, tree, root))
         line += f"; {hint}" if hint else ""
     return [line]
 
@@ -271,7 +333,7 @@ def _misplaced_task_setting(key: str, tree: Mapping[str, Any]) -> str:
     if takers:
         where = f"a setting of task {' and '.join(repr(t) for t in takers)}"
     else:
-        hint = _suggest_key(key, ("task",), list(settings.model_fields))
+        hint = _suggest_key(key, ("task",), list(settings.model_fields), RunConfig)
         where = "unknown key" + (f"; {hint}" if hint else "")
     return (f"task.{key}: task {name!r} does not take it ({where}); its settings are "
             f"{', '.join(settings.model_fields)}")  # fmt: skip
@@ -288,7 +350,9 @@ def _task_settings(tree: Mapping[str, Any] | None) -> type[BaseModel]:
         return TaskSettings
 
 
-def _suggest_key(key: str, section: Sequence[int | str], valid: list[str]) -> str:
+def _suggest_key(
+    key: str, section: Sequence[int | str], valid: list[str], root: type[BaseModel]
+) -> str:
     """Suggest the key meant: a known synonym, the same key in another section, or a typo fix."""
     head, dot, _ = key.partition(".")
     if dot and head in valid:
@@ -296,7 +360,7 @@ def _suggest_key(key: str, section: Sequence[int | str], valid: list[str]) -> st
     meant = KEY_SYNONYMS.get(key.lower(), key)
     if meant in valid:
         return f"did you mean {meant!r}?"
-    for name, field in RunConfig.model_fields.items():
+    for name, field in root.model_fields.items():
         other = _submodel(field.annotation)
         if other is not None and meant in other.model_fields and (name,) != tuple(section):
             return f"did you mean '{name}.{meant}'?"
@@ -320,11 +384,11 @@ def _submodel(annotation: Any) -> type[BaseModel] | None:
 
 
 def _model_at(
-    loc: Sequence[int | str], tree: Mapping[str, Any] | None = None
+    loc: Sequence[int | str], tree: Mapping[str, Any] | None, root: type[BaseModel]
 ) -> type[BaseModel] | None:
-    """The section model at ``loc`` (``()`` is RunConfig itself), or None if not a section;
+    """The section model at ``loc`` (``()`` is ``root`` itself), or None if not a section;
     ``task`` is the settings model of the task ``tree`` names."""
-    model: type[BaseModel] | None = RunConfig
+    model: type[BaseModel] | None = root
     for part in loc:
         field = model.model_fields.get(str(part)) if model else None
         if field is None:
@@ -335,14 +399,18 @@ def _model_at(
     return model
 
 
-def _annotation_at(loc: Sequence[int | str], tree: Mapping[str, Any] | None = None) -> Any:
-    model = _model_at(loc[:-1], tree) if loc else None
+def _annotation_at(
+    loc: Sequence[int | str], tree: Mapping[str, Any] | None, root: type[BaseModel]
+) -> Any:
+    model = _model_at(loc[:-1], tree, root) if loc else None
     field = model.model_fields.get(str(loc[-1])) if model else None
     return field.annotation if field else None
 
 
-def _literal_choices(loc: Sequence[int | str], tree: Mapping[str, Any]) -> list[str]:
-    annotation = _annotation_at(loc, tree)
+def _literal_choices(
+    loc: Sequence[int | str], tree: Mapping[str, Any], root: type[BaseModel]
+) -> list[str]:
+    annotation = _annotation_at(loc, tree, root)
     candidates = [annotation, *get_args(annotation)]
     return [str(a) for c in candidates if get_origin(c) is Literal for a in get_args(c)]
 
@@ -366,5 +434,7 @@ def _absolutize_paths(tree: dict[str, Any], model: type[BaseModel], base: Path) 
 
 
 def _absolute(value: str, base: Path) -> Path:
+    if re.match(r"[a-z][a-z0-9_+-]+:", value):  # a name with a scheme (bundled:NAME): as written
+        return Path(value)
     path = Path(value).expanduser()
     return Path(os.path.abspath(base / path))

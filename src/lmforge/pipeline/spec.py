@@ -233,7 +233,7 @@ def validate_params(step: StepSpec) -> tuple[Any, list[str]]:
         return STEP_TYPES[step.type].Params.model_validate(step.params), []
     except ValidationError as err:
         problems = [
-            f"with.{_loc(e['loc'])}: {e['msg']}"
+            f"with.{_loc(e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
             for e in err.errors()
             if not _is_reference(_value_at(step.params, e["loc"]))
         ]

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lmforge.compress.config import CompressConfig
 from lmforge.errors import LmforgeError
 from lmforge.progress import ProgressFn
 
@@ -335,11 +336,9 @@ class EvalStep(StepType):
 # --- compress / export -------------------------------------------------------------------
 
 
-class CompressParams(Params):
-    model: str
-    methods: list[str] = Field(default_factory=lambda: ["int8-dynamic"])
-    data: str | None = Field(default=None, description="Corpus for distill/prune-vocab/int8.")
-    measure: bool = Field(default=True, description="Measure size, speed and quality.")
+class CompressParams(CompressConfig):
+    """A compress step's ``with:``: the compress config, every key ``lmforge compress
+    --config`` takes (``lmforge config schema --kind compress``)."""
 
 
 @register_step
@@ -352,22 +351,17 @@ class CompressStep(StepType):
 
     @classmethod
     def check(cls, params: CompressParams, pipeline: Pipeline, step: StepSpec) -> list[str]:
-        from lmforge.compress.run import parse_methods
-
-        try:
-            parse_methods(",".join(params.methods))
-        except LmforgeError as err:
-            return [f"methods: {err}"]
-        return _missing_files("data", [params.data], pipeline) if params.data else []
+        problems = []
+        for key in ("data", "eval_data"):
+            path = getattr(params, key)
+            problems += _missing_files(key, [str(path)], pipeline) if path is not None else []
+        return problems
 
     @classmethod
     def run(cls, params: CompressParams, ctx: StepContext) -> dict[str, Any]:
-        from lmforge.compress.run import CompressOptions, compress_model
+        from lmforge.compress.run import compress_model  # the engine loads when a step runs
 
-        out = ctx.work_dir / "model"
-        options = CompressOptions(data=Path(params.data) if params.data else None)
-        result = compress_model(params.model, params.methods, out, options=options,
-                                measure=params.measure, track=ctx.track)  # fmt: skip
+        result = compress_model(params, ctx.work_dir / "model", track=ctx.track)
         for row in result.rows:
             ctx.log("  " + "  ".join(f"{k}: {v}" for k, v in row.items()))
         return {"model": str(result.path), "run_id": result.run_id,

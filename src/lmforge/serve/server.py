@@ -98,6 +98,7 @@ def build_handler(
         model.eval()
     if quantize == "int8":
         from lmforge.compress.int8 import quantize_int8
+        from lmforge.data.calibration import calibration_texts
 
         model = quantize_int8(model, calibration_texts(tokenizer))
     engine = BACKENDS[backend](
@@ -197,23 +198,6 @@ def resolve_served(
             )
         resolved[name] = adapter
     return base, resolved
-
-
-def calibration_texts(tokenizer: Any, count: int = 32) -> list[list[int]]:
-    """Token ids of the first bundled support dialogs, to calibrate INT8 quantization."""
-    from lmforge.data.bundled import dataset_path
-    from lmforge.data.chat import has_chat_template
-    from lmforge.data.records import read_records
-
-    records, _ = read_records(dataset_path("customer_service", "train"), format="messages")
-    texts = []
-    for record in records[:count]:
-        if has_chat_template(tokenizer):
-            text = tokenizer.apply_chat_template(record["messages"], tokenize=False)
-        else:
-            text = "\n".join(m["content"] for m in record["messages"])
-        texts.append(list(tokenizer(text, add_special_tokens=False)["input_ids"]))
-    return texts
 
 
 def _llamacpp(model: Any, tokenizer: Any, **options: Any) -> GenerationBackend:
