@@ -310,8 +310,9 @@ class RunConfig(Section):
                 "eval.every: set, but there is no validation data; "
                 "set data.validation or data.val_ratio"
             )
-        if self.data.labels is not None and task != "classify":
-            problems.append(f"data.labels: only task 'classify' has labels, not {task!r}")
+        if self.data.labels is not None and not type(self.task).class_labels:
+            takers = " and ".join(repr(e.name) for e in task_entries() if e.settings.class_labels)
+            problems.append(f"data.labels: only task {takers} has labels, not {task!r}")
         if self.train.strategy == "deepspeed" and self.train.deepspeed_config is None:
             problems.append(
                 "train.deepspeed_config: strategy 'deepspeed' needs a DeepSpeed JSON config "

@@ -38,6 +38,7 @@ class TaskSettings(Section):
     # what the registry reads off the class (not config keys)
     formats: ClassVar[tuple[str, ...]] = ()  # record formats it reads (lmforge.data.records)
     packable: ClassVar[bool] = False  # its examples may be packed into one sequence
+    class_labels: ClassVar[bool] = False  # its data has a label set (data.labels)
 
     name: str = Field(description="Task to train (a registered task name).")
     max_length: int = Field(
@@ -79,6 +80,7 @@ class ClassifySettings(TaskSettings):
     """Sequence classification with a fresh head over the encoder or LM."""
 
     formats = ("labeled",)
+    class_labels = True
     name: Literal["classify"]
     num_labels: int | None = Field(
         default=None,

@@ -29,7 +29,6 @@ class EncodeOptions:
 
     max_length: int
     overlong: str = "truncate"  # "truncate" | "drop"
-    train_on_prompt: bool = False
     packing: bool = False  # examples will be packed into max_length sequences
     labels: tuple[str, ...] = ()  # classify: the label set, in index order
 

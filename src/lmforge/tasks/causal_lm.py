@@ -88,7 +88,7 @@ class CausalLmTask:
     head_modules: tuple[str, ...] = ()
 
     def configured(self, config: RunConfig) -> CausalLmTask:
-        return self  # max_length and train_on_prompt reach encode through EncodeOptions
+        return self  # max_length reaches encode through EncodeOptions
 
     def build_model(
         self, path: str, *, labels: Sequence[str], dtype: torch.dtype, pretrained: bool = True

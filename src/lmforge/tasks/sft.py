@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from lmforge.config import RunConfig
 from lmforge.config.tasks import SftSettings
 from lmforge.errors import LmforgeError
 from lmforge.tasks.base import (
@@ -60,6 +61,12 @@ class SftTask(CausalLmTask):
     name = "sft"
     settings = SftSettings
     formats = SftSettings.formats
+    train_on_prompt = False  # task.train_on_prompt: the loss on prompt tokens too
+
+    def configured(self, config: RunConfig) -> SftTask:
+        assert isinstance(config.task, SftSettings)
+        self.train_on_prompt = config.task.train_on_prompt
+        return self
 
     def encode(
         self, records: Iterable[dict], tokenizer: Any, options: EncodeOptions
@@ -72,7 +79,7 @@ class SftTask(CausalLmTask):
         stats = EncodeStats()
         examples = []
         for record in records:
-            example = encode_conversation(tokenizer, record["messages"], options.train_on_prompt)
+            example = encode_conversation(tokenizer, record["messages"], self.train_on_prompt)
             ids = fit_length(example["input_ids"], options, stats)
             if ids is None:
                 continue

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from lmforge.config import DataConfig
+from lmforge.data.records import read_records, shuffle_records, split_records
 from lmforge.errors import LmforgeError
 from lmforge.tasks.base import EncodeOptions, Example, Task
 from lmforge.train.batching import pack_examples
@@ -21,48 +22,32 @@ class TrainingData:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
-def build_data(
-    task: Task,
-    tokenizer: Any,
-    *,
-    train_path: Path,
-    validation_path: Path | None,
-    val_ratio: float,
-    data_format: str,
-    fields: dict[str, str],
-    on_error: str,
-    labels: list[str] | None,
-    max_samples: int | None,
-    seed: int,
-    max_length: int,
-    overlong: str,
-    packing: bool,
-    train_on_prompt: bool,
-) -> TrainingData:
-    """Read, validate, split, encode (and pack) the data. Nothing here trains."""
-    from lmforge.data.records import read_records, shuffle_records, split_records
-
+def build_data(task: Task, tokenizer: Any, data: DataConfig, *, max_length: int) -> TrainingData:
+    """Read, validate, split, encode (and pack) the data the ``data`` section names, in
+    examples of at most ``max_length`` tokens. Nothing here trains."""
+    train_path, validation_path, labels = data.train, data.validation, data.labels
+    single = data.format == "auto" and len(task.formats) == 1
     read: dict[str, Any] = dict(
-        format=task.formats[0] if data_format == "auto" and len(task.formats) == 1 else data_format,
-        fields=fields,
-        on_error=on_error,
+        format=task.formats[0] if single else data.format,
+        fields=dict(data.fields),
+        on_error=data.on_error,
         label_kind=task.label_kind,
         labels=labels,
     )
     records, report = read_records(train_path, source_name="data.train", **read)
     metrics = report.metrics("data/train")
-    records = shuffle_records(records, seed)
+    records = shuffle_records(records, data.seed)
     if validation_path is not None:
         validation, val_report = read_records(
             validation_path, source_name="data.validation", **read
         )
         metrics |= val_report.metrics("data/validation")
-    elif val_ratio > 0:
-        records, validation = split_records(records, val_ratio=val_ratio, seed=seed)
+    elif data.val_ratio > 0:
+        records, validation = split_records(records, val_ratio=data.val_ratio, seed=data.seed)
     else:
         validation = []
-    if max_samples is not None:
-        records = records[:max_samples]
+    if data.max_samples is not None:
+        records = records[: data.max_samples]
     if task.label_kind == "class":
         labels = labels or sorted({str(record["label"]) for record in records})
         if len(labels) < 2:
@@ -78,9 +63,8 @@ def build_data(
             )
     options = EncodeOptions(
         max_length=max_length,
-        overlong=overlong,
-        train_on_prompt=train_on_prompt,
-        packing=packing,
+        overlong=data.overlong,
+        packing=data.packing,
         labels=tuple(labels or ()),
     )
     train, stats = task.encode(records, tokenizer, options)
@@ -92,7 +76,7 @@ def build_data(
         )
     valid, val_stats = task.encode(validation, tokenizer, options)
     metrics |= val_stats.metrics("data/validation")
-    if packing:
+    if data.packing:
         if not task.packable:
             raise LmforgeError(f"data.packing: task {task.name!r} cannot pack examples")
         before = len(train)

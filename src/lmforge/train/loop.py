@@ -25,14 +25,18 @@ from typing import Any
 
 import torch
 import yaml
+from transformers import get_scheduler
 
 from lmforge.config import RunConfig
-from lmforge.config.tasks import SftSettings
 from lmforge.errors import LmforgeError
 from lmforge.hardware import has_bf16
 from lmforge.home import atomic_dir, atomic_write_text, runs_dir
+from lmforge.hub import load_tokenizer, resolve
+from lmforge.hub.load import quiet_transformers
 from lmforge.progress import ProgressFn
 from lmforge.tasks import Task, get_task
+from lmforge.track import OUTPUT_DIR_TAG, NullTracker, Tracker, resume_run, start_run
+from lmforge.track.registry import log_model, register_model
 from lmforge.train import distributed
 from lmforge.train.batching import batch_order
 from lmforge.train.checkpoint import (
@@ -66,6 +70,33 @@ class TrainResult:
     trainable_parameters: int = 0
     total_parameters: int = 0
     data_metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Loop:
+    """Everything the loop works with, built once by ``_train`` and passed whole."""
+
+    config: RunConfig
+    dist: distributed.Dist
+    task: Task
+    tokenizer: Any
+    data: TrainingData
+    model: Any  # the network with its method applied (LoRA, frozen layers)
+    module: torch.nn.Module  # TrainingModule(model), wrapped for the strategy (DDP, FSDP)
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    state: TrainerState  # the counters a checkpoint saves
+    total_steps: int
+    micro_per_epoch: int
+    run_dir: Path
+    tracker: Tracker
+    progress: ProgressFn | None
+
+    def evaluate(self) -> dict[str, Any]:
+        """Validation metrics of the model now (gathered whole when sharded)."""
+        with distributed.unsharded(self.module):
+            return _evaluate(self.config, self.task, self.model, self.data, self.tokenizer,
+                             self.dist.device)  # fmt: skip
 
 
 class TrainingModule(torch.nn.Module):
@@ -116,8 +147,6 @@ def _train(
     progress: ProgressFn | None,
     on_start: Callable[[str, Path], None] | None,
 ) -> TrainResult:
-    from lmforge.hub import load_tokenizer
-
     # Find what to resume before loading anything: nothing to resume fails in a second.
     run_dir, checkpoint = _find_resume(resume, config) if resume else (None, None)
     torch.manual_seed(config.train.seed)
@@ -125,7 +154,7 @@ def _train(
     with distributed.main_first(dist):  # a zoo model is converted once, not per process
         base = _resolve_base(config.model.ref, task)
         tokenizer = load_tokenizer(base)
-    data = _build_data(config, task, tokenizer)
+    data = build_data(task, tokenizer, config.data, max_length=config.task.max_length)
     model = _build_model(config, task, base.path, data.labels, dist.device)
     trainable, total = count_parameters(model)
     module = distributed.wrap(TrainingModule(task, model), config.train.strategy, dist)
@@ -151,8 +180,6 @@ def _train(
         run_dir.mkdir(parents=True, exist_ok=True)
         _write_config(run_dir / "config.yaml", config)
         if new_run:
-            from lmforge.track import OUTPUT_DIR_TAG
-
             tracker.log_params(config.model_dump(mode="json"))
             tracker.set_tags({OUTPUT_DIR_TAG: str(run_dir), "lmforge.task": task.name})
             tracker.log_params({"model_parameters": total, "trainable_parameters": trainable})
@@ -160,17 +187,12 @@ def _train(
     if on_start is not None and dist.is_main:
         on_start(run_id, run_dir)
 
-    def evaluate() -> dict[str, Any]:
-        with distributed.unsharded(module):
-            return _evaluate(config, task, model, data, tokenizer, dist.device)
-
+    loop = Loop(config, dist, task, tokenizer, data, model, module, optimizer, scheduler, state,
+                total_steps, micro_per_epoch, run_dir, tracker, progress)  # fmt: skip
     try:
         if config.eval.before_training and data.validation and checkpoint is None:
-            tracker.log_metrics(_numbers(evaluate(), "eval"), step=0)
-        stats = _run_steps(
-            config, dist, task, module, model, optimizer, scheduler, data, tokenizer,
-            state, total_steps, micro_per_epoch, run_dir, tracker, progress, evaluate,
-        )  # fmt: skip
+            tracker.log_metrics(_numbers(loop.evaluate(), "eval"), step=0)
+        stats = _run_steps(loop)
     except KeyboardInterrupt:
         # Sharded weights need every process to gather them, which cannot be trusted
         # after an interrupt: fsdp runs keep their last train.save_every checkpoint.
@@ -191,7 +213,7 @@ def _train(
         raise
 
     try:
-        eval_metrics = evaluate() if data.validation else {}
+        eval_metrics = loop.evaluate() if data.validation else {}
         result = TrainResult(
             run_id=run_id,
             run_dir=run_dir,
@@ -220,8 +242,6 @@ def _train(
 
 
 def _resolve_base(ref: str, task: Task) -> Any:
-    from lmforge.hub import resolve
-
     base = resolve(ref)
     if base.kind in {"adapter", "gguf"}:
         raise LmforgeError(
@@ -236,27 +256,6 @@ def _resolve_base(ref: str, task: Task) -> Any:
     return base
 
 
-def _build_data(config: RunConfig, task: Task, tokenizer: Any) -> TrainingData:
-    data = config.data
-    return build_data(
-        task,
-        tokenizer,
-        train_path=data.train,
-        validation_path=data.validation,
-        val_ratio=data.val_ratio,
-        data_format=data.format,
-        fields=dict(data.fields),
-        on_error=data.on_error,
-        labels=data.labels,
-        max_samples=data.max_samples,
-        seed=data.seed,
-        max_length=config.task.max_length,
-        overlong=data.overlong,
-        packing=data.packing,
-        train_on_prompt=isinstance(config.task, SftSettings) and config.task.train_on_prompt,
-    )
-
-
 def _build_model(
     config: RunConfig, task: Task, path: Path, labels: list[str], device: torch.device
 ) -> Any:
@@ -269,8 +268,6 @@ def _build_model(
             "math, so mixed precision will be slower than fp32 here.",
             stacklevel=2,
         )
-    from lmforge.hub.load import quiet_transformers
-
     quiet_transformers()
     model = task.build_model(
         str(path), labels=labels, dtype=dtype, pretrained=not config.model.from_scratch
@@ -321,8 +318,6 @@ def _total_steps(config: RunConfig, micro_per_epoch: int) -> int:
 
 
 def _scheduler(config: RunConfig, optimizer: torch.optim.Optimizer, total_steps: int) -> Any:
-    from transformers import get_scheduler
-
     name = {"constant": "constant_with_warmup"}.get(config.train.scheduler, config.train.scheduler)
     return get_scheduler(
         name,
@@ -334,9 +329,7 @@ def _scheduler(config: RunConfig, optimizer: torch.optim.Optimizer, total_steps:
 
 def _start_tracker(
     config: RunConfig, dist: distributed.Dist, track: bool, run_id: str | None
-) -> Any:
-    from lmforge.track import NullTracker, resume_run, start_run
-
+) -> Tracker:
     if not dist.is_main or not track:
         return NullTracker()
     if run_id is not None:
@@ -393,24 +386,11 @@ def _micro_batches(
             number += 1
 
 
-def _run_steps(
-    config: RunConfig,
-    dist: distributed.Dist,
-    task: Task,
-    module: torch.nn.Module,
-    model: Any,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    data: TrainingData,
-    tokenizer: Any,
-    state: TrainerState,
-    total_steps: int,
-    micro_per_epoch: int,
-    run_dir: Path,
-    tracker: Any,
-    progress: ProgressFn | None,
-    evaluate: Callable[[], dict[str, Any]],
-) -> dict[str, float]:
+def _run_steps(loop: Loop) -> dict[str, float]:
+    config, dist, task, data, state = loop.config, loop.dist, loop.task, loop.data, loop.state
+    model, module, optimizer, scheduler = loop.model, loop.module, loop.optimizer, loop.scheduler
+    total_steps, micro_per_epoch, run_dir = loop.total_steps, loop.micro_per_epoch, loop.run_dir
+    tracker, progress, tokenizer = loop.tracker, loop.progress, loop.tokenizer
     train_cfg = config.train
     stream = _micro_batches(config, data, dist, state.micro_batch, micro_per_epoch)
     parameters = [p for p in model.parameters() if p.requires_grad]
@@ -477,7 +457,7 @@ def _run_steps(
                 tracker.log_metrics(metrics, step=state.step)
                 state.history.append({"step": state.step, **metrics})
             if config.eval.every and state.step % config.eval.every == 0 and data.validation:
-                tracker.log_metrics(_numbers(evaluate(), "eval"), step=state.step)
+                tracker.log_metrics(_numbers(loop.evaluate(), "eval"), step=state.step)
             if train_cfg.save_every and state.step % train_cfg.save_every == 0:
                 distributed.save_checkpoint(
                     run_dir, state, model, optimizer, scheduler,
@@ -585,7 +565,7 @@ def _save_outputs(
     model: Any,
     tokenizer: Any,
     base: Any,
-    tracker: Any,
+    tracker: Tracker,
     weights: dict[str, torch.Tensor] | None = None,
 ) -> None:
     """Write the model (or adapter) with its tokenizer, chat template and config;
@@ -627,8 +607,6 @@ def _save_outputs(
         },
         step=result.steps,
     )
-    from lmforge.track.registry import log_model, register_model
-
     log_model(tracker, result.model_dir)
     tracker.log_artifact(result.run_dir / "config.yaml")
     tracker.log_artifact(result.run_dir / "metrics.json")
