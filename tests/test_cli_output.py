@@ -80,7 +80,7 @@ def test_resume_with_nothing_to_resume_prints_only_the_error(
     result = runner.invoke(app, ["train", str(config), "--no-track", "--resume"])
     assert result.exit_code == 2, result.output
     assert result.stdout == ""
-    assert result.stderr.startswith("error: --resume: no unfinished run with a checkpoint")
+    assert result.stderr.startswith("error: resume (--resume): no unfinished run with a checkpoint")
     assert len(result.stderr.strip().splitlines()) == 1  # no "step 0/None ... loss nan" line
 
 

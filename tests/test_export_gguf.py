@@ -179,7 +179,7 @@ def test_export_refuses_an_encoder_and_a_quant_outside_gguf(
     assert encoder.exit_code != 0 and "causal language models" in encoder.stderr
     hf = runner.invoke(app, ["export", str(tiny_causal_lm), "--format", "hf", "--quant", "q4_0",
                              "--out", str(tmp_path / "hf")])  # fmt: skip
-    assert hf.exit_code != 0 and "--quant applies to --format gguf" in hf.stderr
+    assert hf.exit_code != 0 and "quant (--quant): applies to format gguf" in hf.stderr
 
 
 def test_hf_export_merges_an_adapter_into_a_plain_model(

@@ -190,9 +190,9 @@ def test_causal_lms_adapters_and_unknown_quants_are_refused(
     from transformers import AutoModel
 
     out = tmp_path / "out"
-    with pytest.raises(LmforgeError, match=r"encoders and sequence classifiers.*--format gguf"):
+    with pytest.raises(LmforgeError, match=r"encoders and sequence classifiers.*format gguf"):
         export_onnx(resolve(str(tiny_causal_lm)), out, quant=None)
-    with pytest.raises(LmforgeError, match=r"--quant .* one of none, int8, not 'q4_0'"):
+    with pytest.raises(LmforgeError, match=r"quant: .* one of none, int8, not 'q4_0'"):
         export_onnx(resolve(str(tiny_encoder)), out, quant="q4_0")
     # An encoder adapter resolves as an encoder: exporting its base alone would drop it.
     adapter = get_peft_model(AutoModel.from_pretrained(tiny_encoder),

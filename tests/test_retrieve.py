@@ -161,7 +161,7 @@ def test_a_sentence_longer_than_the_limit_is_cut_at_token_boundaries(tokenizer: 
 
 
 def test_bad_chunk_settings_are_refused(tokenizer: object) -> None:
-    with pytest.raises(LmforgeError, match="0 <= overlap < chunk-tokens"):
+    with pytest.raises(LmforgeError, match="0 <= overlap < chunk_tokens"):
         chunk_document(Document("/x", "a."), tokenizer, chunk_tokens=32, overlap=32)
 
 

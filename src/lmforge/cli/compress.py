@@ -19,6 +19,7 @@ MODEL_HELP = "Model: a zoo name, a local path, registry:NAME@ALIAS or run:RUN_ID
 COMPRESS_FLAGS = {"model": "MODEL", "methods": "--method", "data": "--data",
                   "eval_data": "--eval-data", "student_layers": "--student-layers",
                   "epochs": "--epochs", "measure": "--measure"}  # fmt: skip
+EXPORT_FLAGS = {"format": "--format", "quant": "--quant", "out": "--out"}
 
 
 def _methods_help() -> str:
@@ -117,8 +118,11 @@ def export(
     """
     from lmforge.compress.export import export_model
 
-    with err_console.status(f"Exporting {ref} as {fmt}..."):
-        result = export_model(ref, fmt, out, quant=quant, measure=measure)
+    try:
+        with err_console.status(f"Exporting {ref} as {fmt}..."):
+            result = export_model(ref, fmt, out, quant=quant, measure=measure)
+    except LmforgeError as error:
+        raise with_flags(error, EXPORT_FLAGS) from None
     console.print(f"exported to {result.path}")
     _print_result(result.run_id, result.rows, report)
 

@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from lmforge.cli.console import console, err_console, format_rate
+from lmforge.cli.settings import with_flags
 from lmforge.errors import LmforgeError
 from lmforge.progress import ProgressFn, ProgressReporter
 
@@ -22,6 +23,9 @@ app = typer.Typer(
 
 EMBED_HELP = "Embedding model: a zoo name, a local encoder or its ONNX export."
 ENCODING_HELP = "Refuse files that are not UTF-8 (default: decode them as cp1252 and say so)."
+# the knowledge-base settings the library names, and the flags that set them
+KB_FLAGS = {"index_type": "--index", "chunk_tokens": "--chunk-tokens", "overlap": "--overlap",
+            "strict_encoding": "--strict-encoding"}  # fmt: skip
 
 
 def embed(
@@ -134,7 +138,10 @@ def build(
         )  # fmt: skip
         return kb, kb.last_report
 
-    _ingest_and_report(build_it)
+    try:
+        _ingest_and_report(build_it)
+    except LmforgeError as error:
+        raise with_flags(error, KB_FLAGS) from None
 
 
 @app.command("add")
@@ -151,8 +158,11 @@ def add(
     from lmforge.retrieve.kb import KnowledgeBase
 
     kb = KnowledgeBase.open(name)
-    _ingest_and_report(lambda step: (kb, kb.add(docs, strict_encoding=strict_encoding,
-                                                 progress=step)))  # fmt: skip
+    try:
+        _ingest_and_report(lambda step: (kb, kb.add(docs, strict_encoding=strict_encoding,
+                                                     progress=step)))  # fmt: skip
+    except LmforgeError as error:
+        raise with_flags(error, KB_FLAGS) from None
 
 
 def _ingest_and_report(work: Callable[[ProgressFn], tuple[Any, Any]]) -> None:

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from lmforge.cli.console import console, err_console, format_metric
+from lmforge.cli.settings import with_flags
 from lmforge.errors import LmforgeError
 from lmforge.progress import ProgressReporter
 
@@ -90,6 +91,8 @@ def _train_here(config: Any, resume_from: Path | bool | None, *, track: bool) ->
         result = run_training(
             config, resume=resume_from, track=track, progress=progress, on_start=on_start
         )
+    except LmforgeError as error:
+        raise with_flags(error, {"resume": "--resume", "nproc": "--nproc"}) from None
     finally:
         progress.stop()
     if not is_main:

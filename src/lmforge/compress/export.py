@@ -50,16 +50,16 @@ def export_model(
     from lmforge.track import start_run
 
     if fmt not in FORMATS:
-        raise LmforgeError(f"--format must be one of {', '.join(FORMATS)}, not '{fmt}'")
+        raise LmforgeError(f"format: must be one of {', '.join(FORMATS)}, not '{fmt}'")
     if quant is not None and fmt not in DEFAULT_QUANT:
-        raise LmforgeError(f"--quant applies to --format gguf and onnx only, not '{fmt}'")
+        raise LmforgeError(f"quant: applies to format gguf and onnx only, not '{fmt}'")
     resolved = resolve(ref)
     if fmt != "hf" and resolved.kind != "gguf":
         from lmforge.hub.quantized import is_quantized_dir, read_quant_meta
 
         if is_quantized_dir(resolved.path):
             raise LmforgeError(
-                f"'{ref}' is quantized by lmforge compress; --format {fmt} converts fp32 "
+                f"'{ref}' is quantized by lmforge compress; format {fmt!r} converts fp32 "
                 f"weights. Export its fp32 source instead: "
                 f"{read_quant_meta(resolved.path).get('source', 'the model it came from')}."
             )
@@ -185,7 +185,8 @@ def _measure_gguf(
     except LmforgeError as error:
         raise LmforgeError(
             f"{out} is written and complete, but measuring it needs llama.cpp, which cannot "
-            f"run here (export again with --no-measure to skip the measurement). {error}"
+            f"run here (export again without measuring: measure=False, `lmforge export ... "
+            f"--no-measure`). {error}"
         ) from None
     fp32_bytes = 4 * sum(p.numel() for p in model.parameters())
     source = measure_torch(model, tokenizer, f"{ref} (fp32, torch)", fp32_bytes)

@@ -30,13 +30,13 @@ def export_onnx(resolved: ResolvedModel, out: Path, *, quant: str | None) -> Non
     quant = quant or "none"
     if quant not in QUANTS:
         raise LmforgeError(
-            f"--quant for --format onnx must be one of {', '.join(QUANTS)}, not '{quant}'"
+            f"quant: for format onnx must be one of {', '.join(QUANTS)}, not '{quant}'"
         )
     kind = resolved.model_kind
     if kind not in OUTPUTS:
         raise LmforgeError(
             f"'{resolved.ref}' is a {kind} model; ONNX export covers encoders and sequence "
-            "classifiers. Export causal language models with --format gguf."
+            "classifiers. Export causal language models in format gguf."
         )
     if resolved.kind == ADAPTER:  # loading the base alone would silently drop the adapter
         raise LmforgeError(
@@ -45,9 +45,7 @@ def export_onnx(resolved: ResolvedModel, out: Path, *, quant: str | None) -> Non
         )
     out = Path(out)
     if out.resolve() == resolved.path.resolve():
-        raise LmforgeError(
-            f"--out {out} is the source model's own directory; pass a new directory."
-        )
+        raise LmforgeError(f"out: {out} is the source model's own directory; pass a new directory.")
     import_onnxruntime(export=True)
     network, tokenizer = _load(resolved)
     export_network(network, tokenizer, out, kind=kind, quant=quant, source=resolved.ref,

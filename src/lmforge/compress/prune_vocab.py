@@ -51,7 +51,7 @@ def prune_vocabulary(source: Path, corpus: Path, out: Path) -> int:
     kind = spec["model"]["type"]
     if kind not in {"WordPiece", "BPE"}:
         raise LmforgeError(f"prune-vocab handles WordPiece and BPE tokenizers; {source} has a "
-                           f"{kind} tokenizer. Leave prune-vocab out of --method.")  # fmt: skip
+                           f"{kind} tokenizer. Leave prune-vocab out of the methods.")  # fmt: skip
     used = {token for ids in encoded for token in ids}
     keep = _kept_ids(spec, used, tokenizer)
     old_to_new = {old: new for new, old in enumerate(keep)}

@@ -48,7 +48,7 @@ def quantize_model(
     from lmforge.compress.int8 import ALPHA, smooth
 
     if scheme not in SCHEMES:
-        raise LmforgeError(f"--method: quantization must be one of {', '.join(SCHEMES)}, "
+        raise LmforgeError(f"scheme: quantization must be one of {', '.join(SCHEMES)}, "
                            f"not '{scheme}'")  # fmt: skip
     llama = getattr(model.config, "model_type", "") == "llama"
     meta: dict[str, Any] = {"scheme": scheme, "fused": llama}

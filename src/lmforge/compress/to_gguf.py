@@ -65,10 +65,10 @@ def export_gguf(model: Any, tokenizer: Any, path: Path, quant: str = "q8_0") -> 
     if config.model_type not in SUPPORTED_ARCHITECTURES:
         raise LmforgeError(
             f"GGUF export supports the architectures {', '.join(SUPPORTED_ARCHITECTURES)}; "
-            f"this model is '{config.model_type}'. Export it with --format onnx or hf."
+            f"this model is '{config.model_type}'. Export it in format onnx or hf."
         )
     if quant not in QUANTS:
-        raise LmforgeError(f"--quant must be one of {', '.join(QUANTS)}, not '{quant}'")
+        raise LmforgeError(f"quant: must be one of {', '.join(QUANTS)}, not '{quant}'")
     rope = _rope_parameters(config)
     if rope.get("rope_type", "default") != "default":
         raise LmforgeError(

@@ -94,9 +94,9 @@ class GuardPolicy:
         try:
             raw = yaml.safe_load(path.read_text()) or {}
         except (OSError, yaml.YAMLError) as error:
-            raise LmforgeError(f"--guard {path}: cannot read the policy ({error})") from error
+            raise LmforgeError(f"guard policy {path}: cannot read it ({error})") from error
         if not isinstance(raw, dict):
-            raise LmforgeError(f"--guard {path}: expected a mapping of {'/'.join(KEYS)}")
+            raise LmforgeError(f"guard policy {path}: expected a mapping of {'/'.join(KEYS)}")
         problems = [f"unknown key {k!r}" for k in raw if k not in KEYS]
 
         def categories(section: str, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -135,7 +135,7 @@ class GuardPolicy:
                 )
         if problems:
             raise LmforgeError(
-                f"--guard {path}: "
+                f"guard policy {path}: "
                 + "; ".join(problems)
                 + f". Categories: {', '.join(CATEGORIES)}."
             )

@@ -59,8 +59,8 @@ def check_chunking(chunk_tokens: int, overlap: int) -> None:
     """Refuse chunking settings that cannot work, before any work is done."""
     if chunk_tokens < 8 or not 0 <= overlap < chunk_tokens:
         raise LmforgeError(
-            f"--chunk-tokens {chunk_tokens} / --overlap {overlap}: need chunk-tokens >= 8 and "
-            "0 <= overlap < chunk-tokens, e.g. --chunk-tokens 128 --overlap 32."
+            f"chunk_tokens: {chunk_tokens} with overlap {overlap}: need chunk_tokens >= 8 and "
+            "0 <= overlap < chunk_tokens, e.g. 128 and 32."
         )
 
 

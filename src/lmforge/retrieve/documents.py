@@ -161,8 +161,8 @@ def _decode(path: Path, data: bytes, strict: bool, warnings: list[str]) -> str:
         where = f"byte 0x{data[error.start]:02x} at offset {error.start}"
         if strict:
             raise LmforgeError(
-                f"'{path}' is not UTF-8 ({where}); re-save it as UTF-8, or drop "
-                f"--strict-encoding to decode it as {FALLBACK_ENCODING}."
+                f"'{path}' is not UTF-8 ({where}); re-save it as UTF-8, or turn "
+                f"strict_encoding off to decode it as {FALLBACK_ENCODING}."
             ) from None
         warnings.append(f"'{path.name}' is not UTF-8 ({where}); decoded as {FALLBACK_ENCODING}")
         return data.decode(FALLBACK_ENCODING, errors="replace")

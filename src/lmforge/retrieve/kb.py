@@ -169,14 +169,15 @@ class KnowledgeBase:
         if (kb.root / "CURRENT").is_file() and not replace:
             raise LmforgeError(
                 f"knowledge base '{name}' already exists; add documents with `lmforge kb add "
-                f"{name} DOCS...`, or rebuild it with --replace."
+                f"{name} DOCS...`, or rebuild it with `lmforge kb build --replace`."
             )
         if index_type not in INDEX_TYPES:
-            raise LmforgeError(f"--index {index_type!r}: pick one of {', '.join(INDEX_TYPES)}.")
+            raise LmforgeError(f"index_type: {index_type!r} is not an index; pick one of "
+                               f"{', '.join(INDEX_TYPES)}.")  # fmt: skip
         embedder = embedder_for(embed_ref)
         if chunk_tokens > embedder.max_length - 2:
             raise LmforgeError(
-                f"--chunk-tokens {chunk_tokens} exceeds what '{embed_ref}' reads "
+                f"chunk_tokens: {chunk_tokens} exceeds what '{embed_ref}' reads "
                 f"({embedder.max_length} tokens with 2 special ones); pass at most "
                 f"{embedder.max_length - 2}."
             )

@@ -88,7 +88,7 @@ def load_checkpoint(
     except (OSError, ValueError, RuntimeError) as err:
         raise LmforgeError(
             f"checkpoint {checkpoint} is unreadable ({err}); delete it to resume from the one "
-            "before, or start the run again without --resume."
+            "before, or start the run again without resuming."
         ) from None
     missing = set(trainable_state(model)) - set(weights)
     if missing:

@@ -57,7 +57,7 @@ def setup() -> Dist:
     if torch.cuda.is_available():
         if local_rank >= torch.cuda.device_count():
             raise LmforgeError(
-                f"--nproc: process {local_rank} has no GPU of its own (this machine has "
+                f"nproc: process {local_rank} has no GPU of its own (this machine has "
                 f"{torch.cuda.device_count()}); use at most that many processes per machine, "
                 "or hide the GPUs (CUDA_VISIBLE_DEVICES=) to train on CPU with gloo."
             )

@@ -355,8 +355,8 @@ def _find_resume(resume: Path | bool, config: RunConfig) -> tuple[Path, Path | N
             candidates = [c for c in candidates if c == config.output.dir]
         if not candidates:
             raise LmforgeError(
-                f"--resume: no unfinished run with a checkpoint under {root}; pass the run "
-                "directory (--resume RUN_DIR) or start a new run without --resume."
+                f"resume: no unfinished run with a checkpoint under {root}; name the run "
+                "directory to continue, or start a new run without resuming."
             )
         run_dir = max(candidates, key=lambda p: checkpoint_dirs(p)[-1].stat().st_mtime)
     else:
@@ -365,8 +365,8 @@ def _find_resume(resume: Path | bool, config: RunConfig) -> tuple[Path, Path | N
     checkpoints = checkpoint_dirs(run_dir)
     if not checkpoints:
         raise LmforgeError(
-            f"--resume: {run_dir} holds no checkpoint (looked in {run_dir / 'checkpoints'}); "
-            "pass a run directory that saved one (train.save_every) or drop --resume."
+            f"resume: {run_dir} holds no checkpoint (looked in {run_dir / 'checkpoints'}); "
+            "name a run directory that saved one (train.save_every), or start a new run."
         )
     return run_dir, checkpoints[-1]
 
