@@ -136,3 +136,17 @@ def test_a_pipeline_compress_step_takes_the_compress_config_keys(tmp_path: Path)
     text = str(caught.value)
     assert "with.methods: methods[1]: unknown method 'int-4'" in text
     assert "with.teacher" in text
+
+
+def test_the_command_reports_each_method_as_plain_lines_off_a_terminal(
+    home: Path, tiny_encoder: Path, tmp_path: Path
+) -> None:
+    result = CliRunner().invoke(app, ["compress", str(tiny_encoder), "--method", "int8",
+                                      "--out", str(tmp_path / "small")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("compress ")]
+    assert lines == [
+        f"compress {tiny_encoder}: 0/2 (0%)  int8",
+        f"compress {tiny_encoder}: 1/2 (50%)  measuring",
+        f"compress {tiny_encoder}: 2/2 (100%)  done",
+    ]

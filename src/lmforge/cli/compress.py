@@ -13,6 +13,7 @@ from lmforge.cli.settings import load_with_flags, with_flags
 from lmforge.compress.config import CompressConfig
 from lmforge.compress.methods import method_names
 from lmforge.errors import LmforgeError
+from lmforge.progress import ProgressReporter
 
 MODEL_HELP = "Model: a zoo name, a local path, registry:NAME@ALIAS or run:RUN_ID."
 # each compress setting's flag, for errors the library words with the setting's name
@@ -79,10 +80,9 @@ def compress(
     # the engine loads on use, so `lmforge --help` starts in well under a second
     from lmforge.compress.run import compress_model
 
-    chain = " -> ".join(config.methods)
     try:
-        with err_console.status(f"Compressing {config.model} ({chain})..."):
-            result = compress_model(config, out)
+        with ProgressReporter(err_console, f"compress {config.model}") as progress:
+            result = compress_model(config, out, progress=progress)
     except LmforgeError as error:
         raise with_flags(error, COMPRESS_FLAGS) from None
     console.print(f"compressed model written to {result.path}")

@@ -33,6 +33,7 @@ from lmforge.hub.classifier import TextClassifier
 from lmforge.hub.load import load_model
 from lmforge.hub.quantized import QUANT_FILE, is_quantized_dir, read_quant_meta
 from lmforge.hub.resolve import ADAPTER, GGUF
+from lmforge.progress import ProgressFn
 from lmforge.track import start_run
 from lmforge.train.merge import merge_adapter
 
@@ -60,8 +61,11 @@ def parse_methods(text: str) -> list[str]:
     return methods
 
 
-def compress_model(config: CompressConfig, out: Path, *, track: bool = True) -> CompressResult:
-    """Run ``config.methods`` in order on ``config.model`` and write the result to ``out``.
+def compress_model(
+    config: CompressConfig, out: Path, *, track: bool = True, progress: ProgressFn | None = None
+) -> CompressResult:
+    """Run ``config.methods`` in order on ``config.model`` and write the result to ``out``;
+    ``progress`` hears of each method (and the measurement) as it starts, and the end.
 
     Raises:
         LmforgeError: an already-quantized or GGUF source, a method the model kind does
@@ -86,7 +90,10 @@ def compress_model(config: CompressConfig, out: Path, *, track: bool = True) -> 
         with tempfile.TemporaryDirectory(prefix=".compress-", dir=_work_parent(out)) as work:
             current = _fp32_dir(resolved, Path(work) / "source")
             source_dir = current
+            stages = len(methods) + int(config.measure)
             for index, name in enumerate(methods):
+                if progress is not None:
+                    progress(index, stages, name)
                 step = MethodStep(current, Path(work) / f"{index}-{name}", ref, config, tracker,
                                   track)  # fmt: skip
                 current = compress_method(name).run(step)
@@ -96,7 +103,11 @@ def compress_model(config: CompressConfig, out: Path, *, track: bool = True) -> 
                     shutil.move(str(item), tmp / item.name)
             rows: list[dict[str, str]] = []
             if config.measure:
+                if progress is not None:
+                    progress(len(methods), stages, "measuring")
                 rows = _measure(kind, source_dir, out, config, tracker)
+            if progress is not None:
+                progress(stages, stages, "done")
         if rows:
             report = out / "REPORT.md"
             report.write_text(markdown_table(rows), encoding="utf-8")

@@ -361,7 +361,8 @@ class CompressStep(StepType):
     def run(cls, params: CompressParams, ctx: StepContext) -> dict[str, Any]:
         from lmforge.compress.run import compress_model  # the engine loads when a step runs
 
-        result = compress_model(params, ctx.work_dir / "model", track=ctx.track)
+        result = compress_model(params, ctx.work_dir / "model", track=ctx.track,
+                                progress=ctx.progress)  # fmt: skip
         for row in result.rows:
             ctx.log("  " + "  ".join(f"{k}: {v}" for k, v in row.items()))
         return {"model": str(result.path), "run_id": result.run_id,
