@@ -12,6 +12,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from lmforge.config.schema import RunConfig
+from lmforge.train.loop import train
+
 # Settings that worked on the bundled data (sentiment classifier: 3 of 6 MiniLM layers,
 # 6 epochs, keep the teacher's held-out accuracy; 3 epochs lost a point. The hidden-state
 # loss took its agreement with the teacher on the challenge reviews from 176 to 182 of 210;
@@ -22,7 +25,6 @@ CAUSAL_LM = {"max_length": 512, "batch_size": 4, "lr": 2e-4, "epochs": 1.0, "hid
 
 def distill_config(source: Path, options: Any, kind: str, out: Path) -> Any:
     """The run config of one distillation (``lmforge train`` accepts the same YAML)."""
-    from lmforge.config.schema import RunConfig
 
     settings = CLASSIFIER if kind == "classifier" else CAUSAL_LM
     recorded = trained_validation(Path(source))
@@ -59,7 +61,6 @@ def distill(
     Returns:
         ``(model directory, training run id)``.
     """
-    from lmforge.train.loop import train
 
     config = distill_config(source, options, kind, out / "run")
     result = train(config, track=track)

@@ -18,7 +18,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lmforge.compress.measure import measure_gguf, measure_torch
+from lmforge.compress.onnx import export_onnx
+from lmforge.compress.to_gguf import export_gguf
 from lmforge.errors import LmforgeError
+from lmforge.home import atomic_dir
+from lmforge.hub import load_causal_lm, resolve
+from lmforge.hub.llamacpp_check import ensure_llama_cpp_runs
+from lmforge.hub.quantized import is_quantized_dir, read_quant_meta
+from lmforge.track import start_run
+from lmforge.train.merge import merge_adapter
 
 FORMATS = ("hf", "gguf", "onnx")
 DEFAULT_QUANT = {"gguf": "q8_0", "onnx": "none"}
@@ -46,23 +55,18 @@ def export_model(
         LmforgeError: an unknown format, a quantization the format does not have, or a
             model the format cannot hold.
     """
-    from lmforge.hub import load_causal_lm, resolve
-    from lmforge.track import start_run
 
     if fmt not in FORMATS:
         raise LmforgeError(f"format: must be one of {', '.join(FORMATS)}, not '{fmt}'")
     if quant is not None and fmt not in DEFAULT_QUANT:
         raise LmforgeError(f"quant: applies to format gguf and onnx only, not '{fmt}'")
     resolved = resolve(ref)
-    if fmt != "hf" and resolved.kind != "gguf":
-        from lmforge.hub.quantized import is_quantized_dir, read_quant_meta
-
-        if is_quantized_dir(resolved.path):
-            raise LmforgeError(
-                f"'{ref}' is quantized by lmforge compress; format {fmt!r} converts fp32 "
-                f"weights. Export its fp32 source instead: "
-                f"{read_quant_meta(resolved.path).get('source', 'the model it came from')}."
-            )
+    if fmt != "hf" and resolved.kind != "gguf" and is_quantized_dir(resolved.path):
+        raise LmforgeError(
+            f"'{ref}' is quantized by lmforge compress; format {fmt!r} converts fp32 "
+            f"weights. Export its fp32 source instead: "
+            f"{read_quant_meta(resolved.path).get('source', 'the model it came from')}."
+        )
     out = Path(out)
     causal = resolved.model_kind in {"causal-lm", "gguf"}
     if fmt == "gguf" and not causal:
@@ -85,7 +89,6 @@ def export_model(
         else:
             model, tokenizer = load_causal_lm(resolved)
             model = _merged(model)
-            from lmforge.compress.to_gguf import export_gguf
 
             export_gguf(model, tokenizer, out, quant or "q8_0")
             if measure:
@@ -118,16 +121,11 @@ def _export_onnx(resolved: Any, out: Path, quant: str | None) -> None:
     import json
     import tempfile
 
-    from lmforge.compress.onnx import export_onnx
-    from lmforge.hub import resolve
-
     adapter_config = resolved.path / "adapter_config.json"
     if (
         resolved.kind == "adapter"
         and json.loads(adapter_config.read_text()).get("task_type") == "SEQ_CLS"
     ):
-        from lmforge.train.merge import merge_adapter
-
         out.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=".merge-", dir=out.parent) as work:
             merged = merge_adapter(resolved.path, Path(work) / "merged")
@@ -142,16 +140,11 @@ def _merged(model: Any) -> Any:
 
 
 def _export_hf(resolved: Any, out: Path) -> None:
-    from lmforge.home import atomic_dir
 
     if resolved.kind == "adapter":
-        from lmforge.train.merge import merge_adapter
-
         merge_adapter(resolved.path, out)
         return
     if resolved.kind == "gguf":
-        from lmforge.hub import load_causal_lm
-
         model, tokenizer = load_causal_lm(resolved)
         with atomic_dir(out) as tmp:
             model.save_pretrained(tmp)
@@ -166,8 +159,6 @@ def _export_hf(resolved: Any, out: Path) -> None:
 
 
 def _measure_hf(out: Path) -> list[dict[str, str]]:
-    from lmforge.compress.measure import measure_torch
-    from lmforge.hub import load_causal_lm, resolve
 
     model, tokenizer = load_causal_lm(resolve(str(out)))
     row = measure_torch(model, tokenizer, "hf (fp32)", _size(out))
@@ -177,8 +168,6 @@ def _measure_hf(out: Path) -> list[dict[str, str]]:
 def _measure_gguf(
     model: Any, tokenizer: Any, ref: str, out: Path, quant: str, tracker: Any
 ) -> list[dict[str, str]]:
-    from lmforge.compress.measure import measure_gguf, measure_torch
-    from lmforge.hub.llamacpp_check import ensure_llama_cpp_runs
 
     try:
         ensure_llama_cpp_runs(out)

@@ -25,8 +25,12 @@ from typing import Any
 
 import torch
 
+from lmforge.compress.corpus import corpus_texts
 from lmforge.compress.quantize import copy_extras
 from lmforge.errors import LmforgeError
+from lmforge.home import atomic_dir
+from lmforge.hub import resolve
+from lmforge.hub.load import load_model
 
 
 def prune_vocabulary(source: Path, corpus: Path, out: Path) -> int:
@@ -39,10 +43,6 @@ def prune_vocabulary(source: Path, corpus: Path, out: Path) -> int:
         LmforgeError: the tokenizer is not a fast WordPiece or BPE tokenizer, or the
             pruned tokenizer would tokenize the corpus differently.
     """
-    from lmforge.compress.corpus import corpus_texts
-    from lmforge.home import atomic_dir
-    from lmforge.hub import resolve
-    from lmforge.hub.load import load_model
 
     model, tokenizer = load_model(resolve(str(source)))
     texts = corpus_texts(corpus, tokenizer)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lmforge.data.records import DataError, read_records
 from lmforge.errors import LmforgeError
 from lmforge.explain.explanation import Explanation
 from lmforge.explain.faithfulness import faithfulness
@@ -148,7 +149,6 @@ def load_records(path: Path) -> list[dict[str, Any]]:
     Raises:
         LmforgeError: the file is missing, or a row has no ``text``.
     """
-    from lmforge.data.records import DataError, read_records
 
     try:
         records, _ = read_records(Path(path), source_name="DATA")

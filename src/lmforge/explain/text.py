@@ -22,6 +22,7 @@ from lmforge.errors import LmforgeError
 from lmforge.explain.explanation import Explanation, pick_label
 from lmforge.explain.faithfulness import faithfulness
 from lmforge.explain.words import char_to_word, index_words
+from lmforge.hub.classifier import MAX_LENGTH
 
 if TYPE_CHECKING:
     from lmforge.hub.classifier import TextClassifier
@@ -161,8 +162,6 @@ def ig_weights(
     """
     import torch
     from captum.attr import LayerIntegratedGradients
-
-    from lmforge.hub.classifier import MAX_LENGTH
 
     if steps < 1:
         raise LmforgeError(f"steps: {steps} is too few; pass at least 1 (50 is the default).")

@@ -35,6 +35,8 @@ import numpy as np
 from lmforge.errors import LmforgeError
 from lmforge.guard.encoder import check_quantization, load_embedder
 from lmforge.home import atomic_dir, lmforge_home
+from lmforge.hub.embed import SentenceEmbedder
+from lmforge.runtime.pooling import pool
 
 CATEGORIES = ("harassment", "hate", "self-harm", "sexual", "violence", "illicit",
               "prompt-injection")  # fmt: skip
@@ -215,9 +217,6 @@ def train_classifier(
     import torch
     from peft import LoraConfig, get_peft_model
     from safetensors.numpy import save_file
-
-    from lmforge.hub.embed import SentenceEmbedder
-    from lmforge.runtime.pooling import pool
 
     settings = settings or TrainSettings()
     check_quantization(settings.encoder_quantization, "guard train: encoder_quantization",

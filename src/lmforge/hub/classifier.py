@@ -12,7 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from lmforge.hub.load import load_classifier
 from lmforge.hub.resolve import resolve
+from lmforge.runtime.onnx import OnnxModel, is_onnx_dir
 
 # Classifier inputs are sentences or short paragraphs; longer texts are truncated.
 MAX_LENGTH = 256
@@ -28,8 +30,6 @@ class TextClassifier:
     """
 
     def __init__(self, ref: str) -> None:
-        from lmforge.hub.load import load_classifier
-        from lmforge.runtime.onnx import OnnxModel, is_onnx_dir
 
         self.model_ref = ref
         resolved = resolve(ref)

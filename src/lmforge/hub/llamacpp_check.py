@@ -36,6 +36,7 @@ from pathlib import Path
 from lmforge.errors import LmforgeError
 from lmforge.hardware import cpu_flags, cpu_name
 from lmforge.home import atomic_write_text, lmforge_home
+from lmforge.hub.load import import_llama_cpp
 
 # Extensions a portable build may use: the x86-64 baseline up to AVX2 (Haswell, 2013).
 PORTABLE_SETS = frozenset({"sse4_2", "avx", "avx2", "fma", "f16c", "bmi2"})
@@ -135,7 +136,6 @@ def build_features() -> dict[str, bool]:
 
     Reading them runs no kernel, so it is safe even with a build this CPU cannot run.
     """
-    from lmforge.hub.load import import_llama_cpp
 
     info = import_llama_cpp().llama_print_system_info().decode(errors="replace")
     return {name: value == "1" for name, value in re.findall(r"(\w+) = (\d)", info)}

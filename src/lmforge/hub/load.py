@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lmforge.errors import LmforgeError
+from lmforge.hub.quantized import is_quantized_dir, load_quantized
 from lmforge.hub.resolve import ADAPTER, CAUSAL_LM, CLASSIFIER, ENCODER, GGUF, ResolvedModel
 
 if TYPE_CHECKING:
@@ -151,12 +152,10 @@ def load_model(model: ResolvedModel) -> tuple[Any, Any]:
 
 
 def _quantized(model: ResolvedModel) -> bool:
-    from lmforge.hub.quantized import is_quantized_dir
 
     return model.kind != GGUF and is_quantized_dir(model.path)
 
 
 def _load_quantized(model: ResolvedModel, auto_class: Any) -> Any:
-    from lmforge.hub.quantized import load_quantized
 
     return load_quantized(model.path, auto_class)

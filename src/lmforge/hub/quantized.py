@@ -40,6 +40,7 @@ from torch.ao.nn.quantized.dynamic import Linear as AoDynamicLinear
 
 from lmforge.errors import LmforgeError
 from lmforge.hardware import has_int8_dot
+from lmforge.runtime.modules import unwrap
 
 QUANT_FILE = "lmforge_compress.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -275,7 +276,6 @@ def _fuse(owner: torch.nn.Module, names: list[str], fused_name: str) -> None:
 def fuse_projections(model: Any) -> None:
     """q, k, v into ``qkv_proj`` and gate, up into ``gate_up_proj`` (fewer, larger matmuls;
     with dynamic INT8 also one activation quantization instead of three)."""
-    from lmforge.runtime.modules import unwrap
 
     for layer in unwrap(model).model.layers:
         _fuse(layer.self_attn, ["q_proj", "k_proj", "v_proj"], "qkv_proj")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from lmforge.errors import LmforgeError
 from lmforge.hub.zoo import ZOO, zoo_model_dir
+from lmforge.track import resolve_registry_ref, resolve_run_ref
 
 # Model kinds, in the user's words.
 CAUSAL_LM = "causal-lm"
@@ -60,12 +61,8 @@ def resolve(ref: str, *, progress: bool = True) -> ResolvedModel:
     """
     ref = ref.strip()
     if ref.startswith("registry:"):
-        from lmforge.track import resolve_registry_ref
-
         return _resolve_path(ref, resolve_registry_ref(ref), source="registry")
     if ref.startswith("run:"):
-        from lmforge.track import resolve_run_ref
-
         return _resolve_path(ref, resolve_run_ref(ref), source="run")
     if ref in ZOO:
         path = zoo_model_dir(ref, progress=progress)

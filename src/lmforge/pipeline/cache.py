@@ -20,6 +20,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from lmforge import __version__
 from lmforge.home import atomic_write_text, file_sha256, lmforge_home
 
 # (path, size, mtime_ns) -> sha256, so one process hashes a big model folder once.
@@ -58,7 +59,6 @@ def input_hashes(params: dict[str, Any], extra_inputs: list[Path]) -> dict[str, 
 
 def step_key(step_type: str, params: dict[str, Any], inputs: dict[str, str]) -> str:
     """The cache key of a step with these (filled-in, resolved) settings and input hashes."""
-    from lmforge import __version__
 
     material = {"type": step_type, "params": params, "inputs": inputs, "lmforge": __version__}
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()

@@ -22,7 +22,10 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lmforge import __version__
+from lmforge.errors import LmforgeError
 from lmforge.home import atomic_write_text
+from lmforge.track.registry import REGISTRY_PREFIX, get_alias, parse_registry_ref
 
 if TYPE_CHECKING:
     from lmforge.pipeline.steps import RegisterParams, StepContext
@@ -30,7 +33,6 @@ if TYPE_CHECKING:
 
 def code_version() -> str:
     """``lmforge X.Y.Z``, plus the git commit when running from a checkout."""
-    from lmforge import __version__
 
     version = f"lmforge {__version__}"
     try:
@@ -80,8 +82,6 @@ def lineage_of(ctx: StepContext) -> dict[str, Any]:
 def _pinned(ref: str | None) -> str | None:
     """``registry:NAME@ALIAS`` as the version it names now (``registry:NAME/N``), so the
     lineage keeps pointing at the parent after the alias moves (to this very version)."""
-    from lmforge.errors import LmforgeError
-    from lmforge.track.registry import REGISTRY_PREFIX, get_alias, parse_registry_ref
 
     if not ref or not ref.startswith(REGISTRY_PREFIX) or "@" not in ref:
         return ref

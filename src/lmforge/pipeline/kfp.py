@@ -40,9 +40,11 @@ from typing import Any
 
 import yaml
 
+from lmforge.config.load import _Loader
 from lmforge.errors import LmforgeError
 from lmforge.home import atomic_file
 from lmforge.pipeline.spec import Pipeline, StepSpec
+from lmforge.pipeline.steps import STEP_TYPES
 
 RECORDS = "records"  # the output parameter each step writes and later steps read
 SPEC_TEXT = "spec_text"
@@ -126,7 +128,6 @@ def embedded_spec_text(pipeline: Pipeline) -> str:
     Raises:
         LmforgeError: the pipeline has no text, or holds a value JSON cannot carry.
     """
-    from lmforge.config.load import _Loader  # the loader parse_pipeline reads with
 
     if not pipeline.text.strip():
         raise LmforgeError(
@@ -199,7 +200,6 @@ def _safe_names(names: list[str]) -> dict[str, str]:
 
 
 def _cacheable(step: StepSpec) -> bool:
-    from lmforge.pipeline.steps import STEP_TYPES
 
     return step.cache and STEP_TYPES[step.type].cacheable
 

@@ -25,6 +25,8 @@ from lmforge.home import atomic_write_text, lmforge_home
 from lmforge.pipeline import cache
 from lmforge.pipeline.spec import REF_PATTERN, Pipeline, PipelineError, StepSpec, resolve_value
 from lmforge.pipeline.steps import STEP_TYPES, StepContext, StepRecord
+from lmforge.track import NullTracker, resume_run, start_run
+from lmforge.track.tracker import flatten_params
 
 PIPELINE_TAG = "lmforge.pipeline"
 STEP_TAG = "lmforge.pipeline.step"
@@ -266,7 +268,6 @@ def _run_step(
     parent_run_id: str | None,
     events: Events,
 ) -> StepRecord:
-    from lmforge.track import start_run
 
     kind = STEP_TYPES[step.type]
     params, record = _prepare(pipeline, step, done)
@@ -360,7 +361,6 @@ def _work_dir(pipeline: Pipeline, step: StepSpec, key: str) -> Path:
 
 
 def _pipeline_tracker(pipeline: Pipeline, state: dict[str, Any], track: bool) -> Any:
-    from lmforge.track import NullTracker, resume_run, start_run
 
     if not track:
         return NullTracker()
@@ -387,7 +387,6 @@ def _write_state(pipeline: Pipeline, state: dict[str, Any]) -> None:
 
 
 def _flat_params(params: dict[str, Any]) -> dict[str, Any]:
-    from lmforge.track.tracker import flatten_params
 
     return flatten_params(params)
 

@@ -29,7 +29,10 @@ import torch
 import torch.nn.functional as F
 
 from lmforge.config.tasks import DistillSettings
+from lmforge.data.records import read_records
 from lmforge.errors import LmforgeError
+from lmforge.hub import resolve
+from lmforge.runtime.modules import unwrap
 from lmforge.tasks.base import (
     IGNORE_INDEX,
     Batch,
@@ -57,7 +60,6 @@ class DistillTask:
 
     def configured(self, config: Any) -> DistillTask:
         """This task for ``config``: its teacher resolved and the inner task chosen."""
-        from lmforge.hub import resolve
 
         settings = config.task
         assert isinstance(settings, DistillSettings)
@@ -178,7 +180,6 @@ def hidden_state_loss(
 def _token_logits(model: Any, batch: Batch, states: bool = False) -> tuple[Any, Any, Any]:
     """Vocabulary logits at the positions that have a next-token target, their targets,
     and the backbone's output (with every layer's hidden states when ``states``)."""
-    from lmforge.runtime.modules import unwrap
 
     lm = unwrap(model)
     backbone = getattr(lm, lm.base_model_prefix)
@@ -201,7 +202,6 @@ def keep_layers(model: Any, count: int) -> list[int]:
     Raises:
         LmforgeError: ``count`` is not between 1 and the model's layer count.
     """
-    from lmforge.runtime.modules import unwrap
 
     network = unwrap(model)
     backbone = getattr(network, network.base_model_prefix)
@@ -262,7 +262,6 @@ def _check_vocabularies(student: str, teacher: Any, teacher_ref: str) -> None:
 
 def _is_text(config: Any) -> bool:
     """Whether a causal-LM distillation reads plain text (clm) rather than dialogs (sft)."""
-    from lmforge.data.records import read_records
 
     if config.data.format != "auto":
         return bool(config.data.format == "text")

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from lmforge.errors import LmforgeError
+from lmforge.track.mlflow_store import get_client
 
 PROMPT_PREFIX = "prompt:"
 FILE_SUFFIXES = (".jinja", ".j2", ".txt", ".yaml", ".yml")
@@ -202,8 +203,6 @@ def list_prompts() -> list[dict[str, Any]]:
 def _use_store() -> None:
     """Point MLflow's fluent API at lmforge's store (the prompt registry is fluent only)."""
     import mlflow
-
-    from lmforge.track.mlflow_store import get_client
 
     uri = get_client().tracking_uri
     mlflow.set_tracking_uri(uri)

@@ -24,7 +24,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Protocol, Self, runtime_checkable
 
 from lmforge.errors import LmforgeError
-from lmforge.track.mlflow_store import get_client, get_or_create_experiment
+from lmforge.track.mlflow_store import get_client, get_or_create_experiment, get_run
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -326,7 +326,6 @@ def resume_run(run_id: str) -> Tracker:
     Raises:
         LmforgeError: no run has that id.
     """
-    from lmforge.track.mlflow_store import get_run
 
     client = get_client()
     get_run(client, run_id)

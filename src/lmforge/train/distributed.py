@@ -24,6 +24,8 @@ import torch
 import torch.distributed as torch_dist
 
 from lmforge.errors import LmforgeError
+from lmforge.train import checkpoint
+from lmforge.train.methods import transformer_layers
 
 if TYPE_CHECKING:
     from lmforge.train.checkpoint import TrainerState
@@ -165,8 +167,6 @@ def wrap(module: torch.nn.Module, strategy: str, dist: Dist) -> torch.nn.Module:
             f"{torch.__version__}; upgrade torch or use train.strategy: ddp."
         ) from None
 
-    from lmforge.train.methods import transformer_layers
-
     # FSDP2: one all-gather unit per transformer block, the rest (embeddings, final
     # norm, head: tied weights stay together) in the root unit.
     for layer in transformer_layers(module):
@@ -243,7 +243,6 @@ def save_checkpoint(
     Returns:
         The checkpoint directory on rank 0, None on the others.
     """
-    from lmforge.train import checkpoint
 
     if not is_sharded(model):
         if not dist.is_main:
@@ -279,7 +278,6 @@ def load_checkpoint(
     Returns:
         Where the checkpointed run was.
     """
-    from lmforge.train import checkpoint
 
     if not is_sharded(model):
         return checkpoint.load_checkpoint(path, model, optimizer, scheduler)

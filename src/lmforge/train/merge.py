@@ -9,7 +9,8 @@ from typing import Any
 
 from lmforge.errors import LmforgeError
 from lmforge.home import atomic_dir
-from lmforge.hub import ResolvedModel
+from lmforge.hub import ResolvedModel, load_tokenizer, resolve
+from lmforge.hub.load import quiet_transformers
 
 
 def merge_adapter(adapter_dir: Path, out_dir: Path) -> Path:
@@ -18,8 +19,6 @@ def merge_adapter(adapter_dir: Path, out_dir: Path) -> Path:
     Raises:
         LmforgeError: ``adapter_dir`` is not an adapter, or its base cannot be found.
     """
-    from lmforge.hub import load_tokenizer, resolve
-    from lmforge.hub.load import quiet_transformers
 
     adapter = resolve(str(adapter_dir))
     if adapter.kind != "adapter" or adapter.base is None:
