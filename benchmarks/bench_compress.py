@@ -277,9 +277,11 @@ def fork_gap(answer: list[Any], reference: list[Any]) -> float | None:
 
 def served_model(ref: str, quantize: str) -> tuple[Any, Any]:
     """The model and tokenizer ``lmforge serve REF --quantize QUANTIZE`` runs."""
+    from lmforge.serve.config import ServeConfig
     from lmforge.serve.server import build_handler
 
-    engine = build_handler(ref, SMOLLM2, quantize=quantize, max_batch=8).engine
+    config = ServeConfig(model=ref, served_name=SMOLLM2, quantize=quantize, max_batch=8)
+    engine = build_handler(config).engine
     return engine.runner.model, engine.tokenizer
 
 

@@ -88,13 +88,15 @@ def test_serve_quantize_int8_runs_the_model_compress_writes(
     from lmforge.compress.config import CompressConfig
     from lmforge.compress.run import compress_model
     from lmforge.hub import load_causal_lm, resolve
+    from lmforge.serve.config import ServeConfig
     from lmforge.serve.server import build_handler
 
     out = tmp_path / "int8"
     config = CompressConfig(model=str(tiny_causal_lm), methods=["int8-dynamic"], measure=False)
     compress_model(config, out, track=False)
     compressed, _ = load_causal_lm(resolve(str(out)))
-    served = build_handler(str(tiny_causal_lm), "tiny", quantize="int8").engine.runner.model
+    config = ServeConfig(model=str(tiny_causal_lm), quantize="int8")
+    served = build_handler(config).engine.runner.model
     assert type(served.model.embed_tokens).__name__ == "QuantizedEmbedding"
     assert torch.equal(logits(served), logits(compressed))
     runners = [SlotRunner(m, slots=1, max_len=64) for m in (served, compressed)]

@@ -10,12 +10,13 @@ import pytest
 from lmforge.compress.config import CompressConfig
 from lmforge.config import RunConfig, load_config_dict
 from lmforge.config.load import load_settings
+from lmforge.serve.config import ServeConfig
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 PIPELINES = EXAMPLES / "pipelines"
 PROMPTS = EXAMPLES / "prompts"
 # the config each folder of examples holds
-KINDS: dict[str, type[Any]] = {"train": RunConfig, "compress": CompressConfig}
+KINDS: dict[str, type[Any]] = {"train": RunConfig, "compress": CompressConfig, "serve": ServeConfig}
 EXAMPLE_FILES = sorted(p for folder in KINDS for p in (EXAMPLES / folder).glob("*.yaml"))
 PIPELINE_FILES = sorted(PIPELINES.glob("*.yaml"))
 PROMPT_FILES = sorted(PROMPTS.glob("*"))

@@ -4,6 +4,7 @@ with the registry's gates, lineage, model cards and rollback."""
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import socket
 import urllib.request
@@ -161,8 +162,14 @@ def test_a_pipeline_runs_tracks_registers_and_then_is_cached(
     assert record["code_version"].startswith("lmforge ")
     deploy = first.outputs("deploy")
     assert deploy["command"].startswith("lmforge serve registry:tiny-bot@production")
-    assert [Path(f).name for f in deploy["files"]] == ["serve.sh", "lmforge-tiny.service",
-                                                       "compose.yaml"]  # fmt: skip
+    written = [Path(f).name for f in deploy["files"]]
+    assert written == ["serve.yaml", "serve.sh", "lmforge-tiny.service", "compose.yaml"]
+    from lmforge.config.load import load_settings
+    from lmforge.serve.config import ServeConfig
+
+    served = load_settings(deploy["files"][0], ServeConfig)  # what serve.sh serves
+    assert served.model == "registry:tiny-bot@production" and served.guard == "default"
+    assert deploy["command"] == shlex.join(served.command_line())
 
     second = run_pipeline(pipeline)
     assert statuses(second) == {**dict.fromkeys(pipeline.names, "cached"), "deploy": "ran"}

@@ -122,6 +122,6 @@ def test_an_adapter_of_another_base_is_refused_before_serving(
         app, ["serve", str(tiny_causal_lm), "--adapter", f"x={foreign}", "--port", "1"]
     )
     assert result.exit_code == 2
-    assert "--adapter x=" in result.stderr and "not on the served base" in result.stderr
+    assert "adapters.x (--adapter):" in result.stderr and "not on the served base" in result.stderr
     result = CliRunner().invoke(app, ["serve", str(tiny_causal_lm), "--adapter", "novalue"])
     assert result.exit_code == 2 and "expected NAME=REF" in result.stderr

@@ -28,8 +28,8 @@ def test_options_the_llamacpp_backend_cannot_honour_are_refused(
     tiny_gguf: Path, tiny_causal_lm: Path
 ) -> None:
     code, error = serve(str(tiny_causal_lm), "--backend", "llamacpp")
-    assert code == 2 and "--backend llamacpp serves .gguf files" in error
+    assert code == 2 and "backend (--backend): llamacpp serves .gguf files" in error
     code, error = serve(str(tiny_gguf), "--quantize", "int8")
-    assert code == 2 and "takes no --adapter or --quantize" in error
+    assert code == 2 and "llamacpp takes no adapters or quantize" in error
     code, error = serve(str(tiny_gguf), "--backend", "vllm")
     assert code == 2 and "known: auto, llamacpp, torch" in error

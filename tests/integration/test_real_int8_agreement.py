@@ -30,12 +30,13 @@ def test_served_int8_predicts_the_fp32_next_token_on_held_out_dialogs() -> None:
     from lmforge.compress.measure import next_token_predictions
     from lmforge.hardware import has_int8_dot
     from lmforge.hub import load_causal_lm, resolve
+    from lmforge.serve.config import ServeConfig
     from lmforge.serve.server import build_handler
 
     fp32, tokenizer = load_causal_lm(resolve(MODEL))
     expected = next_token_predictions(fp32, tokenizer)
     del fp32
-    engine = build_handler(MODEL, MODEL, quantize="int8").engine
+    engine = build_handler(ServeConfig(model=MODEL, quantize="int8")).engine
     got = next_token_predictions(engine.runner.model, engine.tokenizer)
     assert len(got) == len(expected) > 1000
     agreement = float((got == expected).float().mean())

@@ -15,14 +15,15 @@ from lmforge.compress.config import CompressConfig
 from lmforge.config import RunConfig, json_schema, load_config
 from lmforge.config.load import load_settings
 from lmforge.errors import LmforgeError
+from lmforge.serve.config import ServeConfig
 
 app = typer.Typer(
-    help="Inspect and check configs: run configs (the YAML files `lmforge train` takes) and "
-    "the compress configs `lmforge compress --config` takes.",
+    help="Inspect and check configs: run configs (the YAML files `lmforge train` takes), "
+    "and the compress and serve configs `lmforge compress|serve --config` take.",
     no_args_is_help=True,
 )
 # --kind: the config classes besides the run config
-KINDS: dict[str, type[BaseModel]] = {"compress": CompressConfig}
+KINDS: dict[str, type[BaseModel]] = {"compress": CompressConfig, "serve": ServeConfig}
 KIND_HELP = "Which config: run (lmforge train) or " + ", ".join(KINDS) + "."
 
 

@@ -39,7 +39,8 @@ def load_with_flags(
 
 def with_flags(error: LmforgeError, names: Mapping[str, str]) -> LmforgeError:
     """``error`` with `` (--flag)`` after the first setting named on each line."""
-    pattern = re.compile(rf"\b({'|'.join(map(re.escape, names))})(\[\d+\])?:")
+    # a setting, an item of a list (methods[1]) or a key of a mapping (adapters.support)
+    pattern = re.compile(rf"\b({'|'.join(map(re.escape, names))})(\[\d+\]|\.[\w-]+)?:")
 
     def named(line: str) -> str:
         return pattern.sub(lambda m: f"{m.group(1)}{m.group(2) or ''} ({names[m.group(1)]}):",

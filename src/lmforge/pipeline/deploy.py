@@ -2,7 +2,8 @@
 optionally started.
 
 It always writes, into the step's folder:
-- ``serve.sh``: the exact command;
+- ``serve.yaml``: the serve config (the step's settings but ``start`` and ``image``);
+- ``serve.sh``: the exact command (``lmforge serve --config serve.yaml``);
 - ``lmforge-NAME.service``: a systemd unit running it (``systemctl --user`` or system-wide);
 - ``compose.yaml``: a container spec (Docker Compose) running it in an image with lmforge,
   with ``$LMFORGE_HOME`` on a volume and a health check on ``/ready``.
@@ -23,8 +24,11 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import yaml
+
 from lmforge.errors import LmforgeError
 from lmforge.home import atomic_write_text, lmforge_home
+from lmforge.serve.config import ServeConfig
 
 if TYPE_CHECKING:
     from lmforge.pipeline.steps import DeployParams, StepContext
@@ -32,28 +36,20 @@ if TYPE_CHECKING:
 READY_TIMEOUT_S = 300
 
 
-def serve_command(params: DeployParams) -> list[str]:
-    """``lmforge serve`` with the step's settings."""
-    command = ["lmforge", "serve", params.model, "--host", params.host, "--port", str(params.port)]
-    if params.served_name:
-        command += ["--served-name", params.served_name]
-    if params.kb:
-        command += ["--kb", params.kb]
-    if params.guard:
-        command += ["--guard", params.guard]
-    return command
-
-
 def deploy(params: DeployParams, ctx: StepContext) -> dict[str, Any]:
-    """Write the command and specs; start the server when ``params.start``."""
-    command = serve_command(params)
+    """Write the config, command and specs; start the server when ``params.start``."""
+    config = ServeConfig.model_validate(params.model_dump(exclude={"start", "image"}))
+    command = config.command_line()
     text = shlex.join(command)
-    # systemd and a bare shell may not have the virtual environment on PATH
-    here = shlex.join([_lmforge_executable(), *command[1:]])
-    name = params.served_name or ctx.pipeline.spec.name
     folder = ctx.work_dir
+    # systemd and a bare shell may not have the virtual environment on PATH
+    here = shlex.join([_lmforge_executable(), "serve", "--config", str(folder / "serve.yaml")])
+    name = params.served_name or ctx.pipeline.spec.name
     home = lmforge_home()
+    settings = config.model_dump(mode="json", exclude_defaults=True) | {"model": config.model}
     files = {
+        "serve.yaml": f"# Written by the {ctx.pipeline.spec.name} pipeline: `{here}`.\n"
+        + yaml.safe_dump(settings, sort_keys=False),
         "serve.sh": f"#!/bin/sh\n# Written by the {ctx.pipeline.spec.name} pipeline.\n"
         f"export LMFORGE_HOME={shlex.quote(str(home))}\nexec {here}\n",
         f"lmforge-{name}.service": _systemd_unit(name, here, home),
@@ -123,8 +119,6 @@ WantedBy=default.target
 
 
 def _compose(name: str, command: list[str], params: DeployParams) -> str:
-    import yaml
-
     args = [c if c != params.host else "0.0.0.0" for c in command]  # reachable from the host
     spec = {
         "services": {

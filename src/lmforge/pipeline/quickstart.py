@@ -203,8 +203,8 @@ def _serve_step(
 
     from lmforge.pipeline.report import print_summary
     from lmforge.serve.app import create_app
+    from lmforge.serve.config import ServeConfig
     from lmforge.serve.server import build_handler
-    from lmforge.serve.understand import UnderstandingSpec
 
     with socket.socket() as probe:
         if probe.connect_ex(("127.0.0.1", port)) == 0:  # busy: take any free port
@@ -213,8 +213,8 @@ def _serve_step(
                 port = free.getsockname()[1]
 
     def load() -> Any:
-        grounding = UnderstandingSpec(kb=KB_NAME)
-        return build_handler(ref, SERVED_NAME, guard="default", understanding=grounding)
+        config = ServeConfig(model=ref, served_name=SERVED_NAME, guard="default", kb=KB_NAME)
+        return build_handler(config)
 
     app = create_app(load)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))

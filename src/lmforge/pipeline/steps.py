@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from lmforge.compress.config import CompressConfig
 from lmforge.errors import LmforgeError
 from lmforge.progress import ProgressFn
+from lmforge.serve.config import ServeConfig
 
 if TYPE_CHECKING:
     from lmforge.pipeline.spec import Pipeline, StepSpec
@@ -580,12 +581,10 @@ class KbStep(StepType):
 # --- deploy -----------------------------------------------------------------------------
 
 
-class DeployParams(Params):
-    model: str = Field(description="What to serve, e.g. registry:NAME@production.")
-    served_name: str | None = Field(default=None, description="The model name clients use.")
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, gt=0, lt=65536)
-    kb: str | None = None
+class DeployParams(ServeConfig):
+    """A deploy step's ``with:``: the serve config (``lmforge config schema --kind serve``;
+    ``guard`` defaults to ``default`` here), and how to deploy it."""
+
     guard: str | None = Field(default="default", description="Guard policy, or null for none.")
     start: bool = Field(default=False, description="Start the server now (else write specs).")
     image: str = Field(default="lmforge:latest", description="Container image for the spec.")

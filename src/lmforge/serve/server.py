@@ -8,11 +8,10 @@ from typing import Any
 
 from lmforge.errors import LmforgeError
 from lmforge.guard.policy import Guard
+from lmforge.serve.config import ServeConfig
 from lmforge.serve.engine import Engine, GenerationBackend
 from lmforge.serve.handler import OpenAIHandler
 from lmforge.serve.understand import UnderstandingSpec, load_understanding
-
-QUANTIZATIONS = ("none", "int8")
 
 BackendFactory = Callable[..., GenerationBackend]
 BACKENDS: dict[str, BackendFactory] = {}
@@ -24,48 +23,33 @@ def register_backend(name: str, factory: BackendFactory) -> None:
     BACKENDS[name] = factory
 
 
-def build_handler(
-    ref: str,
-    served_name: str,
-    *,
-    adapters: Mapping[str, str] | None = None,
-    embed: str | None = None,
-    guard: str | None = None,
-    quantize: str = "none",
-    backend: str = "auto",
-    max_batch: int = 16,
-    max_queue: int = 256,
-    max_model_len: int | None = None,
-    max_tokens_limit: int = 4096,
-    understanding: UnderstandingSpec | None = None,
-) -> OpenAIHandler:
-    """Load ``ref`` (plus LoRA ``adapters`` by name) into an engine behind the OpenAI handler.
+def build_handler(config: ServeConfig) -> OpenAIHandler:
+    """Load ``config.model`` (plus LoRA ``config.adapters`` by name) into an engine behind
+    the OpenAI handler.
 
-    Args:
-        quantize: ``int8`` runs every linear layer with dynamic INT8 after SmoothQuant
-            calibration on the bundled support dialogs (``compress/int8.py``): the model
-            ``lmforge compress --method int8-dynamic`` writes, several times faster on
-            CPUs with VNNI; LoRA matrices stay fp32.
-        backend: ``torch``, ``llamacpp`` (GGUF files through llama.cpp), or ``auto``:
-            llamacpp for a ``.gguf`` file, torch for everything else.
-        understanding: a knowledge base to ground chat in, classifiers to serve, a
-            sentiment model for conversations (``serve/understand.py``).
+    ``quantize: int8`` runs every linear layer with dynamic INT8 after SmoothQuant
+    calibration on the bundled support dialogs (``compress/int8.py``): the model
+    ``lmforge compress --method int8-dynamic`` writes, several times faster on CPUs with
+    VNNI; LoRA matrices stay fp32. ``backend``: ``torch``, ``llamacpp`` (GGUF files through
+    llama.cpp), or ``auto``: llamacpp for a ``.gguf`` file, torch for everything else.
 
     Raises:
         LmforgeError: a reference does not resolve, an adapter belongs to another base,
-            or a name is used twice.
+            or a name is used twice (naming the setting).
     """
     from lmforge.hub import load_causal_lm, load_tokenizer
-
-    if quantize not in QUANTIZATIONS:
-        raise LmforgeError(f"--quantize: unknown {quantize!r}; use one of {QUANTIZATIONS}")
     from lmforge.hub.embed import SentenceEmbedder
 
-    spec = understanding or UnderstandingSpec()
-    base, resolved = resolve_served(ref, served_name, adapters or {})
-    backend = pick_backend(base, backend, adapters=bool(resolved), quantize=quantize)
+    ref, served_name, embed, quantize = config.model, config.name, config.embed, config.quantize
+    max_tokens_limit = config.max_tokens_limit
+    sizes = {"max_batch": config.max_batch, "max_queue": config.max_queue,
+             "max_len": config.max_model_len}  # fmt: skip
+    spec = understanding_of(config)
+    base, resolved = resolve_served(ref, served_name, config.adapters)
+    backend = pick_backend(base, config.backend, adapters=bool(resolved), quantize=quantize)
     if base.model_kind in {"encoder", "classifier"} and (embed is not None or resolved):
-        raise LmforgeError(f"'{ref}' is an {base.model_kind}: it takes no --embed or --adapter")
+        raise LmforgeError(f"model: '{ref}' is an {base.model_kind}: it takes no embed or "
+                           "adapters")  # fmt: skip
     if base.model_kind == "classifier":  # a classification server
         spec = replace(spec, classifiers={served_name: ref, **spec.classifiers})
         return OpenAIHandler(None, served_name, understanding=load_understanding(spec))
@@ -74,14 +58,11 @@ def build_handler(
         return OpenAIHandler(None, served_name, embedder=SentenceEmbedder(ref),
                              understanding=extras)  # fmt: skip
     embedder = SentenceEmbedder(embed) if embed is not None else None
-    guardrails = load_guard(guard)
+    guardrails = load_guard(config.guard)
     if backend == "llamacpp":
         from lmforge.serve.llamacpp import LlamaCppModel
 
-        engine = BACKENDS[backend](
-            LlamaCppModel(base.path), load_tokenizer(base), max_batch=max_batch,
-            max_queue=max_queue, max_len=max_model_len,
-        )  # fmt: skip
+        engine = BACKENDS[backend](LlamaCppModel(base.path), load_tokenizer(base), **sizes)
         return OpenAIHandler(
             engine, served_name, max_tokens_limit=max_tokens_limit, embedder=embedder,
             embed_name=embed, guard=guardrails, understanding=extras,
@@ -101,17 +82,24 @@ def build_handler(
         from lmforge.data.calibration import calibration_texts
 
         model = quantize_int8(model, calibration_texts(tokenizer))
-    engine = BACKENDS[backend](
-        model, tokenizer, max_batch=max_batch, max_queue=max_queue, max_len=max_model_len
-    )
+    engine = BACKENDS[backend](model, tokenizer, **sizes)
     return OpenAIHandler(
         engine, served_name, adapters=list(resolved), max_tokens_limit=max_tokens_limit,
         embedder=embedder, embed_name=embed, guard=guardrails, understanding=extras,
     )  # fmt: skip
 
 
+def understanding_of(config: ServeConfig) -> UnderstandingSpec:
+    """The grounding, classification and sentiment settings of ``config``."""
+    return UnderstandingSpec(
+        kb=config.kb, kb_top_k=config.kb_top_k, kb_hybrid=config.kb_hybrid,
+        classifiers=dict(config.classifiers), sentiment=config.sentiment,
+        escalate_after=config.escalate_after, negative_labels=tuple(config.negative_labels),
+    )  # fmt: skip
+
+
 def pick_backend(base: Any, backend: str, *, adapters: bool, quantize: str) -> str:
-    """The backend ``--backend`` names for ``base`` (``auto``: llamacpp for GGUF files).
+    """The backend ``backend`` names for ``base`` (``auto``: llamacpp for GGUF files).
 
     Raises:
         LmforgeError: an unknown backend, or options the backend cannot honour.
@@ -120,14 +108,14 @@ def pick_backend(base: Any, backend: str, *, adapters: bool, quantize: str) -> s
         backend = "llamacpp" if base.kind == "gguf" else "torch"
     if backend not in BACKENDS:
         known = ", ".join(["auto", *sorted(BACKENDS)])
-        raise LmforgeError(f"--backend: unknown {backend!r}; known: {known}")
+        raise LmforgeError(f"backend: unknown {backend!r}; known: {known}")
     if backend == "llamacpp":
         from lmforge.hub.load import import_llama_cpp
 
         import_llama_cpp()  # not installed: say how, before anything loads
         if base.kind != "gguf":
             raise LmforgeError(
-                f"--backend llamacpp serves .gguf files; '{base.ref}' is a {base.kind} model "
+                f"backend: llamacpp serves .gguf files; '{base.ref}' is a {base.kind} model "
                 "(export it with `lmforge export REF --format gguf`)"
             )
         from lmforge.hub.llamacpp_check import ensure_llama_cpp_runs
@@ -135,7 +123,7 @@ def pick_backend(base: Any, backend: str, *, adapters: bool, quantize: str) -> s
         ensure_llama_cpp_runs(base.path)  # a build this CPU cannot run dies here, not later
         if adapters or quantize != "none":
             raise LmforgeError(
-                "--backend llamacpp takes no --adapter or --quantize: merge adapters and "
+                "backend: llamacpp takes no adapters or quantize: merge adapters and "
                 "pick the quantization at export (`lmforge export REF --format gguf --quant`)"
             )
     elif base.kind != "gguf" and (adapters or quantize != "none"):
@@ -144,15 +132,15 @@ def pick_backend(base: Any, backend: str, *, adapters: bool, quantize: str) -> s
         if is_quantized_dir(base.path):
             scheme = read_quant_meta(base.path).get("scheme")
             raise LmforgeError(
-                f"'{base.ref}' is already quantized ({scheme}, by lmforge compress): it takes "
-                "no --quantize, and LoRA adapters need the fp32 model. Serve it as it is, or "
-                "serve its fp32 source with --adapter/--quantize."
+                f"model: '{base.ref}' is already quantized ({scheme}, by lmforge compress): it "
+                "takes no quantize, and LoRA adapters need the fp32 model. Serve it as it is, "
+                "or serve its fp32 source with adapters or quantize."
             )
     return backend
 
 
 def load_guard(spec: str | None) -> Guard | None:
-    """``--guard``: None (no filtering), ``default``, a bundled policy's name, or a file."""
+    """``guard``: None (no filtering), ``default``, a bundled policy's name, or a file."""
     if spec is None:
         return None
     from lmforge.guard.policy import GuardPolicy
@@ -166,7 +154,7 @@ def resolve_served(
     """Resolve the base and each adapter, checking the adapters belong to that base.
 
     Raises:
-        LmforgeError: naming the ``--adapter`` at fault and the fix.
+        LmforgeError: naming the adapter at fault (``adapters.NAME``) and the fix.
     """
     from lmforge.hub import resolve
 
@@ -177,23 +165,23 @@ def resolve_served(
         check_gguf(base.path)
     if adapters and base.kind == "adapter":
         raise LmforgeError(
-            f"--adapter needs a base model to attach to, but '{base.ref}' is itself an adapter; "
-            f"serve its base ('{base.base.ref if base.base else '?'}') and pass both adapters "
-            "with --adapter NAME=REF."
+            f"adapters: need a base model to attach to, but '{base.ref}' is itself an "
+            f"adapter; serve its base ('{base.base.ref if base.base else '?'}') with both "
+            "adapters."
         )
     if served_name in adapters:
-        raise LmforgeError(f"--adapter: '{served_name}' is already the base model's name")
+        raise LmforgeError(f"adapters: '{served_name}' is already the base model's name")
     resolved = {}
     for name, adapter_ref in adapters.items():
         adapter = resolve(adapter_ref, progress=False)
         if adapter.kind != "adapter" or adapter.base is None:
             raise LmforgeError(
-                f"--adapter {name}={adapter_ref}: not a LoRA adapter directory "
+                f"adapters.{name}: {adapter_ref} is not a LoRA adapter directory "
                 "(it needs adapter_config.json)"
             )
         if adapter.base.path.resolve() != base.path.resolve():
             raise LmforgeError(
-                f"--adapter {name}={adapter_ref}: it was trained on '{adapter.base.ref}', "
+                f"adapters.{name}: {adapter_ref} was trained on '{adapter.base.ref}', "
                 f"not on the served base '{base.ref}'; serve that base or retrain the adapter."
             )
         resolved[name] = adapter

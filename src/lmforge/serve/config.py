@@ -1,0 +1,141 @@
+"""``ServeConfig``: everything one ``lmforge serve`` needs, as one object.
+
+The CLI builds it from ``--config FILE``, its flags and ``--set KEY=VALUE``
+(``lmforge config schema --kind serve`` lists the keys); ``build_handler`` takes it whole,
+and a pipeline's ``deploy`` step takes the same keys under ``with:`` and writes them to
+``serve.yaml``. Validating one imports no model code.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from lmforge.config.section import Section
+
+# settings given once per item on the command line (--adapter NAME=REF, repeated)
+REPEATED_FLAGS = {"adapters": "--adapter", "classifiers": "--classifier"}
+
+
+def flag(setting: str) -> str:
+    """The ``lmforge serve`` flag that sets ``setting`` (``max_batch`` -> ``--max-batch``)."""
+    return REPEATED_FLAGS.get(setting) or "--" + setting.replace("_", "-")
+
+
+class ServeConfig(Section):
+    """A model served behind the OpenAI-compatible API."""
+
+    config_name: ClassVar[str] = "serve config"
+    schema_kind: ClassVar[str] = "serve"
+    example: ClassVar[str] = "examples/serve/brightnest.yaml"
+
+    model: str = Field(
+        description="What to serve: a zoo name, a local path, a .gguf file, "
+        "registry:NAME@ALIAS or run:RUN_ID."
+    )
+    served_name: str | None = Field(
+        default=None, description="The model id clients send; default: the model reference."
+    )
+    host: str = Field(default="127.0.0.1", description="Address to bind.")
+    port: int = Field(default=8000, gt=0, lt=65536, description="Port to listen on.")
+    adapters: dict[str, str] = Field(
+        default_factory=dict,
+        description="LoRA adapters of the model by name (name: reference); a request picks "
+        "one by putting its name in 'model'.",
+    )
+    embed: str | None = Field(
+        default=None, description="An encoder to serve on /v1/embeddings beside the model."
+    )
+    guard: str | None = Field(
+        default=None,
+        description="Content filtering: 'default', a bundled policy ('brightnest') or a "
+        "policy YAML (docs/serving.md); null for none.",
+    )
+    kb: str | None = Field(
+        default=None,
+        description="Ground chat answers in this knowledge base (lmforge kb build): passages "
+        "for each user turn go into the prompt, citations come back in the response.",
+    )
+    kb_top_k: int = Field(default=3, ge=1, description="Passages per user turn.")
+    kb_hybrid: bool = Field(
+        default=False, description="Retrieve with vectors + BM25 keywords (RRF)."
+    )
+    classifiers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Text classifiers to serve on /v1/classify and /v1/explain (name: reference).",
+    )
+    sentiment: str | None = Field(
+        default=None,
+        description="Score every user turn with this classifier (a classifiers name or a "
+        "reference) and flag conversations to escalate.",
+    )
+    escalate_after: int = Field(
+        default=2, ge=1, description="Escalate after this many negative user turns in a row."
+    )
+    negative_labels: list[str] = Field(
+        default_factory=lambda: ["negative"],
+        description="The sentiment labels that count as negative.",
+    )
+    quantize: Literal["none", "int8"] = Field(
+        default="none",
+        description="int8: SmoothQuant + dynamic INT8, the model `lmforge compress --method "
+        "int8-dynamic` writes (several times faster on CPU).",
+    )
+    backend: str = Field(
+        default="auto",
+        description="auto (llamacpp for .gguf files, else torch), or a registered backend: "
+        "torch, llamacpp.",
+    )
+    max_batch: int = Field(
+        default=16, ge=1, description="Sequences decoded together (continuous batching)."
+    )
+    max_queue: int = Field(
+        default=256, ge=0, description="Requests waiting for a batch slot; more get HTTP 503."
+    )
+    max_model_len: int | None = Field(
+        default=None, ge=2, description="Longest prompt + completion; default: the model's."
+    )
+    max_tokens_limit: int = Field(
+        default=4096, ge=1, description="The most tokens one request may generate."
+    )
+    api_key_required: bool = Field(
+        default=False, description="Demand an API key even before any exists."
+    )
+    rate_limit: int = Field(
+        default=0, ge=0, description="Requests per minute per API key (0: no limit)."
+    )
+    max_body_bytes: int = Field(
+        default=1_000_000, ge=1, description="Largest request body accepted (HTTP 413 above)."
+    )
+    access_log: bool = Field(
+        default=True, description="One JSON line per request on stderr (no prompt text)."
+    )
+    log_prompts: bool = Field(
+        default=False, description="Include prompts in the access log (off: privacy)."
+    )
+
+    @property
+    def name(self) -> str:
+        """The model id clients send."""
+        return self.served_name or self.model
+
+    def command_line(self) -> list[str]:
+        """``lmforge serve`` with this config as flags: the model, the address, and every
+        other setting that differs from its default."""
+        command = ["lmforge", "serve", self.model, "--host", self.host, "--port", str(self.port)]
+        defaults = ServeConfig(model=self.model)
+        for setting in ServeConfig.model_fields:
+            value = getattr(self, setting)
+            if setting in {"model", "host", "port"} or value == getattr(defaults, setting):
+                continue
+            if setting in REPEATED_FLAGS:
+                for name, ref in value.items():
+                    command += [flag(setting), f"{name}={ref}"]
+            elif isinstance(value, bool):
+                command.append(flag(setting) if value else "--no-" + flag(setting)[2:])
+            elif isinstance(value, list):
+                command += [flag(setting), ",".join(value)]
+            elif value is not None:
+                command += [flag(setting), str(value)]
+        return command

@@ -1,0 +1,95 @@
+"""Serve settings as one object: ``ServeConfig`` from ``--config``, flags and ``--set``,
+errors naming the setting and its flag, the schema, and the command line derived from it
+(the deploy step writes both)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from lmforge.cli import serve as serve_cli
+from lmforge.cli.main import app
+from lmforge.config.load import ConfigError, load_settings
+from lmforge.serve.config import ServeConfig
+
+EXAMPLE = Path(__file__).parent.parent / "examples" / "serve" / "brightnest.yaml"
+
+
+@pytest.fixture
+def served(monkeypatch: pytest.MonkeyPatch) -> list[ServeConfig]:
+    """The configs `lmforge serve` would run (no model is loaded, nothing listens)."""
+    configs: list[ServeConfig] = []
+    monkeypatch.setattr(serve_cli, "run_server", configs.append)
+    return configs
+
+
+def test_the_file_then_the_flags_then_set(served: list[ServeConfig], tmp_path: Path) -> None:
+    file = tmp_path / "serve.yaml"
+    file.write_text("model: smollm2-135m-instruct\nmax_batch: 4\nport: 9000\nkb: docs\n"
+                    "adapters: {support: runs/abc/model}\n")  # fmt: skip
+    result = CliRunner().invoke(
+        app,
+        [
+            "serve",
+            "--config",
+            str(file),
+            "--port",
+            "9100",
+            "--set",
+            "kb_top_k=5",
+            "--negative-labels",
+            "neg, bad",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    [config] = served
+    assert (config.model, config.max_batch, config.port, config.kb_top_k) == (
+        "smollm2-135m-instruct", 4, 9100, 5)  # fmt: skip
+    assert config.adapters == {"support": "runs/abc/model"}
+    assert config.negative_labels == ["neg", "bad"] and config.name == "smollm2-135m-instruct"
+
+
+def test_problems_name_the_setting_and_the_flag(served: list[ServeConfig]) -> None:
+    result = CliRunner().invoke(app, ["serve", "m", "--max-batch", "0", "--quantize", "int4",
+                                      "--set", "kb_topk=2"])  # fmt: skip
+    assert result.exit_code == 2 and not served
+    assert "3 problems in the serve config" in result.stderr
+    assert "max_batch (--max-batch): Input should be greater than or equal to 1" in result.stderr
+    assert "quantize (--quantize): Input should be 'none' or 'int8'" in result.stderr
+    assert "kb_topk: unknown key; did you mean 'kb_top_k'?" in result.stderr
+    result = CliRunner().invoke(app, ["serve"])
+    assert result.exit_code == 2 and "model (REF): required key is missing" in result.stderr
+
+
+def test_the_command_line_is_derived_and_reads_back_the_same_config(
+    served: list[ServeConfig],
+) -> None:
+    config = ServeConfig(model="m", served_name="bot", adapters={"a": "runs/x", "b": "runs/y"},
+                         kb_hybrid=True, access_log=False, negative_labels=["neg", "bad"],
+                         max_batch=8, max_model_len=512, guard="default")  # fmt: skip
+    command = config.command_line()
+    assert command[:7] == ["lmforge", "serve", "m", "--host", "127.0.0.1", "--port", "8000"]
+    assert command[7:] == [
+        "--served-name", "bot", "--adapter", "a=runs/x", "--adapter", "b=runs/y",
+        "--guard", "default", "--kb-hybrid", "--negative-labels", "neg,bad",
+        "--max-batch", "8", "--max-model-len", "512", "--no-access-log",
+    ]  # fmt: skip
+    result = CliRunner().invoke(app, command[1:])
+    assert result.exit_code == 0, result.output
+    assert served == [config]
+
+
+def test_the_schema_and_the_example(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["config", "schema", "--kind", "serve"])
+    assert result.exit_code == 0, result.output
+    properties = json.loads(result.stdout)["properties"]
+    assert {"model", "adapters", "guard", "kb", "quantize", "max_batch"} <= set(properties)
+    config = load_settings(EXAMPLE, ServeConfig)
+    assert config.name == "brightnest" and config.kb == "brightnest"
+    with pytest.raises(ConfigError, match="a serve config needs at least model"):
+        empty = tmp_path / "empty.yaml"
+        empty.write_text("")
+        load_settings(empty, ServeConfig)
