@@ -289,16 +289,16 @@ def torch_ao_int8() -> tuple[Any, Any]:
     """SmolLM2 as ``serve --quantize int8`` quantized it until 2026-12-02, kept to measure
     against: the same SmoothQuant and fused projections, then ``torch.ao``'s
     ``quantize_dynamic`` (weights scaled to absmax / 127.5, the embedding left fp32), with
-    8-bit activations on VNNI. ``compress/int8.py`` now builds ``compress``'s layers."""
+    8-bit activations on VNNI. ``hub/smoothquant.py`` now builds ``compress``'s layers."""
     import warnings
 
     import torch
     from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 
-    from lmforge.compress.int8 import smooth
     from lmforge.data.calibration import calibration_texts
     from lmforge.hub import load_causal_lm, resolve
     from lmforge.hub.quantized import DynamicInt8Linear, fuse_projections
+    from lmforge.hub.smoothquant import smooth
 
     model, tokenizer = load_causal_lm(resolve(SMOLLM2))
     smooth(model, calibration_texts(tokenizer))

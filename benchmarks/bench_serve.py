@@ -285,10 +285,10 @@ def bench_naive(levels: list[int]) -> dict[int, dict[str, float]]:
 
 def perplexity(quantize: str) -> float:
     """Perplexity of the assistant turns of the held-out dialogs."""
-    from lmforge.compress.int8 import quantize_int8
     from lmforge.compress.measure import torch_perplexity
     from lmforge.data.calibration import calibration_texts
     from lmforge.hub import load_causal_lm, resolve
+    from lmforge.hub.smoothquant import quantize_int8
 
     model, tokenizer = load_causal_lm(resolve(MODEL))
     if quantize == "int8":

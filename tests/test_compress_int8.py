@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from lmforge.compress.int8 import fuse_projections, quantize_int8, smooth
+from lmforge.hub.smoothquant import fuse_projections, quantize_int8, smooth
 from lmforge.serve.runner import SlotRunner
 
 PROMPT = [5, 17, 99, 3, 42, 7, 250, 1000]

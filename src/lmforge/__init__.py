@@ -15,7 +15,7 @@ os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 # peft calls a transformers method that transformers 5 deprecated; not the user's concern.
 warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated")
 # torch deprecates the quantized tensors behind torch.ao's dynamic INT8 layers, still the
-# fastest INT8 path on CPU (compress/int8.py); every int8 compress, load and serve says so.
+# fastest INT8 path on CPU (hub/smoothquant.py); every int8 compress, load and serve says so.
 warnings.filterwarnings(
     "ignore",
     message="torch.quantize_per_tensor, torch.quantize_per_channel and other quantized tensor",

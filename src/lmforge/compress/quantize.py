@@ -2,7 +2,7 @@
 
 - ``int8-dynamic``: INT8 weights and INT8 activations quantized per batch (PyTorch's
   dynamic quantization); for LLaMA models SmoothQuant first moves activation outliers
-  into the weights (``compress/int8.py``), calibrated on a few texts.
+  into the weights (``hub/smoothquant.py``), calibrated on a few texts.
 - ``int8``: weight-only INT8, fp32 activations.
 - ``int4``: weight-only INT4 in groups of 32.
 
@@ -27,6 +27,7 @@ from lmforge.hub.quantized import (
     quantize_layers,
     quantized_state,
 )
+from lmforge.hub.smoothquant import ALPHA, smooth
 
 
 def quantize_model(
@@ -45,7 +46,6 @@ def quantize_model(
     Returns:
         ``(model, meta)``: the model and what ``lmforge_compress.json`` records.
     """
-    from lmforge.compress.int8 import ALPHA, smooth
 
     if scheme not in SCHEMES:
         raise LmforgeError(f"scheme: quantization must be one of {', '.join(SCHEMES)}, "

@@ -219,7 +219,7 @@ class SlotRunner:
         for index, layer in enumerate(self.decoder.layers):
             attention = layer.self_attn
             x = _rms_norm(layer.input_layernorm, hidden)
-            if hasattr(attention, "qkv_proj"):  # fused by compress.int8
+            if hasattr(attention, "qkv_proj"):  # fused by hub.smoothquant
                 kv_width = self.kv_heads * self.head_dim
                 sizes = [self.heads * self.head_dim, kv_width, kv_width]
                 q, k, v = self._project(attention.qkv_proj, x).split(sizes, dim=-1)
@@ -263,7 +263,7 @@ class SlotRunner:
     def _mlp(self, mlp: Any, x: torch.Tensor) -> torch.Tensor:
         if not hasattr(mlp, "gate_up_proj"):
             return mlp(x)
-        gate, up = self._project(mlp.gate_up_proj, x).chunk(2, dim=-1)  # fused by compress.int8
+        gate, up = self._project(mlp.gate_up_proj, x).chunk(2, dim=-1)  # fused by hub.smoothquant
         return self._project(mlp.down_proj, mlp.act_fn(gate) * up)
 
 
@@ -282,7 +282,7 @@ def _is_int8_linear(module: Any) -> bool:
 
 
 def _direct_int8(linear: Any) -> Any:
-    """``linear``'s forward (a dynamic INT8 linear from compress.int8) as its bare op.
+    """``linear``'s forward (a dynamic INT8 linear from hub.smoothquant) as its bare op.
 
     At batch 1 a call through ``nn.Module`` costs about 25 us, of which the op is 19 us;
     a decode step makes four of them per layer plus the LM head (measured on SmolLM2).

@@ -28,7 +28,7 @@ def build_handler(config: ServeConfig) -> OpenAIHandler:
     the OpenAI handler.
 
     ``quantize: int8`` runs every linear layer with dynamic INT8 after SmoothQuant
-    calibration on the bundled support dialogs (``compress/int8.py``): the model
+    calibration on the bundled support dialogs (``hub/smoothquant.py``): the model
     ``lmforge compress --method int8-dynamic`` writes, several times faster on CPUs with
     VNNI; LoRA matrices stay fp32. ``backend``: ``torch``, ``llamacpp`` (GGUF files through
     llama.cpp), or ``auto``: llamacpp for a ``.gguf`` file, torch for everything else.
@@ -78,8 +78,8 @@ def build_handler(config: ServeConfig) -> OpenAIHandler:
                 model.load_adapter(adapter.path, adapter_name=name)
         model.eval()
     if quantize == "int8":
-        from lmforge.compress.int8 import quantize_int8
         from lmforge.data.calibration import calibration_texts
+        from lmforge.hub.smoothquant import quantize_int8
 
         model = quantize_int8(model, calibration_texts(tokenizer))
     engine = BACKENDS[backend](model, tokenizer, **sizes)
