@@ -35,14 +35,18 @@ def session_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(autouse=True)
 def _task_registry_restored() -> Iterator[None]:
-    """Tasks a test registers (tests/test_train_runs.py) are gone after it, so the names
-    that error messages list do not depend on which tests ran before in the process."""
+    """Tasks a test registers (tests/test_train_runs.py, tests/test_eval_tasks.py) are gone
+    after it, so the names that error messages list do not depend on which tests ran
+    before in the process."""
     from lmforge.config import tasks
+    from lmforge.evaluate import tasks as eval_tasks
 
-    before = dict(tasks._REGISTRY)
+    registries = (tasks._REGISTRY, eval_tasks._REGISTRY)
+    before = [dict(registry) for registry in registries]
     yield
-    tasks._REGISTRY.clear()
-    tasks._REGISTRY.update(before)
+    for registry, entries in zip(registries, before, strict=True):
+        registry.clear()
+        registry.update(entries)
 
 
 @pytest.fixture(scope="session")

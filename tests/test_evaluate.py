@@ -14,7 +14,8 @@ from lmforge.data.bundled import dataset_path
 from lmforge.errors import LmforgeError
 from lmforge.evaluate import compare_runs, evaluate_model
 from lmforge.evaluate import metrics as m
-from lmforge.evaluate.runner import _score_answers, read_eval_data
+from lmforge.evaluate.runner import read_eval_data
+from lmforge.evaluate.tasks import eval_task
 from lmforge.stats import wilson_interval
 
 runner = CliRunner()
@@ -92,8 +93,10 @@ def test_code_answers_are_run_against_the_problem_tests() -> None:
     right = [f"```python\n{r['solution']}\n```" for r in records]
     wrong = ["```python\ndef nothing():\n    return None\n```"] * 2
     prompts = [[{"role": "user", "content": r["prompt"]}] for r in records]
-    assert [row["pass@1"] for row in _score_answers("code", records, prompts, right)] == [1, 1]
-    scored = _score_answers("code", records, prompts, wrong)
+    score = eval_task("code").score
+    assert score is not None
+    assert [row["pass@1"] for row in score(records, prompts, right)] == [1, 1]
+    scored = score(records, prompts, wrong)
     assert [row["pass@1"] for row in scored] == [0, 0]
     assert {row["status"] for row in scored} == {"failed"}
 

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from lmforge.cli.console import console, err_console
+from lmforge.cli.evaluate import TaskHelpCommand, print_diffs
 
 app = typer.Typer(
     help="Prompt templates (Jinja, with an optional system prompt), versioned in MLflow's "
@@ -74,12 +75,12 @@ def show(
     console.print(template.user, markup=False, highlight=False)
 
 
-@app.command("eval")
+@app.command("eval", cls=TaskHelpCommand)
 def evaluate(
     templates: Annotated[list[str], typer.Argument(help="Two or more templates (files or names).")],
     model: Annotated[str, typer.Option(help="The chat model that answers.")],
     data: Annotated[Path, typer.Option(help="JSON Lines; fields fill the template variables.")],
-    task: Annotated[str, typer.Option(help="qa, generation or code.")] = "qa",
+    task: Annotated[str, typer.Option(help="{asking}.")] = "qa",
     max_examples: Annotated[int | None, typer.Option(min=1)] = None,
     max_tokens: Annotated[int, typer.Option(min=1)] = 128,
     track: Annotated[bool, typer.Option(help="Log each template's run to MLflow.")] = True,
@@ -91,17 +92,17 @@ def evaluate(
     Example: lmforge prompts eval bare.jinja translator.yaml --model smollm2-135m-instruct
     --data pairs.jsonl --task generation
     """
-    from lmforge.cli.evaluate import print_diffs
     from lmforge.errors import LmforgeError
     from lmforge.evaluate.prompts import evaluate_prompts
+    from lmforge.evaluate.tasks import eval_task, eval_tasks
     from lmforge.track.prompts import load_prompt
 
     if len(templates) < 2:
         raise LmforgeError("prompts eval: give at least two templates to compare")
-    if task not in {"qa", "generation", "code"}:
-        raise LmforgeError(
-            f"--task {task!r}: templates shape generation tasks: qa, generation or code"
-        )
+    if not eval_task(task).asks:
+        asking = ", ".join(t.name for t in eval_tasks() if t.asks)
+        raise LmforgeError(f"--task {task!r}: templates shape the questions of the tasks "
+                           f"that ask the model one: {asking}")  # fmt: skip
     loaded = [load_prompt(ref) for ref in templates]
     with err_console.status(f"Scoring {len(loaded)} templates with {model}..."):
         comparison = evaluate_prompts(loaded, model, data, task, max_examples=max_examples,

@@ -21,11 +21,11 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Any, ClassVar, Literal, get_args, get_origin
 
 from pydantic import Field, create_model, model_validator
 
+from lmforge.config.plugins import installed_plugins
 from lmforge.config.section import Section, did_you_mean
 from lmforge.errors import LmforgeError
 
@@ -258,20 +258,12 @@ def load_plugins() -> None:
     if _plugins_loaded:
         return
     _plugins_loaded = True
-    for point in entry_points(group=ENTRY_POINT_GROUP):
-        if point.name in _REGISTRY:
-            continue
-        try:
-            factory = point.load()
-        except Exception as error:  # a plugin's import can raise anything
-            _plugins_loaded = False
-            package = point.dist.name if point.dist else "an installed package"
-            raise LmforgeError(
-                f"the '{ENTRY_POINT_GROUP}' entry point {point.name} = {point.value} of "
-                f"{package} does not load ({type(error).__name__}: {error}); fix or "
-                f"uninstall {package}"
-            ) from error
-        register_task(point.name, factory)
+    try:
+        for name, factory in installed_plugins(ENTRY_POINT_GROUP, skip=_REGISTRY):
+            register_task(name, factory)
+    except LmforgeError:
+        _plugins_loaded = False  # looked for again next time, once the package is fixed
+        raise
 
 
 def _renamed(settings: type[TaskSettings], name: str, factory: Any) -> type[TaskSettings]:

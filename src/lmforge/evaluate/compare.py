@@ -15,7 +15,8 @@ from typing import Any
 
 from lmforge.errors import LmforgeError
 from lmforge.evaluate import metrics as m
-from lmforge.evaluate.runner import EXAMPLES_ARTIFACT, task_metrics
+from lmforge.evaluate.runner import EXAMPLES_ARTIFACT
+from lmforge.evaluate.tasks import eval_task
 from lmforge.stats import HIGHER_IS_BETTER
 
 
@@ -97,7 +98,7 @@ def compare_runs(run_a: str, run_b: str) -> tuple[str, list[MetricDiff]]:
             "runs of the same task."
         )
     # any: some metrics score a subset of the examples (safety: the unsafe prompts only)
-    metrics = [n for n in task_metrics(task_a) if any(_has(n, row) for row in rows_a + rows_b)]
+    metrics = [n for n in eval_task(task_a).metrics if any(_has(n, row) for row in rows_a + rows_b)]
     return task_a, compare_examples(rows_a, rows_b, metrics)
 
 

@@ -2,50 +2,36 @@
 
 One function, ``evaluate_model``, reads the data for the task, asks the model, scores
 each example, and aggregates. The per-example table (``examples.jsonl``) is what makes a
-result comparable later: ``eval compare`` resamples it for confidence intervals.
+result comparable later: ``eval compare`` resamples it for confidence intervals. The tasks,
+the fields each reads and the metrics each reports are in the registry,
+``lmforge.evaluate.tasks`` (docs/evaluate.md shows them as a table).
 
-Tasks and the data each reads (JSON Lines, one object per line):
-
-| task | fields | metrics |
-|---|---|---|
-| ``perplexity`` | ``text``, or ``messages`` (assistant turns scored) | perplexity |
-| ``qa`` | ``question`` + ``answer`` [+ ``keywords``], or ``messages`` | exact_match, token_f1, |
-| | | rouge_l [, keyword_accuracy] |
-| ``generation`` | ``prompt`` + ``reference``, or ``messages`` | rouge_l, token_f1 |
-| ``classification`` | ``text`` + ``label`` | accuracy, macro_f1 |
-| ``regression`` | ``text`` + numeric ``label`` | rmse, mae |
-| ``code`` | ``prompt`` + ``tests`` + ``entry_point`` | pass@1 (greedy, run in a sandbox) |
-| ``safety`` | ``text`` + ``label`` (``safe`` or a category) | unsafe_answer_rate, |
-| | | unsafe_prompt_block_rate, safe_prompt_pass_rate |
-
-With a knowledge base (``kb``), qa and generation questions are asked the way ``lmforge
-serve --kb`` asks them: the top passages for the question are written into the system
-prompt by the server's own ``Grounding``. qa then also reports ``citation_precision``: of
-the answers with every keyword right, the share whose cited passage (a marker such as
+With a knowledge base (``kb``), the questions of the tasks it can ground (``grounded`` in
+the registry) are asked the way ``lmforge serve --kb`` asks them: the top passages for the
+question are written into the system prompt by the server's own ``Grounding``. Each example
+then also records the passages it was shown and those its answer cites (a marker such as
 [2], or the passages whose facts the answer states when it has no marker, as the server's
-``citations`` field says) holds every keyword. ``keyword_accuracy``,
-``citation_precision`` and classification ``accuracy`` get Wilson score intervals; the
-other metrics bootstrap ones.
-
-The safety task asks the model each prompt and judges with lmforge's default guardrails
-(``guard/``, the policy ``lmforge serve --guard default`` uses): how often the output
-guard would block the model's answer, how often the input guard blocks the unsafe
-prompts before they reach the model, and how often it lets the safe ones through. The
-bundled ``guard/test.jsonl`` is such a set.
+``citations`` field says); a task with keywords (qa) reports ``citation_precision``: of the
+answers with every keyword right, the share whose cited passage holds every keyword.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import math
+import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lmforge.data.chat import render_chat
 from lmforge.errors import LmforgeError
 from lmforge.evaluate import metrics as m
+from lmforge.evaluate.tasks import EvalTask, eval_task, kb_problem
+from lmforge.hub import load_causal_lm, resolve
 from lmforge.progress import ProgressFn
 from lmforge.stats import wilson_interval
 
@@ -54,23 +40,8 @@ if TYPE_CHECKING:
     from lmforge.serve.understand import Grounding
     from lmforge.track.prompts import PromptTemplate
 
-TASK_METRICS: dict[str, tuple[str, ...]] = {
-    "perplexity": ("perplexity",),
-    "qa": ("exact_match", "token_f1", "rouge_l", "keyword_accuracy", "citation_precision"),
-    "generation": ("rouge_l", "token_f1"),
-    "classification": ("accuracy", "macro_f1"),
-    "regression": ("rmse", "mae"),
-    "code": ("pass@1",),
-    "safety": ("unsafe_answer_rate", "unsafe_prompt_block_rate", "safe_prompt_pass_rate"),
-}
-TASKS = tuple(TASK_METRICS)
-GROUNDED_TASKS = ("qa", "generation")  # the tasks a knowledge base can ground
-# Proportions of 0/1 outcomes: a Wilson interval instead of a bootstrap one.
-WILSON_METRICS = ("keyword_accuracy", "citation_precision", "accuracy")
 EXAMPLES_ARTIFACT = "examples.jsonl"
 EVAL_EXPERIMENT = "eval"
-# Appended to a code problem so an instruct model answers with code only.
-CODE_INSTRUCTION = "Answer with the complete function in one ```python code block."
 
 
 @dataclass
@@ -85,17 +56,6 @@ class EvalResult:
     examples: list[dict[str, Any]] = field(default_factory=list)
     run_id: str | None = None
     seconds: float = 0.0
-
-
-def task_metrics(task: str) -> tuple[str, ...]:
-    """The metrics ``task`` reports (qa's ``keyword_accuracy`` needs ``keywords`` in the data).
-
-    Raises:
-        LmforgeError: an unknown task.
-    """
-    if task not in TASK_METRICS:
-        raise LmforgeError(f"--task: unknown task {task!r}; choose one of {', '.join(TASKS)}")
-    return TASK_METRICS[task]
 
 
 def evaluate_model(
@@ -119,16 +79,16 @@ def evaluate_model(
 
     Args:
         ref: any model reference (zoo name, path, adapter, ``registry:``, ``run:``).
-        data: a JSON Lines file with the fields the task reads (see the module docstring).
-        task: one of ``TASKS``.
+        data: a JSON Lines file with the fields the task reads (``EvalTask.fields``).
+        task: a registered evaluation task (``lmforge.evaluate.tasks``).
         max_examples: score only the first N examples.
-        max_tokens: generation tasks: the longest answer (greedy decoding).
-        system: generation tasks: a system prompt put before every example's question.
-        template: generation tasks: a prompt template rendered with each example's fields
-            into the user message (and system prompt, if it has one).
+        max_tokens: tasks that ask the model: the longest answer (greedy decoding).
+        system: tasks that ask the model: a system prompt put before every question.
+        template: tasks that ask the model: a prompt template rendered with each example's
+            fields into the user message (and system prompt, if it has one).
         tags: extra MLflow run tags.
         progress: called with (examples done, total, "examples").
-        kb: qa and generation: a knowledge base whose top ``kb_top_k`` passages for each
+        kb: tasks it can ground: a knowledge base whose top ``kb_top_k`` passages for each
             question go into the system prompt, as ``lmforge serve --kb`` does.
 
     Raises:
@@ -138,37 +98,34 @@ def evaluate_model(
     """
     from lmforge.track import start_run
 
-    task_metrics(task)
-    grounding = _grounding(kb, kb_top_k, task)
+    entry = eval_task(task)
+    grounding = _grounding(kb, kb_top_k, entry)
     data = Path(data)
     records = read_eval_data(data, task)[:max_examples]
     started = time.perf_counter()
-    if task == "perplexity":
-        rows = _perplexity_rows(ref, records, progress)
-    elif task in {"classification", "regression"}:
-        rows = _predictor_rows(ref, records, task)
+    if entry.predict is not None:
+        rows = entry.predict(ref, records, progress)
     else:
-        prompts = [_messages(record, task, system, template) for record in records]
+        question, score = entry.question, entry.score
+        assert question is not None and score is not None  # EvalTask checks it has both
+        prompts = [_messages(record, question, system, template) for record in records]
         passages = [grounding.retrieve(_last_user(p)) for p in prompts] if grounding else []
         if grounding is not None:
             prompts = [
                 grounding.with_passages(p, h) for p, h in zip(prompts, passages, strict=True)
             ]
         answers = generate_answers(ref, prompts, max_tokens=max_tokens, progress=progress)
-        rows = _score_answers(task, records, prompts, answers)
+        rows = score(records, prompts, answers)
         if grounding is not None:
             _score_citations(grounding, rows, passages)
-    names = [
-        n for n in TASK_METRICS[task]
-        if (n != "keyword_accuracy" or "keywords" in rows[0])
-        and (n != "citation_precision" or (grounding is not None and "keywords" in rows[0]))
-    ]  # fmt: skip
+    # a metric is reported when the examples carry what it is computed from (qa's keywords)
+    names = [n for n in entry.metrics if all(c in rows[0] for c in entry.metric_needs.get(n, ()))]
     result = EvalResult(
         task=task,
         model_ref=ref,
         data=str(data),
         metrics={name: m.aggregate(name, rows) for name in names},
-        intervals={name: _interval(name, rows) for name in names},
+        intervals={name: _interval(name, rows, entry) for name in names},
         examples=rows,
         seconds=time.perf_counter() - started,
     )
@@ -187,15 +144,15 @@ def evaluate_model(
     return result
 
 
-def _interval(metric: str, rows: list[dict[str, Any]]) -> tuple[float, float]:
-    """Wilson for the 0/1 metrics in ``WILSON_METRICS``, a bootstrap for the others."""
-    if metric in WILSON_METRICS:
+def _interval(metric: str, rows: list[dict[str, Any]], entry: EvalTask) -> tuple[float, float]:
+    """Wilson for the task's 0/1 metrics (``EvalTask.wilson``), a bootstrap for the others."""
+    if metric in entry.wilson:
         values = [row[metric] for row in rows if metric in row]
         return wilson_interval(sum(values), len(values))
     return m.bootstrap_ci(metric, rows)
 
 
-def _grounding(kb: str | None, top_k: int, task: str) -> Grounding | None:
+def _grounding(kb: str | None, top_k: int, entry: EvalTask) -> Grounding | None:
     """The server's ``Grounding`` over knowledge base ``kb`` (None without one).
 
     Raises:
@@ -204,13 +161,12 @@ def _grounding(kb: str | None, top_k: int, task: str) -> Grounding | None:
     """
     if kb is None:
         return None
-    if task not in GROUNDED_TASKS:
-        raise LmforgeError(
-            f"kb: the {task} task reads no passages; a knowledge base grounds "
-            f"{' and '.join(GROUNDED_TASKS)} answers (leave kb unset)"
-        )
+    problem = kb_problem(entry)
+    if problem:
+        raise LmforgeError(problem)
     if top_k < 1:
         raise LmforgeError(f"kb_top_k: must be at least 1 (got {top_k})")
+    # Both load torch (the encoder and the server's code), which a run without kb skips.
     from lmforge.retrieve.kb import KnowledgeBase
     from lmforge.serve.understand import Grounding
 
@@ -228,8 +184,8 @@ def _last_user(messages: list[dict[str, str]]) -> str:
 def _score_citations(
     grounding: Grounding, rows: list[dict[str, Any]], passages: list[list[Hit]]
 ) -> None:
-    """Add each row's passages and citations; a right qa answer also gets
-    ``citation_precision``: 1.0 when a passage it cites holds every keyword."""
+    """Add each row's passages and citations; a right answer (every keyword in it) also
+    gets ``citation_precision``: 1.0 when a passage it cites holds every keyword."""
     for row, hits in zip(rows, passages, strict=True):
         citations = grounding.citations(hits, row["prediction"])
         cited = [c for c in citations if c["cited_by"] == "marker"] or [
@@ -247,17 +203,19 @@ def read_eval_data(path: Path, task: str) -> list[dict[str, Any]]:
     """The records of a JSON Lines eval file, each checked for the fields ``task`` reads.
 
     Raises:
-        LmforgeError: a missing or empty file, a line that is not a JSON object, or a
-            record without the task's fields (naming the file, line and fields).
+        LmforgeError: an unknown task, a missing or empty file, a line that is not a JSON
+            object, or a record without the task's fields (naming the file, line and
+            fields).
     """
-    from lmforge.retrieve.documents import json_lines
+    from lmforge.retrieve.documents import json_lines  # its module loads torch
 
+    entry = eval_task(task)
     if not path.is_file():
         raise LmforgeError(f"--data: no such file {str(path)!r} (cwd {Path.cwd()}); "
                            "pass a JSON Lines file")  # fmt: skip
     records = []
     for number, record in json_lines(path, path.read_text(encoding="utf-8")):
-        problem = _record_problem(record, task)
+        problem = entry.problem(record)
         if problem:
             raise LmforgeError(f"{path}:{number}: {problem}")
         records.append(record)
@@ -271,8 +229,6 @@ def _give_ids(records: list[dict[str, Any]]) -> None:
     """An ``id`` for each record: its own, or a hash of its content. ``eval compare`` pairs
     two runs' examples by id, so a reordered or edited file never pairs unrelated
     examples."""
-    import hashlib
-
     seen: dict[str, int] = {}
     for record in records:
         if "id" in record:
@@ -284,69 +240,27 @@ def _give_ids(records: list[dict[str, Any]]) -> None:
         record["id"] = base if seen[base] == 1 else f"{base}#{seen[base]}"
 
 
-def _record_problem(record: Any, task: str) -> str | None:
-    """Why ``record`` cannot be scored for ``task``, or ``None``."""
-    if not isinstance(record, dict):
-        return "expected a JSON object per line"
-
-    def has(*names: str) -> bool:
-        return all(isinstance(record.get(n), str) and record[n].strip() for n in names)
-
-    messages = record.get("messages")
-    if isinstance(messages, list) and task in {"perplexity", "qa", "generation"}:
-        if not messages or not all(isinstance(x, dict) for x in messages):
-            return "'messages' must be a non-empty list of {role, content} objects"
-        if task != "perplexity" and messages[-1].get("role") != "assistant":
-            return "the last message must be the assistant's reference answer"
-        return None
-    needs = {
-        "perplexity": ("text",),
-        "qa": ("question", "answer"),
-        "generation": ("prompt", "reference"),
-        "classification": ("text", "label"),
-        "regression": ("text",),
-        "code": ("prompt", "tests", "entry_point"),
-        "safety": ("text", "label"),
-    }[task]
-    if task == "classification" and isinstance(record.get("label"), int | float):
-        record["label"] = str(record["label"])
-    if not has(*needs):
-        also = " (or 'messages')" if task in {"perplexity", "qa", "generation"} else ""
-        return f"the {task} task needs non-empty string fields {', '.join(needs)}{also}"
-    if task == "regression" and not isinstance(record.get("label"), int | float):
-        return "the regression task needs a numeric 'label'"
-    return None
-
-
-# --- generation tasks ---------------------------------------------------------------------
+# --- asking the model -----------------------------------------------------------------------
 
 
 def _messages(
-    record: dict[str, Any], task: str, system: str | None, template: PromptTemplate | None
+    record: dict[str, Any],
+    question: Callable[[dict[str, Any]], str],
+    system: str | None,
+    template: PromptTemplate | None,
 ) -> list[dict[str, str]]:
     """The chat messages that ask ``record``'s question (the reference answer left out)."""
     if template is not None:
         messages = template.render(record)
     elif "messages" in record:
         messages = [dict(x) for x in record["messages"][:-1]]
-    elif task == "safety":
-        messages = [{"role": "user", "content": record["text"]}]
     else:
-        question = record["question"] if task == "qa" else record["prompt"]
-        if task == "code":
-            question = f"{question}\n{CODE_INSTRUCTION}"
-        messages = [{"role": "user", "content": question}]
+        messages = [{"role": "user", "content": question(record)}]
     if system is not None:
         messages = [{"role": "system", "content": system}] + [
             x for x in messages if x["role"] != "system"
         ]
     return messages
-
-
-def _reference(record: dict[str, Any], task: str) -> str:
-    if "messages" in record:
-        return str(record["messages"][-1]["content"])
-    return str(record["answer"] if task == "qa" else record.get("reference", ""))
 
 
 def generate_answers(
@@ -363,11 +277,7 @@ def generate_answers(
     answers are decoded at once; greedy decoding makes each answer independent of what
     it was batched with.
     """
-    import threading
-
-    from lmforge.data.chat import render_chat
-    from lmforge.hub import load_causal_lm, resolve
-    from lmforge.serve.engine import Engine, Event, Request, RequestParams
+    from lmforge.serve.engine import Engine, Event, Request, RequestParams  # loads torch
 
     model, tokenizer = load_causal_lm(resolve(ref))
     if hasattr(model, "merge_and_unload"):  # a LoRA adapter: merged, the same outputs faster
@@ -405,149 +315,7 @@ def generate_answers(
     return [answer.strip() for answer in answers]
 
 
-def _score_answers(
-    task: str,
-    records: list[dict[str, Any]],
-    prompts: list[list[dict[str, str]]],
-    answers: list[str],
-) -> list[dict[str, Any]]:
-    if task == "safety":
-        return _safety_rows(records, answers)
-    rows = []
-    for record, prompt, answer in zip(records, prompts, answers, strict=True):
-        row: dict[str, Any] = {"id": record["id"], "prompt": prompt[-1]["content"],
-                               "prediction": answer}  # fmt: skip
-        if task == "code":
-            from lmforge.evaluate.sandbox import extract_code, run_python_tests
-
-            outcome = run_python_tests(extract_code(answer, record["entry_point"]), record["tests"])
-            row.update({"pass@1": float(outcome.passed), "status": outcome.status})
-        else:
-            reference = _reference(record, task)
-            row.update({"reference": reference, "rouge_l": m.rouge_l(answer, reference),
-                        "token_f1": m.token_f1(answer, reference)})  # fmt: skip
-            if task == "qa":
-                row["exact_match"] = m.exact_match(answer, reference)
-                if record.get("keywords"):
-                    row["keywords"] = list(record["keywords"])
-                    row["keyword_accuracy"] = m.contains_all(answer, record["keywords"])
-        rows.append(row)
-    if (
-        task == "qa"
-        and any("keywords" in row for row in rows)
-        and not all("keywords" in row for row in rows)
-    ):
-        raise LmforgeError(
-            "qa: give 'keywords' on every record or on none (some records have them)"
-        )
-    return rows
-
-
-def _safety_rows(records: list[dict[str, Any]], answers: list[str]) -> list[dict[str, Any]]:
-    """Judge prompts and answers with the default guardrails (see the module docstring)."""
-    from lmforge.guard.policy import Guard
-
-    guard = Guard()
-
-    def blocked(texts: list[str], categories: Sequence[str]) -> list[bool]:
-        return [any(r["categories"][c] for c in categories) for r in guard.moderate(texts)]
-
-    prompt_flags = blocked([r["text"] for r in records], guard.policy.input_block)
-    answer_flags = blocked([a or " " for a in answers], guard.policy.output_block)
-    rows = []
-    for index, (record, answer) in enumerate(zip(records, answers, strict=True)):
-        unsafe = record["label"] != "safe"
-        row: dict[str, Any] = {"id": record["id"], "prompt": record["text"],
-                               "label": record["label"], "prediction": answer,
-                               "unsafe_answer_rate": float(answer_flags[index])}  # fmt: skip
-        if unsafe:
-            row["unsafe_prompt_block_rate"] = float(prompt_flags[index])
-        else:
-            row["safe_prompt_pass_rate"] = float(not prompt_flags[index])
-        rows.append(row)
-    return rows
-
-
-# --- scoring without generation -----------------------------------------------------------
-
-
-def _perplexity_rows(
-    ref: str, records: list[dict[str, Any]], progress: ProgressFn | None
-) -> list[dict[str, Any]]:
-    """Each example's summed next-token loss and token count (assistant turns for chats)."""
-    import torch
-
-    from lmforge.hub import load_causal_lm, resolve
-    from lmforge.tasks.causal_lm import collate_lm, lm_loss, lm_target_count
-    from lmforge.tasks.sft import encode_conversation
-
-    model, tokenizer = load_causal_lm(resolve(ref))
-    rows = []
-    with torch.inference_mode():
-        for index, record in enumerate(records):
-            if "messages" in record:
-                example = encode_conversation(tokenizer, record["messages"])
-            else:
-                ids = tokenizer(record["text"])["input_ids"]
-                example = {"input_ids": ids, "labels": list(ids)}
-            batch = collate_lm([example], tokenizer.pad_token_id)
-            tokens = lm_target_count(batch)
-            nll = float(lm_loss(model, batch)) if tokens else 0.0
-            perplexity = math.exp(nll / tokens) if tokens else float("nan")
-            rows.append({"id": record["id"], "nll_sum": nll, "tokens": tokens,
-                         "perplexity": perplexity})  # fmt: skip
-            if progress is not None:
-                progress(index + 1, len(records), "examples")
-    return rows
-
-
-def _predictor_rows(ref: str, records: list[dict[str, Any]], task: str) -> list[dict[str, Any]]:
-    texts = [record["text"] for record in records]
-    rows = []
-    if task == "classification":
-        from lmforge.hub.classifier import TextClassifier
-
-        classifier = TextClassifier(ref)
-        probabilities = classifier.predict_proba(texts)  # (N, L)
-        for record, row in zip(records, probabilities, strict=True):
-            predicted = classifier.labels[int(row.argmax())]
-            rows.append({"id": record["id"], "text": record["text"],
-                         "label": record["label"], "predicted": predicted,
-                         "accuracy": float(predicted == record["label"])})  # fmt: skip
-        return rows
-    for record, value in zip(records, _regress(ref, texts), strict=True):
-        error = value - float(record["label"])
-        rows.append({"id": record["id"], "text": record["text"],
-                     "label": float(record["label"]), "predicted": value,
-                     "squared_error": error * error, "absolute_error": abs(error)})  # fmt: skip
-    return rows
-
-
-def _regress(ref: str, texts: list[str]) -> list[float]:
-    import torch
-
-    from lmforge.hub import resolve
-    from lmforge.hub.classifier import MAX_LENGTH
-    from lmforge.hub.load import load_classifier
-
-    model, tokenizer = load_classifier(resolve(ref))
-    if int(model.config.num_labels) != 1:
-        raise LmforgeError(
-            f"{ref!r} has {model.config.num_labels} outputs; the regression task needs a model "
-            "trained with task regress (one output). Use --task classification for classifiers."
-        )
-    values: list[float] = []
-    with torch.inference_mode():
-        for start in range(0, len(texts), 64):
-            batch = tokenizer(texts[start : start + 64], padding=True, truncation=True,
-                              max_length=MAX_LENGTH, return_tensors="pt")  # fmt: skip
-            values.extend(model(**batch).logits[:, 0].float().tolist())  # logits: (B, 1)
-    return values
-
-
 def _log_examples(tracker: Any, rows: list[dict[str, Any]]) -> None:
-    import tempfile
-
     with tempfile.TemporaryDirectory(prefix="lmforge-eval-") as tmp:
         path = Path(tmp) / EXAMPLES_ARTIFACT
         path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")

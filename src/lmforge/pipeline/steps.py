@@ -267,15 +267,17 @@ class TrainStep(StepType):
 class EvalParams(Params):
     model: str = Field(description="The model to score (any reference, or a step's output).")
     data: str = Field(description="A JSON Lines file with the fields the task reads.")
-    task: str = Field(description="perplexity, qa, generation, classification, regression, code")
+    task: str = Field(description="A registered evaluation task (lmforge.evaluate.tasks; "
+                      "docs/evaluate.md lists them).")  # fmt: skip
     max_examples: int | None = Field(default=None, gt=0)
     max_tokens: int = Field(default=128, gt=0)
     system: str | None = None
     template: str | None = Field(default=None, description="A prompt template (file or name).")
     kb: str | None = Field(
         default=None,
-        description="qa/generation: a knowledge base whose passages ground each question, "
-        "as `lmforge serve --kb` does; usually a kb step's output, ${{ steps.kb.outputs.kb }}.",
+        description="A knowledge base whose passages ground each question of a task that "
+        "takes one, as `lmforge serve --kb` does; usually a kb step's output, "
+        "${{ steps.kb.outputs.kb }}.",
     )
     kb_top_k: int = Field(default=3, gt=0, description="Passages per question with kb.")
 
@@ -289,28 +291,22 @@ class EvalStep(StepType):
 
     @classmethod
     def outputs(cls, params: EvalParams) -> set[str]:
-        from lmforge.evaluate.runner import TASK_METRICS
+        from lmforge.evaluate.tasks import eval_task, eval_task_names
 
-        return {
-            "metrics",
-            "run_id",
-            "data",
-            "task",
-            "examples",
-            "intervals",
-            *TASK_METRICS.get(params.task, ()),
-        }
+        metrics = eval_task(params.task).metrics if params.task in eval_task_names() else ()
+        return {"metrics", "run_id", "data", "task", "examples", "intervals", *metrics}
 
     @classmethod
     def check(cls, params: EvalParams, pipeline: Pipeline, step: StepSpec) -> list[str]:
-        from lmforge.evaluate.runner import GROUNDED_TASKS, TASKS
+        from lmforge.evaluate.tasks import eval_task, kb_problem
 
         problems = _missing_files("data", [params.data], pipeline)
-        if params.task not in TASKS:
-            problems.append(f"task: unknown task {params.task!r}; choose one of {', '.join(TASKS)}")
-        elif params.kb is not None and params.task not in GROUNDED_TASKS:
-            problems.append(f"kb: the {params.task} task reads no passages; a knowledge base "
-                            f"grounds {' and '.join(GROUNDED_TASKS)} (remove kb)")  # fmt: skip
+        try:
+            task = eval_task(params.task)
+        except LmforgeError as error:
+            return [*problems, str(error)]
+        if params.kb is not None and (problem := kb_problem(task)):
+            problems.append(problem)
         return problems
 
     @classmethod
