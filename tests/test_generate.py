@@ -137,9 +137,10 @@ def test_the_api_refuses_an_empty_completion_prompt_as_the_cli_does(
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from lmforge.serve.api.base import OpenAIHandler
+    from lmforge.serve.api.completions import Completions
     from lmforge.serve.engine import Engine
     from lmforge.serve.errors import ApiError
-    from lmforge.serve.handler import OpenAIHandler
     from lmforge.serve.protocol import CompletionRequest
 
     model = AutoModelForCausalLM.from_pretrained(tiny_causal_lm).eval()
@@ -149,7 +150,7 @@ def test_the_api_refuses_an_empty_completion_prompt_as_the_cli_does(
         handler = OpenAIHandler(engine, "tiny")
         body = CompletionRequest(model="tiny", prompt=prompt, max_tokens=2)
         with pytest.raises(ApiError) as refused:
-            asyncio.run(handler.completions(body))
+            asyncio.run(handler.family(Completions).create(body))
     finally:
         engine.stop()
     assert refused.value.status == 400

@@ -14,8 +14,10 @@ import torch
 
 from lmforge.errors import LmforgeError
 from lmforge.guard.policy import Guard, GuardPolicy
+from lmforge.serve.api.base import OpenAIHandler
+from lmforge.serve.api.completions import Completions
+from lmforge.serve.api.moderations import Moderations
 from lmforge.serve.engine import Engine
-from lmforge.serve.handler import OpenAIHandler
 from lmforge.serve.protocol import ModerationRequest
 from lmforge.serve.runner import SlotRunner
 
@@ -93,9 +95,11 @@ def test_the_guard_classifier_runs_on_the_engine_thread(engine: Engine) -> None:
 
     guard.classifier.scores = recording  # type: ignore[method-assign]
     handler = OpenAIHandler(engine, "tiny", guard=guard)
-    moderation = asyncio.run(handler.moderations(ModerationRequest(input="hello there")))
+    moderation = asyncio.run(
+        handler.family(Moderations).create(ModerationRequest(input="hello there"))
+    )
     assert len(moderation["results"]) == 1
-    asyncio.run(handler._screen_text("When does my thermostat ship?", "messages"))
+    asyncio.run(handler.screen_text("When does my thermostat ship?", "messages"))
     assert threads == ["lmforge-engine", "lmforge-engine"]
 
 
@@ -116,7 +120,7 @@ def test_a_prompt_that_grows_the_cache_does_not_break_the_next_request(
 
         async def complete(prompt: str) -> dict[str, Any]:
             body = CompletionRequest(model="tiny", prompt=prompt, max_tokens=2, temperature=0)
-            result = await asyncio.wait_for(handler.completions(body), timeout=60)
+            result = await asyncio.wait_for(handler.family(Completions).create(body), timeout=60)
             assert isinstance(result, dict)
             return result
 

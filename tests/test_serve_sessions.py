@@ -10,8 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from lmforge.cli.main import app
+from lmforge.serve.api.base import OpenAIHandler
+from lmforge.serve.api.chat import Chat
 from lmforge.serve.engine import Engine
-from lmforge.serve.handler import OpenAIHandler
 from tests.servers import lmforge_server, request
 
 
@@ -84,7 +85,7 @@ def test_session_history_drops_the_oldest_turns_to_fit_and_keeps_the_system_prom
     from lmforge.hub import load_causal_lm, resolve
 
     model, tokenizer = load_causal_lm(resolve(str(tiny_causal_lm)))
-    handler = OpenAIHandler(Engine(model, tokenizer, max_len=160), "tiny")
+    chat = OpenAIHandler(Engine(model, tokenizer, max_len=160), "tiny").family(Chat)
     history = []
     for turn in range(12):
         history += [
@@ -92,7 +93,7 @@ def test_session_history_drops_the_oldest_turns_to_fit_and_keeps_the_system_prom
             {"role": "assistant", "content": f"Answer {turn}: it ships soon."},
         ]
     history.append({"role": "user", "content": "Newest question?"})
-    prompt = tokenizer.decode(handler._fit_session("SYSTEM RULES", history, max_tokens=20))
+    prompt = tokenizer.decode(chat.fit_session("SYSTEM RULES", history, max_tokens=20))
     assert len(tokenizer(prompt)["input_ids"]) + 20 <= 160
     assert "SYSTEM RULES" in prompt and "Newest question?" in prompt
     assert "Question 0 " not in prompt and "Answer 11" in prompt
@@ -100,7 +101,7 @@ def test_session_history_drops_the_oldest_turns_to_fit_and_keeps_the_system_prom
     assistants = prompt.count("<|im_start|>assistant")
     assert assistants == users  # whole exchanges only, plus the generation cue
     with pytest.raises(Exception, match="exceeds the model's context of 160"):
-        handler._fit_session("S", [{"role": "user", "content": "word " * 300}], max_tokens=20)
+        chat.fit_session("S", [{"role": "user", "content": "word " * 300}], max_tokens=20)
 
 
 @pytest.fixture(scope="module")

@@ -108,8 +108,8 @@ def run_server(config: ServeConfig) -> None:
     """Check what can fail early, then listen and load the model in the background."""
     import uvicorn
 
+    from lmforge.serve.api.base import OpenAIHandler
     from lmforge.serve.app import ServerOptions, create_app
-    from lmforge.serve.handler import OpenAIHandler
     from lmforge.serve.server import build_handler, pick_backend, resolve_served
 
     if config.kb is not None:

@@ -1,4 +1,5 @@
-"""The HTTP layer: thin FastAPI routes over ``OpenAIHandler``.
+"""The HTTP layer: the FastAPI app with access control, limits, the access log and
+error responses, and the routes of every endpoint family (``serve/api/``).
 
 The server listens at once and loads the model in the background: ``/health`` answers
 while it loads, ``/ready`` and the API answer 503 until the model is in memory.
@@ -18,23 +19,14 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from lmforge.serve.access import AccessControl
-from lmforge.serve.errors import ApiError, error_body
-from lmforge.serve.handler import OpenAIHandler
+from lmforge.serve.api import FAMILIES
+from lmforge.serve.api.base import OpenAIHandler, Routes
+from lmforge.serve.errors import ApiError, api_error, error_body
 from lmforge.serve.metrics import ServerMetrics
-from lmforge.serve.protocol import (
-    ChatCompletionRequest,
-    ClassifyRequest,
-    CompletionRequest,
-    EmbeddingRequest,
-    ExplainRequest,
-    KbSearchRequest,
-    ModerationRequest,
-    SessionCreateRequest,
-)
 from lmforge.serve.store import ServeStore
 
 
@@ -114,9 +106,7 @@ def create_app(
         request.state.owner = owner
         return owner
 
-    # A default rather than Annotated[...]: annotations are strings here
-    # (``from __future__ import annotations``) and FastAPI cannot see local names in them.
-    authorized = Depends(caller)
+    authorized = Depends(caller)  # a default, not Annotated[...]: see ``Routes.authorized``
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -155,27 +145,13 @@ def create_app(
             access_log.info(json.dumps(record))
         return response
 
-    @app.exception_handler(ApiError)
-    async def api_error(request: Request, error: ApiError) -> JSONResponse:
-        return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
+    async def error_response(request: Request, error: Exception) -> JSONResponse:
+        """Every failure in the one error shape (``api_error`` says which)."""
+        api = api_error(error)
+        return JSONResponse(api.body(), status_code=api.status, headers=api.headers)
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid_body(request: Request, error: RequestValidationError) -> JSONResponse:
-        first = error.errors()[0]
-        location = [str(part) for part in first.get("loc", ()) if part != "body"]
-        param = ".".join(location) or None
-        message = f"{param}: {first.get('msg')}" if param else str(first.get("msg"))
-        return JSONResponse(error_body(400, message, param=param), status_code=400)
-
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
-        return JSONResponse(
-            error_body(error.status_code, str(error.detail)), status_code=error.status_code
-        )
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, error: Exception) -> JSONResponse:
-        return JSONResponse(error_body(500, f"internal error: {type(error).__name__}"), 500)
+    for raised in (ApiError, RequestValidationError, HTTPException, Exception):
+        app.add_exception_handler(raised, error_response)
 
     @app.get("/", include_in_schema=False)
     async def chat_page() -> HTMLResponse:
@@ -200,63 +176,7 @@ def create_app(
 
         return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/v1/models")
-    async def models(owner: str | None = authorized) -> dict[str, Any]:
-        return state.require().models()
-
-    @app.post("/v1/chat/completions")
-    async def chat(
-        body: ChatCompletionRequest, request: Request, owner: str | None = authorized
-    ) -> Any:
-        request.state.prompt = body.conversation() if options.log_prompts else None
-        return _respond(await state.require().chat(body, owner))
-
-    @app.post("/v1/completions")
-    async def completions(
-        body: CompletionRequest, request: Request, owner: str | None = authorized
-    ) -> Any:
-        request.state.prompt = body.prompt if options.log_prompts else None
-        return _respond(await state.require().completions(body))
-
-    @app.post("/v1/embeddings")
-    async def embeddings(body: EmbeddingRequest, owner: str | None = authorized) -> Any:
-        return await state.require().embeddings(body)
-
-    @app.post("/v1/moderations")
-    async def moderations(body: ModerationRequest, owner: str | None = authorized) -> Any:
-        return await state.require().moderations(body)
-
-    @app.post("/v1/classify")
-    async def classify(body: ClassifyRequest, owner: str | None = authorized) -> Any:
-        return await state.require().classify(body)
-
-    @app.post("/v1/explain")
-    async def explain(body: ExplainRequest, owner: str | None = authorized) -> Any:
-        return await state.require().explain(body)
-
-    @app.post("/v1/kb/{name}/search")
-    async def kb_search(name: str, body: KbSearchRequest, owner: str | None = authorized) -> Any:
-        return await state.require().kb_search(name, body)
-
-    @app.post("/v1/sessions")
-    async def create_session(
-        body: SessionCreateRequest | None = None, owner: str | None = authorized
-    ) -> Any:
-        body = body or SessionCreateRequest()
-        return state.require().create_session(owner, body.system, body.metadata)
-
-    @app.get("/v1/sessions/{session_id}")
-    async def get_session(session_id: str, owner: str | None = authorized) -> Any:
-        return state.require().get_session(session_id, owner)
-
-    @app.delete("/v1/sessions/{session_id}")
-    async def delete_session(session_id: str, owner: str | None = authorized) -> Any:
-        return state.require().delete_session(session_id, owner)
-
+    routes = Routes(app, authorized, state.require, log_prompts=options.log_prompts)
+    for family in FAMILIES:
+        family.add_routes(routes)
     return app
-
-
-def _respond(result: dict[str, Any] | AsyncIterator[str]) -> Any:
-    if isinstance(result, dict):
-        return JSONResponse(result)
-    return StreamingResponse(result, media_type="text/event-stream")

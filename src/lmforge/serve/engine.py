@@ -13,7 +13,7 @@ prefills only the new part. The same holds for a running sequence's prompt, whic
 how ``n > 1`` completions share one prefill (the other choices wait one step for it).
 
 Requests talk to the engine through ``emit`` callbacks, so the engine knows nothing of
-HTTP or asyncio; ``serve/handler.py`` turns events into OpenAI responses.
+HTTP or asyncio; the endpoint families in ``serve/api/`` turn events into OpenAI responses.
 """
 
 from __future__ import annotations

@@ -8,9 +8,9 @@ from typing import Any
 
 from lmforge.errors import LmforgeError
 from lmforge.guard.policy import Guard
+from lmforge.serve.api.base import OpenAIHandler
 from lmforge.serve.config import ServeConfig
 from lmforge.serve.engine import Engine, GenerationBackend
-from lmforge.serve.handler import OpenAIHandler
 from lmforge.serve.understand import UnderstandingSpec, load_understanding
 
 BackendFactory = Callable[..., GenerationBackend]

@@ -1,0 +1,240 @@
+"""POST /v1/chat/completions: chat answers, continuing a stored session when the request
+names one, grounded in a knowledge base (``--kb``) and with the customer's sentiment
+(``--sentiment``) on a server that has them."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from fastapi import Request
+
+from lmforge.data.chat import render_chat
+from lmforge.retrieve.kb import Hit
+from lmforge.serve.api.base import Routes
+from lmforge.serve.api.generation import (
+    DONE,
+    Choice,
+    GenerationFamily,
+    chunk,
+    closing,
+    collect,
+    respond,
+    token_usage,
+)
+from lmforge.serve.engine import TokenLogprob
+from lmforge.serve.errors import ApiError, lmforge_errors_as
+from lmforge.serve.protocol import ChatCompletionRequest
+from lmforge.serve.store import Session
+from lmforge.serve.understand import Grounding
+
+SESSION_ANSWER_RESERVE = 512  # tokens kept free for the answer when max_tokens is not given
+
+
+class Chat(GenerationFamily):
+    """Chat completions for the served model and its adapters."""
+
+    async def create(
+        self, body: ChatCompletionRequest, owner: str | None = None
+    ) -> dict[str, Any] | AsyncIterator[str]:
+        """A chat completion; with ``session_id`` the stored conversation (of ``owner``,
+        the caller's API key id) comes first and the answer is stored after it."""
+        adapter = self.adapter(body.model)
+        json_object = body.response_format is not None and body.response_format.type != "text"
+        if body.response_format is not None and body.response_format.type == "json_schema":
+            raise ApiError(
+                400,
+                "response_format type 'json_schema' is not supported by this server; use "
+                "'json_object' (the output is then always one valid JSON object).",
+                param="response_format",
+                code="unsupported_value",
+            )
+        top = body.top_logprobs or 0
+        if top and not body.logprobs:
+            raise ApiError(400, "top_logprobs needs logprobs: true", param="top_logprobs")
+        served = self.served
+        new_messages = body.conversation()
+        if served.guard is not None:
+            new_messages = await served.screen_input(new_messages)
+        session, history = None, new_messages
+        if body.session_id is not None:
+            session = served.session(body.session_id, owner)
+            history = session.messages + history
+        hits, extra, trend = await self._understand(new_messages, session)
+        if session is not None:
+            system = Grounding.system_prompt(session.system, hits) if hits else session.system
+            prompt = self.fit_session(system, history, body.requested_max_tokens())
+        else:
+            prompt = self.render(Grounding.with_passages(history, hits) if hits else history)
+        max_tokens = served.max_tokens(body.requested_max_tokens(), len(prompt), "messages")
+        params = body.params(
+            max_tokens, logprobs=body.logprobs, top_logprobs=top, json_object=json_object
+        )
+        response_id = f"chatcmpl-{uuid.uuid4().hex}"
+        events = self.submit([prompt] * body.n, params, adapter)
+
+        def remember(choices: list[Choice]) -> None:
+            """Store the turn (the first choice's answer) once it is complete."""
+            if session is not None and choices[0].finish_reason in {"stop", "length"}:
+                session.messages = [*history, {"role": "assistant", "content": choices[0].text}]
+                if trend is not None:
+                    escalate, rule = extra["escalate"], extra["escalate_rule"]
+                    session.metadata["sentiment"] = {"turns": trend, "escalate": escalate,
+                                                     "rule": rule}  # fmt: skip
+                assert served.store is not None
+                served.store.save_messages(session)
+
+        grounding = served.understanding.grounding
+        if body.stream:
+            if grounding is not None:
+                extra["citations"] = grounding.citations(hits)
+            stream = self._stream(
+                response_id, body.model, events, body.n, body.include_usage(), remember, extra
+            )
+            return closing(stream, events)
+        choices = await collect(events, body.n)
+        remember(choices)
+        if grounding is not None:
+            extra["citations"] = grounding.citations(hits, choices[0].text)
+        if session is not None:
+            extra["session_id"] = session.id
+        return {
+            **extra,
+            "id": response_id,
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.model,
+            "choices": [
+                {
+                    "index": c.index,
+                    "message": {"role": "assistant", "content": c.text},
+                    "logprobs": chat_logprobs(c.logprobs) if body.logprobs else None,
+                    "finish_reason": c.finish_reason,
+                }
+                for c in choices
+            ],
+            "usage": token_usage(choices, len(prompt), body.n),
+        }
+
+    async def _stream(
+        self,
+        response_id: str,
+        model: str,
+        events: Any,
+        count: int,
+        include_usage: bool,
+        on_complete: Callable[[list[Choice]], None],
+        extra: dict[str, Any],
+    ) -> AsyncIterator[str]:
+        """The chunks of a streamed chat answer; the first carries the ``extra`` fields
+        (citations, sentiment), which are known before the answer starts."""
+        prompt_tokens = len(events.requests[0].prompt_ids)
+        created = int(time.time())
+        choices = [Choice(i) for i in range(count)]
+
+        def chat_chunk(choice_list: list[dict[str, Any]], usage: Any = None, **fields: Any) -> str:
+            return chunk(response_id, "chat.completion.chunk", created, model, choice_list,
+                         include_usage, usage, **fields)  # fmt: skip
+
+        for index in range(count):
+            yield chat_chunk([{"index": index, "delta": {"role": "assistant", "content": ""},
+                               "logprobs": None, "finish_reason": None}],
+                             **(extra if index == 0 else {}))  # fmt: skip
+        async for index, event in events:
+            choices[index].add(event)
+            if event.text or event.logprobs or event.finish_reason:
+                logprobs = chat_logprobs(event.logprobs) if event.logprobs else None
+                delta = {"content": event.text} if event.text else {}
+                yield chat_chunk([{"index": index, "delta": delta, "logprobs": logprobs,
+                                   "finish_reason": event.finish_reason}])  # fmt: skip
+        on_complete(choices)
+        if include_usage:
+            yield chat_chunk([], usage=token_usage(choices, prompt_tokens, count))
+        yield DONE
+
+    async def _understand(
+        self, new_messages: list[dict[str, str]], session: Session | None
+    ) -> tuple[list[Hit], dict[str, Any], list[dict[str, Any]] | None]:
+        """Passages for the newest user turn (with ``--kb``) and the sentiment of the new
+        user turns (with ``--sentiment``).
+
+        Returns:
+            The passages; the response's extension fields (``sentiment`` of the newest
+            turn, ``escalate``); the conversation's sentiment trend to store, or None.
+        """
+        compute, understanding = self.served.compute, self.served.understanding
+        users = [m["content"] for m in new_messages if m["role"] == "user" and m["content"]]
+        grounding, monitor = understanding.grounding, understanding.sentiment
+        hits = await compute(grounding.retrieve, users[-1]) if grounding and users else []
+        if monitor is None or not users:
+            return hits, {}, None
+        scored = await compute(monitor.score, users)
+        earlier = session.metadata.get("sentiment", {}).get("turns", []) if session else []
+        trend = [*earlier, *scored]
+        fields = {"sentiment": scored[-1], "escalate": monitor.escalate(trend),
+                  "escalate_rule": monitor.rule}  # fmt: skip
+        return hits, fields, trend
+
+    def render(self, messages: list[dict[str, str]]) -> list[int]:
+        """The prompt's token ids, through the model's chat template."""
+        with lmforge_errors_as(400, param="messages"):
+            return render_chat(self.served.tokenizer, messages, model_ref=self.served.model_name)
+
+    def fit_session(
+        self, system: str | None, history: list[dict[str, str]], max_tokens: int | None
+    ) -> list[int]:
+        """The session prompt that fits the context with room for the answer.
+
+        The system prompt always stays; whole exchanges are dropped oldest first (from
+        one user message to the next), so the model never sees half a turn.
+        """
+        context = self.served.llm().max_len
+        reserve = max_tokens or min(self.served.max_tokens_limit, SESSION_ANSWER_RESERVE)
+        head = [{"role": "system", "content": system}] if system else []
+        start = 0
+        while True:
+            prompt = self.render(head + history[start:])
+            if len(prompt) + reserve <= context:
+                return prompt
+            later_users = [
+                i for i in range(start + 1, len(history)) if history[i]["role"] == "user"
+            ]
+            if not later_users:
+                raise ApiError(
+                    400,
+                    f"the system prompt and the newest message take {len(prompt)} tokens; with "
+                    f"{reserve} for the answer that exceeds the model's context of "
+                    f"{context} tokens. Send a shorter message or ask for fewer "
+                    "max_tokens.",
+                    param="messages",
+                    code="context_length_exceeded",
+                )
+            start = later_users[0]
+
+    @classmethod
+    def add_routes(cls, routes: Routes) -> None:
+        @routes.app.post("/v1/chat/completions")
+        async def chat(
+            body: ChatCompletionRequest, request: Request, owner: str | None = routes.authorized
+        ) -> Any:
+            request.state.prompt = body.conversation() if routes.log_prompts else None
+            return respond(await routes.family(cls).create(body, owner))
+
+
+def chat_logprobs(tokens: list[TokenLogprob]) -> dict[str, Any]:
+    """Chat logprobs: each token with its bytes and its most likely alternatives."""
+    return {
+        "content": [
+            {
+                "token": t.token,
+                "logprob": t.logprob,
+                "bytes": list(t.token.encode()),
+                "top_logprobs": [
+                    {"token": s, "logprob": lp, "bytes": list(s.encode())} for s, lp in t.top
+                ],
+            }
+            for t in tokens
+        ]
+    }
