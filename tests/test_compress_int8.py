@@ -41,6 +41,7 @@ def test_smoothing_and_fusing_leave_the_fp32_model_unchanged(tiny_causal_lm: Pat
 def test_smoothing_rescales_lora_adapters_too(tiny_causal_lm: Path, tmp_path: Path) -> None:
     from peft import LoraConfig, get_peft_model
 
+    torch.manual_seed(0)  # the adapter's random weights, whatever tests ran before
     model = get_peft_model(load(tiny_causal_lm), LoraConfig(r=4, target_modules="all-linear"))
     for name, parameter in model.named_parameters():
         if "lora_B" in name:
@@ -106,6 +107,7 @@ def test_serve_quantize_int8_runs_the_model_compress_writes(
 def test_quantize_int8_keeps_lora_adapters_fp32(tiny_causal_lm: Path) -> None:
     from peft import LoraConfig, get_peft_model
 
+    torch.manual_seed(0)  # the adapter's random weights, whatever tests ran before
     model = get_peft_model(load(tiny_causal_lm), LoraConfig(r=4, target_modules="all-linear"))
     for name, parameter in model.named_parameters():
         if "lora_B" in name:
