@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Literal, get_args, get_origin
 from pydantic import Field, create_model, model_validator
 
 from lmforge.config.plugins import installed_plugins
-from lmforge.config.section import Section, did_you_mean
+from lmforge.config.section import Section, unknown_name
 from lmforge.errors import LmforgeError
 
 ENTRY_POINT_GROUP = "lmforge.tasks"
@@ -209,11 +209,7 @@ def task_entry(name: str) -> TaskEntry:
     if name not in _REGISTRY:
         load_plugins()
     if name not in _REGISTRY:
-        hint = did_you_mean(name, _REGISTRY)
-        raise LmforgeError(
-            f"task.name: unknown task {name!r}{f' ({hint})' if hint else ''}; choose one of "
-            f"{', '.join(task_names())}"
-        )
+        raise unknown_name("task.name", "task", name, task_names())
     return _REGISTRY[name]
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from lmforge.config.plugins import installed_plugins
-from lmforge.config.section import did_you_mean
+from lmforge.config.section import unknown_name
 from lmforge.errors import LmforgeError
 from lmforge.evaluate import builtin_tasks as builtin
 from lmforge.progress import ProgressFn
@@ -177,11 +177,7 @@ def eval_task(name: str) -> EvalTask:
     if name not in _REGISTRY:
         load_plugins()
     if name not in _REGISTRY:
-        hint = did_you_mean(name, _REGISTRY)
-        raise LmforgeError(
-            f"task: unknown task {name!r}{f' ({hint})' if hint else ''}; choose one of "
-            f"{', '.join(eval_task_names())}"
-        )
+        raise unknown_name("task", "task", name, eval_task_names())
     return _REGISTRY[name]
 
 
