@@ -123,7 +123,7 @@ def test_a_registered_method_runs_in_a_chain(
 
 
 def test_a_pipeline_compress_step_takes_the_compress_config_keys(tmp_path: Path) -> None:
-    from lmforge.pipeline.spec import load_pipeline
+    from lmforge.pipeline.load import load_pipeline
 
     file = tmp_path / "p.yaml"
     file.write_text(

@@ -43,7 +43,7 @@ def test_example_prompt_template_renders_a_test_question(path: Path) -> None:
 
 @pytest.mark.parametrize("path", PIPELINE_FILES, ids=lambda p: p.name)
 def test_example_pipeline_is_valid_and_says_how_to_run_it(path: Path) -> None:
-    from lmforge.pipeline.spec import load_pipeline
+    from lmforge.pipeline.load import load_pipeline
 
     pipeline = load_pipeline(path)
     assert pipeline.order

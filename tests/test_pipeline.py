@@ -17,8 +17,9 @@ from typer.testing import CliRunner
 from lmforge.cli.main import app
 from lmforge.data.bundled import dataset_path
 from lmforge.errors import LmforgeError
+from lmforge.pipeline.load import load_pipeline
 from lmforge.pipeline.runner import run_pipeline, state_path
-from lmforge.pipeline.spec import PipelineError, load_pipeline
+from lmforge.pipeline.spec import PipelineError
 from lmforge.track import get_alias, get_client
 from lmforge.track.registry import alias_history, lineage
 

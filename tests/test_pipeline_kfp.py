@@ -13,7 +13,8 @@ import yaml
 
 from lmforge.errors import LmforgeError
 from lmforge.pipeline.kfp import compile_kfp
-from lmforge.pipeline.spec import Pipeline, load_pipeline, parse_pipeline
+from lmforge.pipeline.load import load_pipeline, parse_pipeline
+from lmforge.pipeline.spec import Pipeline
 
 EXAMPLES = Path(__file__).parents[1] / "examples" / "pipelines"
 IMAGE = "ghcr.io/acme/lmforge:0.1"

@@ -15,10 +15,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import torch
+
 from lmforge.errors import LmforgeError
 from lmforge.hardware import cpu_flags, cpu_name
 from lmforge.hub import llamacpp_check as llamacpp
 from lmforge.hub.zoo import ZOO, cached_dir, package_source
+from lmforge.track import get_client, tracking_uri
 
 CHROMIUM = Path("/usr/bin/chromium")
 PROBE_MODEL = "smollm2-135m-instruct"  # its package ships a Q4_1 GGUF file
@@ -105,8 +108,6 @@ def _decode_check() -> Check:
 
 
 def check_torch() -> list[Check]:
-    import torch
-
     threads, cores = torch.get_num_threads(), os.cpu_count() or 1
     status = "ok" if threads <= cores else "warn"
     detail = f"torch {torch.__version__}, {threads} threads on {cores} cores"
@@ -133,8 +134,6 @@ def check_models() -> list[Check]:
 
 
 def check_mlflow() -> list[Check]:
-    from lmforge.track import get_client, tracking_uri
-
     uri = tracking_uri()
     started = time.perf_counter()
     experiments = get_client().search_experiments(max_results=1000)

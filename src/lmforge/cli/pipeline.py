@@ -11,7 +11,6 @@ import typer
 from rich.table import Table
 
 from lmforge.cli.console import console, err_console
-from lmforge.pipeline.report import ConsoleEvents, print_summary
 
 app = typer.Typer(
     help="Run the lifecycle as a pipeline of cached, tracked steps.\n\n"
@@ -42,8 +41,9 @@ def run(
     """
     from dataclasses import asdict
 
+    from lmforge.pipeline.load import load_pipeline
+    from lmforge.pipeline.report import ConsoleEvents, print_summary
     from lmforge.pipeline.runner import run_pipeline
-    from lmforge.pipeline.spec import load_pipeline
 
     pipeline = load_pipeline(file)
     result = run_pipeline(pipeline, resume=resume, dry_run=dry_run, force=force, track=track,
@@ -86,7 +86,7 @@ def compile_(
     """
     from lmforge.errors import LmforgeError
     from lmforge.pipeline.kfp import compile_kfp
-    from lmforge.pipeline.spec import load_pipeline
+    from lmforge.pipeline.load import load_pipeline
 
     if target != "kfp":
         raise LmforgeError(f"--target {target!r}: the one target is kfp (Kubeflow Pipelines v2)")
@@ -122,8 +122,9 @@ def step(
     """
     from lmforge.errors import LmforgeError
     from lmforge.home import atomic_write_text
+    from lmforge.pipeline.load import load_pipeline, parse_pipeline
+    from lmforge.pipeline.report import ConsoleEvents
     from lmforge.pipeline.runner import run_single_step
-    from lmforge.pipeline.spec import load_pipeline, parse_pipeline
 
     if (file is None) == (spec_text is None):
         raise LmforgeError("give the pipeline as FILE or as --spec-text, not both or neither")

@@ -20,9 +20,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import gguf
+import numpy as np
+import torch
+from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+from lmforge.data.bundled import dataset_path
+from lmforge.data.chat import render_chat
+from lmforge.data.records import read_records
 from lmforge.errors import LmforgeError
 from lmforge.hardware import native_threads
+from lmforge.hub.load import import_llama_cpp
+from lmforge.hub.quantized import Int4Linear, Int8Linear, QuantizedEmbedding
+from lmforge.runtime.pooling import pool
+from lmforge.serve.runner import SlotRunner
 from lmforge.tasks.base import IGNORE_INDEX, Example
+from lmforge.tasks.causal_lm import collate_lm, lm_loss, lm_target_count
+from lmforge.tasks.sft import encode_conversation
 
 SPEED_PROMPT = "Tell me how to set up my smart thermostat, step by step."
 SPEED_TOKENS = 32
@@ -115,8 +129,6 @@ def measure_classifier(
     model: Any, tokenizer: Any, label: str, size_bytes: int, records: list[dict[str, Any]]
 ) -> BatchMeasurement:
     """Accuracy of a sequence classifier on labeled ``records`` and its batch latency."""
-    import torch
-
     label_ids = {str(name): int(index) for name, index in model.config.label2id.items()}
     unknown = sorted({str(r["label"]) for r in records} - set(label_ids))
     if unknown:
@@ -137,9 +149,6 @@ def measure_encoder(
 ) -> BatchMeasurement:  # fmt: skip
     """Mean-pooled embeddings of ``texts``: their cosine similarity to ``reference``'s
     (the fp32 encoder; 1.0 when omitted) and the batch latency."""
-    import torch
-
-    from lmforge.runtime.pooling import pool
 
     def pooled(out: Any, batch: Any) -> torch.Tensor:
         return pool(out.last_hidden_state, batch["attention_mask"], "mean", normalize=False)
@@ -156,8 +165,6 @@ def measure_encoder(
 def _batched(
     model: Any, tokenizer: Any, texts: list[str], read: Any
 ) -> tuple[list[Any], list[float]]:
-    import torch
-
     outputs, times = [], []
     with torch.inference_mode():
         for start in range(0, len(texts), BATCH):
@@ -184,10 +191,6 @@ def _batch_measurement(
 def count_parameters(model: Any) -> int:
     """Weights in the model, counting each quantized layer's integers as its parameters
     and shared (tied) tensors once."""
-    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
-
-    from lmforge.hub.quantized import Int4Linear, Int8Linear, QuantizedEmbedding
-
     seen: set[int] = set()
     total = 0
     for module in model.modules():
@@ -209,19 +212,12 @@ def count_parameters(model: Any) -> int:
 
 def held_out_examples(tokenizer: Any, limit: int | None = None) -> list[Example]:
     """The bundled held-out support dialogs, encoded with assistant-only labels."""
-    from lmforge.data.bundled import dataset_path
-    from lmforge.data.records import read_records
-    from lmforge.tasks.sft import encode_conversation
-
     records, _ = read_records(dataset_path("customer_service", "test"), format="messages")
     return [encode_conversation(tokenizer, r["messages"]) for r in records[:limit]]
 
 
 def measure_torch(model: Any, tokenizer: Any, label: str, size_bytes: int) -> Measurement:
     """Measure a transformers causal LM (fp32 or quantized in place)."""
-    from lmforge.data.chat import render_chat
-    from lmforge.serve.runner import SlotRunner
-
     perplexity = torch_perplexity(model, tokenizer)
     prompt = render_chat(tokenizer, [{"role": "user", "content": SPEED_PROMPT}])
     runner = SlotRunner(model, slots=1, max_len=len(prompt) + SPEED_TOKENS + 1)
@@ -236,10 +232,6 @@ def measure_torch(model: Any, tokenizer: Any, label: str, size_bytes: int) -> Me
 
 def torch_perplexity(model: Any, tokenizer: Any) -> float:
     """Held-out perplexity of a transformers causal LM (fp32 or quantized in place)."""
-    import torch
-
-    from lmforge.tasks.causal_lm import collate_lm, lm_loss, lm_target_count
-
     examples = held_out_examples(tokenizer)
     total, count = 0.0, 0
     with torch.inference_mode():
@@ -259,8 +251,6 @@ def next_token_predictions(model: Any, tokenizer: Any) -> Any:
     the least noisy way to tell how far a quantized model drifts from its fp32 source:
     a greedy answer forks at its first flipped near-tie and differs from there on.
     """
-    import torch
-
     predictions = []
     with torch.inference_mode():
         for example in held_out_examples(tokenizer):
@@ -294,11 +284,6 @@ def answer_agreement(answers: list[list[str]], reference: list[list[str]]) -> tu
 
 def measure_gguf(path: Path, tokenizer: Any, label: str) -> Measurement:
     """Measure a GGUF file through llama.cpp (llama-cpp-python)."""
-    import numpy as np
-
-    from lmforge.data.chat import render_chat
-    from lmforge.hub.load import import_llama_cpp
-
     llama_cpp = import_llama_cpp()
     perplexity = gguf_perplexity(path, tokenizer)
     parameters = sum(int(np.prod(t.shape)) for t in _gguf_tensors(path))
@@ -319,10 +304,6 @@ def measure_gguf(path: Path, tokenizer: Any, label: str) -> Measurement:
 
 def gguf_perplexity(path: Path, tokenizer: Any) -> float:
     """Held-out perplexity computed by llama.cpp itself (its kernels, its rounding)."""
-    import numpy as np
-
-    from lmforge.hub.load import import_llama_cpp
-
     llama_cpp = import_llama_cpp()
     scorer = llama_cpp.Llama(model_path=str(path), n_ctx=4096, n_batch=512,
                              n_threads=native_threads(), logits_all=True,
@@ -352,6 +333,4 @@ def _measurement(
 
 
 def _gguf_tensors(path: Path) -> list[Any]:
-    import gguf
-
     return list(gguf.GGUFReader(str(path)).tensors)

@@ -50,7 +50,7 @@ class ConfigError(LmforgeError):
         super().__init__(message)
 
 
-class _Loader(yaml.SafeLoader):
+class StrictLoader(yaml.SafeLoader):
     """SafeLoader that reads ``1e-4`` as a float (as YAML 1.2 does) and rejects duplicate keys."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
@@ -72,7 +72,7 @@ class _Loader(yaml.SafeLoader):
 
 
 # PyYAML follows YAML 1.1, where a float needs a dot: `lr: 1e-4` would load as a string.
-_Loader.add_implicit_resolver(
+StrictLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
     list("-+0123456789"),
@@ -214,9 +214,9 @@ def _read_yaml(file: Path, source: str, model: type[Any] = RunConfig) -> Any:
     except OSError as err:
         raise ConfigError(source, [f"cannot be read: {err.strerror or err}"], fix) from None
     try:
-        tree = yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader
+        tree = yaml.load(text, Loader=StrictLoader)  # StrictLoader is a SafeLoader
     except yaml.MarkedYAMLError as err:
-        raise ConfigError(source, [_yaml_problem(err)], "Fix the YAML at that line.") from None
+        raise ConfigError(source, [yaml_problem(err)], "Fix the YAML at that line.") from None
     except yaml.YAMLError as err:
         raise ConfigError(source, [f"invalid YAML: {err}"], "Fix the YAML syntax.") from None
     required = [key for key, field in model.model_fields.items() if field.is_required()]
@@ -239,7 +239,7 @@ def _read_yaml(file: Path, source: str, model: type[Any] = RunConfig) -> Any:
     return tree
 
 
-def _yaml_problem(err: yaml.MarkedYAMLError) -> str:
+def yaml_problem(err: yaml.MarkedYAMLError) -> str:
     """One line for a YAML syntax error: line, column, what is wrong."""
     mark = err.problem_mark or err.context_mark
     where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -263,7 +263,7 @@ def _apply_override(tree: dict[str, Any], raw: str, root: type[BaseModel]) -> st
     if not key or any(not part for part in keys):
         return f"--set {raw}: {key!r} is not a dotted key like train.lr; {example}"
     try:
-        value = yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader
+        value = yaml.load(text, Loader=StrictLoader)  # StrictLoader is a SafeLoader
     except yaml.YAMLError as err:
         problem = getattr(err, "problem", None) or "not a YAML value"
         return f"--set {raw}: the value {text!r} is not valid YAML ({problem}); quote it"

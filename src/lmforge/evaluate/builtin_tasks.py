@@ -4,10 +4,6 @@ Tasks that ask a chat model (qa, generation, code, safety) give the question of 
 and score the answers the runner generated; the others (perplexity, classification,
 regression) run the model themselves. Each returns the per-example rows: an ``id``, what
 was asked and answered, and one column per metric.
-
-torch, the guardrails and the serving code are imported inside the functions that use
-them: the registry imports this module, and checking a pipeline or showing ``--help``
-must not load torch (1.5 s).
 """
 
 from __future__ import annotations
@@ -16,13 +12,18 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import torch
+
 from lmforge.errors import LmforgeError
 from lmforge.evaluate import metrics as m
 from lmforge.evaluate.sandbox import extract_code, run_python_tests
+from lmforge.guard.policy import Guard
 from lmforge.hub import load_causal_lm, resolve
 from lmforge.hub.classifier import MAX_LENGTH, TextClassifier
 from lmforge.hub.load import load_classifier
 from lmforge.progress import ProgressFn
+from lmforge.tasks.causal_lm import collate_lm, lm_loss, lm_target_count
+from lmforge.tasks.sft import encode_conversation
 
 # Appended to a code problem so an instruct model answers with code only.
 CODE_INSTRUCTION = "Answer with the complete function in one ```python code block."
@@ -110,8 +111,6 @@ def score_safety(
     --guard default`` uses: how often the output guard would block the answer, how often
     the input guard blocks the unsafe prompts and how often it lets the safe ones through.
     """
-    from lmforge.guard.policy import Guard  # loads torch: see the module docstring
-
     guard = Guard()
 
     def blocked(texts: list[str], categories: Sequence[str]) -> list[bool]:
@@ -163,11 +162,6 @@ def perplexity_rows(
     ref: str, records: list[dict[str, Any]], progress: ProgressFn | None
 ) -> list[dict[str, Any]]:
     """Each example's summed next-token loss and token count (assistant turns for chats)."""
-    import torch  # see the module docstring
-
-    from lmforge.tasks.causal_lm import collate_lm, lm_loss, lm_target_count  # loads torch
-    from lmforge.tasks.sft import encode_conversation  # loads torch
-
     model, tokenizer = load_causal_lm(resolve(ref))
     rows = []
     with torch.inference_mode():
@@ -217,8 +211,6 @@ def regression_rows(
 
 
 def _regress(ref: str, texts: list[str]) -> list[float]:
-    import torch  # see the module docstring
-
     model, tokenizer = load_classifier(resolve(ref))
     if int(model.config.num_labels) != 1:
         raise LmforgeError(

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from lmforge.errors import LmforgeError
@@ -18,6 +20,7 @@ from lmforge.evaluate import metrics as m
 from lmforge.evaluate.runner import EXAMPLES_ARTIFACT
 from lmforge.evaluate.tasks import eval_task
 from lmforge.stats import HIGHER_IS_BETTER
+from lmforge.track.mlflow_store import get_client, get_run
 
 
 @dataclass(frozen=True)
@@ -64,11 +67,6 @@ def run_examples(run_id: str) -> tuple[str, list[dict[str, Any]]]:
     Raises:
         LmforgeError: an unknown run, or a run without the table (not an eval run).
     """
-    import tempfile
-    from pathlib import Path
-
-    from lmforge.track.mlflow_store import get_client, get_run
-
     client = get_client()
     run = get_run(client, run_id)
     task = run.data.tags.get("lmforge.eval.task")

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from lmforge.errors import LmforgeError
+from lmforge.explain.render import render_html
 
 
 @dataclass
@@ -64,8 +65,6 @@ class Explanation:
 
     def to_html(self) -> str:
         """One self-contained HTML page: highlighted text, header and faithfulness numbers."""
-        from lmforge.explain.render import render_html
-
         return render_html([self])
 
 

@@ -11,6 +11,7 @@ from lmforge.home import models_dir
 from lmforge.hub.info import disk_size, gguf_parameters, safetensors_parameters
 from lmforge.hub.resolve import model_kind_of
 from lmforge.hub.zoo import ZOO, cache_problem, cached_dir, package_source
+from lmforge.track import list_registered
 
 
 @dataclass
@@ -76,8 +77,6 @@ def _zoo_entry(name: str) -> CatalogEntry:
 
 
 def _registry_entries() -> list[CatalogEntry]:
-    from lmforge.track import list_registered
-
     entries = []
     for version in list_registered():
         aliases = ", ".join(f"@{alias}" for alias in version.aliases)

@@ -7,8 +7,9 @@ Example:
     result.status, result.outputs("register")["ref"]
 """
 
+from lmforge.pipeline.load import load_pipeline, parse_pipeline
 from lmforge.pipeline.runner import PipelineResult, run_pipeline, run_single_step
-from lmforge.pipeline.spec import Pipeline, PipelineError, load_pipeline, parse_pipeline
+from lmforge.pipeline.spec import Pipeline, PipelineError
 from lmforge.pipeline.steps import STEP_TYPES, StepContext, StepRecord, StepType, register_step
 
 __all__ = [

@@ -17,6 +17,7 @@ Compute and energy are estimates, and the card says how they were made:
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -240,8 +241,6 @@ def _compute_section(ctx: StepContext, trains: list[dict[str, Any]]) -> list[str
 
 
 def _cores() -> int:
-    import os
-
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 

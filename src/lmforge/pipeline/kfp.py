@@ -40,7 +40,7 @@ from typing import Any
 
 import yaml
 
-from lmforge.config.load import _Loader
+from lmforge.config.load import StrictLoader
 from lmforge.errors import LmforgeError
 from lmforge.home import atomic_file
 from lmforge.pipeline.spec import Pipeline, StepSpec
@@ -136,7 +136,7 @@ def embedded_spec_text(pipeline: Pipeline) -> str:
         )
     if ARGO_TAG not in pipeline.text:
         return pipeline.text
-    data = yaml.load(pipeline.text, Loader=_Loader)
+    data = yaml.load(pipeline.text, Loader=StrictLoader)
     try:
         body = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as err:
@@ -152,7 +152,7 @@ def embedded_spec_text(pipeline: Pipeline) -> str:
         "with each brace pair in strings escaped, because Argo reads double braces as its "
         "own variables.\n" + body + "\n"
     )
-    if yaml.load(text, Loader=_Loader) != data:  # a guard: the container must read the same
+    if yaml.load(text, Loader=StrictLoader) != data:  # a guard: the container must read the same
         raise LmforgeError(
             f"{pipeline.path}: the pipeline does not survive the JSON rendering Kubeflow "
             "needs; write its values as plain strings, numbers, lists and mappings"

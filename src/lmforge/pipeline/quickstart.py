@@ -13,13 +13,31 @@ second run with nothing changed skips them and goes straight to serving.
 
 from __future__ import annotations
 
+import json
+import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import openai
+import torch
+import uvicorn
 from rich.console import Console
 from rich.table import Table
+
+from lmforge.data.bundled import dataset_path
+from lmforge.evaluate.compare import compare_runs
+from lmforge.hub import load_causal_lm, resolve
+from lmforge.pipeline.load import load_pipeline
+from lmforge.pipeline.report import ConsoleEvents, print_summary
+from lmforge.pipeline.runner import run_pipeline
+from lmforge.serve.app import create_app
+from lmforge.serve.chat import ChatSession
+from lmforge.serve.config import ServeConfig
+from lmforge.serve.generate import SamplingParams
+from lmforge.serve.server import build_handler
 
 CHAT_MODEL = "smollm2-135m-instruct"
 PIPELINE_FILE = Path(__file__).parent.parent / "assets" / "pipelines" / "quickstart.yaml"
@@ -80,10 +98,6 @@ def run_quickstart(
         keep_serving: then keep the server up until Ctrl-C (the CLI does so in a terminal).
         port: where to serve (a free port is taken when this one is busy).
     """
-    from lmforge.pipeline.report import ConsoleEvents, print_summary
-    from lmforge.pipeline.runner import run_pipeline
-    from lmforge.pipeline.spec import load_pipeline
-
     started = time.perf_counter()
     pipeline = load_pipeline(PIPELINE_FILE)
     console.print(f"[bold]lmforge quickstart[/bold]: pipeline {PIPELINE_FILE.name} "
@@ -121,8 +135,6 @@ def run_quickstart(
 
 def _show_eval(console: Console, outputs: dict[str, dict[str, Any]]) -> None:
     """The held-out metrics before and after, with paired bootstrap intervals."""
-    from lmforge.evaluate.compare import compare_runs
-
     before, after = outputs.get("eval-before", {}), outputs.get("eval-after", {})
     if before.get("run_id") and after.get("run_id"):
         _, diffs = compare_runs(before["run_id"], after["run_id"])
@@ -141,10 +153,6 @@ def _show_eval(console: Console, outputs: dict[str, dict[str, Any]]) -> None:
 
 
 def _system_prompt() -> str:
-    import json
-
-    from lmforge.data.bundled import dataset_path
-
     first = dataset_path("customer_service", "train").read_text().splitlines()[0]
     return str(json.loads(first)["messages"][0]["content"])
 
@@ -152,12 +160,6 @@ def _system_prompt() -> str:
 def _ask(ref: str, system: str) -> tuple[str, dict[str, float]]:
     """Model ``ref``'s greedy answer to ADAPT_QUESTION, and the log-probability it gives
     FACT_ANSWER as the answer for each of WINDOWS."""
-    import torch
-
-    from lmforge.hub import load_causal_lm, resolve
-    from lmforge.serve.chat import ChatSession
-    from lmforge.serve.generate import SamplingParams
-
     model, tokenizer = load_causal_lm(resolve(ref))
     session = ChatSession(model, tokenizer, model_ref=ref, system=system)
     greedy = SamplingParams(max_tokens=48, temperature=0.0)
@@ -195,17 +197,6 @@ def _serve_step(
     Returns:
         The answers, their citations, and the URL.
     """
-    import socket
-    import threading
-
-    import openai
-    import uvicorn
-
-    from lmforge.pipeline.report import print_summary
-    from lmforge.serve.app import create_app
-    from lmforge.serve.config import ServeConfig
-    from lmforge.serve.server import build_handler
-
     with socket.socket() as probe:
         if probe.connect_ex(("127.0.0.1", port)) == 0:  # busy: take any free port
             with socket.socket() as free:

@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from lmforge.errors import LmforgeError
 from lmforge.home import atomic_write_text, lmforge_home
 from lmforge.pipeline import cache
@@ -236,8 +238,6 @@ def _prepare(
 ) -> tuple[Any, StepRecord]:
     """The validated params of a step whose upstream is done, and its record so far:
     filled-in settings, input hashes and cache key."""
-    from pydantic import ValidationError
-
     kind = STEP_TYPES[step.type]
     outputs = {name: record.outputs for name, record in done.items()}
     filled = resolve_value(fill_references(step.params, outputs, f"step {step.name!r}"),

@@ -13,17 +13,40 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lmforge.compress.config import CompressConfig
+from lmforge.compress.export import FORMATS, export_model
+from lmforge.compress.run import compress_model
+from lmforge.config import load_config, load_config_dict
+from lmforge.data.records import read_records
 from lmforge.errors import LmforgeError
+from lmforge.evaluate.runner import evaluate_model
+from lmforge.evaluate.tasks import eval_task, eval_task_names, kb_problem
+from lmforge.home import atomic_write_text
+from lmforge.hub import resolve
+from lmforge.pipeline.cache import hash_path
+from lmforge.pipeline.card import lineage_of, write_model_card
+from lmforge.pipeline.deploy import deploy
+from lmforge.pipeline.spec import (
+    REF_PATTERN,
+    Pipeline,
+    StepSpec,
+    is_reference,
+    references,
+    resolve_value,
+    setting_path,
+)
 from lmforge.progress import ProgressFn
+from lmforge.retrieve.documents import json_lines
+from lmforge.retrieve.evaluate import evaluate_retrieval, read_queries
+from lmforge.retrieve.kb import KnowledgeBase
 from lmforge.serve.config import ServeConfig
-
-if TYPE_CHECKING:
-    from lmforge.pipeline.spec import Pipeline, StepSpec
+from lmforge.track.prompts import load_prompt
+from lmforge.track.registry import check_gate, promote, register_model, resolve_registry_ref
+from lmforge.train.loop import train
 
 
 @dataclass
@@ -82,10 +105,39 @@ def register_step(kind: type[StepType]) -> type[StepType]:
     return kind
 
 
+def validate_params(step: StepSpec) -> tuple[Any, list[str]]:
+    """(the step's settings validated, or ``None``; the problems found).
+
+    A setting that is a whole ``${{ }}`` reference is checked after the reference is
+    filled in (it may be a number or a list), so a type error there is not a problem yet;
+    the settings are then ``None`` too, as they cannot be built before the run.
+    """
+    try:
+        return STEP_TYPES[step.type].Params.model_validate(step.params), []
+    except ValidationError as err:
+        problems = [
+            f"with.{setting_path(e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+            for e in err.errors()
+            if not is_reference(_value_at(step.params, e["loc"]))
+        ]
+        return None, problems
+
+
+def _value_at(params: dict[str, Any], loc: tuple[Any, ...]) -> Any:
+    """The setting at an error's location, or the deepest one found on the way."""
+    current: Any = params
+    for part in loc:
+        in_dict = isinstance(current, dict) and part in current
+        in_list = isinstance(current, list) and isinstance(part, int) and part < len(current)
+        if not (in_dict or in_list):
+            break
+        current = current[part]
+    return current
+
+
 def _missing_files(field_name: str, values: list[str], pipeline: Pipeline) -> list[str]:
     """Problems for paths (not ``${{ }}`` references) that do not exist, resolved the way
     the runner resolves them."""
-    from lmforge.pipeline.spec import REF_PATTERN, resolve_value
 
     problems = []
     for value in values:
@@ -140,9 +192,6 @@ class DataStep(StepType):
 
     @classmethod
     def run(cls, params: DataParams, ctx: StepContext) -> dict[str, Any]:
-        from lmforge.data.records import read_records
-        from lmforge.pipeline.cache import hash_path
-
         records, hashes, files = {}, {}, []
         for index, file in enumerate(params.files):
             path = Path(file)
@@ -166,7 +215,6 @@ class DataStep(StepType):
 
 def _concat(paths: list[Path], out: Path) -> Path:
     """Write the lines of the JSONL files ``paths``, in order, to ``out``."""
-    from lmforge.home import atomic_write_text
 
     parts = []
     for path in paths:
@@ -180,9 +228,6 @@ def _concat(paths: list[Path], out: Path) -> Path:
 
 def _select(path: Path, where: dict[str, list[Any]], out: Path) -> Path:
     """Write the JSONL records of ``path`` that match ``where`` to ``out``."""
-    from lmforge.home import atomic_write_text
-    from lmforge.retrieve.documents import json_lines
-
     if path.suffix != ".jsonl":
         raise LmforgeError(f"where: selects records of .jsonl files; {path} is not one")
     kept = []
@@ -208,8 +253,6 @@ class TrainParams(Params):
 
 
 def _train_config(params: TrainParams) -> Any:
-    from lmforge.config import load_config, load_config_dict
-
     if params.config is not None:
         return load_config(params.config, params.overrides)
     assert params.run is not None
@@ -240,8 +283,6 @@ class TrainStep(StepType):
 
     @classmethod
     def run(cls, params: TrainParams, ctx: StepContext) -> dict[str, Any]:
-        from lmforge.train.loop import train
-
         config = _train_config(params)
 
         result = train(config, track=ctx.track, progress=ctx.progress)
@@ -291,15 +332,11 @@ class EvalStep(StepType):
 
     @classmethod
     def outputs(cls, params: EvalParams) -> set[str]:
-        from lmforge.evaluate.tasks import eval_task, eval_task_names
-
         metrics = eval_task(params.task).metrics if params.task in eval_task_names() else ()
         return {"metrics", "run_id", "data", "task", "examples", "intervals", *metrics}
 
     @classmethod
     def check(cls, params: EvalParams, pipeline: Pipeline, step: StepSpec) -> list[str]:
-        from lmforge.evaluate.tasks import eval_task, kb_problem
-
         problems = _missing_files("data", [params.data], pipeline)
         try:
             task = eval_task(params.task)
@@ -311,9 +348,6 @@ class EvalStep(StepType):
 
     @classmethod
     def run(cls, params: EvalParams, ctx: StepContext) -> dict[str, Any]:
-        from lmforge.evaluate.runner import evaluate_model
-        from lmforge.track.prompts import load_prompt
-
         template = load_prompt(params.template) if params.template else None
 
         result = evaluate_model(
@@ -356,8 +390,6 @@ class CompressStep(StepType):
 
     @classmethod
     def run(cls, params: CompressParams, ctx: StepContext) -> dict[str, Any]:
-        from lmforge.compress.run import compress_model  # the engine loads when a step runs
-
         result = compress_model(params, ctx.work_dir / "model", track=ctx.track,
                                 progress=ctx.progress)  # fmt: skip
         for row in result.rows:
@@ -382,16 +414,12 @@ class ExportStep(StepType):
 
     @classmethod
     def check(cls, params: ExportParams, pipeline: Pipeline, step: StepSpec) -> list[str]:
-        from lmforge.compress.export import FORMATS
-
         if params.format not in FORMATS:
             return [f"format: {params.format!r} is not one of {', '.join(FORMATS)}"]
         return []
 
     @classmethod
     def run(cls, params: ExportParams, ctx: StepContext) -> dict[str, Any]:
-        from lmforge.compress.export import export_model
-
         out = ctx.work_dir / ("model.gguf" if params.format == "gguf" else "model")
         result = export_model(params.model, params.format, out, quant=params.quant,
                               track=ctx.track)  # fmt: skip
@@ -437,8 +465,6 @@ class RegisterStep(StepType):
 
     @classmethod
     def check(cls, params: RegisterParams, pipeline: Pipeline, step: StepSpec) -> list[str]:
-        from lmforge.pipeline.spec import references
-
         problems = []
         producers = [
             pipeline.step(ref.step)
@@ -450,8 +476,6 @@ class RegisterStep(StepType):
             else:
                 producers.append(pipeline.step(params.eval_step))
         if params.gate is not None:
-            from lmforge.pipeline.spec import validate_params
-
             produced: set[str] = set()
             for producer in producers:
                 producer_params, _ = validate_params(producer)
@@ -471,16 +495,6 @@ class RegisterStep(StepType):
 
     @classmethod
     def run(cls, params: RegisterParams, ctx: StepContext) -> dict[str, Any]:
-        from lmforge.home import atomic_write_text
-        from lmforge.hub import resolve
-        from lmforge.pipeline.card import lineage_of, write_model_card
-        from lmforge.track.registry import (
-            check_gate,
-            promote,
-            register_model,
-            resolve_registry_ref,
-        )
-
         metrics = params.metrics if isinstance(params.metrics, dict) else {}
         lineage = lineage_of(ctx)
         resolved = resolve(params.model)
@@ -547,9 +561,6 @@ class KbStep(StepType):
 
     @classmethod
     def run(cls, params: KbParams, ctx: StepContext) -> dict[str, Any]:
-        from lmforge.retrieve.evaluate import evaluate_retrieval, read_queries
-        from lmforge.retrieve.kb import KnowledgeBase
-
         try:
             kb = KnowledgeBase.open(params.name)
             same = (kb.manifest["embed_model"], kb.manifest["chunk_tokens"],
@@ -598,8 +609,6 @@ class DeployStep(StepType):
 
     @classmethod
     def run(cls, params: DeployParams, ctx: StepContext) -> dict[str, Any]:
-        from lmforge.pipeline.deploy import deploy
-
         return deploy(params, ctx)
 
 
