@@ -237,7 +237,8 @@ def served_answers(model: Any, tokenizer: Any, prompts: list[str], regime: str) 
 
 def engine_answers(model: Any, tokenizer: Any, prompts: list[str], max_batch: int) -> list[Any]:
     from lmforge.data.chat import render_chat
-    from lmforge.serve.engine import Engine, Event, Request, RequestParams
+    from lmforge.serve.engine import Engine
+    from lmforge.serve.requests import Event, Request, RequestParams
 
     engine = Engine(model, tokenizer, max_batch=max_batch)  # kept slots as in a server
     params = RequestParams(max_tokens=ANSWER_TOKENS, temperature=0.0, logprobs=True,

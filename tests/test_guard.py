@@ -14,8 +14,8 @@ from lmforge.errors import LmforgeError
 from lmforge.guard.classifier import CATEGORIES, SafetyClassifier, shipped_dir
 from lmforge.guard.pii import find_pii, redact
 from lmforge.guard.policy import Guard, GuardPolicy
-from lmforge.serve.engine import Event, Request, RequestParams
 from lmforge.serve.guarded import GuardedEvents
+from lmforge.serve.requests import Event, Request, RequestParams
 
 
 @pytest.mark.parametrize(

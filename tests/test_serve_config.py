@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -93,3 +94,38 @@ def test_the_schema_and_the_example(tmp_path: Path) -> None:
         empty = tmp_path / "empty.yaml"
         empty.write_text("")
         load_settings(empty, ServeConfig)
+
+
+def test_a_registered_backend_is_chosen_by_name_and_described(tmp_path: Path) -> None:
+    """The serving-backend registry is the one list: the backend setting's description,
+    the unknown-name error and `auto` all read it; a registered backend builds the engine."""
+    from types import SimpleNamespace
+
+    from lmforge.errors import LmforgeError
+    from lmforge.serve import backends
+
+    built: list[tuple[Any, dict[str, Any], Any]] = []
+    echo = backends.ServingBackend(
+        "echo", "answers with the prompt", kinds=("causal-lm",), adapters=False,
+        engine=lambda base, adapters, config: built.append((base, adapters, config)) or "engine",
+        options_hint="serve the fp32 model",
+    )  # fmt: skip
+    base = SimpleNamespace(kind="causal-lm", ref="tiny", path=tmp_path)
+    gguf = SimpleNamespace(kind="gguf", ref="tiny.gguf", path=tmp_path / "tiny.gguf")
+    backends.register_backend(echo)
+    try:
+        assert "echo: answers with the prompt" in backends.backend_help()
+        assert backends.pick_backend(base, "echo", adapters=False, quantize="none") is echo
+        assert echo.load(base, {}, "config") == "engine" and built == [(base, {}, "config")]
+        with pytest.raises(LmforgeError, match="backend: echo takes no adapters: serve the"):
+            backends.pick_backend(base, "echo", adapters=True, quantize="none")
+        wrong_kind = "backend: echo serves causal language models; 'tiny.gguf' is a gguf model"
+        with pytest.raises(LmforgeError, match=wrong_kind):
+            backends.pick_backend(gguf, "echo", adapters=False, quantize="none")
+        unknown = r"'ecko' \(did you mean 'echo'\?\); choose one of auto, echo, llamacpp"
+        with pytest.raises(LmforgeError, match=unknown):
+            backends.pick_backend(base, "ecko", adapters=False, quantize="none")
+        auto = backends.pick_backend(base, "auto", adapters=False, quantize="none")
+        assert auto.name == "torch"  # the first registered fit, not the newest
+    finally:
+        backends._BACKENDS.pop("echo")

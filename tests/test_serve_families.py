@@ -17,9 +17,9 @@ from lmforge.serve import app as app_module
 from lmforge.serve.api import FAMILIES
 from lmforge.serve.api.base import EndpointFamily, OpenAIHandler, Routes
 from lmforge.serve.api.kb import CurrentKnowledgeBases, KnowledgeBaseSearch
-from lmforge.serve.engine import QueueFull
 from lmforge.serve.errors import ApiError, api_error
 from lmforge.serve.protocol import KbSearchRequest
+from lmforge.serve.requests import QueueFull
 from lmforge.serve.store import ServeStore
 
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from lmforge.serve.engine import Engine, Event, Request, RequestParams
+from lmforge.serve.engine import Engine
 from lmforge.serve.json_mode import JsonPrefix
+from lmforge.serve.requests import Event, Request, RequestParams
 
 VALID = [
     '{"a": 1}',

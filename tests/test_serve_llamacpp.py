@@ -32,4 +32,4 @@ def test_options_the_llamacpp_backend_cannot_honour_are_refused(
     code, error = serve(str(tiny_gguf), "--quantize", "int8")
     assert code == 2 and "llamacpp takes no adapters or quantize" in error
     code, error = serve(str(tiny_gguf), "--backend", "vllm")
-    assert code == 2 and "known: auto, llamacpp, torch" in error
+    assert code == 2 and "choose one of auto, llamacpp, torch" in error

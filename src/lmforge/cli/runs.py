@@ -24,13 +24,6 @@ from rich.table import Table
 from lmforge.cli.console import console, err_console
 from lmforge.errors import LmforgeError
 from lmforge.home import lmforge_home
-from lmforge.track.mlflow_store import (
-    artifact_root,
-    get_client,
-    get_run,
-    is_local_store,
-    tracking_uri,
-)
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -60,6 +53,8 @@ def list_runs(
 
     Example: lmforge runs list --experiment sft --limit 5
     """
+    from lmforge.track.mlflow_store import get_client, tracking_uri
+
     client = get_client()
     experiments = _experiments(client, experiment)
     names = {e.experiment_id: e.name for e in experiments}
@@ -127,6 +122,8 @@ def show_run(
 
     Example: lmforge runs show 3e3a5555079b411680579ede66eaaced --json
     """
+    from lmforge.track.mlflow_store import get_client, get_run
+
     client = get_client()
     run = get_run(client, run_id)
     experiment = client.get_experiment(run.info.experiment_id)
@@ -181,6 +178,8 @@ def ui(
 
     Example: lmforge ui --port 5000   (then open http://127.0.0.1:5000)
     """
+    from lmforge.track.mlflow_store import artifact_root, get_client, is_local_store, tracking_uri
+
     uri = tracking_uri()
     if not is_local_store(uri):
         raise LmforgeError(

@@ -110,7 +110,8 @@ def run_server(config: ServeConfig) -> None:
 
     from lmforge.serve.api.base import OpenAIHandler
     from lmforge.serve.app import ServerOptions, create_app
-    from lmforge.serve.server import build_handler, pick_backend, resolve_served
+    from lmforge.serve.backends import pick_backend
+    from lmforge.serve.server import build_handler, resolve_served
 
     if config.kb is not None:
         from lmforge.retrieve.kb import KnowledgeBase

@@ -12,6 +12,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from lmforge.config.schema import RunConfig
 from lmforge.train.loop import train
 
@@ -71,8 +73,6 @@ def distill(
 
 def trained_validation(source: Path) -> Path | None:
     """The validation file of the lmforge run that trained this model, if it recorded one."""
-    import yaml
-
     config = source / "lmforge_config.yaml"
     if not config.is_file():
         return None

@@ -13,7 +13,9 @@ batch-1 decode speed on this CPU and held-out perplexity (``compress/measure.py`
 
 from __future__ import annotations
 
+import json
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,8 +105,6 @@ def export_model(
 def source_tags(command: str, ref: str, resolved: Any, out: Path) -> dict[str, str]:
     """MLflow tags linking a compress/export run to its source model and, when the source
     came out of an lmforge training run, to that run (``lmforge.source_run_id``)."""
-    import json
-
     tags = {"lmforge.command": command, "lmforge.source_model": ref,
             "lmforge.source_path": str(resolved.path), "lmforge.output_dir": str(out)}  # fmt: skip
     run_id = ref[len("run:") :] if ref.startswith("run:") else None
@@ -118,9 +118,6 @@ def source_tags(command: str, ref: str, resolved: Any, out: Path) -> dict[str, s
 
 def _export_onnx(resolved: Any, out: Path, quant: str | None) -> None:
     """ONNX of an encoder or classifier; a classifier's LoRA adapter is merged first."""
-    import json
-    import tempfile
-
     adapter_config = resolved.path / "adapter_config.json"
     if (
         resolved.kind == "adapter"

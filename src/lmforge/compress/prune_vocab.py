@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from transformers import AutoTokenizer
 
 from lmforge.compress.corpus import corpus_texts
 from lmforge.compress.quantize import copy_extras
@@ -125,8 +126,6 @@ def _pruned_spec(
 
 
 def _reload_tokenizer(folder: Path) -> Any:
-    from transformers import AutoTokenizer
-
     for name in ("vocab.txt", "vocab.json", "merges.txt"):  # slow-tokenizer files: stale now
         (folder / name).unlink(missing_ok=True)
     return AutoTokenizer.from_pretrained(folder)

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from safetensors.torch import save_file
+
 from lmforge.errors import LmforgeError
 from lmforge.hub.quantized import (
     QUANT_FILE,
@@ -89,8 +91,6 @@ def copy_extras(source: Path, target: Path) -> None:
 def save_quantized(model: Any, tokenizer: Any, meta: dict[str, Any], out: Path) -> None:
     """Write config, tokenizer, integer weights and ``lmforge_compress.json`` into ``out``
     (an empty directory the caller renames into place)."""
-    from safetensors.torch import save_file
-
     model.config.save_pretrained(out)
     generation = getattr(model, "generation_config", None)
     if generation is not None and getattr(model, "can_generate", lambda: False)():

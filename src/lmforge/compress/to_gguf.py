@@ -22,6 +22,7 @@ from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
+import gguf
 import numpy as np
 
 from lmforge.errors import LmforgeError
@@ -59,8 +60,6 @@ def export_gguf(model: Any, tokenizer: Any, path: Path, quant: str = "q8_0") -> 
     Raises:
         LmforgeError: an unsupported architecture, quantization or tokenizer.
     """
-    import gguf
-
     config = model.config
     if config.model_type not in SUPPORTED_ARCHITECTURES:
         raise LmforgeError(
@@ -99,8 +98,6 @@ def _rope_parameters(config: Any) -> dict[str, Any]:
 def _write_hyperparameters(
     writer: Any, config: Any, rope: dict[str, Any], quant: str, name: str
 ) -> None:
-    import gguf
-
     heads = config.num_attention_heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
     file_types = {"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY_F16,
@@ -124,8 +121,6 @@ def _write_hyperparameters(
 
 
 def _write_vocabulary(writer: Any, tokenizer: Any, vocab_size: int) -> None:
-    import gguf
-
     digest = sha256(str(tokenizer.encode(_CHECK)).encode()).hexdigest()
     if digest not in PRE_TOKENIZERS:
         raise LmforgeError(
@@ -164,8 +159,6 @@ def _write_vocabulary(writer: Any, tokenizer: Any, vocab_size: int) -> None:
 
 
 def _write_tensors(writer: Any, model: Any, quant: str) -> None:
-    import gguf
-
     config = model.config
     heads = config.num_attention_heads
     kv_heads = getattr(config, "num_key_value_heads", None) or heads
@@ -205,8 +198,6 @@ def _permute(weight: np.ndarray, heads: int) -> np.ndarray:
 
 
 def _add_tensor(writer: Any, name: str, data: np.ndarray, quant: str) -> None:
-    import gguf
-
     if data.ndim == 1 or quant == "f32":
         writer.add_tensor(name, data.astype(np.float32))
         return

@@ -30,6 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import datasets
+from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
 from lmforge.config.section import did_you_mean
 from lmforge.errors import LmforgeError
 
@@ -394,8 +397,6 @@ def _read_csv(path: Path, data: bytes, where: str, on_error: str) -> tuple[list[
         problem = f"duplicate columns {duplicates}" if duplicates else "an unnamed column"
         raise DataError(f"{where}: the header row has {problem}; give every column its own name")
 
-    import datasets
-
     features = datasets.Features({name: datasets.Value("string") for name in header})
     with tempfile.TemporaryDirectory(prefix="lmforge-data-") as tmp:
         source = path
@@ -428,8 +429,6 @@ def _csv_row(where: str, values: dict[str, Any], marked: bool) -> _Row:
 
 
 def _read_parquet(path: Path, where: str) -> tuple[list[_Row], list[str]]:
-    import datasets
-
     with tempfile.TemporaryDirectory(prefix="lmforge-data-") as tmp, _datasets_quietly():
         try:
             table = datasets.Dataset.from_parquet(str(path), cache_dir=tmp, keep_in_memory=True)
@@ -445,12 +444,6 @@ def _read_parquet(path: Path, where: str) -> tuple[list[_Row], list[str]]:
 @contextlib.contextmanager
 def _datasets_quietly() -> Iterator[None]:
     """Hide the ``datasets`` progress bars while reading one small local file."""
-    from datasets.utils import (
-        are_progress_bars_disabled,
-        disable_progress_bars,
-        enable_progress_bars,
-    )
-
     was_disabled = are_progress_bars_disabled()
     with warnings.catch_warnings():  # it warns when an env variable pins the setting
         warnings.simplefilter("ignore")

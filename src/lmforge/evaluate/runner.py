@@ -33,7 +33,13 @@ from lmforge.evaluate import metrics as m
 from lmforge.evaluate.tasks import EvalTask, eval_task, kb_problem
 from lmforge.hub import load_causal_lm, resolve
 from lmforge.progress import ProgressFn
+from lmforge.retrieve.documents import json_lines
+from lmforge.retrieve.kb import KnowledgeBase
+from lmforge.serve.engine import Engine
+from lmforge.serve.requests import Event, Request, RequestParams
+from lmforge.serve.understand import Grounding
 from lmforge.stats import wilson_interval
+from lmforge.track import start_run
 
 if TYPE_CHECKING:
     from lmforge.retrieve.kb import Hit
@@ -96,8 +102,6 @@ def evaluate_model(
             model of the wrong kind for the task, a knowledge base for another task or
             one that does not exist.
     """
-    from lmforge.track import start_run
-
     entry = eval_task(task)
     grounding = _grounding(kb, kb_top_k, entry)
     data = Path(data)
@@ -166,10 +170,6 @@ def _grounding(kb: str | None, top_k: int, entry: EvalTask) -> Grounding | None:
         raise LmforgeError(problem)
     if top_k < 1:
         raise LmforgeError(f"kb_top_k: must be at least 1 (got {top_k})")
-    # Both load torch (the encoder and the server's code), which a run without kb skips.
-    from lmforge.retrieve.kb import KnowledgeBase
-    from lmforge.serve.understand import Grounding
-
     return Grounding(KnowledgeBase.open(kb), top_k)
 
 
@@ -207,8 +207,6 @@ def read_eval_data(path: Path, task: str) -> list[dict[str, Any]]:
             object, or a record without the task's fields (naming the file, line and
             fields).
     """
-    from lmforge.retrieve.documents import json_lines  # its module loads torch
-
     entry = eval_task(task)
     if not path.is_file():
         raise LmforgeError(f"--data: no such file {str(path)!r} (cwd {Path.cwd()}); "
@@ -277,8 +275,6 @@ def generate_answers(
     answers are decoded at once; greedy decoding makes each answer independent of what
     it was batched with.
     """
-    from lmforge.serve.engine import Engine, Event, Request, RequestParams  # loads torch
-
     model, tokenizer = load_causal_lm(resolve(ref))
     if hasattr(model, "merge_and_unload"):  # a LoRA adapter: merged, the same outputs faster
         model = model.merge_and_unload()

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
+from lime.lime_tabular import LimeTabularExplainer
 
 from lmforge.errors import LmforgeError
 from lmforge.explain.explanation import Explanation, pick_label
@@ -56,8 +57,6 @@ def explain_tabular(
     Raises:
         LmforgeError: shapes that disagree with ``feature_names``, or an unknown label.
     """
-    from lime.lime_tabular import LimeTabularExplainer
-
     training_data = np.asarray(training_data, dtype=np.float64)
     row = np.asarray(row, dtype=np.float64)
     _check_shapes(training_data, feature_names, row)

@@ -17,6 +17,9 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
+from captum.attr import LayerIntegratedGradients
+from lime.lime_text import LimeTextExplainer
 
 from lmforge.errors import LmforgeError
 from lmforge.explain.explanation import Explanation, pick_label
@@ -125,8 +128,6 @@ def lime_weights(
     Raises:
         LmforgeError: ``num_samples`` is below 2.
     """
-    from lime.lime_text import LimeTextExplainer
-
     if num_samples < 2:
         raise LmforgeError(
             f"num_samples: {num_samples} is too few for LIME's local model; pass at least 2 "
@@ -160,9 +161,6 @@ def ig_weights(
     Raises:
         LmforgeError: ``steps`` is below 1, or the model is an ONNX export or quantized.
     """
-    import torch
-    from captum.attr import LayerIntegratedGradients
-
     if steps < 1:
         raise LmforgeError(f"steps: {steps} is too few; pass at least 1 (50 is the default).")
     check_differentiable(classifier)
@@ -234,8 +232,6 @@ def _sum_by_word(
 def check_differentiable(classifier: TextClassifier) -> None:
     """Raise a clear error unless gradients flow through the classifier's float weights
     (integrated gradients need them; ONNX exports and quantized models have none)."""
-    import torch
-
     if classifier.onnx is not None:
         raise LmforgeError(
             f"method 'ig': {classifier.model_ref!r} is an ONNX export, and integrated "

@@ -13,13 +13,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from lime.lime_text import IndexedString
 
 
 def index_words(text: str) -> Any:
     """LIME's ``IndexedString`` for ``text``: ``.inverse_vocab`` holds the distinct words
     in order of first appearance; ``.inverse_removing(ids)`` deletes words by index."""
-    from lime.lime_text import IndexedString
-
     return IndexedString(text)
 
 

@@ -31,6 +31,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from peft import LoraConfig, get_peft_model
+from safetensors.numpy import load_file, save_file
 
 from lmforge.errors import LmforgeError
 from lmforge.guard.encoder import check_quantization, load_embedder
@@ -78,8 +81,6 @@ class SafetyClassifier:
     """
 
     def __init__(self, weights_dir: Path | None = None, embedder: Any = None) -> None:
-        from safetensors.numpy import load_file
-
         weights_dir = weights_dir or default_weights_dir()
         self.weights_dir = weights_dir
         meta_path = weights_dir / "classifier.json"
@@ -214,10 +215,6 @@ def train_classifier(
         Held-out metrics: precision and recall per category, accuracy, and the flagged
         (any category vs safe) precision and recall, under the chosen thresholds.
     """
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from safetensors.numpy import save_file
-
     settings = settings or TrainSettings()
     check_quantization(settings.encoder_quantization, "guard train: encoder_quantization",
                        "set it to one of those")  # fmt: skip

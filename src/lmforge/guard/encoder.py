@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from peft import PeftModel
 
 from lmforge.errors import LmforgeError
 from lmforge.home import lmforge_home
@@ -61,8 +62,6 @@ def load_embedder(
         return SentenceEmbedder(str(onnx_export(embed_model, adapter_dir)), threads=threads)
     embedder = SentenceEmbedder(embed_model)
     if adapter_dir is not None:
-        from peft import PeftModel
-
         with_adapter = PeftModel.from_pretrained(embedder.model, str(adapter_dir))
         embedder.model = with_adapter.merge_and_unload().eval()
     if quantization == "int8-dynamic":

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
 from lmforge.hub.load import load_classifier
 from lmforge.hub.resolve import resolve
@@ -48,7 +49,6 @@ class TextClassifier:
         if self.onnx is not None:
             rows = self.onnx.classify(texts, batch_size)
             return np.array([[row[label] for label in self.labels] for row in rows], np.float32)
-        import torch
 
         chunks = []
         with torch.inference_mode():

@@ -7,6 +7,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from gguf import GGUFReader
+from safetensors import safe_open
+
 from lmforge.hub.resolve import ADAPTER, GGUF, ResolvedModel
 
 WEIGHT_SUFFIXES = (".safetensors", ".gguf", ".bin")
@@ -57,8 +60,6 @@ def describe(model: ResolvedModel) -> ModelInfo:
 
 
 def _describe_gguf(model: ResolvedModel) -> ModelInfo:
-    from gguf import GGUFReader
-
     reader = GGUFReader(model.path)
 
     def field(name: str) -> Any:
@@ -90,8 +91,6 @@ def disk_size(path: Path) -> int:
 
 def safetensors_parameters(model_dir: Path) -> int | None:
     """Count parameters from safetensors headers (no weights are read)."""
-    from safetensors import safe_open
-
     files = sorted(model_dir.glob("*.safetensors"))
     if not files:
         return None
@@ -108,8 +107,6 @@ def safetensors_parameters(model_dir: Path) -> int | None:
 
 def gguf_parameters(gguf_path: Path) -> int:
     """Count parameters in a GGUF file from its tensor table."""
-    from gguf import GGUFReader
-
     reader = GGUFReader(gguf_path)
     return sum(int(tensor.n_elements) for tensor in reader.tensors)
 

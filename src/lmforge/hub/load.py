@@ -5,6 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import gguf
+import torch
+from peft import PeftModel
+from transformers import (
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+)
+from transformers.utils import logging
+
 from lmforge.errors import LmforgeError
 from lmforge.hub.quantized import is_quantized_dir, load_quantized
 from lmforge.hub.resolve import ADAPTER, CAUSAL_LM, CLASSIFIER, ENCODER, GGUF, ResolvedModel
@@ -19,8 +30,6 @@ def quiet_transformers() -> None:
     lmforge shows its own progress; the one bar worth seeing (GGUF de-quantization on
     first use) is switched back on where it happens.
     """
-    from transformers.utils import logging
-
     logging.set_verbosity_error()
     logging.disable_progress_bar()
 
@@ -44,8 +53,6 @@ def check_gguf(path: Path) -> None:
     Raises:
         LmforgeError: the file is truncated or not GGUF, naming it and the fix.
     """
-    import gguf
-
     try:
         gguf.GGUFReader(str(path))
     except Exception as error:  # the reader raises ValueError, struct.error, IndexError...
@@ -57,8 +64,6 @@ def check_gguf(path: Path) -> None:
 
 def load_tokenizer(model: ResolvedModel) -> Any:
     """Load the tokenizer that belongs to a resolved model (an adapter may carry its own)."""
-    from transformers import AutoTokenizer
-
     quiet_transformers()
 
     if model.kind == GGUF:
@@ -80,9 +85,6 @@ def load_causal_lm(model: ResolvedModel, *, dtype: torch.dtype | None = None) ->
     Raises:
         LmforgeError: the reference is not a causal language model.
     """
-    import torch
-    from transformers import AutoModelForCausalLM
-
     quiet_transformers()
     dtype = dtype or torch.float32  # bf16 is slower than fp32 on CPUs without native bf16
     if model.model_kind not in {CAUSAL_LM, GGUF}:
@@ -97,8 +99,6 @@ def load_causal_lm(model: ResolvedModel, *, dtype: torch.dtype | None = None) ->
     elif _quantized(model):
         network = _load_quantized(model, AutoModelForCausalLM)
     elif model.kind == ADAPTER:
-        from peft import PeftModel
-
         assert model.base is not None
         base, _ = load_causal_lm(model.base, dtype=dtype)
         network = PeftModel.from_pretrained(base, model.path)
@@ -110,8 +110,6 @@ def load_causal_lm(model: ResolvedModel, *, dtype: torch.dtype | None = None) ->
 
 def load_encoder(model: ResolvedModel) -> tuple[Any, Any]:
     """Load an encoder (e.g. MiniLM) without any task head, for embeddings."""
-    from transformers import AutoModel
-
     quiet_transformers()
     if model.model_kind != ENCODER:
         raise LmforgeError(
@@ -128,8 +126,6 @@ def load_encoder(model: ResolvedModel) -> tuple[Any, Any]:
 
 def load_classifier(model: ResolvedModel) -> tuple[Any, Any]:
     """Load a sequence classifier (a transformers or quantized directory) for inference."""
-    from transformers import AutoModelForSequenceClassification
-
     quiet_transformers()
     if model.model_kind != CLASSIFIER:
         raise LmforgeError(

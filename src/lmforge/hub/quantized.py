@@ -36,7 +36,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 from torch.ao.nn.quantized.dynamic import Linear as AoDynamicLinear
+from transformers import AutoConfig
 
 from lmforge.errors import LmforgeError
 from lmforge.hardware import has_int8_dot
@@ -408,9 +410,6 @@ def load_quantized(path: Path, auto_class: Any) -> Any:
         LmforgeError: the weights file is missing, unreadable or does not match the
             config (naming the layers), so the directory must be written again.
     """
-    from safetensors.torch import load_file
-    from transformers import AutoConfig
-
     path = Path(path)
     meta = read_quant_meta(path)
     weights = path / WEIGHTS_FILE

@@ -9,14 +9,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+from transformers import (
+    AutoTokenizer,
+    BertConfig,
+    BertForSequenceClassification,
+    BertModel,
+    LlamaConfig,
+    LlamaForCausalLM,
+)
+
 from lmforge.home import atomic_dir
 from lmforge.hub.zoo import ZOO, cache_problem, cached_dir, package_source
 
 
 def zoo_tokenizer(name: str) -> Any:
     """Load a zoo model's tokenizer without converting its weights."""
-    from transformers import AutoTokenizer
-
     entry = ZOO[name]
     source = package_source(entry)
     if source.is_dir():
@@ -30,9 +38,6 @@ def build_tiny_causal_lm(
     out_dir: Path, *, seed: int = 0, tokenizer: Any = None, context: int = 512
 ) -> Path:
     """Save a 2-layer LLaMA with SmolLM2's tokenizer and chat template to ``out_dir``."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     tokenizer = tokenizer or zoo_tokenizer("smollm2-135m-instruct")
     config = LlamaConfig(
         vocab_size=len(tokenizer),
@@ -54,8 +59,6 @@ def build_tiny_causal_lm(
 
 def build_tiny_encoder(out_dir: Path, *, seed: int = 0) -> Path:
     """Save a 2-layer BERT with MiniLM's tokenizer to ``out_dir``."""
-    from transformers import BertModel
-
     return _build_tiny_bert(BertModel, out_dir, seed)
 
 
@@ -67,8 +70,6 @@ def build_tiny_classifier(
     Its weights start at 10x BERT's init scale: at 0.02 the random head gives every
     text the same label, and tests comparing labels would prove nothing.
     """
-    from transformers import BertForSequenceClassification
-
     return _build_tiny_bert(
         BertForSequenceClassification, out_dir, seed,
         id2label=dict(enumerate(labels)),
@@ -78,9 +79,6 @@ def build_tiny_classifier(
 
 
 def _build_tiny_bert(model_class: Any, out_dir: Path, seed: int, **extra: Any) -> Path:
-    import torch
-    from transformers import BertConfig
-
     tokenizer = zoo_tokenizer("all-minilm-l6-v2")
     config = BertConfig(
         vocab_size=len(tokenizer),

@@ -18,6 +18,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import transformers
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
 from lmforge.errors import LmforgeError
 from lmforge.home import atomic_dir, file_sha256, models_dir
 
@@ -140,9 +144,6 @@ def cache_problem(model_dir: Path) -> str | None:
 
 def _convert_gguf(gguf_path: Path, target: Path, *, progress: bool) -> None:
     """De-quantize a GGUF checkpoint with transformers and save it as safetensors."""
-    import transformers
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     # A plain line on stderr: hub sits below the CLI and does not import its consoles.
     print(f"Converting {gguf_path.name} to safetensors under {target} (once)...",
           file=sys.stderr, flush=True)  # fmt: skip
@@ -151,7 +152,6 @@ def _convert_gguf(gguf_path: Path, target: Path, *, progress: bool) -> None:
     # "Writing model shards") stay off.
     # progress=False (a server's log) turns that bar off too, through the module's own name.
     transformers.logging.disable_progress_bar()
-    from transformers import modeling_gguf_pytorch_utils as gguf_utils
 
     bar = getattr(gguf_utils, "tqdm", None)
     if bar is not None and not progress:

@@ -15,6 +15,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+from pypdf import PdfReader
+from pypdf.errors import PdfReadError
+
 from lmforge.errors import LmforgeError
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
@@ -199,9 +202,6 @@ def _read_jsonl(path: Path, text: str) -> list[Document]:
 
 
 def _read_pdf(path: Path, data: bytes) -> list[Document]:
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
-
     if not data.startswith(b"%PDF"):
         raise LmforgeError(f"'{path}' is not a PDF (it does not start with %PDF).")
     try:

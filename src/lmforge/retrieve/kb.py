@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import bm25s
+import faiss
 import numpy as np
 
 from lmforge.errors import LmforgeError
@@ -205,7 +207,6 @@ class KnowledgeBase:
         with (folder / "chunks.jsonl").open(encoding="utf-8") as lines:
             self.chunks = [json.loads(line) for line in lines]
         self.vectors = np.load(folder / "vectors.npy")
-        import faiss
 
         self.index = faiss.read_index(str(folder / "index.faiss"))
         self._bm25 = None  # read on the first hybrid search
@@ -280,8 +281,6 @@ class KnowledgeBase:
         return self._hits(ranked)
 
     def _vector_search(self, query_vector: np.ndarray, k: int) -> tuple[list[float], list[int]]:
-        import faiss
-
         if isinstance(self.index, faiss.IndexHNSWFlat):
             self.index.hnsw.efSearch = max(HNSW_EF_SEARCH, k)
         scores, ids = self.index.search(query_vector, min(k, len(self.chunks)))  # (1, k)
@@ -289,8 +288,6 @@ class KnowledgeBase:
         return [s for s, _ in kept], [i for _, i in kept]
 
     def _keyword_search(self, query: str, k: int) -> list[int]:
-        import bm25s
-
         folder = self.root / self.version / "bm25"
         if not folder.is_dir():
             return []
@@ -484,9 +481,6 @@ class KnowledgeBase:
 
     def _save(self, appended: np.ndarray | None = None) -> None:
         """Write a complete new version, then point ``CURRENT`` at it (atomic rename)."""
-        import bm25s
-        import faiss
-
         number = 1 + max((int(p.name[1:]) for p in self.root.glob("v[0-9]*")), default=0)
         version = f"v{number:06d}"
         staging = self.root / f".{version}.tmp"
@@ -520,8 +514,6 @@ class KnowledgeBase:
     def _index(self, appended: np.ndarray | None) -> Any:
         """The faiss index over ``self.vectors``: extended in place when only ``appended``
         rows were added to an HNSW index, rebuilt otherwise."""
-        import faiss
-
         dimension = int(self.manifest["dimension"])
         kind = self.manifest["index"]
         if kind == "auto":
@@ -549,15 +541,11 @@ def _embedding_text(chunk: dict[str, Any]) -> str:
 
 
 def _normalize(vectors: np.ndarray) -> None:
-    import faiss
-
     if len(vectors):
         faiss.normalize_L2(vectors)
 
 
 def _index_kind(index: Any) -> str:
-    import faiss
-
     return "hnsw" if isinstance(index, faiss.IndexHNSWFlat) else "flat"
 
 

@@ -17,6 +17,7 @@ references.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import logging
 import shutil
@@ -27,6 +28,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from transformers import AutoConfig, AutoTokenizer
+from transformers.utils import logging as transformers_logging
 
 from lmforge.errors import LmforgeError
 from lmforge.hardware import native_threads
@@ -109,8 +112,6 @@ def export_network(
 
 def _export_graph(network: Any, tokenizer: Any, output: str, ref: str) -> Any:
     """Trace ``network`` with torch's dynamo exporter; return the ONNX ModelProto."""
-    import inspect
-
     accepted = inspect.signature(network.forward).parameters
     inputs = [name for name in tokenizer.model_input_names if name in accepted]
     # Two texts of different lengths: a batch of 1 or a length of 1 would be
@@ -230,9 +231,6 @@ class OnnxModel:
     """
 
     def __init__(self, path: Path | str, *, threads: int | None = None) -> None:
-        from transformers import AutoConfig, AutoTokenizer
-        from transformers.utils import logging as transformers_logging
-
         self.path = Path(path)
         if not is_onnx_dir(self.path):
             raise LmforgeError(

@@ -15,11 +15,13 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from importlib.resources import files
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException
 
 from lmforge.serve.access import AccessControl
@@ -156,8 +158,6 @@ def create_app(
     @app.get("/", include_in_schema=False)
     async def chat_page() -> HTMLResponse:
         """The web chat page: plain HTML and JavaScript over this API."""
-        from importlib.resources import files
-
         page = files("lmforge").joinpath("assets/web/chat.html").read_text(encoding="utf-8")
         return HTMLResponse(page)
 
@@ -172,8 +172,6 @@ def create_app(
 
     @app.get("/metrics")
     async def metrics() -> Response:
-        from prometheus_client import CONTENT_TYPE_LATEST
-
         return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     routes = Routes(app, authorized, state.require, log_prompts=options.log_prompts)

@@ -13,6 +13,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from lmforge.config.section import Section
+from lmforge.serve.backends import backend_help
 
 # settings given once per item on the command line (--adapter NAME=REF, repeated)
 REPEATED_FLAGS = {"adapters": "--adapter", "classifiers": "--classifier"}
@@ -84,8 +85,7 @@ class ServeConfig(Section):
     )
     backend: str = Field(
         default="auto",
-        description="auto (llamacpp for .gguf files, else torch), or a registered backend: "
-        "torch, llamacpp.",
+        description=backend_help(),
     )
     max_batch: int = Field(
         default=16, ge=1, description="Sequences decoded together (continuous batching)."

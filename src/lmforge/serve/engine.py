@@ -3,9 +3,10 @@
 A background thread owns the model. Between two steps it admits waiting requests into
 free cache slots and drops finished ones, so a request never waits for a whole batch to
 end. A runner that batches prompts with decodes (llama.cpp) gets the new prompts in the
-next decode step; the torch runner prefills each one at admission. Every sequence has
-its own sampling state (seeded generator, penalties, stop strings), so a request's
-output does not depend on what it was batched with under greedy decoding.
+next decode step; the torch runner prefills each one at admission. Choosing each
+sequence's next token from its row of logits, and its text, is ``serve/decoding.py``'s
+part: every sequence samples with its own state, so a request's output does not depend
+on what it was batched with under greedy decoding.
 
 A finished sequence's cache slot is kept (least recently used first to go): a request
 whose prompt starts with a kept sequence's tokens (the next turn of a conversation)
@@ -14,6 +15,8 @@ how ``n > 1`` completions share one prefill (the other choices wait one step for
 
 Requests talk to the engine through ``emit`` callbacks, so the engine knows nothing of
 HTTP or asyncio; the endpoint families in ``serve/api/`` turn events into OpenAI responses.
+The request and event types, and the ``GenerationBackend`` protocol this engine
+implements, are in ``serve/requests.py``.
 """
 
 from __future__ import annotations
@@ -23,130 +26,17 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 
 from lmforge.errors import LmforgeError
-from lmforge.serve.generate import _first_stop, _held_back, end_token_ids, sample_next
-from lmforge.serve.json_mode import JsonPrefix
+from lmforge.serve.decoding import RunningSequence, SequenceDecoder, start_sequence
+from lmforge.serve.generate import end_token_ids
+from lmforge.serve.requests import EngineStats, Event, QueueFull, Request
 from lmforge.serve.runner import SlotRunner
 
-_JSON_SAMPLED_TRIES = 64  # JSON mode: candidates drawn from the distribution before a scan
 _WORTH_WAITING = 16  # prompt tokens a request must be able to copy to wait a step for them
-
-
-@dataclass(frozen=True)
-class RequestParams:
-    """Sampling and output options of one sequence (validated by the handler)."""
-
-    max_tokens: int = 256
-    temperature: float = 1.0  # 0 is greedy
-    top_p: float = 1.0
-    seed: int | None = None
-    stop: tuple[str, ...] = ()
-    presence_penalty: float = 0.0
-    frequency_penalty: float = 0.0
-    logprobs: bool = False
-    top_logprobs: int = 0
-    json_object: bool = False  # constrain the output to one JSON object
-
-
-@dataclass(frozen=True)
-class TokenLogprob:
-    """One generated token with its log-probability and the most likely alternatives."""
-
-    token: str
-    logprob: float
-    top: tuple[tuple[str, float], ...] = ()
-
-
-@dataclass
-class Event:
-    """What a sequence produced since its last event; ``finish_reason`` set on the last."""
-
-    text: str = ""
-    logprobs: list[TokenLogprob] = field(default_factory=list)
-    finish_reason: str | None = None  # "stop" | "length" | "cancelled" | "error"
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0  # prompt tokens whose cache was reused
-    error: str | None = None
-
-
-@dataclass
-class Request:
-    """A prompt to complete; ``emit`` is called from the engine thread."""
-
-    prompt_ids: list[int]
-    params: RequestParams
-    emit: Callable[[Event], None]
-    adapter: str | None = None  # a LoRA adapter loaded in the model; None: the base
-    cancelled: threading.Event = field(default_factory=threading.Event)
-    submitted: float = field(default_factory=time.perf_counter)
-
-
-class QueueFull(LmforgeError):
-    """The waiting queue is at ``max_queue``."""
-
-
-@dataclass
-class _Sequence:
-    request: Request
-    generator: torch.Generator
-    cached_tokens: int
-    tokens: list[int] = field(default_factory=list)  # generated ids
-    counts: dict[int, int] = field(default_factory=dict)  # for the penalties
-    text: str = ""
-    emitted: int = 0  # characters of ``text`` already sent
-    prompt_left: list[int] = field(default_factory=list)  # to prefill in the next step
-    pending: list[TokenLogprob] = field(default_factory=list)
-    next_token: int = -1  # sampled, not yet fed to the model
-    last_token_at: float = 0.0
-    prefix_offset: int = 0  # incremental detokenization: see _append_text
-    read_offset: int = 0
-    json: JsonPrefix | None = None  # the JSON read so far, under response_format json_object
-
-
-def _ignore(name: str, seconds: float) -> None:
-    pass
-
-
-@dataclass
-class EngineStats:
-    """Counters the metrics endpoint reads, and ``observe(name, seconds)`` for latencies:
-    ``queue`` (submitted to admitted), ``ttft`` (submitted to first token), ``itl``
-    (between two tokens of a sequence), ``e2e`` (submitted to finished), ``step`` (one
-    batched decode step)."""
-
-    running: int = 0
-    waiting: int = 0
-    prompt_tokens: int = 0
-    generation_tokens: int = 0
-    observe: Callable[[str, float], None] = _ignore
-
-
-class GenerationBackend(Protocol):
-    """What the OpenAI handler needs from an engine.
-
-    ``Engine`` below is the torch backend; a llama.cpp backend for GGUF files arrives
-    with the compress issue and registers itself in ``serve/server.py`` the same way.
-    """
-
-    tokenizer: Any
-    max_len: int
-    stats: EngineStats
-
-    def submit(self, request: Request) -> None: ...
-
-    def call(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
-        """Run other model work (guard, embeddings) on the engine's thread."""
-        ...
-
-    def start(self) -> None: ...
-
-    def stop(self) -> None: ...
 
 
 class Engine:
@@ -181,17 +71,16 @@ class Engine:
         self.runner = runner_class(model, slots=max_batch + kept, max_len=self.max_len)
         self.max_len = self.runner.max_len
         self.tokenizer = tokenizer
-        self.end_ids = end_token_ids(model, tokenizer)
+        self.decoder = SequenceDecoder(tokenizer, end_token_ids(model, tokenizer))
         self.stats = EngineStats()
         self._waiting: deque[Request] = deque()
-        self._running: list[_Sequence] = []  # running[i] lives in cache slot i
+        self._running: list[RunningSequence] = []  # running[i] lives in cache slot i
         self._slot_tokens: list[list[int]] = [[] for _ in range(self.runner.slots)]
         self._slot_adapter: list[str | None] = [None] * self.runner.slots
         self._slot_used: list[float] = [0.0] * self.runner.slots
         self._wake = threading.Condition()
         self._calls: deque[tuple[Callable[..., Any], tuple[Any, ...], Future[Any]]] = deque()
         self._stopping = False
-        self._texts: list[str] | None = None
         self._thread = threading.Thread(target=self._loop, name="lmforge-engine", daemon=True)
 
     # --- public ---------------------------------------------------------------------
@@ -321,16 +210,7 @@ class Engine:
         """Place ``request`` in the next free slot; its prompt is prefilled in the next step."""
         slot = len(self._running)
         reused = self._place(request.prompt_ids, request.adapter, slot)
-        generator = torch.Generator()
-        if request.params.seed is None:
-            generator.seed()  # from the OS, leaving torch's global generator alone
-        else:
-            generator.manual_seed(request.params.seed)
-        sequence = _Sequence(request, generator, cached_tokens=reused,
-                             prompt_left=list(request.prompt_ids[reused:]))  # fmt: skip
-        if request.params.json_object:
-            sequence.json = JsonPrefix()
-        self._running.append(sequence)
+        self._running.append(start_sequence(request, cached_tokens=reused))
         self.stats.running = len(self._running)
         self.stats.prompt_tokens += len(request.prompt_ids)
 
@@ -400,23 +280,18 @@ class Engine:
             self.stats.observe("ttft", now - sequence.request.submitted)
         self._advance(decoding + fresh, logits)
 
-    def _advance(self, sequences: list[_Sequence], logits: torch.Tensor) -> None:
+    def _advance(self, sequences: list[RunningSequence], logits: torch.Tensor) -> None:
         """Sample each sequence's next token from its row of ``logits`` (B, V) and emit."""
         for sequence, row in zip(sequences, logits, strict=True):
             params = sequence.request.params
-            token = self._pick(sequence, row)
+            token = self.decoder.pick(sequence, row)
             if params.logprobs:
-                sequence.pending.append(self._logprob(row, token, params.top_logprobs))
-            if token in self.end_ids:
+                sequence.pending.append(self.decoder.logprob(row, token, params.top_logprobs))
+            if token in self.decoder.end_ids:
                 self._finish(sequence, "stop")
                 continue
-            sequence.tokens.append(token)
-            sequence.counts[token] = sequence.counts.get(token, 0) + 1
             self.stats.generation_tokens += 1
-            self._append_text(sequence)
-            cut = _first_stop(sequence.text, params.stop)
-            if cut is not None:
-                sequence.text = sequence.text[:cut]
+            if self.decoder.add_token(sequence, token):  # the text reached a stop string
                 self._finish(sequence, "stop")
                 continue
             room = self.max_len - len(sequence.request.prompt_ids) - len(sequence.tokens)
@@ -424,78 +299,11 @@ class Engine:
                 self._finish(sequence, "length")
                 continue
             sequence.next_token = token
-            safe_end = len(sequence.text) - _held_back(sequence.text, params.stop)
+            safe_end = self.decoder.safe_end(sequence)
             if safe_end > sequence.emitted or sequence.pending:
                 self._emit(sequence, safe_end)
 
-    def _append_text(self, sequence: _Sequence) -> None:
-        """Extend ``sequence.text`` by its newest token without decoding it all again.
-
-        Decoding a few tokens of context before the new ones and keeping only the extra
-        text handles tokenizers whose pieces depend on their neighbours (leading
-        spaces); a trailing U+FFFD means a character is still incomplete, so wait.
-        """
-        decode = self.tokenizer.decode
-        tokens = sequence.tokens
-        before = decode(
-            tokens[sequence.prefix_offset : sequence.read_offset], skip_special_tokens=True
-        )
-        after = decode(tokens[sequence.prefix_offset :], skip_special_tokens=True)
-        if len(after) > len(before) and not after.endswith("\ufffd"):
-            sequence.text += after[len(before) :]
-            sequence.prefix_offset, sequence.read_offset = sequence.read_offset, len(tokens)
-
-    def _pick(self, sequence: _Sequence, logits: torch.Tensor) -> int:
-        """The next token: sampled, and under JSON mode the likeliest one that keeps the
-        text a valid prefix of a JSON object (the end token once the object is closed)."""
-        if sequence.json is None:
-            return self._sample(sequence, logits)
-        if sequence.json.done:
-            return min(self.end_ids)
-        texts = self._token_texts()
-        logits = logits.clone()
-        for attempt in range(_JSON_SAMPLED_TRIES + len(texts)):
-            if attempt < _JSON_SAMPLED_TRIES:
-                token = self._sample(sequence, logits)
-            else:  # rare: walk the whole vocabulary by likelihood
-                token = int(torch.argmax(logits))
-            trial = sequence.json.copy()
-            if token not in self.end_ids and texts[token] and trial.feed_text(texts[token]):
-                sequence.json = trial
-                return token
-            logits[token] = float("-inf")
-        return min(self.end_ids)  # no token continues the JSON: end (the caller sees why)
-
-    def _token_texts(self) -> list[str]:
-        """Each token's text on its own (computed once, on the first JSON request)."""
-        if self._texts is None:
-            decode = self.tokenizer.decode
-            self._texts = [
-                decode([i], skip_special_tokens=True) for i in range(len(self.tokenizer))
-            ]
-        return self._texts
-
-    def _sample(self, sequence: _Sequence, logits: torch.Tensor) -> int:
-        params = sequence.request.params
-        if sequence.counts and (params.presence_penalty or params.frequency_penalty):
-            ids = torch.tensor(list(sequence.counts))
-            counts = torch.tensor(list(sequence.counts.values()), dtype=logits.dtype)
-            logits = logits.clone()
-            logits[ids] -= params.presence_penalty + params.frequency_penalty * counts
-        return sample_next(logits, params.temperature, params.top_p, sequence.generator)
-
-    def _logprob(self, logits: torch.Tensor, token: int, top: int) -> TokenLogprob:
-        logprobs = torch.log_softmax(logits.float(), dim=-1)  # (V,)
-        alternatives: tuple[tuple[str, float], ...] = ()
-        if top:
-            values, ids = torch.topk(logprobs, top)
-            alternatives = tuple(
-                (self.tokenizer.decode([int(i)]), float(v))
-                for v, i in zip(values, ids, strict=True)
-            )
-        return TokenLogprob(self.tokenizer.decode([token]), float(logprobs[token]), alternatives)
-
-    def _emit(self, sequence: _Sequence, end: int, finish_reason: str | None = None) -> None:
+    def _emit(self, sequence: RunningSequence, end: int, finish_reason: str | None = None) -> None:
         request = sequence.request
         event = Event(
             text=sequence.text[sequence.emitted : end],
@@ -508,7 +316,7 @@ class Engine:
         sequence.emitted, sequence.pending = end, []
         request.emit(event)
 
-    def _finish(self, sequence: _Sequence, reason: str, error: str | None = None) -> None:
+    def _finish(self, sequence: RunningSequence, reason: str, error: str | None = None) -> None:
         index = self._running.index(sequence)
         last = len(self._running) - 1
         self._swap(index, last)  # keep running sequences in slots 0..B-1

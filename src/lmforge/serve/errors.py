@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
 from lmforge.errors import LmforgeError
-from lmforge.serve.engine import QueueFull
+from lmforge.serve.requests import QueueFull
 
 # HTTP status -> OpenAI error type
 ERROR_TYPES = {

@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from lmforge.guard.policy import Guard
-from lmforge.serve.engine import Event, Request
+from lmforge.serve.requests import Event, Request
 
 CHECK_EVERY = 48  # characters of new output between two checks
 HOLD_BACK = 40  # longer than any PII pattern the guard redacts

@@ -12,6 +12,7 @@ character is allowed only inside strings.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 _WHITESPACE = " \t\n\r"
@@ -150,8 +151,6 @@ def _closer(opener: str) -> str:
 
 
 def _valid_number(text: str) -> bool:
-    import json
-
     try:
         json.loads(text)
     except ValueError:

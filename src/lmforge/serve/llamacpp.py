@@ -26,7 +26,10 @@ import torch
 
 from lmforge.errors import LmforgeError
 from lmforge.hardware import native_threads
+from lmforge.hub import load_tokenizer
+from lmforge.hub.llamacpp_check import ensure_llama_cpp_runs
 from lmforge.hub.load import import_llama_cpp
+from lmforge.serve.engine import Engine
 
 DEFAULT_MAX_LEN = 2048
 BATCH_TOKENS = 2048  # tokens per llama_decode call (llama.cpp's n_batch, as llama-server)
@@ -207,19 +210,20 @@ class LlamaCppRunner:
         return torch.from_numpy(array.copy())  # (rows, V): llama.cpp reuses its buffer
 
 
-def llamacpp_engine(
-    model: LlamaCppModel,
-    tokenizer: Any,
-    *,
-    max_batch: int = 16,
-    max_queue: int = 256,
-    max_len: int | None = None,
-) -> Any:
-    """The engine over llama.cpp (``register_backend("llamacpp", llamacpp_engine)``)."""
-    from lmforge.serve.engine import Engine
-
+def llamacpp_engine(base: Any, adapters: dict[str, Any], config: Any) -> Engine:
+    """The llamacpp backend: the engine over the GGUF file ``base`` in llama.cpp (no
+    adapters: ``ServingBackend.check`` refused them)."""
+    model = LlamaCppModel(base.path)
     context = model.config.max_position_embeddings
     return Engine(
-        model, tokenizer, max_batch=max_batch, max_queue=max_queue,
-        max_len=min(max_len or DEFAULT_MAX_LEN, context), runner_class=LlamaCppRunner,
+        model, load_tokenizer(base), max_batch=config.max_batch, max_queue=config.max_queue,
+        max_len=min(config.max_model_len or DEFAULT_MAX_LEN, context),
+        runner_class=LlamaCppRunner,
     )  # fmt: skip
+
+
+def preflight(base: Any, *, adapters: bool, quantize: str) -> None:
+    """Fail before anything loads: llama-cpp-python not installed (saying how), or a
+    build this CPU cannot run (``hub/llamacpp_check.py``)."""
+    import_llama_cpp()
+    ensure_llama_cpp_runs(base.path)

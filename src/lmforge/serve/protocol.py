@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lmforge.serve.engine import RequestParams
+from lmforge.serve.requests import RequestParams
 
 
 class _Body(BaseModel):

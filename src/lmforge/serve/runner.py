@@ -21,8 +21,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 
 from lmforge.errors import LmforgeError
+from lmforge.hub.quantized import DynamicInt8Linear
 from lmforge.runtime.modules import unwrap
 
 SUPPORTED_ARCHITECTURES = ("llama", "mistral", "qwen2")
@@ -268,10 +270,6 @@ class SlotRunner:
 
 
 def _is_int8_linear(module: Any) -> bool:
-    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
-
-    from lmforge.hub.quantized import DynamicInt8Linear
-
     return (
         type(module) in (DynamicLinear, DynamicInt8Linear)
         and (module.version or 0) >= 4
@@ -287,8 +285,6 @@ def _direct_int8(linear: Any) -> Any:
     At batch 1 a call through ``nn.Module`` costs about 25 us, of which the op is 19 us;
     a decode step makes four of them per layer plus the LM head (measured on SmolLM2).
     """
-    from lmforge.hub.quantized import DynamicInt8Linear
-
     packed = linear._packed_params._packed_params
     # ours chose its activations' bits when it was built; torch.ao's own use 7
     reduce_range = linear.reduce_range if type(linear) is DynamicInt8Linear else True

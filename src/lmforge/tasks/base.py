@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
+from transformers import AutoConfig
 
 from lmforge.config import RunConfig
 from lmforge.config.tasks import TaskSettings, task_entry
@@ -110,7 +111,6 @@ def load_weights(
     if pretrained:
         extra = {"config": config} if config is not None else {}
         return auto_class.from_pretrained(path, dtype=dtype, **extra)
-    from transformers import AutoConfig
 
     return auto_class.from_config(config or AutoConfig.from_pretrained(path), dtype=dtype)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from transformers import AutoModelForCausalLM
 
 from lmforge.config import RunConfig
 from lmforge.runtime.modules import unwrap
@@ -15,8 +16,6 @@ from lmforge.tasks.base import IGNORE_INDEX, Batch, Example, load_weights, pad
 
 
 def build_causal_lm(path: str, dtype: torch.dtype, pretrained: bool = True) -> Any:
-    from transformers import AutoModelForCausalLM
-
     return load_weights(AutoModelForCausalLM, path, dtype=dtype, pretrained=pretrained)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
 from lmforge.config import RunConfig
 from lmforge.config.tasks import ClassifySettings, RegressSettings
@@ -50,8 +51,6 @@ def _logits(model: Any, batch: Batch) -> torch.Tensor:
 
 
 def _build(path: str, dtype: torch.dtype, pretrained: bool, **config: Any) -> Any:
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
-
     model_config = AutoConfig.from_pretrained(path, **config)
     if model_config.pad_token_id is None:  # decoder backbones: find the last real token
         tokenizer = AutoTokenizer.from_pretrained(path)

@@ -23,10 +23,12 @@ depending on the data. The teacher runs frozen beside the student in every step.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from transformers import AutoTokenizer
 
 from lmforge.config.tasks import DistillSettings
 from lmforge.data.records import read_records
@@ -241,10 +243,6 @@ def _label_order(teacher: Any, labels: Sequence[str], ref: str) -> torch.Tensor:
 
 def _check_vocabularies(student: str, teacher: Any, teacher_ref: str) -> None:
     """Soft targets are compared token by token: both sides must share one vocabulary."""
-    from pathlib import Path
-
-    from transformers import AutoTokenizer
-
     if Path(student).resolve() == Path(teacher).resolve():
         return
 

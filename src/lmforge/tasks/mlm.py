@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from transformers import AutoModelForMaskedLM
 
 from lmforge.config import RunConfig
 from lmforge.config.tasks import MlmSettings
@@ -70,8 +72,6 @@ class MlmTask:
     def build_model(
         self, path: str, *, labels: Sequence[str], dtype: torch.dtype, pretrained: bool = True
     ) -> Any:
-        from transformers import AutoModelForMaskedLM
-
         return load_weights(AutoModelForMaskedLM, path, dtype=dtype, pretrained=pretrained)
 
     def encode(
@@ -117,8 +117,6 @@ class MlmTask:
         return model(**inputs).logits[keep], batch["labels"][keep]
 
     def evaluate(self, model: Any, batches: Iterable[Batch]) -> dict[str, Any]:
-        import math
-
         total, correct, count = 0.0, 0, 0
         with torch.no_grad():
             for batch in batches:

@@ -1,5 +1,13 @@
 """Experiment tracking and the model registry, over MLflow (embedded sqlite by default)."""
 
+import os
+
+# Set before MLflow is first imported (this package runs before any of its modules):
+# lmforge never fetches anything at run time, and MLflow's usage telemetry would try the
+# network; remote stores would print run URLs on stdout, which breaks `--json`.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+
 from lmforge.track.mlflow_store import artifact_root, get_client, tracking_uri
 from lmforge.track.registry import (
     ModelVersionInfo,

@@ -15,21 +15,19 @@ import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.utils.file_utils import local_file_uri_to_path
+
 from lmforge.errors import LmforgeError
 from lmforge.home import lmforge_home
 
 if TYPE_CHECKING:
-    from mlflow import MlflowClient
     from mlflow.entities import Experiment, Run
 
 TRACKING_URI_ENV = "LMFORGE_TRACKING_URI"
 # Schemes whose store lives on this machine, so experiments get local file artifact roots.
 _LOCAL_SCHEMES = {"", "file", "sqlite"}
-
-# lmforge never fetches anything at run time: MLflow's usage telemetry would try the
-# network, and remote stores would print run URLs on stdout, which breaks `--json`.
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 
 def tracking_uri() -> str:
@@ -54,8 +52,6 @@ def is_local_store(uri: str | None = None) -> bool:
 
 def local_path_from_uri(uri: str) -> Path | None:
     """Return the local path behind a ``file:`` URI or bare path; ``None`` for remote URIs."""
-    from mlflow.utils.file_utils import local_file_uri_to_path
-
     scheme = urllib.parse.urlparse(uri).scheme
     if scheme not in {"", "file"}:
         return None
@@ -76,7 +72,6 @@ def quiet_mlflow_logging() -> None:
 def get_client() -> MlflowClient:
     """An ``MlflowClient`` bound explicitly to :func:`tracking_uri` for tracking and registry."""
     quiet_mlflow_logging()
-    from mlflow import MlflowClient
 
     uri = tracking_uri()
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -88,8 +83,6 @@ def get_or_create_experiment(client: MlflowClient, name: str) -> Experiment:
     Raises:
         LmforgeError: the experiment exists but was deleted.
     """
-    from mlflow.exceptions import MlflowException
-
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
         location = artifact_root().as_uri() if is_local_store(client.tracking_uri) else None
@@ -122,8 +115,6 @@ def get_run(client: MlflowClient, run_id: str) -> Run:
     Raises:
         LmforgeError: no such run in the store.
     """
-    from mlflow.exceptions import MlflowException
-
     try:
         return client.get_run(run_id)
     except MlflowException as err:

@@ -28,6 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import mlflow
+import yaml
+from jinja2 import Environment, StrictUndefined, TemplateSyntaxError, UndefinedError, meta
+from mlflow.exceptions import MlflowException
+
 from lmforge.errors import LmforgeError
 from lmforge.track.mlflow_store import get_client
 
@@ -58,8 +63,6 @@ class PromptTemplate:
 
     def variables(self) -> set[str]:
         """The variables the template reads."""
-        from jinja2 import Environment, meta
-
         env = Environment()
         names: set[str] = set()
         for _, text in self._parts():
@@ -72,8 +75,6 @@ class PromptTemplate:
         Raises:
             LmforgeError: the template reads a variable ``values`` does not have.
         """
-        from jinja2 import UndefinedError
-
         messages = []
         for part, text in self._parts():
             try:
@@ -92,8 +93,6 @@ class PromptTemplate:
 
 
 def _compile(text: str, where: str) -> Any:
-    from jinja2 import Environment, StrictUndefined, TemplateSyntaxError
-
     try:
         return Environment(undefined=StrictUndefined, keep_trailing_newline=False).from_string(text)
     except TemplateSyntaxError as err:
@@ -109,8 +108,6 @@ def read_template_file(path: Path | str) -> PromptTemplate:
     Raises:
         LmforgeError: a missing file, another suffix, or a YAML file without ``user``.
     """
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         raise LmforgeError(f"no such prompt template file {str(path)!r} (cwd {Path.cwd()})")
@@ -140,8 +137,6 @@ def register_prompt(name: str, template: PromptTemplate, message: str = "") -> i
     Raises:
         LmforgeError: an invalid name.
     """
-    import mlflow
-
     if not name.strip() or any(c in name for c in "/:@"):
         raise LmforgeError(f"invalid prompt name {name!r}; use letters, digits, '-' or '_'")
     _use_store()
@@ -160,8 +155,6 @@ def load_prompt(ref: str) -> PromptTemplate:
     """
     if Path(ref).suffix in FILE_SUFFIXES or Path(ref).is_file():
         return read_template_file(ref)
-    import mlflow
-    from mlflow.exceptions import MlflowException
 
     name = ref.removeprefix(PROMPT_PREFIX)
     _use_store()
@@ -188,8 +181,6 @@ def load_prompt(ref: str) -> PromptTemplate:
 
 def list_prompts() -> list[dict[str, Any]]:
     """Every registered prompt: name, newest version, aliases."""
-    import mlflow
-
     _use_store()
     rows = []
     for prompt in mlflow.genai.search_prompts(max_results=1000):
@@ -202,8 +193,6 @@ def list_prompts() -> list[dict[str, Any]]:
 
 def _use_store() -> None:
     """Point MLflow's fluent API at lmforge's store (the prompt registry is fluent only)."""
-    import mlflow
-
     uri = get_client().tracking_uri
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)

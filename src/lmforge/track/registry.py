@@ -30,6 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlflow.artifacts import download_artifacts
+from mlflow.exceptions import MlflowException
+
 from lmforge.errors import LmforgeError
 from lmforge.home import atomic_dir, file_sha256, lmforge_home
 from lmforge.stats import HIGHER_IS_BETTER
@@ -152,8 +155,6 @@ def register_model(
     run = client.get_run(run_id)
     source = f"{run.info.artifact_uri.rstrip('/')}/{artifact_path}"
 
-    from mlflow.exceptions import MlflowException
-
     try:
         client.create_registered_model(name)
     except MlflowException as err:
@@ -175,8 +176,6 @@ def set_alias(name: str, alias: str, version: int | str) -> None:
     Raises:
         LmforgeError: unknown model or version, or an alias MLflow rejects.
     """
-    from mlflow.exceptions import MlflowException
-
     client = get_client()
     _get_version(client, name, version)
     try:
@@ -448,7 +447,6 @@ def _local_dir(uri: str, cache_dir: Path, *, what: str) -> Path:
         return local
     if cache_dir.is_dir() and any(cache_dir.iterdir()):
         return cache_dir
-    from mlflow.artifacts import download_artifacts
 
     client = get_client()
     cache_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -513,8 +511,6 @@ def _free_artifact_path(client: MlflowClient, run_id: str) -> str:
 
 
 def _get_registered(client: MlflowClient, name: str) -> RegisteredModel:
-    from mlflow.exceptions import MlflowException
-
     try:
         return client.get_registered_model(name)
     except MlflowException as err:
@@ -529,8 +525,6 @@ def _get_registered(client: MlflowClient, name: str) -> RegisteredModel:
 
 
 def _get_version(client: MlflowClient, name: str, version: int | str) -> ModelVersion:
-    from mlflow.exceptions import MlflowException
-
     _get_registered(client, name)
     try:
         return client.get_model_version(name, str(version))

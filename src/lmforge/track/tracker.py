@@ -23,6 +23,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Protocol, Self, runtime_checkable
 
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+
 from lmforge.errors import LmforgeError
 from lmforge.track.mlflow_store import get_client, get_or_create_experiment, get_run
 
@@ -205,9 +208,6 @@ class MlflowTracker:
             LmforgeError: a param was already logged with a different value (MLflow
                 params are write-once).
         """
-        from mlflow.entities import Param
-        from mlflow.exceptions import MlflowException
-
         items = [Param(k, v) for k, v in flatten_params(params).items()]
         for start in range(0, len(items), _BATCH_PARAMS):
             try:
@@ -224,8 +224,6 @@ class MlflowTracker:
         Raises:
             LmforgeError: a value is not a number.
         """
-        from mlflow.entities import Metric
-
         now = int(time.time() * 1000)
         items = []
         for key, value in metrics.items():
@@ -270,8 +268,6 @@ class MlflowTracker:
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         """Set tags; values become strings cut to MLflow's limit."""
-        from mlflow.entities import RunTag
-
         items = [RunTag(clean_key(k), truncate(str(v), MAX_TAG_LENGTH)) for k, v in tags.items()]
         for start in range(0, len(items), _BATCH_PARAMS):
             self.client.log_batch(self._id, tags=items[start : start + _BATCH_PARAMS])

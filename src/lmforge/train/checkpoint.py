@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 
 from lmforge.errors import LmforgeError
 from lmforge.home import atomic_dir
@@ -54,8 +55,6 @@ def save_checkpoint(
     weights: dict[str, torch.Tensor] | None = None,
 ) -> Path:
     """Write a checkpoint for ``state.step`` and drop all but the newest ``keep``."""
-    from safetensors.torch import save_file
-
     target = run_dir / "checkpoints" / f"step-{state.step:06d}"
     if weights is None:
         weights = trainable_state(model)
@@ -79,8 +78,6 @@ def load_checkpoint(
     checkpoint: Path, model: Any, optimizer: torch.optim.Optimizer, scheduler: Any
 ) -> TrainerState:
     """Restore weights, optimizer, scheduler and RNG from ``checkpoint``; return its state."""
-    from safetensors.torch import load_file
-
     try:
         weights = load_file(checkpoint / WEIGHTS)
         extra = torch.load(checkpoint / "optimizer.pt", weights_only=False)

@@ -22,6 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as torch_dist
+from torch.distributed.elastic.multiprocessing.api import SignalException
+from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+from torch.distributed.fsdp import FSDPModule
+from torch.distributed.run import parse_args, run
+from torch.distributed.tensor import DTensor, distribute_tensor
+from torch.nn.parallel import DistributedDataParallel
 
 from lmforge.errors import LmforgeError
 from lmforge.train import checkpoint
@@ -155,8 +161,6 @@ def wrap(module: torch.nn.Module, strategy: str, dist: Dist) -> torch.nn.Module:
     if not dist.active:
         return module
     if strategy in {"auto", "ddp"}:
-        from torch.nn.parallel import DistributedDataParallel
-
         device_ids = [dist.local_rank] if dist.device.type == "cuda" else None
         return DistributedDataParallel(module, device_ids=device_ids)
     try:
@@ -177,8 +181,6 @@ def wrap(module: torch.nn.Module, strategy: str, dist: Dist) -> torch.nn.Module:
 
 def is_sharded(model: torch.nn.Module) -> bool:
     """Whether ``model``'s weights are sharded across processes (fsdp)."""
-    from torch.distributed.tensor import DTensor
-
     return any(isinstance(p, DTensor) for p in model.parameters())
 
 
@@ -191,8 +193,6 @@ def unsharded(module: torch.nn.Module) -> Iterator[None]:
     gather their own in their forward hooks. Every process must enter the block and
     run the same forward passes in it.
     """
-    from torch.distributed.fsdp import FSDPModule
-
     if not isinstance(module, FSDPModule):
         yield
         return
@@ -310,10 +310,6 @@ def launch(nproc: int, argv: Sequence[str], torchrun_args: Sequence[str] = ()) -
     error is its own one-line message and exit code (2 for a bad config), not a
     launcher traceback.
     """
-    from torch.distributed.elastic.multiprocessing.api import SignalException
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.run import parse_args, run
-
     standalone = [] if torchrun_args else ["--standalone"]
     args = parse_args(
         [
@@ -342,8 +338,6 @@ def launch(nproc: int, argv: Sequence[str], torchrun_args: Sequence[str] = ()) -
 
 def _whole(tensor: torch.Tensor) -> torch.Tensor:
     """A whole CPU copy of ``tensor``; all-gathers a DTensor (every process must call)."""
-    from torch.distributed.tensor import DTensor
-
     if isinstance(tensor, DTensor):
         tensor = tensor.full_tensor()
     return tensor.to("cpu", copy=True)
@@ -351,8 +345,6 @@ def _whole(tensor: torch.Tensor) -> torch.Tensor:
 
 def _shard_like(whole: torch.Tensor, parameter: torch.Tensor) -> torch.Tensor:
     """This process's shard of ``whole``, laid out like the sharded ``parameter``."""
-    from torch.distributed.tensor import DTensor, distribute_tensor
-
     if not isinstance(parameter, DTensor):
         return whole.to(parameter.device)
     # src_data_rank=None: every process holds ``whole``, so each cuts its own shard.

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from peft.tuners.lora.layer import Linear as LoraLinear
 
 from lmforge.train.int8_base import FrozenInt8Linear
 
@@ -137,8 +138,6 @@ def fuse_lora_layers(model: torch.nn.Module) -> int:
     Returns:
         How many layers now use it.
     """
-    from peft.tuners.lora.layer import Linear as LoraLinear
-
     count = 0
     for module in model.modules():
         if type(module) is LoraLinear and not hasattr(module, "_peft_forward"):

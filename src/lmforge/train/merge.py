@@ -7,6 +7,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from peft import PeftModel
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForMaskedLM,
+    AutoModelForSequenceClassification,
+)
+
 from lmforge.errors import LmforgeError
 from lmforge.home import atomic_dir
 from lmforge.hub import ResolvedModel, load_tokenizer, resolve
@@ -41,14 +49,6 @@ def merge_adapter(adapter_dir: Path, out_dir: Path) -> Path:
 
 def load_adapter_model(adapter: ResolvedModel) -> Any:
     """Base model with the head class the adapter was trained for, plus the adapter."""
-    from peft import PeftModel
-    from transformers import (
-        AutoConfig,
-        AutoModelForCausalLM,
-        AutoModelForMaskedLM,
-        AutoModelForSequenceClassification,
-    )
-
     assert adapter.base is not None
     task_type = json.loads((adapter.path / "adapter_config.json").read_text()).get("task_type")
     if task_type == "CAUSAL_LM":

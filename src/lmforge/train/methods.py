@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from peft import LoraConfig, get_peft_model
 
 from lmforge.errors import LmforgeError
 from lmforge.train.fused_lora import fuse_lora_layers
@@ -80,8 +81,6 @@ def _full(model: Any, options: MethodOptions, device: torch.device) -> Any:
 
 
 def _lora(model: Any, options: MethodOptions, device: torch.device) -> Any:
-    from peft import LoraConfig, get_peft_model
-
     model_type = getattr(model.config, "model_type", "")
     targets = options.target_modules or DEFAULT_LORA_TARGETS.get(model_type)
     if targets is None:

@@ -26,8 +26,8 @@ from fastapi import FastAPI
 
 from lmforge.guard.policy import Guard
 from lmforge.hub.embed import SentenceEmbedder
-from lmforge.serve.engine import GenerationBackend
 from lmforge.serve.errors import ApiError
+from lmforge.serve.requests import GenerationBackend
 from lmforge.serve.store import ServeStore, Session
 from lmforge.serve.understand import Understanding
 

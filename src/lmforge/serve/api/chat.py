@@ -24,9 +24,9 @@ from lmforge.serve.api.generation import (
     respond,
     token_usage,
 )
-from lmforge.serve.engine import TokenLogprob
 from lmforge.serve.errors import ApiError, lmforge_errors_as
 from lmforge.serve.protocol import ChatCompletionRequest
+from lmforge.serve.requests import TokenLogprob
 from lmforge.serve.store import Session
 from lmforge.serve.understand import Grounding
 

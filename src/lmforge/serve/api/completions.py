@@ -21,9 +21,9 @@ from lmforge.serve.api.generation import (
     respond,
     token_usage,
 )
-from lmforge.serve.engine import TokenLogprob
 from lmforge.serve.errors import ApiError
 from lmforge.serve.protocol import CompletionRequest
+from lmforge.serve.requests import TokenLogprob
 
 
 class Completions(GenerationFamily):

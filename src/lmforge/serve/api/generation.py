@@ -15,9 +15,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from lmforge.errors import LmforgeError
 from lmforge.serve.api.base import EndpointFamily
-from lmforge.serve.engine import Event, Request, RequestParams, TokenLogprob
 from lmforge.serve.errors import ApiError, api_error
 from lmforge.serve.guarded import GuardedEvents
+from lmforge.serve.requests import Event, Request, RequestParams, TokenLogprob
 
 DONE = "data: [DONE]\n\n"
 
