@@ -62,8 +62,11 @@ def test_a_new_family_serves_once_registered_and_answers_404_without_its_models(
             unknown
             == "the model 'fraud' is not served here; ask for one of its scoring models: churn"
         )
-        # the families the server always had still answer beside it
-        assert client.get("/v1/models").json() == {"object": "list", "data": []}
+        # its models are listed with the rest, and the families it always had still answer
+        assert client.get("/v1/models").json()["data"] == [
+            {"id": "churn", "object": "model", "created": handler.created, "owned_by": "lmforge",
+             "root": "churn", "parent": None}
+        ]  # fmt: skip
         chat = client.post("/v1/chat/completions", json={"model": "churn", "messages": [
             {"role": "user", "content": "hi"}]})  # fmt: skip
         assert chat.status_code == 404 and "no text generation model" in chat.text

@@ -174,7 +174,8 @@ def create_app(
     async def metrics() -> Response:
         return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    routes = Routes(app, authorized, state.require, log_prompts=options.log_prompts)
+    routes = Routes(app, authorized, state.require, log_prompts=options.log_prompts,
+                    families=FAMILIES)  # fmt: skip
     for family in FAMILIES:
         family.add_routes(routes)
     return app

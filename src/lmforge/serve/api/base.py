@@ -219,6 +219,7 @@ class Routes:
     authorized: Any
     loaded: Callable[[], OpenAIHandler]  # the loaded handler; a 503 while the model loads
     log_prompts: bool  # routes that take a prompt put it in request.state.prompt if true
+    families: tuple[type[EndpointFamily], ...] = ()  # every family the server serves
 
     def family(self, family: type[Family]) -> Family:
         """The loaded server's handler of ``family`` (503 while the model loads)."""
@@ -230,7 +231,8 @@ class EndpointFamily(ABC):
 
     A family names the kind of model it ``needs`` (a key of ``OpenAIHandler.backends``;
     None: it needs none) and finds the one a request asks for with ``model``: a server
-    started without it answers 404 (``not_served``) and serves its other families.
+    started without it answers 404 (``not_served``) and serves its other families. The
+    first family that needs a kind describes its models in ``GET /v1/models``.
     """
 
     needs: ClassVar[str | None] = None
@@ -260,6 +262,12 @@ class EndpointFamily(ABC):
             "models (start it with one to use this endpoint)"
         )
         return ApiError(404, message, param="model", code="model_not_found")
+
+    @classmethod
+    def describe_model(cls, served: OpenAIHandler, name: str, model: Any) -> dict[str, Any]:
+        """What ``GET /v1/models`` says of ``model``, served as ``name`` for this family's
+        kind, besides its id: by default it is its own root, with no parent."""
+        return {"root": name, "parent": None}
 
     @classmethod
     @abstractmethod

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from lmforge.explain import explain_text
-from lmforge.serve.api.base import EndpointFamily, Routes
+from lmforge.serve.api.base import EndpointFamily, OpenAIHandler, Routes
 from lmforge.serve.errors import ApiError, lmforge_errors_as
 from lmforge.serve.protocol import ClassifyRequest, ExplainRequest
 
@@ -15,6 +15,10 @@ class Classification(EndpointFamily):
     """The classifiers a server serves (``--classifier``, or a classifier served alone)."""
 
     needs = "classifiers"
+
+    @classmethod
+    def describe_model(cls, served: OpenAIHandler, name: str, model: Any) -> dict[str, Any]:
+        return {"root": model.model_ref, "parent": None, "labels": model.labels}
 
     async def classify(self, body: ClassifyRequest) -> dict[str, Any]:
         """Each input's label probabilities, most likely first."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from lmforge.serve.api.base import EndpointFamily, Routes
+from lmforge.serve.api.base import EndpointFamily, OpenAIHandler, Routes
 from lmforge.serve.errors import ApiError
 from lmforge.serve.protocol import EmbeddingRequest
 
@@ -15,6 +15,10 @@ class Embeddings(EndpointFamily):
     """Embeddings of texts or token ids, as floats or base64."""
 
     needs = "embeddings"
+
+    @classmethod
+    def describe_model(cls, served: OpenAIHandler, name: str, model: Any) -> dict[str, Any]:
+        return {"root": name, "parent": None, "dimensions": model.dimension}
 
     async def create(self, body: EmbeddingRequest) -> dict[str, Any]:
         embedder = self.model(body.model)

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from lmforge.errors import LmforgeError
-from lmforge.serve.api.base import EndpointFamily
+from lmforge.serve.api.base import EndpointFamily, OpenAIHandler
 from lmforge.serve.errors import ApiError, api_error
 from lmforge.serve.guarded import GuardedEvents
 from lmforge.serve.requests import Event, Request, RequestParams, TokenLogprob
@@ -27,6 +27,12 @@ class GenerationFamily(EndpointFamily):
     one of its LoRA adapters."""
 
     needs = "generation"
+
+    @classmethod
+    def describe_model(cls, served: OpenAIHandler, name: str, model: Any) -> dict[str, Any]:
+        """The base model and each adapter (whose parent is the base), with the context."""
+        parent = None if name == served.model_name else served.model_name
+        return {"max_model_len": model.max_len, "root": served.model_name, "parent": parent}
 
     def adapter(self, name: str) -> str | None:
         """The adapter a ``model`` field asks for (None: the base model); a 404 for a
