@@ -363,3 +363,13 @@ def test_a_data_step_joins_files_into_one_training_set(home: Path, tmp_path: Pat
     lines = Path(joined).read_text().splitlines()
     parts = [(tmp_path / n).read_text().splitlines() for n in ("a.jsonl", "b.jsonl")]
     assert lines == parts[0] + parts[1]
+
+
+def test_the_docs_step_types_table_is_the_registry() -> None:
+    from lmforge.pipeline.steps import STEP_TYPES, markdown_table
+
+    docs = (Path(__file__).parent.parent / "docs" / "pipelines.md").read_text(encoding="utf-8")
+    start = docs.index("<!-- step types table: generated from the registry")
+    table = docs[docs.index("\n", start) + 1 : docs.index("<!-- end step types table -->")]
+    assert table == markdown_table(), "regenerate it: lmforge.pipeline.steps.markdown_table"
+    assert list(STEP_TYPES)[:3] == ["data", "train", "eval"]

@@ -129,3 +129,12 @@ def test_a_registered_backend_is_chosen_by_name_and_described(tmp_path: Path) ->
         assert auto.name == "torch"  # the first registered fit, not the newest
     finally:
         backends._BACKENDS.pop("echo")
+
+
+def test_the_docs_backends_table_is_the_registry() -> None:
+    from lmforge.serve.backends import markdown_table
+
+    docs = (Path(__file__).parent.parent / "docs" / "serving.md").read_text(encoding="utf-8")
+    start = docs.index("<!-- backends table: generated from the registry")
+    table = docs[docs.index("\n", start) + 1 : docs.index("<!-- end backends table -->")]
+    assert table == markdown_table(), "regenerate it: lmforge.serve.backends.markdown_table"

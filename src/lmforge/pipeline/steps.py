@@ -74,6 +74,7 @@ class StepType(abc.ABC):
     Params: ClassVar[type[BaseModel]]
     cacheable: ClassVar[bool] = True
     output_names: ClassVar[tuple[str, ...]] = ()
+    outputs_note: ClassVar[str] = ""  # outputs that depend on the settings, in words
 
     @classmethod
     def outputs(cls, params: Any) -> set[str]:
@@ -103,6 +104,34 @@ def register_step(kind: type[StepType]) -> type[StepType]:
     """Make ``kind`` usable as ``type: <kind.name>`` in pipeline files."""
     STEP_TYPES[kind.name] = kind
     return kind
+
+
+# Settings models a step takes whole, and where their settings are documented.
+_WHOLE_CONFIGS: dict[type[BaseModel], str] = {
+    CompressConfig: "`lmforge config schema --kind compress`",
+    ServeConfig: "`lmforge config schema --kind serve`",
+}
+
+
+def markdown_table() -> str:
+    """The step types as a markdown table (docs/pipelines.md holds a copy a test compares).
+
+    A step that takes a whole config (compress, deploy) names it and lists the settings
+    it adds.
+    """
+    lines = ["| type | what it does | settings (`with:`) | outputs |", "|---|---|---|---|"]
+    for kind in STEP_TYPES.values():
+        summary = " ".join((kind.__doc__ or "").split("\n\n")[0].split()).replace("``", "`")
+        whole = next((c for c in _WHOLE_CONFIGS if issubclass(kind.Params, c)), None)
+        settings = [f"every `{whole.__name__}` setting ({_WHOLE_CONFIGS[whole]})"] if whole else []
+        settings += [f"`{name}`" for name in kind.Params.model_fields
+                     if whole is None or name not in whole.model_fields]  # fmt: skip
+        outputs = [f"`{name}`" for name in kind.output_names]
+        outputs += [kind.outputs_note] if kind.outputs_note else []
+        lines.append(
+            f"| `{kind.name}` | {summary} | {', '.join(settings)} | {', '.join(outputs)} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def validate_params(step: StepSpec) -> tuple[Any, list[str]]:
@@ -329,11 +358,13 @@ class EvalStep(StepType):
 
     name = "eval"
     Params = EvalParams
+    output_names = ("metrics", "intervals", "examples", "run_id", "data", "task")
+    outputs_note = "each metric of the task by name (`token_f1`, ...)"
 
     @classmethod
     def outputs(cls, params: EvalParams) -> set[str]:
         metrics = eval_task(params.task).metrics if params.task in eval_task_names() else ()
-        return {"metrics", "run_id", "data", "task", "examples", "intervals", *metrics}
+        return {*cls.output_names, *metrics}
 
     @classmethod
     def check(cls, params: EvalParams, pipeline: Pipeline, step: StepSpec) -> list[str]:

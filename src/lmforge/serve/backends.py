@@ -130,6 +130,21 @@ def backend_help() -> str:
     return f"auto: the first of these that serves the model's kind; {listed}."
 
 
+def markdown_table() -> str:
+    """The backends as a markdown table (docs/serving.md holds a copy a test compares)."""
+    lines = ["| backend | what it runs | model kinds | LoRA adapters | `quantize: int8` |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for b in _BACKENDS.values():
+        kinds = ", ".join(b.kinds)
+        lines.append(f"| `{b.name}` | {b.summary} | {kinds} | {_yes(b.adapters)} | "
+                     f"{_yes(b.quantize)} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
 def _code(code: Callable[..., Any] | str) -> Callable[..., Any]:
     if isinstance(code, str):
         module, _, function = code.partition(":")
