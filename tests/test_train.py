@@ -170,6 +170,21 @@ def test_freeze_trains_only_the_top_layers(tiny_causal_lm: Path, tmp_path: Path)
     assert all(k.startswith(("model.layers.1.", "model.norm.")) for k in changed), changed
 
 
+def test_lora_layers_adapts_only_the_top_layers(tiny_causal_lm: Path, tmp_path: Path) -> None:
+    """method.lora_layers: the adapter holds the top layers' matrices only (the backward
+    pass then stops below them); more layers than the model has is an error naming it."""
+    from safetensors.torch import load_file
+
+    data = write_jsonl(tmp_path / "chat.jsonl", chat_rows(8))
+    result = run(tiny_causal_lm, "sft", data, tmp_path,
+                 method={"name": "lora", "lora_r": 4, "lora_layers": 1})  # fmt: skip
+    keys = load_file(result.model_dir / "adapter_model.safetensors").keys()
+    assert keys and all(".layers.1." in key for key in keys), sorted(keys)  # 2 layers: top one
+    with pytest.raises(LmforgeError, match=r"method\.lora_layers: 3, but the model has 2"):
+        run(tiny_causal_lm, "sft", data, tmp_path / "b",
+            method={"name": "lora", "lora_layers": 3})  # fmt: skip
+
+
 def test_qlora_is_refused_on_cpu(tiny_causal_lm: Path, tmp_path: Path) -> None:
     data = write_jsonl(tmp_path / "chat.jsonl", chat_rows(4))
     with pytest.raises(LmforgeError, match="qlora needs a CUDA GPU"):

@@ -214,6 +214,12 @@ class MethodConfig(Section):
     trainable_layers: int = Field(
         default=2, gt=0, description="freeze: how many of the top transformer layers train."
     )
+    lora_layers: int | None = Field(
+        default=None,
+        gt=0,
+        description="lora: adapt only the top N transformer layers (null: all). The backward "
+        "pass then stops below them, so a step costs less.",
+    )
     base_precision: Literal["fp32", "int8"] = Field(
         default="fp32",
         description="lora: precision of the frozen base's linear layers. int8 quantizes "

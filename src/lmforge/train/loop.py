@@ -282,6 +282,7 @@ def _build_model(
         lora_dropout=method.lora_dropout,
         target_modules=method.target_modules,
         trainable_layers=method.trainable_layers,
+        lora_layers=method.lora_layers,
         base_precision=method.base_precision,
         peft_task_type=task.peft_task_type,
         head_modules=task.head_modules,

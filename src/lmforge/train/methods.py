@@ -35,6 +35,7 @@ class MethodOptions:
     lora_dropout: float = 0.05
     target_modules: list[str] | str | None = None
     trainable_layers: int = 2
+    lora_layers: int | None = None  # lora: only the top N transformer layers
     base_precision: str = "fp32"  # lora: int8 runs the frozen base on INT8 kernels
     peft_task_type: str | None = None  # from the task
     head_modules: tuple[str, ...] = ()  # from the task: new heads that must train
@@ -93,6 +94,7 @@ def _lora(model: Any, options: MethodOptions, device: torch.device) -> Any:
         lora_alpha=options.lora_alpha,
         lora_dropout=options.lora_dropout,
         target_modules=targets,
+        layers_to_transform=_top_layers(model, options.lora_layers),
         task_type=options.peft_task_type,
         modules_to_save=list(options.head_modules) or None,
     )
@@ -101,6 +103,19 @@ def _lora(model: Any, options: MethodOptions, device: torch.device) -> Any:
     if options.base_precision == "int8":
         apply_int8_base(model, device)
     return model
+
+
+def _top_layers(model: Any, count: int | None) -> list[int] | None:
+    """The indices of the top ``count`` transformer layers (None: every layer)."""
+    if count is None:
+        return None
+    total = len(transformer_layers(model))
+    if count > total:
+        raise LmforgeError(
+            f"method.lora_layers: {count}, but the model has {total} transformer layers; "
+            f"give at most {total}, or null to adapt them all."
+        )
+    return list(range(total - count, total))
 
 
 def _qlora(model: Any, options: MethodOptions, device: torch.device) -> Any:
