@@ -48,7 +48,7 @@ class ServingBackend:
     summary: str
     kinds: tuple[str, ...]
     engine: Callable[..., Any] | str
-    preflight: Callable[[Any], None] | str | None = None
+    preflight: Callable[..., None] | str | None = None
     adapters: bool = True
     quantize: bool = True
     export_hint: str = ""
