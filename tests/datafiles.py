@@ -40,3 +40,17 @@ def text_rows(count: int) -> list[dict[str, Any]]:
         {"text": f"The router model R{i} keeps its settings after a reset. " * (1 + i % 4)}
         for i in range(count)
     ]
+
+
+def install_distribution(site: Path, package: str, code: str, entry_points: str) -> Path:
+    """A minimal installed distribution under ``site``: the module ``package`` holding
+    ``code``, and a dist-info whose ``entry_points.txt`` is ``entry_points``. Put ``site``
+    on sys.path and ``importlib.metadata`` finds its entry points as a pip-installed one's."""
+    (site / package).mkdir(parents=True)
+    (site / package / "__init__.py").write_text(code)
+    name = package.replace("_", "-")
+    info = site / f"{package}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(entry_points)
+    return site

@@ -20,7 +20,7 @@ from lmforge.cli.main import app
 from lmforge.errors import LmforgeError
 from lmforge.evaluate import EvalTask, eval_task, eval_task_names, evaluate_model, tasks
 from lmforge.evaluate.runner import read_eval_data
-from tests.datafiles import write_jsonl
+from tests.datafiles import install_distribution, write_jsonl
 
 runner = CliRunner()
 BUILT_IN = "perplexity, qa, generation, classification, regression, code, safety"
@@ -69,13 +69,12 @@ def _help(*command: str) -> str:
 def length_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The distribution ``lmforge-length`` with the entry point ``length`` (and a broken
     one, ``bad``), on sys.path for this test only."""
-    site = tmp_path / "site"
-    (site / "lmforge_length").mkdir(parents=True)
-    (site / "lmforge_length" / "__init__.py").write_text(PLUGIN)
-    info = site / "lmforge_length-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: lmforge-length\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[lmforge.eval_tasks]\nlength = lmforge_length:TASK\n")
+    site = install_distribution(
+        tmp_path / "site",
+        "lmforge_length",
+        PLUGIN,
+        "[lmforge.eval_tasks]\nlength = lmforge_length:TASK\n",
+    )
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.setattr(tasks, "_REGISTRY", dict(tasks._REGISTRY))
     monkeypatch.setattr(tasks, "_plugins_loaded", False)

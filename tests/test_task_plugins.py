@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from lmforge.cli.main import app
 from lmforge.config import tasks
-from tests.datafiles import text_rows, write_jsonl
+from tests.datafiles import install_distribution, text_rows, write_jsonl
 
 runner = CliRunner()
 
@@ -58,13 +58,12 @@ class ShoutTask(ClmTask):
 def shout_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The distribution ``lmforge-shout`` with the entry point ``shout``, on sys.path for
     this test only (the registry is restored afterwards)."""
-    site = tmp_path / "site"
-    (site / "lmforge_shout").mkdir(parents=True)
-    (site / "lmforge_shout" / "__init__.py").write_text(PLUGIN)
-    info = site / "lmforge_shout-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: lmforge-shout\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[lmforge.tasks]\nshout = lmforge_shout:ShoutTask\n")
+    site = install_distribution(
+        tmp_path / "site",
+        "lmforge_shout",
+        PLUGIN,
+        "[lmforge.tasks]\nshout = lmforge_shout:ShoutTask\n",
+    )
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.setattr(tasks, "_REGISTRY", dict(tasks._REGISTRY))
     monkeypatch.setattr(tasks, "_plugins_loaded", False)
