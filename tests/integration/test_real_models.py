@@ -138,19 +138,22 @@ def test_quickstart_runs_the_pipeline_serves_the_promoted_model_and_then_is_cach
     ran = {"data", "adapt", "compress", "eval-before", "eval-after", "safety", "register", "kb",
            "deploy"}  # fmt: skip
     assert set(result.steps) == ran
-    # Adapted on the dialogs, the model scores better on held-out questions (measured
-    # token F1 0.197 -> 0.305, keyword accuracy 0.09 -> 0.21) and knows the return window.
+    # Adapted on the dialogs and the grounded dialogs, the INT8 model answers more held-out
+    # questions with the knowledge base (measured 18/33 -> 27/33 keyword accuracy, seeds
+    # 42/1/2 of the same recipe 27, 24, 27), and its citations point at the right passage.
     before, after = result.outputs["eval-before"], result.outputs["eval-after"]
-    assert after["token_f1"] > before["token_f1"] + 0.05
-    assert after["keyword_accuracy"] > before["keyword_accuracy"]
+    assert after["keyword_accuracy"] >= before["keyword_accuracy"] + 0.12, (before, after)
+    assert after["keyword_accuracy"] >= 0.6, after
+    assert after["metrics"]["citation_precision"] >= 0.7, after["metrics"]
+    # The demo question retrieves the window's passage for both models; the base model
+    # answers something else ("1 year"), the adapter made the 45-day answer far likelier
+    # (measured -19.1 -> -13.8 nats through INT8 on an AVX2-only EPYC) and the likeliest
+    # window. The greedy answer is shown, not asserted: INT8 kernels differ across CPUs.
+    assert "faq.md#18" in result.passages, result.passages
     assert ADAPT_FACT not in result.answer_before
-    # The adapter taught the return window: the 45-day answer became far likelier (measured
-    # +12.6 nats through INT8 on an AVX2-only EPYC) and likelier than the 14-day price-drop
-    # window it is confused with (-9.8 against -12.3). The greedy answer is shown, not
-    # asserted: it says "45 days" on VNNI CPUs and forks to "the 14 days" on that one.
     fact = ADAPT_FACT.split()[0]
-    assert result.window_after[fact] - result.window_before[fact] > 5, result.window_after
-    assert result.window_after[fact] > result.window_after["14"], result.window_after
+    assert result.window_after[fact] - result.window_before[fact] > 2.5, result.window_after
+    assert max(result.window_after, key=result.window_after.__getitem__) == fact
     assert "log-probability of" in shown and result.answer_after
     # Compressed to INT8 (measured -74.8%), evaluated, registered and promoted.
     rows = result.outputs["compress"]["report"]

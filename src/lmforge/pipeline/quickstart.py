@@ -2,12 +2,13 @@
 
 ``lmforge quickstart`` runs ``assets/pipelines/quickstart.yaml`` (also at
 ``examples/pipelines/quickstart.yaml``) on the embedded defaults: check the support
-dialogs, adapt SmolLM2 with LoRA, compress it to INT8, evaluate before and after on
-held-out questions, register it with a promotion gate, build the knowledge base, and
-write the serving specs. It then shows what the adaptation changed (the held-out metrics
-with confidence intervals, and one question before and after), serves the production
-version behind the OpenAI-compatible API and web chat page, grounded in the knowledge
-base, and ends with a summary table of run ids and the URL. Every step is cached, so a
+dialogs, build the knowledge base, adapt SmolLM2 with LoRA (to the dialogs and to
+answering from retrieved passages), compress it to INT8, evaluate before and after on
+held-out questions answered with the knowledge base, register it with a promotion gate,
+and write the serving specs. It then shows what the adaptation changed (the held-out
+metrics with confidence intervals, and one grounded question before and after), serves the
+production version behind the OpenAI-compatible API and web chat page, grounded in the
+knowledge base, and ends with a summary table of run ids and the URL. Every step is cached, so a
 second run with nothing changed skips them and goes straight to serving.
 """
 
@@ -33,30 +34,34 @@ from lmforge.hub import load_causal_lm, resolve
 from lmforge.pipeline.load import load_pipeline
 from lmforge.pipeline.report import ConsoleEvents, print_summary
 from lmforge.pipeline.runner import run_pipeline
+from lmforge.retrieve.kb import KnowledgeBase
 from lmforge.serve.app import create_app
 from lmforge.serve.chat import ChatSession
 from lmforge.serve.config import ServeConfig
 from lmforge.serve.generate import SamplingParams
 from lmforge.serve.server import build_handler
+from lmforge.serve.understand import Grounding
 
 CHAT_MODEL = "smollm2-135m-instruct"
 PIPELINE_FILE = Path(__file__).parent.parent / "assets" / "pipelines" / "quickstart.yaml"
 REGISTERED = "brightnest-support"
 SERVED_NAME = "brightnest"
 KB_NAME = "brightnest"
-# The adaptation: a question about the fictional company's return window (45 days), a fact
-# the base model cannot know; the adapter learns it from the dialogs (src/lmforge/assets/
-# datasets/company holds the facts). Asked without the knowledge base: with passages in
-# the prompt, the 135M model has answered it with the refund delay of a nearby passage.
-ADAPT_QUESTION = "How many days do I have to return something I bought?"
+# The adaptation: a question about the fictional company's return window (45 days), asked
+# as the server asks it, with the knowledge base's top 3 passages in the system prompt
+# (src/lmforge/assets/datasets/company holds the facts). Both models see the same passages,
+# faq.md's "How long do I have to return something?" first; measured on an AVX2-only EPYC,
+# the base model answered "The return window is 1 year." and the adapted INT8 one "The
+# return window is 45 days of delivery [1]." Worded "How many days do I have to return
+# something I bought?", the top 3 passages miss the window (they are about refunds) and
+# both models answer with a refund delay: retrieval, not the adapter, fails there.
+ADAPT_QUESTION = "How long is the return window?"
 ADAPT_FACT = "45 days"
-# The greedy answer can still fork to a wrong number (it said "within the 14 days", the
-# price-drop window, on an AVX2-only CPU, "45 days" on VNNI ones), so the demo also shows
-# how likely each window makes this answer to the question, before and after.
+# A greedy answer can fork to a neighbouring number on another CPU's kernels, so the demo
+# also shows how likely each window makes this answer to the question, before and after.
 FACT_ANSWER = "You can return it within {days} days of delivery."
 WINDOWS = ("7", "14", "30", "45", "60")  # every "N days" the support dialogs mention often
 # The served model answers these from the knowledge base's passages, with citations.
-# (Not the support email or phone: the guardrails redact those as personal data.)
 KB_QUESTIONS = (
     ("How much is a Keystone Smart Lock?", "$219"),
     ("What is the price of the Aura Thermostat?", "$149"),
@@ -72,6 +77,7 @@ class QuickstartResult:
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # step -> its outputs
     answer_before: str = ""
     answer_after: str = ""
+    passages: list[str] = field(default_factory=list)  # the chunk ids ADAPT_QUESTION retrieves
     # log-probability of FACT_ANSWER for each of WINDOWS, base model and production version
     window_before: dict[str, float] = field(default_factory=dict)
     window_after: dict[str, float] = field(default_factory=dict)
@@ -113,9 +119,13 @@ def run_quickstart(
     console.rule("[bold]What the adaptation changed")
     _show_eval(console, result.outputs)
     with console.status("Asking the base model and the production version..."):
-        result.answer_before, result.window_before = _ask(CHAT_MODEL, _system_prompt())
-        result.answer_after, result.window_after = _ask(production, _system_prompt())
-    table = Table(title=f"user: {ADAPT_QUESTION!r}", show_lines=True)
+        hits = Grounding(KnowledgeBase.open(KB_NAME)).retrieve(ADAPT_QUESTION)
+        system = Grounding.system_prompt(_system_prompt(), hits)
+        result.passages = [hit.chunk["id"] for hit in hits]
+        result.answer_before, result.window_before = _ask(CHAT_MODEL, system)
+        result.answer_after, result.window_after = _ask(production, system)
+    table = Table(title=f"user: {ADAPT_QUESTION!r}, with the passages "
+                  f"{', '.join(result.passages)}", show_lines=True)  # fmt: skip
     table.add_column("model")
     table.add_column("answer (greedy)")
     table.add_row(f"{CHAT_MODEL}, before", result.answer_before)
@@ -158,8 +168,9 @@ def _system_prompt() -> str:
 
 
 def _ask(ref: str, system: str) -> tuple[str, dict[str, float]]:
-    """Model ``ref``'s greedy answer to ADAPT_QUESTION, and the log-probability it gives
-    FACT_ANSWER as the answer for each of WINDOWS."""
+    """Model ``ref``'s greedy answer to ADAPT_QUESTION under the system prompt ``system``
+    (which holds the retrieved passages), and the log-probability it gives FACT_ANSWER as
+    the answer for each of WINDOWS."""
     model, tokenizer = load_causal_lm(resolve(ref))
     session = ChatSession(model, tokenizer, model_ref=ref, system=system)
     greedy = SamplingParams(max_tokens=48, temperature=0.0)
@@ -190,8 +201,8 @@ def _show_windows(console: Console, result: QuickstartResult) -> None:
 def _serve_step(
     console: Console, ref: str, keep_serving: bool, port: int, summary: tuple[Any, float]
 ) -> tuple[list[str], list[list[dict[str, Any]]], str]:
-    """Serve ``ref`` as "brightnest" (guardrails on, answers grounded in the knowledge
-    base), ask it the knowledge-base questions through the official OpenAI client, print
+    """Serve ``ref`` as "brightnest" (guardrails on with Brightnest's policy, which keeps
+    the company's own contacts in answers; answers grounded in the knowledge base), ask it the knowledge-base questions through the official OpenAI client, print
     the summary with the URL, then stop or keep serving.
 
     Returns:
@@ -204,7 +215,7 @@ def _serve_step(
                 port = free.getsockname()[1]
 
     def load() -> Any:
-        config = ServeConfig(model=ref, served_name=SERVED_NAME, guard="default", kb=KB_NAME)
+        config = ServeConfig(model=ref, served_name=SERVED_NAME, guard="brightnest", kb=KB_NAME)
         return build_handler(config)
 
     app = create_app(load)
