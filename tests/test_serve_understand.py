@@ -18,7 +18,7 @@ import pytest
 import lmforge
 from lmforge.hub.classifier import TextClassifier
 from lmforge.retrieve.kb import Hit, KnowledgeBase
-from lmforge.serve.understand import Grounding, attribute
+from lmforge.serve.understand import Grounding, attribute, verify_citations
 from tests.servers import lmforge_server, request
 
 ANGRY = "This is the worst lock I have ever bought."
@@ -77,6 +77,8 @@ def test_chat_answers_carry_citations_of_the_retrieved_passages(server: str) -> 
     assert all(c["cited"] == (c["cited_by"] is not None) for c in citations)
     # The passages are in the prompt: it is far longer than the question alone.
     assert reply.usage.prompt_tokens > 40
+    # Whole answers have their markers checked (verify_citations, tested below).
+    assert isinstance(reply.model_extra["citation_repairs"], list)
 
     stream = client.chat.completions.create(
         model="tiny", messages=question, max_tokens=3, stream=True
@@ -185,6 +187,71 @@ def test_citation_markers_in_the_forms_models_write_them(answer: str, cited: lis
     how = attribute(answer, passages)
     assert [i for i, h in enumerate(how, start=1) if h == "marker"] == cited
     assert "content" not in how
+
+
+# Passages as the server retrieved them for the held-out questions where the quickstart's
+# INT8 model stated the right fact and cited the wrong passage (2026-12-03).
+SHIPPING = "Shipping\nStandard: 3 to 5 business days, $5.99. Expedited: $12.99. Overnight: $24.99."
+RETURN_LABEL = "Returns\nTo start a return, go to brightnesthome.com/returns. Labels are free."
+SHIPPING_FAQ = "How much does shipping cost?\nStandard costs $5.99, Expedited $12.99."
+LOCK = "Keystone Smart Lock\n- Price: $219\n- Product line: Security, warranty of 2 years"
+LOCK_FIT = "Keystone Smart Lock\n- Features: It fits doors from 1-3/8 to 2-1/4 inches thick."
+EMAIL = "What is the support email?\nsupport@brightnesthome.com. We reply within 1 business day."
+RESET = "I did not get the password reset email.\nCheck your spam folder for no-reply@b.com."
+
+
+@pytest.mark.parametrize(
+    ("answer", "passages", "served", "repairs"),
+    [
+        # the marker names a passage without the fact: pointed at those holding it
+        (
+            "Overnight delivery is $24.99 [3].",
+            [SHIPPING, RESET, RETURN_LABEL],
+            "Overnight delivery is $24.99 [1].",
+            [([3], [1])],
+        ),
+        (
+            "The $5.99 standard shipping fee is $12.99 [2].",
+            [SHIPPING, RETURN_LABEL, SHIPPING_FAQ],
+            "The $5.99 standard shipping fee is $12.99 [1, 3].",
+            [([2], [1, 3])],
+        ),
+        # a cited passage holds part of what the sentence states: left as it is
+        (
+            "The Keystone Smart Lock is $219, and it fits doors from 1-3/8 inches [2].",
+            [LOCK, LOCK_FIT, RESET],
+            None,
+            [],
+        ),
+        # a marker beyond the passages is a wrong marker too
+        (
+            "Standard shipping is $5.99 [5].",
+            [RETURN_LABEL, SHIPPING_FAQ],
+            "Standard shipping is $5.99 [2].",
+            [([], [2])],
+        ),
+        # right already, nothing checkable, no marker, or two markers: left as written
+        ("Overnight delivery is $24.99 [1].", [SHIPPING, RESET], None, []),
+        ("I'm not sure, sorry [2].", [SHIPPING, RESET], None, []),
+        ("Overnight delivery is $24.99.", [RESET, SHIPPING], None, []),
+        ("Overnight is $24.99 [2] and standard $5.99 [2].", [SHIPPING, RESET], None, []),
+        # only the sentence with the wrong marker changes
+        (
+            "Sorry for the wait! We reply within 1 business day [2]. Thanks.",
+            [EMAIL, RESET],
+            "Sorry for the wait! We reply within 1 business day [1]. Thanks.",
+            [([2], [1])],
+        ),
+    ],
+)
+def test_verify_citations_points_markers_at_the_passages_holding_the_facts(
+    answer: str, passages: list[str], served: str | None, repairs: list[tuple[list[int], ...]]
+) -> None:
+    text, made = verify_citations(answer, passages)
+    assert text == (served or answer)
+    assert [(r["was"], r["now"]) for r in made] == [(list(w), list(n)) for w, n in repairs]
+    if made:  # the repaired sentence, as served
+        assert made[-1]["sentence"] in text
 
 
 def test_kb_search_endpoint(server: str) -> None:

@@ -14,6 +14,7 @@ HIGHER_IS_BETTER = {
     "rouge_l": True,
     "keyword_accuracy": True,
     "citation_precision": True,
+    "generated_citation_precision": True,
     "accuracy": True,
     "macro_f1": True,
     "pass@1": True,

@@ -52,6 +52,9 @@ def serve(
     kb: Annotated[str | None, typer.Option(help=_help("kb"))] = None,
     kb_top_k: Annotated[int | None, typer.Option(help=_help("kb_top_k"))] = None,
     kb_hybrid: Annotated[bool | None, typer.Option(help=_help("kb_hybrid"))] = None,
+    kb_verify_citations: Annotated[
+        bool | None, typer.Option(help=_help("kb_verify_citations"))
+    ] = None,
     classifier: Annotated[
         list[str] | None,
         typer.Option(
@@ -89,6 +92,7 @@ def serve(
         "model": ref, "served_name": served_name, "host": host, "port": port,
         "adapters": _named_refs("--adapter", adapter, required=True),
         "embed": embed, "guard": guard, "kb": kb, "kb_top_k": kb_top_k, "kb_hybrid": kb_hybrid,
+        "kb_verify_citations": kb_verify_citations,
         "classifiers": _named_refs("--classifier", classifier, required=False),
         "sentiment": sentiment, "escalate_after": escalate_after, "negative_labels": labels,
         "quantize": quantize, "backend": backend, "max_batch": max_batch,

@@ -119,9 +119,12 @@ def evaluate_model(
                 grounding.with_passages(p, h) for p, h in zip(prompts, passages, strict=True)
             ]
         answers = generate_answers(ref, prompts, max_tokens=max_tokens, progress=progress)
-        rows = score(records, prompts, answers)
+        # The server's answer: its citation markers checked against the passages.
+        served = [grounding.verify(a, h) for a, h in zip(answers, passages, strict=True)
+                  ] if grounding else [(a, []) for a in answers]  # fmt: skip
+        rows = score(records, prompts, [answer for answer, _ in served])
         if grounding is not None:
-            _score_citations(grounding, rows, passages)
+            _score_citations(grounding, rows, passages, answers, [fix for _, fix in served])
     # a metric is reported when the examples carry what it is computed from (qa's keywords)
     names = [n for n in entry.metrics if all(c in rows[0] for c in entry.metric_needs.get(n, ()))]
     result = EvalResult(
@@ -182,21 +185,38 @@ def _last_user(messages: list[dict[str, str]]) -> str:
 
 
 def _score_citations(
-    grounding: Grounding, rows: list[dict[str, Any]], passages: list[list[Hit]]
+    grounding: Grounding,
+    rows: list[dict[str, Any]],
+    passages: list[list[Hit]],
+    generated: list[str],
+    repairs: list[list[dict[str, Any]]],
 ) -> None:
     """Add each row's passages and citations; a right answer (every keyword in it) also
-    gets ``citation_precision``: 1.0 when a passage it cites holds every keyword."""
-    for row, hits in zip(rows, passages, strict=True):
-        citations = grounding.citations(hits, row["prediction"])
-        cited = [c for c in citations if c["cited_by"] == "marker"] or [
-            c for c in citations if c["cited_by"] == "content"
-        ]  # markers first: content attribution only speaks for an answer without any
-        row["passages"] = [c["id"] for c in citations]
+    gets ``citation_precision``: 1.0 when a passage it cites holds every keyword, for the
+    served answer (``row["prediction"]``, its markers verified) and, as
+    ``generated_citation_precision``, for the markers the model ``generated``."""
+    for row, hits, answer, fixed in zip(rows, passages, generated, repairs, strict=True):
+        cited = _cited(grounding.citations(hits, row["prediction"]))
+        row["passages"] = [hit.chunk["id"] for hit in hits]
         row["cited"] = [c["index"] for c in cited]
         row["cited_by"] = cited[0]["cited_by"] if cited else None
+        if fixed:
+            row["generated"], row["citation_repairs"] = answer, fixed
         if row.get("keyword_accuracy") == 1.0:
-            texts = [f"{c['title'] or ''}\n{c['text']}" for c in cited]
-            row["citation_precision"] = m.cites_keywords(texts, row["keywords"])
+            row["citation_precision"] = _cites_keywords(cited, row["keywords"])
+            own = _cited(grounding.citations(hits, answer))
+            row["generated_citation_precision"] = _cites_keywords(own, row["keywords"])
+
+
+def _cited(citations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The passages an answer cites: those it marks, or (an answer without any marker)
+    those whose facts it states."""
+    marked = [c for c in citations if c["cited_by"] == "marker"]
+    return marked or [c for c in citations if c["cited_by"] == "content"]
+
+
+def _cites_keywords(cited: list[dict[str, Any]], keywords: list[str]) -> float:
+    return m.cites_keywords([f"{c['title'] or ''}\n{c['text']}" for c in cited], keywords)
 
 
 def read_eval_data(path: Path, task: str) -> list[dict[str, Any]]:

@@ -116,11 +116,14 @@ _BUILT_IN = (
     ),
     EvalTask(
         "qa", "Answers to questions against reference answers (SQuAD-normalized).",
-        ("exact_match", "token_f1", "rouge_l", "keyword_accuracy", "citation_precision"),
+        ("exact_match", "token_f1", "rouge_l", "keyword_accuracy", "citation_precision",
+         "generated_citation_precision"),
         fields=("question", "answer"), optional_fields=("keywords",), messages=True,
-        grounded=True, wilson=("keyword_accuracy", "citation_precision"),
+        grounded=True,
+        wilson=("keyword_accuracy", "citation_precision", "generated_citation_precision"),
         metric_needs={"keyword_accuracy": ("keywords",),
-                      "citation_precision": ("keywords", "passages")},
+                      "citation_precision": ("keywords", "passages"),
+                      "generated_citation_precision": ("keywords", "passages")},
         question=builtin.qa_question, score=builtin.score_qa,
     ),
     EvalTask(

@@ -202,8 +202,9 @@ def _serve_step(
     console: Console, ref: str, keep_serving: bool, port: int, summary: tuple[Any, float]
 ) -> tuple[list[str], list[list[dict[str, Any]]], str]:
     """Serve ``ref`` as "brightnest" (guardrails on with Brightnest's policy, which keeps
-    the company's own contacts in answers; answers grounded in the knowledge base), ask it the knowledge-base questions through the official OpenAI client, print
-    the summary with the URL, then stop or keep serving.
+    the company's own contacts in answers; answers grounded in the knowledge base), ask
+    it the knowledge-base questions through the official OpenAI client, print the
+    summary with the URL, then stop or keep serving.
 
     Returns:
         The answers, their citations, and the URL.

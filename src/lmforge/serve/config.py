@@ -62,6 +62,11 @@ class ServeConfig(Section):
     kb_hybrid: bool = Field(
         default=False, description="Retrieve with vectors + BM25 keywords (RRF)."
     )
+    kb_verify_citations: bool = Field(
+        default=True,
+        description="Check each [n] marker of a grounded answer against the passages and "
+        "point it at the passages holding what the sentence states (not in streamed answers).",
+    )
     classifiers: dict[str, str] = Field(
         default_factory=dict,
         description="Text classifiers to serve on /v1/classify and /v1/explain (name: reference).",

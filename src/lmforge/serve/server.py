@@ -95,6 +95,7 @@ def understanding_of(config: ServeConfig) -> UnderstandingSpec:
     """The grounding, classification and sentiment settings of ``config``."""
     return UnderstandingSpec(
         kb=config.kb, kb_top_k=config.kb_top_k, kb_hybrid=config.kb_hybrid,
+        kb_verify_citations=config.kb_verify_citations,
         classifiers=dict(config.classifiers), sentiment=config.sentiment,
         escalate_after=config.escalate_after, negative_labels=tuple(config.negative_labels),
     )  # fmt: skip

@@ -54,6 +54,7 @@ class UnderstandingSpec:
     kb: str | None = None
     kb_top_k: int = 3
     kb_hybrid: bool = False
+    kb_verify_citations: bool = True
     classifiers: Mapping[str, str] = field(default_factory=dict)  # served name -> model ref
     sentiment: str | None = None  # a served classifier's name or a model ref
     escalate_after: int = 2
@@ -63,8 +64,11 @@ class UnderstandingSpec:
 class Grounding:
     """Retrieves passages for a user turn and writes them into the system prompt."""
 
-    def __init__(self, kb: KnowledgeBase, top_k: int = 3, hybrid: bool = False) -> None:
+    def __init__(
+        self, kb: KnowledgeBase, top_k: int = 3, hybrid: bool = False, verify: bool = True
+    ) -> None:
         self.kb, self.top_k, self.hybrid = kb, top_k, hybrid
+        self.verify_citations = verify  # repair [n] markers in whole answers (``verify``)
 
     def retrieve(self, question: str) -> list[Hit]:
         return self.kb.search(question, self.top_k, hybrid=self.hybrid)
@@ -87,6 +91,13 @@ class Grounding:
             system = Grounding.system_prompt(messages[0]["content"], hits)
             return [{"role": "system", "content": system}, *messages[1:]]
         return [{"role": "system", "content": Grounding.system_prompt(None, hits)}, *messages]
+
+    def verify(self, answer: str, hits: Sequence[Hit]) -> tuple[str, list[dict[str, Any]]]:
+        """``answer`` with its citation markers checked against the passages (see
+        ``verify_citations``), and the repairs made; unchanged when verifying is off."""
+        if not self.verify_citations:
+            return answer, []
+        return verify_citations(answer, [_searchable(hit) for hit in hits])
 
     def citations(self, hits: Sequence[Hit], answer: str | None = None) -> list[dict[str, Any]]:
         """The passages as the response's ``citations`` field.
@@ -143,6 +154,43 @@ def attribute(answer: str, passages: Sequence[str]) -> list[str | None]:
     for index in _content_matches(statement, passages):
         how[index] = how[index] or "content"
     return how
+
+
+def verify_citations(answer: str, passages: Sequence[str]) -> tuple[str, list[dict[str, Any]]]:
+    """Point each sentence's citation marker at the passages that hold what it states.
+
+    A small model often states the right fact and cites the wrong passage ("Overnight
+    delivery is $24.99 [3]." with the price in passage 1). For each sentence with one
+    marker, the passages holding its facts are found as ``attribute`` finds them (numbers,
+    runs of quoted words). When no cited passage holds any of them, the marker
+    is replaced by those passages. A marker a passage bears out is left as it is (even if
+    other passages hold more of the sentence), and so is a sentence stating nothing
+    checkable or citing several times.
+
+    Returns:
+        The answer with repaired markers, and one ``{"sentence", "was", "now"}`` per
+        repair (passage numbers from 1).
+    """
+    repairs: list[dict[str, Any]] = []
+    pieces = []
+    start = 0
+    for end in [m.start() for m in _SENTENCE_END.finditer(answer)] + [len(answer)]:
+        sentence = answer[start:end]
+        markers = list(CITATION.finditer(sentence))
+        if len(markers) == 1:
+            marker = markers[0]
+            numbers = marker.group("bracket") or marker.group("named") or marker.group("closing")
+            was = {n for n in _citation_numbers(numbers) if 1 <= n <= len(passages)}
+            holders = _content_matches(CITATION.sub(" ", sentence), passages)
+            now = {n + 1 for n in holders}
+            if now and not was & now:
+                text = "[" + ", ".join(str(n) for n in sorted(now)) + "]"
+                sentence = sentence[: marker.start()] + text + sentence[marker.end() :]
+                repairs.append({"sentence": sentence.strip(), "was": sorted(was),
+                                "now": sorted(now)})  # fmt: skip
+        pieces.append(sentence)
+        start = end
+    return "".join(pieces), repairs
 
 
 def _citation_numbers(text: str) -> list[int]:
@@ -255,7 +303,8 @@ def load_understanding(spec: UnderstandingSpec) -> Understanding:
     """
     result = Understanding()
     if spec.kb is not None:
-        result.grounding = Grounding(KnowledgeBase.open(spec.kb), spec.kb_top_k, spec.kb_hybrid)
+        result.grounding = Grounding(KnowledgeBase.open(spec.kb), spec.kb_top_k, spec.kb_hybrid,
+                                     verify=spec.kb_verify_citations)  # fmt: skip
     for name, ref in spec.classifiers.items():
         result.classifiers[name] = TextClassifier(ref)
     if spec.sentiment is not None:

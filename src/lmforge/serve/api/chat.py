@@ -95,6 +95,11 @@ class Chat(GenerationFamily):
             )
             return closing(stream, events)
         choices = await collect(events, body.n)
+        if grounding is not None:
+            repairs: list[list[dict[str, Any]]] = [[] for _ in choices]
+            for choice in choices:  # markers pointed at the passages holding the facts
+                choice.text, repairs[choice.index] = grounding.verify(choice.text, hits)
+            extra["citation_repairs"] = repairs[0]
         remember(choices)
         if grounding is not None:
             extra["citations"] = grounding.citations(hits, choices[0].text)
