@@ -140,11 +140,13 @@ def test_quickstart_runs_the_pipeline_serves_the_promoted_model_and_then_is_cach
     assert set(result.steps) == ran
     # Adapted on the dialogs and the grounded dialogs, the INT8 model answers more held-out
     # questions with the knowledge base (measured 18/33 -> 27/33 keyword accuracy, seeds
-    # 42/1/2 of the same recipe 27, 24, 27), and its citations point at the right passage.
+    # 42/1/2 of the same recipe 27, 24, 27), and as served its citations point at the
+    # passage holding the fact (measured 25/27; 21/27 before the server's marker check).
     before, after = result.outputs["eval-before"], result.outputs["eval-after"]
     assert after["keyword_accuracy"] >= before["keyword_accuracy"] + 0.12, (before, after)
     assert after["keyword_accuracy"] >= 0.6, after
-    assert after["metrics"]["citation_precision"] >= 0.7, after["metrics"]
+    assert after["citation_precision"] >= 0.8, after["metrics"]
+    assert after["citation_precision"] >= after["generated_citation_precision"]
     # The demo question retrieves the window's passage for both models; the base model
     # answers something else ("1 year"), the adapter made the 45-day answer far likelier
     # (measured -19.1 -> -13.8 nats through INT8 on an AVX2-only EPYC) and the likeliest

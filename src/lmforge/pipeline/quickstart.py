@@ -6,10 +6,10 @@ dialogs, build the knowledge base, adapt SmolLM2 with LoRA (to the dialogs and t
 answering from retrieved passages), compress it to INT8, evaluate before and after on
 held-out questions answered with the knowledge base, register it with a promotion gate,
 and write the serving specs. It then shows what the adaptation changed (the held-out
-metrics with confidence intervals, and one grounded question before and after), serves the
-production version behind the OpenAI-compatible API and web chat page, grounded in the
-knowledge base, and ends with a summary table of run ids and the URL. Every step is cached, so a
-second run with nothing changed skips them and goes straight to serving.
+metrics with confidence intervals, and one grounded question before and after), serves
+the production version behind the OpenAI-compatible API and web chat page, grounded in
+the knowledge base, and ends with a summary table of run ids and the URL. Every step is
+cached, so a second run with nothing changed skips them and goes straight to serving.
 """
 
 from __future__ import annotations
