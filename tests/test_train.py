@@ -133,6 +133,30 @@ def test_classify_with_lora_saves_its_head_and_merges(tiny_encoder: Path, tmp_pa
             merged(input_ids=ids).logits, adapted(input_ids=ids).logits, atol=1e-5
         )
     assert merged.config.num_labels == 3
+    # The adapter directory itself serves as a classifier (the head merged in on load).
+    from lmforge.hub.classifier import TextClassifier
+
+    served = TextClassifier(str(result.model_dir))
+    assert sorted(served.labels) == ["negative", "neutral", "positive"]
+    with torch.no_grad():
+        assert torch.allclose(served.model(input_ids=ids).logits, merged(input_ids=ids).logits,
+                              atol=1e-5)  # fmt: skip
+
+
+def test_classify_with_lora_on_a_causal_lm_loads_as_a_classifier(
+    tiny_causal_lm: Path, tmp_path: Path
+) -> None:
+    """A decoder with a classification head trains as a peft SEQ_CLS adapter; resolved, it
+    is a classifier (not its base's kind), and it classifies."""
+    from lmforge.hub import resolve
+    from lmforge.hub.classifier import TextClassifier
+
+    data = write_jsonl(tmp_path / "train.jsonl", labeled_rows(24))
+    result = run(tiny_causal_lm, "classify", data, tmp_path, method={"name": "lora"})
+    assert resolve(str(result.model_dir)).model_kind == "classifier"
+    scored = TextClassifier(str(result.model_dir)).classify(["great product", "it broke"])
+    assert [set(row) for row in scored] == [{"negative", "neutral", "positive"}] * 2
+    assert all(abs(sum(row.values()) - 1) < 1e-4 for row in scored)
 
 
 def test_regress_reports_rmse_mae_r2(tiny_encoder: Path, tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import gguf
 import torch
 from peft import PeftModel
 from transformers import (
+    AutoConfig,
     AutoModel,
     AutoModelForCausalLM,
     AutoModelForSequenceClassification,
@@ -125,7 +126,8 @@ def load_encoder(model: ResolvedModel) -> tuple[Any, Any]:
 
 
 def load_classifier(model: ResolvedModel) -> tuple[Any, Any]:
-    """Load a sequence classifier (a transformers or quantized directory) for inference."""
+    """Load a sequence classifier (a transformers or quantized directory, or a
+    classification adapter merged into its base) for inference."""
     quiet_transformers()
     if model.model_kind != CLASSIFIER:
         raise LmforgeError(
@@ -134,6 +136,12 @@ def load_classifier(model: ResolvedModel) -> tuple[Any, Any]:
         )
     if _quantized(model):
         network = _load_quantized(model, AutoModelForSequenceClassification)
+    elif model.kind == ADAPTER:
+        assert model.base is not None
+        # the head's size and label names were saved beside the adapter (config.json)
+        config = AutoConfig.from_pretrained(model.path)
+        base = AutoModelForSequenceClassification.from_pretrained(model.base.path, config=config)
+        network = PeftModel.from_pretrained(base, model.path).merge_and_unload()
     else:
         network = AutoModelForSequenceClassification.from_pretrained(model.path)
     network.eval()

@@ -45,8 +45,14 @@ class ResolvedModel:
 
     @property
     def model_kind(self) -> str:
-        """The kind of the model that actually runs (an adapter runs as its base's kind)."""
-        return self.base.model_kind if self.base is not None else self.kind
+        """The kind of the model that actually runs: an adapter runs as its base's kind,
+        except a classification adapter (peft task type SEQ_CLS), which runs as a
+        classifier whatever its base (an encoder, or a causal LM with a head)."""
+        if self.base is None:
+            return self.kind
+        if _read_json(self.path / "adapter_config.json").get("task_type") == "SEQ_CLS":
+            return CLASSIFIER
+        return self.base.model_kind
 
 
 def resolve(ref: str, *, progress: bool = True) -> ResolvedModel:
