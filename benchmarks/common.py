@@ -37,13 +37,20 @@ def append_result(benchmark: str, row: dict[str, str]) -> None:
         columns = " | ".join(row)
         text += f"\n{header}\n\n| {columns} |\n|{'---|' * len(row)}\n"
     lines = text.rstrip("\n").split("\n")
-    # Insert after the last row of this benchmark's table.
+    # Insert after the last row of this benchmark's table (the section's first table), so
+    # notes and other tables written below it stay below it.
     start = lines.index(header)
     end = start + 1
     while end < len(lines) and not lines[end].startswith("## "):
         end += 1
-    while lines[end - 1] == "":
-        end -= 1
+    table = next((i for i in range(start + 1, end) if lines[i].startswith("|")), None)
+    if table is not None:
+        end = table
+        while end < len(lines) and lines[end].startswith("|"):
+            end += 1
+    else:
+        while lines[end - 1] == "":
+            end -= 1
     lines.insert(end, "| " + " | ".join(row.values()) + " |")
     RESULTS.write_text("\n".join(lines) + "\n")
 
