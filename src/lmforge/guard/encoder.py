@@ -21,6 +21,8 @@ per-module Python overhead.
 from __future__ import annotations
 
 import hashlib
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -88,11 +90,17 @@ def onnx_export(embed_model: str, adapter_dir: Path | None) -> Path:
     """
     folder = lmforge_home() / "cache" / "guard-onnx" / export_key(embed_model, adapter_dir)
     if not is_onnx_dir(folder):
+        # A plain line on stderr, as the zoo's first conversion: the first guarded message
+        # would otherwise wait 15-30 s in silence.
+        print(f"Exporting the guard's encoder to ONNX INT8 under {folder} (once)...",
+              file=sys.stderr, flush=True)  # fmt: skip
+        started = time.perf_counter()
         folder.parent.mkdir(parents=True, exist_ok=True)
         merged = load_embedder(embed_model, adapter_dir)  # fp32 torch
         export_network(merged.model.float().eval(), merged.tokenizer, folder, kind="encoder",
                        quant="int8", source=f"{embed_model} + {adapter_dir}",
                        pooling_from=resolve(embed_model, progress=False).path)  # fmt: skip
+        print(f"Exported in {time.perf_counter() - started:.0f} s.", file=sys.stderr, flush=True)
     return folder
 
 
