@@ -118,11 +118,7 @@ def source_tags(command: str, ref: str, resolved: Any, out: Path) -> dict[str, s
 
 def _export_onnx(resolved: Any, out: Path, quant: str | None) -> None:
     """ONNX of an encoder or classifier; a classifier's LoRA adapter is merged first."""
-    adapter_config = resolved.path / "adapter_config.json"
-    if (
-        resolved.kind == "adapter"
-        and json.loads(adapter_config.read_text()).get("task_type") == "SEQ_CLS"
-    ):
+    if resolved.kind == "adapter" and resolved.task_type == "SEQ_CLS":
         out.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=".merge-", dir=out.parent) as work:
             merged = merge_adapter(resolved.path, Path(work) / "merged")

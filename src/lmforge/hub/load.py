@@ -137,15 +137,20 @@ def load_classifier(model: ResolvedModel) -> tuple[Any, Any]:
     if _quantized(model):
         network = _load_quantized(model, AutoModelForSequenceClassification)
     elif model.kind == ADAPTER:
-        assert model.base is not None
-        # the head's size and label names were saved beside the adapter (config.json)
-        config = AutoConfig.from_pretrained(model.path)
-        base = AutoModelForSequenceClassification.from_pretrained(model.base.path, config=config)
-        network = PeftModel.from_pretrained(base, model.path).merge_and_unload()
+        network = load_classification_adapter(model).merge_and_unload()
     else:
         network = AutoModelForSequenceClassification.from_pretrained(model.path)
     network.eval()
     return network, load_tokenizer(model)
+
+
+def load_classification_adapter(adapter: ResolvedModel) -> Any:
+    """A classification adapter (peft ``SEQ_CLS``) on its base, unmerged; the head's size
+    and label names come from the config.json saved beside the adapter."""
+    assert adapter.base is not None
+    config = AutoConfig.from_pretrained(adapter.path)
+    base = AutoModelForSequenceClassification.from_pretrained(adapter.base.path, config=config)
+    return PeftModel.from_pretrained(base, adapter.path).eval()
 
 
 def load_model(model: ResolvedModel) -> tuple[Any, Any]:

@@ -35,6 +35,7 @@ class ResolvedModel:
         kind: one of ``causal-lm``, ``encoder``, ``classifier``, ``adapter``, ``gguf``.
         source: ``zoo``, ``local``, ``registry`` or ``run``.
         base: for an adapter, its resolved base model.
+        task_type: for an adapter, peft's task type (``CAUSAL_LM``, ``SEQ_CLS``, ...).
     """
 
     ref: str
@@ -42,6 +43,7 @@ class ResolvedModel:
     kind: str
     source: str
     base: ResolvedModel | None = None
+    task_type: str | None = None
 
     @property
     def model_kind(self) -> str:
@@ -50,9 +52,7 @@ class ResolvedModel:
         classifier whatever its base (an encoder, or a causal LM with a head)."""
         if self.base is None:
             return self.kind
-        if _read_json(self.path / "adapter_config.json").get("task_type") == "SEQ_CLS":
-            return CLASSIFIER
-        return self.base.model_kind
+        return CLASSIFIER if self.task_type == "SEQ_CLS" else self.base.model_kind
 
 
 def resolve(ref: str, *, progress: bool = True) -> ResolvedModel:
@@ -101,7 +101,9 @@ def _resolve_path(ref: str, path: Path, *, source: str) -> ResolvedModel:
         path = path / "model"  # a training run's output directory
     adapter_config = path / "adapter_config.json"
     if adapter_config.is_file():
-        return ResolvedModel(ref, path, ADAPTER, source, base=_adapter_base(path))
+        settings = _read_json(adapter_config)
+        return ResolvedModel(ref, path, ADAPTER, source, base=_adapter_base(path, settings),
+                             task_type=settings.get("task_type"))  # fmt: skip
     config_path = path / "config.json"
     if config_path.is_file():
         return ResolvedModel(ref, path, model_kind_of(_read_json(config_path)), source)
@@ -116,10 +118,11 @@ def _is_model_dir(path: Path) -> bool:
     return (path / "adapter_config.json").is_file() or (path / "config.json").is_file()
 
 
-def _adapter_base(adapter_dir: Path) -> ResolvedModel:
-    """Resolve an adapter's base: the path peft recorded, else the reference lmforge kept
-    (``lmforge_base.json``), which still works when the adapter moved to another machine."""
-    recorded = _read_json(adapter_dir / "adapter_config.json").get("base_model_name_or_path")
+def _adapter_base(adapter_dir: Path, settings: dict) -> ResolvedModel:
+    """Resolve an adapter's base: the path peft recorded (in ``settings``, its
+    adapter_config.json), else the reference lmforge kept (``lmforge_base.json``), which
+    still works when the adapter moved to another machine."""
+    recorded = settings.get("base_model_name_or_path")
     kept = adapter_dir / "lmforge_base.json"
     candidates = [str(recorded)] if recorded else []
     if kept.is_file():

@@ -146,8 +146,7 @@ def attribute(answer: str, passages: Sequence[str]) -> list[str | None]:
     """
     how: list[str | None] = [None] * len(passages)
     for match in CITATION.finditer(answer):
-        numbers = match.group("bracket") or match.group("named") or match.group("closing")
-        for number in _citation_numbers(numbers):
+        for number in _citation_numbers(match):
             if 1 <= number <= len(passages):
                 how[number - 1] = "marker"
     statement = CITATION.sub(" ", answer)  # marker digits are no facts
@@ -179,8 +178,7 @@ def verify_citations(answer: str, passages: Sequence[str]) -> tuple[str, list[di
         markers = list(CITATION.finditer(sentence))
         if len(markers) == 1:
             marker = markers[0]
-            numbers = marker.group("bracket") or marker.group("named") or marker.group("closing")
-            was = {n for n in _citation_numbers(numbers) if 1 <= n <= len(passages)}
+            was = {n for n in _citation_numbers(marker) if 1 <= n <= len(passages)}
             holders = _content_matches(CITATION.sub(" ", sentence), passages)
             now = {n + 1 for n in holders}
             if now and not was & now:
@@ -193,8 +191,9 @@ def verify_citations(answer: str, passages: Sequence[str]) -> tuple[str, list[di
     return "".join(pieces), repairs
 
 
-def _citation_numbers(text: str) -> list[int]:
-    """``"1, 2"``, ``"1 and 3"``, ``"1-3"`` -> the passage numbers."""
+def _citation_numbers(marker: re.Match[str]) -> list[int]:
+    """A ``CITATION`` match's passage numbers: ``[1, 2]``, ``passages 1 and 3``, ``[1-3]``."""
+    text = marker.group("bracket") or marker.group("named") or marker.group("closing")
     numbers: list[int] = []
     for part in re.split(r"\s*(?:,|;|&|\band\b)\s*", text):
         first, _, last = re.sub("\u2013", "-", part).partition("-")

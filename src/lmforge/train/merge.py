@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
 
 from peft import PeftModel
-from transformers import (
-    AutoConfig,
-    AutoModelForCausalLM,
-    AutoModelForMaskedLM,
-    AutoModelForSequenceClassification,
-)
+from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
 
 from lmforge.errors import LmforgeError
 from lmforge.home import atomic_dir
 from lmforge.hub import ResolvedModel, load_tokenizer, resolve
-from lmforge.hub.load import quiet_transformers
+from lmforge.hub.load import load_classification_adapter, quiet_transformers
 
 
 def merge_adapter(adapter_dir: Path, out_dir: Path) -> Path:
@@ -50,13 +44,10 @@ def merge_adapter(adapter_dir: Path, out_dir: Path) -> Path:
 def load_adapter_model(adapter: ResolvedModel) -> Any:
     """Base model with the head class the adapter was trained for, plus the adapter."""
     assert adapter.base is not None
-    task_type = json.loads((adapter.path / "adapter_config.json").read_text()).get("task_type")
-    if task_type == "CAUSAL_LM":
+    if adapter.task_type == "SEQ_CLS":
+        return load_classification_adapter(adapter)
+    if adapter.task_type == "CAUSAL_LM":
         base = AutoModelForCausalLM.from_pretrained(adapter.base.path)
-    elif task_type == "SEQ_CLS":
-        # The head's size and label names were saved beside the adapter (config.json).
-        config = AutoConfig.from_pretrained(adapter.path)
-        base = AutoModelForSequenceClassification.from_pretrained(adapter.base.path, config=config)
     else:
         base = AutoModelForMaskedLM.from_pretrained(adapter.base.path)
     return PeftModel.from_pretrained(base, adapter.path).eval()

@@ -96,10 +96,10 @@ class Chat(GenerationFamily):
             return closing(stream, events)
         choices = await collect(events, body.n)
         if grounding is not None:
-            repairs: list[list[dict[str, Any]]] = [[] for _ in choices]
             for choice in choices:  # markers pointed at the passages holding the facts
-                choice.text, repairs[choice.index] = grounding.verify(choice.text, hits)
-            extra["citation_repairs"] = repairs[0]
+                choice.text, repairs = grounding.verify(choice.text, hits)
+                if choice.index == 0:
+                    extra["citation_repairs"] = repairs
         remember(choices)
         if grounding is not None:
             extra["citations"] = grounding.citations(hits, choices[0].text)
