@@ -133,3 +133,58 @@ def test_answer_agreement_counts_whole_answers_and_leading_tokens() -> None:
     # running on past the reference's end is a difference too
     exact, prefix = answer_agreement([reference[0], ["Yes", "!", "<end>"]], reference)
     assert exact == 0.5 and prefix == (1 + 1 / 3) / 2
+
+
+def test_int8_logits_do_not_depend_on_what_they_are_batched_with(tiny_causal_lm: Path) -> None:
+    """A batch-invariant runner gives each row of an INT8 model the logits it gets alone,
+    bit for bit, beside rows of other lengths (per-row activation scales, attention row
+    by row); ``lmforge eval`` decodes with it."""
+    model = quantize_int8(load(tiny_causal_lm), CALIBRATION)
+    prompts = [PROMPT + [300 + n] * n for n in range(1, 6)]  # one prefix, five lengths
+    together = SlotRunner(model, slots=len(prompts), max_len=64, batch_invariant=True)
+    alone = [SlotRunner(model, slots=1, max_len=64) for _ in prompts]
+    for slot, prompt in enumerate(prompts):
+        assert torch.equal(together.prefill(slot, prompt), alone[slot].prefill(0, prompt))
+    for token in (7, 8, 9):
+        rows = together.decode([token] * len(prompts))
+        for slot, runner in enumerate(alone):
+            assert torch.equal(rows[slot], runner.decode([token])[0])
+
+
+def test_a_batch_invariant_engine_computes_every_prompt_whole(tiny_causal_lm: Path) -> None:
+    """Prompts that share a beginning reuse its cache in serving (prefix caching); under a
+    batch-invariant runner they do not (a reused prefix was computed in another forward
+    pass: other float bits)."""
+    import functools
+    import threading
+
+    from transformers import AutoTokenizer
+
+    from lmforge.serve.engine import Engine
+    from lmforge.serve.requests import Event, Request, RequestParams
+
+    model, tokenizer = load(tiny_causal_lm), AutoTokenizer.from_pretrained(tiny_causal_lm)
+    prompts = [PROMPT * 4 + [300 + n] for n in range(3)]
+
+    def cached_tokens(invariant: bool) -> list[int]:
+        runner = functools.partial(SlotRunner, batch_invariant=invariant)
+        engine = Engine(model, tokenizer, max_batch=3, kept_slots=0, runner_class=runner)
+        cached, done = [], threading.Semaphore(0)
+
+        def emit(event: Event) -> None:
+            if event.finish_reason is not None:
+                cached.append(event.cached_tokens)
+                done.release()
+
+        engine.start()
+        try:
+            for prompt in prompts:
+                engine.submit(Request(prompt, RequestParams(max_tokens=2), emit))
+            for _ in prompts:
+                assert done.acquire(timeout=60)
+        finally:
+            engine.stop()
+        return cached
+
+    assert max(cached_tokens(invariant=False)) > 0
+    assert max(cached_tokens(invariant=True)) == 0

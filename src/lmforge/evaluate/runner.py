@@ -17,6 +17,7 @@ answers with every keyword right, the share whose cited passage holds every keyw
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import tempfile
@@ -37,6 +38,7 @@ from lmforge.retrieve.documents import json_lines
 from lmforge.retrieve.kb import KnowledgeBase
 from lmforge.serve.engine import Engine
 from lmforge.serve.requests import Event, Request, RequestParams
+from lmforge.serve.runner import SlotRunner
 from lmforge.serve.understand import Grounding
 from lmforge.stats import wilson_interval
 from lmforge.track import start_run
@@ -292,15 +294,16 @@ def generate_answers(
     """Greedy answers of chat model ``ref`` to each list of messages, batched.
 
     The prompts go through the serving engine (continuous batching), so ``max_batch``
-    answers are decoded at once; greedy decoding makes each answer independent of what
-    it was batched with.
+    answers are decoded at once, batch-invariant (``SlotRunner``): each answer is the one
+    the model gives the prompt alone, whatever it was batched with.
     """
     model, tokenizer = load_causal_lm(resolve(ref))
     if hasattr(model, "merge_and_unload"):  # a LoRA adapter: merged, the same outputs faster
         model = model.merge_and_unload()
     prompt_ids = [render_chat(tokenizer, messages, model_ref=ref) for messages in prompts]
     longest = max(len(ids) for ids in prompt_ids) + max_tokens + 1
-    engine = Engine(model, tokenizer, max_batch=max_batch, max_len=longest, kept_slots=0)
+    engine = Engine(model, tokenizer, max_batch=max_batch, max_len=longest, kept_slots=0,
+                    runner_class=functools.partial(SlotRunner, batch_invariant=True))  # fmt: skip
     answers: list[str] = [""] * len(prompt_ids)
     errors: list[str] = []
     finished = threading.Semaphore(0)

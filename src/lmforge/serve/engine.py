@@ -219,8 +219,11 @@ class Engine:
         returns how many prompt tokens it already holds. A cache only serves requests
         for the same adapter: the adapter changes the keys and values."""
         best, best_shared = None, 0
+        # A batch-invariant runner computes every prompt whole: a reused prefix was
+        # computed in another forward pass, which gives other float bits.
+        reusable = not getattr(self.runner, "batch_invariant", False)
         for candidate, tokens in enumerate(self._slot_tokens):
-            if self._slot_adapter[candidate] != adapter:
+            if self._slot_adapter[candidate] != adapter or not reusable:
                 continue
             shared = _shared_prefix(tokens, prompt, self.runner.lengths[candidate])
             if shared > best_shared:
