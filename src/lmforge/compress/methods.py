@@ -159,8 +159,8 @@ register_method(CompressMethod(
 ))  # fmt: skip
 register_method(CompressMethod(
     "int8-dynamic",
-    "INT8 weights per output channel and INT8 activations quantized per batch on the fly "
-    "(PyTorch's dynamic quantization, fbgemm); LLaMA models get SmoothQuant first "
+    "INT8 weights per output channel and INT8 activations quantized per row on the fly "
+    "(fbgemm's dynamic quantization); LLaMA models get SmoothQuant first "
     "(activation outliers moved into the weights, calibrated on `data` or the bundled "
     "dialogs) and fused q/k/v and gate/up projections",
     "lmforge.compress.steps:int8_dynamic_step",

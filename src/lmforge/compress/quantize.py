@@ -1,8 +1,9 @@
 """Quantize a model directory into a new one that ``lmforge serve``/``generate`` load.
 
-- ``int8-dynamic``: INT8 weights and INT8 activations quantized per batch (PyTorch's
-  dynamic quantization); for LLaMA models SmoothQuant first moves activation outliers
-  into the weights (``hub/smoothquant.py``), calibrated on a few texts.
+- ``int8-dynamic``: INT8 weights and INT8 activations quantized per row (fbgemm's
+  dynamic quantization, ``hub/quantized.linear_rows``); for LLaMA models SmoothQuant
+  first moves activation outliers into the weights (``hub/smoothquant.py``), calibrated
+  on a few texts.
 - ``int8``: weight-only INT8, fp32 activations.
 - ``int4``: weight-only INT4 in groups of 32.
 

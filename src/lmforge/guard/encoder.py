@@ -118,7 +118,7 @@ def export_key(embed_model: str, adapter_dir: Path | None) -> str:
 
 def quantize_encoder(model: Any) -> int:
     """Swap every ``nn.Linear`` of ``model`` for a dynamic INT8 one, in place: weights INT8
-    per output channel, activations quantized per batch on the fly (the layer of
+    per output channel, activations quantized per row on the fly (the layer of
     ``lmforge compress --method int8-dynamic``). Embeddings and layer norms stay fp32.
     Returns how many layers were swapped.
     """
