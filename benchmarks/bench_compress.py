@@ -298,7 +298,7 @@ def torch_ao_int8() -> tuple[Any, Any]:
 
     from lmforge.data.calibration import calibration_texts
     from lmforge.hub import load_causal_lm, resolve
-    from lmforge.hub.quantized import DynamicInt8Linear, fuse_projections
+    from lmforge.hub.quantized import fuse_projections
     from lmforge.hub.smoothquant import smooth
 
     model, tokenizer = load_causal_lm(resolve(SMOLLM2))
@@ -311,9 +311,18 @@ def torch_ao_int8() -> tuple[Any, Any]:
         names = {name: per_channel_dynamic_qconfig for name, module in model.named_modules()
                  if isinstance(module, torch.nn.Linear)}  # fmt: skip
         model = quantize_dynamic(model, names, dtype=torch.qint8)
+
+    class AoLinear8(DynamicLinear):
+        """8-bit activations over one range per input (fbgemm's own op), as lmforge's
+        INT8 layer ran until 2026-12-04."""
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            packed = self._packed_params._packed_params
+            return torch.ops.quantized.linear_dynamic(x, packed, False).to(x.dtype)
+
     for module in model.modules():
         if type(module) is DynamicLinear:
-            module.__class__ = DynamicInt8Linear
+            module.__class__ = AoLinear8
     return model, tokenizer
 
 
