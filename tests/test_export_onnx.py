@@ -228,6 +228,24 @@ def test_export_merges_a_classifier_lora_adapter_first(
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".merge-")]
 
 
+@pytest.mark.parametrize("kind", ["encoder", "classifier"])
+def test_an_int8_export_gives_a_text_the_same_result_whatever_runs_beside_it(
+    exported: Callable[[str, str], Path], kind: str
+) -> None:
+    """onnxruntime's dynamic INT8 quantizes a whole input over one range, padding included:
+    an INT8 export runs one text at a time, so a text's vector or labels are the ones a
+    server computes for that text alone."""
+    model = OnnxModel(exported(kind, "int8"))
+    texts = ["ok", "my order never arrived and " * 6 + "nobody answers", "a refund, please"]
+    run = model.embed if kind == "encoder" else model.classify
+    together, alone = run(texts, batch_size=8), [run([text])[0] for text in texts]
+    if kind == "encoder":
+        assert np.array_equal(together, np.stack(alone))
+    else:
+        assert together == alone
+    assert OnnxModel(exported(kind, "none")).texts_per_run is None  # fp32: batched
+
+
 def test_a_failed_export_leaves_no_directory_and_the_previous_one_intact(
     exported: Callable[[str, str], Path], tiny_encoder: Path, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
