@@ -210,7 +210,7 @@ class DynamicInt8Linear(AoDynamicLinear):
         packed = self._packed_params._packed_params
         return linear_rows(x, packed, self.reduce_range, self.row_bias)
 
-    def bias(self) -> torch.Tensor | None:  # type: ignore[override]
+    def bias(self) -> torch.Tensor | None:
         return self.row_bias
 
 
