@@ -246,6 +246,16 @@ def test_an_int8_export_gives_a_text_the_same_result_whatever_runs_beside_it(
     assert OnnxModel(exported(kind, "none")).texts_per_run is None  # fp32: batched
 
 
+def test_an_unreadable_export_record_is_an_error_naming_it(
+    exported: Callable[[str, str], Path], tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(exported("encoder", "int8"), broken)
+    (broken / onnx_export.META_FILE).write_text("{not json", encoding="utf-8")
+    with pytest.raises(LmforgeError, match=r"lmforge_onnx\.json.*export the model again"):
+        OnnxModel(broken)
+
+
 def test_a_failed_export_leaves_no_directory_and_the_previous_one_intact(
     exported: Callable[[str, str], Path], tiny_encoder: Path, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,

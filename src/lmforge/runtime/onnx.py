@@ -249,7 +249,13 @@ class OnnxModel:
         )
         self.inputs = [node.name for node in self.session.get_inputs()]
         self.output = self.session.get_outputs()[0].name
-        meta = json.loads((self.path / META_FILE).read_text(encoding="utf-8"))
+        try:
+            meta = json.loads((self.path / META_FILE).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as error:
+            raise LmforgeError(
+                f"cannot read {self.path / META_FILE} ({error}); export the model again with "
+                "`lmforge export REF --format onnx --out DIR`."
+            ) from None
         # onnxruntime's dynamic INT8 quantizes each input over one range, padding included,
         # so a text's result would depend on the texts beside it (the guard's decision on
         # 5 of 185 challenge messages changed): an INT8 model runs one text at a time, as

@@ -221,9 +221,9 @@ class Engine:
         best, best_shared = None, 0
         # A batch-invariant runner computes every prompt whole: a reused prefix was
         # computed in another forward pass, which gives other float bits.
-        reusable = not getattr(self.runner, "batch_invariant", False)
-        for candidate, tokens in enumerate(self._slot_tokens):
-            if self._slot_adapter[candidate] != adapter or not reusable:
+        reusable = [] if getattr(self.runner, "batch_invariant", False) else self._slot_tokens
+        for candidate, tokens in enumerate(reusable):
+            if self._slot_adapter[candidate] != adapter:
                 continue
             shared = _shared_prefix(tokens, prompt, self.runner.lengths[candidate])
             if shared > best_shared:

@@ -192,15 +192,17 @@ class SlotRunner:
         ids = torch.tensor(token_ids, device=self.device)[:, None]  # (B, 1)
         positions = torch.tensor(starts, device=self.device)[:, None]  # (B, 1)
         longest = max(starts) + 1
-        mask = torch.arange(longest, device=self.device)[None, :] <= positions  # (B, S)
         by_row = self.batch_invariant and batch > 1
+        # One new token per row sees its whole cache: masking is only for rows shorter
+        # than the longest, when the rows attend together.
+        mask = None
+        if not by_row and min(starts) != max(starts):
+            mask = torch.arange(longest, device=self.device)[None, :] <= positions  # (B, S)
+            mask = mask[:, None, None]
         with self.adapters(adapters or [None] * batch):
             hidden = self._forward(
-                ids, positions, slots=slice(0, batch), write=None,
-                # One new token per row sees its whole cache: masking is only for rows
-                # shorter than the longest.
-                mask=None if min(starts) == max(starts) or by_row else mask[:, None, None],
-                length=longest, row_lengths=[n + 1 for n in starts] if by_row else None,
+                ids, positions, slots=slice(0, batch), write=None, mask=mask, length=longest,
+                row_lengths=[n + 1 for n in starts] if by_row else None,
             )  # fmt: skip
         for slot in range(batch):
             self.lengths[slot] += 1
