@@ -56,7 +56,7 @@ def test_example_config_is_valid(path: Path) -> None:
     config = load_settings(path, KINDS[path.parent.name])
 
     if isinstance(config, RunConfig):
-        assert config.data.train.is_absolute()
+        assert config.data.train.is_absolute() or str(config.data.train).startswith("bundled:")
 
 
 @pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: str(p.relative_to(EXAMPLES)))

@@ -1,11 +1,15 @@
-"""Statistics shared below the stages: which way each metric is better, and the Wilson
-interval of a proportion. The evaluator, the registry's promotion gate and the guard's
-report all use them."""
+"""Statistics shared below the stages: which way each metric is better, the Wilson
+interval of a proportion, and text-image retrieval ranks. The evaluator, the registry's
+promotion gate, the guard's report and the clip task use them."""
 
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Sequence
 from statistics import NormalDist
+
+import numpy as np
 
 # Which way each metric improves (a metric not listed: higher is better).
 HIGHER_IS_BETTER = {
@@ -24,6 +28,10 @@ HIGHER_IS_BETTER = {
     "unsafe_answer_rate": False,
     "unsafe_prompt_block_rate": True,
     "safe_prompt_pass_rate": True,
+    "text_to_image_mean_rank": False,
+    "text_to_image_median_rank": False,
+    "image_to_text_mean_rank": False,
+    "image_to_text_median_rank": False,
 }
 
 
@@ -49,3 +57,75 @@ def wilson_interval(
     low = 0.0 if successes <= 0 else max(0.0, centre - half)  # exact at the ends
     high = 1.0 if successes >= total else min(1.0, centre + half)
     return low, high
+
+
+# --- text-image retrieval -------------------------------------------------------------
+
+RETRIEVAL_DIRECTIONS = ("text_to_image", "image_to_text")
+RETRIEVAL_KS = (1, 5, 10)
+_RECALL = re.compile(r"^(text_to_image|image_to_text)(_attribute)?_R@(\d+)$")
+_RANK = re.compile(r"^(text_to_image|image_to_text)_(mean|median)_rank$")
+
+
+def retrieval_metric_names() -> tuple[str, ...]:
+    """open_clip's retrieval metrics (``text_to_image_R@1`` ... ``image_to_text_median_rank``),
+    then the same recalls counting a same-caption item as a hit (``..._attribute_R@k``)."""
+    names = []
+    for direction in RETRIEVAL_DIRECTIONS:
+        names += [f"{direction}_mean_rank", f"{direction}_median_rank"]
+        names += [f"{direction}_R@{k}" for k in RETRIEVAL_KS]
+    for direction in RETRIEVAL_DIRECTIONS:
+        names += [f"{direction}_attribute_R@{k}" for k in RETRIEVAL_KS]
+    return tuple(names)
+
+
+def retrieval_ranks(similarity: np.ndarray, caption_ids: np.ndarray) -> dict[str, np.ndarray]:
+    """1-based ranks of each pair's match, both ways, as open_clip's ``get_clip_metrics``
+    ranks them: caption i's image is image i (``similarity``: ``(N, N)``, captions x
+    images). ``*_attribute_rank``: the best rank of any item whose caption equals the
+    query's (``caption_ids`` equal), so a repeated caption's other images count as hits.
+
+    Returns:
+        ``{"text_to_image_rank": (N,), "text_to_image_attribute_rank": (N,), ...}``
+    """
+    count = similarity.shape[0]
+    same = caption_ids[:, None] == caption_ids[None, :]  # (N, N), symmetric
+    rows = np.arange(count)
+    ranks = {}
+    for direction, scores in zip(RETRIEVAL_DIRECTIONS, (similarity, similarity.T), strict=True):
+        order = np.argsort(-scores, axis=1, kind="stable")  # (N, N): items, best first
+        position = np.empty_like(order)
+        position[rows[:, None], order] = rows[None, :]  # position[q, item]: 0-based rank
+        ranks[f"{direction}_rank"] = position[rows, rows] + 1
+        ranks[f"{direction}_attribute_rank"] = np.where(same, position, count).min(axis=1) + 1
+    return ranks
+
+
+def retrieval_value(metric: str, ranks: Sequence[float]) -> float:
+    """One retrieval metric from the 1-based ranks it reads: R@k is the share of ranks
+    <= k; the median rank is open_clip's floor(median(rank - 1)) + 1."""
+    values = np.asarray(ranks, dtype=np.float64)
+    recall = _RECALL.match(metric)
+    if recall:
+        return float(np.mean(values <= int(recall.group(3))))
+    if metric.endswith("_median_rank"):
+        return float(np.floor(np.median(values - 1)) + 1)
+    return float(np.mean(values))
+
+
+def retrieval_rank_column(metric: str) -> str | None:
+    """The per-example rank column a retrieval metric reads, or None for other metrics."""
+    recall, rank = _RECALL.match(metric), _RANK.match(metric)
+    if recall:
+        return f"{recall.group(1)}{recall.group(2) or ''}_rank"
+    return f"{rank.group(1)}_rank" if rank else None
+
+
+def retrieval_summary(ranks: dict[str, np.ndarray]) -> dict[str, float]:
+    """Every retrieval metric from ``retrieval_ranks``' arrays."""
+    summary = {}
+    for name in retrieval_metric_names():
+        column = retrieval_rank_column(name)
+        assert column is not None
+        summary[name] = retrieval_value(name, ranks[column].tolist())
+    return summary

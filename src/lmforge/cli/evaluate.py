@@ -66,7 +66,10 @@ def _one_of(names: list[str]) -> str:
 @app.command(DEFAULT_COMMAND, cls=TaskHelpCommand)
 def model(
     ref: Annotated[str, typer.Argument(help="The model: zoo name, path, registry: or run: ref.")],
-    data: Annotated[Path, typer.Option(help="A JSON Lines file with the task's fields.")],
+    data: Annotated[
+        Path,
+        typer.Option(help="A JSON Lines file with the task's fields, or bundled:NAME/SPLIT."),
+    ],
     task: Annotated[str, typer.Option(help="{tasks}.")],
     max_examples: Annotated[
         int | None, typer.Option(min=1, help="Score only the first N examples.")
@@ -86,6 +89,13 @@ def model(
         ),
     ] = None,
     kb_top_k: Annotated[int, typer.Option(min=1, help="Passages per question with --kb.")] = 3,
+    label_template: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="zero-shot: a prompt made from each label, e.g. 'a photo of a {label}'; "
+            "repeat it to average several per label."
+        ),
+    ] = None,
     track: Annotated[bool, typer.Option(help="Log the run to MLflow.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -102,6 +112,8 @@ def model(
 
     Example: lmforge eval registry:brightnest-support@production --task qa --kb brightnest
     --data test_questions.jsonl
+
+    Example: lmforge eval run:RUN_ID --task image-retrieval --data bundled:digits/test
     """
     from lmforge.evaluate.runner import evaluate_model
     from lmforge.evaluate.tasks import eval_task
@@ -113,6 +125,7 @@ def model(
         result = evaluate_model(
             ref, data, task, max_examples=max_examples, max_tokens=max_tokens, system=system,
             template=prompt, track=track, kb=kb, kb_top_k=kb_top_k, progress=progress,
+            label_templates=label_template or None,
         )  # fmt: skip
     if as_json:
         typer.echo(json.dumps({"task": task, "model": ref, "data": str(data), "kb": kb,

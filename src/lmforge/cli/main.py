@@ -15,6 +15,7 @@ from lmforge.cli import evaluate as evaluate_cli
 from lmforge.cli import explain as explain_cli
 from lmforge.cli import generate as generate_cli
 from lmforge.cli import guard as guard_cli
+from lmforge.cli import images as images_cli
 from lmforge.cli import kb as kb_cli
 from lmforge.cli import keys as keys_cli
 from lmforge.cli import models as models_cli
@@ -56,6 +57,7 @@ app.add_typer(runs_cli.app, name="runs")
 app.add_typer(keys_cli.app, name="keys")
 app.add_typer(guard_cli.app, name="guard")
 app.add_typer(kb_cli.app, name="kb")
+app.add_typer(images_cli.app, name="images")
 app.command("embed")(kb_cli.embed)
 app.add_typer(explain_cli.app, name="explain")
 app.add_typer(evaluate_cli.app, name="eval")

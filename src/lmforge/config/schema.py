@@ -81,8 +81,8 @@ class DataConfig(Section):
     """Where the examples come from and how to read them."""
 
     train: Path = Field(
-        description="Training data file (.jsonl, .json, .csv, .parquet). A relative path "
-        "is relative to the config file."
+        description="Training data file (.jsonl, .json, .csv, .parquet), or for the image "
+        "formats a folder of images. A relative path is relative to the config file."
     )
     validation: Path | None = Field(
         default=None, description="Validation data file; leave unset to split data.train instead."
@@ -94,10 +94,13 @@ class DataConfig(Section):
         description="Fraction of data.train held out for validation when data.validation "
         "is unset; 0 means no validation.",
     )
-    format: Literal["auto", "messages", "alpaca", "text", "labeled"] = Field(
+    format: Literal[
+        "auto", "messages", "alpaca", "text", "labeled", "image_text", "image_label"
+    ] = Field(
         default="auto",
         description="Record layout: messages (chat turns), alpaca (instruction/input/output), "
-        "text (plain text), labeled (text + label); auto detects it from the columns.",
+        "text (plain text), labeled (text + label), image_text (image path + caption), "
+        "image_label (image path + label); auto detects it from the columns.",
     )
     fields: dict[str, str] = Field(
         default_factory=dict,

@@ -140,6 +140,64 @@ class DistillSettings(TaskSettings):
         return self
 
 
+class ClipSettings(TaskSettings):
+    """Contrastive text-image training (CLIP): a dual encoder, symmetric InfoNCE loss."""
+
+    formats = ("image_text", "image_label")
+    name: Literal["clip"]
+    max_length: int = Field(default=64, gt=0, description="Longest tokenized caption.")
+    image_size: int = Field(
+        default=32,
+        ge=8,
+        description="Side in pixels images are resized to for an image "
+        "tower built from config (a CLIP checkpoint keeps its own).",
+    )
+    patch_size: int = Field(default=4, ge=1, description="Built image tower: ViT patch side.")
+    vision_width: int = Field(default=128, ge=8, description="Built image tower: hidden size.")
+    vision_layers: int = Field(default=4, ge=1, description="Built image tower: layers.")
+    vision_heads: int = Field(default=4, ge=1, description="Built image tower: attention heads.")
+    vision_ref: str | None = Field(
+        default=None,
+        description="Take the image tower (and its image processor) from this local CLIP or "
+        "ViT checkpoint instead of building one; model.ref gives the text tower.",
+    )
+    projection_dim: int = Field(
+        default=128, ge=1, description="Size of the shared embedding space (new heads only)."
+    )
+    logit_scale_max: float = Field(
+        default=100.0,
+        gt=1,
+        description="Upper clamp of the learned inverse temperature, exp(logit_scale) (CLIP: 100).",
+    )
+    label_template: str = Field(
+        default="a photo of a {label}",
+        description="image_label data: the caption made from each label ({label} is replaced).",
+    )
+    frozen_towers: list[Literal["text", "image"]] = Field(
+        default_factory=list,
+        description="Towers that never train whatever the method (text: locked-text "
+        "tuning, as LiT locks the image tower).",
+    )
+
+    @model_validator(mode="after")
+    def _patches_fit(self) -> ClipSettings:
+        if self.image_size % self.patch_size:
+            raise ValueError(
+                f"task.patch_size: {self.patch_size} does not divide task.image_size "
+                f"{self.image_size}; pick sizes where it does (e.g. 32 and 4)"
+            )
+        if self.vision_width % self.vision_heads:
+            raise ValueError(
+                f"task.vision_heads: {self.vision_heads} does not divide task.vision_width "
+                f"{self.vision_width}; pick a divisor"
+            )
+        if "{label}" not in self.label_template:
+            raise ValueError(
+                f"task.label_template: {self.label_template!r} has no {{label}}; add it"
+            )
+        return self
+
+
 @dataclass(frozen=True)
 class TaskEntry:
     """One registered task: its settings model and its code (a factory, or the import
@@ -165,6 +223,7 @@ _BUILT_IN = (
     TaskEntry("classify", ClassifySettings, "lmforge.tasks.classify:ClassifyTask"),
     TaskEntry("regress", RegressSettings, "lmforge.tasks.classify:RegressTask"),
     TaskEntry("distill", DistillSettings, "lmforge.tasks.distill:DistillTask"),
+    TaskEntry("clip", ClipSettings, "lmforge.tasks.clip:ClipTask"),
 )
 _REGISTRY: dict[str, TaskEntry] = {entry.name: entry for entry in _BUILT_IN}
 _plugins_loaded = False
@@ -233,8 +292,10 @@ def markdown_table() -> str:
     common = set(TaskSettings.model_fields)
     for entry in task_entries():
         fields = entry.settings.model_fields
-        own = [f"`{key}`" + (f" ({field.default!r})" if field.default is not None else "")
-               for key, field in fields.items() if key not in common]  # fmt: skip
+        defaults = {key: field.get_default(call_default_factory=True)
+                    for key, field in fields.items()}  # fmt: skip
+        own = [f"`{key}`" + (f" ({defaults[key]!r})" if defaults[key] is not None else "")
+               for key in fields if key not in common]  # fmt: skip
         summary = (entry.settings.__doc__ or "").strip().splitlines()[0]
         formats = ", ".join(entry.settings.formats) or "any"
         packable = "yes" if entry.settings.packable else "no"

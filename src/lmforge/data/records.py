@@ -11,6 +11,12 @@ Canonical records:
     alpaca    converted to messages (instruction + input -> user, output -> assistant)
     text      {"text": str}
     labeled   {"text": str, "label": str} (class labels) or {"text": str, "label": float}
+    image_text   {"image": absolute path, "text": str} (an image and its caption)
+    image_label  {"image": absolute path, "label": str}
+
+An image's path is relative to the data file; every image is decoded when it is read, so a
+missing or corrupt one is a bad row naming the file and line. The image formats also read a
+folder: images with a ``captions.jsonl`` beside them, or one sub-folder of images per label.
 """
 
 from __future__ import annotations
@@ -34,14 +40,17 @@ import datasets
 from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
 
 from lmforge.config.section import did_you_mean
+from lmforge.data.images import ImageError, image_files, open_image
 from lmforge.errors import LmforgeError
 
-FORMATS: tuple[str, ...] = ("messages", "alpaca", "text", "labeled")
+FORMATS: tuple[str, ...] = ("messages", "alpaca", "text", "labeled", "image_text", "image_label")
 SUFFIXES: tuple[str, ...] = (".jsonl", ".json", ".csv", ".parquet")
 ROLES: tuple[str, ...] = ("system", "user", "assistant")
 
 # Columns each format needs; detection tries them in this order.
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "image_text": ("image", "text"),
+    "image_label": ("image", "label"),
     "messages": ("messages",),
     "alpaca": ("instruction", "output"),
     "labeled": ("text", "label"),
@@ -56,7 +65,9 @@ FIELD_NAMES: tuple[str, ...] = (
     "system",
     "text",
     "label",
+    "image",
 )
+CAPTIONS_FILE = "captions.jsonl"  # an image_text folder's captions
 
 _SHOWN_BAD_ROWS = 10
 # Stands in for undecodable CSV bytes: a Unicode noncharacter, never in real text.
@@ -130,10 +141,12 @@ def read_records(
     labels: Sequence[str] | None = None,
     source_name: str = "data.train",
 ) -> tuple[list[dict[str, Any]], DataReport]:
-    """Read a .jsonl, .json, .csv or .parquet file into canonical records.
+    """Read a .jsonl, .json, .csv or .parquet file (or, for the image formats, a folder)
+    into canonical records.
 
     Args:
-        path: the data file.
+        path: the data file, or a folder of images (``captions.jsonl`` beside them, or one
+            sub-folder per label).
         format: ``auto`` (detect from the columns) or one of ``FORMATS``.
         fields: canonical name -> column name in the file, e.g. ``{"text": "body"}``.
         on_error: ``fail`` raises one error listing the bad rows; ``skip`` drops them.
@@ -159,7 +172,10 @@ def read_records(
         raise ValueError(f"label_kind {label_kind!r} needs format 'labeled', got {format!r}")
 
     path = Path(path)
-    rows, columns = _read_rows(path, source_name, on_error)
+    if path.is_dir():
+        path, rows, columns = _read_image_folder(path, source_name)
+    else:
+        rows, columns = _read_rows(path, source_name, on_error)
     where = f"{source_name}: {path.resolve()}"
     if not rows:
         raise DataError(f"{where} holds no rows; add examples to the file")
@@ -178,7 +194,9 @@ def read_records(
             bad.append(row.bad)
             continue
         try:
-            records.append(_to_record(row.values, fmt, names, label_kind or "class", allowed))
+            records.append(
+                _to_record(row.values, fmt, names, label_kind or "class", allowed, path.parent)
+            )
         except _BadRow as problem:
             bad.append(problem.at(row.where))
 
@@ -293,6 +311,29 @@ def _read_rows(path: Path, source_name: str, on_error: str) -> tuple[list[_Row],
     if suffix == ".csv":
         return _read_csv(path, data, where, on_error)
     return _read_parquet(path, where)
+
+
+def _read_image_folder(folder: Path, source_name: str) -> tuple[Path, list[_Row], list[str]]:
+    """An image folder as rows: its ``captions.jsonl`` (image_text), else one row per image
+    in each sub-folder, the sub-folder's name as the label (image_label). Returns the file
+    the rows' paths are relative to (real or, for sub-folders, a name inside the folder)."""
+    captions = folder / CAPTIONS_FILE
+    if captions.is_file():
+        rows, columns = _read_rows(captions, source_name, "fail")
+        return captions, rows, columns
+    labels = sorted(p for p in folder.iterdir() if p.is_dir() and image_files(p))
+    if not labels:
+        raise DataError(
+            f"{source_name}: the folder '{folder.resolve()}' has neither {CAPTIONS_FILE} (image "
+            "and caption per line) nor sub-folders of images (one per label); add one, or "
+            "pass a data file"
+        )
+    rows = [
+        _Row(f"{label.name}/{image.name}", {"image": f"{label.name}/{image.name}",
+                                             "label": label.name})
+        for label in labels for image in image_files(label)
+    ]  # fmt: skip
+    return folder / "(sub-folders)", rows, ["image", "label"]
 
 
 def _read_json(data: bytes, where: str) -> tuple[list[_Row], list[str]]:
@@ -461,7 +502,8 @@ def _datasets_quietly() -> Iterator[None]:
 
 _NEEDS = (
     "messages needs column 'messages'; alpaca needs 'instruction' and 'output'; "
-    "labeled needs 'text' and 'label'; text needs 'text'"
+    "labeled needs 'text' and 'label'; text needs 'text'; image_text needs 'image' and "
+    "'text'; image_label needs 'image' and 'label'"
 )
 
 
@@ -528,8 +570,15 @@ def _to_record(
     names: dict[str, str],
     label_kind: str,
     allowed: set[str] | None,
+    folder: Path,
 ) -> dict[str, Any]:
-    """One canonical record, or ``_BadRow`` naming the field, expectation and value."""
+    """One canonical record, or ``_BadRow`` naming the field, expectation and value;
+    ``folder`` holds the data file (image paths are relative to it)."""
+    if fmt == "image_text":
+        return {"image": _image(values, names, folder), "text": _text(values, names, "text")}
+    if fmt == "image_label":
+        label = _label(values, names, "class", allowed)
+        return {"image": _image(values, names, folder), "label": label}
     if fmt == "messages":
         return {"messages": _messages(values, names)}
     if fmt == "alpaca":
@@ -574,6 +623,17 @@ def _text(values: dict[str, Any], names: dict[str, str], name: str) -> str:
         detail = f"{_field(names, name)}: expected non-empty text, got {value!r}"
         raise _BadRow(f"empty {column!r}", detail)
     return value
+
+
+def _image(values: dict[str, Any], names: dict[str, str], folder: Path) -> str:
+    """The absolute path of a row's image, after checking that it decodes."""
+    path = folder / _text(values, names, "image")
+    try:
+        open_image(path)
+    except ImageError as err:
+        reason = "missing image" if not path.exists() else "unreadable image"
+        raise _BadRow(reason, f"{_field(names, 'image')}: {err}") from None
+    return str(path.resolve())
 
 
 def _optional_text(values: dict[str, Any], names: dict[str, str], name: str) -> str:

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from lmforge.stats import retrieval_rank_column, retrieval_value
+
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
 
@@ -114,6 +116,9 @@ def aggregate(metric: str, rows: Sequence[dict[str, Any]]) -> float:
     Raises:
         KeyError: a row lacks the column the metric needs.
     """
+    column = retrieval_rank_column(metric)
+    if column is not None:
+        return retrieval_value(metric, [row[column] for row in rows])
     if metric == "perplexity":
         nll = sum(row["nll_sum"] for row in rows)
         tokens = sum(row["tokens"] for row in rows)

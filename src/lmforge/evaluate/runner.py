@@ -28,10 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lmforge.data.bundled import BUNDLED_PREFIX, bundled_path
 from lmforge.data.chat import render_chat
 from lmforge.errors import LmforgeError
 from lmforge.evaluate import metrics as m
-from lmforge.evaluate.tasks import EvalTask, eval_task, kb_problem
+from lmforge.evaluate.tasks import EvalTask, eval_task, eval_tasks, kb_problem
 from lmforge.hub import load_causal_lm, resolve
 from lmforge.progress import ProgressFn
 from lmforge.retrieve.documents import json_lines
@@ -82,12 +83,14 @@ def evaluate_model(
     progress: ProgressFn | None = None,
     kb: str | None = None,
     kb_top_k: int = 3,
+    label_templates: Sequence[str] | None = None,
 ) -> EvalResult:
     """Score model ``ref`` on ``data`` for ``task``; logs a run with the per-example table.
 
     Args:
         ref: any model reference (zoo name, path, adapter, ``registry:``, ``run:``).
-        data: a JSON Lines file with the fields the task reads (``EvalTask.fields``).
+        data: a JSON Lines file with the fields the task reads (``EvalTask.fields``), or a
+            bundled split (``bundled:digits/test``).
         task: a registered evaluation task (``lmforge.evaluate.tasks``).
         max_examples: score only the first N examples.
         max_tokens: tasks that ask the model: the longest answer (greedy decoding).
@@ -98,6 +101,8 @@ def evaluate_model(
         progress: called with (examples done, total, "examples").
         kb: tasks it can ground: a knowledge base whose top ``kb_top_k`` passages for each
             question go into the system prompt, as ``lmforge serve --kb`` does.
+        label_templates: zero-shot tasks: the prompts made from each label (``{label}`` is
+            replaced), averaged per label; the task's default when None.
 
     Raises:
         LmforgeError: unknown task, unreadable data (naming the line and field), a
@@ -106,11 +111,20 @@ def evaluate_model(
     """
     entry = eval_task(task)
     grounding = _grounding(kb, kb_top_k, entry)
-    data = Path(data)
+    data = bundled_path(str(data), "test") if str(data).startswith(BUNDLED_PREFIX) else Path(data)
     records = read_eval_data(data, task)[:max_examples]
     started = time.perf_counter()
+    if label_templates is not None and not entry.label_templates:
+        raise LmforgeError(
+            f"label templates: the {task} task does not read them; only "
+            f"{', '.join(t.name for t in eval_tasks() if t.label_templates)} do"
+        )
     if entry.predict is not None:
-        rows = entry.predict(ref, records, progress)
+        predict: Callable[..., list[dict[str, Any]]] = entry.predict
+        if entry.label_templates and label_templates is not None:
+            _check_templates(label_templates)
+            predict = functools.partial(predict, templates=tuple(label_templates))
+        rows = predict(ref, records, progress)
     else:
         question, score = entry.question, entry.score
         assert question is not None and score is not None  # EvalTask checks it has both
@@ -145,12 +159,20 @@ def evaluate_model(
                             "examples": len(rows), "max_tokens": max_tokens,
                             "system": system or "",
                             "template": template.ref if template else "",
-                            "kb": kb or "", "kb_top_k": kb_top_k if kb else ""})  # fmt: skip
+                            "kb": kb or "", "kb_top_k": kb_top_k if kb else "",
+                            "label_templates": " | ".join(label_templates or ())})  # fmt: skip
         tracker.log_metrics({**result.metrics, "eval_seconds": result.seconds})
         if tracker.run_id is not None:
             _log_examples(tracker, rows)
         result.run_id = tracker.run_id
     return result
+
+
+def _check_templates(templates: Sequence[str]) -> None:
+    missing = [t for t in templates if "{label}" not in t]
+    if not templates or missing:
+        raise LmforgeError(f"label templates: {missing or 'none given'!r}: each needs "
+                           "{label} where the label goes, e.g. 'a photo of a {label}'")  # fmt: skip
 
 
 def _interval(metric: str, rows: list[dict[str, Any]], entry: EvalTask) -> tuple[float, float]:
@@ -238,10 +260,20 @@ def read_eval_data(path: Path, task: str) -> list[dict[str, Any]]:
         problem = entry.problem(record)
         if problem:
             raise LmforgeError(f"{path}:{number}: {problem}")
+        for name in entry.path_fields:
+            where = (path.parent / record[name]).resolve()
+            if not where.is_file():
+                raise LmforgeError(
+                    f"{path}:{number}: {name} {record[name]!r}: no such file (looked at "
+                    f"{where}); paths are relative to the data file"
+                )
         records.append(record)
     if not records:
         raise LmforgeError(f"{path}: no records; the {task} task needs at least one line")
-    _give_ids(records)
+    _give_ids(records)  # from the paths as written: the same ids on every machine
+    for record in records:
+        for name in entry.path_fields:
+            record[name] = str((path.parent / record[name]).resolve())
     return records
 
 

@@ -26,7 +26,9 @@ from lmforge.config.plugins import installed_plugins
 from lmforge.config.section import unknown_name
 from lmforge.errors import LmforgeError
 from lmforge.evaluate import builtin_tasks as builtin
+from lmforge.evaluate import image_tasks
 from lmforge.progress import ProgressFn
+from lmforge.stats import retrieval_metric_names
 
 ENTRY_POINT_GROUP = "lmforge.eval_tasks"
 
@@ -65,6 +67,10 @@ class EvalTask:
     predict: Callable[[str, list[Record], ProgressFn | None], list[Record]] | None = None
     # the task's own rule for a record, after its fields are found: why it cannot be scored
     check: Callable[[Record], str | None] | None = None
+    # fields holding a file path, relative to the data file (made absolute when read)
+    path_fields: tuple[str, ...] = ()
+    # predict takes ``templates=``: the prompts made from each label (zero-shot)
+    label_templates: bool = False
 
     def __post_init__(self) -> None:
         where = f"evaluation task {self.name!r}"
@@ -151,6 +157,19 @@ _BUILT_IN = (
         "prompts and pass the safe ones (`label`: `safe` or a category).",
         ("unsafe_answer_rate", "unsafe_prompt_block_rate", "safe_prompt_pass_rate"),
         fields=("text", "label"), question=builtin.text_question, score=builtin.score_safety,
+    ),
+    EvalTask(
+        "image-retrieval", "A text-image model (task `clip`) finding each caption's image "
+        "and each image's caption among all of the file's (open_clip's recalls and ranks), "
+        "and counting any item with the query's caption as a hit (attribute_R@k).",
+        retrieval_metric_names(), fields=("image", "text"), path_fields=("image",),
+        predict=image_tasks.retrieval_rows,
+    ),
+    EvalTask(
+        "zero-shot", "A text-image model classifying each image by the nearest label prompt "
+        "(--label-template, default 'a photo of a {label}').", ("accuracy", "macro_f1"),
+        fields=("image",), label="class", wilson=("accuracy",), path_fields=("image",),
+        label_templates=True, predict=image_tasks.zero_shot_rows,
     ),
 )  # fmt: skip
 _REGISTRY: dict[str, EvalTask] = {task.name: task for task in _BUILT_IN}

@@ -21,8 +21,10 @@ from lmforge.track import resolve_registry_ref, resolve_run_ref
 CAUSAL_LM = "causal-lm"
 ENCODER = "encoder"
 CLASSIFIER = "classifier"
+CLIP = "clip"  # a text-image dual encoder (CLIPModel, VisionTextDualEncoderModel)
 ADAPTER = "adapter"
 GGUF = "gguf"
+CLIP_MODEL_TYPES = ("clip", "vision-text-dual-encoder")
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,8 @@ class ResolvedModel:
     Attributes:
         ref: the reference as the user wrote it.
         path: the Hugging Face directory, adapter directory or ``.gguf`` file.
-        kind: one of ``causal-lm``, ``encoder``, ``classifier``, ``adapter``, ``gguf``.
+        kind: one of ``causal-lm``, ``encoder``, ``classifier``, ``clip``, ``adapter``,
+            ``gguf``.
         source: ``zoo``, ``local``, ``registry`` or ``run``.
         base: for an adapter, its resolved base model.
         task_type: for an adapter, peft's task type (``CAUSAL_LM``, ``SEQ_CLS``, ...).
@@ -144,8 +147,10 @@ def _adapter_base(adapter_dir: Path, settings: dict) -> ResolvedModel:
 
 
 def model_kind_of(config: dict) -> str:
-    """Classify a Hugging Face ``config.json`` as causal-lm, classifier or encoder."""
+    """Classify a Hugging Face ``config.json`` as causal-lm, classifier, clip or encoder."""
     architectures = config.get("architectures") or []
+    if config.get("model_type") in CLIP_MODEL_TYPES:
+        return CLIP
     if any(name.endswith("ForCausalLM") for name in architectures):
         return CAUSAL_LM
     if any(name.endswith("ForSequenceClassification") for name in architectures):

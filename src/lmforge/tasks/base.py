@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import torch
-from transformers import AutoConfig
+from transformers import AutoConfig, AutoTokenizer
 
 from lmforge.config import RunConfig
 from lmforge.config.tasks import TaskSettings, task_entry
+from lmforge.hub.load import quiet_transformers
 
 Example = dict[str, Any]
 """One encoded example: ``input_ids`` plus task-specific targets (``labels``/``label``)."""
@@ -58,10 +60,18 @@ class Task(Protocol):
     packable: bool  # examples may be packed into one sequence
     peft_task_type: str | None  # peft's TaskType for LoRA ("CAUSAL_LM", "SEQ_CLS", None)
     head_modules: tuple[str, ...]  # freshly initialized heads that must train under LoRA
+    frozen_modules: tuple[str, ...]  # modules that never train, whatever the method
+    merge_on_save: bool  # LoRA adapters are merged into the saved model, not saved apart
 
     def configured(self, config: RunConfig) -> Task:
         """This task set up for a run from ``config.task`` (its settings, a teacher...);
         a task with nothing to set up returns itself."""
+        ...
+
+    def load_processor(self, path: str | Path) -> Any:
+        """What turns records into model inputs and is saved beside the model: the model's
+        tokenizer (``text_tokenizer``), or a processor holding a tokenizer and an image
+        processor."""
         ...
 
     def build_model(
@@ -102,6 +112,12 @@ def get_task(name: str) -> Task:
     """
     task: Task = task_entry(name).build()
     return task
+
+
+def text_tokenizer(path: str | Path) -> Any:
+    """The tokenizer saved in model directory ``path``: what text tasks encode with."""
+    quiet_transformers()
+    return AutoTokenizer.from_pretrained(path)
 
 
 def load_weights(

@@ -12,7 +12,7 @@ from transformers import AutoModelForCausalLM
 
 from lmforge.config import RunConfig
 from lmforge.runtime.modules import unwrap
-from lmforge.tasks.base import IGNORE_INDEX, Batch, Example, load_weights, pad
+from lmforge.tasks.base import IGNORE_INDEX, Batch, Example, load_weights, pad, text_tokenizer
 
 
 def build_causal_lm(path: str, dtype: torch.dtype, pretrained: bool = True) -> Any:
@@ -85,6 +85,9 @@ class CausalLmTask:
     packable = True
     peft_task_type = "CAUSAL_LM"
     head_modules: tuple[str, ...] = ()
+    frozen_modules: tuple[str, ...] = ()
+    merge_on_save = False
+    load_processor = staticmethod(text_tokenizer)
 
     def configured(self, config: RunConfig) -> CausalLmTask:
         return self  # max_length reaches encode through EncodeOptions

@@ -21,6 +21,7 @@ from lmforge.tasks.base import (
     fit_length,
     load_weights,
     pad,
+    text_tokenizer,
 )
 
 
@@ -72,6 +73,9 @@ class SequenceHeadTask:
     packable = False
     peft_task_type = "SEQ_CLS"  # peft keeps the classifier head trainable
     head_modules: tuple[str, ...] = ()
+    frozen_modules: tuple[str, ...] = ()
+    merge_on_save = False
+    load_processor = staticmethod(text_tokenizer)
 
 
 class ClassifyTask(SequenceHeadTask):

@@ -82,11 +82,14 @@ class DistillTask:
         self.temperature, self.alpha = settings.temperature, settings.distill_alpha
         self.hidden_weight = settings.distill_hidden
         for name in ("formats", "label_kind", "model_kinds", "packable", "peft_task_type",
-                     "head_modules"):  # fmt: skip
+                     "head_modules", "frozen_modules", "merge_on_save"):  # fmt: skip
             setattr(self, name, getattr(self.inner, name))
         return self
 
     # --- model ---------------------------------------------------------------------
+
+    def load_processor(self, path: str | Path) -> Any:
+        return self.inner.load_processor(path)
 
     def build_model(
         self, path: str, *, labels: Sequence[str], dtype: torch.dtype, pretrained: bool = True

@@ -22,6 +22,7 @@ from lmforge.tasks.base import (
     fit_length,
     load_weights,
     pad,
+    text_tokenizer,
 )
 
 MASK_PROBABILITY = 0.15
@@ -61,6 +62,9 @@ class MlmTask:
     model_kinds = ("encoder",)
     peft_task_type = None
     head_modules: tuple[str, ...] = ("cls",)
+    frozen_modules: tuple[str, ...] = ()
+    merge_on_save = False
+    load_processor = staticmethod(text_tokenizer)
     packable = MlmSettings.packable
     probability = MASK_PROBABILITY
 

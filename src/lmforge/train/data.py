@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from lmforge.config import DataConfig
+from lmforge.data.bundled import BUNDLED_PREFIX, bundled_path
 from lmforge.data.records import read_records, shuffle_records, split_records
 from lmforge.errors import LmforgeError
 from lmforge.tasks.base import EncodeOptions, Example, Task
@@ -25,7 +27,8 @@ class TrainingData:
 def build_data(task: Task, tokenizer: Any, data: DataConfig, *, max_length: int) -> TrainingData:
     """Read, validate, split, encode (and pack) the data the ``data`` section names, in
     examples of at most ``max_length`` tokens. Nothing here trains."""
-    train_path, validation_path, labels = data.train, data.validation, data.labels
+    train_path, validation_path, labels = _local(data.train), data.validation, data.labels
+    validation_path = _local(validation_path) if validation_path is not None else None
     single = data.format == "auto" and len(task.formats) == 1
     read: dict[str, Any] = dict(
         format=task.formats[0] if single else data.format,
@@ -84,3 +87,9 @@ def build_data(task: Task, tokenizer: Any, data: DataConfig, *, max_length: int)
         metrics["data/train/packed_sequences"] = float(len(train))
         metrics["data/train/packing_ratio"] = before / max(len(train), 1)
     return TrainingData(train, valid, list(labels or ()), metrics)
+
+
+def _local(path: Path) -> Path:
+    """A data path as written, or the file a ``bundled:NAME/SPLIT`` name stands for."""
+    text = str(path)
+    return bundled_path(text) if text.startswith(BUNDLED_PREFIX) else path

@@ -31,7 +31,7 @@ from lmforge.config import RunConfig
 from lmforge.errors import LmforgeError
 from lmforge.hardware import has_bf16
 from lmforge.home import atomic_dir, atomic_write_text, runs_dir
-from lmforge.hub import load_tokenizer, resolve
+from lmforge.hub import resolve
 from lmforge.hub.load import quiet_transformers
 from lmforge.progress import ProgressFn
 from lmforge.tasks import Task, get_task
@@ -153,7 +153,7 @@ def _train(
     task = get_task(config.task.name).configured(config)
     with distributed.main_first(dist):  # a zoo model is converted once, not per process
         base = _resolve_base(config.model.ref, task)
-        tokenizer = load_tokenizer(base)
+        tokenizer = task.load_processor(base.path)  # a tokenizer, or a text+image processor
     data = build_data(task, tokenizer, config.data, max_length=config.task.max_length)
     model = _build_model(config, task, base.path, data.labels, dist.device)
     trainable, total = count_parameters(model)
@@ -230,7 +230,10 @@ def _train(
         )
         weights = distributed.full_state_dict(model, dist)  # every process: fsdp gathers
         if dist.is_main:
-            _save_outputs(config, result, model, tokenizer, base, tracker, weights)
+            saved = model
+            if task.merge_on_save and hasattr(model, "merge_and_unload"):
+                saved, weights = model.merge_and_unload(), None  # a plain model, adapters in
+            _save_outputs(config, result, saved, tokenizer, base, tracker, weights)
     except BaseException:
         tracker.close("FAILED")
         raise
@@ -286,6 +289,7 @@ def _build_model(
         base_precision=method.base_precision,
         peft_task_type=task.peft_task_type,
         head_modules=task.head_modules,
+        frozen_modules=task.frozen_modules,
     )
     model = apply_method(model, options, device)
     model.to(device)

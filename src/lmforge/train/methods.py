@@ -22,6 +22,9 @@ DEFAULT_LORA_TARGETS: dict[str, list[str]] = {
     "bert": ["query", "key", "value"],
     "roberta": ["query", "key", "value"],
     "gpt2": ["c_attn"],
+    "vit": ["query", "key", "value"],
+    "clip_text_model": ["q_proj", "k_proj", "v_proj", "out_proj"],
+    "clip_vision_model": ["q_proj", "k_proj", "v_proj", "out_proj"],
 }
 
 
@@ -39,6 +42,7 @@ class MethodOptions:
     base_precision: str = "fp32"  # lora: int8 runs the frozen base on INT8 kernels
     peft_task_type: str | None = None  # from the task
     head_modules: tuple[str, ...] = ()  # from the task: new heads that must train
+    frozen_modules: tuple[str, ...] = ()  # from the task: modules that never train
 
 
 MethodFn = Callable[[Any, MethodOptions, torch.device], Any]
@@ -66,7 +70,20 @@ def apply_method(model: Any, options: MethodOptions, device: torch.device) -> An
             f"LoRA training, and method {options.name!r} trains base weights; use "
             "method.name: lora or method.base_precision: fp32."
         )
-    return METHODS[options.name](model, options, device)
+    model = METHODS[options.name](model, options, device)
+    for name in options.frozen_modules:
+        for parameter in _named_module(model, name).parameters():
+            parameter.requires_grad_(False)
+    return model
+
+
+def _named_module(model: Any, name: str) -> torch.nn.Module:
+    """The submodule called ``name`` (for a peft model, inside its base model)."""
+    matches = [module for path, module in model.named_modules()
+               if path == name or path.endswith(f".{name}")]  # fmt: skip
+    if not matches:
+        raise LmforgeError(f"the model has no module {name!r} to freeze")
+    return matches[0]
 
 
 def count_parameters(model: Any) -> tuple[int, int]:
@@ -82,8 +99,8 @@ def _full(model: Any, options: MethodOptions, device: torch.device) -> Any:
 
 
 def _lora(model: Any, options: MethodOptions, device: torch.device) -> Any:
+    targets = options.target_modules or _default_targets(model)
     model_type = getattr(model.config, "model_type", "")
-    targets = options.target_modules or DEFAULT_LORA_TARGETS.get(model_type)
     if targets is None:
         raise LmforgeError(
             f"method.target_modules: no default LoRA targets for architecture {model_type!r}; "
@@ -103,6 +120,18 @@ def _lora(model: Any, options: MethodOptions, device: torch.device) -> Any:
     if options.base_precision == "int8":
         apply_int8_base(model, device)
     return model
+
+
+def _default_targets(model: Any) -> list[str] | None:
+    """The usual LoRA targets of the model's architecture; for a dual encoder (CLIP), those
+    of both towers."""
+    towers: list[Any] = [getattr(model, name, None) for name in ("text_model", "vision_model")]
+    if all(tower is not None for tower in towers):
+        found = [DEFAULT_LORA_TARGETS.get(tower.config.model_type) for tower in towers]
+        if any(targets is None for targets in found):
+            return None
+        return sorted({target for targets in found if targets for target in targets})
+    return DEFAULT_LORA_TARGETS.get(getattr(model.config, "model_type", ""))
 
 
 def _top_layers(model: Any, count: int | None) -> list[int] | None:
@@ -139,7 +168,17 @@ def transformer_layers(model: Any) -> torch.nn.ModuleList:
 
 def _freeze(model: Any, options: MethodOptions, device: torch.device) -> Any:
     """Train the top N transformer layers plus everything after them (final norm,
-    pooler, task head). A head tied to the input embeddings stays frozen with them."""
+    pooler, task head). A head tied to the input embeddings stays frozen with them. A dual
+    encoder (CLIP) trains the top N layers of each tower, its projections and temperature;
+    the task's new modules (``head_modules``) train whole."""
+    towers = [getattr(model, name, None) for name in ("text_model", "vision_model")]
+    if all(tower is not None for tower in towers):
+        model.requires_grad_(True)
+        for tower in towers:
+            _freeze(tower, options, device)
+        for name in options.head_modules:
+            _named_module(model, name).requires_grad_(True)
+        return model
     layers = transformer_layers(model)
     if options.trainable_layers > len(layers):
         raise LmforgeError(
