@@ -1,4 +1,5 @@
-"""``lmforge images``: text-image models (CLIP) on image files: zero-shot classification."""
+"""``lmforge images``: text-image models (CLIP) on image files: zero-shot classification,
+image indexes (``images index build|add|remove|list``) and search by sentence or picture."""
 
 from __future__ import annotations
 
@@ -9,9 +10,156 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from lmforge.cli.console import console
+from lmforge.cli.console import console, err_console
+from lmforge.progress import ProgressReporter
 
-app = typer.Typer(help="Text-image models (CLIP): classify images.", no_args_is_help=True)
+app = typer.Typer(
+    help="Text-image models (CLIP): classify images, index them, search them by text or image.",
+    no_args_is_help=True,
+)
+index_app = typer.Typer(help="Image indexes: pictures embedded for search.", no_args_is_help=True)
+app.add_typer(index_app, name="index")
+
+SOURCES_HELP = "Folders of images, JSON Lines files of {image, text}, or image files."
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+@index_app.command("build")
+def index_build(
+    name: Annotated[str, typer.Argument(help="The index's name, e.g. digits.")],
+    sources: Annotated[list[Path], typer.Argument(help=SOURCES_HELP)],
+    model: Annotated[str, typer.Option(help="The text-image model that embeds the images.")],
+    index_type: Annotated[
+        str, typer.Option("--index", help="auto (exact to 20,000 images, then HNSW), flat, hnsw.")
+    ] = "auto",
+    replace: Annotated[bool, typer.Option(help="Rebuild an existing index of that name.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Embed every image of the sources into a new index (batched, with progress).
+
+    Example: lmforge images index build digits ~/.lmforge/datasets/digits/test.jsonl
+    --model run:RUN_ID
+    """
+    from lmforge.retrieve.images import ImageIndex
+
+    with ProgressReporter(err_console, "embedding") as progress:
+        index = ImageIndex.create(name, model_ref=model, index_type=index_type,
+                                  replace=replace, sources=sources, progress=progress)  # fmt: skip
+    _print_stats(index.stats(), as_json)
+
+
+@index_app.command("add")
+def index_add(
+    name: Annotated[str, typer.Argument(help="An existing index.")],
+    sources: Annotated[list[Path], typer.Argument(help=SOURCES_HELP)],
+    as_json: JsonOption = False,
+) -> None:
+    """Add images to an index (a source already in it is skipped: remove it first).
+
+    Example: lmforge images index add digits more_pictures/
+    """
+    from lmforge.retrieve.images import ImageIndex
+
+    index = ImageIndex.open(name)
+    with ProgressReporter(err_console, "embedding") as progress:
+        report = index.add(sources, progress=progress)
+    if as_json:
+        typer.echo(json.dumps({"added": report.added, "sources": report.sources,
+                               "skipped_sources": report.skipped_sources,
+                               "stats": index.stats()}, indent=2))  # fmt: skip
+        return
+    for skipped in report.skipped_sources:
+        err_console.print(f"skipped {skipped}: already indexed", highlight=False)
+    console.print(f"{report.added} images added to '{name}' ({len(index.items)} in all)")
+
+
+@index_app.command("remove")
+def index_remove(
+    name: Annotated[str, typer.Argument(help="An existing index.")],
+    what: Annotated[str, typer.Argument(help="A source as it was added, or one image id.")],
+) -> None:
+    """Remove a source's images, or one image, from an index.
+
+    Example: lmforge images index remove digits more_pictures/
+    """
+    from lmforge.retrieve.images import ImageIndex
+
+    removed, count = ImageIndex.open(name).remove(what)
+    console.print(f"removed {removed}: {count} image{'s' if count != 1 else ''}")
+
+
+@index_app.command("list")
+def index_list(
+    name: Annotated[str | None, typer.Argument(help="One index: list its sources.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The image indexes (or one index's sources) with their model and size."""
+    from lmforge.retrieve.images import ImageIndex, list_image_indexes
+
+    if name is not None:
+        index = ImageIndex.open(name)
+        sources = list(index.manifest["sources"].values())
+        if as_json:
+            typer.echo(json.dumps({"stats": index.stats(), "sources": sources}, indent=2))
+            return
+        _print_stats(index.stats(), False)
+        for source in sources:
+            console.print(f"  {source['path']}: {source['images']} images", highlight=False)
+        return
+    rows = list_image_indexes()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title="image indexes")
+    for column in ("name", "images", "model", "index"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["name"], str(row["images"]), row["model"], row["index"])
+    console.print(table)
+
+
+@app.command("search")
+def search(
+    name: Annotated[str, typer.Argument(help="An image index.")],
+    query: Annotated[str | None, typer.Argument(help="A sentence describing the picture.")] = None,
+    image: Annotated[
+        Path | None, typer.Option(help="Search by this picture instead of a sentence.")
+    ] = None,
+    k: Annotated[int, typer.Option("-k", "--top-k", min=1, help="Results to show.")] = 5,
+    as_json: JsonOption = False,
+) -> None:
+    """The images nearest to a sentence (or, with --image, to a picture).
+
+    Example: lmforge images search digits "a thin, upright one" -k 5
+    """
+    from lmforge.data.images import open_image
+    from lmforge.errors import LmforgeError
+    from lmforge.retrieve.images import ImageIndex
+
+    if (query is None) == (image is None):
+        raise LmforgeError("give a sentence to search for or --image PATH, not both or neither")
+    index = ImageIndex.open(name)
+    hits = index.search_image(open_image(image), k) if image else index.search_text(
+        str(query), k)  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps([hit.to_dict() for hit in hits], indent=2))
+        return
+    table = Table(title=f"'{name}': {query if image is None else image}")
+    for column in ("rank", "score", "id", "caption"):
+        table.add_column(column)
+    for hit in hits:
+        table.add_row(str(hit.rank), f"{hit.score:.3f}", hit.item["id"],
+                      hit.item.get("caption", ""))  # fmt: skip
+    console.print(table)
+
+
+def _print_stats(stats: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(stats, indent=2))
+        return
+    console.print(f"image index '{stats['name']}': {stats['images']} images from "
+                  f"{stats['sources']} source(s), {stats['dimension']} dimensions "
+                  f"({stats['index']}), model {stats['model']}", highlight=False)  # fmt: skip
 
 
 @app.command("classify")

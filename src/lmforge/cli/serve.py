@@ -62,6 +62,10 @@ def serve(
             "or NAME=REF (repeatable)."
         ),
     ] = None,
+    images: Annotated[
+        list[str] | None,
+        typer.Option(help=_help("images") + " Repeatable, or comma-separated."),
+    ] = None,
     sentiment: Annotated[str | None, typer.Option(help=_help("sentiment"))] = None,
     escalate_after: Annotated[int | None, typer.Option(help=_help("escalate_after"))] = None,
     negative_labels: Annotated[
@@ -94,6 +98,8 @@ def serve(
         "embed": embed, "guard": guard, "kb": kb, "kb_top_k": kb_top_k, "kb_hybrid": kb_hybrid,
         "kb_verify_citations": kb_verify_citations,
         "classifiers": _named_refs("--classifier", classifier, required=False),
+        "images": [n.strip() for spec in images for n in spec.split(",") if n.strip()]
+        if images else None,
         "sentiment": sentiment, "escalate_after": escalate_after, "negative_labels": labels,
         "quantize": quantize, "backend": backend, "max_batch": max_batch,
         "max_queue": max_queue, "max_model_len": max_model_len,
@@ -121,6 +127,11 @@ def run_server(config: ServeConfig) -> None:
         from lmforge.retrieve.kb import KnowledgeBase
 
         KnowledgeBase.open(config.kb)  # a missing knowledge base fails before listening
+    if config.images:
+        from lmforge.retrieve.images import ImageIndex
+
+        for name in config.images:
+            ImageIndex.open(name)  # and a missing image index
 
     # bad references and options fail here, before listening
     base, _ = resolve_served(config.model, config.name, config.adapters)

@@ -1,10 +1,11 @@
 """Knowledge bases: documents chunked, embedded and indexed with faiss, under
 ``$LMFORGE_HOME/kb/NAME``.
 
-On disk, every change writes a complete new version folder (passages, vectors, the faiss
-index, the BM25 index and the manifest) and then switches the one-line ``CURRENT`` file to
-it with an atomic rename. A reader therefore always sees an index and metadata that
-belong together, and a crash in the middle of ``add`` leaves the previous version loading::
+On disk (``lmforge.retrieve.store``), every change writes a complete new version folder
+(passages, vectors, the faiss index, the BM25 index and the manifest) and then switches the
+one-line ``CURRENT`` file to it with an atomic rename. A reader therefore always sees an
+index and metadata that belong together, and a crash in the middle of ``add`` leaves the
+previous version loading::
 
     kb/policies/
       CURRENT            "v000002"
@@ -25,12 +26,9 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
-import os
 import re
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -48,16 +46,19 @@ from lmforge.hub.embed import SentenceEmbedder
 from lmforge.progress import ProgressFn
 from lmforge.retrieve.chunk import check_chunking, chunk_document
 from lmforge.retrieve.documents import SourceFile, collect_files, read_source
+from lmforge.retrieve.store import (
+    INDEX_TYPES,
+    index_kind,
+    normalize,
+    search_index,
+    vector_index,
+    write_version,
+    writer_lock,
+)
 
 DEFAULT_EMBED = "all-minilm-l6-v2"
-# Up to this many passages the index is exact (flat inner product: ~8 ms per query at 100k
-# passages of 384 dims on 2 cores); from here on it is HNSW (about 1 ms, recall ~0.99).
-APPROX_THRESHOLD = 20_000
-HNSW_NEIGHBORS = 32
-HNSW_EF_SEARCH = 64
 RRF_K = 60  # reciprocal-rank fusion constant (Cormack et al. 2009)
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-INDEX_TYPES = ("auto", "flat", "hnsw")
 
 _embedders: dict[str, SentenceEmbedder] = {}
 _embedders_lock = threading.Lock()
@@ -266,7 +267,7 @@ class KnowledgeBase:
         if not self.chunks:
             return []
         query_vector = self.embedder().encode([query])  # (1, D)
-        _normalize(query_vector)
+        normalize(query_vector)
         if not hybrid:
             scores, ids = self._vector_search(query_vector, k)
             return self._hits(list(zip(ids, scores, strict=True)))
@@ -281,11 +282,7 @@ class KnowledgeBase:
         return self._hits(ranked)
 
     def _vector_search(self, query_vector: np.ndarray, k: int) -> tuple[list[float], list[int]]:
-        if isinstance(self.index, faiss.IndexHNSWFlat):
-            self.index.hnsw.efSearch = max(HNSW_EF_SEARCH, k)
-        scores, ids = self.index.search(query_vector, min(k, len(self.chunks)))  # (1, k)
-        kept = [(float(s), int(i)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
-        return [s for s, _ in kept], [i for _, i in kept]
+        return search_index(self.index, query_vector, k)
 
     def _keyword_search(self, query: str, k: int) -> list[int]:
         folder = self.root / self.version / "bm25"
@@ -312,7 +309,7 @@ class KnowledgeBase:
             "version": self.version,
             "embed_model": self.embed_model,
             "dimension": self.manifest["dimension"],
-            "index": _index_kind(self.index),
+            "index": index_kind(self.index),
             "sources": len(sources),
             "chunks": len(self.chunks),
             "tokens": sum(int(c["tokens"]) for c in self.chunks),
@@ -381,7 +378,7 @@ class KnowledgeBase:
         embed_started = time.perf_counter()
         new_vectors = embedder.encode(texts, batch_size=64, progress=progress, unit="passages")
         report.embed_seconds = time.perf_counter() - embed_started
-        _normalize(new_vectors)
+        normalize(new_vectors)
         replaced = set(report.updated)
         keep = [i for i, c in enumerate(self.chunks) if c["source"] not in replaced]
         self.chunks = [self.chunks[i] for i in keep] + new_chunks
@@ -468,67 +465,34 @@ class KnowledgeBase:
     def _locked(self) -> Iterator[None]:
         """One writer at a time, across processes. A change that fails leaves this object
         half-changed in memory, so the next one reloads from disk."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with (self.root / ".lock").open("w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with writer_lock(self.root):
             try:
                 yield
             except BaseException:
                 self.version = ""
                 raise
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _save(self, appended: np.ndarray | None = None) -> None:
-        """Write a complete new version, then point ``CURRENT`` at it (atomic rename)."""
-        number = 1 + max((int(p.name[1:]) for p in self.root.glob("v[0-9]*")), default=0)
-        version = f"v{number:06d}"
-        staging = self.root / f".{version}.tmp"
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir()
-        self.index = self._index(appended)
+        """Write a complete new version, then point ``CURRENT`` at it (atomic rename); an
+        HNSW index only grows by ``appended`` rows when nothing else changed."""
+        self.index = vector_index(self.vectors, self.manifest["index"], self.index, appended)
         self.manifest["updated"] = time.time()
-        with (staging / "chunks.jsonl").open("w", encoding="utf-8") as out:
+        self.version = write_version(self.root, self._write)
+        self._bm25 = None
+
+    def _write(self, folder: Path) -> None:
+        with (folder / "chunks.jsonl").open("w", encoding="utf-8") as out:
             for chunk in self.chunks:
                 out.write(json.dumps(chunk, ensure_ascii=False) + "\n")
-        np.save(staging / "vectors.npy", self.vectors)
-        faiss.write_index(self.index, str(staging / "index.faiss"))
+        np.save(folder / "vectors.npy", self.vectors)
+        faiss.write_index(self.index, str(folder / "index.faiss"))
         tokens = bm25s.tokenize([_embedding_text(c) for c in self.chunks], stopwords="en",
                                 show_progress=False)  # fmt: skip
         if tokens.vocab:  # bm25s cannot index an empty vocabulary (no passages)
             retriever = bm25s.BM25()
             retriever.index(tokens, show_progress=False)
-            retriever.save(str(staging / "bm25"))
-        (staging / "manifest.json").write_text(json.dumps(self.manifest, indent=2) + "\n")
-        staging.rename(self.root / version)
-        pointer = self.root / "CURRENT.tmp"
-        pointer.write_text(version + "\n")
-        os.replace(pointer, self.root / "CURRENT")
-        self.version, self._bm25 = version, None
-        for old in self.root.glob("v[0-9]*"):
-            if old.name != version:
-                shutil.rmtree(old, ignore_errors=True)
-        for leftover in self.root.glob(".v*.tmp"):
-            shutil.rmtree(leftover, ignore_errors=True)
-
-    def _index(self, appended: np.ndarray | None) -> Any:
-        """The faiss index over ``self.vectors``: extended in place when only ``appended``
-        rows were added to an HNSW index, rebuilt otherwise."""
-        dimension = int(self.manifest["dimension"])
-        kind = self.manifest["index"]
-        if kind == "auto":
-            kind = "hnsw" if len(self.vectors) >= APPROX_THRESHOLD else "flat"
-        if kind == "hnsw" and appended is not None and isinstance(self.index, faiss.IndexHNSWFlat):
-            self.index.add(appended)
-            return self.index
-        if kind == "hnsw":
-            index: Any = faiss.IndexHNSWFlat(dimension, HNSW_NEIGHBORS, faiss.METRIC_INNER_PRODUCT)
-            index.hnsw.efConstruction = 80
-        else:
-            index = faiss.IndexFlatIP(dimension)
-        if len(self.vectors):
-            index.add(self.vectors)
-        return index
+            retriever.save(str(folder / "bm25"))
+        (folder / "manifest.json").write_text(json.dumps(self.manifest, indent=2) + "\n")
 
 
 def _embedding_text(chunk: dict[str, Any]) -> str:
@@ -538,15 +502,6 @@ def _embedding_text(chunk: dict[str, Any]) -> str:
     if title and title not in text[: len(title) + 8]:
         return f"{title}: {text}"
     return text
-
-
-def _normalize(vectors: np.ndarray) -> None:
-    if len(vectors):
-        faiss.normalize_L2(vectors)
-
-
-def _index_kind(index: Any) -> str:
-    return "hnsw" if isinstance(index, faiss.IndexHNSWFlat) else "flat"
 
 
 def _check_name(name: str) -> str:

@@ -86,6 +86,7 @@ _KIND_WORDS = {
     "adapter": "LoRA adapters",
     "encoder": "encoders",
     "classifier": "classifiers",
+    "clip": "text-image models",
 }
 _BACKENDS: dict[str, ServingBackend] = {}
 
@@ -164,6 +165,6 @@ register_backend(ServingBackend(
 register_backend(ServingBackend(
     "torch", "transformers models in PyTorch, LoRA adapters by name, int8 "
     "(a .gguf file is de-quantized)",
-    kinds=("causal-lm", "adapter", "encoder", "classifier", "gguf"),
+    kinds=("causal-lm", "adapter", "encoder", "classifier", "clip", "gguf"),
     engine="lmforge.serve.server:torch_engine", preflight="lmforge.serve.server:torch_preflight",
 ))  # fmt: skip

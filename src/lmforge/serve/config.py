@@ -71,6 +71,11 @@ class ServeConfig(Section):
         default_factory=dict,
         description="Text classifiers to serve on /v1/classify and /v1/explain (name: reference).",
     )
+    images: list[str] = Field(
+        default_factory=list,
+        description="Image indexes to serve on /v1/images/search (lmforge images index "
+        "build); their text-image models also classify images on /v1/classify.",
+    )
     sentiment: str | None = Field(
         default=None,
         description="Score every user turn with this classifier (a classifiers name or a "

@@ -126,11 +126,30 @@ class ModerationRequest(_Body):
     model: str | None = None
 
 
+class ImageInput(_Body):
+    """One picture in a request: its file's bytes in base64, or a ``data:`` URL."""
+
+    image: str
+
+
 class ClassifyRequest(_Body):
-    """lmforge extension: label probabilities from a served classifier."""
+    """lmforge extension: label probabilities from a served classifier, or from a served
+    image index's text-image model for images (zero-shot over ``labels``)."""
 
     model: str
-    input: str | list[str]
+    input: str | list[str] | ImageInput | list[ImageInput]
+    labels: list[str] | None = None  # images: the labels to choose among
+    templates: list[str] | None = None  # images: prompts made from each label
+
+
+class ImageSearchRequest(_Body):
+    """lmforge extension: the images of a served index nearest to a sentence or a picture."""
+
+    index: str | None = None  # default: the one index the server serves
+    query: str | None = None
+    image: str | None = None  # base64 or a data: URL
+    k: int = Field(default=5, ge=1, le=100)
+    thumbnails: bool = True
 
 
 class ExplainRequest(_Body):

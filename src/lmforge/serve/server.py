@@ -16,6 +16,7 @@ from lmforge.hub.embed import SentenceEmbedder
 from lmforge.hub.load import check_gguf
 from lmforge.hub.quantized import is_quantized_dir, read_quant_meta
 from lmforge.hub.smoothquant import quantize_int8
+from lmforge.retrieve.images import ImageIndex
 from lmforge.serve.api.base import OpenAIHandler
 from lmforge.serve.backends import pick_backend
 from lmforge.serve.config import ServeConfig
@@ -38,6 +39,16 @@ def build_handler(config: ServeConfig) -> OpenAIHandler:
     ref, served_name, embed = config.model, config.name, config.embed
     spec = understanding_of(config)
     base, resolved = resolve_served(ref, served_name, config.adapters)
+    images = {name: ImageIndex.open(name) for name in config.images}
+    if base.model_kind == "clip":  # an image search server
+        if not images or embed is not None or resolved:
+            raise LmforgeError(
+                f"model: '{ref}' is a text-image model: it serves image indexes; pass "
+                "images: [NAME] (--images NAME, built with `lmforge images index build`) "
+                "and no embed or adapters"
+            )
+        return OpenAIHandler(None, served_name, images=images,
+                             understanding=load_understanding(spec))  # fmt: skip
     backend = pick_backend(base, config.backend, adapters=bool(resolved),
                            quantize=config.quantize)  # fmt: skip
     if base.model_kind in {"encoder", "classifier"} and (embed is not None or resolved):
@@ -45,16 +56,17 @@ def build_handler(config: ServeConfig) -> OpenAIHandler:
                            "adapters")  # fmt: skip
     if base.model_kind == "classifier":  # a classification server
         spec = replace(spec, classifiers={served_name: ref, **spec.classifiers})
-        return OpenAIHandler(None, served_name, understanding=load_understanding(spec))
+        return OpenAIHandler(None, served_name, understanding=load_understanding(spec),
+                             images=images)  # fmt: skip
     extras = load_understanding(spec)
     if base.model_kind == "encoder":  # an embedding server
         return OpenAIHandler(None, served_name, embedder=SentenceEmbedder(ref),
-                             understanding=extras)  # fmt: skip
+                             understanding=extras, images=images)  # fmt: skip
     embedder = SentenceEmbedder(embed) if embed is not None else None
     return OpenAIHandler(
         backend.load(base, resolved, config), served_name, adapters=list(resolved),
         max_tokens_limit=config.max_tokens_limit, embedder=embedder, embed_name=embed,
-        guard=load_guard(config.guard), understanding=extras,
+        guard=load_guard(config.guard), understanding=extras, images=images,
     )  # fmt: skip
 
 

@@ -47,6 +47,8 @@ class OpenAIHandler:
         guard: content filtering of inputs and outputs (``--guard``).
         understanding: a knowledge base that grounds chat answers, classifiers for
             ``/v1/classify`` and ``/v1/explain``, a sentiment model for conversations.
+        images: image indexes by name for ``/v1/images/search`` (their text-image models
+            also classify images on ``/v1/classify``).
     """
 
     def __init__(
@@ -61,6 +63,7 @@ class OpenAIHandler:
         embed_name: str | None = None,
         guard: Guard | None = None,
         understanding: Understanding | None = None,
+        images: Mapping[str, Any] | None = None,
     ) -> None:
         self.engine = engine
         self.understanding = understanding or Understanding()
@@ -80,6 +83,7 @@ class OpenAIHandler:
             "generation": dict.fromkeys(generation, engine),
             "embeddings": {self.embed_name: embedder} if embedder is not None else {},
             "classifiers": self.understanding.classifiers,
+            "images": dict(images or {}),
         }
         self._families: dict[type[EndpointFamily], EndpointFamily] = {}
 
@@ -105,6 +109,12 @@ class OpenAIHandler:
                 message = (
                     f"this server serves only the classifier '{self.model_name}' "
                     "(POST /v1/classify, /v1/explain)"
+                )
+            elif self.backends["images"]:
+                indexes = ", ".join(self.backends["images"])
+                message = (
+                    f"this server serves only the image indexes {indexes} "
+                    "(POST /v1/images/search, /v1/classify with images)"
                 )
             raise ApiError(404, message, param="model", code="model_not_found")
         return self.engine

@@ -7,6 +7,7 @@ from typing import Any
 
 from lmforge.explain import explain_text
 from lmforge.serve.api.base import EndpointFamily, OpenAIHandler, Routes
+from lmforge.serve.api.images import ImageSearch
 from lmforge.serve.errors import ApiError, lmforge_errors_as
 from lmforge.serve.protocol import ClassifyRequest, ExplainRequest
 
@@ -21,10 +22,13 @@ class Classification(EndpointFamily):
         return {"root": model.model_ref, "parent": None, "labels": model.labels}
 
     async def classify(self, body: ClassifyRequest) -> dict[str, Any]:
-        """Each input's label probabilities, most likely first."""
+        """Each input's label probabilities, most likely first (images: zero-shot with a
+        served image index's text-image model)."""
+        if body.model in self.served.backends.get("images", {}):
+            return await self.served.family(ImageSearch).classify(body)
         classifier = self.model(body.model)
         texts = [body.input] if isinstance(body.input, str) else list(body.input)
-        if not texts or any(not text.strip() for text in texts):
+        if not texts or any(not isinstance(text, str) or not text.strip() for text in texts):
             raise ApiError(400, "input must be non-empty text", param="input")
         rows = await self.served.compute(classifier.classify, texts)
         return {
