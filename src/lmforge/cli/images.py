@@ -185,8 +185,7 @@ def classify(
     """
     from lmforge.data.images import open_image
     from lmforge.errors import LmforgeError
-    from lmforge.evaluate.image_tasks import DEFAULT_LABEL_TEMPLATES
-    from lmforge.hub.clip import load_clip, zero_shot
+    from lmforge.hub.clip import DEFAULT_LABEL_TEMPLATES, load_clip, zero_shot
 
     names = [label.strip() for label in labels.split(",") if label.strip()]
     if len(names) < 2:

@@ -15,11 +15,15 @@ from typing import Any
 import numpy as np
 
 from lmforge.data.images import open_image
-from lmforge.hub.clip import embed_images, embed_texts, load_clip, zero_shot
+from lmforge.hub.clip import (
+    DEFAULT_LABEL_TEMPLATES,
+    embed_images,
+    embed_texts,
+    load_clip,
+    zero_shot,
+)
 from lmforge.progress import ProgressFn
 from lmforge.stats import retrieval_ranks
-
-DEFAULT_LABEL_TEMPLATES = ("a photo of a {label}",)
 
 
 def _images(records: list[dict[str, Any]], progress: ProgressFn | None) -> list[Any]:

@@ -45,6 +45,7 @@ from lmforge.hub.resolve import ADAPTER, CLIP, ResolvedModel, resolve
 
 # Images from 0..1 to -1..1: the normalization a tower built here is trained with.
 _HALF = [0.5, 0.5, 0.5]
+DEFAULT_LABEL_TEMPLATES = ("a photo of a {label}",)  # zero-shot prompts, as CLIP's paper
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,7 @@ from typing import Any
 from PIL import Image
 
 from lmforge.data.images import ImageError, decode_image
-from lmforge.evaluate.image_tasks import DEFAULT_LABEL_TEMPLATES
-from lmforge.hub.clip import zero_shot
+from lmforge.hub.clip import DEFAULT_LABEL_TEMPLATES, zero_shot
 from lmforge.retrieve.images import ImageIndex, clip_for
 from lmforge.serve.api.base import EndpointFamily, OpenAIHandler, Routes
 from lmforge.serve.errors import ApiError
