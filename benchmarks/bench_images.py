@@ -8,9 +8,10 @@
    in a plain PyTorch loop with transformers' own CLIP loss (``return_loss=True``: a
    repeated caption's other images count as negatives). Targets: under 2 minutes of
    training on 2 cores; recall@5 (attribute) and zero-shot accuracy at least 0.95.
-2. build: ``ImageIndex.create`` over all 1,797 digit images against a plain script with
-   the same model and batch size (Pillow, the processor, ``get_image_features``, faiss
-   IndexFlatIP). Target: at least 1.0x images/s.
+2. build: ``ImageIndex.create`` over all 1,797 digit images (read, embed, index, saved as
+   a new version) against a plain script with the same model and batch size (Pillow, the
+   processor, ``get_image_features``, faiss IndexFlatIP written to disk), the best of 5
+   alternating runs each. Target: at least 1.0x images/s.
 3. query: text queries on an index of 100,000 images (the real model embeds each query;
    the vectors are random unit vectors, as the size needs), HNSW (the automatic choice
    above 20,000). Targets: p50 under 10 ms, p99 under 30 ms.
@@ -157,33 +158,49 @@ def _train_for_index(steps: int) -> str:
 
 
 def bench_build(model_ref: str) -> dict[str, Any]:
+    import tempfile
+
     import faiss
     import torch
+    from PIL import Image
 
-    from lmforge.data.images import open_image
     from lmforge.hub.clip import load_clip
     from lmforge.retrieve.images import EMBED_BATCH, ImageIndex
 
     images = sorted((_digits("train")[0].parent / "images").glob("*.png"))
     ImageIndex.create("bench-build", model_ref=model_ref, replace=True)  # loads the model
-    started = time.perf_counter()
-    ImageIndex.create("bench-build", model_ref=model_ref, replace=True,
-                      sources=[images[0].parent])  # fmt: skip
-    ours = time.perf_counter() - started
-
     model, processor = load_clip(model_ref)
-    started = time.perf_counter()
-    index = faiss.IndexFlatIP(int(model.config.projection_dim))
-    with torch.inference_mode():
-        for start in range(0, len(images), EMBED_BATCH):
-            pictures = [open_image(p) for p in images[start : start + EMBED_BATCH]]
-            pixels = processor.image_processor(pictures, return_tensors="pt")["pixel_values"]
-            vectors = model.get_image_features(pixel_values=pixels).pooler_output
-            index.add(torch.nn.functional.normalize(vectors, dim=-1).numpy())
-    theirs = time.perf_counter() - started
-    row = {"images": str(len(images)), "lmforge images/s": f"{len(images) / ours:,.0f}",
-           "plain script images/s": f"{len(images) / theirs:,.0f}",
-           "ratio": f"{theirs / ours:.2f}x"}  # fmt: skip
+
+    def ours() -> float:
+        started = time.perf_counter()
+        ImageIndex.create("bench-build", model_ref=model_ref, replace=True,
+                          sources=[images[0].parent])  # fmt: skip
+        return time.perf_counter() - started
+
+    def theirs() -> float:
+        started = time.perf_counter()
+        index = faiss.IndexFlatIP(int(model.config.projection_dim))
+        with torch.inference_mode():
+            for start in range(0, len(images), EMBED_BATCH):
+                pictures = [
+                    Image.open(p).convert("RGB") for p in images[start : start + EMBED_BATCH]
+                ]
+                pixels = processor.image_processor(pictures, return_tensors="pt")["pixel_values"]
+                vectors = model.get_image_features(pixel_values=pixels).pooler_output
+                index.add(torch.nn.functional.normalize(vectors, dim=-1).numpy())
+        faiss.write_index(index, str(Path(tempfile.gettempdir()) / "bench-images.faiss"))
+        return time.perf_counter() - started
+
+    # A second of work each: the best of 5 alternating runs, so the machine's noise
+    # (+-15% here) does not decide the ratio.
+    times: dict[str, list[float]] = {"ours": [], "theirs": []}
+    for _ in range(5):
+        times["ours"].append(ours())
+        times["theirs"].append(theirs())
+    best_ours, best_theirs = min(times["ours"]), min(times["theirs"])
+    row = {"images": str(len(images)), "lmforge images/s": f"{len(images) / best_ours:,.0f}",
+           "plain script images/s": f"{len(images) / best_theirs:,.0f}",
+           "ratio": f"{best_theirs / best_ours:.2f}x (best of 5 each)"}  # fmt: skip
     append_result("images: index build", row)
     return row
 

@@ -22,7 +22,7 @@ from lmforge.errors import LmforgeError
 from lmforge.evaluate.runner import evaluate_model
 from lmforge.hub import resolve
 from lmforge.stats import retrieval_ranks, retrieval_summary
-from lmforge.tasks import get_task
+from lmforge.tasks import EncodeOptions, get_task
 from lmforge.train.loop import train
 
 # a small ViT and head so a training step takes milliseconds
@@ -361,3 +361,90 @@ def test_images_classify_ranks_the_labels(
     ran = CliRunner().invoke(app, ["images", "classify", str(result.model_dir), str(picture),
                                    "--labels", "dark"])  # fmt: skip
     assert ran.exit_code == 2 and "at least two" in ran.output
+
+
+def test_an_interrupted_clip_run_resumes_to_the_same_weights(
+    captioned: Path, tiny_encoder: Path, tmp_path: Path
+) -> None:
+    from safetensors.torch import load_file
+
+    from lmforge.train.loop import TrainingInterrupted
+
+    steps = {"max_steps": 4, "save_every": 2, "batch_size": 4}
+    whole = train(_run_config(tiny_encoder, captioned, tmp_path / "whole", train=steps),
+                  track=False)  # fmt: skip
+
+    def stop_at_two(step: int, total: int, text: str) -> None:
+        if step == 2:
+            raise KeyboardInterrupt
+
+    config = _run_config(tiny_encoder, captioned, tmp_path / "halves", train=steps)
+    with pytest.raises(TrainingInterrupted, match="--resume"):
+        train(config, track=False, progress=stop_at_two)
+    resumed = train(config, track=False, resume=tmp_path / "halves")
+    assert resumed.final_loss == pytest.approx(whole.final_loss, rel=1e-6)
+    first = load_file(whole.model_dir / "model.safetensors")
+    second = load_file(resumed.model_dir / "model.safetensors")
+    assert all(torch.allclose(first[k], second[k], atol=1e-6) for k in first)
+
+
+def test_clip_trains_on_two_processes(captioned: Path, tiny_encoder: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    import yaml
+
+    config = _run_config(tiny_encoder, captioned, tmp_path / "run", train={"batch_size": 3})
+    config_file = tmp_path / "clip.yaml"
+    config_file.write_text(yaml.safe_dump(config.model_dump(mode="json")))
+    done = subprocess.run(
+        [sys.executable, "-m", "lmforge.cli.main", "train", str(config_file), "--nproc", "2",
+         "--no-track"], capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    # each process contrasts its own 3 pairs; the steps and the saved model are the run's
+    assert metrics["steps"] == 2 and np.isfinite(metrics["final_loss"])
+    assert resolve(str(tmp_path / "run" / "model")).kind == "clip"
+
+
+def test_a_frozen_text_tower_is_run_once_per_caption_without_dropout(
+    captioned: Path, tiny_encoder: Path
+) -> None:
+    from lmforge.hub.clip import text_features
+
+    config = _run_config(tiny_encoder, captioned, captioned.parent / "unused",
+                         task={"frozen_towers": ["text"]})  # fmt: skip
+    task = get_task("clip").configured(config)
+    processor = task.load_processor(tiny_encoder)
+    model = task.build_model(str(tiny_encoder), labels=[], dtype=torch.float32)
+    records, _ = read_records(captioned)
+    examples, _ = task.encode(records, processor, EncodeOptions(max_length=64))
+    batch = task.collate(examples, processor, seed=0)
+    model.train()  # dropout on everywhere else: the cached tower still runs in eval mode
+    cached = task._text_features(model, batch)
+    assert len(task._frozen_text) == 4  # 12 captions, 4 distinct
+    assert model.text_model.training  # put back as the loop had it
+    model.eval()
+    assert torch.allclose(cached, text_features(model, batch), atol=1e-5)
+
+
+def test_the_onnx_encoders_give_the_models_embeddings(
+    captioned: Path, tiny_encoder: Path, tmp_path: Path
+) -> None:
+    from lmforge.hub.clip import ImageEncoder, QueryEncoder, embed_images, embed_texts, load_clip
+
+    result = train(_run_config(tiny_encoder, captioned, tmp_path / "run"), track=False)
+    model, processor = load_clip(str(result.model_dir))
+    encoder = QueryEncoder(model, processor)
+    queries = ["a dark square", "a very pale and rather large square, seen from far away", "x"]
+    for query in queries:  # the first one is traced; the others are longer and shorter
+        assert np.allclose(encoder(query), embed_texts(model, processor, [query]), atol=1e-5)
+    assert encoder.tower.onnx is not None  # a BERT tower exports to ONNX
+    pictures = [open_image(Path(r["image"])) for r in read_records(captioned)[0]]
+    images = ImageEncoder(model, processor)
+    for batch in (pictures[:3], pictures[3:]):  # the batch size varies
+        assert np.allclose(images(batch), embed_images(model, processor, batch), atol=1e-5)
+    assert images.tower.onnx is not None
+    one_thread = images.embed(images.pixels(pictures), threads=1)
+    assert np.allclose(one_thread, embed_images(model, processor, pictures), atol=1e-5)

@@ -16,6 +16,9 @@ cosine similarity that CLIP's logits scale.
 
 from __future__ import annotations
 
+import tempfile
+import threading
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +45,7 @@ from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPi
 from lmforge.errors import LmforgeError
 from lmforge.hub.load import quiet_transformers
 from lmforge.hub.resolve import ADAPTER, CLIP, ResolvedModel, resolve
+from lmforge.runtime.onnx import import_onnxruntime
 
 # Images from 0..1 to -1..1: the normalization a tower built here is trained with.
 _HALF = [0.5, 0.5, 0.5]
@@ -137,9 +141,14 @@ def compose_dual_encoder(
         vision_model.config, text_model.config, projection_dim=projection_dim
     )
     model = VisionTextDualEncoderModel(config, vision_model=vision_model, text_model=text_model)
+    return model, dual_encoder_processor(text_path, image_processor)
+
+
+def dual_encoder_processor(text_path: Path, image_processor: Any) -> Any:
+    """The text tower's tokenizer and ``image_processor`` as one processor, the way
+    ``VisionTextDualEncoderModel`` folders save them."""
     tokenizer = AutoTokenizer.from_pretrained(text_path)
-    return model, VisionTextDualEncoderProcessor(image_processor=image_processor,
-                                                 tokenizer=tokenizer)  # fmt: skip
+    return VisionTextDualEncoderProcessor(image_processor=image_processor, tokenizer=tokenizer)
 
 
 def load_clip(model: ResolvedModel | str) -> tuple[Any, Any]:
@@ -248,6 +257,133 @@ def zero_shot(
     logits -= logits.max(axis=1, keepdims=True)
     weights = np.exp(logits)
     return weights / weights.sum(axis=1, keepdims=True)
+
+
+class OnnxTower:
+    """One tower of a dual encoder (with its projection and normalization) run through
+    onnxruntime, exported on its first call (about 2 s) and checked against PyTorch on
+    that call; if it cannot be exported, or differs, PyTorch runs it. On 2 cores the
+    embedded MiniLM text tower takes 3.4 ms per query this way instead of 9.8 ms
+    (benchmarks/bench_images.py).
+
+    Args:
+        module: maps the named input tensors to ``(B, D)`` embeddings.
+        dynamic: each input's axes that vary between calls, e.g. ``{"pixel_values": {0:
+            "batch"}}``.
+    """
+
+    def __init__(self, module: torch.nn.Module, dynamic: dict[str, dict[int, str]]) -> None:
+        self.module = module.eval()
+        self.dynamic = dynamic
+        self.onnx: bytes | None = None  # the exported graph, once it proved the same
+        self._sessions: dict[int, Any] = {}
+        self._ready = False
+        self._lock = threading.Lock()
+
+    def __call__(self, inputs: dict[str, np.ndarray], *, threads: int | None = None) -> np.ndarray:
+        """The embeddings of ``inputs`` (in the order ``dynamic`` names them): ``(B, D)``;
+        ``threads``: onnxruntime's threads (default: torch's)."""
+        session = self._session(inputs, threads or torch.get_num_threads())
+        if session is not None:
+            return np.asarray(session.run(None, inputs)[0], dtype=np.float32)
+        return self._torch(inputs)
+
+    def _session(self, inputs: dict[str, np.ndarray], threads: int) -> Any:
+        with self._lock:
+            if not self._ready:
+                self.onnx = self._export(inputs)
+                self._ready = True
+            if self.onnx is not None and threads not in self._sessions:
+                self._sessions[threads] = _onnx_session(self.onnx, threads)
+            return self._sessions.get(threads)
+
+    def _torch(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        with torch.inference_mode():
+            return self.module(*(torch.from_numpy(value) for value in inputs.values())).numpy()
+
+    def _export(self, inputs: dict[str, np.ndarray]) -> bytes | None:
+        """The tower as ONNX, or None to run it in PyTorch."""
+        try:
+            with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the exporter's notes on Python branches
+                path = Path(folder) / "tower.onnx"
+                example = tuple(torch.from_numpy(value) for value in inputs.values())
+                torch.onnx.export(self.module, example, str(path), dynamo=False,
+                                  input_names=list(inputs), output_names=["embedding"],
+                                  dynamic_axes=self.dynamic)  # fmt: skip
+                graph = path.read_bytes()
+            exported = _onnx_session(graph, torch.get_num_threads()).run(None, inputs)[0]
+        except Exception:  # an architecture the exporter cannot follow: run it as it is
+            return None
+        return graph if np.allclose(exported, self._torch(inputs), atol=1e-4) else None
+
+
+def _onnx_session(graph: bytes, threads: int) -> Any:
+    onnxruntime = import_onnxruntime()
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    return onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+
+
+class QueryEncoder:
+    """Embeds one sentence at a time, as a search box asks (``OnnxTower``)."""
+
+    def __init__(self, model: Any, processor: Any, max_length: int = 77) -> None:
+        self.tokenizer, self.max_length = processor.tokenizer, max_length
+        axes = {"input_ids": {1: "tokens"}, "attention_mask": {1: "tokens"}}
+        self.tower = OnnxTower(_TextTower(model), axes)
+
+    def __call__(self, text: str) -> np.ndarray:
+        """The normalized embedding of ``text``: ``(1, D)`` float32."""
+        batch = self.tokenizer([text], truncation=True, max_length=self.max_length,
+                               return_tensors="np")  # fmt: skip
+        return self.tower({"input_ids": batch["input_ids"].astype(np.int64),
+                           "attention_mask": batch["attention_mask"].astype(np.int64)})  # fmt: skip
+
+
+class ImageEncoder:
+    """Embeds batches of pictures (``OnnxTower``): what image indexes and image queries
+    use, so both sides of a search go through the same function."""
+
+    def __init__(self, model: Any, processor: Any) -> None:
+        self.image_processor = processor.image_processor
+        self.tower = OnnxTower(_ImageTower(model), {"pixel_values": {0: "batch"}})
+
+    def __call__(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """The normalized embeddings of RGB ``images``: ``(N, D)`` float32."""
+        return self.embed(self.pixels(images))
+
+    def pixels(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """The model's input for RGB ``images`` (resized, normalized): ``(N, C, H, W)``."""
+        pixels = self.image_processor(list(images), return_tensors="np")["pixel_values"]
+        return np.asarray(pixels, dtype=np.float32)
+
+    def embed(self, pixels: np.ndarray, *, threads: int | None = None) -> np.ndarray:
+        """The normalized embeddings of ``pixels`` (from ``pixels``): ``(N, D)`` float32;
+        ``threads``: the model's threads (default: all torch uses)."""
+        return self.tower({"pixel_values": pixels}, threads=threads)
+
+
+class _TextTower(torch.nn.Module):
+    """``text_features`` as a module the ONNX exporter can trace."""
+
+    def __init__(self, model: Any) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return text_features(self.model, {"input_ids": input_ids, "attention_mask": attention_mask})
+
+
+class _ImageTower(torch.nn.Module):
+    """``image_features`` as a module the ONNX exporter can trace."""
+
+    def __init__(self, model: Any) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return image_features(self.model, pixel_values)
 
 
 def projection_size(model: Any) -> int:

@@ -40,6 +40,8 @@ def build_handler(config: ServeConfig) -> OpenAIHandler:
     spec = understanding_of(config)
     base, resolved = resolve_served(ref, served_name, config.adapters)
     images = {name: ImageIndex.open(name) for name in config.images}
+    for index in images.values():
+        index.warm_up()
     if base.model_kind == "clip":  # an image search server
         if not images or embed is not None or resolved:
             raise LmforgeError(

@@ -14,6 +14,11 @@ exactly CLIP's loss.
 
 LoRA adapters are merged into the saved model (``merge_on_save``): the base of a composed
 dual encoder is no single checkpoint a plain adapter could name.
+
+A frozen text tower (``task.frozen_towers: [text]``) runs without dropout, and each
+distinct caption goes through it once: its pooled output is kept and only the projection
+trains, as LiT precomputes its locked tower. Digits captions repeat (90 of them), so a step
+then costs the image tower alone.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from lmforge.errors import LmforgeError
 from lmforge.hub.clip import (
     VisionTower,
     compose_dual_encoder,
+    dual_encoder_processor,
     image_features,
     load_processor,
     pretrained_vision_tower,
@@ -69,9 +75,15 @@ class ClipTask:
         self.options = ClipSettings(name="clip")
         self.head_modules: tuple[str, ...] = ()  # set by build_model: new heads and towers
         self.frozen_modules: tuple[str, ...] = ()
+        self._frozen_text: dict[tuple[int, ...], torch.Tensor] = {}  # caption ids -> pooled
 
     def configured(self, config: RunConfig) -> ClipTask:
         assert isinstance(config.task, ClipSettings)
+        if config.method.name == "lora" and config.train.strategy == "fsdp":
+            raise LmforgeError(
+                "train.strategy: fsdp shards the model, and task clip merges its LoRA "
+                "adapters into the saved model, which needs it whole; use strategy ddp"
+            )
         self.options = config.task
         self.frozen_modules = tuple(_TOWER_MODULES[t] for t in config.task.frozen_towers)
         return self
@@ -89,15 +101,11 @@ class ClipTask:
         image tower's image processor."""
         if is_dual_encoder_dir(path):
             return load_processor(Path(path))
-        from transformers import AutoTokenizer, VisionTextDualEncoderProcessor
-
         if self.options.vision_ref is not None:
             image_processor = pretrained_vision_tower(self.options.vision_ref)[1]
         else:
             image_processor = vit_image_processor(self.options.image_size)
-        return VisionTextDualEncoderProcessor(
-            image_processor=image_processor, tokenizer=AutoTokenizer.from_pretrained(path)
-        )
+        return dual_encoder_processor(Path(path), image_processor)
 
     def build_model(
         self, path: str, *, labels: Sequence[str], dtype: torch.dtype, pretrained: bool = True
@@ -169,11 +177,32 @@ class ClipTask:
         return ((caption_to_image + image_to_caption) / 2).sum()
 
     def _logits(self, model: Any, batch: Batch) -> torch.Tensor:
-        texts = text_features(model, batch)  # (B, D)
+        texts = self._text_features(model, batch)  # (B, D)
         images = image_features(model, batch["pixel_values"])  # (B, D)
         ceiling = math.log(self.options.logit_scale_max)
         scale = model.logit_scale.clamp(max=ceiling).exp()
         return scale * texts @ images.T
+
+    def _text_features(self, model: Any, batch: Batch) -> torch.Tensor:
+        """Normalized caption embeddings ``(B, D)``; through the cache when the text tower
+        is frozen."""
+        if "text_model" not in self.frozen_modules:
+            return text_features(model, batch)
+        pairs = zip(batch["input_ids"], batch["attention_mask"], strict=True)
+        rows = [tuple(ids[mask.bool()].tolist()) for ids, mask in pairs]
+        missing = list(dict.fromkeys(row for row in rows if row not in self._frozen_text))
+        if missing:
+            tower = model.text_model
+            was_training = tower.training
+            tower.eval()  # a frozen tower is a fixed function: no dropout
+            with torch.no_grad():
+                ids = pad([list(row) for row in missing], 0)  # (M, T)
+                mask = pad([[1] * len(row) for row in missing], 0)
+                pooled = tower(input_ids=ids, attention_mask=mask).pooler_output  # (M, H)
+            tower.train(was_training)
+            self._frozen_text.update(zip(missing, pooled, strict=True))
+        pooled = torch.stack([self._frozen_text[row] for row in rows])  # (B, H)
+        return F.normalize(model.text_projection(pooled).float(), dim=-1)
 
     def evaluate(self, model: Any, batches: Iterable[Batch]) -> dict[str, Any]:
         """The loss plus caption->image and image->caption recall over the whole
@@ -184,7 +213,7 @@ class ClipTask:
             for batch in batches:
                 total += float(self.loss(model, batch))
                 count += len(batch["caption_id"])
-                texts.append(text_features(model, batch))
+                texts.append(self._text_features(model, batch))
                 images.append(image_features(model, batch["pixel_values"]))
                 captions += batch["caption_id"].tolist()
         similarity = (torch.cat(texts) @ torch.cat(images).T).numpy()  # (N, N)
