@@ -448,3 +448,52 @@ def test_the_onnx_encoders_give_the_models_embeddings(
     assert images.tower.onnx is not None
     one_thread = images.embed(images.pixels(pictures), threads=1)
     assert np.allclose(one_thread, embed_images(model, processor, pictures), atol=1e-5)
+
+
+def test_a_text_tower_built_from_config_trains_from_random_weights(
+    captioned: Path, tiny_encoder: Path, tmp_path: Path
+) -> None:
+    from transformers import AutoModel
+
+    built = {"text_layers": 1, "text_width": 32, "text_heads": 2}
+    result = train(_run_config(tiny_encoder, captioned, tmp_path / "run", task=built),
+                   track=False)  # fmt: skip
+    saved = AutoModel.from_pretrained(result.model_dir)
+    text = saved.text_model
+    assert (text.config.num_hidden_layers, text.config.hidden_size) == (1, 32)
+    assert text.config.vocab_size == AutoModel.from_pretrained(tiny_encoder).config.vocab_size
+    assert result.trainable_parameters == sum(p.numel() for p in saved.parameters())
+    lora = _run_config(tiny_encoder, captioned, tmp_path / "lora", task=built,
+                       method={"name": "lora"})  # fmt: skip
+    with pytest.raises(LmforgeError, match="both towers are built from config"):
+        train(lora, track=False)
+    with pytest.raises(ValueError, match=r"set task\.text_layers too"):
+        _run_config(tiny_encoder, captioned, tmp_path / "x", task={"text_width": 32})
+
+
+def test_a_registered_clip_model_resolves_and_evaluates(
+    captioned: Path, tiny_encoder: Path, tmp_path: Path
+) -> None:
+    output = {"dir": str(tmp_path / "run"), "register_as": "tiny-clip"}
+    config = _run_config(tiny_encoder, captioned, tmp_path / "run", output=output)
+    train(config)  # tracked: registering needs the MLflow run
+    assert resolve("registry:tiny-clip/1").kind == "clip"
+    result = evaluate_model("registry:tiny-clip/1", captioned, "image-retrieval", track=False)
+    assert result.metrics["text_to_image_attribute_R@10"] == 1.0
+
+
+def test_an_upload_too_large_or_not_base64_is_a_400_naming_the_field(
+    captioned: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import base64
+
+    from lmforge.serve.api import images
+    from lmforge.serve.errors import ApiError
+
+    data = base64.b64encode((captioned.parent / "pics" / "0.png").read_bytes()).decode()
+    assert images.decode_upload("data:image/png;base64," + data, "image").size == (8, 8)
+    monkeypatch.setattr(images, "MAX_IMAGE_BYTES", 10)
+    with pytest.raises(ApiError) as error:
+        images.decode_upload(data, "input[0].image")
+    assert error.value.status == 400 and error.value.param == "input[0].image"
+    assert "the limit is 10" in error.value.message

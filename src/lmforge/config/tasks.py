@@ -161,6 +161,19 @@ class ClipSettings(TaskSettings):
         description="Take the image tower (and its image processor) from this local CLIP or "
         "ViT checkpoint instead of building one; model.ref gives the text tower.",
     )
+    text_layers: int | None = Field(
+        default=None,
+        ge=1,
+        description="Build the text tower from config (random weights, "
+        "model.ref's tokenizer and architecture) with this many layers; null: model.ref's "
+        "trained tower.",
+    )
+    text_width: int | None = Field(
+        default=None, ge=8, description="Built text tower: hidden size (null: model.ref's)."
+    )
+    text_heads: int | None = Field(
+        default=None, ge=1, description="Built text tower: attention heads (null: model.ref's)."
+    )
     projection_dim: int = Field(
         default=128, ge=1, description="Size of the shared embedding space (new heads only)."
     )
@@ -190,6 +203,17 @@ class ClipSettings(TaskSettings):
             raise ValueError(
                 f"task.vision_heads: {self.vision_heads} does not divide task.vision_width "
                 f"{self.vision_width}; pick a divisor"
+            )
+        built_text = (self.text_width, self.text_heads)
+        if self.text_layers is None and any(v is not None for v in built_text):
+            raise ValueError(
+                "task.text_width/text_heads: they shape a text tower built from config; set "
+                "task.text_layers too (or remove them to train model.ref's tower)"
+            )
+        if (self.text_width or 0) % (self.text_heads or 1):
+            raise ValueError(
+                f"task.text_heads: {self.text_heads} does not divide task.text_width "
+                f"{self.text_width}; pick a divisor"
             )
         if "{label}" not in self.label_template:
             raise ValueError(

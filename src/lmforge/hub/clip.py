@@ -53,6 +53,16 @@ DEFAULT_LABEL_TEMPLATES = ("a photo of a {label}",)  # zero-shot prompts, as CLI
 
 
 @dataclass(frozen=True)
+class TextTower:
+    """A text tower built from config (random weights) in the architecture of a text
+    encoder's folder; None fields keep that encoder's own."""
+
+    layers: int
+    width: int | None = None
+    heads: int | None = None
+
+
+@dataclass(frozen=True)
 class VisionTower:
     """A ViT image tower built from config (random weights)."""
 
@@ -83,6 +93,18 @@ def build_vision_tower(tower: VisionTower) -> Any:
         intermediate_size=tower.width * 2,
     )
     return ViTModel(config)
+
+
+def build_text_tower(text_path: Path, tower: TextTower) -> Any:
+    """A randomly initialized text encoder in ``text_path``'s architecture and vocabulary,
+    resized as ``tower`` says (the feed-forward layer 4x the width, as BERT's)."""
+    config = AutoConfig.from_pretrained(text_path)
+    config.num_hidden_layers = tower.layers
+    if tower.width is not None:
+        config.hidden_size, config.intermediate_size = tower.width, 4 * tower.width
+    if tower.heads is not None:
+        config.num_attention_heads = tower.heads
+    return AutoModel.from_config(config)
 
 
 def pretrained_vision_tower(ref: str) -> tuple[Any, Any]:
@@ -121,14 +143,18 @@ def compose_dual_encoder(
     vision: VisionTower,
     vision_ref: str | None,
     projection_dim: int,
+    text: TextTower | None = None,
     pretrained: bool = True,
 ) -> tuple[Any, Any]:
-    """A ``VisionTextDualEncoderModel`` (text tower from ``text_path``; image tower from
-    ``vision_ref`` or built from ``vision``) with new projection heads, and its processor.
+    """A ``VisionTextDualEncoderModel`` (text tower from ``text_path``, or built from
+    ``text`` in its architecture; image tower from ``vision_ref`` or built from ``vision``)
+    with new projection heads, and its processor.
 
     ``pretrained=False`` gives the text tower random weights too."""
     quiet_transformers()
-    if pretrained:
+    if text is not None:
+        text_model = build_text_tower(text_path, text)
+    elif pretrained:
         text_model = AutoModel.from_pretrained(text_path, add_pooling_layer=True)
     else:
         text_model = AutoModel.from_config(AutoConfig.from_pretrained(text_path))

@@ -38,6 +38,7 @@ from lmforge.config.tasks import ClipSettings
 from lmforge.data.images import open_image
 from lmforge.errors import LmforgeError
 from lmforge.hub.clip import (
+    TextTower,
     VisionTower,
     compose_dual_encoder,
     dual_encoder_processor,
@@ -84,6 +85,13 @@ class ClipTask:
                 "train.strategy: fsdp shards the model, and task clip merges its LoRA "
                 "adapters into the saved model, which needs it whole; use strategy ddp"
             )
+        settings = config.task
+        if config.method.name == "lora" and settings.text_layers and settings.vision_ref is None:
+            raise LmforgeError(
+                "method.name: lora adapts pretrained weights, and both towers are built from "
+                "config here (task.text_layers, no task.vision_ref), so they train whole; use "
+                "method.name full"
+            )
         self.options = config.task
         self.frozen_modules = tuple(_TOWER_MODULES[t] for t in config.task.frozen_towers)
         return self
@@ -111,25 +119,32 @@ class ClipTask:
         self, path: str, *, labels: Sequence[str], dtype: torch.dtype, pretrained: bool = True
     ) -> Any:
         if is_dual_encoder_dir(path):
-            if self.options.vision_ref is not None:
-                raise LmforgeError(
-                    f"task.vision_ref: model.ref {path} is a whole text-image model with its "
-                    "own image tower; remove vision_ref, or give a text encoder as model.ref"
-                )
+            for setting in ("vision_ref", "text_layers"):
+                if getattr(self.options, setting) is not None:
+                    raise LmforgeError(
+                        f"task.{setting}: model.ref {path} is a whole text-image model with "
+                        f"its own towers; remove {setting}, or give a text encoder as model.ref"
+                    )
             self.head_modules = ()
             if pretrained:
                 return AutoModel.from_pretrained(path, dtype=dtype)
             return AutoModel.from_config(AutoConfig.from_pretrained(path), dtype=dtype)
+        o = self.options
+        text = None if o.text_layers is None else TextTower(o.text_layers, o.text_width,
+                                                             o.text_heads)  # fmt: skip
         model, _ = compose_dual_encoder(
             Path(path),
             vision=self.vision,
-            vision_ref=self.options.vision_ref,
-            projection_dim=self.options.projection_dim,
+            vision_ref=o.vision_ref,
+            projection_dim=o.projection_dim,
+            text=text,
             pretrained=pretrained,
         )
-        # New weights train whatever the method: the heads, and a tower built from config.
-        new = ("visual_projection", "text_projection")
-        self.head_modules = new + (("vision_model",) if self.options.vision_ref is None else ())
+        # New weights train whatever the method: the heads, and towers built from config.
+        new = ["visual_projection", "text_projection"]
+        new += ["vision_model"] if o.vision_ref is None else []
+        new += ["text_model"] if text is not None else []
+        self.head_modules = tuple(new)
         return model.to(dtype)
 
     # --- data ----------------------------------------------------------------------
