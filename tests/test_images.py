@@ -293,9 +293,16 @@ def test_lora_and_frozen_towers_train_only_what_they_say(
 
 
 def test_a_local_clip_checkpoint_loads_by_path_and_fine_tunes_with_lora(
-    captioned: Path, tmp_path: Path
+    captioned: Path, tiny_encoder: Path, tmp_path: Path
 ) -> None:
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
+    from transformers import (
+        AutoModel,
+        AutoProcessor,
+        CLIPConfig,
+        CLIPImageProcessor,
+        CLIPModel,
+        CLIPProcessor,
+    )
 
     from lmforge.hub import zoo_tokenizer
 
@@ -331,6 +338,13 @@ def test_a_local_clip_checkpoint_loads_by_path_and_fine_tunes_with_lora(
     with pytest.raises(LmforgeError, match="vision_ref"):
         train(_run_config(checkpoint, captioned, tmp_path / "bad",
                           task={"vision_ref": str(checkpoint)}), track=False)  # fmt: skip
+    # its vision tower and image processor beside a text encoder
+    composed = train(_run_config(tiny_encoder, captioned, tmp_path / "composed",
+                                 task={"vision_ref": str(checkpoint)}), track=False)  # fmt: skip
+    assert type(AutoModel.from_pretrained(composed.model_dir).vision_model).__name__ == (
+        "CLIPVisionModel")  # fmt: skip
+    processor = AutoProcessor.from_pretrained(composed.model_dir)
+    assert type(processor.image_processor).__name__.startswith("CLIPImageProcessor")
 
 
 def test_eval_names_a_missing_image_and_refuses_templates_for_other_tasks(

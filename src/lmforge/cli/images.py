@@ -139,8 +139,10 @@ def search(
     if (query is None) == (image is None):
         raise LmforgeError("give a sentence to search for or --image PATH, not both or neither")
     index = ImageIndex.open(name)
-    hits = index.search_image(open_image(image), k) if image else index.search_text(
-        str(query), k)  # fmt: skip
+    if image is not None:
+        hits = index.search_image(open_image(image), k)
+    else:
+        hits = index.search_text(str(query), k)
     if as_json:
         typer.echo(json.dumps([hit.to_dict() for hit in hits], indent=2))
         return

@@ -126,11 +126,13 @@ def pretrained_vision_tower(ref: str) -> tuple[Any, Any]:
             "ViT checkpoint (config.json model_type 'clip' or 'vit'), or leave it unset to "
             "build an image tower from task.image_size and the vision_* settings"
         )
-    return tower, _image_processor_of(model.path)
+    return tower, vision_processor(ref)
 
 
-def _image_processor_of(path: Path) -> Any:
-    """A checkpoint's image processor: saved inside its processor (CLIP), or alone (ViT)."""
+def vision_processor(ref: str) -> Any:
+    """The image processor of a local CLIP or ViT checkpoint (without its weights): saved
+    inside its processor (CLIP), or alone (ViT)."""
+    path = resolve(ref).path
     try:
         return AutoProcessor.from_pretrained(path).image_processor
     except (OSError, ValueError, AttributeError):

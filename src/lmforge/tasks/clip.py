@@ -44,8 +44,8 @@ from lmforge.hub.clip import (
     dual_encoder_processor,
     image_features,
     load_processor,
-    pretrained_vision_tower,
     text_features,
+    vision_processor,
     vit_image_processor,
 )
 from lmforge.hub.resolve import CLIP_MODEL_TYPES
@@ -110,7 +110,7 @@ class ClipTask:
         if is_dual_encoder_dir(path):
             return load_processor(Path(path))
         if self.options.vision_ref is not None:
-            image_processor = pretrained_vision_tower(self.options.vision_ref)[1]
+            image_processor = vision_processor(self.options.vision_ref)
         else:
             image_processor = vit_image_processor(self.options.image_size)
         return dual_encoder_processor(Path(path), image_processor)
