@@ -1,6 +1,7 @@
 """Statistics shared below the stages: which way each metric is better, the Wilson
-interval of a proportion, and text-image retrieval ranks. The evaluator, the registry's
-promotion gate, the guard's report and the clip task use them."""
+interval of a proportion, text-image retrieval ranks and the Fréchet distance between two
+sets of features. The evaluator, the registry's promotion gate, the guard's report and the
+clip task use them."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import math
 import re
 from collections.abc import Sequence
 from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 
@@ -32,6 +34,8 @@ HIGHER_IS_BETTER = {
     "text_to_image_median_rank": False,
     "image_to_text_mean_rank": False,
     "image_to_text_median_rank": False,
+    "frechet_distance": False,
+    "frechet_floor": False,
 }
 
 
@@ -129,3 +133,28 @@ def retrieval_summary(ranks: dict[str, np.ndarray]) -> dict[str, float]:
         assert column is not None
         summary[name] = retrieval_value(name, ranks[column].tolist())
     return summary
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """The Fréchet distance between Gaussians fitted to feature rows ``a`` and ``b``:
+    |mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a^1/2 S_b S_a^1/2)^1/2), with symmetric
+    eigendecompositions only (no scipy)."""
+    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    values, vectors = np.linalg.eigh(cov_a)
+    root_a = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    cross = np.linalg.eigvalsh(root_a @ cov_b @ root_a)
+    trace_root = float(np.sqrt(np.clip(cross, 0, None)).sum())
+    mean_term = float(((mu_a - mu_b) ** 2).sum())
+    return mean_term + float(np.trace(cov_a) + np.trace(cov_b)) - 2 * trace_root
+
+
+def frechet_metric(metric: str, rows: Sequence[dict[str, Any]]) -> float:
+    """``frechet_distance`` (first half's generated images vs the second half's real
+    ones) or ``frechet_floor`` (real vs real) from per-example rows."""
+    first = [row for row in rows if row["half"] == 0]
+    second = np.array([row["real_features"] for row in rows if row["half"] == 1])
+    column = "generated_features" if metric == "frechet_distance" else "real_features"
+    if len(first) < 2 or len(second) < 2:
+        return float("nan")
+    return frechet_distance(np.array([row[column] for row in first]), second)

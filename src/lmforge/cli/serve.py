@@ -66,6 +66,7 @@ def serve(
         list[str] | None,
         typer.Option(help=_help("images") + " Repeatable, or comma-separated."),
     ] = None,
+    image_model: Annotated[str | None, typer.Option(help=_help("image_model"))] = None,
     sentiment: Annotated[str | None, typer.Option(help=_help("sentiment"))] = None,
     escalate_after: Annotated[int | None, typer.Option(help=_help("escalate_after"))] = None,
     negative_labels: Annotated[
@@ -100,6 +101,7 @@ def serve(
         "classifiers": _named_refs("--classifier", classifier, required=False),
         "images": [n.strip() for spec in images for n in spec.split(",") if n.strip()]
         if images else None,
+        "image_model": image_model,
         "sentiment": sentiment, "escalate_after": escalate_after, "negative_labels": labels,
         "quantize": quantize, "backend": backend, "max_batch": max_batch,
         "max_queue": max_queue, "max_model_len": max_model_len,
@@ -118,6 +120,7 @@ def run_server(config: ServeConfig) -> None:
     """Check what can fail early, then listen and load the model in the background."""
     import uvicorn
 
+    from lmforge.hub import resolve
     from lmforge.serve.api.base import OpenAIHandler
     from lmforge.serve.app import ServerOptions, create_app
     from lmforge.serve.backends import pick_backend
@@ -135,7 +138,14 @@ def run_server(config: ServeConfig) -> None:
 
     # bad references and options fail here, before listening
     base, _ = resolve_served(config.model, config.name, config.adapters)
-    pick_backend(base, config.backend, adapters=bool(config.adapters), quantize=config.quantize)
+    if base.model_kind != "diffusion":  # a diffusion model alone is an image server
+        pick_backend(base, config.backend, adapters=bool(config.adapters),
+                     quantize=config.quantize)  # fmt: skip
+    for image_ref in filter(None, [config.image_model]):
+        image_model = resolve(image_ref, progress=False)
+        if image_model.model_kind != "diffusion":
+            raise LmforgeError(f"image_model: '{image_ref}' is a {image_model.model_kind} "
+                               "model, not a text-to-image (diffusion) model")  # fmt: skip
     if config.guard is not None:
         from lmforge.guard.policy import GuardPolicy
 

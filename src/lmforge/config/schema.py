@@ -167,6 +167,14 @@ class TrainConfig(Section):
     max_grad_norm: float | None = Field(
         default=1.0, gt=0, description="Clip gradients to this norm; null disables clipping."
     )
+    ema_decay: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="Keep an exponential moving average of the trained weights with this "
+        "decay (e.g. 0.999; warmed up as diffusers' EMAModel does); evaluation and the saved "
+        "model use the average. null: off.",
+    )
     precision: Literal["fp32", "bf16", "fp16"] = Field(
         default="fp32", description="Compute precision (bf16/fp16 use autocast mixed precision)."
     )
@@ -322,6 +330,11 @@ class RunConfig(Section):
         if self.data.labels is not None and not type(self.task).class_labels:
             takers = " and ".join(repr(e.name) for e in task_entries() if e.settings.class_labels)
             problems.append(f"data.labels: only task {takers} has labels, not {task!r}")
+        if self.train.ema_decay is not None and self.train.strategy == "fsdp":
+            problems.append(
+                "train.ema_decay: the weight average needs whole weights, and strategy 'fsdp' "
+                "shards them; use strategy 'ddp' or remove ema_decay"
+            )
         if self.train.strategy == "deepspeed" and self.train.deepspeed_config is None:
             problems.append(
                 "train.deepspeed_config: strategy 'deepspeed' needs a DeepSpeed JSON config "

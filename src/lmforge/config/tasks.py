@@ -222,6 +222,78 @@ class ClipSettings(TaskSettings):
         return self
 
 
+class DiffusionSettings(TaskSettings):
+    """Text-to-image diffusion: a UNet learns to remove noise, conditioned on captions."""
+
+    formats = ("image_text", "image_label")
+    class_labels = True
+    name: Literal["diffusion"]
+    max_length: int = Field(default=64, gt=0, description="Longest tokenized caption.")
+    conditioning: Literal["text", "label"] = Field(
+        default="text",
+        description="text: cross-attention on the frozen text encoder's hidden states "
+        "(model.ref's); label: a learned embedding per class label (image_label data).",
+    )
+    image_size: int = Field(
+        default=16, ge=8, description="Side in pixels of a UNet built here (images are resized)."
+    )
+    image_channels: Literal[1, 3] = Field(
+        default=3, description="A UNet built here: 1 trains on grey images, 3 on colour."
+    )
+    block_channels: list[int] = Field(
+        default_factory=lambda: [32, 64, 64],
+        min_length=2,
+        description="A UNet built here: channels of each resolution level (each halves the "
+        "image side); levels after the first use cross-attention.",
+    )
+    layers_per_block: int = Field(default=1, ge=1, description="A UNet built here: ResNet "
+                                  "layers per level.")  # fmt: skip
+    attention_head_dim: int = Field(default=8, ge=1, description="A UNet built here: "
+                                    "channels per attention head.")  # fmt: skip
+    prediction_type: Literal["epsilon", "v_prediction"] = Field(
+        default="epsilon",
+        description="What the UNet predicts: the added noise (DDPM) or the velocity (v).",
+    )
+    noise_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2"] = Field(
+        default="squaredcos_cap_v2",
+        description="The betas of a UNet built here (a checkpoint keeps its scheduler's).",
+    )
+    train_timesteps: int = Field(default=1000, ge=10, description="Noise levels of a UNet "
+                                 "built here.")  # fmt: skip
+    condition_dropout: float = Field(
+        default=0.1,
+        ge=0,
+        lt=1,
+        description="Share of examples trained without their caption (or label), which "
+        "classifier-free guidance needs at generation time.",
+    )
+    label_template: str = Field(
+        default="a {label}",
+        description="text conditioning on image_label data: the caption made from each label.",
+    )
+
+    @model_validator(mode="after")
+    def _fits(self) -> DiffusionSettings:
+        side = self.image_size
+        if side % 2 ** (len(self.block_channels) - 1):
+            raise ValueError(
+                f"task.image_size: {side} cannot be halved {len(self.block_channels) - 1} "
+                "times (one per level of task.block_channels after the first); use a "
+                "multiple of " + str(2 ** (len(self.block_channels) - 1))
+            )
+        bad = [c for c in self.block_channels if c % self.attention_head_dim or c % 8]
+        if bad:
+            raise ValueError(
+                f"task.block_channels: {bad} must be multiples of 8 (group norm) and of "
+                f"task.attention_head_dim {self.attention_head_dim}"
+            )
+        if "{label}" not in self.label_template:
+            raise ValueError(
+                f"task.label_template: {self.label_template!r} has no {{label}}; add it"
+            )
+        return self
+
+
 @dataclass(frozen=True)
 class TaskEntry:
     """One registered task: its settings model and its code (a factory, or the import
@@ -248,6 +320,7 @@ _BUILT_IN = (
     TaskEntry("regress", RegressSettings, "lmforge.tasks.classify:RegressTask"),
     TaskEntry("distill", DistillSettings, "lmforge.tasks.distill:DistillTask"),
     TaskEntry("clip", ClipSettings, "lmforge.tasks.clip:ClipTask"),
+    TaskEntry("diffusion", DiffusionSettings, "lmforge.tasks.diffusion:DiffusionTask"),
 )
 _REGISTRY: dict[str, TaskEntry] = {entry.name: entry for entry in _BUILT_IN}
 _plugins_loaded = False

@@ -168,8 +168,10 @@ def read_records(
         raise ValueError(f"on_error must be 'fail' or 'skip', got {on_error!r}")
     if label_kind not in (None, "class", "float"):
         raise ValueError(f"label_kind must be 'class', 'float' or None, got {label_kind!r}")
-    if label_kind is not None and format not in ("auto", "labeled"):
-        raise ValueError(f"label_kind {label_kind!r} needs format 'labeled', got {format!r}")
+    if label_kind is not None and format not in ("auto", "labeled", "image_label"):
+        raise ValueError(
+            f"label_kind {label_kind!r} needs format 'labeled' or 'image_label', got {format!r}"
+        )
 
     path = Path(path)
     if path.is_dir():
@@ -541,7 +543,8 @@ def _resolve_format(
 ) -> str:
     present = [name for name in FIELD_NAMES if names[name] in columns]
     if label_kind is not None:  # the task needs labels, whatever the columns suggest
-        fmt: str | None = "labeled"
+        pictures = format == "image_label" or (format == "auto" and "image" in present)
+        fmt: str | None = "image_label" if pictures else "labeled"
     else:
         fmt = _detect(present) if format == "auto" else format
     if fmt is None:

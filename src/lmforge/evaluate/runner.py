@@ -28,10 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from PIL import Image
+
 from lmforge.data.bundled import BUNDLED_PREFIX, bundled_path
 from lmforge.data.chat import render_chat
 from lmforge.errors import LmforgeError
 from lmforge.evaluate import metrics as m
+from lmforge.evaluate.image_generation import sample_grid
 from lmforge.evaluate.tasks import EvalTask, eval_task, eval_tasks, kb_problem
 from lmforge.hub import load_causal_lm, resolve
 from lmforge.progress import ProgressFn
@@ -164,6 +167,8 @@ def evaluate_model(
         tracker.log_metrics({**result.metrics, "eval_seconds": result.seconds})
         if tracker.run_id is not None:
             _log_examples(tracker, rows)
+            if "generated_image" in rows[0]:
+                _log_sample_grid(tracker, rows)
         result.run_id = tracker.run_id
     return result
 
@@ -364,6 +369,15 @@ def generate_answers(
     if errors:
         raise LmforgeError(f"generation failed for {ref}: {'; '.join(errors[:3])}")
     return [answer.strip() for answer in answers]
+
+
+def _log_sample_grid(tracker: Any, rows: list[dict[str, Any]], count: int = 100) -> None:
+    """The first ``count`` generated images as one picture, ``samples.png`` in the run."""
+    images = [Image.open(row["generated_image"]) for row in rows[:count]]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "samples.png"
+        sample_grid(images).save(path)
+        tracker.log_artifact(path)
 
 
 def _log_examples(tracker: Any, rows: list[dict[str, Any]]) -> None:

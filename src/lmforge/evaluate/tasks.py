@@ -26,7 +26,7 @@ from lmforge.config.plugins import installed_plugins
 from lmforge.config.section import unknown_name
 from lmforge.errors import LmforgeError
 from lmforge.evaluate import builtin_tasks as builtin
-from lmforge.evaluate import image_tasks
+from lmforge.evaluate import image_generation, image_tasks
 from lmforge.progress import ProgressFn
 from lmforge.stats import retrieval_metric_names
 
@@ -170,6 +170,15 @@ _BUILT_IN = (
         "(--label-template, default 'a photo of a {label}').", ("accuracy", "macro_f1"),
         fields=("image",), label="class", wilson=("accuracy",), path_fields=("image",),
         label_templates=True, predict=image_tasks.zero_shot_rows,
+    ),
+    EvalTask(
+        "image-generation", "A text-to-image model (task `diffusion`) drawing each record's "
+        "caption (or label): the share a judge trained on the train.jsonl beside the file "
+        "recognises as the label, and the Fréchet distance to the real images in the judge's "
+        "features beside the real-vs-real floor.",
+        ("accuracy", "judge_accuracy", "frechet_distance", "frechet_floor"),
+        fields=("image",), label="class", wilson=("accuracy", "judge_accuracy"),
+        path_fields=("image",), predict=image_generation.generation_rows,
     ),
 )  # fmt: skip
 _REGISTRY: dict[str, EvalTask] = {task.name: task for task in _BUILT_IN}

@@ -22,6 +22,7 @@ CAUSAL_LM = "causal-lm"
 ENCODER = "encoder"
 CLASSIFIER = "classifier"
 CLIP = "clip"  # a text-image dual encoder (CLIPModel, VisionTextDualEncoderModel)
+DIFFUSION = "diffusion"  # a diffusers pipeline folder (model_index.json): text-to-image
 ADAPTER = "adapter"
 GGUF = "gguf"
 CLIP_MODEL_TYPES = ("clip", "vision-text-dual-encoder")
@@ -34,8 +35,8 @@ class ResolvedModel:
     Attributes:
         ref: the reference as the user wrote it.
         path: the Hugging Face directory, adapter directory or ``.gguf`` file.
-        kind: one of ``causal-lm``, ``encoder``, ``classifier``, ``clip``, ``adapter``,
-            ``gguf``.
+        kind: one of ``causal-lm``, ``encoder``, ``classifier``, ``clip``, ``diffusion``,
+            ``adapter``, ``gguf``.
         source: ``zoo``, ``local``, ``registry`` or ``run``.
         base: for an adapter, its resolved base model.
         task_type: for an adapter, peft's task type (``CAUSAL_LM``, ``SEQ_CLS``, ...).
@@ -107,18 +108,49 @@ def _resolve_path(ref: str, path: Path, *, source: str) -> ResolvedModel:
         settings = _read_json(adapter_config)
         return ResolvedModel(ref, path, ADAPTER, source, base=_adapter_base(path, settings),
                              task_type=settings.get("task_type"))  # fmt: skip
+    if (path / PIPELINE_INDEX).is_file():
+        check_pipeline_parts(path)
+        return ResolvedModel(ref, path, DIFFUSION, source)
     config_path = path / "config.json"
     if config_path.is_file():
         return ResolvedModel(ref, path, model_kind_of(_read_json(config_path)), source)
     raise LmforgeError(
         f"model reference '{ref}': the directory {path} holds neither config.json (a Hugging "
-        "Face model) nor adapter_config.json (a PEFT adapter); point at the model directory "
-        "itself."
+        "Face model), adapter_config.json (a PEFT adapter) nor model_index.json (a diffusers "
+        "pipeline); point at the model directory itself."
     )
 
 
 def _is_model_dir(path: Path) -> bool:
-    return (path / "adapter_config.json").is_file() or (path / "config.json").is_file()
+    return any((path / name).is_file()
+               for name in ("adapter_config.json", "config.json", PIPELINE_INDEX))  # fmt: skip
+
+
+PIPELINE_INDEX = "model_index.json"
+# The file each part of a diffusers pipeline folder keeps its settings in.
+_PART_FILES = {"scheduler": "scheduler_config.json", "tokenizer": "tokenizer_config.json",
+               "feature_extractor": "preprocessor_config.json"}  # fmt: skip
+
+
+def check_pipeline_parts(path: Path) -> dict:
+    """The ``model_index.json`` of diffusers pipeline folder ``path``, once every part it
+    lists (unet, vae, text_encoder, tokenizer, scheduler...) is there.
+
+    Raises:
+        LmforgeError: a listed part is missing, naming it and the file looked for.
+    """
+    index = _read_json(path / PIPELINE_INDEX)
+    for part, spec in index.items():
+        if part.startswith("_") or not isinstance(spec, list) or spec[0] is None:
+            continue  # settings, and parts the pipeline was saved without (safety_checker)
+        expected = path / part / _PART_FILES.get(part, "config.json")
+        if not expected.is_file():
+            raise LmforgeError(
+                f"diffusers pipeline {path}: its part '{part}' ({spec[-1]}) is missing: no "
+                f"{expected}; copy the whole pipeline folder, or remove '{part}' from "
+                f"{PIPELINE_INDEX} if the pipeline runs without it"
+            )
+    return index
 
 
 def _adapter_base(adapter_dir: Path, settings: dict) -> ResolvedModel:

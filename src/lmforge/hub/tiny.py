@@ -100,3 +100,53 @@ def _save(model: Any, tokenizer: Any, out_dir: Path) -> Path:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
     return out_dir
+
+
+def build_tiny_stable_diffusion(out_dir: Path, *, seed: int = 0) -> Path:
+    """Save a Stable Diffusion pipeline folder with random weights to ``out_dir``: every
+    part of the real one (UNet on 4 latent channels, KL autoencoder, CLIP text encoder,
+    tokenizer, scheduler) at the sizes diffusers' own tests use, on 16x16 images, with
+    MiniLM's tokenizer (no CLIP tokenizer ships here) cut to CLIP's 77 tokens."""
+    from diffusers import (
+        AutoencoderKL,
+        DDIMScheduler,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    tokenizer = zoo_tokenizer("all-minilm-l6-v2")
+    tokenizer.model_max_length = 77
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        block_out_channels=(4, 8), layers_per_block=1, sample_size=8, in_channels=4,
+        out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32,
+        norm_num_groups=2,
+    )  # fmt: skip
+    vae = AutoencoderKL(
+        block_out_channels=[4, 8], in_channels=3, out_channels=3, latent_channels=4,
+        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
+        norm_num_groups=2,
+    )  # fmt: skip
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37,
+            num_attention_heads=4, num_hidden_layers=2, max_position_embeddings=77,
+            pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.cls_token_id,
+            eos_token_id=tokenizer.sep_token_id,
+        )
+    )  # fmt: skip
+    scheduler = DDIMScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+        set_alpha_to_one=False, steps_offset=1,
+    )  # fmt: skip
+    pipeline = StableDiffusionPipeline(
+        unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
+        scheduler=scheduler, safety_checker=None, feature_extractor=None,
+        requires_safety_checker=False,
+    )  # fmt: skip
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        pipeline.save_pretrained(tmp)  # type: ignore[attr-defined]
+    return out_dir

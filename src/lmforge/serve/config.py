@@ -76,6 +76,11 @@ class ServeConfig(Section):
         description="Image indexes to serve on /v1/images/search (lmforge images index "
         "build); their text-image models also classify images on /v1/classify.",
     )
+    image_model: str | None = Field(
+        default=None,
+        description="A text-to-image model (a diffusion run or a diffusers pipeline folder) "
+        "to serve on /v1/images/generations, beside the chat model.",
+    )
     sentiment: str | None = Field(
         default=None,
         description="Score every user turn with this classifier (a classifiers name or a "

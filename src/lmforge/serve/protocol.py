@@ -152,6 +152,23 @@ class ImageSearchRequest(_Body):
     thumbnails: bool = True
 
 
+class ImageGenerationRequest(_Body):
+    """OpenAI's image generation request (``b64_json`` responses), with lmforge's
+    extensions: ``seed`` (image i starts from the noise of seed + i), ``steps``,
+    ``guidance`` and ``sampler``."""
+
+    prompt: str
+    model: str | None = None  # default: the one image model the server serves
+    n: int = 1
+    size: str | None = None  # "WxH"; default and only choice: the model's own side
+    response_format: str = "b64_json"
+    seed: int | None = None
+    steps: int = 25
+    guidance: float = 3.0
+    sampler: str = "ddim"
+    user: str | None = None
+
+
 class ExplainRequest(_Body):
     """lmforge extension: which words made a served classifier decide (LIME or integrated
     gradients), with faithfulness scores."""

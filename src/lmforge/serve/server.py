@@ -12,6 +12,7 @@ from lmforge.data.calibration import calibration_texts
 from lmforge.errors import LmforgeError
 from lmforge.guard.policy import Guard, GuardPolicy
 from lmforge.hub import load_causal_lm, resolve
+from lmforge.hub.diffusion import ImageGenerator
 from lmforge.hub.embed import SentenceEmbedder
 from lmforge.hub.load import check_gguf
 from lmforge.hub.quantized import is_quantized_dir, read_quant_meta
@@ -42,6 +43,18 @@ def build_handler(config: ServeConfig) -> OpenAIHandler:
     images = {name: ImageIndex.open(name) for name in config.images}
     for index in images.values():
         index.warm_up()
+    image_models = {}
+    if config.image_model is not None:
+        image_models[config.image_model] = ImageGenerator(config.image_model)
+    if base.model_kind == "diffusion":  # an image generation server
+        if embed is not None or resolved or images or image_models:
+            raise LmforgeError(
+                f"model: '{ref}' is a text-to-image model: it serves /v1/images/generations "
+                "alone; to serve it beside a chat model, pass it as image_model "
+                "(--image-model) and the chat model as model"
+            )
+        return OpenAIHandler(None, served_name, image_models={served_name: ImageGenerator(base)},
+                             understanding=load_understanding(spec))  # fmt: skip
     if base.model_kind == "clip":  # an image search server
         if not images or embed is not None or resolved:
             raise LmforgeError(
@@ -49,7 +62,7 @@ def build_handler(config: ServeConfig) -> OpenAIHandler:
                 "images: [NAME] (--images NAME, built with `lmforge images index build`) "
                 "and no embed or adapters"
             )
-        return OpenAIHandler(None, served_name, images=images,
+        return OpenAIHandler(None, served_name, images=images, image_models=image_models,
                              understanding=load_understanding(spec))  # fmt: skip
     backend = pick_backend(base, config.backend, adapters=bool(resolved),
                            quantize=config.quantize)  # fmt: skip
@@ -59,16 +72,18 @@ def build_handler(config: ServeConfig) -> OpenAIHandler:
     if base.model_kind == "classifier":  # a classification server
         spec = replace(spec, classifiers={served_name: ref, **spec.classifiers})
         return OpenAIHandler(None, served_name, understanding=load_understanding(spec),
-                             images=images)  # fmt: skip
+                             images=images, image_models=image_models)  # fmt: skip
     extras = load_understanding(spec)
     if base.model_kind == "encoder":  # an embedding server
         return OpenAIHandler(None, served_name, embedder=SentenceEmbedder(ref),
-                             understanding=extras, images=images)  # fmt: skip
+                             understanding=extras, images=images,
+                             image_models=image_models)  # fmt: skip
     embedder = SentenceEmbedder(embed) if embed is not None else None
     return OpenAIHandler(
         backend.load(base, resolved, config), served_name, adapters=list(resolved),
         max_tokens_limit=config.max_tokens_limit, embedder=embedder, embed_name=embed,
         guard=load_guard(config.guard), understanding=extras, images=images,
+        image_models=image_models,
     )  # fmt: skip
 
 

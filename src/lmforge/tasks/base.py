@@ -62,6 +62,7 @@ class Task(Protocol):
     head_modules: tuple[str, ...]  # freshly initialized heads that must train under LoRA
     frozen_modules: tuple[str, ...]  # modules that never train, whatever the method
     merge_on_save: bool  # LoRA adapters are merged into the saved model, not saved apart
+    weights_subfolder: str  # where a whole model's weights go in its directory ("": the top)
 
     def configured(self, config: RunConfig) -> Task:
         """This task set up for a run from ``config.task`` (its settings, a teacher...);

@@ -87,6 +87,7 @@ class CausalLmTask:
     head_modules: tuple[str, ...] = ()
     frozen_modules: tuple[str, ...] = ()
     merge_on_save = False
+    weights_subfolder = ""
     load_processor = staticmethod(text_tokenizer)
 
     def configured(self, config: RunConfig) -> CausalLmTask:

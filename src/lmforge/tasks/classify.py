@@ -75,6 +75,7 @@ class SequenceHeadTask:
     head_modules: tuple[str, ...] = ()
     frozen_modules: tuple[str, ...] = ()
     merge_on_save = False
+    weights_subfolder = ""
     load_processor = staticmethod(text_tokenizer)
 
 

@@ -71,6 +71,7 @@ class ClipTask:
     packable = False
     peft_task_type = None
     merge_on_save = True
+    weights_subfolder = ""
 
     def __init__(self) -> None:
         self.options = ClipSettings(name="clip")

@@ -82,7 +82,8 @@ class DistillTask:
         self.temperature, self.alpha = settings.temperature, settings.distill_alpha
         self.hidden_weight = settings.distill_hidden
         for name in ("formats", "label_kind", "model_kinds", "packable", "peft_task_type",
-                     "head_modules", "frozen_modules", "merge_on_save"):  # fmt: skip
+                     "head_modules", "frozen_modules", "merge_on_save",
+                     "weights_subfolder"):  # fmt: skip
             setattr(self, name, getattr(self.inner, name))
         return self
 

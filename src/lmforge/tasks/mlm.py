@@ -64,6 +64,7 @@ class MlmTask:
     head_modules: tuple[str, ...] = ("cls",)
     frozen_modules: tuple[str, ...] = ()
     merge_on_save = False
+    weights_subfolder = ""
     load_processor = staticmethod(text_tokenizer)
     packable = MlmSettings.packable
     probability = MASK_PROBABILITY

@@ -22,6 +22,7 @@ from lmforge.errors import LmforgeError
 from lmforge.home import atomic_dir
 
 WEIGHTS = "trainable.safetensors"
+AVERAGES = "ema.safetensors"  # train.ema_decay: the moving average of the weights
 STATE = "trainer_state.json"
 
 
@@ -53,13 +54,17 @@ def save_checkpoint(
     *,
     keep: int,
     weights: dict[str, torch.Tensor] | None = None,
+    averages: dict[str, torch.Tensor] | None = None,
 ) -> Path:
-    """Write a checkpoint for ``state.step`` and drop all but the newest ``keep``."""
+    """Write a checkpoint for ``state.step`` and drop all but the newest ``keep``;
+    ``averages``: the weight average's tensors (``train.ema_decay``)."""
     target = run_dir / "checkpoints" / f"step-{state.step:06d}"
     if weights is None:
         weights = trainable_state(model)
     with atomic_dir(target) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()}, tmp / WEIGHTS)
+        if averages is not None:
+            save_file({k: v.cpu().contiguous() for k, v in averages.items()}, tmp / AVERAGES)
         torch.save(
             {
                 "optimizer": optimizer.state_dict(),
@@ -75,14 +80,26 @@ def save_checkpoint(
 
 
 def load_checkpoint(
-    checkpoint: Path, model: Any, optimizer: torch.optim.Optimizer, scheduler: Any
+    checkpoint: Path,
+    model: Any,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    average: Any = None,
 ) -> TrainerState:
-    """Restore weights, optimizer, scheduler and RNG from ``checkpoint``; return its state."""
+    """Restore weights, optimizer, scheduler, RNG (and ``average``, a ``WeightAverage``)
+    from ``checkpoint``; return its state."""
+    if average is not None and not (checkpoint / AVERAGES).is_file():
+        raise LmforgeError(
+            f"checkpoint {checkpoint} has no weight average ({AVERAGES}), but train.ema_decay "
+            "is set; resume with the config that started the run."
+        )
     try:
+        if average is not None:
+            average.load_state_dict(load_file(checkpoint / AVERAGES))
         weights = load_file(checkpoint / WEIGHTS)
         extra = torch.load(checkpoint / "optimizer.pt", weights_only=False)
         state = TrainerState(**json.loads((checkpoint / STATE).read_text()))
-    except (OSError, ValueError, RuntimeError) as err:
+    except (OSError, ValueError, RuntimeError, KeyError) as err:
         raise LmforgeError(
             f"checkpoint {checkpoint} is unreadable ({err}); delete it to resume from the one "
             "before, or start the run again without resuming."

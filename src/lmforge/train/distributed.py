@@ -233,6 +233,7 @@ def save_checkpoint(
     *,
     keep: int,
     dist: Dist,
+    averages: dict[str, torch.Tensor] | None = None,
 ) -> Path | None:
     """``checkpoint.save_checkpoint`` for any strategy; rank 0 writes.
 
@@ -247,7 +248,9 @@ def save_checkpoint(
     if not is_sharded(model):
         if not dist.is_main:
             return None
-        return checkpoint.save_checkpoint(run_dir, state, model, optimizer, scheduler, keep=keep)
+        return checkpoint.save_checkpoint(
+            run_dir, state, model, optimizer, scheduler, keep=keep, averages=averages
+        )
     weights = {name: _whole(p.detach()) for name, p in checkpoint.trainable_state(model).items()}
     optimizer_state = _whole_optimizer_state(optimizer)
     if not dist.is_main:
@@ -269,6 +272,7 @@ def load_checkpoint(
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
     dist: Dist,
+    average: Any = None,
 ) -> TrainerState:
     """``checkpoint.load_checkpoint`` for any strategy; every process reads ``path``.
 
@@ -280,7 +284,7 @@ def load_checkpoint(
     """
 
     if not is_sharded(model):
-        return checkpoint.load_checkpoint(path, model, optimizer, scheduler)
+        return checkpoint.load_checkpoint(path, model, optimizer, scheduler, average)
     sharded = checkpoint.trainable_state(model)
     stand_ins = _WholeParameters(
         {

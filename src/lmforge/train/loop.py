@@ -45,6 +45,7 @@ from lmforge.train.checkpoint import (
     save_checkpoint,
 )
 from lmforge.train.data import TrainingData, build_data
+from lmforge.train.ema import WeightAverage
 from lmforge.train.methods import MethodOptions, apply_method, count_parameters
 
 
@@ -91,10 +92,15 @@ class Loop:
     run_dir: Path
     tracker: Tracker
     progress: ProgressFn | None
+    average: WeightAverage | None  # train.ema_decay: what evaluation and the saved model use
+
+    def averaged(self) -> Any:
+        """The model holds the weight average inside the block (when there is one)."""
+        return self.average.applied() if self.average else contextlib.nullcontext()
 
     def evaluate(self) -> dict[str, Any]:
         """Validation metrics of the model now (gathered whole when sharded)."""
-        with distributed.unsharded(self.module):
+        with distributed.unsharded(self.module), self.averaged():
             return _evaluate(self.config, self.task, self.model, self.data, self.tokenizer,
                              self.dist.device)  # fmt: skip
 
@@ -167,10 +173,11 @@ def _train(
         weight_decay=config.train.weight_decay,
     )
     scheduler = _scheduler(config, optimizer, total_steps)
+    average = WeightAverage(model, config.train.ema_decay) if config.train.ema_decay else None
 
     state = TrainerState()
     if checkpoint is not None:
-        state = distributed.load_checkpoint(checkpoint, model, optimizer, scheduler, dist)
+        state = distributed.load_checkpoint(checkpoint, model, optimizer, scheduler, dist, average)
     tracker = _start_tracker(config, dist, track, state.run_id)
     new_run = tracker.run_id is None or tracker.run_id != state.run_id
     run_id = distributed.broadcast(tracker.run_id or state.run_id or uuid.uuid4().hex, dist)
@@ -188,7 +195,7 @@ def _train(
         on_start(run_id, run_dir)
 
     loop = Loop(config, dist, task, tokenizer, data, model, module, optimizer, scheduler, state,
-                total_steps, micro_per_epoch, run_dir, tracker, progress)  # fmt: skip
+                total_steps, micro_per_epoch, run_dir, tracker, progress, average)  # fmt: skip
     try:
         if config.eval.before_training and data.validation and checkpoint is None:
             tracker.log_metrics(_numbers(loop.evaluate(), "eval"), step=0)
@@ -200,8 +207,10 @@ def _train(
         if dist.is_main:
             if saved:
                 save_checkpoint(
-                    run_dir, state, model, optimizer, scheduler, keep=config.train.keep_checkpoints
-                )
+                    run_dir, state, model, optimizer, scheduler,
+                    keep=config.train.keep_checkpoints,
+                    averages=average.state_dict() if average else None,
+                )  # fmt: skip
             tracker.close("KILLED")
         where = "a checkpoint is saved" if saved else "the last train.save_every checkpoint is"
         raise TrainingInterrupted(
@@ -228,12 +237,14 @@ def _train(
             total_parameters=total,
             data_metrics=data.metrics,
         )
-        weights = distributed.full_state_dict(model, dist)  # every process: fsdp gathers
-        if dist.is_main:
-            saved = model
-            if task.merge_on_save and hasattr(model, "merge_and_unload"):
-                saved, weights = model.merge_and_unload(), None  # a plain model, adapters in
-            _save_outputs(config, result, saved, tokenizer, base, tracker, weights)
+        with loop.averaged():
+            weights = distributed.full_state_dict(model, dist)  # every process: fsdp gathers
+            if dist.is_main:
+                saved = model
+                if task.merge_on_save and hasattr(model, "merge_and_unload"):
+                    saved, weights = model.merge_and_unload(), None  # a plain model, adapters in
+                _save_outputs(config, result, saved, tokenizer, base, tracker, weights,
+                              task.weights_subfolder)  # fmt: skip
     except BaseException:
         tracker.close("FAILED")
         raise
@@ -396,6 +407,7 @@ def _run_steps(loop: Loop) -> dict[str, float]:
     model, module, optimizer, scheduler = loop.model, loop.module, loop.optimizer, loop.scheduler
     total_steps, micro_per_epoch, run_dir = loop.total_steps, loop.micro_per_epoch, loop.run_dir
     tracker, progress, tokenizer = loop.tracker, loop.progress, loop.tokenizer
+    average = loop.average
     train_cfg = config.train
     stream = _micro_batches(config, data, dist, state.micro_batch, micro_per_epoch)
     parameters = [p for p in model.parameters() if p.requires_grad]
@@ -448,6 +460,8 @@ def _run_steps(loop: Loop) -> dict[str, float]:
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             state.step += 1
+            if average is not None:
+                average.update(state.step)
             state.micro_batch = number + 1
             state.tokens_seen += int(tokens)
             seconds = time.perf_counter() - step_started
@@ -467,6 +481,7 @@ def _run_steps(loop: Loop) -> dict[str, float]:
                 distributed.save_checkpoint(
                     run_dir, state, model, optimizer, scheduler,
                     keep=train_cfg.keep_checkpoints, dist=dist,
+                    averages=average.state_dict() if average else None,
                 )  # fmt: skip
             if progress is not None and dist.is_main:
                 tokens_per_second = metrics["train/tokens_per_second"]
@@ -572,11 +587,18 @@ def _save_outputs(
     base: Any,
     tracker: Tracker,
     weights: dict[str, torch.Tensor] | None = None,
+    weights_subfolder: str = "",
 ) -> None:
     """Write the model (or adapter) with its tokenizer, chat template and config;
-    ``weights``: the whole state dict when the model is sharded (fsdp)."""
+    ``weights``: the whole state dict when the model is sharded (fsdp); a whole model
+    goes into ``weights_subfolder`` (the task's), an adapter at the top."""
     with atomic_dir(result.model_dir) as tmp:
-        model.save_pretrained(tmp, state_dict=weights)
+        if hasattr(model, "peft_config"):
+            model.save_pretrained(tmp, state_dict=weights)
+        elif weights is not None:
+            model.save_pretrained(tmp / weights_subfolder, state_dict=weights)
+        else:
+            model.save_pretrained(tmp / weights_subfolder)
         tokenizer.save_pretrained(tmp)
         _write_config(tmp / "lmforge_config.yaml", config)
         adapter_config = tmp / "adapter_config.json"

@@ -1,4 +1,5 @@
-"""Merge a LoRA adapter into its base model and save a plain transformers model."""
+"""Merge a LoRA adapter into its base model and save a plain transformers model (or, for a
+UNet adapter, a diffusers pipeline folder)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
 from lmforge.errors import LmforgeError
 from lmforge.home import atomic_dir
 from lmforge.hub import ResolvedModel, load_tokenizer, resolve
+from lmforge.hub.diffusion import load_unet
 from lmforge.hub.load import load_classification_adapter, quiet_transformers
+from lmforge.hub.resolve import DIFFUSION
 
 
 def merge_adapter(adapter_dir: Path, out_dir: Path) -> Path:
@@ -29,12 +32,30 @@ def merge_adapter(adapter_dir: Path, out_dir: Path) -> Path:
             "directory holding adapter_config.json (a LoRA run's RUN_DIR/model)."
         )
     quiet_transformers()
+    if adapter.base.model_kind == DIFFUSION:
+        return _merge_unet_adapter(adapter, Path(out_dir))
     merged = load_adapter_model(adapter).merge_and_unload()
     tokenizer = load_tokenizer(adapter)
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
         merged.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        config = adapter.path / "lmforge_config.yaml"
+        if config.is_file():
+            shutil.copy(config, tmp / "lmforge_config.yaml")
+    return out_dir
+
+
+def _merge_unet_adapter(adapter: ResolvedModel, out_dir: Path) -> Path:
+    """A diffusion pipeline folder: the base's parts with the adapter merged into its UNet."""
+    assert adapter.base is not None
+    base = adapter.base.path
+    merged = PeftModel.from_pretrained(load_unet(base), adapter.path).merge_and_unload()
+    with atomic_dir(out_dir) as tmp:
+        for part in base.iterdir():
+            if part.name != "unet":
+                (shutil.copytree if part.is_dir() else shutil.copy2)(part, tmp / part.name)
+        merged.save_pretrained(tmp / "unet")
         config = adapter.path / "lmforge_config.yaml"
         if config.is_file():
             shutil.copy(config, tmp / "lmforge_config.yaml")

@@ -25,6 +25,8 @@ DEFAULT_LORA_TARGETS: dict[str, list[str]] = {
     "vit": ["query", "key", "value"],
     "clip_text_model": ["q_proj", "k_proj", "v_proj", "out_proj"],
     "clip_vision_model": ["q_proj", "k_proj", "v_proj", "out_proj"],
+    # diffusers configs have no model_type: the class names it (diffusers' LoRA recipe)
+    "UNet2DConditionModel": ["to_q", "to_k", "to_v", "to_out.0"],
 }
 
 
@@ -131,7 +133,8 @@ def _default_targets(model: Any) -> list[str] | None:
         if any(targets is None for targets in found):
             return None
         return sorted({target for targets in found if targets for target in targets})
-    return DEFAULT_LORA_TARGETS.get(getattr(model.config, "model_type", ""))
+    model_type = getattr(model.config, "model_type", "") or type(model).__name__
+    return DEFAULT_LORA_TARGETS.get(model_type)
 
 
 def _top_layers(model: Any, count: int | None) -> list[int] | None:

@@ -6,6 +6,7 @@ from lmforge.serve.api.chat import Chat
 from lmforge.serve.api.classify import Classification
 from lmforge.serve.api.completions import Completions
 from lmforge.serve.api.embeddings import Embeddings
+from lmforge.serve.api.image_generation import ImageGeneration
 from lmforge.serve.api.images import ImageSearch
 from lmforge.serve.api.kb import KnowledgeBaseSearch
 from lmforge.serve.api.models import Models
@@ -23,5 +24,6 @@ FAMILIES: tuple[type[EndpointFamily], ...] = (
     Classification,
     KnowledgeBaseSearch,
     ImageSearch,
+    ImageGeneration,
     Sessions,
 )

@@ -49,6 +49,7 @@ class OpenAIHandler:
             ``/v1/classify`` and ``/v1/explain``, a sentiment model for conversations.
         images: image indexes by name for ``/v1/images/search`` (their text-image models
             also classify images on ``/v1/classify``).
+        image_models: text-to-image models by name for ``/v1/images/generations``.
     """
 
     def __init__(
@@ -64,6 +65,7 @@ class OpenAIHandler:
         guard: Guard | None = None,
         understanding: Understanding | None = None,
         images: Mapping[str, Any] | None = None,
+        image_models: Mapping[str, Any] | None = None,
     ) -> None:
         self.engine = engine
         self.understanding = understanding or Understanding()
@@ -84,6 +86,7 @@ class OpenAIHandler:
             "embeddings": {self.embed_name: embedder} if embedder is not None else {},
             "classifiers": self.understanding.classifiers,
             "images": dict(images or {}),
+            "image_generation": dict(image_models or {}),
         }
         self._families: dict[type[EndpointFamily], EndpointFamily] = {}
 
@@ -109,6 +112,12 @@ class OpenAIHandler:
                 message = (
                     f"this server serves only the classifier '{self.model_name}' "
                     "(POST /v1/classify, /v1/explain)"
+                )
+            elif self.backends["image_generation"]:
+                names = ", ".join(self.backends["image_generation"])
+                message = (
+                    f"this server serves only the image models {names} "
+                    "(POST /v1/images/generations)"
                 )
             elif self.backends["images"]:
                 indexes = ", ".join(self.backends["images"])
