@@ -340,3 +340,71 @@ def test_the_judge_needs_a_train_file_beside_the_data(
     (elsewhere / "test.jsonl").write_text("\n".join(lines) + "\n")
     with pytest.raises(LmforgeError, match=r"train\.jsonl"):
         evaluate_model(str(text_model), elsewhere / "test.jsonl", "image-generation", track=False)
+
+
+def test_a_registered_diffusion_model_resolves_draws_and_is_described(
+    shades: Path, tiny_encoder: Path, tmp_path: Path
+) -> None:
+    output = {"dir": str(tmp_path / "run"), "register_as": "tiny-painter"}
+    train(_config(tiny_encoder, shades / "train.jsonl", tmp_path / "run", output=output))
+    assert resolve("registry:tiny-painter/1").kind == "diffusion"
+    images = ImageGenerator("registry:tiny-painter/1").generate(
+        ["a grey square"], GenerationSettings(steps=2)
+    )
+    assert images[0].size == (8, 8)
+    shown = runner.invoke(app, ["models", "show", "registry:tiny-painter/1", "--json"])
+    assert shown.exit_code == 0, shown.output
+    info = json.loads(shown.stdout)
+    assert info["architecture"] == "LmforgeDiffusionPipeline" and info["parameters"] > 0
+
+
+def test_a_clip_models_text_tower_conditions_and_scores_the_images(
+    shades: Path, tiny_encoder: Path, tmp_path: Path
+) -> None:
+    clip = RunConfig.model_validate({
+        "model": {"ref": str(tiny_encoder)},
+        "task": {"name": "clip", "image_size": 8, "patch_size": 4, "vision_width": 16,
+                 "vision_layers": 1, "vision_heads": 2, "projection_dim": 8},
+        "data": {"train": str(shades / "train.jsonl")},
+        "train": {"max_steps": 2, "batch_size": 6, "lr": 1e-2},
+        "output": {"dir": str(tmp_path / "clip")},
+    })  # fmt: skip
+    clip_dir = train(clip, track=False).model_dir
+    painter = train(_config(clip_dir, shades / "train.jsonl", tmp_path / "painter"),
+                    track=False).model_dir  # fmt: skip
+    assert json.loads((painter / "model_index.json").read_text())["text_encoder"][1] == "BertModel"
+    result = evaluate_model(str(painter), shades / "test.jsonl", "image-generation",
+                            track=False, clip_model=str(clip_dir))  # fmt: skip
+    for name in ("clip_score", "clip_score_real"):
+        assert 0.0 <= result.metrics[name] <= 100.0
+    with pytest.raises(LmforgeError, match="only image-generation"):
+        evaluate_model(str(painter), shades / "test.jsonl", "zero-shot", clip_model="x")
+
+
+def test_a_pipeline_trains_judges_and_registers_a_diffusion_model(
+    shades: Path, tiny_encoder: Path, tmp_path: Path
+) -> None:
+    import yaml
+
+    from lmforge.pipeline.load import load_pipeline
+    from lmforge.pipeline.runner import run_pipeline
+
+    spec = {"name": "painter", "steps": [
+        {"name": "train", "type": "train", "with": {"run": {
+            "model": {"ref": str(tiny_encoder)}, "task": {"name": "diffusion", **TINY_UNET},
+            "data": {"train": str(shades / "train.jsonl"), "format": "image_text"},
+            "train": {"max_steps": 2, "batch_size": 6, "ema_decay": 0.9}}}},
+        {"name": "eval", "type": "eval", "with": {
+            "model": "${{ steps.train.outputs.model }}", "data": str(shades / "test.jsonl"),
+            "task": "image-generation"}},
+        {"name": "register", "type": "register", "with": {
+            "model": "${{ steps.train.outputs.model }}", "name": "pipeline-painter",
+            "metrics": "${{ steps.eval.outputs.metrics }}", "eval_step": "eval",
+            "gate": {"alias": "production", "metrics": {"accuracy": 0.0}}}},
+    ]}  # fmt: skip
+    (tmp_path / "pipeline.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    result = run_pipeline(load_pipeline(tmp_path / "pipeline.yaml"))
+    assert [record.status for record in result.steps] == ["ran", "ran", "ran"]
+    assert result.outputs("eval")["metrics"]["judge_accuracy"] == 1.0
+    assert result.outputs("register")["promoted"] is True
+    assert resolve("registry:pipeline-painter@production").kind == "diffusion"

@@ -96,6 +96,13 @@ def model(
             "repeat it to average several per label."
         ),
     ] = None,
+    clip_model: Annotated[
+        str | None,
+        typer.Option(
+            help="image-generation: a text-image model (task clip) scoring how well each "
+            "image matches its prompt (CLIPScore)."
+        ),
+    ] = None,
     track: Annotated[bool, typer.Option(help="Log the run to MLflow.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -125,7 +132,7 @@ def model(
         result = evaluate_model(
             ref, data, task, max_examples=max_examples, max_tokens=max_tokens, system=system,
             template=prompt, track=track, kb=kb, kb_top_k=kb_top_k, progress=progress,
-            label_templates=label_template or None,
+            label_templates=label_template or None, clip_model=clip_model,
         )  # fmt: skip
     if as_json:
         typer.echo(json.dumps({"task": task, "model": ref, "data": str(data), "kb": kb,

@@ -37,6 +37,7 @@ from lmforge.data.images import open_image
 from lmforge.data.records import read_records
 from lmforge.errors import LmforgeError
 from lmforge.home import lmforge_home
+from lmforge.hub.clip import embed_images, embed_texts, load_clip
 from lmforge.hub.diffusion import GenerationSettings, ImageGenerator
 from lmforge.progress import ProgressFn
 
@@ -93,10 +94,15 @@ def train_judge(views: np.ndarray, labels: Sequence[int], classes: int) -> Judge
 
 
 def generation_rows(
-    ref: str, records: list[dict[str, Any]], progress: ProgressFn | None
+    ref: str,
+    records: list[dict[str, Any]],
+    progress: ProgressFn | None,
+    *,
+    clip_model: str | None = None,
 ) -> list[dict[str, Any]]:
     """One row per record: the prompt, the judge's label for the image generated from it
-    and for the real image, and both images' judge features."""
+    and for the real image, and both images' judge features; with ``clip_model``, both
+    images' CLIPScore against the prompt."""
     if len(records) < 4:
         raise LmforgeError(
             f"the image-generation task needs at least 4 records (2 per half), got "
@@ -114,8 +120,13 @@ def generation_rows(
         images += generator.generate(batch, GenerationSettings(seed=start))
         if progress is not None:
             progress(len(images), len(prompts), "images generated")
+    real_images = [open_image(Path(r["image"])) for r in records]
     generated = np.stack([judge_view(image, side) for image in images])
-    real = np.stack([judge_view(open_image(Path(r["image"])), side) for r in records])
+    real = np.stack([judge_view(image, side) for image in real_images])
+    scores = {}
+    if clip_model is not None:
+        scores = {"clip_score": clip_scores(clip_model, images, prompts),
+                  "clip_score_real": clip_scores(clip_model, real_images, prompts)}  # fmt: skip
     with torch.no_grad():
         generated_features, generated_logits = judge(torch.from_numpy(generated))
         real_features, real_logits = judge(torch.from_numpy(real))
@@ -136,8 +147,21 @@ def generation_rows(
             "half": int(index >= half),
             "generated_features": [round(v, 5) for v in generated_features[index].tolist()],
             "real_features": [round(v, 5) for v in real_features[index].tolist()],
+            **{name: values[index] for name, values in scores.items()},
         })  # fmt: skip
     return rows
+
+
+def clip_scores(
+    clip_model: str, images: Sequence[Image.Image], texts: Sequence[str]
+) -> list[float]:
+    """CLIPScore of each image against its text under a text-image model: 100 times the
+    cosine of their embeddings, floored at 0 (as torchmetrics computes it)."""
+    model, processor = load_clip(clip_model)
+    image_vectors = embed_images(model, processor, [image.convert("RGB") for image in images])
+    text_vectors = embed_texts(model, processor, list(texts))  # (N, D), normalised
+    cosines = (image_vectors * text_vectors).sum(axis=1)
+    return [round(100 * max(float(c), 0.0), 4) for c in cosines]
 
 
 def _judge_for(

@@ -87,6 +87,7 @@ def evaluate_model(
     kb: str | None = None,
     kb_top_k: int = 3,
     label_templates: Sequence[str] | None = None,
+    clip_model: str | None = None,
 ) -> EvalResult:
     """Score model ``ref`` on ``data`` for ``task``; logs a run with the per-example table.
 
@@ -106,6 +107,8 @@ def evaluate_model(
             question go into the system prompt, as ``lmforge serve --kb`` does.
         label_templates: zero-shot tasks: the prompts made from each label (``{label}`` is
             replaced), averaged per label; the task's default when None.
+        clip_model: image-generation: a text-image model (task ``clip``) that scores how
+            well each image matches its prompt (CLIPScore).
 
     Raises:
         LmforgeError: unknown task, unreadable data (naming the line and field), a
@@ -122,11 +125,18 @@ def evaluate_model(
             f"label templates: the {task} task does not read them; only "
             f"{', '.join(t.name for t in eval_tasks() if t.label_templates)} do"
         )
+    if clip_model is not None and not entry.clip_model:
+        raise LmforgeError(
+            f"clip model: the {task} task does not use one; only "
+            f"{', '.join(t.name for t in eval_tasks() if t.clip_model)} do"
+        )
     if entry.predict is not None:
         predict: Callable[..., list[dict[str, Any]]] = entry.predict
         if entry.label_templates and label_templates is not None:
             _check_templates(label_templates)
             predict = functools.partial(predict, templates=tuple(label_templates))
+        if clip_model is not None:
+            predict = functools.partial(predict, clip_model=clip_model)
         rows = predict(ref, records, progress)
     else:
         question, score = entry.question, entry.score
@@ -163,7 +173,8 @@ def evaluate_model(
                             "system": system or "",
                             "template": template.ref if template else "",
                             "kb": kb or "", "kb_top_k": kb_top_k if kb else "",
-                            "label_templates": " | ".join(label_templates or ())})  # fmt: skip
+                            "label_templates": " | ".join(label_templates or ()),
+                            "clip_model": clip_model or ""})  # fmt: skip
         tracker.log_metrics({**result.metrics, "eval_seconds": result.seconds})
         if tracker.run_id is not None:
             _log_examples(tracker, rows)

@@ -71,6 +71,8 @@ class EvalTask:
     path_fields: tuple[str, ...] = ()
     # predict takes ``templates=``: the prompts made from each label (zero-shot)
     label_templates: bool = False
+    # predict takes ``clip_model=``: a text-image model scoring how well images match text
+    clip_model: bool = False
 
     def __post_init__(self) -> None:
         where = f"evaluation task {self.name!r}"
@@ -175,10 +177,13 @@ _BUILT_IN = (
         "image-generation", "A text-to-image model (task `diffusion`) drawing each record's "
         "caption (or label): the share a judge trained on the train.jsonl beside the file "
         "recognises as the label, and the Fréchet distance to the real images in the judge's "
-        "features beside the real-vs-real floor.",
-        ("accuracy", "judge_accuracy", "frechet_distance", "frechet_floor"),
+        "features beside the real-vs-real floor; with --clip-model, CLIPScore of the images "
+        "and of the real ones.",
+        ("accuracy", "judge_accuracy", "frechet_distance", "frechet_floor", "clip_score",
+         "clip_score_real"),
         fields=("image",), label="class", wilson=("accuracy", "judge_accuracy"),
-        path_fields=("image",), predict=image_generation.generation_rows,
+        metric_needs={"clip_score": ("clip_score",), "clip_score_real": ("clip_score_real",)},
+        path_fields=("image",), clip_model=True, predict=image_generation.generation_rows,
     ),
 )  # fmt: skip
 _REGISTRY: dict[str, EvalTask] = {task.name: task for task in _BUILT_IN}

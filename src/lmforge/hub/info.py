@@ -10,7 +10,7 @@ from typing import Any
 from gguf import GGUFReader
 from safetensors import safe_open
 
-from lmforge.hub.resolve import ADAPTER, GGUF, ResolvedModel
+from lmforge.hub.resolve import ADAPTER, DIFFUSION, GGUF, PIPELINE_INDEX, ResolvedModel
 
 WEIGHT_SUFFIXES = (".safetensors", ".gguf", ".bin")
 
@@ -44,13 +44,18 @@ def describe(model: ResolvedModel) -> ModelInfo:
     if config_file.is_file():
         config = json.loads(config_file.read_text())
     architectures = config.get("architectures") or [config.get("model_type")]
+    parameters = safetensors_parameters(model.path)
+    if model.kind == DIFFUSION:  # a pipeline folder: the parts' weights, one folder each
+        architectures = [json.loads((model.path / PIPELINE_INDEX).read_text()).get("_class_name")]
+        counts = [safetensors_parameters(part) for part in model.path.iterdir() if part.is_dir()]
+        parameters = sum(count for count in counts if count) or None
     return ModelInfo(
         ref=model.ref,
         kind=model.kind,
         source=model.source,
         path=str(model.path),
         architecture=architectures[0],
-        parameters=safetensors_parameters(model.path),
+        parameters=parameters,
         size_bytes=disk_size(model.path),
         context_length=config.get("max_position_embeddings"),
         vocab_size=config.get("vocab_size"),

@@ -15,7 +15,8 @@ v = sqrt(a_t) e - sqrt(1 - a_t) x0 (v-prediction), averaged over pixels.
 
 Dropped captions are trained as the empty caption (the "no label" class for labels): the
 unconditional model that classifier-free guidance extrapolates away from at sampling
-time. The frozen text encoder runs once per distinct caption; its states are kept.
+time. The frozen text encoder runs once per distinct caption, when the data is encoded; its
+states are kept.
 """
 
 from __future__ import annotations
@@ -166,6 +167,9 @@ class DiffusionTask:
             pixels = parts.pixels(open_image(Path(record["image"])))  # (C, H, W)
             examples.append({"input_ids": ids, "pixel_values": pixels, "index": len(examples)})
         stats.examples = len(examples)
+        if self.options.conditioning == "text":
+            captions = {tuple(example["input_ids"]) for example in examples}
+            self._encode_captions(parts, captions | {tuple(self._empty_condition(parts))})
         return examples, stats
 
     def collate(self, examples: Sequence[Example], tokenizer: Any, seed: int) -> Batch:
@@ -181,7 +185,8 @@ class DiffusionTask:
             draw = torch.Generator().manual_seed(example_seed)
             timesteps.append(int(torch.randint(0, steps, (1,), generator=draw)))
             noise.append(torch.randn(parts.sample_shape, generator=draw))
-            latent_noise.append(torch.randn(parts.sample_shape, generator=draw))
+            if parts.vae is not None:
+                latent_noise.append(torch.randn(parts.sample_shape, generator=draw))
             dropped = float(torch.rand((), generator=draw)) < o.condition_dropout
             rows.append(empty if dropped else example["input_ids"])
         batch = {
@@ -237,15 +242,25 @@ class DiffusionTask:
             return {"encoder_hidden_states": None, "class_labels": batch["input_ids"][:, 0]}
         pairs = zip(batch["input_ids"], batch["attention_mask"], strict=True)
         rows = [tuple(ids[mask.bool()].tolist()) for ids, mask in pairs]
-        missing = list(dict.fromkeys(row for row in rows if row not in self._states))
-        for row in missing:  # one at a time: its states never depend on what it came with
-            self._states[row] = parts.text_states([row], batch["input_ids"].device)[0][0]
+        self._encode_captions(parts, set(rows))
         longest = max(len(row) for row in rows)
         states = torch.stack([F.pad(self._states[row], (0, 0, 0, longest - len(row)))
                               for row in rows])  # fmt: skip  # (B, T, H)
+        states = states.to(batch["input_ids"].device)
         mask = None if parts.settings.text_padding == "max_length" else pad(
             [[1] * len(row) for row in rows], 0).to(states.device)  # fmt: skip
         return {"encoder_hidden_states": states, "encoder_attention_mask": mask}
+
+    def _encode_captions(self, parts: DiffusionParts, rows: set[tuple[int, ...]]) -> None:
+        """Run the frozen text encoder over the captions not yet encoded, in a fixed order
+        (by length, then ids) and fixed chunks: a caption's states depend on the data set,
+        never on the batch it first came in, so a resumed run sees the same ones."""
+        missing = sorted(rows - self._states.keys(), key=lambda row: (len(row), row))
+        for start in range(0, len(missing), 64):
+            chunk = missing[start : start + 64]
+            states, _ = parts.text_states(chunk, torch.device("cpu"))  # (C, T, H)
+            for row, state in zip(chunk, states, strict=True):
+                self._states[row] = state[: len(row)].clone()
 
     def evaluate(self, model: Any, batches: Iterable[Batch]) -> dict[str, Any]:
         """The validation loss, with noise fixed by each batch's seed."""
