@@ -26,6 +26,7 @@ DIFFUSION = "diffusion"  # a diffusers pipeline folder (model_index.json): text-
 ADAPTER = "adapter"
 GGUF = "gguf"
 CLIP_MODEL_TYPES = ("clip", "vision-text-dual-encoder")
+PIPELINE_INDEX = "model_index.json"  # what makes a folder a diffusers pipeline
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,6 @@ def _is_model_dir(path: Path) -> bool:
                for name in ("adapter_config.json", "config.json", PIPELINE_INDEX))  # fmt: skip
 
 
-PIPELINE_INDEX = "model_index.json"
 # The file each part of a diffusers pipeline folder keeps its settings in.
 _PART_FILES = {"scheduler": "scheduler_config.json", "tokenizer": "tokenizer_config.json",
                "feature_extractor": "preprocessor_config.json"}  # fmt: skip
