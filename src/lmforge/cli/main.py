@@ -10,6 +10,7 @@ from typer.core import TyperGroup
 
 from lmforge.cli import compress as compress_cli
 from lmforge.cli import config as config_cli
+from lmforge.cli import data as data_cli
 from lmforge.cli import doctor as doctor_cli
 from lmforge.cli import evaluate as evaluate_cli
 from lmforge.cli import explain as explain_cli
@@ -58,6 +59,7 @@ app.add_typer(keys_cli.app, name="keys")
 app.add_typer(guard_cli.app, name="guard")
 app.add_typer(kb_cli.app, name="kb")
 app.add_typer(images_cli.app, name="images")
+app.add_typer(data_cli.app, name="data")
 app.command("embed")(kb_cli.embed)
 app.add_typer(explain_cli.app, name="explain")
 app.add_typer(evaluate_cli.app, name="eval")
