@@ -181,7 +181,8 @@ def test_every_problem_is_reported_in_one_error(tmp_path: Path) -> None:
         "model.dtype: Input should be 'auto', 'float32', 'bfloat16' or 'float16', "
         "got 'bfloat'; did you mean 'bfloat16'?",
         "task.name: unknown task 'sfx' (did you mean 'sft'?); "
-        "choose one of sft, clm, mlm, classify, regress, distill, clip, diffusion",
+        "choose one of sft, clm, mlm, classify, regress, distill, clip, diffusion, tabular, "
+        "lightgbm",
         "data.val_ratio: Input should be less than 1, got 1.5",
         "train.batch_size: Input should be greater than 0, got 0",
         "train.lr: Input should be a valid number, got 'fast'",
@@ -205,13 +206,17 @@ def test_wrong_types_name_the_field_and_the_value(tmp_path: Path) -> None:
 
 def test_missing_required_keys_are_all_listed() -> None:
     with pytest.raises(ConfigError) as info:
-        load_config_dict({"model": {}, "task": {"name": "clm"}}, source="inline")
+        load_config_dict({"model": {}, "task": {"name": "clm", "max_length": 0}}, source="inline")
 
     assert info.value.problems == [
-        "model.ref: required key is missing",
+        "task.max_length: Input should be greater than 0, got 0",
         "data: required key is missing",
     ]
     assert str(info.value).startswith("inline: 2 problems")
+    # model.ref may be left out only by tasks that build their model from their settings
+    with pytest.raises(ConfigError, match=r"model.ref: required for task 'clm' \(only "
+                       r"'tabular' and 'lightgbm' build"):  # fmt: skip
+        load_config_dict({"task": {"name": "clm"}, "data": {"train": "t.jsonl"}}, source="x")
 
 
 @pytest.mark.parametrize(
@@ -379,7 +384,7 @@ def test_json_schema_lists_every_section_and_field() -> None:
         "eval",
         "output",
     }
-    assert set(schema["required"]) == {"model", "task", "data"}
+    assert set(schema["required"]) == {"task", "data"}
     train = schema["$defs"]["TrainConfig"]
     assert train["properties"]["lr"]["default"] == 5e-5
     assert train["additionalProperties"] is False

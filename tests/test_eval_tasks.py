@@ -25,7 +25,7 @@ from tests.datafiles import install_distribution, write_jsonl
 runner = CliRunner()
 BUILT_IN = (
     "perplexity, qa, generation, classification, regression, code, safety, image-retrieval, "
-    "zero-shot, image-generation"
+    "zero-shot, image-generation, tabular-classification"
 )
 
 
@@ -63,7 +63,7 @@ NOT_A_TASK = "length"
 
 def _help(*command: str) -> str:
     """A command's --help as one line of words (no box borders, no wrapping)."""
-    result = runner.invoke(app, [*command, "--help"])
+    result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     return re.sub(r"[\s│]+", " ", result.stdout)
 
@@ -107,9 +107,8 @@ def test_a_registered_task_is_evaluated_end_to_end_on_a_tiny_model(
                               "contains", "--max-tokens", "4", "--no-track", "--json"])  # fmt: skip
     assert cli.exit_code == 0, cli.output
     assert json.loads(cli.stdout)["metrics"] == result.metrics  # greedy: the same answers
-    assert f"{BUILT_IN.replace(', image-generation', ', image-generation or contains')}." in _help(
-        "eval", "model"
-    )
+    listed = BUILT_IN.replace(", tabular-classification", ", tabular-classification or contains")
+    assert f"{listed}." in _help("eval", "model")
     assert "qa, generation, code, safety or contains. [default: qa]" in _help("prompts", "eval")
 
 
@@ -135,7 +134,7 @@ def test_a_plugin_task_is_listed_and_evaluated(length_plugin: None, tmp_path: Pa
     assert "| `length` | Characters per text (no model). | `text` | chars | - | no |" in (
         tasks.markdown_table()
     )
-    assert "zero-shot, image-generation or length." in _help("eval", "model")
+    assert "image-generation, tabular-classification or length." in _help("eval", "model")
 
 
 def test_an_unknown_task_names_the_field_and_lists_the_valid_ones(tmp_path: Path) -> None:
@@ -173,7 +172,7 @@ def test_a_task_that_asks_nothing_takes_no_template_or_knowledge_base(tmp_path: 
 
 def test_a_task_must_say_how_it_is_scored() -> None:
     with pytest.raises(LmforgeError, match=r"evaluation task 'half': give question and score "
-                       r"\(the model answers each record's question\) or predict"):  # fmt: skip
+                       r"\(the model answers each record's question\), predict"):  # fmt: skip
         EvalTask("half", "Asks but never scores.", ("m",), question=lambda record: "q")
     with pytest.raises(LmforgeError, match="metrics is empty"):
         EvalTask("none", "Scores nothing.", (), predict=lambda ref, records, progress: [])

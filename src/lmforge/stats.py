@@ -36,6 +36,8 @@ HIGHER_IS_BETTER = {
     "image_to_text_median_rank": False,
     "frechet_distance": False,
     "frechet_floor": False,
+    "cost_per_row": False,
+    "cost_at_saved_threshold": False,
 }
 
 
@@ -158,3 +160,133 @@ def frechet_metric(metric: str, rows: Sequence[dict[str, Any]]) -> float:
     if len(first) < 2 or len(second) < 2:
         return float("nan")
     return frechet_distance(np.array([row[column] for row in first]), second)
+
+
+# --- binary scores (fraud detection and other rare-positive problems) ------------------
+
+BINARY_METRICS = ("auprc", "roc_auc", "recall_at_fpr", "precision_at_recall")
+
+
+def binary_scores(
+    truths: np.ndarray, scores: np.ndarray, *, at_fpr: float = 0.001, at_recall: float = 0.8
+) -> dict[str, float]:
+    """Threshold-free quality of ``scores`` (higher: more likely positive) for 0/1 ``truths``.
+
+    - ``auprc``: average precision, sum over positives of precision at their rank (as
+      scikit-learn's ``average_precision_score``; ties share one threshold);
+    - ``roc_auc``: the chance a random positive outscores a random negative (ties count
+      half);
+    - ``recall_at_fpr``: the most positives found while flagging at most ``at_fpr`` of the
+      negatives;
+    - ``precision_at_recall``: the best precision among thresholds that find at least
+      ``at_recall`` of the positives.
+    NaN for a metric that needs both classes when one is absent.
+    """
+    curve = _threshold_curve(truths, scores)
+    positives, negatives = curve["positives"], curve["negatives"]
+    if positives == 0 or negatives == 0:
+        return dict.fromkeys(BINARY_METRICS, float("nan"))
+    tp, fp = curve["tp"], curve["fp"]
+    precision, recall = tp / (tp + fp), tp / positives
+    auprc = float(np.sum(np.diff(recall, prepend=0.0) * precision))
+    ranks = _average_ranks(scores)
+    positive_ranks = ranks[truths == 1].sum()
+    roc_auc = (positive_ranks - positives * (positives + 1) / 2) / (positives * negatives)
+    within = fp / negatives <= at_fpr
+    reached = recall >= at_recall
+    return {
+        "auprc": auprc,
+        "roc_auc": float(roc_auc),
+        "recall_at_fpr": float(recall[within].max()) if within.any() else 0.0,
+        "precision_at_recall": float(precision[reached].max()) if reached.any() else 0.0,
+    }
+
+
+def cost_optimal_threshold(
+    truths: np.ndarray, scores: np.ndarray, *, missed_cost: float, false_alarm_cost: float
+) -> tuple[float, float]:
+    """``(threshold, cost per row)``: flag a row when its score >= threshold, choosing the
+    threshold that makes ``missed_cost`` x misses + ``false_alarm_cost`` x false alarms
+    smallest on these rows (flagging nothing is a candidate too: threshold above 1)."""
+    curve = _threshold_curve(truths, scores)
+    missed = curve["positives"] - curve["tp"]
+    costs = missed_cost * missed + false_alarm_cost * curve["fp"]
+    nothing = missed_cost * curve["positives"]
+    best = int(np.argmin(costs)) if len(costs) else -1
+    rows = max(len(truths), 1)
+    if best < 0 or costs[best] >= nothing:
+        return float(np.nextafter(1.0, 2.0)), nothing / rows
+    return float(curve["thresholds"][best]), float(costs[best]) / rows
+
+
+def decision_counts(truths: np.ndarray, flagged: np.ndarray) -> dict[str, int]:
+    """True/false positives and negatives of 0/1 ``flagged`` decisions."""
+    truths, flagged = truths.astype(bool), flagged.astype(bool)
+    return {
+        "true_positives": int((truths & flagged).sum()),
+        "false_positives": int((~truths & flagged).sum()),
+        "false_negatives": int((truths & ~flagged).sum()),
+        "true_negatives": int((~truths & ~flagged).sum()),
+    }
+
+
+# Set-level metrics of a binary scorer's per-example rows (``lmforge.evaluate.tabular``):
+# each row holds label (0/1), score, flagged (at the saved threshold) and the settings.
+TABLE_METRICS = (*BINARY_METRICS, "cost_at_saved_threshold", "best_threshold")
+
+
+def table_columns(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The arrays ``table_metric`` reads, taken from per-example rows once."""
+    first = rows[0] if rows else {}
+    return {
+        "label": np.array([row["label"] for row in rows], dtype=np.int64),
+        "score": np.array([row["score"] for row in rows], dtype=np.float64),
+        "flagged": np.array([row["flagged"] for row in rows], dtype=bool),
+        **{key: first.get(key) for key in ("missed_cost", "false_alarm_cost", "at_fpr",
+                                           "at_recall")},
+    }  # fmt: skip
+
+
+def table_metric(metric: str, columns: dict[str, Any], rows: np.ndarray | None = None) -> float:
+    """A ``TABLE_METRICS`` value over ``columns`` (``table_columns``), or over the rows at
+    indexes ``rows`` of them (a bootstrap resample)."""
+    pick = slice(None) if rows is None else rows
+    truths, scores = columns["label"][pick], columns["score"][pick]
+    if len(truths) == 0:
+        return float("nan")
+    if metric == "cost_at_saved_threshold":
+        flagged = columns["flagged"][pick]
+        positive = truths.astype(bool)
+        cost = columns["missed_cost"] * (positive & ~flagged) + columns["false_alarm_cost"] * (
+            ~positive & flagged)  # fmt: skip
+        return float(cost.mean())
+    if metric == "best_threshold":
+        threshold, _ = cost_optimal_threshold(
+            truths, scores, missed_cost=columns["missed_cost"],
+            false_alarm_cost=columns["false_alarm_cost"],
+        )  # fmt: skip
+        return threshold
+    return binary_scores(truths, scores, at_fpr=columns["at_fpr"],
+                         at_recall=columns["at_recall"])[metric]  # fmt: skip
+
+
+def _threshold_curve(truths: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
+    """Cumulative true and false positives when flagging every row scoring >= each
+    distinct score, highest first."""
+    truths = np.asarray(truths).astype(np.int64)
+    scores = np.asarray(scores, dtype=np.float64)
+    order = np.argsort(-scores, kind="stable")
+    ordered, labels = scores[order], truths[order]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(ordered)), len(ordered) - 1] if len(ordered) else []
+    tp = np.cumsum(labels)[last_of_tie].astype(np.float64)
+    fp = (np.asarray(last_of_tie) + 1) - tp
+    positives = int(truths.sum())
+    return {"tp": tp, "fp": fp, "thresholds": ordered[last_of_tie],
+            "positives": positives, "negatives": len(truths) - positives}  # fmt: skip
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks of ``values``, ties given their average rank."""
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)
+    return ((ends - counts + 1 + ends) / 2)[inverse]

@@ -103,6 +103,14 @@ def model(
             "image matches its prompt (CLIPScore)."
         ),
     ] = None,
+    save_threshold: Annotated[
+        bool,
+        typer.Option(
+            "--save-threshold",
+            help="tabular-classification: save the cheapest threshold on this data with the "
+            "model (serving decides with it); choose it on validation data, not the test set.",
+        ),
+    ] = False,
     track: Annotated[bool, typer.Option(help="Log the run to MLflow.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -121,12 +129,17 @@ def model(
     --data test_questions.jsonl
 
     Example: lmforge eval run:RUN_ID --task image-retrieval --data bundled:digits/test
+
+    Example: lmforge eval run:RUN_ID --task tabular-classification --data test.parquet
     """
     from lmforge.evaluate.runner import evaluate_model
     from lmforge.evaluate.tasks import eval_task
     from lmforge.track.prompts import load_prompt
 
-    eval_task(task)  # an unknown task fails before the template or the model loads
+    entry = eval_task(task)  # an unknown task fails before the template or the model loads
+    if save_threshold and entry.predict_table is None:
+        raise typer.BadParameter("only tabular-classification chooses a threshold",
+                                 param_hint="--save-threshold")  # fmt: skip
     prompt = load_prompt(template) if template else None
     with ProgressReporter(err_console, "eval") as progress:
         result = evaluate_model(
@@ -134,8 +147,14 @@ def model(
             template=prompt, track=track, kb=kb, kb_top_k=kb_top_k, progress=progress,
             label_templates=label_template or None, clip_model=clip_model,
         )  # fmt: skip
+    saved = None
+    if save_threshold:
+        from lmforge.evaluate.tabular import save_threshold as keep_threshold
+
+        saved = keep_threshold(ref, result.metrics["best_threshold"], chosen_on=str(data))
     if as_json:
         typer.echo(json.dumps({"task": task, "model": ref, "data": str(data), "kb": kb,
+                               "saved_threshold": saved.threshold if saved else None,
                                "metrics": result.metrics, "intervals": result.intervals,
                                "examples": len(result.examples), "run_id": result.run_id,
                                "seconds": result.seconds}, indent=2))  # fmt: skip
@@ -150,6 +169,9 @@ def model(
         table.add_row(name, format_metric(name, value),
                       f"{format_metric(name, low)} to {format_metric(name, high)}")  # fmt: skip
     console.print(table)
+    if saved is not None:
+        console.print(f"saved threshold {saved.threshold:.4g} with the model: a score at or "
+                      "above it is flagged when served")  # fmt: skip
     if result.run_id:
         console.print(f"MLflow run {result.run_id}: compare runs with "
                       f"`lmforge eval compare {result.run_id} OTHER_RUN`")  # fmt: skip

@@ -114,6 +114,9 @@ def _train_here(config: Any, resume_from: Path | bool | None, *, track: bool) ->
         "trainable parameters": f"{result.trainable_parameters:,} of {result.total_parameters:,}",
         "model": str(result.model_dir),
     }
+    if result.steps == 0:  # fitted in one call (trees): no steps, tokens or parameters
+        for key in ("steps", "final train loss", "effective tokens/s", "trainable parameters"):
+            rows.pop(key)
     for key, value in rows.items():
         table.add_row(key, value)
     console.print(table)

@@ -60,11 +60,13 @@ _REGISTRY_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 class ModelConfig(Section):
     """Which model to start from."""
 
-    ref: str = Field(
+    ref: str | None = Field(
+        default=None,
         min_length=1,
         description="Model reference resolved by lmforge.hub: a zoo name "
         "(smollm2-135m-instruct, all-minilm-l6-v2), a local Hugging Face or PEFT adapter "
-        "directory, a .gguf file, registry:NAME@ALIAS, registry:NAME/VERSION or run:RUN_ID.",
+        "directory, a .gguf file, registry:NAME@ALIAS, registry:NAME/VERSION or run:RUN_ID. "
+        "Only tasks that build their model from their settings (tabular) may leave it out.",
     )
     from_scratch: bool = Field(
         default=False,
@@ -74,6 +76,32 @@ class ModelConfig(Section):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         default="auto",
         description="Dtype the weights are loaded in; auto keeps the checkpoint's own dtype.",
+    )
+
+
+class TabularColumns(Section):
+    """Which columns of a table (CSV or Parquet) a tabular task reads, and as what."""
+
+    target: str = Field(description="The column to predict (two classes).")
+    numeric: list[str] | None = Field(
+        default=None,
+        description="Numeric feature columns; null takes every column not named elsewhere "
+        "(each must hold numbers).",
+    )
+    categorical: list[str] = Field(
+        default_factory=list, description="Categorical feature columns (strings or codes)."
+    )
+    time: str | None = Field(
+        default=None,
+        description="A time column: the validation split then holds the latest rows "
+        "(data.split auto); it is not a feature.",
+    )
+    weight: str | None = Field(
+        default=None, description="A per-row weight column for the loss; not a feature."
+    )
+    exclude: list[str] = Field(
+        default_factory=list,
+        description="Columns to ignore (ids, leakage) when numeric is null.",
     )
 
 
@@ -95,12 +123,21 @@ class DataConfig(Section):
         "is unset; 0 means no validation.",
     )
     format: Literal[
-        "auto", "messages", "alpaca", "text", "labeled", "image_text", "image_label"
+        "auto", "messages", "alpaca", "text", "labeled", "image_text", "image_label", "tabular"
     ] = Field(
         default="auto",
         description="Record layout: messages (chat turns), alpaca (instruction/input/output), "
         "text (plain text), labeled (text + label), image_text (image path + caption), "
-        "image_label (image path + label); auto detects it from the columns.",
+        "image_label (image path + label), tabular (a table's columns, see data.columns); "
+        "auto detects it from the columns.",
+    )
+    columns: TabularColumns | None = Field(
+        default=None, description="tabular only: the target, feature, time and weight columns."
+    )
+    split: Literal["auto", "random", "time"] = Field(
+        default="auto",
+        description="How data.val_ratio holds out validation rows: random, or time (the latest "
+        "rows by data.columns.time); auto is time when a time column is set.",
     )
     fields: dict[str, str] = Field(
         default_factory=dict,
@@ -282,7 +319,7 @@ class OutputConfig(Section):
 class RunConfig(Section):
     """A whole training run: model, task, data, method, train, eval, output."""
 
-    model: ModelConfig
+    model: ModelConfig = Field(default_factory=ModelConfig)
     # the registered task's own settings model, chosen by task.name (config/tasks.py)
     task: SerializeAsAny[TaskSettings]
     data: DataConfig
@@ -327,6 +364,25 @@ class RunConfig(Section):
                 "eval.every: set, but there is no validation data; "
                 "set data.validation or data.val_ratio"
             )
+        if self.model.ref is None and not type(self.task).builds_model:
+            builders = " and ".join(repr(e.name) for e in task_entries() if e.settings.builds_model)
+            problems.append(
+                f"model.ref: required for task {task!r} (only {builders} build their model "
+                "from the task settings); set it to a zoo name, a model folder or run:RUN_ID"
+            )
+        tabular_format = self.data.format == "tabular" or "tabular" in allowed
+        if tabular_format and self.data.columns is None:
+            problems.append(
+                "data.columns: tabular data needs its columns named, at least "
+                "{target: COLUMN}; add data.columns"
+            )
+        if self.data.columns is not None and not tabular_format:
+            problems.append(f"data.columns: only tabular data has columns; task {task!r} "
+                            "reads other formats, so remove it")  # fmt: skip
+        if self.data.split == "time" and (
+            self.data.columns is None or self.data.columns.time is None
+        ):
+            problems.append("data.split: 'time' needs data.columns.time, the column to order by")
         if self.data.labels is not None and not type(self.task).class_labels:
             takers = " and ".join(repr(e.name) for e in task_entries() if e.settings.class_labels)
             problems.append(f"data.labels: only task {takers} has labels, not {task!r}")

@@ -39,6 +39,7 @@ class TaskSettings(Section):
     formats: ClassVar[tuple[str, ...]] = ()  # record formats it reads (lmforge.data.records)
     packable: ClassVar[bool] = False  # its examples may be packed into one sequence
     class_labels: ClassVar[bool] = False  # its data has a label set (data.labels)
+    builds_model: ClassVar[bool] = False  # builds its model from settings: model.ref optional
 
     name: str = Field(description="Task to train (a registered task name).")
     max_length: int = Field(
@@ -294,6 +295,88 @@ class DiffusionSettings(TaskSettings):
         return self
 
 
+class TabularTaskSettings(TaskSettings):
+    """What both tabular tasks take: class imbalance and the costs that set the threshold."""
+
+    formats = ("tabular",)
+    builds_model = True
+    positive_weight: float | None = Field(
+        default=None,
+        gt=0,
+        description="Weight of a positive row in the loss; null: negatives / positives of "
+        "the training rows (balanced classes).",
+    )
+    missed_cost: float = Field(
+        default=100.0, gt=0, description="Cost of a missed positive (a fraud let through)."
+    )
+    false_alarm_cost: float = Field(
+        default=1.0, gt=0, description="Cost of a false alarm (a good transaction stopped)."
+    )
+    at_fpr: float = Field(
+        default=0.001, gt=0, lt=1, description="Reports recall at this false-positive rate."
+    )
+    at_recall: float = Field(
+        default=0.8, gt=0, lt=1, description="Reports precision at this recall."
+    )
+
+
+class TabularSettings(TabularTaskSettings):
+    """Binary classification of table rows with an FT-Transformer."""
+
+    name: Literal["tabular"]
+    scaling: Literal["quantile", "standard"] = Field(
+        default="quantile",
+        description="Numeric preprocessing fitted on the training rows: quantile (ranks "
+        "mapped to normal scores) or standard (mean and deviation).",
+    )
+    d_token: int = Field(default=32, gt=0, description="Width of each feature token.")
+    layers: int = Field(default=2, gt=0, description="Transformer layers.")
+    heads: int = Field(default=4, gt=0, description="Attention heads (must divide d_token).")
+    ffn_factor: float = Field(
+        default=2.0, gt=0, description="Feed-forward width as a multiple of d_token."
+    )
+    dropout: float = Field(
+        default=0.1, ge=0, lt=1, description="Dropout in attention and feed-forward blocks."
+    )
+    loss: Literal["weighted", "focal"] = Field(
+        default="weighted",
+        description="weighted: cross-entropy with positive_weight; focal: focal loss "
+        "(focal_gamma) that down-weights easy rows, also scaled by positive_weight.",
+    )
+    focal_gamma: float = Field(default=2.0, ge=0, description="Focal loss's focusing power.")
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> TabularSettings:
+        if self.d_token % self.heads:
+            raise ValueError(
+                f"task.heads: {self.heads} does not divide task.d_token {self.d_token}; "
+                "pick a divisor"
+            )
+        return self
+
+
+class LightGBMSettings(TabularTaskSettings):
+    """The gradient-boosted trees baseline (LightGBM) on the same table and columns."""
+
+    name: Literal["lightgbm"]
+    trees: int = Field(default=500, gt=0, description="Most boosting rounds.")
+    learning_rate: float = Field(default=0.05, gt=0, description="Shrinkage per tree.")
+    num_leaves: int = Field(default=31, gt=1, description="Leaves per tree.")
+    min_child_samples: int = Field(default=20, gt=0, description="Fewest rows in a leaf.")
+    feature_fraction: float = Field(
+        default=0.8, gt=0, le=1, description="Share of features each tree sees."
+    )
+    early_stopping: int | None = Field(
+        default=50,
+        gt=0,
+        description="Stop when validation AUPRC has not improved for this many rounds "
+        "(needs validation data); null grows every tree.",
+    )
+    threads: int | None = Field(
+        default=None, gt=0, description="LightGBM threads; null: the cores torch uses."
+    )
+
+
 @dataclass(frozen=True)
 class TaskEntry:
     """One registered task: its settings model and its code (a factory, or the import
@@ -321,6 +404,8 @@ _BUILT_IN = (
     TaskEntry("distill", DistillSettings, "lmforge.tasks.distill:DistillTask"),
     TaskEntry("clip", ClipSettings, "lmforge.tasks.clip:ClipTask"),
     TaskEntry("diffusion", DiffusionSettings, "lmforge.tasks.diffusion:DiffusionTask"),
+    TaskEntry("tabular", TabularSettings, "lmforge.tasks.tabular:TabularTask"),
+    TaskEntry("lightgbm", LightGBMSettings, "lmforge.tasks.tabular:LightGBMTask"),
 )
 _REGISTRY: dict[str, TaskEntry] = {entry.name: entry for entry in _BUILT_IN}
 _plugins_loaded = False

@@ -17,7 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from lmforge.stats import frechet_metric, retrieval_rank_column, retrieval_value
+from lmforge.stats import (
+    TABLE_METRICS,
+    frechet_metric,
+    retrieval_rank_column,
+    retrieval_value,
+    table_columns,
+    table_metric,
+)
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
@@ -124,6 +131,8 @@ def aggregate(metric: str, rows: Sequence[dict[str, Any]]) -> float:
         return retrieval_value(metric, [row[column] for row in rows])
     if metric in BIASED_METRICS:
         return frechet_metric(metric, rows)
+    if metric in TABLE_METRICS:
+        return table_metric(metric, table_columns(rows))
     if metric == "perplexity":
         nll = sum(row["nll_sum"] for row in rows)
         tokens = sum(row["tokens"] for row in rows)
@@ -159,10 +168,15 @@ def bootstrap_ci(
     if not rows:
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
-    values = [
-        aggregate(metric, [rows[i] for i in rng.integers(0, len(rows), len(rows))])
-        for _ in range(samples)
-    ]
+    if metric in TABLE_METRICS:  # resample indexes into arrays, not lists of rows
+        columns = table_columns(rows)
+        values = [table_metric(metric, columns, rng.integers(0, len(rows), len(rows)))
+                  for _ in range(samples)]  # fmt: skip
+    else:
+        values = [
+            aggregate(metric, [rows[i] for i in rng.integers(0, len(rows), len(rows))])
+            for _ in range(samples)
+        ]
     tail = (1 - confidence) / 2 * 100
     low, high = np.nanpercentile(values, [tail, 100 - tail])
     if metric in BIASED_METRICS:

@@ -118,7 +118,7 @@ def evaluate_model(
     entry = eval_task(task)
     grounding = _grounding(kb, kb_top_k, entry)
     data = bundled_path(str(data), "test") if str(data).startswith(BUNDLED_PREFIX) else Path(data)
-    records = read_eval_data(data, task)[:max_examples]
+    records = read_eval_data(data, task)[:max_examples] if entry.predict_table is None else []
     started = time.perf_counter()
     if label_templates is not None and not entry.label_templates:
         raise LmforgeError(
@@ -130,7 +130,9 @@ def evaluate_model(
             f"clip model: the {task} task does not use one; only "
             f"{', '.join(t.name for t in eval_tasks() if t.clip_model)} do"
         )
-    if entry.predict is not None:
+    if entry.predict_table is not None:
+        rows = entry.predict_table(ref, data, progress)[:max_examples]
+    elif entry.predict is not None:
         predict: Callable[..., list[dict[str, Any]]] = entry.predict
         if entry.label_templates and label_templates is not None:
             _check_templates(label_templates)

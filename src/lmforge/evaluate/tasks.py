@@ -20,15 +20,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Literal
 
 from lmforge.config.plugins import installed_plugins
 from lmforge.config.section import unknown_name
 from lmforge.errors import LmforgeError
 from lmforge.evaluate import builtin_tasks as builtin
-from lmforge.evaluate import image_generation, image_tasks
+from lmforge.evaluate import image_generation, image_tasks, tabular
 from lmforge.progress import ProgressFn
-from lmforge.stats import retrieval_metric_names
+from lmforge.stats import TABLE_METRICS, retrieval_metric_names
 
 ENTRY_POINT_GROUP = "lmforge.eval_tasks"
 
@@ -73,15 +74,21 @@ class EvalTask:
     label_templates: bool = False
     # predict takes ``clip_model=``: a text-image model scoring how well images match text
     clip_model: bool = False
+    # per-example rows from (model reference, a CSV/Parquet table, progress): the task reads
+    # the table with the columns the model was trained on, instead of JSON Lines records
+    predict_table: Callable[[str, Path, ProgressFn | None], list[Record]] | None = None
 
     def __post_init__(self) -> None:
         where = f"evaluation task {self.name!r}"
         if not self.metrics:
             raise LmforgeError(f"{where}: metrics is empty; name the metrics its rows hold")
-        if (self.predict is None) == (self.question is None or self.score is None):
+        ways = [self.predict is not None, self.predict_table is not None,
+                self.question is not None and self.score is not None]  # fmt: skip
+        if sum(ways) != 1:
             raise LmforgeError(
                 f"{where}: give question and score (the model answers each record's "
-                "question) or predict (the task runs the model itself), not both or neither"
+                "question), predict (the task runs the model itself) or predict_table (it "
+                "reads a table), exactly one of them"
             )
         if self.grounded and self.question is None:
             raise LmforgeError(f"{where}: grounded needs question (passages go into the "
@@ -184,6 +191,13 @@ _BUILT_IN = (
         fields=("image",), label="class", wilson=("accuracy", "judge_accuracy"),
         metric_needs={"clip_score": ("clip_score",), "clip_score_real": ("clip_score_real",)},
         path_fields=("image",), clip_model=True, predict=image_generation.generation_rows,
+    ),
+    EvalTask(
+        "tabular-classification", "A tabular model (task `tabular` or `lightgbm`) scoring "
+        "each row of a CSV or Parquet table: AUPRC, ROC AUC, recall at a false-positive "
+        "rate, precision at a recall, the cost per row at the threshold saved with the model "
+        "and the cheapest threshold on these rows.",
+        TABLE_METRICS, predict_table=tabular.tabular_rows,
     ),
 )  # fmt: skip
 _REGISTRY: dict[str, EvalTask] = {task.name: task for task in _BUILT_IN}

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from lmforge.data.tabular import PROCESSOR_FILE
 from lmforge.errors import LmforgeError
 from lmforge.hub.zoo import ZOO, zoo_model_dir
 from lmforge.track import resolve_registry_ref, resolve_run_ref
@@ -27,6 +28,8 @@ ADAPTER = "adapter"
 GGUF = "gguf"
 CLIP_MODEL_TYPES = ("clip", "vision-text-dual-encoder")
 PIPELINE_INDEX = "model_index.json"  # what makes a folder a diffusers pipeline
+TABULAR = "tabular"  # an FT-Transformer or LightGBM model with its tabular processor
+TABULAR_TYPES = ("ft-transformer", "lightgbm")  # a tabular model's config.json model_type
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,7 @@ class ResolvedModel:
         ref: the reference as the user wrote it.
         path: the Hugging Face directory, adapter directory or ``.gguf`` file.
         kind: one of ``causal-lm``, ``encoder``, ``classifier``, ``clip``, ``diffusion``,
-            ``adapter``, ``gguf``.
+            ``tabular``, ``adapter``, ``gguf``.
         source: ``zoo``, ``local``, ``registry`` or ``run``.
         base: for an adapter, its resolved base model.
         task_type: for an adapter, peft's task type (``CAUSAL_LM``, ``SEQ_CLS``, ...).
@@ -114,7 +117,10 @@ def _resolve_path(ref: str, path: Path, *, source: str) -> ResolvedModel:
         return ResolvedModel(ref, path, DIFFUSION, source)
     config_path = path / "config.json"
     if config_path.is_file():
-        return ResolvedModel(ref, path, model_kind_of(_read_json(config_path)), source)
+        config = _read_json(config_path)
+        if (path / PROCESSOR_FILE).is_file() and config.get("model_type") in TABULAR_TYPES:
+            return ResolvedModel(ref, path, TABULAR, source)
+        return ResolvedModel(ref, path, model_kind_of(config), source)
     raise LmforgeError(
         f"model reference '{ref}': the directory {path} holds neither config.json (a Hugging "
         "Face model), adapter_config.json (a PEFT adapter) nor model_index.json (a diffusers "

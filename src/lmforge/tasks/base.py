@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from transformers import AutoConfig, AutoTokenizer
 
 from lmforge.config import RunConfig
 from lmforge.config.tasks import TaskSettings, task_entry
+from lmforge.data.tabular import Table
 from lmforge.hub.load import quiet_transformers
 
 Example = dict[str, Any]
@@ -69,10 +70,11 @@ class Task(Protocol):
         a task with nothing to set up returns itself."""
         ...
 
-    def load_processor(self, path: str | Path) -> Any:
+    def load_processor(self, path: str | Path | None) -> Any:
         """What turns records into model inputs and is saved beside the model: the model's
         tokenizer (``text_tokenizer``), or a processor holding a tokenizer and an image
-        processor."""
+        processor. A task that builds its model from its settings (``builds_model``) is
+        given None when model.ref is unset."""
         ...
 
     def build_model(
@@ -83,9 +85,10 @@ class Task(Protocol):
         ...
 
     def encode(
-        self, records: Iterable[dict], tokenizer: Any, options: EncodeOptions
+        self, records: Iterable[dict] | Table, tokenizer: Any, options: EncodeOptions
     ) -> tuple[list[Example], EncodeStats]:
-        """Turn canonical records into examples (may drop, truncate or split them)."""
+        """Turn canonical records (a table's rows, for the tabular tasks) into examples
+        (may drop, truncate or split them)."""
         ...
 
     def collate(self, examples: Sequence[Example], tokenizer: Any, seed: int) -> Batch:
@@ -103,6 +106,24 @@ class Task(Protocol):
     def evaluate(self, model: Any, batches: Iterable[Batch]) -> dict[str, Any]:
         """Validation metrics over ``batches`` (floats; lists for tables)."""
         ...
+
+
+@runtime_checkable
+class FittedTask(Protocol):
+    """A task whose model is fitted in one call on all the examples (gradient-boosted
+    trees), not trained step by step by the loop; it encodes, collates and evaluates as
+    a ``Task`` does."""
+
+    name: str
+
+    def fit(self, train: Sequence[Example], validation: Sequence[Example],
+            progress: Any) -> Any:  # fmt: skip
+        """The fitted model (it has ``save_pretrained``); ``progress`` as the loop's."""
+        ...
+
+    def collate(self, examples: Sequence[Example], tokenizer: Any, seed: int) -> Batch: ...
+
+    def evaluate(self, model: Any, batches: Iterable[Batch]) -> dict[str, Any]: ...
 
 
 def get_task(name: str) -> Task:

@@ -6,9 +6,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from lmforge.config import DataConfig
 from lmforge.data.bundled import BUNDLED_PREFIX, bundled_path
 from lmforge.data.records import read_records, shuffle_records, split_records
+from lmforge.data.tabular import read_table, split_table
 from lmforge.errors import LmforgeError
 from lmforge.tasks.base import EncodeOptions, Example, Task
 from lmforge.train.batching import pack_examples
@@ -27,6 +30,8 @@ class TrainingData:
 def build_data(task: Task, tokenizer: Any, data: DataConfig, *, max_length: int) -> TrainingData:
     """Read, validate, split, encode (and pack) the data the ``data`` section names, in
     examples of at most ``max_length`` tokens. Nothing here trains."""
+    if data.columns is not None:
+        return _tabular_data(task, tokenizer, data)
     train_path, validation_path, labels = _local(data.train), data.validation, data.labels
     validation_path = _local(validation_path) if validation_path is not None else None
     single = data.format == "auto" and len(task.formats) == 1
@@ -87,6 +92,34 @@ def build_data(task: Task, tokenizer: Any, data: DataConfig, *, max_length: int)
         metrics["data/train/packed_sequences"] = float(len(train))
         metrics["data/train/packing_ratio"] = before / max(len(train), 1)
     return TrainingData(train, valid, list(labels or ()), metrics)
+
+
+def _tabular_data(task: Task, processor: Any, data: DataConfig) -> TrainingData:
+    """A table's rows as examples: split (by time when ``data.split`` says so), the
+    processor fitted on the training rows alone (unless it came fitted with model.ref)."""
+    assert data.columns is not None
+    table = read_table(_local(data.train), data.columns, source_name="data.train")
+    if data.validation is not None:
+        validation = read_table(_local(data.validation), data.columns,
+                                source_name="data.validation")  # fmt: skip
+    else:
+        time = data.columns.time
+        by_time = data.split == "time" or (data.split == "auto" and time is not None)
+        table, validation = split_table(table, val_ratio=data.val_ratio, seed=data.seed,
+                                        time_column=time if by_time else None)  # fmt: skip
+    if data.max_samples is not None and data.max_samples < len(table):
+        rng = np.random.default_rng(data.seed)
+        table = table.take(np.sort(rng.choice(len(table), data.max_samples, replace=False)))
+    if not processor.fitted:
+        processor.fit(table)
+    options = EncodeOptions(max_length=1, labels=tuple(processor.classes))
+    train, _ = task.encode(table, processor, options)
+    valid, _ = task.encode(validation, processor, options) if len(validation) else ([], None)
+    metrics = {"data/train/rows": float(len(train)),
+               "data/train/positives": float(sum(ex["label"] for ex in train)),
+               "data/validation/rows": float(len(valid)),
+               "data/validation/positives": float(sum(ex["label"] for ex in valid))}  # fmt: skip
+    return TrainingData(train, valid, list(processor.classes), metrics)
 
 
 def _local(path: Path) -> Path:

@@ -35,6 +35,7 @@ from lmforge.hub import resolve
 from lmforge.hub.load import quiet_transformers
 from lmforge.progress import ProgressFn
 from lmforge.tasks import Task, get_task
+from lmforge.tasks.base import FittedTask
 from lmforge.track import OUTPUT_DIR_TAG, NullTracker, Tracker, resume_run, start_run
 from lmforge.track.registry import log_model, register_model
 from lmforge.train import distributed
@@ -158,10 +159,13 @@ def _train(
     torch.manual_seed(config.train.seed)
     task = get_task(config.task.name).configured(config)
     with distributed.main_first(dist):  # a zoo model is converted once, not per process
-        base = _resolve_base(config.model.ref, task)
-        tokenizer = task.load_processor(base.path)  # a tokenizer, or a text+image processor
+        base = _resolve_base(config.model.ref, task) if config.model.ref else None
+        # a tokenizer, a text+image processor, or a table's (fitted when the data is read)
+        tokenizer = task.load_processor(base.path if base else None)
     data = build_data(task, tokenizer, config.data, max_length=config.task.max_length)
-    model = _build_model(config, task, base.path, data.labels, dist.device)
+    if isinstance(task, FittedTask):
+        return _fit(config, dist, task, tokenizer, data, track, progress, on_start)
+    model = _build_model(config, task, str(base.path) if base else "", data.labels, dist.device)
     trainable, total = count_parameters(model)
     module = distributed.wrap(TrainingModule(task, model), config.train.strategy, dist)
 
@@ -252,6 +256,49 @@ def _train(
     return result
 
 
+def _fit(
+    config: RunConfig,
+    dist: distributed.Dist,
+    task: FittedTask,
+    processor: Any,
+    data: TrainingData,
+    track: bool,
+    progress: ProgressFn | None,
+    on_start: Callable[[str, Path], None] | None,
+) -> TrainResult:
+    """Fit a model in one call (gradient-boosted trees), tracked, scored and saved as a
+    trained one is; there are no steps to checkpoint or resume."""
+    tracker = _start_tracker(config, distributed.Dist(), track, None)
+    run_id = tracker.run_id or uuid.uuid4().hex
+    run_dir = Path(config.output.dir or runs_dir() / run_id)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _write_config(run_dir / "config.yaml", config)
+    tracker.log_params(config.model_dump(mode="json"))
+    tracker.set_tags({OUTPUT_DIR_TAG: str(run_dir), "lmforge.task": task.name})
+    tracker.log_metrics(data.metrics, step=0)
+    if on_start is not None:
+        on_start(run_id, run_dir)
+    try:
+        started = time.perf_counter()
+        model = task.fit(data.train, data.validation, progress)
+        seconds = time.perf_counter() - started
+        size = config.eval.batch_size or config.train.batch_size
+        batches = (task.collate(data.validation[start : start + size], processor, seed=start)
+                   for start in range(0, len(data.validation), size))  # fmt: skip
+        metrics = task.evaluate(model, batches) if data.validation else {}
+        result = TrainResult(run_id=run_id, run_dir=run_dir, model_dir=run_dir / "model",
+                             steps=0, final_loss=float(metrics.get("loss", math.nan)),
+                             eval_metrics=metrics, train_seconds=seconds,
+                             peak_memory_mb=_peak_memory_mb(torch.device("cpu")),
+                             data_metrics=data.metrics)  # fmt: skip
+        _save_outputs(config, result, model, processor, None, tracker)
+    except BaseException:
+        tracker.close("FAILED")
+        raise
+    tracker.close("FINISHED")
+    return result
+
+
 # --- setup ---------------------------------------------------------------------------
 
 
@@ -271,7 +318,7 @@ def _resolve_base(ref: str, task: Task) -> Any:
 
 
 def _build_model(
-    config: RunConfig, task: Task, path: Path, labels: list[str], device: torch.device
+    config: RunConfig, task: Task, path: str, labels: list[str], device: torch.device
 ) -> Any:
     dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(
         config.model.dtype, torch.float32
@@ -284,7 +331,7 @@ def _build_model(
         )
     quiet_transformers()
     model = task.build_model(
-        str(path), labels=labels, dtype=dtype, pretrained=not config.model.from_scratch
+        path, labels=labels, dtype=dtype, pretrained=not config.model.from_scratch
     )
     if config.train.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

@@ -1,0 +1,243 @@
+"""Tabular models: the FT-Transformer, the LightGBM baseline, and one way to load either.
+
+A tabular model folder holds ``config.json`` (``model_type`` ``ft-transformer`` or
+``lightgbm``), the weights (``model.safetensors``, or LightGBM's own text format in
+``model.txt``) and the fitted ``tabular_processor.json`` (``lmforge.data.tabular``). Both
+load without pickle and without the code that trained them beyond this module.
+
+FT-Transformer (Gorishniy et al., "Revisiting Deep Learning Models for Tabular Data",
+2021): every feature becomes a token (a numeric value x_j as x_j * W_j + b_j, a category
+as its embedding plus b_j), a learned [CLS] token joins them, pre-norm Transformer layers
+mix them, and the [CLS] state gives one logit: the log-odds of the positive class.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from lmforge.data.tabular import TabularProcessor
+from lmforge.errors import LmforgeError
+from lmforge.hub.resolve import TABULAR_TYPES
+
+FT_TRANSFORMER, LIGHTGBM = TABULAR_TYPES
+WEIGHTS_FILE = "model.safetensors"
+BOOSTER_FILE = "model.txt"
+
+
+@dataclass(frozen=True)
+class FTShape:
+    """An FT-Transformer's size; saved as its ``config.json``."""
+
+    numeric: int  # numeric features
+    cardinalities: tuple[int, ...] = ()  # per categorical feature, the unseen slot included
+    d_token: int = 32
+    layers: int = 2
+    heads: int = 4
+    ffn_factor: float = 2.0
+    attention_dropout: float = 0.1
+    ffn_dropout: float = 0.1
+
+
+class FTTransformer(nn.Module):
+    """Feature tokenizer + [CLS] + Transformer encoder -> one logit per row."""
+
+    def __init__(self, shape: FTShape) -> None:
+        super().__init__()
+        self.shape = shape
+        d = shape.d_token
+        features = shape.numeric + len(shape.cardinalities)
+        self.numeric_weight = nn.Parameter(torch.empty(shape.numeric, d))
+        offsets = np.cumsum([0, *shape.cardinalities[:-1]]).tolist() if shape.cardinalities else []
+        self.category_offsets: torch.Tensor
+        self.register_buffer("category_offsets", torch.tensor(offsets, dtype=torch.long),
+                             persistent=False)  # fmt: skip
+        self.category_embedding = nn.Embedding(max(sum(shape.cardinalities), 1), d)
+        self.feature_bias = nn.Parameter(torch.empty(features, d))
+        self.cls = nn.Parameter(torch.empty(1, 1, d))
+        layer = nn.TransformerEncoderLayer(
+            d, shape.heads, dim_feedforward=int(d * shape.ffn_factor),
+            dropout=shape.ffn_dropout, activation="gelu", batch_first=True, norm_first=True,
+        )  # fmt: skip
+        layer.self_attn.dropout = shape.attention_dropout
+        self.encoder = nn.TransformerEncoder(layer, shape.layers, enable_nested_tensor=False)
+        self.head = nn.Sequential(nn.LayerNorm(d), nn.ReLU(), nn.Linear(d, 1))
+        for parameter in (self.numeric_weight, self.feature_bias, self.cls):
+            nn.init.uniform_(parameter, -(d**-0.5), d**-0.5)  # the paper's initialisation
+
+    def tokens(self, numeric: torch.Tensor, categories: torch.Tensor) -> torch.Tensor:
+        """Feature tokens ``(B, F, d)`` from scaled numbers ``(B, Fn)`` and codes ``(B, Fc)``."""
+        parts = [numeric.unsqueeze(-1) * self.numeric_weight]  # (B, Fn, d)
+        if self.shape.cardinalities:
+            parts.append(self.category_embedding(categories + self.category_offsets))
+        return torch.cat(parts, dim=1) + self.feature_bias
+
+    def forward_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B,)`` from feature tokens ``(B, F, d)``: where attributions start."""
+        cls = self.cls.expand(len(tokens), -1, -1)
+        hidden = self.encoder(torch.cat([tokens, cls], dim=1))  # (B, F + 1, d)
+        return self.head(hidden[:, -1]).squeeze(-1)
+
+    def forward(self, numeric: torch.Tensor, categories: torch.Tensor) -> torch.Tensor:
+        return self.forward_tokens(self.tokens(numeric, categories))
+
+    def save_pretrained(
+        self, directory: str | Path, state_dict: dict[str, torch.Tensor] | None = None
+    ) -> None:
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        config = {"model_type": FT_TRANSFORMER, **asdict(self.shape)}
+        (directory / "config.json").write_text(json.dumps(config, indent=1) + "\n")
+        weights = state_dict if state_dict is not None else self.state_dict()
+        save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()},
+                  directory / WEIGHTS_FILE)  # fmt: skip
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> FTTransformer:
+        from safetensors.torch import load_file
+
+        config = read_config(Path(directory))
+        fields = {k: v for k, v in config.items() if k in FTShape.__dataclass_fields__}
+        fields["cardinalities"] = tuple(fields.get("cardinalities", ()))
+        model = cls(FTShape(**fields))
+        model.load_state_dict(load_file(Path(directory) / WEIGHTS_FILE))
+        return model.eval()
+
+
+class LightGBMModel:
+    """A trained LightGBM booster that saves and loads like the other models."""
+
+    def __init__(self, booster: Any, params: dict[str, Any]) -> None:
+        self.booster = booster
+        self.params = params
+
+    def save_pretrained(self, directory: str | Path, state_dict: Any = None) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        config = {"model_type": LIGHTGBM, "trees": self.booster.num_trees(), **self.params}
+        (directory / "config.json").write_text(json.dumps(config, indent=1) + "\n")
+        self.booster.save_model(str(directory / BOOSTER_FILE))
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> LightGBMModel:
+        lightgbm = import_lightgbm()
+        config = read_config(Path(directory))
+        booster = lightgbm.Booster(model_file=str(Path(directory) / BOOSTER_FILE))
+        return cls(booster, {k: v for k, v in config.items() if k not in {"model_type", "trees"}})
+
+    def parameters(self) -> list[torch.Tensor]:
+        return []  # nothing for an optimizer: trees are grown, not trained by gradients
+
+
+def import_lightgbm() -> Any:
+    """The ``lightgbm`` module, or an error saying how to install it."""
+    try:
+        import lightgbm
+    except ImportError:
+        raise LmforgeError(
+            "the LightGBM baseline needs the lightgbm package; pip install 'lightgbm>=4.5'"
+        ) from None
+    return lightgbm
+
+
+def read_config(directory: Path) -> dict[str, Any]:
+    """A tabular model folder's ``config.json``, checked to be one."""
+    path = directory / "config.json"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise LmforgeError(f"{path}: cannot read it ({err}); re-save the model") from None
+    if config.get("model_type") not in TABULAR_TYPES:
+        raise LmforgeError(
+            f"{path}: model_type {config.get('model_type')!r} is not a tabular model "
+            f"({', '.join(TABULAR_TYPES)})"
+        )
+    return config
+
+
+@dataclass
+class TabularModel:
+    """A loaded tabular model with its processor: what evaluation and serving score with."""
+
+    processor: TabularProcessor
+    network: FTTransformer | None = None
+    booster: LightGBMModel | None = None
+
+    @property
+    def kind(self) -> str:
+        return FT_TRANSFORMER if self.network is not None else LIGHTGBM
+
+    def inputs(self, table: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``(numeric (N, Fn) float32, codes (N, Fc) int64)`` of a table's rows."""
+        return self.processor.numeric_matrix(table), self.processor.category_codes(table)
+
+    def probabilities(self, numeric: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """``(N,)`` the positive class's probability for prepared inputs."""
+        if self.booster is not None:
+            return np.asarray(self.booster.booster.predict(_tree_inputs(numeric, codes)))
+        assert self.network is not None
+        with torch.inference_mode():
+            logits = self.network(torch.from_numpy(numeric), torch.from_numpy(codes))
+        return torch.sigmoid(logits).numpy().astype(np.float64)
+
+    def contributions(
+        self, numeric: np.ndarray, codes: np.ndarray, *, steps: int = 16
+    ) -> np.ndarray:
+        """``(N, F)`` each feature's share of each row's score, in log-odds: LightGBM's own
+        per-feature contributions (TreeSHAP), or integrated gradients for the
+        FT-Transformer (see ``integrated_gradients``)."""
+        if self.booster is not None:
+            shap = self.booster.booster.predict(_tree_inputs(numeric, codes), pred_contrib=True)
+            return np.asarray(shap)[:, :-1]  # the last column is the expected value
+        assert self.network is not None
+        return integrated_gradients(self.network, numeric, codes, steps=steps)
+
+
+def _tree_inputs(numeric: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    return np.concatenate([numeric.astype(np.float64), codes.astype(np.float64)], axis=1)
+
+
+def integrated_gradients(
+    model: FTTransformer, numeric: np.ndarray, codes: np.ndarray, *, steps: int = 16
+) -> np.ndarray:
+    """Integrated gradients of the logit per feature, ``(N, F)``.
+
+    The path runs in token space from each feature's bias token (the feature "absent":
+    a numeric value of 0, the training median under quantile scaling; a category's
+    embedding removed) to the row's tokens, with ``steps`` midpoint-rule points; a
+    feature's attribution is the gradient . (token - baseline) summed over the token's
+    width, so the attributions add up to logit(row) - logit(baseline) up to the
+    quadrature error.
+    """
+    with torch.enable_grad():
+        tokens = model.tokens(torch.from_numpy(numeric), torch.from_numpy(codes)).detach()
+        baseline = model.feature_bias.detach().expand_as(tokens)  # (N, F, d)
+        alphas = (torch.arange(steps, dtype=tokens.dtype) + 0.5) / steps  # (S,)
+        delta = tokens - baseline
+        path = baseline[None] + alphas[:, None, None, None] * delta[None]  # (S, N, F, d)
+        path = path.reshape(-1, *tokens.shape[1:]).requires_grad_(True)
+        logits = model.forward_tokens(path)
+        (gradients,) = torch.autograd.grad(logits.sum(), path)
+    mean_gradient = gradients.reshape(steps, *tokens.shape).mean(0)  # (N, F, d)
+    return (mean_gradient * delta).sum(-1).numpy().astype(np.float64)
+
+
+def load_tabular(directory: str | Path) -> TabularModel:
+    """The tabular model saved in ``directory`` (a run's ``model/`` folder or a copy).
+
+    Raises:
+        LmforgeError: the folder is not a tabular model, or a file in it is unreadable.
+    """
+    directory = Path(directory)
+    processor = TabularProcessor.from_pretrained(directory)
+    if read_config(directory)["model_type"] == LIGHTGBM:
+        return TabularModel(processor, booster=LightGBMModel.from_pretrained(directory))
+    return TabularModel(processor, network=FTTransformer.from_pretrained(directory))
