@@ -67,6 +67,11 @@ def serve(
         typer.Option(help=_help("images") + " Repeatable, or comma-separated."),
     ] = None,
     image_model: Annotated[str | None, typer.Option(help=_help("image_model"))] = None,
+    scorer: Annotated[
+        list[str] | None,
+        typer.Option(help="A tabular model to serve on /v1/score/NAME, as NAME=REF (repeatable)."),
+    ] = None,
+    drift_threshold: Annotated[float | None, typer.Option(help=_help("drift_threshold"))] = None,
     sentiment: Annotated[str | None, typer.Option(help=_help("sentiment"))] = None,
     escalate_after: Annotated[int | None, typer.Option(help=_help("escalate_after"))] = None,
     negative_labels: Annotated[
@@ -89,6 +94,9 @@ def serve(
 
     Example: lmforge serve smollm2-135m-instruct --port 8000, then point any OpenAI client
     at http://127.0.0.1:8000/v1.
+
+    Example: lmforge serve run:RUN_ID --served-name fraud (a tabular model: POST
+    /v1/score/fraud with a transaction's fields)
     """
     labels = None
     if negative_labels is not None:
@@ -102,6 +110,8 @@ def serve(
         "images": [n.strip() for spec in images for n in spec.split(",") if n.strip()]
         if images else None,
         "image_model": image_model,
+        "scorers": _named_refs("--scorer", scorer, required=True),
+        "drift_threshold": drift_threshold,
         "sentiment": sentiment, "escalate_after": escalate_after, "negative_labels": labels,
         "quantize": quantize, "backend": backend, "max_batch": max_batch,
         "max_queue": max_queue, "max_model_len": max_model_len,
@@ -138,7 +148,7 @@ def run_server(config: ServeConfig) -> None:
 
     # bad references and options fail here, before listening
     base, _ = resolve_served(config.model, config.name, config.adapters)
-    if base.model_kind != "diffusion":  # a diffusion model alone is an image server
+    if base.model_kind not in {"diffusion", "tabular"}:  # served alone: images, scoring
         pick_backend(base, config.backend, adapters=bool(config.adapters),
                      quantize=config.quantize)  # fmt: skip
     for image_ref in filter(None, [config.image_model]):
@@ -146,6 +156,11 @@ def run_server(config: ServeConfig) -> None:
         if image_model.model_kind != "diffusion":
             raise LmforgeError(f"image_model: '{image_ref}' is a {image_model.model_kind} "
                                "model, not a text-to-image (diffusion) model")  # fmt: skip
+    for name, scorer_ref in config.scorers.items():
+        scorer_model = resolve(scorer_ref, progress=False)
+        if scorer_model.model_kind != "tabular":
+            raise LmforgeError(f"scorers.{name}: '{scorer_ref}' is a {scorer_model.model_kind} "
+                               "model, not a tabular one (task tabular or lightgbm)")  # fmt: skip
     if config.guard is not None:
         from lmforge.guard.policy import GuardPolicy
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -194,6 +195,9 @@ class TabularProcessor:
     classes: list[str] = field(default_factory=list)  # [negative, positive]
     class_counts: list[int] = field(default_factory=list)  # training rows per class
     means: dict[str, float] = field(default_factory=dict)  # training mean per numeric column
+    # per feature, the training distribution that served rows are compared with (drift):
+    # bin edges (deciles; categories for a categorical column) and each bin's share
+    reference: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
     decision: Decision = field(default_factory=Decision)
 
     @property
@@ -223,8 +227,17 @@ class TabularProcessor:
                 self.stats[name] = grid.tolist()
             elif self.scaling == "standard":
                 self.stats[name] = [float(values.mean()), float(values.std()) or 1.0]
+            edges = np.unique(np.quantile(values, np.linspace(0.1, 0.9, 9)))
+            shares = np.bincount(np.searchsorted(edges, values, side="right"),
+                                 minlength=len(edges) + 1) / len(values)  # fmt: skip
+            self.reference[name] = {"edges": edges.tolist(), "shares": shares.tolist()}
         for name in self.columns.categorical:
             self.categories[name] = sorted({str(v) for v in table.columns[name]})
+            counts = {value: 0 for value in self.categories[name]}
+            for value in table.columns[name]:
+                counts[str(value)] += 1
+            seen = [count / len(table) for count in counts.values()]
+            self.reference[name] = {"edges": self.categories[name], "shares": [*seen, 0.0]}
         classes = sorted({str(v) for v in table.columns[self.columns.target]})
         positive = next((c for c in classes if c.lower() in _POSITIVE_NAMES), None)
         if positive is None:  # the rarer class is the one to find
@@ -318,6 +331,7 @@ class TabularProcessor:
             "classes": self.classes,
             "class_counts": self.class_counts,
             "means": self.means,
+            "reference": self.reference,
             "decision": vars(self.decision),
         }
 
@@ -340,6 +354,7 @@ class TabularProcessor:
                 classes=list(saved["classes"]),
                 class_counts=list(saved.get("class_counts", [])),
                 means=saved.get("means", {}),
+                reference=saved.get("reference", {}),
                 decision=Decision(**saved.get("decision", {})),
             )
         except (OSError, ValueError, KeyError, TypeError) as err:
@@ -347,6 +362,17 @@ class TabularProcessor:
                 f"{path}: not a readable tabular processor ({err}); the model folder is "
                 "incomplete, so re-save it from its training run"
             ) from None
+
+
+def population_stability(
+    expected: Sequence[float] | np.ndarray, actual: Sequence[float] | np.ndarray
+) -> float:
+    """The population stability index of ``actual`` bin shares against ``expected`` ones:
+    sum (a - e) ln(a / e), each share floored at 1e-4 so an empty bin stays finite.
+    Rule of thumb: below 0.1 stable, 0.1-0.25 a moderate shift, above 0.25 a large one."""
+    e = np.maximum(np.asarray(expected, dtype=np.float64), 1e-4)
+    a = np.maximum(np.asarray(actual, dtype=np.float64), 1e-4)
+    return float(np.sum((a - e) * np.log(a / e)))
 
 
 def _quantile_normal(values: np.ndarray, grid: np.ndarray) -> np.ndarray:

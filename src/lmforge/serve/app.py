@@ -53,6 +53,7 @@ class ServerState:
             if handler.engine is not None:
                 self.metrics.attach(handler.engine.stats)
                 handler.engine.start()
+            self.metrics.watch_scorers(handler.backends["scoring"])
             self.handler = handler
         except Exception as error:  # reported by /ready, every API call and the log
             self.error = f"{type(error).__name__}: {error}"
@@ -63,6 +64,8 @@ class ServerState:
     def stop(self) -> None:
         if self.handler is not None and self.handler.engine is not None:
             self.handler.engine.stop()
+        for scorer in self.handler.backends["scoring"].values() if self.handler else ():
+            scorer.stop()
 
     def require(self) -> OpenAIHandler:
         if self.handler is None:

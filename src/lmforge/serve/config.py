@@ -81,6 +81,17 @@ class ServeConfig(Section):
         description="A text-to-image model (a diffusion run or a diffusers pipeline folder) "
         "to serve on /v1/images/generations, beside the chat model.",
     )
+    scorers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Tabular models (task tabular or lightgbm) to serve for real-time "
+        "scoring on /v1/score/NAME (name: reference).",
+    )
+    drift_threshold: float = Field(
+        default=0.2,
+        gt=0,
+        description="Population stability index above which a scored feature counts as "
+        "drifted from its training data (/metrics, /v1/score/NAME/drift).",
+    )
     sentiment: str | None = Field(
         default=None,
         description="Score every user turn with this classifier (a classifiers name or a "

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from lmforge.serve.requests import EngineStats
 
@@ -44,6 +49,11 @@ class ServerMetrics:
         stats.observe = lambda name, seconds: self.histograms[name].observe(seconds)
         self._stats = stats
 
+    def watch_scorers(self, scorers: Mapping[str, Any]) -> None:
+        """Expose the served tabular models' counts and drift (``lmforge.serve.scoring``)."""
+        if scorers:
+            self.registry.register(_ScoringCollector(scorers))
+
     def render(self) -> bytes:
         """The text exposition format, with gauges and counters read from the engine now."""
         stats = getattr(self, "_stats", None)
@@ -55,3 +65,33 @@ class ServerMetrics:
             self.generation_tokens.inc(stats.generation_tokens - generated)
             self._counted = (stats.prompt_tokens, stats.generation_tokens)
         return generate_latest(self.registry)
+
+
+class _ScoringCollector(Collector):
+    """Rows scored and flagged per scorer, and each feature's drift, read at scrape time."""
+
+    def __init__(self, scorers: Mapping[str, Any]) -> None:
+        self.scorers = scorers
+
+    def collect(self) -> Iterator[Metric]:
+        rows = CounterMetricFamily("lmforge_score_rows", "Rows scored.", labels=["scorer"])
+        flagged = CounterMetricFamily("lmforge_score_flagged", "Rows scored at or above the "
+                                      "model's threshold.", labels=["scorer"])  # fmt: skip
+        batches = CounterMetricFamily("lmforge_score_batches", "Scoring passes (micro-batches).",
+                                      labels=["scorer"])  # fmt: skip
+        psi = GaugeMetricFamily("lmforge_score_feature_psi", "Population stability index of a "
+                                "feature's scored values against its training data.",
+                                labels=["scorer", "feature"])  # fmt: skip
+        drifted = GaugeMetricFamily("lmforge_score_feature_drifted", "1 when the feature's PSI "
+                                    "exceeds the drift threshold.",
+                                    labels=["scorer", "feature"])  # fmt: skip
+        for name, scorer in self.scorers.items():
+            rows.add_metric([name], scorer.scored)
+            flagged.add_metric([name], scorer.flagged)
+            batches.add_metric([name], scorer.batches)
+            report = scorer.drift()
+            for feature, value in report["psi"].items():
+                if value is not None:
+                    psi.add_metric([name, feature], value)
+                    drifted.add_metric([name, feature], float(feature in report["drifted"]))
+        yield from (rows, flagged, batches, psi, drifted)

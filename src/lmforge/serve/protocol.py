@@ -169,6 +169,15 @@ class ImageGenerationRequest(_Body):
     user: str | None = None
 
 
+class ScoreRequest(_Body):
+    """lmforge extension: score table rows with a served tabular model (``--scorer``):
+    one row (an object of feature values) or a list of them."""
+
+    input: dict[str, Any] | list[dict[str, Any]]
+    explain: bool = True  # the top features behind each decision
+    top_k: int = Field(default=3, ge=1, le=100)
+
+
 class ExplainRequest(_Body):
     """lmforge extension: which words made a served classifier decide (LIME or integrated
     gradients), with faithfulness scores."""

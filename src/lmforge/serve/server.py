@@ -22,6 +22,7 @@ from lmforge.serve.api.base import OpenAIHandler
 from lmforge.serve.backends import pick_backend
 from lmforge.serve.config import ServeConfig
 from lmforge.serve.engine import Engine
+from lmforge.serve.scoring import Scorer
 from lmforge.serve.understand import UnderstandingSpec, load_understanding
 
 
@@ -46,6 +47,18 @@ def build_handler(config: ServeConfig) -> OpenAIHandler:
     image_models = {}
     if config.image_model is not None:
         image_models[config.image_model] = ImageGenerator(config.image_model)
+    scorers = {name: Scorer(scorer_ref, drift_threshold=config.drift_threshold)
+               for name, scorer_ref in config.scorers.items()}  # fmt: skip
+    if base.model_kind == "tabular":  # a scoring server
+        if served_name in scorers:
+            raise LmforgeError(f"scorers: '{served_name}' is already the served model's name")
+        if embed is not None or resolved or images or image_models:
+            raise LmforgeError(
+                f"model: '{ref}' is a tabular model: it serves /v1/score/{served_name} alone; "
+                "to serve it beside a chat model, pass it in scorers (--scorer NAME=REF)"
+            )
+        scorers[served_name] = Scorer(ref, drift_threshold=config.drift_threshold)
+        return OpenAIHandler(None, served_name, scorers=scorers)
     if base.model_kind == "diffusion":  # an image generation server
         if embed is not None or resolved or images or image_models:
             raise LmforgeError(
@@ -54,7 +67,7 @@ def build_handler(config: ServeConfig) -> OpenAIHandler:
                 "(--image-model) and the chat model as model"
             )
         return OpenAIHandler(None, served_name, image_models={served_name: ImageGenerator(base)},
-                             understanding=load_understanding(spec))  # fmt: skip
+                             understanding=load_understanding(spec), scorers=scorers)  # fmt: skip
     if base.model_kind == "clip":  # an image search server
         if not images or embed is not None or resolved:
             raise LmforgeError(
@@ -63,7 +76,7 @@ def build_handler(config: ServeConfig) -> OpenAIHandler:
                 "and no embed or adapters"
             )
         return OpenAIHandler(None, served_name, images=images, image_models=image_models,
-                             understanding=load_understanding(spec))  # fmt: skip
+                             understanding=load_understanding(spec), scorers=scorers)  # fmt: skip
     backend = pick_backend(base, config.backend, adapters=bool(resolved),
                            quantize=config.quantize)  # fmt: skip
     if base.model_kind in {"encoder", "classifier"} and (embed is not None or resolved):
@@ -72,18 +85,19 @@ def build_handler(config: ServeConfig) -> OpenAIHandler:
     if base.model_kind == "classifier":  # a classification server
         spec = replace(spec, classifiers={served_name: ref, **spec.classifiers})
         return OpenAIHandler(None, served_name, understanding=load_understanding(spec),
-                             images=images, image_models=image_models)  # fmt: skip
+                             images=images, image_models=image_models,
+                             scorers=scorers)  # fmt: skip
     extras = load_understanding(spec)
     if base.model_kind == "encoder":  # an embedding server
         return OpenAIHandler(None, served_name, embedder=SentenceEmbedder(ref),
                              understanding=extras, images=images,
-                             image_models=image_models)  # fmt: skip
+                             image_models=image_models, scorers=scorers)  # fmt: skip
     embedder = SentenceEmbedder(embed) if embed is not None else None
     return OpenAIHandler(
         backend.load(base, resolved, config), served_name, adapters=list(resolved),
         max_tokens_limit=config.max_tokens_limit, embedder=embedder, embed_name=embed,
         guard=load_guard(config.guard), understanding=extras, images=images,
-        image_models=image_models,
+        image_models=image_models, scorers=scorers,
     )  # fmt: skip
 
 

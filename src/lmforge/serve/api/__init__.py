@@ -11,6 +11,7 @@ from lmforge.serve.api.images import ImageSearch
 from lmforge.serve.api.kb import KnowledgeBaseSearch
 from lmforge.serve.api.models import Models
 from lmforge.serve.api.moderations import Moderations
+from lmforge.serve.api.score import Scoring
 from lmforge.serve.api.sessions import Sessions
 
 # The server's endpoint families, in the order their routes are added (and listed in
@@ -25,5 +26,6 @@ FAMILIES: tuple[type[EndpointFamily], ...] = (
     KnowledgeBaseSearch,
     ImageSearch,
     ImageGeneration,
+    Scoring,
     Sessions,
 )

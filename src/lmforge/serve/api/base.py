@@ -50,6 +50,7 @@ class OpenAIHandler:
         images: image indexes by name for ``/v1/images/search`` (their text-image models
             also classify images on ``/v1/classify``).
         image_models: text-to-image models by name for ``/v1/images/generations``.
+        scorers: tabular models by name for ``/v1/score/{name}``.
     """
 
     def __init__(
@@ -66,6 +67,7 @@ class OpenAIHandler:
         understanding: Understanding | None = None,
         images: Mapping[str, Any] | None = None,
         image_models: Mapping[str, Any] | None = None,
+        scorers: Mapping[str, Any] | None = None,
     ) -> None:
         self.engine = engine
         self.understanding = understanding or Understanding()
@@ -87,6 +89,7 @@ class OpenAIHandler:
             "classifiers": self.understanding.classifiers,
             "images": dict(images or {}),
             "image_generation": dict(image_models or {}),
+            "scoring": dict(scorers or {}),
         }
         self._families: dict[type[EndpointFamily], EndpointFamily] = {}
 
@@ -118,6 +121,11 @@ class OpenAIHandler:
                 message = (
                     f"this server serves only the image models {names} "
                     "(POST /v1/images/generations)"
+                )
+            elif self.backends["scoring"]:
+                names = ", ".join(self.backends["scoring"])
+                message = (
+                    f"this server serves only the tabular models {names} (POST /v1/score/NAME)"
                 )
             elif self.backends["images"]:
                 indexes = ", ".join(self.backends["images"])

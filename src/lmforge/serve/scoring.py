@@ -1,0 +1,238 @@
+"""Real-time scoring of table rows: a tabular model behind a micro-batching worker, with
+a reason for every decision and a watch on drift.
+
+``Scorer`` owns one tabular model (``lmforge.hub.tabular``). Requests put their prepared
+rows on a queue; one worker thread takes everything waiting (up to ``max_batch`` rows),
+scores it in one forward pass, explains the rows that asked, and hands each request its
+answers. It never waits for a batch to fill: an idle server answers a lone request at
+once, and a busy one batches whatever arrived while the previous batch ran (the
+continuous-batching idea applied to scoring).
+
+Drift: every scored row is counted into the bins of the training distribution saved with
+the model (deciles per numeric feature, one bin per category); ``drift()`` gives each
+feature's population stability index (PSI) against training, and a feature whose PSI
+exceeds ``drift_threshold`` is marked drifted. The counts cover every row scored since the
+server started; PSI is reported once ``MIN_DRIFT_ROWS`` rows were scored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from lmforge.data.tabular import population_stability
+from lmforge.errors import LmforgeError
+from lmforge.hub import resolve
+from lmforge.hub.resolve import TABULAR
+from lmforge.hub.tabular import TabularModel, load_tabular
+
+MIN_DRIFT_ROWS = 100
+MAX_BATCH_ROWS = 256
+
+
+@dataclass
+class _Job:
+    """One request's rows, waiting for the worker."""
+
+    numeric: np.ndarray  # (N, Fn) scaled
+    codes: np.ndarray  # (N, Fc)
+    raw: np.ndarray  # (N, Fn) as sent, for drift and the reasons
+    explain: bool
+    future: asyncio.Future[list[dict[str, Any]]]
+    loop: asyncio.AbstractEventLoop
+    top_k: int
+
+
+@dataclass
+class DriftCounts:
+    """Rows scored per bin of each feature's training distribution."""
+
+    counts: dict[str, np.ndarray] = field(default_factory=dict)
+    rows: int = 0
+
+
+class Scorer:
+    """A tabular model served for real-time scoring (see the module docstring).
+
+    Args:
+        ref: a tabular model reference (a run, a registry version, a folder).
+        drift_threshold: PSI above which a feature counts as drifted.
+        max_batch: most rows scored in one pass.
+
+    Raises:
+        LmforgeError: ``ref`` is not a tabular model.
+    """
+
+    def __init__(self, ref: str, *, drift_threshold: float = 0.2,
+                 max_batch: int = MAX_BATCH_ROWS) -> None:  # fmt: skip
+        resolved = resolve(ref, progress=False)
+        if resolved.kind != TABULAR:
+            raise LmforgeError(
+                f"scorer '{ref}' is a {resolved.kind} model, not a tabular one (trained with "
+                "task tabular or lightgbm)"
+            )
+        self.ref = ref
+        self.model: TabularModel = load_tabular(resolved.path)
+        self.processor = self.model.processor
+        self.drift_threshold = drift_threshold
+        self.max_batch = max_batch
+        self.scored = 0
+        self.flagged = 0
+        self.batches = 0
+        reference = self.processor.reference
+        self._drift = DriftCounts({name: np.zeros(len(bins["shares"]), dtype=np.int64)
+                                   for name, bins in reference.items()})  # fmt: skip
+        self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._worker = threading.Thread(target=self._work, name="lmforge-scorer", daemon=True)
+        self._worker.start()
+
+    @property
+    def kind(self) -> str:
+        return self.model.kind
+
+    @property
+    def features(self) -> list[str]:
+        return self.processor.features
+
+    def stop(self) -> None:
+        self._queue.put(None)
+
+    async def score(
+        self, rows: list[dict[str, Any]], *, explain: bool = True, top_k: int = 3
+    ) -> list[dict[str, Any]]:
+        """Each row's score, decision and (with ``explain``) its ``top_k`` reasons.
+
+        Raises:
+            LmforgeError: a row misses a feature or holds a value of the wrong type (the
+                message names ``input[i].feature``).
+        """
+        table = self.processor.rows_table(rows, where="input")
+        numeric, codes = self.model.inputs(table)
+        raw = np.stack([table.columns[n] for n in self.processor.numeric], axis=1) if (
+            self.processor.numeric) else np.zeros((len(rows), 0))  # fmt: skip
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[dict[str, Any]]] = loop.create_future()
+        self._queue.put(_Job(numeric, codes, raw, explain, future, loop, top_k))
+        return await future
+
+    # --- the worker -------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            jobs, rows = [job], len(job.numeric)
+            while rows < self.max_batch:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)  # stop after this batch
+                    break
+                jobs.append(more)
+                rows += len(more.numeric)
+            try:
+                answers = self._score_batch(jobs)
+            except Exception as error:  # every waiting request learns why
+                for job in jobs:
+                    job.loop.call_soon_threadsafe(_fail, job.future, error)
+                continue
+            for job, answer in zip(jobs, answers, strict=True):
+                job.loop.call_soon_threadsafe(_succeed, job.future, answer)
+
+    def _score_batch(self, jobs: list[_Job]) -> list[list[dict[str, Any]]]:
+        """One pass over every waiting row; contributions only for the rows that asked."""
+        numeric = np.concatenate([job.numeric for job in jobs])
+        codes = np.concatenate([job.codes for job in jobs])
+        scores = self.model.probabilities(numeric, codes)
+        wanted = np.concatenate([np.full(len(job.numeric), job.explain) for job in jobs])
+        contributions = np.zeros((len(scores), len(self.features)))
+        if wanted.any():
+            contributions[wanted] = self.model.contributions(numeric[wanted], codes[wanted])
+        decision = self.processor.decision
+        flagged = scores >= decision.threshold
+        self._count(np.concatenate([job.raw for job in jobs]), codes, int(flagged.sum()))
+        answers, start = [], 0
+        negative, positive = self.processor.classes
+        for job in jobs:
+            rows = []
+            for i in range(start, start + len(job.numeric)):
+                row: dict[str, Any] = {
+                    "score": float(scores[i]),
+                    "flagged": bool(flagged[i]),
+                    "label": positive if flagged[i] else negative,
+                    "threshold": decision.threshold,
+                }
+                if job.explain:
+                    row["reasons"] = self._reasons(job, i - start, contributions[i])
+                rows.append(row)
+            answers.append(rows)
+            start += len(job.numeric)
+        self.batches += 1
+        return answers
+
+    def _reasons(self, job: _Job, index: int, contributions: np.ndarray) -> list[dict[str, Any]]:
+        """The ``top_k`` features with the largest effect on the row's log-odds."""
+        order = np.argsort(-np.abs(contributions), kind="stable")[: job.top_k]
+        numeric = self.processor.numeric
+        reasons = []
+        for j in order:
+            name = self.features[j]
+            value: Any = float(job.raw[index, j]) if j < len(numeric) else (
+                self._category(name, int(job.codes[index, j - len(numeric)])))  # fmt: skip
+            reasons.append({"feature": name, "value": value,
+                            "contribution": float(contributions[j])})  # fmt: skip
+        return reasons
+
+    def _category(self, name: str, code: int) -> str | None:
+        return self.processor.categories[name][code - 1] if code > 0 else None
+
+    # --- drift ------------------------------------------------------------------------
+
+    def _count(self, raw: np.ndarray, codes: np.ndarray, flagged: int) -> None:
+        processor = self.processor
+        with self._lock:
+            self.scored += len(raw)
+            self.flagged += flagged
+            self._drift.rows += len(raw)
+            for j, name in enumerate(processor.numeric):
+                edges = np.asarray(processor.reference[name]["edges"], dtype=np.float64)
+                bins = np.searchsorted(edges, raw[:, j], side="right")
+                self._drift.counts[name] += np.bincount(bins, minlength=len(edges) + 1)
+            for j, name in enumerate(processor.columns.categorical):
+                size = len(processor.categories[name])
+                bins = np.where(codes[:, j] > 0, codes[:, j] - 1, size)  # unseen: the last bin
+                self._drift.counts[name] += np.bincount(bins, minlength=size + 1)
+
+    def drift(self) -> dict[str, Any]:
+        """Each feature's PSI against training (None until ``MIN_DRIFT_ROWS`` rows), and
+        which features exceed ``drift_threshold``."""
+        with self._lock:
+            rows = self._drift.rows
+            counts = {name: values.copy() for name, values in self._drift.counts.items()}
+        psi: dict[str, float | None] = {}
+        for name, values in counts.items():
+            expected = self.processor.reference[name]["shares"]
+            psi[name] = population_stability(expected, values / rows) if (
+                rows >= MIN_DRIFT_ROWS) else None  # fmt: skip
+        drifted = [name for name, value in psi.items()
+                   if value is not None and value > self.drift_threshold]  # fmt: skip
+        return {"rows": rows, "threshold": self.drift_threshold, "psi": psi, "drifted": drifted}
+
+
+def _succeed(future: asyncio.Future[Any], value: Any) -> None:
+    if not future.done():  # the client may have gone away
+        future.set_result(value)
+
+
+def _fail(future: asyncio.Future[Any], error: BaseException) -> None:
+    if not future.done():
+        future.set_exception(error)
