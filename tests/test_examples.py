@@ -56,7 +56,9 @@ def test_example_config_is_valid(path: Path) -> None:
     config = load_settings(path, KINDS[path.parent.name])
 
     if isinstance(config, RunConfig):
-        assert config.data.train.is_absolute() or str(config.data.train).startswith("bundled:")
+        assert config.data.train.is_absolute() or str(config.data.train).startswith(
+            ("bundled:", "dataset:")
+        )
 
 
 @pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: str(p.relative_to(EXAMPLES)))

@@ -279,3 +279,23 @@ def test_eval_reports_intervals_and_saves_the_threshold(
     other = CliRunner().invoke(app, ["eval", str(encoder), "--task", "tabular-classification",
                                      "--data", str(test_file), "--no-track"])  # fmt: skip
     assert other.exit_code != 0 and "not a tabular one" in other.output
+
+
+def test_explain_row_gives_every_feature_its_share(ft_model: Path, transactions: Path) -> None:
+    test_file = transactions.parent / "test.csv"
+    result = CliRunner().invoke(app, ["explain", "row", str(ft_model), "--data", str(test_file),
+                                      "--index", "3", "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    model = load_tabular(ft_model)
+    row = read_table(test_file, COLUMNS).take(np.array([3]))
+    probability = float(model.probabilities(*model.inputs(row))[0])
+    assert payload["method"] == "ig" and payload["probabilities"]["1"] == pytest.approx(
+        probability, abs=1e-6)  # fmt: skip
+    assert [t["token"] for t in payload["tokens"]] == model.processor.features
+    shown = CliRunner().invoke(app, ["explain", "row", str(ft_model), "--input",
+                                     json.dumps({"V1": 1.0})])  # fmt: skip
+    assert shown.exit_code != 0 and "row[0].V2: missing" in shown.output
+    text = CliRunner().invoke(app, ["explain", "row", str(ft_model), "--data", str(test_file),
+                                    "--index", "3", "--top", "2"])  # fmt: skip
+    assert text.exit_code == 0 and "log-odds of '1'" in text.stdout

@@ -107,9 +107,13 @@ def _summary(config: RunConfig) -> list[tuple[str, str]]:
     )
     where = str(output.dir) if output.dir else "$LMFORGE_HOME/runs/<run-id>"
     register = f", registered as {output.register_as}" if output.register_as else ""
+    tabular = data.columns is not None
     return [
-        ("model", f"{model.ref} (dtype {model.dtype})"),
-        ("task", f"{task.name}, max_length {task.max_length}"),
+        (
+            "model",
+            f"{model.ref} (dtype {model.dtype})" if model.ref else "built from the task settings",
+        ),
+        ("task", task.name if tabular else f"{task.name}, max_length {task.max_length}"),
         ("data", f"{data.train} (format {data.format}; {validation})"),
         (
             "train",

