@@ -32,7 +32,6 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from common import append_result

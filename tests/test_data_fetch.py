@@ -87,7 +87,7 @@ def test_a_wrong_hash_or_a_failed_download_writes_nothing(home: Path, tmp_path: 
     with pytest.raises(LmforgeError, match="known: creditcard"):
         fetch_dataset("mnist")
     with pytest.raises(
-        LmforgeError, match="not fetched yet .* run `lmforge data fetch creditcard`"
+        LmforgeError, match=r"not fetched yet .* run `lmforge data fetch creditcard`"
     ):
         fetched_path("dataset:creditcard/test")
 
