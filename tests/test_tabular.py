@@ -125,6 +125,19 @@ def test_table_errors_name_the_column(tmp_path: Path) -> None:
         read_table(path, TabularColumns(target="Class", numeric=["V1", "Class"]))
 
 
+def test_timestamps_order_the_split(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    stamps = np.array(["2024-01-03", "2024-01-01", "2024-01-02", "2024-01-04"], "datetime64[ns]")
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"when": stamps, "x": [3.0, 1.0, 2.0, 4.0], "y": [0, 1, 0, 1]}), path)
+    table = read_table(path, TabularColumns(target="y", time="when"))
+    earlier, latest = split_table(table, val_ratio=0.5, time_column="when", seed=0)
+    assert sorted(earlier.columns["x"].tolist()) == [1.0, 2.0]
+    assert sorted(latest.columns["x"].tolist()) == [3.0, 4.0]
+
+
 def test_time_split_keeps_the_latest_rows_for_validation(transactions: Path) -> None:
     table = read_table(transactions, COLUMNS)
     train_part, latest = split_table(table, val_ratio=0.25, time_column="Time", seed=0)
@@ -176,6 +189,9 @@ def test_config_errors(transactions: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"task.heads: 3 does not divide task.d_token 32"):
         data = {"train": "x.csv", "columns": {"target": "y"}}
         RunConfig.model_validate({"task": {"name": "tabular", "heads": 3}, "data": data})
+    with pytest.raises(ValueError, match=r"data.on_error: not used by tabular data"):
+        RunConfig.model_validate({"task": {"name": "tabular"}, "data": {
+            "train": "x.csv", "on_error": "skip", "columns": {"target": "y"}}})  # fmt: skip
     config = _config(transactions, tmp_path, {"name": "lightgbm"}, model={"ref": "x"})
     with pytest.raises(LmforgeError, match=r"model.ref: task lightgbm grows its trees"):
         train(config, track=False)
@@ -273,6 +289,15 @@ def test_eval_reports_intervals_and_saves_the_threshold(
     decision = load_tabular(ft_model).processor.decision
     assert decision.threshold == pytest.approx(report["metrics"]["best_threshold"])
     assert decision.chosen_on == str(test_file)
+    # a file with extra columns (ids, notes) is read for exactly the model's features
+    lines = test_file.read_text().splitlines()
+    extra = tmp_path / "with_notes.csv"
+    extra.write_text("\n".join([lines[0] + ",note"] + [f"{line},n{i}" for i, line in
+                                                         enumerate(lines[1:])]) + "\n")  # fmt: skip
+    noted = CliRunner().invoke(app, ["eval", str(ft_model), "--task", "tabular-classification",
+                                     "--data", str(extra), "--json", "--no-track"])  # fmt: skip
+    assert noted.exit_code == 0, noted.output
+    assert json.loads(noted.stdout)["metrics"]["auprc"] == report["metrics"]["auprc"]
     encoder = tmp_path / "encoder"
     encoder.mkdir()
     (encoder / "config.json").write_text('{"model_type": "bert"}')

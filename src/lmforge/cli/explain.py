@@ -136,10 +136,9 @@ def row(
         highlight=False,
     )
     table = Table("feature", "value", f"log-odds of '{escape(explanation.label)}'")
-    values_of = dict(part.split("=", 1) for part in explanation.text.split(", "))
     for name, weight in explanation.top(top):
         colour = "green" if weight > 0 else "red"
-        table.add_row(name, values_of[name], f"[{colour}]{weight:+.4f}[/{colour}]")
+        table.add_row(name, escape(str(values[name])), f"[{colour}]{weight:+.4f}[/{colour}]")
     console.print(table)
 
 

@@ -376,6 +376,14 @@ class RunConfig(Section):
                 "data.columns: tabular data needs its columns named, at least "
                 "{target: COLUMN}; add data.columns"
             )
+        if tabular_format:
+            unused = {"data.fields": bool(self.data.fields) and "columns are named in "
+                      "data.columns", "data.on_error": self.data.on_error == "skip" and
+                      "a table's bad values are errors that name the column (fix the file)",
+                      "data.split": self.data.split != "auto" and self.data.validation is not None
+                      and "data.validation is given, so nothing is split off"}  # fmt: skip
+            problems += [f"{key}: not used by tabular data ({why}); remove it"
+                         for key, why in unused.items() if why]  # fmt: skip
         if self.data.columns is not None and not tabular_format:
             problems.append(f"data.columns: only tabular data has columns; task {task!r} "
                             "reads other formats, so remove it")  # fmt: skip

@@ -369,8 +369,8 @@ class LightGBMSettings(TabularTaskSettings):
     early_stopping: int | None = Field(
         default=50,
         gt=0,
-        description="Stop when validation AUPRC has not improved for this many rounds "
-        "(needs validation data); null grows every tree.",
+        description="Stop when validation AUPRC has not improved for this many rounds; "
+        "without validation data, or null, every tree grows.",
     )
     threads: int | None = Field(
         default=None, gt=0, description="LightGBM threads; null: the cores torch uses."

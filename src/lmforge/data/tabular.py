@@ -83,6 +83,9 @@ def read_table(path: Path, columns: TabularColumns, *, source_name: str = "data.
             )
     table = Table({name: arrow.column(name).to_numpy(zero_copy_only=False)
                    for _, name in wanted}, f"{source_name} ({path})")  # fmt: skip
+    time = columns.time
+    if time is not None and table.columns[time].dtype.kind == "M":  # timestamps order as ns
+        table.columns[time] = table.columns[time].astype("datetime64[ns]").astype(np.int64)
     _check_values(table, columns, wanted)
     return table
 
@@ -203,6 +206,12 @@ class TabularProcessor:
     @property
     def fitted(self) -> bool:
         return bool(self.classes)
+
+    @property
+    def trained_columns(self) -> TabularColumns:
+        """The columns as fitted: ``numeric`` pinned to the ones trained on, so a file with
+        extra columns (ids, notes) is read for exactly the model's features."""
+        return self.columns.model_copy(update={"numeric": list(self.numeric)})
 
     @property
     def features(self) -> list[str]:

@@ -48,7 +48,7 @@ def tabular_rows(ref: str, data: Path, progress: ProgressFn | None) -> list[dict
     """One row per table row: true class, score, the saved threshold's decision, costs."""
     model, _ = load_tabular_ref(ref)
     processor = model.processor
-    table = read_table(data, processor.columns, source_name="--data")
+    table = read_table(data, processor.trained_columns, source_name="data")
     truths = processor.labels(table)
     numeric, codes = model.inputs(table)
     scores = np.empty(len(table))
@@ -74,9 +74,9 @@ def table_row(model: TabularModel, data: str | Path, index: int) -> dict[str, An
         LmforgeError: no such row (naming the file and how many rows it has).
     """
     path = fetched_path(str(data)) if str(data).startswith(FETCHED_PREFIX) else Path(data)
-    table = read_table(path, model.processor.columns, source_name="--data")
+    table = read_table(path, model.processor.trained_columns, source_name="data")
     if not 0 <= index < len(table):
-        raise LmforgeError(f"--index: {index}, but {path} has {len(table)} rows (0 to "
+        raise LmforgeError(f"index: {index}, but {path} has {len(table)} rows (0 to "
                            f"{len(table) - 1})")  # fmt: skip
     return {name: (float(table.columns[name][index]) if name in model.processor.numeric
                    else str(table.columns[name][index]))
@@ -88,8 +88,15 @@ def save_threshold(ref: str, threshold: float, chosen_on: str) -> Decision:
     above it); the processor file is rewritten atomically.
 
     Raises:
-        LmforgeError: ``ref`` is not a tabular model.
+        LmforgeError: ``ref`` is not a tabular model, or a registered version (those stay
+            as registered: save into the run's folder and register a new version).
     """
+    if resolve(ref).source == "registry":
+        raise LmforgeError(
+            f"'{ref}' is a registered version, which stays as it was registered; save the "
+            "threshold into the run's model folder (run:RUN_ID or its path) and register "
+            "that as a new version"
+        )
     model, path = load_tabular_ref(ref)
     processor = model.processor
     processor.decision = dataclasses.replace(processor.decision, threshold=threshold,

@@ -18,6 +18,7 @@ server started; PSI is reported once ``MIN_DRIFT_ROWS`` rows were scored.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 from dataclasses import dataclass, field
@@ -88,6 +89,7 @@ class Scorer:
         self._drift = DriftCounts({name: np.zeros(len(bins["shares"]), dtype=np.int64)
                                    for name, bins in reference.items()})  # fmt: skip
         self._lock = threading.Lock()
+        self._closed = False
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._worker = threading.Thread(target=self._work, name="lmforge-scorer", daemon=True)
         self._worker.start()
@@ -101,7 +103,10 @@ class Scorer:
         return self.processor.features
 
     def stop(self) -> None:
+        """Finish the batch in hand, fail whatever still waits, and end the worker."""
+        self._closed = True
         self._queue.put(None)
+        self._worker.join(timeout=10)
 
     async def score(
         self, rows: list[dict[str, Any]], *, explain: bool = True, top_k: int = 3
@@ -112,6 +117,8 @@ class Scorer:
             LmforgeError: a row misses a feature or holds a value of the wrong type (the
                 message names ``input[i].feature``).
         """
+        if self._closed:
+            raise LmforgeError("the server is shutting down; retry on another replica")
         table = self.processor.rows_table(rows, where="input")
         numeric, codes = self.model.inputs(table)
         raw = np.stack([table.columns[n] for n in self.processor.numeric], axis=1) if (
@@ -127,7 +134,7 @@ class Scorer:
         while True:
             job = self._queue.get()
             if job is None:
-                return
+                break
             jobs, rows = [job], len(job.numeric)
             while rows < self.max_batch:
                 try:
@@ -143,10 +150,18 @@ class Scorer:
                 answers = self._score_batch(jobs)
             except Exception as error:  # every waiting request learns why
                 for job in jobs:
-                    job.loop.call_soon_threadsafe(_fail, job.future, error)
+                    _resolve(job, _fail, error)
                 continue
             for job, answer in zip(jobs, answers, strict=True):
-                job.loop.call_soon_threadsafe(_succeed, job.future, answer)
+                _resolve(job, _succeed, answer)
+        stopped = LmforgeError("the server is shutting down; retry on another replica")
+        while True:  # requests queued behind the stop: answered, never left waiting
+            try:
+                left = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if left is not None:
+                _resolve(left, _fail, stopped)
 
     def _score_batch(self, jobs: list[_Job]) -> list[list[dict[str, Any]]]:
         """One pass over every waiting row; contributions only for the rows that asked."""
@@ -226,6 +241,12 @@ class Scorer:
         drifted = [name for name, value in psi.items()
                    if value is not None and value > self.drift_threshold]  # fmt: skip
         return {"rows": rows, "threshold": self.drift_threshold, "psi": psi, "drifted": drifted}
+
+
+def _resolve(job: _Job, settle: Any, value: Any) -> None:
+    """Settle ``job``'s future on its event loop; a loop already closed has no one waiting."""
+    with contextlib.suppress(RuntimeError):
+        job.loop.call_soon_threadsafe(settle, job.future, value)
 
 
 def _succeed(future: asyncio.Future[Any], value: Any) -> None:

@@ -76,6 +76,11 @@ class _TableTask:
                                               decision=decision)  # fmt: skip
             return self.processor
         processor = TabularProcessor.from_pretrained(path)
+        if processor.scaling != self.scaling:
+            raise LmforgeError(
+                f"task.scaling: {self.scaling!r}, but model.ref {path} was trained with "
+                f"{processor.scaling!r} scaling, which it keeps; set {processor.scaling!r}"
+            )
         if self.columns is not None and processor.columns != self.columns:
             raise LmforgeError(
                 f"data.columns: {self.columns.model_dump()} differs from the columns model.ref "
