@@ -324,3 +324,18 @@ def test_explain_row_gives_every_feature_its_share(ft_model: Path, transactions:
     text = CliRunner().invoke(app, ["explain", "row", str(ft_model), "--data", str(test_file),
                                     "--index", "3", "--top", "2"])  # fmt: skip
     assert text.exit_code == 0 and "log-odds of '1'" in text.stdout
+
+
+def test_a_stopped_scorer_refuses_new_rows_instead_of_hanging(ft_model: Path) -> None:
+    import asyncio
+
+    from lmforge.serve.scoring import Scorer
+
+    scorer = Scorer(str(ft_model))
+    row = dict.fromkeys(scorer.features, 0.0)
+    (answer,) = asyncio.run(scorer.score([row], top_k=2))
+    assert 0 < answer["score"] < 1 and len(answer["reasons"]) == 2
+    scorer.stop()
+    assert not scorer._worker.is_alive()
+    with pytest.raises(LmforgeError, match="shutting down"):
+        asyncio.run(scorer.score([row]))

@@ -202,6 +202,7 @@ class TabularProcessor:
     # bin edges (deciles; categories for a categorical column) and each bin's share
     reference: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
     decision: Decision = field(default_factory=Decision)
+    _grids: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def fitted(self) -> bool:
@@ -228,6 +229,7 @@ class TabularProcessor:
         if self.scaling not in SCALINGS:
             raise LmforgeError(f"task.scaling: {self.scaling!r}; use one of {', '.join(SCALINGS)}")
         self.numeric = numeric_names(self.columns, table)
+        self._grids = None
         for name in self.numeric:
             values = table.columns[name].astype(np.float64)
             self.means[name] = float(values.mean())
@@ -270,9 +272,9 @@ class TabularProcessor:
             std = np.array([self.stats[n][1] for n in self.numeric])
             return ((raw - mean) / std).astype(np.float32)
         if self.scaling == "quantile":
-            columns = [_quantile_normal(raw[:, j], np.asarray(self.stats[n]))
-                       for j, n in enumerate(self.numeric)]  # fmt: skip
-            return np.stack(columns, axis=1).astype(np.float32)
+            if self._grids is None:  # (F, QUANTILES), built once: serving scales row by row
+                self._grids = np.array([self.stats[n] for n in self.numeric])
+            return _quantile_normal(raw, self._grids).astype(np.float32)
         return raw.astype(np.float32)
 
     def category_codes(self, table: Table) -> np.ndarray:
@@ -384,12 +386,17 @@ def population_stability(
     return float(np.sum((a - e) * np.log(a / e)))
 
 
-def _quantile_normal(values: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """Each value's rank in ``grid`` (0..1, linear between quantiles) as a normal score."""
+def _quantile_normal(raw: np.ndarray, grids: np.ndarray) -> np.ndarray:
+    """Each value of ``raw`` ``(N, F)``: its rank in its column's quantile grid (``grids``,
+    ``(F, Q)``; 0..1, linear between quantiles) as a normal score."""
     from scipy.special import ndtri
 
-    # Ties in the grid (a column with many equal values) make interp pick the last; use the
+    # Ties in a grid (a column with many equal values) make interp pick the last; use the
     # middle of the tied span by interpolating on both sides.
-    levels = np.linspace(0, 1, len(grid))
-    rank = 0.5 * (np.interp(values, grid, levels) - np.interp(-values, -grid[::-1], -levels[::-1]))
+    levels = np.linspace(0, 1, grids.shape[1])
+    rank = np.empty(raw.shape)
+    for j, grid in enumerate(grids):
+        values = raw[:, j]
+        rank[:, j] = 0.5 * (np.interp(values, grid, levels)
+                            - np.interp(-values, -grid[::-1], -levels[::-1]))  # fmt: skip
     return ndtri(np.clip(rank, 1e-3, 1 - 1e-3))
