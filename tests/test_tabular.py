@@ -339,3 +339,21 @@ def test_a_stopped_scorer_refuses_new_rows_instead_of_hanging(ft_model: Path) ->
     assert not scorer._worker.is_alive()
     with pytest.raises(LmforgeError, match="shutting down"):
         asyncio.run(scorer.score([row]))
+
+
+def test_a_registered_lightgbm_model_resolves_scores_and_keeps_its_threshold(
+    home: Path, transactions: Path, tmp_path: Path
+) -> None:
+    task = {"name": "lightgbm", "trees": 20, "early_stopping": None}
+    output = {"dir": str(tmp_path / "run"), "register_as": "fraud-trees"}
+    config = _config(transactions, tmp_path / "run", task, output=output)
+    trained = train(config)
+    assert resolve("registry:fraud-trees/1").kind == "tabular"
+    model = load_tabular(resolve("registry:fraud-trees/1").path)
+    assert model.kind == "lightgbm" and model.processor.decision.chosen_on == "validation"
+    from lmforge.evaluate.tabular import save_threshold
+
+    with pytest.raises(LmforgeError, match="registered version, which stays as it was"):
+        save_threshold("registry:fraud-trees/1", 0.5, chosen_on="x")
+    saved = save_threshold(f"run:{trained.run_id}", 0.25, chosen_on="later rows")
+    assert load_tabular(trained.model_dir).processor.decision == saved
