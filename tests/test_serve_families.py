@@ -23,14 +23,15 @@ from lmforge.serve.requests import QueueFull
 from lmforge.serve.store import ServeStore
 
 
-class Scores(EndpointFamily):
-    """A family as the planned POST /v1/score/{model} would be: it needs scoring models."""
+class Forecasts(EndpointFamily):
+    """A family a plug-in might add, POST /v1/forecast/{model}: it needs forecasting models
+    (a kind no built-in family serves)."""
 
-    needs = "scoring"
+    needs = "forecasting"
 
     @classmethod
     def add_routes(cls, routes: Routes) -> None:
-        @routes.app.post("/v1/score/{model}")
+        @routes.app.post("/v1/forecast/{model}")
         async def score(model: str, body: dict[str, float], owner: Any = routes.authorized) -> Any:
             return {"model": model, "score": routes.family(cls).model(model)(body["x"])}
 
@@ -38,29 +39,28 @@ class Scores(EndpointFamily):
 def test_a_new_family_serves_once_registered_and_answers_404_without_its_models(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(app_module, "FAMILIES", (*FAMILIES, Scores))
+    monkeypatch.setattr(app_module, "FAMILIES", (*FAMILIES, Forecasts))
     handler = OpenAIHandler(None, "churn")
     app = app_module.create_app(lambda: handler, store=ServeStore(tmp_path / "serve.db"))
     with TestClient(app) as client:
         app.state.lmforge.loaded.wait(30)
-        missing = client.post("/v1/score/churn", json={"x": 2.0})
+        missing = client.post("/v1/forecast/churn", json={"x": 2.0})
         assert missing.status_code == 404
         assert missing.json()["error"] == {
-            "message": "the model 'churn' is not loaded: this server serves no scoring models "
+            "message": "the model 'churn' is not loaded: this server serves no forecasting models "
             "(start it with one to use this endpoint)",
             "type": "not_found_error",
             "param": "model",
             "code": "model_not_found",
         }
-        handler.backends["scoring"] = {"churn": lambda x: x / 4}  # what a loader would add
-        assert client.post("/v1/score/churn", json={"x": 2.0}).json() == {
+        handler.backends["forecasting"] = {"churn": lambda x: x / 4}  # what a loader would add
+        assert client.post("/v1/forecast/churn", json={"x": 2.0}).json() == {
             "model": "churn",
             "score": 0.5,
         }
-        unknown = client.post("/v1/score/fraud", json={"x": 2.0}).json()["error"]["message"]
-        assert (
-            unknown
-            == "the model 'fraud' is not served here; ask for one of its scoring models: churn"
+        unknown = client.post("/v1/forecast/fraud", json={"x": 2.0}).json()["error"]["message"]
+        assert unknown == (
+            "the model 'fraud' is not served here; ask for one of its forecasting models: churn"
         )
         # its models are listed with the rest, and the families it always had still answer
         assert client.get("/v1/models").json()["data"] == [
