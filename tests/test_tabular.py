@@ -102,6 +102,15 @@ def test_cost_optimal_threshold_is_the_cheapest_one() -> None:
     assert none > 1.0 and cost == pytest.approx(0.5 / 3)
 
 
+def test_population_stability_index() -> None:
+    from lmforge.data.tabular import population_stability
+
+    assert population_stability([0.5, 0.5], [0.5, 0.5]) == 0.0
+    expected = (0.8 - 0.5) * np.log(0.8 / 0.5) + (0.2 - 0.5) * np.log(0.2 / 0.5)
+    assert population_stability([0.5, 0.5], [0.8, 0.2]) == pytest.approx(expected)
+    assert np.isfinite(population_stability([0.5, 0.5, 0.0], [0.4, 0.4, 0.2]))  # empty bin
+
+
 # --- data ----------------------------------------------------------------------------
 
 
