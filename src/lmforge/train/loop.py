@@ -268,7 +268,10 @@ def _fit(
 ) -> TrainResult:
     """Fit a model in one call (gradient-boosted trees), tracked, scored and saved as a
     trained one is; there are no steps to checkpoint or resume."""
-    tracker = _start_tracker(config, distributed.Dist(), track, None)
+    if dist.world_size > 1:
+        raise LmforgeError(f"task {task.name}: fitted by one process (with its own threads); "
+                           "run it without --nproc")  # fmt: skip
+    tracker = _start_tracker(config, dist, track, None)
     run_id = tracker.run_id or uuid.uuid4().hex
     run_dir = Path(config.output.dir or runs_dir() / run_id)
     run_dir.mkdir(parents=True, exist_ok=True)
