@@ -107,21 +107,23 @@ def _free_port() -> int:
 
 async def _open_loop(url: str, rows: list[dict[str, float]], rate: float, seconds: float) -> dict:
     """One request every 1/rate s for ``seconds``, each row in turn; every latency."""
-    import httpx
+    import aiohttp
 
     total = int(rate * seconds)
     latencies: list[float] = []
     failures = 0
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(limits=limits, timeout=10) as client:
+    connector = aiohttp.TCPConnector(limit=64)
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as client:
 
         async def one(i: int) -> None:
             nonlocal failures
             started = time.perf_counter()
             try:
-                response = await client.post(url, json={"input": rows[i % len(rows)]})
-                ok = response.status_code == 200 and response.json()["data"][0]["reasons"]
-            except httpx.HTTPError:
+                async with client.post(url, json={"input": rows[i % len(rows)]}) as response:
+                    body = await response.json()
+                ok = response.status == 200 and bool(body["data"][0]["reasons"])
+            except (aiohttp.ClientError, TimeoutError):
                 ok = False
             if ok:
                 latencies.append(time.perf_counter() - started)
@@ -145,17 +147,35 @@ async def _open_loop(url: str, rows: list[dict[str, float]], rate: float, second
 
 def _in_process_ms(model_dir: Path, rows: list[dict[str, float]]) -> float:
     """Median ms to prepare, score and explain one row with the model in this process."""
+    import torch
+
     from lmforge.hub.tabular import load_tabular
+    from lmforge.serve.scoring import SERVED_IG_STEPS
 
     model = load_tabular(model_dir)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the scoring server computes
     times = []
     for row in rows[:500]:
         started = time.perf_counter()
         numeric, codes = model.inputs(model.processor.rows_table([row]))
         model.probabilities(numeric, codes)
-        model.contributions(numeric, codes)
+        model.contributions(numeric, codes, steps=SERVED_IG_STEPS)
         times.append(time.perf_counter() - started)
+    torch.set_num_threads(threads)
     return float(np.median(times) * 1000)
+
+
+def _described(name: str, model_dir: Path) -> str:
+    """The model's name with what sets its scoring cost."""
+    from lmforge.hub.tabular import load_tabular
+    from lmforge.serve.scoring import SERVED_IG_STEPS
+
+    model = load_tabular(model_dir)
+    if model.network is None:
+        return f"{name} ({model.booster.booster.num_trees()} trees, TreeSHAP)"  # type: ignore[union-attr]
+    shape = model.network.shape
+    return f"{name} (d_token {shape.d_token}, {shape.layers} layers, IG {SERVED_IG_STEPS} steps)"
 
 
 def bench_serve(models: dict[str, Path], rate: float, seconds: float) -> None:
@@ -184,7 +204,7 @@ def bench_serve(models: dict[str, Path], rate: float, seconds: float) -> None:
             load = asyncio.run(_open_loop(url, rows, rate, seconds))
             in_process = _in_process_ms(models[name], rows)
             row = {
-                "model": name,
+                "model": _described(name, models[name]),
                 "load": f"{rate:.0f} req/s x {seconds:.0f} s (achieved {load['achieved_rps']:.0f})",
                 "p50 ms": f"{load['p50']:.2f}",
                 "p99 ms": f"{load['p99']:.2f}",
@@ -198,7 +218,10 @@ def bench_serve(models: dict[str, Path], rate: float, seconds: float) -> None:
             print(json.dumps(row, indent=2))
     finally:
         server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
 
 
 def main() -> None:

