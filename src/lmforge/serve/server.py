@@ -59,10 +59,10 @@ def build_handler(config: ServeConfig) -> OpenAIHandler:
                 "to serve it beside a chat model, pass it in scorers (--scorer NAME=REF)"
             )
         scorers[served_name] = Scorer(ref, drift_threshold=config.drift_threshold)
-        # One torch thread: a row's forward pass and its 8-step integrated gradients are
-        # tiny ops that a second thread only synchronises (an explained row took 4.0 ms on one
-        # thread, 8.3 ms on two, on this 2-core machine with a training run beside it), and
-        # the other core serves HTTP.
+        # One torch thread: a row's forward pass and its integrated gradients are small ops
+        # that a second thread only synchronises (16 steps took 4.0 ms on one thread, 8.3 ms
+        # on two, on this 2-core machine with a training run beside it), and the other core
+        # serves HTTP.
         torch.set_num_threads(1)
         return OpenAIHandler(None, served_name, scorers=scorers)
     if base.model_kind == "diffusion":  # an image generation server
