@@ -15,14 +15,19 @@ LightGBM, trained and judged side by side, then both served for real-time scorin
    whether or not earlier ones have come back), with explanations on. The baseline beside
    it is the model called in-process on the same rows (no HTTP, no batching). Targets: p50
    < 5 ms and p99 < 20 ms for the FT-Transformer, p99 < 5 ms for LightGBM, no request lost.
+3. drift: a fresh server scores every test transaction (the later 20%, unexplained), then
+   reports each feature's population stability index against the training rows.
 
-Run: python benchmarks/bench_tabular.py [--only train|serve] [--seconds 30] [--rate 200]
+Run: python benchmarks/bench_tabular.py [--only train|serve|drift] [--models FILE]
+     [--seconds 30] [--rate 200]   (serve and drift alone take --models, a JSON file of
+     {"FT-Transformer": FOLDER, "LightGBM": FOLDER})
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -31,6 +36,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +100,7 @@ def _test_rows(count: int) -> list[dict[str, float]]:
 
     table = pq.read_table(fetched_path(TEST)).to_pydict()
     features = [name for name in table if name not in {"Time", "Class"}]
+    count = min(count, len(table["Class"]))
     return [{name: float(table[name][i]) for name in features} for i in range(count)]
 
 
@@ -178,8 +185,30 @@ def _described(name: str, model_dir: Path) -> str:
     return f"{name} (d_token {shape.d_token}, {shape.layers} layers, IG {SERVED_IG_STEPS} steps)"
 
 
-def bench_serve(models: dict[str, Path], rate: float, seconds: float) -> None:
-    rows = _test_rows(2_000)
+def _drift_after_test_period(base: str, rows: list[dict[str, float]]) -> dict[str, str]:
+    """Score every test transaction (the later 20%) without explanations, then read the
+    drift the server measured against the training rows."""
+    for start in range(0, len(rows), 1024):
+        body = json.dumps({"input": rows[start : start + 1024], "explain": False}).encode()
+        request = urllib.request.Request(f"{base}/v1/score/trees", data=body,
+                                         headers={"Content-Type": "application/json"})  # fmt: skip
+        with urllib.request.urlopen(request, timeout=60) as response:
+            assert response.status == 200
+    with urllib.request.urlopen(f"{base}/v1/score/trees/drift", timeout=10) as response:
+        report = json.loads(response.read())
+    psi = sorted(report["psi"].items(), key=lambda item: -item[1])
+    return {
+        "rows scored": f"{report['rows']:,}",
+        "highest PSI": ", ".join(f"{name} {value:.3f}" for name, value in psi[:5]),
+        "median PSI": f"{float(np.median([v for _, v in psi])):.3f}",
+        f"drifted (PSI > {report['threshold']})": ", ".join(report["drifted"]) or "none",
+    }
+
+
+@contextlib.contextmanager
+def _server(models: dict[str, Path]) -> Iterator[str]:
+    """`lmforge serve` with the FT-Transformer as ``fraud`` and LightGBM as ``trees``, on a
+    free loopback port; yields its base URL once it is ready, stops it afterwards."""
     port = _free_port()
     command = [sys.executable, "-m", "lmforge.cli.main", "serve", str(models["FT-Transformer"]),
                "--served-name", "fraud", "--scorer", f"trees={models['LightGBM']}",
@@ -198,6 +227,18 @@ def bench_serve(models: dict[str, Path], rate: float, seconds: float) -> None:
             if server.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the server did not start: {server.stderr.read()[-2000:]}")
             time.sleep(0.2)
+        yield base
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def bench_serve(models: dict[str, Path], rate: float, seconds: float) -> None:
+    rows = _test_rows(2_000)
+    with _server(models) as base:
         for name, served in (("FT-Transformer", "fraud"), ("LightGBM", "trees")):
             url = f"{base}/v1/score/{served}"
             asyncio.run(_open_loop(url, rows, rate, 3))  # warm up
@@ -216,31 +257,37 @@ def bench_serve(models: dict[str, Path], rate: float, seconds: float) -> None:
             append_result("tabular: real-time scoring over HTTP, one transaction per request",
                           row)  # fmt: skip
             print(json.dumps(row, indent=2))
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+
+
+def bench_drift(models: dict[str, Path]) -> None:
+    """Every test transaction scored by a fresh server, then the drift it measured: the
+    later period against the training rows, feature by feature."""
+    rows = _test_rows(10**9)
+    with _server(models) as base:
+        row = _drift_after_test_period(base, rows)
+    append_result("tabular: drift of the test period against the training rows", row)
+    print(json.dumps(row, indent=2))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=["train", "serve"])
+    parser.add_argument("--only", choices=["train", "serve", "drift"])
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--models", help="serve only: a JSON file of {name: model folder}")
     args = parser.parse_args()
-    if args.only == "serve" and not args.models:
-        parser.error("--only serve scores trained models: give --models")
+    if args.only in ("serve", "drift") and not args.models:
+        parser.error(f"--only {args.only} scores trained models: give --models")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     with tempfile.TemporaryDirectory() as tmp:
         if args.models:
             models = {k: Path(v) for k, v in json.loads(Path(args.models).read_text()).items()}
         else:
             models = bench_train(Path(tmp))
-        if args.only != "train":
+        if args.only in (None, "serve"):
             bench_serve(models, args.rate, args.seconds)
+        if args.only in (None, "drift"):
+            bench_drift(models)
     sys.stdout.flush()
 
 
