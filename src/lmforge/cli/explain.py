@@ -109,13 +109,14 @@ def row(
 
     Example: lmforge explain row run:RUN_ID --data dataset:creditcard/test --index 541
     """
-    from lmforge.evaluate.tabular import load_tabular_ref, table_row
+    from lmforge.evaluate.tabular import table_row
     from lmforge.explain import explain_model_row
+    from lmforge.hub.tabular import load_tabular, resolve_tabular
 
     if (input_json is None) == (data is None):
         raise typer.BadParameter("give the row as --input JSON or as --data FILE --index N",
                                  param_hint="--input")  # fmt: skip
-    model, _ = load_tabular_ref(ref)
+    model = load_tabular(resolve_tabular(ref).path)
     if input_json is not None:
         try:
             values = json.loads(input_json)

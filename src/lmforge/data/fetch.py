@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lmforge.data.bundled import BUNDLED_PREFIX, bundled_path
 from lmforge.errors import LmforgeError
 from lmforge.home import atomic_dir, lmforge_home
 
@@ -95,6 +96,19 @@ def fetched_path(value: str) -> Path:
         raise LmforgeError(f"{value!r}: not fetched yet (no {path}); run "
                            f"`lmforge data fetch {name}` first")  # fmt: skip
     return path
+
+
+def data_file(value: str | Path, default_split: str = "train") -> Path:
+    """A data path as written, or the file a ``bundled:NAME/SPLIT`` or fetched
+    ``dataset:NAME/SPLIT`` name stands for (``bundled:NAME`` alone: ``default_split``).
+
+    Raises:
+        LmforgeError: an unknown name or split, or a data set not fetched yet.
+    """
+    text = str(value)
+    if text.startswith(FETCHED_PREFIX):
+        return fetched_path(text)
+    return bundled_path(text, default_split) if text.startswith(BUNDLED_PREFIX) else Path(value)
 
 
 def fetch_dataset(

@@ -114,14 +114,6 @@ def used_columns(columns: TabularColumns, available: list[str]) -> list[tuple[st
     return [pair for pair in named if pair[0] != "exclude"] + [("numeric", n) for n in numeric]
 
 
-def numeric_names(columns: TabularColumns, table: Table) -> list[str]:
-    """The numeric feature columns of a table read with ``columns``, in file order."""
-    if columns.numeric is not None:
-        return list(columns.numeric)
-    taken = {columns.target, columns.time, columns.weight, *columns.categorical}
-    return [name for name in table.columns if name not in taken]
-
-
 def _check_values(table: Table, columns: TabularColumns, wanted: list[tuple[str, str]]) -> None:
     for setting, name in wanted:
         values = table.columns[name]
@@ -228,7 +220,8 @@ class TabularProcessor:
         """Learn scaling, vocabularies and the class order from ``table`` (training rows)."""
         if self.scaling not in SCALINGS:
             raise LmforgeError(f"task.scaling: {self.scaling!r}; use one of {', '.join(SCALINGS)}")
-        self.numeric = numeric_names(self.columns, table)
+        self.numeric = [name for setting, name in used_columns(self.columns, list(table.columns))
+                        if setting == "numeric"]  # fmt: skip
         self._grids = None
         for name in self.numeric:
             values = table.columns[name].astype(np.float64)
@@ -258,15 +251,20 @@ class TabularProcessor:
         positives = int(self.labels(table).sum())
         self.class_counts = [len(table) - positives, positives]
 
+    def raw_numeric(self, table: Table) -> np.ndarray:
+        """``(N, F)`` float64: the numeric columns as given."""
+        if not self.numeric:
+            return np.zeros((len(table), 0))
+        return np.stack([table.columns[n].astype(np.float64) for n in self.numeric], axis=1)
+
     def numeric_matrix(self, table: Table) -> np.ndarray:
         """``(N, F)`` float32: the numeric columns, scaled."""
-        if not self.numeric:
-            return np.zeros((len(table), 0), dtype=np.float32)
-        raw = np.stack([table.columns[n].astype(np.float64) for n in self.numeric], axis=1)
-        return self.scale(raw)
+        return self.scale(self.raw_numeric(table))
 
     def scale(self, raw: np.ndarray) -> np.ndarray:
         """``(N, F)`` raw numeric values to the model's inputs."""
+        if not self.numeric:
+            return raw.astype(np.float32)
         if self.scaling == "standard":
             mean = np.array([self.stats[n][0] for n in self.numeric])
             std = np.array([self.stats[n][1] for n in self.numeric])

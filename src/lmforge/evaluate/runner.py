@@ -30,9 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from lmforge.data.bundled import BUNDLED_PREFIX, bundled_path
 from lmforge.data.chat import render_chat
-from lmforge.data.fetch import FETCHED_PREFIX, fetched_path
+from lmforge.data.fetch import data_file
 from lmforge.errors import LmforgeError
 from lmforge.evaluate import metrics as m
 from lmforge.evaluate.image_generation import sample_grid
@@ -118,9 +117,7 @@ def evaluate_model(
     """
     entry = eval_task(task)
     grounding = _grounding(kb, kb_top_k, entry)
-    if str(data).startswith(FETCHED_PREFIX):
-        data = fetched_path(str(data))
-    data = bundled_path(str(data), "test") if str(data).startswith(BUNDLED_PREFIX) else Path(data)
+    data = data_file(data, "test")
     records = read_eval_data(data, task)[:max_examples] if entry.predict_table is None else []
     started = time.perf_counter()
     if label_templates is not None and not entry.label_templates:

@@ -18,35 +18,18 @@ from typing import Any
 
 import numpy as np
 
-from lmforge.data.fetch import FETCHED_PREFIX, fetched_path
+from lmforge.data.fetch import data_file
 from lmforge.data.tabular import Decision, read_table
 from lmforge.errors import LmforgeError
-from lmforge.hub import resolve
-from lmforge.hub.resolve import TABULAR
-from lmforge.hub.tabular import TabularModel, load_tabular
+from lmforge.hub.tabular import TabularModel, load_tabular, resolve_tabular
 from lmforge.progress import ProgressFn
 
 _BATCH = 4096
 
 
-def load_tabular_ref(ref: str) -> tuple[TabularModel, Path]:
-    """The tabular model ``ref`` names, and its folder.
-
-    Raises:
-        LmforgeError: ``ref`` is another kind of model.
-    """
-    model = resolve(ref)
-    if model.kind != TABULAR:
-        raise LmforgeError(
-            f"'{ref}' is a {model.kind} model, not a tabular one; train one with task "
-            "tabular or lightgbm"
-        )
-    return load_tabular(model.path), model.path
-
-
 def tabular_rows(ref: str, data: Path, progress: ProgressFn | None) -> list[dict[str, Any]]:
     """One row per table row: true class, score, the saved threshold's decision, costs."""
-    model, _ = load_tabular_ref(ref)
+    model = load_tabular(resolve_tabular(ref).path)
     processor = model.processor
     table = read_table(data, processor.trained_columns, source_name="data")
     truths = processor.labels(table)
@@ -73,7 +56,7 @@ def table_row(model: TabularModel, data: str | Path, index: int) -> dict[str, An
     Raises:
         LmforgeError: no such row (naming the file and how many rows it has).
     """
-    path = fetched_path(str(data)) if str(data).startswith(FETCHED_PREFIX) else Path(data)
+    path = data_file(data)
     table = read_table(path, model.processor.trained_columns, source_name="data")
     if not 0 <= index < len(table):
         raise LmforgeError(f"index: {index}, but {path} has {len(table)} rows (0 to "
@@ -91,15 +74,15 @@ def save_threshold(ref: str, threshold: float, chosen_on: str) -> Decision:
         LmforgeError: ``ref`` is not a tabular model, or a registered version (those stay
             as registered: save into the run's folder and register a new version).
     """
-    if resolve(ref).source == "registry":
+    resolved = resolve_tabular(ref)
+    if resolved.source == "registry":
         raise LmforgeError(
             f"'{ref}' is a registered version, which stays as it was registered; save the "
             "threshold into the run's model folder (run:RUN_ID or its path) and register "
             "that as a new version"
         )
-    model, path = load_tabular_ref(ref)
-    processor = model.processor
+    processor = load_tabular(resolved.path).processor
     processor.decision = dataclasses.replace(processor.decision, threshold=threshold,
                                              chosen_on=chosen_on)  # fmt: skip
-    processor.save_pretrained(path)
+    processor.save_pretrained(resolved.path)
     return processor.decision

@@ -24,7 +24,7 @@ from torch import nn
 
 from lmforge.data.tabular import TabularProcessor
 from lmforge.errors import LmforgeError
-from lmforge.hub.resolve import TABULAR_TYPES
+from lmforge.hub.resolve import TABULAR, TABULAR_TYPES, ResolvedModel, resolve
 
 FT_TRANSFORMER, LIGHTGBM = TABULAR_TYPES
 WEIGHTS_FILE = "model.safetensors"
@@ -182,7 +182,7 @@ class TabularModel:
     def probabilities(self, numeric: np.ndarray, codes: np.ndarray) -> np.ndarray:
         """``(N,)`` the positive class's probability for prepared inputs."""
         if self.booster is not None:
-            return np.asarray(self.booster.booster.predict(_tree_inputs(numeric, codes)))
+            return np.asarray(self.booster.booster.predict(tree_inputs(numeric, codes)))
         assert self.network is not None
         with torch.inference_mode():
             logits = self.network(torch.from_numpy(numeric), torch.from_numpy(codes))
@@ -195,13 +195,14 @@ class TabularModel:
         per-feature contributions (TreeSHAP), or integrated gradients for the
         FT-Transformer (see ``integrated_gradients``)."""
         if self.booster is not None:
-            shap = self.booster.booster.predict(_tree_inputs(numeric, codes), pred_contrib=True)
+            shap = self.booster.booster.predict(tree_inputs(numeric, codes), pred_contrib=True)
             return np.asarray(shap)[:, :-1]  # the last column is the expected value
         assert self.network is not None
         return integrated_gradients(self.network, numeric, codes, steps=steps)
 
 
-def _tree_inputs(numeric: np.ndarray, codes: np.ndarray) -> np.ndarray:
+def tree_inputs(numeric: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """What LightGBM reads: ``(N, Fn + Fc)`` float64, numeric columns then category codes."""
     return np.concatenate([numeric.astype(np.float64), codes.astype(np.float64)], axis=1)
 
 
@@ -228,6 +229,21 @@ def integrated_gradients(
         (gradients,) = torch.autograd.grad(logits.sum(), path)
     mean_gradient = gradients.reshape(steps, *tokens.shape).mean(0)  # (N, F, d)
     return (mean_gradient * delta).sum(-1).numpy().astype(np.float64)
+
+
+def resolve_tabular(ref: str) -> ResolvedModel:
+    """Resolve ``ref``, checking it names a tabular model.
+
+    Raises:
+        LmforgeError: ``ref`` is another kind of model (or names nothing).
+    """
+    model = resolve(ref, progress=False)
+    if model.kind != TABULAR:
+        raise LmforgeError(
+            f"'{ref}' is a {model.kind} model, not a tabular one; train one with task "
+            "tabular or lightgbm"
+        )
+    return model
 
 
 def load_tabular(directory: str | Path) -> TabularModel:

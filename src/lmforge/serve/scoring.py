@@ -28,9 +28,7 @@ import numpy as np
 
 from lmforge.data.tabular import population_stability
 from lmforge.errors import LmforgeError
-from lmforge.hub import resolve
-from lmforge.hub.resolve import TABULAR
-from lmforge.hub.tabular import TabularModel, load_tabular
+from lmforge.hub.tabular import TabularModel, load_tabular, resolve_tabular
 
 MIN_DRIFT_ROWS = 100
 MAX_BATCH_ROWS = 256
@@ -76,14 +74,8 @@ class Scorer:
 
     def __init__(self, ref: str, *, drift_threshold: float = 0.2,
                  max_batch: int = MAX_BATCH_ROWS) -> None:  # fmt: skip
-        resolved = resolve(ref, progress=False)
-        if resolved.kind != TABULAR:
-            raise LmforgeError(
-                f"scorer '{ref}' is a {resolved.kind} model, not a tabular one (trained with "
-                "task tabular or lightgbm)"
-            )
         self.ref = ref
-        self.model: TabularModel = load_tabular(resolved.path)
+        self.model: TabularModel = load_tabular(resolve_tabular(ref).path)
         self.processor = self.model.processor
         self.drift_threshold = drift_threshold
         self.max_batch = max_batch
@@ -93,6 +85,8 @@ class Scorer:
         reference = self.processor.reference
         self._drift = DriftCounts({name: np.zeros(len(bins["shares"]), dtype=np.int64)
                                    for name, bins in reference.items()})  # fmt: skip
+        self._edges = {name: np.asarray(reference[name]["edges"], dtype=np.float64)
+                       for name in self.processor.numeric if name in reference}  # fmt: skip
         self._lock = threading.Lock()
         self._closed = False
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
@@ -125,9 +119,8 @@ class Scorer:
         if self._closed:
             raise LmforgeError("the server is shutting down; retry on another replica")
         table = self.processor.rows_table(rows, where="input")
-        numeric, codes = self.model.inputs(table)
-        raw = np.stack([table.columns[n] for n in self.processor.numeric], axis=1) if (
-            self.processor.numeric) else np.zeros((len(rows), 0))  # fmt: skip
+        raw = self.processor.raw_numeric(table)
+        numeric, codes = self.processor.scale(raw), self.processor.category_codes(table)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[dict[str, Any]]] = loop.create_future()
         self._queue.put(_Job(numeric, codes, raw, explain, future, loop, top_k))
@@ -227,7 +220,7 @@ class Scorer:
             for j, name in enumerate(processor.numeric):
                 if name not in self._drift.counts:
                     continue  # a model saved without its training bins: no drift for it
-                edges = np.asarray(processor.reference[name]["edges"], dtype=np.float64)
+                edges = self._edges[name]
                 bins = np.searchsorted(edges, raw[:, j], side="right")
                 self._drift.counts[name] += np.bincount(bins, minlength=len(edges) + 1)
             for j, name in enumerate(processor.columns.categorical):

@@ -27,7 +27,13 @@ from lmforge.config.tasks import LightGBMSettings, TabularSettings, TabularTaskS
 from lmforge.data.tabular import Decision, TabularProcessor
 from lmforge.errors import LmforgeError
 from lmforge.hub.resolve import TABULAR
-from lmforge.hub.tabular import FTShape, FTTransformer, LightGBMModel, import_lightgbm
+from lmforge.hub.tabular import (
+    FTShape,
+    FTTransformer,
+    LightGBMModel,
+    import_lightgbm,
+    tree_inputs,
+)
 from lmforge.progress import ProgressFn
 from lmforge.stats import binary_scores, cost_optimal_threshold
 from lmforge.tasks.base import Batch, EncodeOptions, EncodeStats, Example
@@ -290,8 +296,8 @@ class LightGBMTask(_TableTask):
     def evaluate(self, model: Any, batches: Iterable[Batch]) -> dict[str, Any]:
         truths, probabilities = [], []
         for batch in batches:
-            inputs = torch.cat([batch["numeric"].double(), batch["input_ids"].double()], dim=1)
-            probabilities.append(np.asarray(model.booster.predict(inputs.numpy())))
+            inputs = tree_inputs(batch["numeric"].numpy(), batch["input_ids"].numpy())
+            probabilities.append(np.asarray(model.booster.predict(inputs)))
             truths.append(batch["label"].numpy())
         truth, probability = np.concatenate(truths), np.concatenate(probabilities)
         clipped = np.clip(probability, 1e-7, 1 - 1e-7)
@@ -301,9 +307,8 @@ class LightGBMTask(_TableTask):
 
 
 def _tree_matrix(examples: Sequence[Example]) -> np.ndarray:
-    numeric = np.stack([ex["numeric"] for ex in examples]).astype(np.float64)
-    codes = np.stack([ex["input_ids"] for ex in examples]).astype(np.float64)
-    return np.concatenate([numeric, codes], axis=1)
+    return tree_inputs(np.stack([ex["numeric"] for ex in examples]),
+                       np.stack([ex["input_ids"] for ex in examples]))  # fmt: skip
 
 
 def _last_score(env: Any) -> str:

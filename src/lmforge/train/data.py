@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from lmforge.config import DataConfig
-from lmforge.data.bundled import BUNDLED_PREFIX, bundled_path
-from lmforge.data.fetch import FETCHED_PREFIX, fetched_path
+from lmforge.data.fetch import data_file
 from lmforge.data.records import read_records, shuffle_records, split_records
 from lmforge.data.tabular import read_table, split_table
 from lmforge.errors import LmforgeError
@@ -33,8 +31,8 @@ def build_data(task: Task, tokenizer: Any, data: DataConfig, *, max_length: int)
     examples of at most ``max_length`` tokens. Nothing here trains."""
     if data.columns is not None:
         return _tabular_data(task, tokenizer, data)
-    train_path, validation_path, labels = _local(data.train), data.validation, data.labels
-    validation_path = _local(validation_path) if validation_path is not None else None
+    train_path, validation_path, labels = data_file(data.train), data.validation, data.labels
+    validation_path = data_file(validation_path) if validation_path is not None else None
     single = data.format == "auto" and len(task.formats) == 1
     read: dict[str, Any] = dict(
         format=task.formats[0] if single else data.format,
@@ -99,9 +97,9 @@ def _tabular_data(task: Task, processor: Any, data: DataConfig) -> TrainingData:
     """A table's rows as examples: split (by time when ``data.split`` says so), the
     processor fitted on the training rows alone (unless it came fitted with model.ref)."""
     assert data.columns is not None
-    table = read_table(_local(data.train), data.columns, source_name="data.train")
+    table = read_table(data_file(data.train), data.columns, source_name="data.train")
     if data.validation is not None:
-        validation = read_table(_local(data.validation), data.columns,
+        validation = read_table(data_file(data.validation), data.columns,
                                 source_name="data.validation")  # fmt: skip
     else:
         time = data.columns.time
@@ -121,12 +119,3 @@ def _tabular_data(task: Task, processor: Any, data: DataConfig) -> TrainingData:
                "data/validation/rows": float(len(valid)),
                "data/validation/positives": float(sum(ex["label"] for ex in valid))}  # fmt: skip
     return TrainingData(train, valid, list(processor.classes), metrics)
-
-
-def _local(path: Path) -> Path:
-    """A data path as written, or the file a ``bundled:NAME/SPLIT`` or fetched
-    ``dataset:NAME/SPLIT`` name stands for."""
-    text = str(path)
-    if text.startswith(FETCHED_PREFIX):
-        return fetched_path(text)
-    return bundled_path(text) if text.startswith(BUNDLED_PREFIX) else path
