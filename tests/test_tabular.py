@@ -6,6 +6,9 @@ add up, and `lmforge eval --task tabular-classification` saving a threshold."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +25,7 @@ from lmforge.data.tabular import TabularProcessor, read_table, split_table
 from lmforge.data.transactions import write_transactions
 from lmforge.errors import LmforgeError
 from lmforge.hub import resolve
-from lmforge.hub.tabular import load_tabular
+from lmforge.hub.tabular import FTShape, FTTransformer, load_tabular
 from lmforge.stats import binary_scores, cost_optimal_threshold
 from lmforge.train.loop import train
 
@@ -269,6 +272,27 @@ def test_lightgbm_fits_saves_and_explains_with_its_own_contributions(
     np.testing.assert_allclose(contributions.sum(1) + expected, raw, rtol=1e-6, atol=1e-6)
 
 
+def test_ft_layers_are_torch_transformer_layers() -> None:
+    """The FT-Transformer's written-out layers hold nn.TransformerEncoder's parameters and
+    compute what it computes: at inference, and in training with the same dropout draws."""
+    shape = FTShape(numeric=5, cardinalities=(3,), d_token=16, heads=4, layers=2)
+    network = FTTransformer(shape)
+    layer = torch.nn.TransformerEncoderLayer(16, 4, dim_feedforward=32, dropout=0.1,
+                                             activation="gelu", batch_first=True,
+                                             norm_first=True)  # fmt: skip
+    reference = torch.nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+    reference.load_state_dict(network.encoder.state_dict())  # strict: the same names
+    tokens = torch.randn(7, 6, 16)
+    for training in (False, True):
+        network.encoder.train(training)
+        reference.train(training)
+        torch.manual_seed(3)
+        ours = network.encoder(tokens)
+        torch.manual_seed(3)
+        torch.testing.assert_close(ours, reference(tokens), rtol=1e-5, atol=1e-5)
+        assert not torch.allclose(ours, tokens)
+
+
 def test_integrated_gradients_add_up_to_the_logit_change(
     ft_model: Path, transactions: Path
 ) -> None:
@@ -276,11 +300,58 @@ def test_integrated_gradients_add_up_to_the_logit_change(
     network = model.network
     assert network is not None
     numeric, codes = model.inputs(read_table(transactions, COLUMNS).take(np.arange(4)))
-    attributions = model.contributions(numeric, codes, steps=64)
+    probabilities, attributions = model.explain(numeric, codes, steps=64)
     with torch.no_grad():
         logits = network(torch.from_numpy(numeric), torch.from_numpy(codes))
         baseline = network.forward_tokens(network.feature_bias.expand(4, -1, -1))
     np.testing.assert_allclose(attributions.sum(1), (logits - baseline).numpy(), atol=0.05)
+    np.testing.assert_allclose(probabilities, torch.sigmoid(logits).numpy(), rtol=1e-5)
+    np.testing.assert_allclose(probabilities, model.probabilities(numeric, codes), rtol=1e-5)
+
+
+def test_the_scorer_compiles_its_explanations_and_they_match_the_eager_ones(
+    ft_model: Path, transactions: Path
+) -> None:
+    import asyncio
+
+    from lmforge.serve.scoring import Scorer
+
+    table = read_table(transactions, COLUMNS).take(np.arange(6))
+    processor = load_tabular(ft_model).processor
+    rows = [{name: float(table.columns[name][i]) for name in processor.features}
+            for i in range(6)]  # fmt: skip
+    compiled, eager = Scorer(str(ft_model)), Scorer(str(ft_model), compile=False)
+    try:
+        assert compiled.compiled and not eager.compiled
+        fast, slow = (asyncio.run(s.score(rows, top_k=len(rows[0]))) for s in (compiled, eager))
+    finally:
+        compiled.stop()
+        eager.stop()
+    for a, b in zip(fast, slow, strict=True):
+        assert a["score"] == pytest.approx(b["score"], rel=1e-4)
+        reasons = {r["feature"]: r["contribution"] for r in b["reasons"]}
+        assert {r["feature"]: r["contribution"] for r in a["reasons"]} == pytest.approx(
+            reasons, rel=1e-3, abs=1e-4)  # fmt: skip
+
+
+def test_a_scorer_that_cannot_compile_explains_eagerly(ft_model: Path, tmp_path: Path) -> None:
+    """A machine without a C++ compiler, for real: a fresh process whose inductor looks for
+    one that does not exist, with an empty kernel cache."""
+    script = (
+        "import asyncio, sys\n"
+        "from lmforge.serve.scoring import Scorer\n"
+        "scorer = Scorer(sys.argv[1])\n"
+        "(answer,) = asyncio.run(scorer.score([dict.fromkeys(scorer.features, 0.0)]))\n"
+        "print(scorer.compiled, 0 < answer['score'] < 1, len(answer['reasons']))\n"
+        "scorer.stop()\n"
+    )
+    environment = {**os.environ, "CXX": str(tmp_path / "no-such-g++"),
+                   "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")}  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", script, str(ft_model)], env=environment,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["False", "True", "3"]
+    assert "cannot compile it" in done.stderr and "explaining eagerly" in done.stderr
 
 
 def test_eval_reports_intervals_and_saves_the_threshold(
@@ -340,7 +411,7 @@ def test_a_stopped_scorer_refuses_new_rows_instead_of_hanging(ft_model: Path) ->
 
     from lmforge.serve.scoring import Scorer
 
-    scorer = Scorer(str(ft_model))
+    scorer = Scorer(str(ft_model), compile=False)
     row = dict.fromkeys(scorer.features, 0.0)
     (answer,) = asyncio.run(scorer.score([row], top_k=2))
     assert 0 < answer["score"] < 1 and len(answer["reasons"]) == 2

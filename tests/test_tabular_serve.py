@@ -16,6 +16,7 @@ import pytest
 from lmforge.config import RunConfig
 from lmforge.data.transactions import synthetic_transactions, write_transactions
 from lmforge.hub.tabular import load_tabular
+from lmforge.serve.scoring import SERVED_IG_STEPS
 from lmforge.train.loop import train
 from tests.servers import lmforge_server, request
 
@@ -80,6 +81,10 @@ def test_one_transaction_gets_a_score_a_decision_and_its_reasons(
                for reason in reasons)  # fmt: skip
     sizes = [abs(reason["contribution"]) for reason in reasons]
     assert sizes == sorted(sizes, reverse=True)
+    weights = offline.contributions(numeric, codes, steps=SERVED_IG_STEPS)[0]  # eager
+    expected = dict(zip(offline.processor.features, weights, strict=True))
+    assert {r["feature"]: r["contribution"] for r in reasons} == pytest.approx(
+        {r["feature"]: expected[r["feature"]] for r in reasons}, rel=1e-3, abs=1e-4)  # fmt: skip
 
 
 def test_a_batch_scores_as_single_requests_do_and_trees_explain_with_their_own_contributions(
@@ -146,6 +151,7 @@ def test_drift_is_measured_against_the_training_data(server: str) -> None:
     assert listed["trees"]["architecture"] == "lightgbm"
     assert listed["fraud"]["architecture"] == "ft-transformer" and "V14" in listed[
         "fraud"]["features"]  # fmt: skip
+    assert listed["fraud"]["compiled"] and not listed["trees"]["compiled"]
 
 
 def _metric(server: str, sample: str) -> float:

@@ -72,6 +72,7 @@ def serve(
         typer.Option(help="A tabular model to serve on /v1/score/NAME, as NAME=REF (repeatable)."),
     ] = None,
     drift_threshold: Annotated[float | None, typer.Option(help=_help("drift_threshold"))] = None,
+    compile_scorers: Annotated[bool | None, typer.Option(help=_help("compile_scorers"))] = None,
     sentiment: Annotated[str | None, typer.Option(help=_help("sentiment"))] = None,
     escalate_after: Annotated[int | None, typer.Option(help=_help("escalate_after"))] = None,
     negative_labels: Annotated[
@@ -111,7 +112,7 @@ def serve(
         if images else None,
         "image_model": image_model,
         "scorers": _named_refs("--scorer", scorer, required=True),
-        "drift_threshold": drift_threshold,
+        "drift_threshold": drift_threshold, "compile_scorers": compile_scorers,
         "sentiment": sentiment, "escalate_after": escalate_after, "negative_labels": labels,
         "quantize": quantize, "backend": backend, "max_batch": max_batch,
         "max_queue": max_queue, "max_model_len": max_model_len,

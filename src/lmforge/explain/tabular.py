@@ -135,8 +135,8 @@ def explain_model_row(
     table = processor.rows_table([row], where="row")
     numeric, codes = model.inputs(table)
     started = time.perf_counter()
-    probability = float(model.probabilities(numeric, codes)[0])
-    weights = model.contributions(numeric, codes, steps=steps)[0]
+    probabilities, contributions = model.explain(numeric, codes, steps=steps)
+    probability, weights = float(probabilities[0]), contributions[0]
     seconds = time.perf_counter() - started
     negative, positive = processor.classes
     flagged = probability >= processor.decision.threshold

@@ -92,6 +92,11 @@ class ServeConfig(Section):
         description="Population stability index above which a scored feature counts as "
         "drifted from its training data (/metrics, /v1/score/NAME/drift).",
     )
+    compile_scorers: bool = Field(
+        default=True,
+        description="Compile each FT-Transformer scorer's explanation pass with "
+        "torch.compile at start (about 10 s once; then a third less time per explained row).",
+    )
     sentiment: str | None = Field(
         default=None,
         description="Score every user turn with this classifier (a classifiers name or a "

@@ -22,7 +22,7 @@ class Scoring(EndpointFamily):
     @classmethod
     def describe_model(cls, served: OpenAIHandler, name: str, model: Any) -> dict[str, Any]:
         return {"root": model.ref, "parent": None, "features": model.features,
-                "architecture": model.kind}  # fmt: skip
+                "architecture": model.kind, "compiled": model.compiled}  # fmt: skip
 
     async def score(self, name: str, body: ScoreRequest) -> dict[str, Any]:
         """Each row's score, decision at the model's saved threshold, and reasons."""
