@@ -65,6 +65,9 @@ def test_a_session_remembers_the_conversation_and_survives_a_restart(
     records = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     chats = [r for r in records if r["path"] == "/v1/chat/completions"]
     assert len(chats) == 2 and all(r["status"] == 200 and r["ms"] > 0 for r in chats)
+    assert all(r["method"] == "POST" and r["client"] == "127.0.0.1" and r["key"] is None
+               for r in chats)  # fmt: skip
+    assert [r["status"] for r in records if r["path"] == "/v1/sessions"][-1] == 413
     assert "Biscuit" not in log.read_text()  # no prompt text in the log unless asked
 
     with lmforge_server(*args, env=home) as base:  # a new process, the same home

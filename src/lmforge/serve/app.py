@@ -89,6 +89,64 @@ class ServerOptions:
     log_prompts: bool = False
 
 
+class LimitsAndAccessLog:
+    """The body-size limit and the access log, as plain ASGI middleware: starlette's
+    ``@app.middleware("http")`` costs a task group and two memory streams per request
+    (about 0.1 ms of the 1.3 ms the server spends on a scoring request).
+
+    Logs one JSON line per request once its response is sent (streams included).
+    """
+
+    def __init__(self, app: Any, options: ServerOptions, log: logging.Logger) -> None:
+        self.app = app
+        self.options = options
+        self.log = log
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # unless a response starts
+
+        async def send_and_note(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        try:
+            if length.isdigit() and int(length) > self.options.max_body_bytes:
+                refusal = JSONResponse(
+                    error_body(413, f"the request body is {int(length)} bytes; the limit is "
+                               f"{self.options.max_body_bytes} (server option --max-body-bytes)"),
+                    status_code=413,
+                )  # fmt: skip
+                await refusal(scope, receive, send_and_note)
+            else:
+                await self.app(scope, receive, send_and_note)
+        finally:
+            if self.options.access_log:
+                self._log(scope, status, started)
+
+    def _log(self, scope: dict[str, Any], status: int, started: float) -> None:
+        state = scope.get("state", {})  # what the routes put on request.state
+        client = scope.get("client")
+        record = {
+            "time": round(time.time(), 3),
+            "method": scope["method"],
+            "path": scope["path"],
+            "status": status,
+            "ms": round((time.perf_counter() - started) * 1000, 1),
+            "key": state.get("owner"),
+            "client": client[0] if client else None,
+        }
+        if self.options.log_prompts and state.get("prompt") is not None:
+            record["prompt"] = state["prompt"]
+        self.log.info(json.dumps(record))
+
+
 def create_app(
     load: Callable[[], OpenAIHandler],
     options: ServerOptions | None = None,
@@ -122,33 +180,7 @@ def create_app(
     app = FastAPI(title="lmforge", summary="OpenAI-compatible lmforge server", lifespan=lifespan)
     app.state.lmforge = state
 
-    @app.middleware("http")
-    async def limits_and_access_log(request: Request, call_next: Any) -> Any:
-        started = time.perf_counter()
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > options.max_body_bytes:
-            response: Any = JSONResponse(
-                error_body(413, f"the request body is {length} bytes; the limit is "
-                           f"{options.max_body_bytes} (server option --max-body-bytes)"),
-                status_code=413,
-            )  # fmt: skip
-        else:
-            response = await call_next(request)
-        if options.access_log:
-            record = {
-                "time": round(time.time(), 3),
-                "method": request.method,
-                "path": request.url.path,
-                "status": response.status_code,
-                "ms": round((time.perf_counter() - started) * 1000, 1),
-                "key": getattr(request.state, "owner", None),
-                "client": request.client.host if request.client else None,
-            }
-            prompt = getattr(request.state, "prompt", None)
-            if options.log_prompts and prompt is not None:
-                record["prompt"] = prompt
-            access_log.info(json.dumps(record))
-        return response
+    app.add_middleware(LimitsAndAccessLog, options=options, log=access_log)
 
     async def error_response(request: Request, error: Exception) -> JSONResponse:
         """Every failure in the one error shape (``api_error`` says which)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -26,12 +25,6 @@ from lmforge.serve.config import ServeConfig
 from lmforge.serve.engine import Engine
 from lmforge.serve.scoring import Scorer
 from lmforge.serve.understand import UnderstandingSpec, load_understanding
-
-# A scoring server's busy threads (the HTTP event loop and each scorer's worker) hand the
-# GIL to each other every 0.5 ms instead of Python's default 5 ms: at 200 requests a
-# second the default made one thread wait up to 5 ms behind the other and queues built up
-# (a 48-wide FT-Transformer: p99 125 ms against 16 ms at 0.5 ms; benchmarks/RESULTS.md).
-SCORING_SWITCH_INTERVAL = 0.0005
 
 
 def build_handler(config: ServeConfig) -> OpenAIHandler:
@@ -57,8 +50,6 @@ def build_handler(config: ServeConfig) -> OpenAIHandler:
         image_models[config.image_model] = ImageGenerator(config.image_model)
     scoring = {"drift_threshold": config.drift_threshold, "compile": config.compile_scorers}
     scorers = {name: Scorer(scorer_ref, **scoring) for name, scorer_ref in config.scorers.items()}
-    if scorers or base.model_kind == "tabular":
-        sys.setswitchinterval(SCORING_SWITCH_INTERVAL)
     if base.model_kind == "tabular":  # a scoring server
         if served_name in scorers:
             raise LmforgeError(f"scorers: '{served_name}' is already the served model's name")
