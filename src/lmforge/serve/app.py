@@ -12,7 +12,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib.resources import files
@@ -102,14 +102,14 @@ class LimitsAndAccessLog:
         self.options = options
         self.log = log
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
         status = 500  # unless a response starts
 
-        async def send_and_note(message: dict[str, Any]) -> None:
+        async def send_and_note(message: MutableMapping[str, Any]) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
@@ -130,7 +130,7 @@ class LimitsAndAccessLog:
             if self.options.access_log:
                 self._log(scope, status, started)
 
-    def _log(self, scope: dict[str, Any], status: int, started: float) -> None:
+    def _log(self, scope: MutableMapping[str, Any], status: int, started: float) -> None:
         state = scope.get("state", {})  # what the routes put on request.state
         client = scope.get("client")
         record = {

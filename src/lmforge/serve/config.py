@@ -95,7 +95,7 @@ class ServeConfig(Section):
     compile_scorers: bool = Field(
         default=True,
         description="Compile each FT-Transformer scorer's explanation pass with "
-        "torch.compile at start (about 10 s once; then a third less time per explained row).",
+        "torch.compile at start (10-20 s once; then about a third of the time per explained row).",
     )
     sentiment: str | None = Field(
         default=None,

@@ -84,7 +84,7 @@ class Scorer:
         drift_threshold: PSI above which a feature counts as drifted.
         max_batch: most rows scored in one pass.
         compile: compile an FT-Transformer's explanation pass at start (see the module
-            docstring); about 10 s once, then a third less time per explained row.
+            docstring); 10-20 s once, then about a third of the time per row.
 
     Raises:
         LmforgeError: ``ref`` is not a tabular model.

@@ -48,8 +48,12 @@ def build_handler(config: ServeConfig) -> OpenAIHandler:
     image_models = {}
     if config.image_model is not None:
         image_models[config.image_model] = ImageGenerator(config.image_model)
-    scoring = {"drift_threshold": config.drift_threshold, "compile": config.compile_scorers}
-    scorers = {name: Scorer(scorer_ref, **scoring) for name, scorer_ref in config.scorers.items()}
+
+    def scorer(scorer_ref: str) -> Scorer:
+        return Scorer(scorer_ref, drift_threshold=config.drift_threshold,
+                      compile=config.compile_scorers)  # fmt: skip
+
+    scorers = {name: scorer(scorer_ref) for name, scorer_ref in config.scorers.items()}
     if base.model_kind == "tabular":  # a scoring server
         if served_name in scorers:
             raise LmforgeError(f"scorers: '{served_name}' is already the served model's name")
@@ -63,7 +67,7 @@ def build_handler(config: ServeConfig) -> OpenAIHandler:
         # on two, on this 2-core machine with a training run beside it), and the other core
         # serves HTTP.
         torch.set_num_threads(1)
-        scorers[served_name] = Scorer(ref, **scoring)
+        scorers[served_name] = scorer(ref)
         return OpenAIHandler(None, served_name, scorers=scorers)
     if base.model_kind == "diffusion":  # an image generation server
         if embed is not None or resolved or images or image_models:
