@@ -1,4 +1,5 @@
-"""``lmforge data``: real data sets fetched by command (``data fetch NAME``)."""
+"""``lmforge data``: real data sets fetched by command (``data fetch NAME``), and a simulated
+one written in a real data set's file format (``data simulate cmapss``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import typer
 
 from lmforge.cli.console import console
 
-app = typer.Typer(help="Real data sets: fetch them into $LMFORGE_HOME/datasets.",
+app = typer.Typer(help="Data sets: fetch real ones, or simulate one, into $LMFORGE_HOME/datasets.",
                   no_args_is_help=True)  # fmt: skip
 
 
@@ -39,3 +40,36 @@ def fetch(
     extra = f", {positives:,} positive" if positives is not None else ""
     console.print(f"{name}: {card['rows']:,} rows{extra} in {folder / 'data.parquet'} "
                   f"(licence: {card['licence']})", highlight=False)  # fmt: skip
+
+
+@app.command("simulate")
+def simulate(
+    name: Annotated[str, typer.Argument(help="The simulated data set: cmapss.")],
+    subset: Annotated[
+        str, typer.Option(help="FD001 (one operating condition) or FD002 (six).")
+    ] = "FD001",
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Folder to write (default: $LMFORGE_HOME/datasets/cmapss-sim)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed writes the same files.")] = 0,
+    train_units: Annotated[int, typer.Option(min=1, help="Units run to failure.")] = 100,
+    test_units: Annotated[int, typer.Option(min=1, help="Units cut off before failure.")] = 100,
+) -> None:
+    """Write a seeded simulation in a real data set's file format, where the real files
+    cannot be downloaded: NASA's C-MAPSS turbofan files (train_, test_ and RUL_ files, and
+    a README saying how they were made).
+
+    Example: lmforge data simulate cmapss --subset FD002 --seed 0
+    """
+    from lmforge.data.cmapss import simulate_cmapss
+    from lmforge.errors import LmforgeError
+    from lmforge.home import lmforge_home
+
+    if name != "cmapss":
+        raise LmforgeError(f"data set {name!r}: the simulator writes cmapss")
+    folder = out or lmforge_home() / "datasets" / "cmapss-sim"
+    simulate_cmapss(folder, subset, seed=seed, train_units=train_units, test_units=test_units)
+    files = f"train_{subset}.txt, test_{subset}.txt, RUL_{subset}.txt"
+    console.print(f"{subset}: {files} in {folder} (how they were made: {folder / 'README.md'})",
+                  highlight=False)  # fmt: skip
