@@ -180,7 +180,7 @@ How each unit is built (after Saxena et al. 2008, much simplified):
 - Operating conditions: FD001 has one, (0, 0, 100); FD002 has FD002's six (altitude in
   kft, Mach, throttle angle): (0, 0, 100), (10, 0.25, 100), (20, 0.7, 100), (25, 0.62, 60),
   (35, 0.84, 100), (42, 0.84, 100), one drawn at random per cycle. Settings carry small
-  noise (sd 0.001-0.002 of their scale, none on the throttle angle).
+  noise (sd 0.002 on the altitude, 0.0002 on the Mach number, none on the throttle angle).
 - Sensors: 21 columns with realistic magnitudes (s1 T2 518.67, s2 T24 642, ... s21 W32
   23.3). Each condition scales a sensor's base value by a fixed factor (drawn once per
   sensor and condition from the seed, 1 for the first condition). Seven sensors (s1, s5,
@@ -196,7 +196,7 @@ independent given wear and condition; real sensors are coupled, and real wear ha
 that differ between subsets. Models are compared on it, not validated for engines.
 """
 
-# A realistic magnitude per sensor (FD001's first cycle), and which ones wear moves.
+# A realistic magnitude per sensor (FD001's first cycle), and the sensors wear leaves alone.
 _BASE = np.array([518.67, 642.0, 1590.0, 1400.0, 14.62, 21.61, 554.0, 2388.0, 9050.0, 1.3,
                   47.5, 521.7, 2388.0, 8140.0, 8.42, 0.03, 392.0, 2388.0, 100.0, 38.8,
                   23.3])  # fmt: skip
