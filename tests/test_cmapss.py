@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from lmforge.cli.main import app
 from lmforge.data.cmapss import (
     COLUMNS,
+    SensorScaling,
     load_cmapss,
     read_cmapss_file,
     rul_of_test_rows,
@@ -130,3 +131,32 @@ def test_the_cli_simulates_into_the_home(tmp_path: Path, monkeypatch: pytest.Mon
     assert len(load_cmapss(folder, "FD002").test_rul) == 2
     result = CliRunner().invoke(app, ["data", "simulate", "cmapss", "--subset", "FD003"])
     assert result.exit_code != 0 and "FD001, FD002" in result.output
+
+
+def test_constant_sensors_are_dropped_by_a_rule_fitted_on_training_rows(tmp_path: Path) -> None:
+    subset = load_cmapss(_subset(tmp_path / "cmapss"))
+    scaling = SensorScaling.fit(subset.train)
+    # NASA's constant FD001 sensors, and s17 (htBleed: 392 or 391 in these five rows)
+    dropped = set(scaling.sensors) ^ {f"s{i}" for i in range(1, 22)}
+    assert dropped == {"s1", "s5", "s6", "s10", "s16", "s17", "s18", "s19"}
+    features = scaling.transform(subset.test)
+    assert features.shape == (5, 13)
+    np.testing.assert_allclose(features.mean(0), 0, atol=1e-9)  # train rows = test rows here
+
+
+def test_per_condition_normalisation_removes_the_operating_condition(tmp_path: Path) -> None:
+    folder = simulate_cmapss(tmp_path / "sim", "FD002", seed=2, train_units=12, test_units=6)
+    subset = load_cmapss(folder, "FD002")
+    by_condition = SensorScaling.fit(subset.train, by_condition=True)
+    overall = SensorScaling.fit(subset.train)
+    assert len(by_condition.centres) == 6 and len(overall.centres) == 1
+    assert len(by_condition.sensors) == 14  # the seven constant-per-condition ones dropped
+    assert len(overall.sensors) == 21  # across conditions they move: kept
+    test = by_condition.transform(subset.test)
+    condition = by_condition.conditions(subset.test)
+    for c in range(6):  # each condition's test rows are centred near 0, none far off
+        assert np.abs(test[condition == c].mean(0)).max() < 1.0
+    # the condition explains most of a raw sensor's variance, and none once normalised
+    raw = overall.transform(subset.test)[:, overall.kept.index(by_condition.kept[0])]
+    means = np.array([raw[condition == c].mean() for c in range(6)])
+    assert means.std() > 0.5 > np.array([test[condition == c, 0].mean() for c in range(6)]).std()
