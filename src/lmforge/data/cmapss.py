@@ -189,7 +189,8 @@ class SensorScaling:
             groups = np.zeros(len(rows), dtype=np.int64)
         conditions = range(int(groups.max()) + 1)
         centres = np.stack([settings[groups == c].mean(0) for c in conditions])
-        distinct = np.array([[len(np.unique(sensors[groups == c, j])) for j in range(sensors.shape[1])]
+        columns = range(sensors.shape[1])
+        distinct = np.array([[len(np.unique(sensors[groups == c, j])) for j in columns]
                              for c in conditions])  # (C, 21)  # fmt: skip
         kept = tuple(int(j) for j in np.flatnonzero((distinct > max_distinct).any(0)))
         chosen = sensors[:, list(kept)]
