@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from lmforge.errors import LmforgeError
+from lmforge.home import atomic_write_text
 
 SETTINGS = [f"setting_{i}" for i in range(1, 4)]
 SENSORS = [f"s{i}" for i in range(1, 22)]
@@ -140,19 +141,25 @@ def load_cmapss(folder: Path, subset: str = "FD001") -> CmapssSubset:
 def training_rul(rows: np.ndarray, cap: int = RUL_CAP) -> np.ndarray:
     """Each training row's remaining useful life: cycles to its unit's last cycle, at most
     ``cap``."""
-    units, cycles = rows[:, 0], rows[:, 1]
-    last = {unit: cycles[units == unit].max() for unit in np.unique(units)}
-    return np.minimum(np.array([last[u] for u in units]) - cycles, cap)
+    return np.minimum(_cycles_to_last(rows), cap)
 
 
 def rul_of_test_rows(subset: CmapssSubset, cap: int | None = None) -> np.ndarray:
     """Each test row's remaining useful life, from the RUL file: the unit's cycles left
     after its last row plus the cycles from this row to that one (capped if ``cap``)."""
-    units, cycles = subset.test[:, 0], subset.test[:, 1]
-    left = dict(zip(subset.test_units(), subset.test_rul, strict=True))
-    last = {unit: cycles[units == unit].max() for unit in np.unique(units)}
-    rul = np.array([left[int(u)] + last[u] - c for u, c in zip(units, cycles, strict=True)])
+    units = subset.test[:, 0]
+    left = subset.test_rul[np.searchsorted(subset.test_units(), units)]  # RUL lines: unit order
+    rul = left + _cycles_to_last(subset.test)
     return rul if cap is None else np.minimum(rul, cap)
+
+
+def _cycles_to_last(rows: np.ndarray) -> np.ndarray:
+    """Each row's cycles to its unit's last row in ``rows``."""
+    units, cycles = rows[:, 0], rows[:, 1]
+    unique, index = np.unique(units, return_inverse=True)
+    last = np.zeros(len(unique))
+    np.maximum.at(last, index.reshape(-1), cycles)
+    return last[index.reshape(-1)] - cycles
 
 
 @dataclass(frozen=True)
@@ -297,10 +304,10 @@ def simulate_cmapss(
         cycles_left = int(rng.integers(5, min(145, len(rows) - 10) + 1))
         test.append(rows[: len(rows) - cycles_left])
         left.append(cycles_left)
-    _write_rows(folder / f"train_{subset}.txt", np.concatenate(train))
-    _write_rows(folder / f"test_{subset}.txt", np.concatenate(test))
-    (folder / f"RUL_{subset}.txt").write_text("".join(f"{n}\n" for n in left))
-    (folder / "README.md").write_text(SIMULATOR_README.format(
+    atomic_write_text(folder / f"train_{subset}.txt", _nasa_lines(np.concatenate(train)))
+    atomic_write_text(folder / f"test_{subset}.txt", _nasa_lines(np.concatenate(test)))
+    atomic_write_text(folder / f"RUL_{subset}.txt", "".join(f"{n}\n" for n in left))
+    atomic_write_text(folder / "README.md", SIMULATOR_README.format(
         seed=seed, subset=subset, conditions=conditions, train_units=train_units,
         test_units=test_units))  # fmt: skip
     return folder
@@ -320,11 +327,8 @@ def _unit(rng: np.random.Generator, unit: int, conditions: int, factors: np.ndar
     return np.column_stack([np.full(life, unit), t, settings, sensors])
 
 
-def _write_rows(path: Path, rows: np.ndarray) -> None:
+def _nasa_lines(rows: np.ndarray) -> str:
     """NASA's layout: integers for unit and cycle, four decimals elsewhere, a trailing
     space on every line (the real files have one)."""
-    lines = [f"{int(r[0])} {int(r[1])} " + " ".join(f"{v:.4f}" for v in r[2:]) + " \n"
-             for r in rows]  # fmt: skip
-    temporary = path.with_suffix(".txt.partial")
-    temporary.write_text("".join(lines))
-    temporary.replace(path)
+    return "".join(f"{int(r[0])} {int(r[1])} " + " ".join(f"{v:.4f}" for v in r[2:]) + " \n"
+                   for r in rows)  # fmt: skip

@@ -266,9 +266,10 @@ class TabularModel:
         per-feature contributions (TreeSHAP), or integrated gradients for the
         FT-Transformer (see ``integrated_gradients``, which ``compiled`` is passed to; its
         probabilities come from the same pass)."""
-        if self.booster is not None:
-            shap = self.booster.booster.predict(tree_inputs(numeric, codes), pred_contrib=True)
-            return self.probabilities(numeric, codes), np.asarray(shap)[:, :-1]  # last: bias
+        if self.booster is not None:  # the contributions and the bias add up to the logit
+            shap = np.asarray(self.booster.booster.predict(tree_inputs(numeric, codes),
+                                                           pred_contrib=True))  # fmt: skip
+            return 1 / (1 + np.exp(-shap.sum(1))), shap[:, :-1]  # the binary objective's link
         assert self.network is not None
         attributions, logits = integrated_gradients(
             self.network, numeric, codes, steps=steps, compiled=compiled)  # fmt: skip

@@ -94,8 +94,7 @@ class Scorer:
                  max_batch: int = MAX_BATCH_ROWS, compile: bool = True) -> None:  # fmt: skip
         self.ref = ref
         self.model: TabularModel = load_tabular(resolve_tabular(ref).path)
-        self.compiled = False
-        self._attributor: Attributor | None = None
+        self._attributor: Attributor | None = None  # the compiled pass, once warmed up
         self.processor = self.model.processor
         self.drift_threshold = drift_threshold
         self.max_batch = max_batch
@@ -115,6 +114,11 @@ class Scorer:
                                         name="lmforge-scorer", daemon=True)  # fmt: skip
         self._worker.start()
         warmed.wait()
+
+    @property
+    def compiled(self) -> bool:
+        """Whether rows are explained through the compiled pass."""
+        return self._attributor is not None
 
     @property
     def kind(self) -> str:
@@ -174,7 +178,6 @@ class Scorer:
         if problem is not None:
             self._attributor = None
             log.warning("scorer %s: %s; explaining eagerly", self.ref, problem.splitlines()[0])
-        self.compiled = problem is None
 
     def _explain(self, numeric: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(probabilities, contributions)`` of the rows; through the compiled pass row by
