@@ -31,17 +31,14 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from common import append_result
+from common import append_result, explained, open_loop, scoring_server
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = {
@@ -105,54 +102,6 @@ def _test_rows(count: int) -> list[dict[str, float]]:
     return [{name: float(table[name][i]) for name in features} for i in range(count)]
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-async def _open_loop(url: str, rows: list[dict[str, float]], rate: float, seconds: float) -> dict:
-    """One request every 1/rate s for ``seconds``, each row in turn; every latency."""
-    import aiohttp
-
-    total = int(rate * seconds)
-    latencies: list[float] = []
-    failures = 0
-    connector = aiohttp.TCPConnector(limit=64)
-    timeout = aiohttp.ClientTimeout(total=10)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as client:
-
-        async def one(i: int) -> None:
-            nonlocal failures
-            started = time.perf_counter()
-            try:
-                async with client.post(url, json={"input": rows[i % len(rows)]}) as response:
-                    body = await response.json()
-                ok = response.status == 200 and bool(body["data"][0]["reasons"])
-            except (aiohttp.ClientError, TimeoutError):
-                ok = False
-            if ok:
-                latencies.append(time.perf_counter() - started)
-            else:
-                failures += 1
-
-        tasks = []
-        start = time.perf_counter()
-        for i in range(total):
-            delay = start + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(i)))
-        await asyncio.gather(*tasks)
-        achieved = total / (time.perf_counter() - start)
-    ms = np.array(latencies) * 1000
-    return {"requests": total, "failures": failures, "achieved_rps": achieved,
-            "p50": float(np.percentile(ms, 50)), "p99": float(np.percentile(ms, 99)),
-            "max": float(ms.max())}  # fmt: skip
-
-
 def _in_process_ms(model_dir: Path, rows: list[dict[str, float]]) -> float:
     """Median ms to prepare, score and explain one row with the model in this process, as
     the server computes (one thread; an FT-Transformer's explanation pass compiled)."""
@@ -209,35 +158,10 @@ def _drift_after_test_period(base: str, rows: list[dict[str, float]]) -> dict[st
     }
 
 
-@contextlib.contextmanager
-def _server(models: dict[str, Path]) -> Iterator[str]:
-    """`lmforge serve` with the FT-Transformer as ``fraud`` and LightGBM as ``trees``, on a
-    free loopback port; yields its base URL once it is ready, stops it afterwards."""
-    port = _free_port()
-    command = [sys.executable, "-m", "lmforge.cli.main", "serve", str(models["FT-Transformer"]),
-               "--served-name", "fraud", "--scorer", f"trees={models['LightGBM']}",
-               "--port", str(port), "--no-access-log"]  # fmt: skip
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/ready", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not start: {server.stderr.read()[-2000:]}")
-            time.sleep(0.2)
-        yield base
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+def _server(models: dict[str, Path]) -> contextlib.AbstractContextManager[str]:
+    """`lmforge serve` with the FT-Transformer as ``fraud`` and LightGBM as ``trees``."""
+    return scoring_server([str(models["FT-Transformer"]), "--served-name", "fraud",
+                           "--scorer", f"trees={models['LightGBM']}"])  # fmt: skip
 
 
 def bench_serve(models: dict[str, Path], rate: float, seconds: float) -> None:
@@ -245,8 +169,9 @@ def bench_serve(models: dict[str, Path], rate: float, seconds: float) -> None:
     with _server(models) as base:
         for name, served in (("FT-Transformer", "fraud"), ("LightGBM", "trees")):
             url = f"{base}/v1/score/{served}"
-            asyncio.run(_open_loop(url, rows, rate, 3))  # warm up
-            load = asyncio.run(_open_loop(url, rows, rate, seconds))
+            bodies = [{"input": row} for row in rows]
+            asyncio.run(open_loop(url, bodies, rate, 3, explained))  # warm up
+            load = asyncio.run(open_loop(url, bodies, rate, seconds, explained))
             in_process = _in_process_ms(models[name], rows)
             row = {
                 "model": _described(name, models[name]),

@@ -1,12 +1,21 @@
-"""Shared benchmark plumbing: machine description and appending rows to RESULTS.md."""
+"""Shared benchmark plumbing: machine description, appending rows to RESULTS.md, and an
+open-loop load against a scoring server on loopback."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import os
 import platform
+import signal
+import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
@@ -70,3 +79,90 @@ def llama_build(kind: str = "portable") -> tuple[str, str, Path]:
     out = subprocess.run(command, capture_output=True, text=True, check=True)
     ggml, cmake_args, wheels = out.stdout.strip().splitlines()[-3:]
     return ggml, cmake_args, Path(wheels)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def explained(body: dict[str, Any]) -> bool:
+    """A /v1/score answer whose first item came with its reasons."""
+    return bool(body["data"][0]["reasons"])
+
+
+async def open_loop(url: str, bodies: list[dict[str, Any]], rate: float, seconds: float,
+                    ok: Callable[[dict[str, Any]], bool]) -> dict[str, float]:  # fmt: skip
+    """One POST every 1/rate s for ``seconds``, each body in turn, whether or not earlier
+    ones have come back; every latency of an answer with status 200 that ``ok`` accepts."""
+    import aiohttp
+    import numpy as np
+
+    total = int(rate * seconds)
+    latencies: list[float] = []
+    failures = 0
+    connector = aiohttp.TCPConnector(limit=64)
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as client:
+
+        async def one(i: int) -> None:
+            nonlocal failures
+            started = time.perf_counter()
+            try:
+                async with client.post(url, json=bodies[i % len(bodies)]) as response:
+                    body = await response.json()
+                good = response.status == 200 and ok(body)
+            except (aiohttp.ClientError, TimeoutError):
+                good = False
+            if good:
+                latencies.append(time.perf_counter() - started)
+            else:
+                failures += 1
+
+        tasks = []
+        start = time.perf_counter()
+        for i in range(total):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i)))
+        await asyncio.gather(*tasks)
+        achieved = total / (time.perf_counter() - start)
+    ms = np.array(latencies) * 1000
+    return {"requests": total, "failures": failures, "achieved_rps": achieved,
+            "p50": float(np.percentile(ms, 50)), "p99": float(np.percentile(ms, 99)),
+            "max": float(ms.max())}  # fmt: skip
+
+
+@contextlib.contextmanager
+def scoring_server(args: list[str]) -> Iterator[str]:
+    """`lmforge serve ARGS` on a free loopback port, without its access log; yields the
+    base URL once it is ready, stops it afterwards."""
+    port = free_port()
+    command = [sys.executable, "-m", "lmforge.cli.main", "serve", *args, "--port", str(port),
+               "--no-access-log"]  # fmt: skip
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(base + "/ready", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                assert server.stderr is not None
+                raise RuntimeError(f"the server did not start: {server.stderr.read()[-2000:]}")
+            time.sleep(0.2)
+        yield base
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()

@@ -13,13 +13,14 @@ from typer.testing import CliRunner
 from lmforge.cli.main import app
 from lmforge.data.cmapss import (
     COLUMNS,
-    SensorScaling,
+    SENSORS,
     load_cmapss,
     read_cmapss_file,
     rul_of_test_rows,
     simulate_cmapss,
     training_rul,
 )
+from lmforge.data.timeseries import CMAPSS_DECIMALS, SensorScaling
 from lmforge.errors import LmforgeError
 
 # The first two cycles of FD001's unit 1 as NASA's train_FD001.txt has them (trailing
@@ -135,11 +136,11 @@ def test_the_cli_simulates_into_the_home(tmp_path: Path, monkeypatch: pytest.Mon
 
 def test_constant_sensors_are_dropped_by_a_rule_fitted_on_training_rows(tmp_path: Path) -> None:
     subset = load_cmapss(_subset(tmp_path / "cmapss"))
-    scaling = SensorScaling.fit(subset.train)
+    scaling = _fit(subset.train)
     # NASA's constant FD001 sensors, and s17 (htBleed: 392 or 391 in these five rows)
     dropped = set(scaling.sensors) ^ {f"s{i}" for i in range(1, 22)}
     assert dropped == {"s1", "s5", "s6", "s10", "s16", "s17", "s18", "s19"}
-    features = scaling.transform(subset.test)
+    features = scaling.transform(subset.test[:, 2:5], subset.test[:, 5:])
     assert features.shape == (5, 13)
     np.testing.assert_allclose(features.mean(0), 0, atol=1e-9)  # train rows = test rows here
 
@@ -147,16 +148,23 @@ def test_constant_sensors_are_dropped_by_a_rule_fitted_on_training_rows(tmp_path
 def test_per_condition_normalisation_removes_the_operating_condition(tmp_path: Path) -> None:
     folder = simulate_cmapss(tmp_path / "sim", "FD002", seed=2, train_units=12, test_units=6)
     subset = load_cmapss(folder, "FD002")
-    by_condition = SensorScaling.fit(subset.train, by_condition=True)
-    overall = SensorScaling.fit(subset.train)
+    by_condition = _fit(subset.train, by_condition=True)
+    overall = _fit(subset.train)
     assert len(by_condition.centres) == 6 and len(overall.centres) == 1
     assert len(by_condition.sensors) == 14  # the seven constant-per-condition ones dropped
     assert len(overall.sensors) == 21  # across conditions they move: kept
-    test = by_condition.transform(subset.test)
-    condition = by_condition.conditions(subset.test)
+    test = by_condition.transform(subset.test[:, 2:5], subset.test[:, 5:])
+    condition = by_condition.conditions(subset.test[:, 2:5])
     for c in range(6):  # each condition's test rows are centred near 0, none far off
         assert np.abs(test[condition == c].mean(0)).max() < 1.0
     # the condition explains most of a raw sensor's variance, and none once normalised
-    raw = overall.transform(subset.test)[:, overall.kept.index(by_condition.kept[0])]
+    raw = overall.transform(subset.test[:, 2:5], subset.test[:, 5:])
+    raw = raw[:, overall.kept.index(by_condition.kept[0])]
     means = np.array([raw[condition == c].mean() for c in range(6)])
     assert means.std() > 0.5 > np.array([test[condition == c, 0].mean() for c in range(6)]).std()
+
+
+def _fit(rows: np.ndarray, *, by_condition: bool = False) -> SensorScaling:
+    """Scaling fitted on C-MAPSS rows (unit, cycle, 3 settings, 21 sensors)."""
+    return SensorScaling.fit(rows[:, 2:5], rows[:, 5:], list(SENSORS), by_condition=by_condition,
+                             decimals=CMAPSS_DECIMALS)  # fmt: skip

@@ -182,7 +182,7 @@ def test_every_problem_is_reported_in_one_error(tmp_path: Path) -> None:
         "got 'bfloat'; did you mean 'bfloat16'?",
         "task.name: unknown task 'sfx' (did you mean 'sft'?); "
         "choose one of sft, clm, mlm, classify, regress, distill, clip, diffusion, tabular, "
-        "lightgbm",
+        "lightgbm, timeseries, timeseries-ridge, timeseries-lightgbm",
         "data.val_ratio: Input should be less than 1, got 1.5",
         "train.batch_size: Input should be greater than 0, got 0",
         "train.lr: Input should be a valid number, got 'fast'",
@@ -215,7 +215,8 @@ def test_missing_required_keys_are_all_listed() -> None:
     assert str(info.value).startswith("inline: 2 problems")
     # model.ref may be left out only by tasks that build their model from their settings
     with pytest.raises(ConfigError, match=r"model.ref: required for task 'clm' \(only "
-                       r"'tabular' and 'lightgbm' build"):  # fmt: skip
+                       r"'tabular', 'lightgbm', 'timeseries', 'timeseries-ridge' and "
+                       r"'timeseries-lightgbm' build"):  # fmt: skip
         load_config_dict({"task": {"name": "clm"}, "data": {"train": "t.jsonl"}}, source="x")
 
 

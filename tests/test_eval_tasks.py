@@ -25,7 +25,7 @@ from tests.datafiles import install_distribution, write_jsonl
 runner = CliRunner()
 BUILT_IN = (
     "perplexity, qa, generation, classification, regression, code, safety, image-retrieval, "
-    "zero-shot, image-generation, tabular-classification"
+    "zero-shot, image-generation, tabular-classification, rul"
 )
 
 
@@ -107,7 +107,7 @@ def test_a_registered_task_is_evaluated_end_to_end_on_a_tiny_model(
                               "contains", "--max-tokens", "4", "--no-track", "--json"])  # fmt: skip
     assert cli.exit_code == 0, cli.output
     assert json.loads(cli.stdout)["metrics"] == result.metrics  # greedy: the same answers
-    listed = BUILT_IN.replace(", tabular-classification", ", tabular-classification or contains")
+    listed = BUILT_IN.replace(", rul", ", rul or contains")
     assert f"{listed}." in _help("eval", "model")
     assert "qa, generation, code, safety or contains. [default: qa]" in _help("prompts", "eval")
 

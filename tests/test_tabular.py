@@ -416,7 +416,7 @@ def test_a_stopped_scorer_refuses_new_rows_instead_of_hanging(ft_model: Path) ->
     (answer,) = asyncio.run(scorer.score([row], top_k=2))
     assert 0 < answer["score"] < 1 and len(answer["reasons"]) == 2
     scorer.stop()
-    assert not scorer._worker.is_alive()
+    assert not scorer._worker.running
     with pytest.raises(LmforgeError, match="shutting down"):
         asyncio.run(scorer.score([row]))
 

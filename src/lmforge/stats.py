@@ -38,6 +38,7 @@ HIGHER_IS_BETTER = {
     "frechet_floor": False,
     "cost_per_row": False,
     "cost_at_saved_threshold": False,
+    "nasa_score": False,
 }
 
 
@@ -290,3 +291,21 @@ def _average_ranks(values: np.ndarray) -> np.ndarray:
     _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
     ends = np.cumsum(counts)
     return ((ends - counts + 1 + ends) / 2)[inverse]
+
+
+# --- remaining useful life ---------------------------------------------------------------
+
+
+def nasa_penalties(truths: np.ndarray, predictions: np.ndarray) -> np.ndarray:
+    """Each unit's term of the NASA scoring function (Saxena et al., PHM 2008): with
+    ``d = predicted - true`` RUL, ``exp(-d/13) - 1`` for an early prediction and
+    ``exp(d/10) - 1`` for a late one, so predicting failure too late costs more."""
+    d = np.asarray(predictions, dtype=np.float64) - np.asarray(truths, dtype=np.float64)
+    return np.where(d < 0, np.exp(-d / 13) - 1, np.exp(d / 10) - 1)
+
+
+def rul_scores(truths: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
+    """RMSE, MAE and the NASA score (the sum of ``nasa_penalties``) of RUL predictions."""
+    error = np.asarray(predictions, dtype=np.float64) - np.asarray(truths, dtype=np.float64)
+    return {"rmse": float(np.sqrt(np.mean(error**2))), "mae": float(np.mean(np.abs(error))),
+            "nasa_score": float(nasa_penalties(truths, predictions).sum())}  # fmt: skip

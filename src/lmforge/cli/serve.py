@@ -133,6 +133,7 @@ def run_server(config: ServeConfig) -> None:
     import uvicorn
 
     from lmforge.hub import resolve
+    from lmforge.hub.resolve import SCORED_KINDS
     from lmforge.serve.api.base import OpenAIHandler
     from lmforge.serve.app import ServerOptions, create_app
     from lmforge.serve.backends import pick_backend
@@ -150,7 +151,7 @@ def run_server(config: ServeConfig) -> None:
 
     # bad references and options fail here, before listening
     base, _ = resolve_served(config.model, config.name, config.adapters)
-    if base.model_kind not in {"diffusion", "tabular"}:  # served alone: images, scoring
+    if base.model_kind not in {"diffusion", *SCORED_KINDS}:  # served alone: images, scoring
         pick_backend(base, config.backend, adapters=bool(config.adapters),
                      quantize=config.quantize)  # fmt: skip
     for image_ref in filter(None, [config.image_model]):
@@ -160,9 +161,10 @@ def run_server(config: ServeConfig) -> None:
                                "model, not a text-to-image (diffusion) model")  # fmt: skip
     for name, scorer_ref in config.scorers.items():
         scorer_model = resolve(scorer_ref, progress=False)
-        if scorer_model.model_kind != "tabular":
+        if scorer_model.model_kind not in SCORED_KINDS:
             raise LmforgeError(f"scorers.{name}: '{scorer_ref}' is a {scorer_model.model_kind} "
-                               "model, not a tabular one (task tabular or lightgbm)")  # fmt: skip
+                               "model, not a scoring one (task tabular, lightgbm, timeseries "
+                               "or a timeseries baseline)")  # fmt: skip
     if config.guard is not None:
         from lmforge.guard.policy import GuardPolicy
 

@@ -105,6 +105,71 @@ class TabularColumns(Section):
     )
 
 
+class SeriesColumns(Section):
+    """Sensor time series for the timeseries tasks: where the readings are, which columns
+    hold what, and how each entity's history is cut into windows."""
+
+    format: Literal["cmapss", "long"] = Field(
+        default="cmapss",
+        description="cmapss: NASA's C-MAPSS files (train_/test_/RUL_SUBSET.txt) in the folder "
+        "data.train names; long: a CSV or Parquet table with one row per entity and time.",
+    )
+    subset: str = Field(default="FD001", description="cmapss only: which subset's files to read.")
+    entity: str = Field(default="unit", description="long only: the entity (machine) id column.")
+    time: str = Field(default="cycle", description="long only: the time (cycle) column.")
+    features: list[str] | None = Field(
+        default=None,
+        description="long only: sensor columns; null takes every column not named elsewhere.",
+    )
+    conditions: list[str] = Field(
+        default_factory=list,
+        description="long only: operating-setting columns that name a row's operating "
+        "condition (C-MAPSS files: their three settings); not features.",
+    )
+    target: str | None = Field(
+        default=None,
+        description="long only: a remaining-useful-life column; null: each row's time to its "
+        "entity's last row (every entity run to failure).",
+    )
+    window: int = Field(default=30, gt=0, description="Readings per window (the model's input).")
+    stride: int = Field(default=1, gt=0, description="Training windows start every N readings.")
+    horizon: int = Field(
+        default=30, gt=0, description="The failure head predicts failure within this many cycles."
+    )
+    rul_cap: int = Field(
+        default=125,
+        gt=0,
+        description="Remaining useful life is capped here (piecewise-linear target) for "
+        "training and scoring, as the C-MAPSS literature does.",
+    )
+    normalize: Literal["condition", "global"] = Field(
+        default="global",
+        description="Standardise each sensor per operating condition (multi-condition data "
+        "such as FD002) or over all training rows.",
+    )
+    constant_values: int = Field(
+        default=2,
+        ge=1,
+        description="A sensor with at most this many distinct values within every condition "
+        "of the training rows is dropped as constant.",
+    )
+
+    @model_validator(mode="after")
+    def _fits_format(self) -> SeriesColumns:
+        if self.format == "cmapss":
+            given = [k for k in ("features", "target") if getattr(self, k) is not None]
+            given += ["conditions"] if self.conditions else []
+            if given:
+                raise ValueError(f"data.series.{given[0]}: C-MAPSS files have fixed columns; "
+                                 "remove it (or use format long)")  # fmt: skip
+        if self.format == "long" and self.normalize == "condition" and not self.conditions:
+            raise ValueError(
+                "data.series.normalize: 'condition' needs data.series.conditions, the "
+                "operating-setting columns; name them or use 'global'"
+            )
+        return self
+
+
 class DataConfig(Section):
     """Where the examples come from and how to read them."""
 
@@ -123,16 +188,29 @@ class DataConfig(Section):
         "is unset; 0 means no validation.",
     )
     format: Literal[
-        "auto", "messages", "alpaca", "text", "labeled", "image_text", "image_label", "tabular"
+        "auto",
+        "messages",
+        "alpaca",
+        "text",
+        "labeled",
+        "image_text",
+        "image_label",
+        "tabular",
+        "timeseries",
     ] = Field(
         default="auto",
         description="Record layout: messages (chat turns), alpaca (instruction/input/output), "
         "text (plain text), labeled (text + label), image_text (image path + caption), "
-        "image_label (image path + label), tabular (a table's columns, see data.columns); "
+        "image_label (image path + label), tabular (a table's columns, see data.columns), "
+        "timeseries (sensor series, see data.series); "
         "auto detects it from the columns.",
     )
     columns: TabularColumns | None = Field(
         default=None, description="tabular only: the target, feature, time and weight columns."
+    )
+    series: SeriesColumns | None = Field(
+        default=None,
+        description="timeseries only: the files, columns and windows of sensor series.",
     )
     split: Literal["auto", "random", "time"] = Field(
         default="auto",
@@ -365,7 +443,8 @@ class RunConfig(Section):
                 "set data.validation or data.val_ratio"
             )
         if self.model.ref is None and not type(self.task).builds_model:
-            builders = " and ".join(repr(e.name) for e in task_entries() if e.settings.builds_model)
+            names = [repr(e.name) for e in task_entries() if e.settings.builds_model]
+            builders = ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
             problems.append(
                 f"model.ref: required for task {task!r} (only {builders} build their model "
                 "from the task settings); set it to a zoo name, a model folder or run:RUN_ID"
@@ -386,6 +465,13 @@ class RunConfig(Section):
                          for key, why in unused.items() if why]  # fmt: skip
         if self.data.columns is not None and not tabular_format:
             problems.append(f"data.columns: only tabular data has columns; task {task!r} "
+                            "reads other formats, so remove it")  # fmt: skip
+        series_format = self.data.format == "timeseries" or "timeseries" in allowed
+        if series_format and self.data.series is None:
+            problems.append("data.series: sensor series need their layout, at least "
+                            "{format: cmapss, subset: FD001}; add data.series")  # fmt: skip
+        if self.data.series is not None and not series_format:
+            problems.append(f"data.series: only timeseries data has series; task {task!r} "
                             "reads other formats, so remove it")  # fmt: skip
         if self.data.split == "time" and (
             self.data.columns is None or self.data.columns.time is None

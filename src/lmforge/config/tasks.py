@@ -377,6 +377,79 @@ class LightGBMSettings(TabularTaskSettings):
     )
 
 
+class SeriesTaskSettings(TaskSettings):
+    """What the timeseries tasks share: they read sensor windows (``data.series``)."""
+
+    formats = ("timeseries",)
+    builds_model = True
+
+
+class TimeseriesSettings(SeriesTaskSettings):
+    """Remaining useful life and failure soon, from sensor windows, with a Transformer."""
+
+    name: Literal["timeseries"]
+    d_model: int = Field(default=32, gt=0, description="Width of each time step's token.")
+    layers: int = Field(default=2, gt=0, description="Transformer layers.")
+    heads: int = Field(default=4, gt=0, description="Attention heads (must divide d_model).")
+    ffn_factor: float = Field(
+        default=2.0, gt=0, description="Feed-forward width as a multiple of d_model."
+    )
+    dropout: float = Field(default=0.1, ge=0, lt=1, description="Dropout in every block.")
+    positions: Literal["learned", "sinusoidal"] = Field(
+        default="learned", description="Time-step positions: learned embeddings or fixed sines."
+    )
+    patch: int = Field(
+        default=1,
+        gt=0,
+        description="Consecutive readings per token (PatchTST); must divide "
+        "data.series.window. 1: one token per reading.",
+    )
+    pooling: Literal["cls", "mean"] = Field(
+        default="cls",
+        description="What the heads read: a learned [CLS] token's state, or the time steps' "
+        "states averaged.",
+    )
+    failure_weight: float = Field(
+        default=0.1,
+        ge=0,
+        description="Weight of the failure-within-horizon cross-entropy beside the RUL "
+        "regression loss (squared error in units of data.series.rul_cap).",
+    )
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> TimeseriesSettings:
+        if self.d_model % self.heads:
+            raise ValueError(f"task.heads: {self.heads} does not divide task.d_model "
+                             f"{self.d_model}; pick a divisor")  # fmt: skip
+        return self
+
+
+class SeriesRidgeSettings(SeriesTaskSettings):
+    """The ridge-regression baseline: RUL from the flattened window."""
+
+    name: Literal["timeseries-ridge"]
+    alpha: float = Field(default=1.0, gt=0, description="L2 penalty.")
+
+
+class SeriesLightGBMSettings(SeriesTaskSettings):
+    """The LightGBM baseline: RUL from each sensor's window mean, slope and last value."""
+
+    name: Literal["timeseries-lightgbm"]
+    trees: int = Field(default=1000, gt=0, description="Most boosting rounds.")
+    learning_rate: float = Field(default=0.03, gt=0, description="Shrinkage per tree.")
+    num_leaves: int = Field(default=31, gt=1, description="Leaves per tree.")
+    min_child_samples: int = Field(default=50, gt=0, description="Fewest rows in a leaf.")
+    early_stopping: int | None = Field(
+        default=100,
+        gt=0,
+        description="Stop when validation RMSE has not improved for this many rounds; "
+        "without validation data, or null, every tree grows.",
+    )
+    threads: int | None = Field(
+        default=None, gt=0, description="LightGBM threads; null: the cores torch uses."
+    )
+
+
 @dataclass(frozen=True)
 class TaskEntry:
     """One registered task: its settings model and its code (a factory, or the import
@@ -406,6 +479,11 @@ _BUILT_IN = (
     TaskEntry("diffusion", DiffusionSettings, "lmforge.tasks.diffusion:DiffusionTask"),
     TaskEntry("tabular", TabularSettings, "lmforge.tasks.tabular:TabularTask"),
     TaskEntry("lightgbm", LightGBMSettings, "lmforge.tasks.tabular:LightGBMTask"),
+    TaskEntry("timeseries", TimeseriesSettings, "lmforge.tasks.timeseries:TimeseriesTask"),
+    TaskEntry("timeseries-ridge", SeriesRidgeSettings, "lmforge.tasks.timeseries:RidgeTask"),
+    TaskEntry(
+        "timeseries-lightgbm", SeriesLightGBMSettings, "lmforge.tasks.timeseries:LightGBMSeriesTask"
+    ),
 )
 _REGISTRY: dict[str, TaskEntry] = {entry.name: entry for entry in _BUILT_IN}
 _plugins_loaded = False

@@ -162,68 +162,6 @@ def _cycles_to_last(rows: np.ndarray) -> np.ndarray:
     return last[index.reshape(-1)] - cycles
 
 
-@dataclass(frozen=True)
-class SensorScaling:
-    """Which sensors to keep and how to standardise them, fitted on training rows.
-
-    - Operating conditions (with ``by_condition``): the training rows' settings rounded
-      (altitude to a whole number, Mach to two decimals, throttle angle to a whole number)
-      name the conditions; each condition's centre is its rows' mean settings, and any row
-      (a test row too) belongs to the nearest centre. Without ``by_condition`` there is one.
-    - Constant sensors: a sensor that takes at most ``max_distinct`` distinct values within
-      every condition of the training rows carries no wear and is dropped (FD001's s1, s5,
-      s6, s10, s16, s18 and s19 on NASA's files).
-    - The kept sensors are standardised with their condition's training mean and standard
-      deviation (per-operating-condition normalisation), or the overall ones.
-    """
-
-    centres: np.ndarray  # (C, 3) mean settings per condition
-    spread: np.ndarray  # (3,) the settings' scale for the nearest-centre distance
-    kept: tuple[int, ...]  # indexes into SENSORS
-    mean: np.ndarray  # (C, kept)
-    std: np.ndarray  # (C, kept)
-
-    @classmethod
-    def fit(cls, rows: np.ndarray, *, by_condition: bool = False,
-            max_distinct: int = 2) -> SensorScaling:  # fmt: skip
-        settings, sensors = rows[:, 2:5], rows[:, 5:]
-        if by_condition:
-            keys = np.column_stack([settings[:, 0].round(), settings[:, 1].round(2),
-                                    settings[:, 2].round()]) + 0.0  # fmt: skip
-            _, groups = np.unique(keys, axis=0, return_inverse=True)
-            groups = groups.reshape(-1)
-        else:
-            groups = np.zeros(len(rows), dtype=np.int64)
-        conditions = range(int(groups.max()) + 1)
-        centres = np.stack([settings[groups == c].mean(0) for c in conditions])
-        columns = range(sensors.shape[1])
-        distinct = np.array([[len(np.unique(sensors[groups == c, j])) for j in columns]
-                             for c in conditions])  # (C, 21)  # fmt: skip
-        kept = tuple(int(j) for j in np.flatnonzero((distinct > max_distinct).any(0)))
-        chosen = sensors[:, list(kept)]
-        mean = np.stack([chosen[groups == c].mean(0) for c in conditions])
-        std = np.stack([chosen[groups == c].std(0) for c in conditions])
-        spread = settings.std(0)
-        return cls(centres, np.where(spread > 0, spread, 1.0), kept, mean,
-                   np.where(std > 0, std, 1.0))  # fmt: skip
-
-    @property
-    def sensors(self) -> list[str]:
-        """The kept sensors' names."""
-        return [SENSORS[j] for j in self.kept]
-
-    def conditions(self, rows: np.ndarray) -> np.ndarray:
-        """Each row's operating condition: the nearest centre, ``(N,)``."""
-        distance = (rows[:, None, 2:5] - self.centres[None]) / self.spread  # (N, C, 3)
-        return np.argmin((distance**2).sum(-1), axis=1)
-
-    def transform(self, rows: np.ndarray) -> np.ndarray:
-        """The kept sensors of ``rows``, standardised for their condition: ``(N, kept)``."""
-        condition = self.conditions(rows)
-        values = rows[:, 5:][:, list(self.kept)]
-        return (values - self.mean[condition]) / self.std[condition]
-
-
 def _is_number(text: str) -> bool:
     try:
         return math.isfinite(float(text))

@@ -71,6 +71,8 @@ DATASETS = {
     ),
 }
 FETCHED_PREFIX = "dataset:"  # names a fetched data set in configs and --data options
+# Data sets written here by a simulator, as a folder in their real format: name -> command
+SIMULATED = {"cmapss-sim": "lmforge data simulate cmapss"}
 
 
 def dataset_dir(name: str) -> Path:
@@ -79,13 +81,21 @@ def dataset_dir(name: str) -> Path:
 
 def fetched_path(value: str) -> Path:
     """``dataset:creditcard`` -> its ``data.parquet``; ``dataset:creditcard/test`` -> the
-    time-ordered split's file. How configs and ``--data`` options name fetched data.
+    time-ordered split's file; ``dataset:cmapss-sim`` -> the simulator's folder. How configs
+    and ``--data`` options name fetched (or simulated) data.
 
     Raises:
         LmforgeError: an unknown data set or split, or one not fetched yet (the message
             gives the command that fetches it).
     """
     name, _, split = value.removeprefix(FETCHED_PREFIX).partition("/")
+    if name in SIMULATED:  # the folder the simulator writes (every subset's files)
+        folder = dataset_dir(name)
+        if split or not folder.is_dir():
+            raise LmforgeError(f"{value!r}: " + (f"data set {name!r} is one folder, name it "
+                               f"without /{split}" if split else f"not written yet (no "
+                               f"{folder}); run `{SIMULATED[name]}` first"))  # fmt: skip
+        return folder
     entry = _entry(name)
     splits = ("train", "test") if entry.time else ()
     if split and split not in splits:

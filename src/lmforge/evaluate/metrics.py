@@ -141,6 +141,8 @@ def aggregate(metric: str, rows: Sequence[dict[str, Any]]) -> float:
         return math.sqrt(float(np.mean([row["squared_error"] for row in rows])))
     if metric == "mae":
         return float(np.mean([row["absolute_error"] for row in rows]))
+    if metric == "nasa_score":  # a sum over units, as the PHM 2008 challenge scored
+        return float(sum(row["nasa_penalty"] for row in rows))
     if metric == "macro_f1":
         return macro_f1(
             [str(row["predicted"]) for row in rows], [str(row["label"]) for row in rows]

@@ -182,6 +182,10 @@ def evaluate_model(
             _log_examples(tracker, rows)
             if "generated_image" in rows[0]:
                 _log_sample_grid(tracker, rows)
+            if entry.figure is not None:
+                with tempfile.TemporaryDirectory(prefix="lmforge-eval-") as tmp:
+                    title = f"{ref} on {Path(data).name}"
+                    tracker.log_artifact(entry.figure(rows, Path(tmp) / f"{task}.png", title))
         result.run_id = tracker.run_id
     return result
 

@@ -27,7 +27,7 @@ from lmforge.config.plugins import installed_plugins
 from lmforge.config.section import unknown_name
 from lmforge.errors import LmforgeError
 from lmforge.evaluate import builtin_tasks as builtin
-from lmforge.evaluate import image_generation, image_tasks, tabular
+from lmforge.evaluate import image_generation, image_tasks, tabular, timeseries
 from lmforge.progress import ProgressFn
 from lmforge.stats import TABLE_METRICS, retrieval_metric_names
 
@@ -77,6 +77,8 @@ class EvalTask:
     # per-example rows from (model reference, a CSV/Parquet table, progress): the task reads
     # the table with the columns the model was trained on, instead of JSON Lines records
     predict_table: Callable[[str, Path, ProgressFn | None], list[Record]] | None = None
+    # a picture of the per-example rows, written to the given path and logged with the run
+    figure: Callable[[list[Record], Path, str], Path] | None = None
 
     def __post_init__(self) -> None:
         where = f"evaluation task {self.name!r}"
@@ -198,6 +200,13 @@ _BUILT_IN = (
         "rate, precision at a recall, the cost per row at the threshold saved with the model "
         "and the cheapest threshold on these rows.",
         TABLE_METRICS, predict_table=tabular.tabular_rows,
+    ),
+    EvalTask(
+        "rul", "A remaining-useful-life model (task `timeseries`, `timeseries-ridge` or "
+        "`timeseries-lightgbm`) scoring the last window of each unit in a C-MAPSS folder's "
+        "test files (or a long table with a RUL column): RMSE, MAE and the NASA score, and "
+        "a plot of predicted against true RUL (`rul.png`).",
+        timeseries.RUL_METRICS, predict_table=timeseries.rul_rows, figure=timeseries.rul_plot,
     ),
 )  # fmt: skip
 _REGISTRY: dict[str, EvalTask] = {task.name: task for task in _BUILT_IN}

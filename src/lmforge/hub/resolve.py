@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lmforge.data.tabular import PROCESSOR_FILE
+from lmforge.data.timeseries import SERIES_PROCESSOR_FILE
 from lmforge.errors import LmforgeError
 from lmforge.hub.zoo import ZOO, zoo_model_dir
 from lmforge.track import resolve_registry_ref, resolve_run_ref
@@ -30,6 +31,9 @@ CLIP_MODEL_TYPES = ("clip", "vision-text-dual-encoder")
 PIPELINE_INDEX = "model_index.json"  # what makes a folder a diffusers pipeline
 TABULAR = "tabular"  # an FT-Transformer or LightGBM model with its tabular processor
 TABULAR_TYPES = ("ft-transformer", "lightgbm")  # a tabular model's config.json model_type
+TIMESERIES = "timeseries"  # a remaining-useful-life model with its series processor
+TIMESERIES_TYPES = ("rul-transformer", "rul-ridge", "rul-lightgbm")
+SCORED_KINDS = (TABULAR, TIMESERIES)  # the kinds served for real-time scoring (/v1/score)
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,7 @@ class ResolvedModel:
         ref: the reference as the user wrote it.
         path: the Hugging Face directory, adapter directory or ``.gguf`` file.
         kind: one of ``causal-lm``, ``encoder``, ``classifier``, ``clip``, ``diffusion``,
-            ``tabular``, ``adapter``, ``gguf``.
+            ``tabular``, ``timeseries``, ``adapter``, ``gguf``.
         source: ``zoo``, ``local``, ``registry`` or ``run``.
         base: for an adapter, its resolved base model.
         task_type: for an adapter, peft's task type (``CAUSAL_LM``, ``SEQ_CLS``, ...).
@@ -120,6 +124,9 @@ def _resolve_path(ref: str, path: Path, *, source: str) -> ResolvedModel:
         config = _read_json(config_path)
         if (path / PROCESSOR_FILE).is_file() and config.get("model_type") in TABULAR_TYPES:
             return ResolvedModel(ref, path, TABULAR, source)
+        if (path / SERIES_PROCESSOR_FILE).is_file() and config.get("model_type") in (
+                TIMESERIES_TYPES):  # fmt: skip
+            return ResolvedModel(ref, path, TIMESERIES, source)
         return ResolvedModel(ref, path, model_kind_of(config), source)
     raise LmforgeError(
         f"model reference '{ref}': the directory {path} holds neither config.json (a Hugging "

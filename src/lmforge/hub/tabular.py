@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -34,6 +34,23 @@ WEIGHTS_FILE = "model.safetensors"
 BOOSTER_FILE = "model.txt"
 # (numeric, codes, *, steps) -> (attributions, logits): see attributions_and_logits
 Attributor = Callable[..., tuple[torch.Tensor, torch.Tensor]]
+
+
+class EncoderShape(Protocol):
+    """What ``Encoder`` reads off a model's shape."""
+
+    @property
+    def d_token(self) -> int: ...
+    @property
+    def layers(self) -> int: ...
+    @property
+    def heads(self) -> int: ...
+    @property
+    def ffn_factor(self) -> float: ...
+    @property
+    def attention_dropout(self) -> float: ...
+    @property
+    def ffn_dropout(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -66,7 +83,7 @@ class FTTransformer(nn.Module):
         self.category_embedding = nn.Embedding(max(sum(shape.cardinalities), 1), d)
         self.feature_bias = nn.Parameter(torch.empty(features, d))
         self.cls = nn.Parameter(torch.empty(1, 1, d))
-        self.encoder = _Encoder(shape)
+        self.encoder = Encoder(shape)
         self.head = nn.Sequential(nn.LayerNorm(d), nn.ReLU(), nn.Linear(d, 1))
         for parameter in (self.numeric_weight, self.feature_bias, self.cls):
             nn.init.uniform_(parameter, -(d**-0.5), d**-0.5)  # the paper's initialisation
@@ -145,7 +162,7 @@ class _Layer(nn.Module):
     dropout draws, but with faster attention (``_Attention``): integrated gradients run
     these layers forward and backward for every explained row."""
 
-    def __init__(self, shape: FTShape) -> None:
+    def __init__(self, shape: EncoderShape) -> None:
         super().__init__()
         d, hidden = shape.d_token, int(shape.d_token * shape.ffn_factor)
         self.self_attn = _Attention(d, shape.heads, shape.attention_dropout)
@@ -163,11 +180,11 @@ class _Layer(nn.Module):
         return x + self.dropout2(self.linear2(hidden))
 
 
-class _Encoder(nn.Module):
-    """The stack of layers, named as ``nn.TransformerEncoder`` names it (``layers.0...``)
-    so models saved before these layers were written out still load."""
+class Encoder(nn.Module):
+    """The stack of pre-norm layers, named as ``nn.TransformerEncoder`` names it
+    (``layers.0...``) so models saved before these layers were written out still load."""
 
-    def __init__(self, shape: FTShape) -> None:
+    def __init__(self, shape: EncoderShape) -> None:
         super().__init__()
         self.layers = nn.ModuleList(_Layer(shape) for _ in range(shape.layers))
 
@@ -213,17 +230,19 @@ def import_lightgbm() -> Any:
     return lightgbm
 
 
-def read_config(directory: Path) -> dict[str, Any]:
-    """A tabular model folder's ``config.json``, checked to be one."""
+def read_config(
+    directory: Path, types: tuple[str, ...] = TABULAR_TYPES, what: str = "tabular"
+) -> dict[str, Any]:
+    """A model folder's ``config.json``, checked to be one of ``types`` (a ``what`` model)."""
     path = directory / "config.json"
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         raise LmforgeError(f"{path}: cannot read it ({err}); re-save the model") from None
-    if config.get("model_type") not in TABULAR_TYPES:
+    if config.get("model_type") not in types:
         raise LmforgeError(
-            f"{path}: model_type {config.get('model_type')!r} is not a tabular model "
-            f"({', '.join(TABULAR_TYPES)})"
+            f"{path}: model_type {config.get('model_type')!r} is not a {what} model "
+            f"({', '.join(types)})"
         )
     return config
 

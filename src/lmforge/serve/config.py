@@ -83,8 +83,9 @@ class ServeConfig(Section):
     )
     scorers: dict[str, str] = Field(
         default_factory=dict,
-        description="Tabular models (task tabular or lightgbm) to serve for real-time "
-        "scoring on /v1/score/NAME (name: reference).",
+        description="Tabular models (task tabular or lightgbm) and remaining-useful-life "
+        "models (task timeseries and its baselines) to serve for real-time scoring on "
+        "/v1/score/NAME (name: reference).",
     )
     drift_threshold: float = Field(
         default=0.2,
@@ -94,7 +95,7 @@ class ServeConfig(Section):
     )
     compile_scorers: bool = Field(
         default=True,
-        description="Compile each FT-Transformer scorer's explanation pass with "
+        description="Compile each Transformer scorer's explanation pass with "
         "torch.compile at start (10-20 s once; then about a third of the time per explained row).",
     )
     sentiment: str | None = Field(

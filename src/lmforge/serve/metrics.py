@@ -50,7 +50,7 @@ class ServerMetrics:
         self._stats = stats
 
     def watch_scorers(self, scorers: Mapping[str, Any]) -> None:
-        """Expose the served tabular models' counts and drift (``lmforge.serve.scoring``)."""
+        """Expose the served scoring models' counts and drift (tables and sensor windows)."""
         if scorers:
             self.registry.register(_ScoringCollector(scorers))
 

@@ -170,8 +170,10 @@ class ImageGenerationRequest(_Body):
 
 
 class ScoreRequest(_Body):
-    """lmforge extension: score table rows with a served tabular model (``--scorer``):
-    one row (an object of feature values) or a list of them."""
+    """lmforge extension: score with a served scoring model (``--scorer``). A tabular
+    model takes one row (an object of feature values) or a list of them; a remaining-useful-
+    life model one unit (``{"unit", "readings": [...]}`` or ``{"unit", "reading": {...}}``,
+    see ``lmforge.serve.series_scoring``) or a list of them."""
 
     input: dict[str, Any] | list[dict[str, Any]]
     explain: bool = True  # the top features behind each decision

@@ -1,12 +1,8 @@
-"""Real-time scoring of table rows: a tabular model behind a micro-batching worker, with
-a reason for every decision and a watch on drift.
+"""Real-time scoring of table rows: a tabular model behind a micro-batching worker
+(``lmforge.serve.microbatch``), with a reason for every decision and a watch on drift.
 
-``Scorer`` owns one tabular model (``lmforge.hub.tabular``). Requests put their prepared
-rows on a queue; one worker thread takes everything waiting (up to ``max_batch`` rows),
-scores it in one forward pass, explains the rows that asked, and hands each request its
-answers. It never waits for a batch to fill: an idle server answers a lone request at
-once, and a busy one batches whatever arrived while the previous batch ran (the
-continuous-batching idea applied to scoring).
+``Scorer`` owns one tabular model (``lmforge.hub.tabular``). Its worker scores every row
+waiting in one forward pass and explains the rows that asked.
 
 An FT-Transformer's explanation pass (integrated gradients: a forward and a backward
 pass over the row and its path) is compiled with ``torch.compile`` when the scorer starts,
@@ -23,10 +19,7 @@ server started; PSI is reported once ``MIN_DRIFT_ROWS`` rows were scored.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import queue
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +27,6 @@ from typing import Any
 import numpy as np
 
 from lmforge.data.tabular import population_stability
-from lmforge.errors import LmforgeError
 from lmforge.hub.tabular import (
     Attributor,
     TabularModel,
@@ -42,6 +34,7 @@ from lmforge.hub.tabular import (
     load_tabular,
     resolve_tabular,
 )
+from lmforge.serve.microbatch import BatchWorker
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +56,6 @@ class _Job:
     codes: np.ndarray  # (N, Fc)
     raw: np.ndarray  # (N, Fn) as sent, for drift and the reasons
     explain: bool
-    future: asyncio.Future[list[dict[str, Any]]]
-    loop: asyncio.AbstractEventLoop
     top_k: int
 
 
@@ -107,13 +98,8 @@ class Scorer:
         self._edges = {name: np.asarray(reference[name]["edges"], dtype=np.float64)
                        for name in self.processor.numeric if name in reference}  # fmt: skip
         self._lock = threading.Lock()
-        self._closed = False
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        warmed = threading.Event()
-        self._worker = threading.Thread(target=self._work, args=(compile, warmed),
-                                        name="lmforge-scorer", daemon=True)  # fmt: skip
-        self._worker.start()
-        warmed.wait()
+        self._worker = BatchWorker("lmforge-scorer", self._score_batch, max_batch=max_batch,
+                                   warm_up=self._warm_up if compile else None)  # fmt: skip
 
     @property
     def compiled(self) -> bool:
@@ -130,9 +116,7 @@ class Scorer:
 
     def stop(self) -> None:
         """Finish the batch in hand, fail whatever still waits, and end the worker."""
-        self._closed = True
-        self._queue.put(None)
-        self._worker.join(timeout=10)
+        self._worker.stop()
 
     async def score(
         self, rows: list[dict[str, Any]], *, explain: bool = True, top_k: int = 3
@@ -143,15 +127,12 @@ class Scorer:
             LmforgeError: a row misses a feature or holds a value of the wrong type (the
                 message names ``input[i].feature``).
         """
-        if self._closed:
-            raise LmforgeError("the server is shutting down; retry on another replica")
         table = self.processor.rows_table(rows, where="input")
         raw = self.processor.raw_numeric(table)
         numeric, codes = self.processor.scale(raw), self.processor.category_codes(table)
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[dict[str, Any]]] = loop.create_future()
-        self._queue.put(_Job(numeric, codes, raw, explain, future, loop, top_k))
-        return await future
+        answer: list[dict[str, Any]] = await self._worker.submit(
+            _Job(numeric, codes, raw, explain, top_k), len(numeric))  # fmt: skip
+        return answer
 
     # --- the worker -------------------------------------------------------------------
 
@@ -189,44 +170,6 @@ class Scorer:
                                     compiled=self._attributor)
                  for i in range(len(numeric))]  # fmt: skip
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-
-    def _work(self, compile: bool, warmed: threading.Event) -> None:
-        try:
-            if compile:
-                self._warm_up()
-        finally:
-            warmed.set()
-        while True:
-            job = self._queue.get()
-            if job is None:
-                break
-            jobs, rows = [job], len(job.numeric)
-            while rows < self.max_batch:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    self._queue.put(None)  # stop after this batch
-                    break
-                jobs.append(more)
-                rows += len(more.numeric)
-            try:
-                answers = self._score_batch(jobs)
-            except Exception as error:  # every waiting request learns why
-                for job in jobs:
-                    _resolve(job, _fail, error)
-                continue
-            for job, answer in zip(jobs, answers, strict=True):
-                _resolve(job, _succeed, answer)
-        stopped = LmforgeError("the server is shutting down; retry on another replica")
-        while True:  # requests queued behind the stop: answered, never left waiting
-            try:
-                left = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            if left is not None:
-                _resolve(left, _fail, stopped)
 
     def _score_batch(self, jobs: list[_Job]) -> list[list[dict[str, Any]]]:
         """One pass over every waiting row; contributions only for the rows that asked."""
@@ -312,19 +255,3 @@ class Scorer:
         drifted = [name for name, value in psi.items()
                    if value is not None and value > self.drift_threshold]  # fmt: skip
         return {"rows": rows, "threshold": self.drift_threshold, "psi": psi, "drifted": drifted}
-
-
-def _resolve(job: _Job, settle: Any, value: Any) -> None:
-    """Settle ``job``'s future on its event loop; a loop already closed has no one waiting."""
-    with contextlib.suppress(RuntimeError):
-        job.loop.call_soon_threadsafe(settle, job.future, value)
-
-
-def _succeed(future: asyncio.Future[Any], value: Any) -> None:
-    if not future.done():  # the client may have gone away
-        future.set_result(value)
-
-
-def _fail(future: asyncio.Future[Any], error: BaseException) -> None:
-    if not future.done():
-        future.set_exception(error)

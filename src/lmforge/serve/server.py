@@ -17,6 +17,7 @@ from lmforge.hub.diffusion import ImageGenerator
 from lmforge.hub.embed import SentenceEmbedder
 from lmforge.hub.load import check_gguf
 from lmforge.hub.quantized import is_quantized_dir, read_quant_meta
+from lmforge.hub.resolve import SCORED_KINDS
 from lmforge.hub.smoothquant import quantize_int8
 from lmforge.retrieve.images import ImageIndex
 from lmforge.serve.api.base import OpenAIHandler
@@ -24,6 +25,7 @@ from lmforge.serve.backends import pick_backend
 from lmforge.serve.config import ServeConfig
 from lmforge.serve.engine import Engine
 from lmforge.serve.scoring import Scorer
+from lmforge.serve.series_scoring import SeriesScorer
 from lmforge.serve.understand import UnderstandingSpec, load_understanding
 
 
@@ -49,17 +51,19 @@ def build_handler(config: ServeConfig) -> OpenAIHandler:
     if config.image_model is not None:
         image_models[config.image_model] = ImageGenerator(config.image_model)
 
-    def scorer(scorer_ref: str) -> Scorer:
-        return Scorer(scorer_ref, drift_threshold=config.drift_threshold,
-                      compile=config.compile_scorers)  # fmt: skip
+    def scorer(scorer_ref: str) -> Scorer | SeriesScorer:
+        kind = Scorer if resolve(scorer_ref, progress=False).kind == "tabular" else SeriesScorer
+        return kind(scorer_ref, drift_threshold=config.drift_threshold,
+                    compile=config.compile_scorers)  # fmt: skip
 
     scorers = {name: scorer(scorer_ref) for name, scorer_ref in config.scorers.items()}
-    if base.model_kind == "tabular":  # a scoring server
+    if base.model_kind in SCORED_KINDS:  # a scoring server
         if served_name in scorers:
             raise LmforgeError(f"scorers: '{served_name}' is already the served model's name")
         if embed is not None or resolved or images or image_models:
             raise LmforgeError(
-                f"model: '{ref}' is a tabular model: it serves /v1/score/{served_name} alone; "
+                f"model: '{ref}' is a {base.model_kind} model: it serves /v1/score/{served_name} "
+                "alone; "
                 "to serve it beside a chat model, pass it in scorers (--scorer NAME=REF)"
             )
         # One torch thread: a row's forward pass and its integrated gradients are small ops

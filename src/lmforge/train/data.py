@@ -11,6 +11,7 @@ from lmforge.config import DataConfig
 from lmforge.data.fetch import data_file
 from lmforge.data.records import read_records, shuffle_records, split_records
 from lmforge.data.tabular import read_table, split_table
+from lmforge.data.timeseries import cut_before_failure, read_series
 from lmforge.errors import LmforgeError
 from lmforge.tasks.base import EncodeOptions, Example, Task
 from lmforge.train.batching import pack_examples
@@ -31,6 +32,8 @@ def build_data(task: Task, tokenizer: Any, data: DataConfig, *, max_length: int)
     examples of at most ``max_length`` tokens. Nothing here trains."""
     if data.columns is not None:
         return _tabular_data(task, tokenizer, data)
+    if data.series is not None:
+        return _series_data(task, tokenizer, data)
     train_path, validation_path, labels = data_file(data.train), data.validation, data.labels
     validation_path = data_file(validation_path) if validation_path is not None else None
     single = data.format == "auto" and len(task.formats) == 1
@@ -119,3 +122,43 @@ def _tabular_data(task: Task, processor: Any, data: DataConfig) -> TrainingData:
                "data/validation/rows": float(len(valid)),
                "data/validation/positives": float(sum(ex["label"] for ex in valid))}  # fmt: skip
     return TrainingData(train, valid, list(processor.classes), metrics)
+
+
+def _series_data(task: Task, processor: Any, data: DataConfig) -> TrainingData:
+    """Sensor windows as examples. Validation: ``data.validation`` (a C-MAPSS folder's test
+    units, or a long table with a RUL column), or ``data.val_ratio`` of the training
+    entities held out and cut at a random reading before failure, as C-MAPSS' test units
+    are; either is scored on each entity's last window. The processor is fitted on the
+    training rows alone (unless it came fitted with model.ref)."""
+    columns = data.series
+    assert columns is not None
+    train = read_series(data_file(data.train), columns, source_name="data.train")
+    validation = None
+    if data.validation is not None:
+        validation = read_series(data_file(data.validation), columns, split="test",
+                                 source_name="data.validation")  # fmt: skip
+    elif data.val_ratio > 0:
+        entities = np.unique(train.entity)
+        count = max(1, round(len(entities) * data.val_ratio))
+        if count >= len(entities):
+            raise LmforgeError(f"data.val_ratio: {data.val_ratio} of {len(entities)} entities "
+                               "leaves none to train on; lower it")  # fmt: skip
+        held = np.random.default_rng(data.seed).choice(entities, count, replace=False)
+        validation = cut_before_failure(train.take_entities(held), data.seed)
+        train = train.take_entities(np.setdiff1d(entities, held))
+    if not processor.fitted:
+        processor.fit(train)
+    options = EncodeOptions(max_length=1)
+    windows = processor.windows(train)
+    if data.max_samples is not None and data.max_samples < len(windows):
+        keep = np.sort(np.random.default_rng(data.seed).choice(len(windows), data.max_samples,
+                                                               replace=False))  # fmt: skip
+        windows = windows.take(keep)
+    examples, _ = task.encode(windows, processor, options)
+    valid: list[Example] = []
+    if validation is not None:
+        valid, _ = task.encode(processor.windows(validation, last_only=True), processor, options)
+    metrics = {"data/train/windows": float(len(examples)),
+               "data/train/entities": float(len(np.unique(train.entity))),
+               "data/validation/entities": float(len(valid))}  # fmt: skip
+    return TrainingData(examples, valid, [], metrics)

@@ -363,7 +363,7 @@ def _epoch_batches(
 ) -> list[list[int]]:
     """This epoch's global batches (every process computes the same list)."""
     return batch_order(
-        [len(example["input_ids"]) for example in data.train],
+        [_length(example) for example in data.train],
         config.train.batch_size * dist.world_size,
         seed=config.train.seed,
         epoch=epoch,
@@ -553,6 +553,13 @@ def _accumulating(module: Any, skip_sync: bool) -> Any:
     return contextlib.nullcontext()
 
 
+def _length(example: dict[str, Any]) -> int:
+    """An example's length in tokens, for batching by length; 1 for an example without
+    token ids (a sensor window)."""
+    ids = example.get("input_ids")
+    return len(ids) if ids is not None else 1
+
+
 def _real_tokens(batch: dict[str, torch.Tensor]) -> int:
     """Non-padding input tokens in a batch."""
     mask = batch.get("attention_mask", batch.get("token_mask"))
@@ -594,7 +601,7 @@ def _evaluate(
 ) -> dict[str, Any]:
     examples = data.validation[: config.eval.max_samples]
     size = config.eval.batch_size or config.train.batch_size
-    order = sorted(range(len(examples)), key=lambda i: len(examples[i]["input_ids"]))
+    order = sorted(range(len(examples)), key=lambda i: _length(examples[i]))
     batches = (
         {
             k: v.to(device)

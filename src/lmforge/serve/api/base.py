@@ -50,7 +50,7 @@ class OpenAIHandler:
         images: image indexes by name for ``/v1/images/search`` (their text-image models
             also classify images on ``/v1/classify``).
         image_models: text-to-image models by name for ``/v1/images/generations``.
-        scorers: tabular models by name for ``/v1/score/{name}``.
+        scorers: tabular and remaining-useful-life models by name for ``/v1/score/{name}``.
     """
 
     def __init__(
@@ -125,7 +125,7 @@ class OpenAIHandler:
             elif self.backends["scoring"]:
                 names = ", ".join(self.backends["scoring"])
                 message = (
-                    f"this server serves only the tabular models {names} (POST /v1/score/NAME)"
+                    f"this server serves only the scoring models {names} (POST /v1/score/NAME)"
                 )
             elif self.backends["images"]:
                 indexes = ", ".join(self.backends["images"])

@@ -1,6 +1,7 @@
 """POST /v1/score/{name} and GET /v1/score/{name}/drift (lmforge extensions): real-time
-scoring of table rows by a served tabular model, each decision with its reasons, and the
-drift of what was scored against the training data (``lmforge.serve.scoring``)."""
+scoring of table rows by a served tabular model (``lmforge.serve.scoring``) or of sensor
+windows by a remaining-useful-life model (``lmforge.serve.series_scoring``), each answer
+with its reasons, and the drift of what was scored against the training data."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ from lmforge.serve.api.base import EndpointFamily, OpenAIHandler, Routes
 from lmforge.serve.errors import ApiError, lmforge_errors_as
 from lmforge.serve.protocol import ScoreRequest
 from lmforge.serve.scoring import Scorer
+from lmforge.serve.series_scoring import SeriesScorer
 
 MAX_ROWS = 1024  # per request
 
 
 class Scoring(EndpointFamily):
-    """The tabular models a server serves (``--scorer NAME=REF``, or one served alone)."""
+    """The scoring models a server serves (``--scorer NAME=REF``, or one served alone)."""
 
     needs = "scoring"
 
@@ -25,8 +27,8 @@ class Scoring(EndpointFamily):
                 "architecture": model.kind, "compiled": model.compiled}  # fmt: skip
 
     async def score(self, name: str, body: ScoreRequest) -> dict[str, Any]:
-        """Each row's score, decision at the model's saved threshold, and reasons."""
-        scorer: Scorer = self.model(name)
+        """Each row's (or unit's) score, decision, and reasons."""
+        scorer: Scorer | SeriesScorer = self.model(name)
         rows = [body.input] if isinstance(body.input, dict) else list(body.input)
         if not rows or len(rows) > MAX_ROWS:
             raise ApiError(400, f"input: {len(rows)} rows; send 1 to {MAX_ROWS}", param="input")
@@ -39,7 +41,7 @@ class Scoring(EndpointFamily):
         }
 
     def drift(self, name: str) -> dict[str, Any]:
-        scorer: Scorer = self.model(name)
+        scorer: Scorer | SeriesScorer = self.model(name)
         return {"object": "drift", "model": name, **scorer.drift()}
 
     @classmethod
