@@ -134,7 +134,7 @@ def test_a_plugin_task_is_listed_and_evaluated(length_plugin: None, tmp_path: Pa
     assert "| `length` | Characters per text (no model). | `text` | chars | - | no |" in (
         tasks.markdown_table()
     )
-    assert "image-generation, tabular-classification or length." in _help("eval", "model")
+    assert "image-generation, tabular-classification, rul or length." in _help("eval", "model")
 
 
 def test_an_unknown_task_names_the_field_and_lists_the_valid_ones(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from lmforge.cli.main import app
 from lmforge.config import RunConfig
 from lmforge.config.schema import SeriesColumns
 from lmforge.data.cmapss import simulate_cmapss
+from lmforge.data.fetch import data_file
 from lmforge.data.timeseries import SeriesProcessor, read_series
 from lmforge.errors import LmforgeError
 from lmforge.hub import resolve
@@ -140,6 +141,16 @@ def test_the_processor_round_trips_and_scales_test_rows_as_training_did(
     np.testing.assert_allclose(window, loaded.windows(one, last_only=True).inputs[0])
 
 
+def test_the_simulated_folder_is_named_like_a_fetched_data_set(home: Path) -> None:
+    with pytest.raises(LmforgeError, match="run `lmforge data simulate cmapss` first"):
+        data_file("dataset:cmapss-sim")
+    folder = simulate_cmapss(home / "datasets" / "cmapss-sim", "FD001", train_units=2,
+                             test_units=1)  # fmt: skip
+    assert data_file("dataset:cmapss-sim") == folder
+    with pytest.raises(LmforgeError, match="is one folder, name it without /test"):
+        data_file("dataset:cmapss-sim/test")
+
+
 def test_config_errors() -> None:
     with pytest.raises(ValueError, match=r"data\.series: sensor series need their layout"):
         RunConfig.model_validate({"task": {"name": "timeseries"}, "data": {"train": "x"}})
@@ -215,6 +226,21 @@ def test_integrated_gradients_add_up_to_the_rul_change(
     torch.testing.assert_close(attributions.sum((1, 2)), gaps, rtol=0.02, atol=0.05)
     with pytest.raises(LmforgeError, match=r"task\.patch: 4 does not divide the window of 6"):
         RULTransformer(dataclasses.replace(shape, patch=4))
+
+
+def test_jitter_perturbs_only_the_readings_training_sees(cmapss: Path, tmp_path: Path) -> None:
+    model = RULTransformer(SeriesShape(features=3, window=12, d_token=8, heads=2, layers=1,
+                                       attention_dropout=0, ffn_dropout=0))  # fmt: skip
+    batch = {"inputs": torch.randn(4, 12, 3), "rul": torch.tensor([10.0, 50, 90, 125]),
+             "failure": torch.tensor([1.0, 0, 0, 0])}  # fmt: skip
+
+    def losses(jitter: float) -> list[float]:
+        task = {"name": "timeseries", "jitter": jitter}
+        configured = get_task("timeseries").configured(_config(cmapss, tmp_path, task))
+        return [configured.loss(model, batch).item() for _ in range(2)]
+
+    plain, jittered = losses(0.0), losses(0.5)
+    assert plain[0] == plain[1] and jittered[0] != jittered[1] and plain[0] not in jittered
 
 
 # --- training and evaluation ---------------------------------------------------------

@@ -409,6 +409,13 @@ class TimeseriesSettings(SeriesTaskSettings):
         description="What the heads read: a learned [CLS] token's state, or the time steps' "
         "states averaged.",
     )
+    jitter: float = Field(
+        default=0.0,
+        ge=0,
+        description="Training only: Gaussian noise of this standard deviation (in "
+        "standardised sensor units) added to every reading of a window, a fresh draw each "
+        "step (jittering, Um et al. 2017); 0: none.",
+    )
     failure_weight: float = Field(
         default=0.1,
         ge=0,

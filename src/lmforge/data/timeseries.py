@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -334,7 +335,11 @@ class SeriesProcessor:
     def window_of(self, settings: np.ndarray, values: np.ndarray) -> np.ndarray:
         """One entity's latest readings (``(T, S)`` settings, ``(T, F)`` sensors; T >= 1) as
         a model input ``(W, K)`` float32: what serving scores."""
-        scaled = self.scaled_rows(settings, values)
+        return self.last_window(self.scaled_rows(settings, values))
+
+    def last_window(self, scaled: np.ndarray) -> np.ndarray:
+        """The last ``window`` of scaled readings ``(T, K)``, the first repeated in front
+        when there are fewer: ``(W, K)``."""
         rows = np.maximum(np.arange(len(scaled) - self.columns.window, len(scaled)), 0)
         return scaled[rows]
 
@@ -353,23 +358,18 @@ class SeriesProcessor:
         scaling = self._scaling()
         if not isinstance(readings, list) or not readings:
             raise LmforgeError(f"{where}: send a list of one or more readings")
-        settings = np.zeros((len(readings), len(self.settings)))
+        names = self.settings + self.sensors
+        try:  # the fast path; a bad reading is looked for only when it fails
+            rows = [[reading[name] for name in names] for reading in readings]
+            good = all(type(value) in (int, float) for row in rows for value in row)
+            table = np.array(rows, dtype=np.float64) if good else None
+        except (KeyError, TypeError):
+            table = None
+        if table is None or not np.isfinite(table).all():
+            raise LmforgeError(_first_bad_reading(readings, names, where))
         values = np.zeros((len(readings), len(scaling.names)))
-        wanted = [(settings, j, name) for j, name in enumerate(self.settings)] + [
-            (values, j, scaling.names[j]) for j in scaling.kept]  # fmt: skip
-        for i, reading in enumerate(readings):
-            if not isinstance(reading, dict):
-                raise LmforgeError(f"{where}[{i}]: a reading is an object of "
-                                   f"{', '.join(self.settings + self.sensors)}")  # fmt: skip
-            for array, j, name in wanted:
-                value = reading.get(name)
-                if isinstance(value, bool) or not isinstance(value, int | float) or not (
-                        np.isfinite(value)):  # fmt: skip
-                    problem = "is missing" if value is None else f"is {value!r}, not a number"
-                    raise LmforgeError(f"{where}[{i}].{name} {problem}; every reading gives "
-                                       f"{', '.join(self.settings + self.sensors)}")  # fmt: skip
-                array[i, j] = value
-        return settings, values
+        values[:, list(scaling.kept)] = table[:, len(self.settings) :]
+        return table[:, : len(self.settings)], values
 
     def to_dict(self) -> dict[str, Any]:
         return {"columns": self.columns.model_dump(mode="json"),
@@ -388,3 +388,17 @@ class SeriesProcessor:
                        SensorScaling.from_dict(data["scaling"]), data.get("reference"))  # fmt: skip
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise LmforgeError(f"{path}: cannot read it ({err}); re-save the model") from None
+
+
+def _first_bad_reading(readings: list[Any], names: list[str], where: str) -> str:
+    """What is wrong with the first bad reading: ``where[i].name`` missing or no number."""
+    for i, reading in enumerate(readings):
+        if not isinstance(reading, dict):
+            return f"{where}[{i}]: a reading is an object of {', '.join(names)}"
+        for name in names:
+            value = reading.get(name)
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not number or not math.isfinite(value):  # type: ignore[arg-type]
+                problem = "is missing" if value is None else f"is {value!r}, not a number"
+                return f"{where}[{i}].{name} {problem}; every reading gives {', '.join(names)}"
+    return f"{where}: unreadable readings"  # not reached: the fast path found a bad one

@@ -88,7 +88,6 @@ class Scorer:
         self._attributor: Attributor | None = None  # the compiled pass, once warmed up
         self.processor = self.model.processor
         self.drift_threshold = drift_threshold
-        self.max_batch = max_batch
         self.scored = 0
         self.flagged = 0
         self.batches = 0

@@ -53,7 +53,8 @@ CACHE_SECONDS = 3600.0
 
 
 class WindowCache:
-    """Each unit's latest readings, at most ``window`` of them (see the module docstring)."""
+    """Each unit's latest (scaled) readings, at most ``window`` of them (see the module
+    docstring)."""
 
     def __init__(self, window: int, *, units: int = CACHE_UNITS, seconds: float = CACHE_SECONDS,
                  clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
@@ -172,15 +173,14 @@ class SeriesScorer:
         units, windows, latest, counts, new = [], [], [], [], []
         for i, item in enumerate(items):
             unit, settings, values = self._unit_readings(item, f"input[{i}]")
-            new.append(self.processor.scaled_rows(settings, values))
-            if unit is not None:
-                rows = self.cache.update(unit, np.column_stack([settings, values]),
-                                         replace="readings" in item)  # fmt: skip
-                settings, values = rows[:, : settings.shape[1]], rows[:, settings.shape[1] :]
+            scaled = self.processor.scaled_rows(settings, values)  # (T, K)
+            new.append(scaled)
+            if unit is not None:  # the cache keeps scaled readings: scaled once, when sent
+                scaled = self.cache.update(unit, scaled, replace="readings" in item)
             units.append(unit)
-            windows.append(self.processor.window_of(settings, values))
+            windows.append(self.processor.last_window(scaled))
             latest.append(values[-1])
-            counts.append(min(len(values), self.columns.window))
+            counts.append(min(len(scaled), self.columns.window))
         self._count(np.concatenate(new))
         job = _Job(units, np.stack(windows), np.stack(latest), counts, explain, top_k)
         answer: list[dict[str, Any]] = await self._worker.submit(job, len(units))

@@ -153,8 +153,11 @@ class TimeseriesTask(_SeriesTask):
 
     def loss(self, model: Any, batch: Batch) -> torch.Tensor:
         """Squared RUL error in units of the cap, plus the weighted failure cross-entropy,
-        summed over the batch's windows."""
-        rul, logits = model(batch["inputs"])
+        summed over the batch's windows (readings jittered by ``task.jitter``)."""
+        inputs = batch["inputs"]
+        if self.options.jitter > 0:
+            inputs = inputs + self.options.jitter * torch.randn_like(inputs)
+        rul, logits = model(inputs)
         cap = float(self.columns.rul_cap) if self.columns is not None else 1.0
         squared = ((rul.float() - batch["rul"]) / cap) ** 2
         failure = F.binary_cross_entropy_with_logits(logits.float(), batch["failure"],
