@@ -38,7 +38,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
-from common import append_result, explained, open_loop, scoring_server
+from common import append_result, explained, latency_columns, open_loop, scoring_server
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = {
@@ -175,13 +175,7 @@ def bench_serve(models: dict[str, Path], rate: float, seconds: float) -> None:
             in_process = _in_process_ms(models[name], rows)
             row = {
                 "model": _described(name, models[name]),
-                "load": f"{rate:.0f} req/s x {seconds:.0f} s (achieved {load['achieved_rps']:.0f})",
-                "p50 ms": f"{load['p50']:.2f}",
-                "p99 ms": f"{load['p99']:.2f}",
-                "max ms": f"{load['max']:.1f}",
-                "lost": f"{load['failures']} of {load['requests']}",
-                "in-process ms (baseline)": f"{in_process:.2f}",
-                "p50 / in-process": f"{load['p50'] / in_process:.1f}x",
+                **latency_columns(load, rate, seconds, in_process),
             }
             append_result("tabular: real-time scoring over HTTP, one transaction per request",
                           row)  # fmt: skip

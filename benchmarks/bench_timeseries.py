@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import append_result, explained, open_loop, scoring_server
+from common import append_result, explained, latency_columns, open_loop, scoring_server
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = {
@@ -173,13 +173,7 @@ def bench_serve(model_dir: Path, data: Path, rate: float, seconds: float) -> Non
             load = asyncio.run(open_loop(url, bodies, rate, seconds, explained))
             row = {
                 "request": f"{what} per request, explained (IG over time steps x sensors)",
-                "load": f"{rate:.0f} req/s x {seconds:.0f} s (achieved {load['achieved_rps']:.0f})",
-                "p50 ms": f"{load['p50']:.2f}",
-                "p99 ms": f"{load['p99']:.2f}",
-                "max ms": f"{load['max']:.1f}",
-                "lost": f"{load['failures']} of {load['requests']}",
-                "in-process ms (baseline)": f"{in_process:.2f}",
-                "p50 / in-process": f"{load['p50'] / in_process:.1f}x",
+                **latency_columns(load, rate, seconds, in_process),
             }  # fmt: skip
             append_result("timeseries: real-time RUL scoring over HTTP", row)
             print(json.dumps(row, indent=2), flush=True)

@@ -137,6 +137,20 @@ async def open_loop(url: str, bodies: list[dict[str, Any]], rate: float, seconds
             "max": float(ms.max())}  # fmt: skip
 
 
+def latency_columns(load: dict[str, float], rate: float, seconds: float,
+                    in_process: float) -> dict[str, str]:  # fmt: skip
+    """A serving row's columns from ``open_loop``'s result and the in-process baseline (ms)."""
+    return {
+        "load": f"{rate:.0f} req/s x {seconds:.0f} s (achieved {load['achieved_rps']:.0f})",
+        "p50 ms": f"{load['p50']:.2f}",
+        "p99 ms": f"{load['p99']:.2f}",
+        "max ms": f"{load['max']:.1f}",
+        "lost": f"{load['failures']:.0f} of {load['requests']:.0f}",
+        "in-process ms (baseline)": f"{in_process:.2f}",
+        "p50 / in-process": f"{load['p50'] / in_process:.1f}x",
+    }
+
+
 @contextlib.contextmanager
 def scoring_server(args: list[str]) -> Iterator[str]:
     """`lmforge serve ARGS` on a free loopback port, without its access log; yields the
