@@ -61,7 +61,7 @@ def _config(data: Path, out: Path, task: dict[str, Any], **series: Any) -> RunCo
 @pytest.fixture(scope="module")
 def transformer(cmapss: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("rul")
-    task = {"name": "timeseries", "d_model": 16, "heads": 2, "layers": 1}
+    task = {"name": "timeseries", "tokens": "sensor", "d_model": 16, "heads": 2, "layers": 1}
     return train(_config(cmapss, out, task), track=False).model_dir
 
 
@@ -160,6 +160,9 @@ def test_config_errors() -> None:
     with pytest.raises(ValueError, match=r"task\.heads: 3 does not divide task\.d_model 32"):
         RunConfig.model_validate({"task": {"name": "timeseries", "heads": 3},
                                   "data": {"train": "x", "series": {}}})  # fmt: skip
+    with pytest.raises(ValueError, match=r"task\.tokens: sensor tokens each read a sensor's whole"):
+        RunConfig.model_validate({"task": {"name": "timeseries", "tokens": "sensor", "patch": 5},
+                                  "data": {"train": "x", "series": {}}})  # fmt: skip
     with pytest.raises(ValueError, match=r"normalize: 'condition' needs data\.series\.conditions"):
         SeriesColumns(format="long", normalize="condition")
 
@@ -205,14 +208,15 @@ def test_ridge_matches_scikit_learn_and_statistics_measure_the_window() -> None:
     np.testing.assert_allclose(window_statistics(ramp), [[5, -2.5, 2, -1, 10, -5]], atol=1e-6)
 
 
-@pytest.mark.parametrize(("positions", "pooling", "patch"),
-                         [("learned", "cls", 1), ("sinusoidal", "mean", 3)])  # fmt: skip
+@pytest.mark.parametrize(("tokens", "positions", "pooling", "patch"),
+                         [("time", "learned", "cls", 1), ("time", "sinusoidal", "mean", 3),
+                          ("sensor", "learned", "cls", 1)])  # fmt: skip
 def test_integrated_gradients_add_up_to_the_rul_change(
-    positions: str, pooling: str, patch: int
+    tokens: str, positions: str, pooling: str, patch: int
 ) -> None:
     torch.manual_seed(0)
-    shape = SeriesShape(features=3, window=6, d_token=16, heads=2, layers=1, positions=positions,
-                        pooling=pooling, patch=patch)  # fmt: skip
+    shape = SeriesShape(features=3, window=6, d_token=16, tokens=tokens, heads=2, layers=1,
+                        positions=positions, pooling=pooling, patch=patch)  # fmt: skip
     model = RULTransformer(shape).eval()
     inputs = torch.randn(2, 6, 3)
     attributions, rul, logits = attributions_and_outputs(model, inputs, steps=64)
@@ -226,6 +230,19 @@ def test_integrated_gradients_add_up_to_the_rul_change(
     torch.testing.assert_close(attributions.sum((1, 2)), gaps, rtol=0.02, atol=0.05)
     with pytest.raises(LmforgeError, match=r"task\.patch: 4 does not divide the window of 6"):
         RULTransformer(dataclasses.replace(shape, patch=4))
+
+
+def test_a_sensor_token_reads_that_sensor_s_whole_window_and_nothing_else() -> None:
+    torch.manual_seed(0)
+    model = RULTransformer(SeriesShape(features=3, window=6, d_token=8, tokens="sensor",
+                                       heads=2, layers=1))  # fmt: skip
+    inputs = torch.randn(2, 6, 3)
+    tokens = model.tokens(inputs)
+    assert tokens.shape == (2, 3, 8)  # one token per sensor
+    changed = inputs.clone()
+    changed[:, 0, 1] += 1.0  # sensor 1's oldest reading
+    moved = (model.tokens(changed) - tokens).abs().amax(dim=(0, 2))
+    assert moved[1] > 0 and moved[0] == 0 and moved[2] == 0
 
 
 def test_jitter_perturbs_only_the_readings_training_sees(cmapss: Path, tmp_path: Path) -> None:

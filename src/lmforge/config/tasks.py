@@ -388,7 +388,13 @@ class TimeseriesSettings(SeriesTaskSettings):
     """Remaining useful life and failure soon, from sensor windows, with a Transformer."""
 
     name: Literal["timeseries"]
-    d_model: int = Field(default=32, gt=0, description="Width of each time step's token.")
+    tokens: Literal["sensor", "time"] = Field(
+        default="sensor",
+        description="What a token is: each sensor's whole window (sensor, as iTransformer "
+        "does: a linear layer reads each sensor's history, attention mixes the sensors), or "
+        "each time step's readings (time).",
+    )
+    d_model: int = Field(default=32, gt=0, description="Width of each token.")
     layers: int = Field(default=2, gt=0, description="Transformer layers.")
     heads: int = Field(default=4, gt=0, description="Attention heads (must divide d_model).")
     ffn_factor: float = Field(
@@ -396,13 +402,15 @@ class TimeseriesSettings(SeriesTaskSettings):
     )
     dropout: float = Field(default=0.1, ge=0, lt=1, description="Dropout in every block.")
     positions: Literal["learned", "sinusoidal"] = Field(
-        default="learned", description="Time-step positions: learned embeddings or fixed sines."
+        default="learned",
+        description="Time-step positions (tokens: time): learned embeddings or fixed sines. "
+        "Sensor tokens always learn one embedding per sensor.",
     )
     patch: int = Field(
         default=1,
         gt=0,
-        description="Consecutive readings per token (PatchTST); must divide "
-        "data.series.window. 1: one token per reading.",
+        description="Consecutive readings per token (PatchTST, tokens: time only); must "
+        "divide data.series.window. 1: one token per reading.",
     )
     pooling: Literal["cls", "mean"] = Field(
         default="cls",
@@ -428,6 +436,10 @@ class TimeseriesSettings(SeriesTaskSettings):
         if self.d_model % self.heads:
             raise ValueError(f"task.heads: {self.heads} does not divide task.d_model "
                              f"{self.d_model}; pick a divisor")  # fmt: skip
+        if self.tokens == "sensor" and (self.patch != 1 or self.positions != "learned"):
+            raise ValueError("task.tokens: sensor tokens each read a sensor's whole window, so "
+                             "time-step patches and positions do not apply; remove task.patch "
+                             "and task.positions, or use tokens: time")  # fmt: skip
         return self
 
 

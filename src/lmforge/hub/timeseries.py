@@ -7,11 +7,14 @@ A model folder holds ``config.json`` (``model_type`` ``rul-transformer``, ``rul-
 ``model.txt``) and the fitted ``series_processor.json`` (``lmforge.data.timeseries``). None
 is pickled.
 
-The Transformer: each time step's scaled readings ``(K,)`` (or, with ``patch`` P, P
-consecutive steps' readings, as PatchTST does: Nie et al., 2023) are projected to a token,
-positions (learned, or fixed sines) are added, a learned [CLS] token joins them, the
-pre-norm layers the FT-Transformer uses mix them, and the [CLS] state (or, with mean
-pooling, the time steps' states averaged, and no [CLS]) gives two numbers: the RUL as a
+The Transformer: with time tokens, each time step's scaled readings ``(K,)`` (or, with
+``patch`` P, P consecutive steps' readings, as PatchTST does: Nie et al., 2023) are
+projected to a token and positions (learned, or fixed sines) are added; with sensor tokens
+(iTransformer: Liu et al., 2024), each sensor's whole window ``(W,)`` is projected to a
+token and a learned embedding per sensor is added, so one linear layer can read every
+sensor's level and trend and attention mixes the sensors. A learned [CLS] token joins the
+tokens, the pre-norm layers the FT-Transformer uses mix them, and the [CLS] state (or, with
+mean pooling, the tokens' states averaged, and no [CLS]) gives two numbers: the RUL as a
 fraction of the cap, and the log-odds of failure within the horizon.
 """
 
@@ -47,7 +50,9 @@ class SeriesShape:
 
     features: int  # sensors per time step
     window: int  # time steps per window
-    d_token: int = 32  # width of each time step's token
+    d_token: int = 32  # width of each token
+    tokens: str = "time"  # a token per time step, or per sensor ("sensor": iTransformer);
+    # "time" here because models saved before sensor tokens existed had time tokens
     layers: int = 2
     heads: int = 4
     ffn_factor: float = 2.0
@@ -69,10 +74,12 @@ class RULTransformer(nn.Module):
         if shape.window % shape.patch:
             raise LmforgeError(f"task.patch: {shape.patch} does not divide the window of "
                                f"{shape.window} readings; pick a divisor")  # fmt: skip
-        tokens = shape.window // shape.patch
-        self.project = nn.Linear(shape.features * shape.patch, d)
-        self.position: torch.Tensor
-        if shape.positions == "learned":
+        self.by_sensor = shape.tokens == "sensor"
+        tokens = shape.features if self.by_sensor else shape.window // shape.patch
+        width = shape.window if self.by_sensor else shape.features * shape.patch
+        self.project = nn.Linear(width, d)
+        self.position: torch.Tensor  # each token's embedding: its time step's, or its sensor's
+        if shape.positions == "learned" or self.by_sensor:
             self.position = nn.Parameter(torch.randn(tokens, d) * 0.02)
         else:
             self.register_buffer("position", sinusoids(tokens, d), persistent=False)
@@ -84,8 +91,11 @@ class RULTransformer(nn.Module):
         self.head = nn.Linear(d, 2)  # RUL / cap, failure log-odds
 
     def tokens(self, inputs: torch.Tensor) -> torch.Tensor:
-        """Tokens ``(B, W / patch, d)`` from scaled readings ``(B, W, K)``: each the
-        projection of ``patch`` consecutive readings, plus its position."""
+        """Tokens from scaled readings ``(B, W, K)``: ``(B, K, d)``, each sensor's window
+        projected plus the sensor's embedding; or ``(B, W / patch, d)``, each the projection
+        of ``patch`` consecutive readings plus its position."""
+        if self.by_sensor:
+            return self.project(inputs.transpose(1, 2)) + self.position
         batch, steps, sensors = inputs.shape
         patches = inputs.reshape(batch, steps // self.shape.patch, self.shape.patch * sensors)
         return self.project(patches) + self.position

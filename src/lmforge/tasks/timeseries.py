@@ -145,7 +145,7 @@ class TimeseriesTask(_SeriesTask):
                                "data is read, before the model is built")  # fmt: skip
         o, series = self.options, self.processor.columns
         shape = SeriesShape(features=len(self.processor.sensors), window=series.window,
-                            d_token=o.d_model, layers=o.layers, heads=o.heads,
+                            d_token=o.d_model, tokens=o.tokens, layers=o.layers, heads=o.heads,
                             ffn_factor=o.ffn_factor, attention_dropout=o.dropout,
                             ffn_dropout=o.dropout, positions=o.positions, pooling=o.pooling,
                             patch=o.patch, rul_cap=float(series.rul_cap))  # fmt: skip
