@@ -384,6 +384,7 @@ def test_json_schema_lists_every_section_and_field() -> None:
         "train",
         "eval",
         "output",
+        "privacy",
     }
     assert set(schema["required"]) == {"task", "data"}
     train = schema["$defs"]["TrainConfig"]

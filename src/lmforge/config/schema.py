@@ -355,6 +355,47 @@ class MethodConfig(Section):
     )
 
 
+class PrivacyConfig(Section):
+    """Differentially private training (DP-SGD through Opacus; docs/privacy.md): each
+    example's gradient clipped, Gaussian noise added, the budget spent accounted."""
+
+    target_epsilon: float | None = Field(
+        default=None,
+        gt=0,
+        description="The budget to spend over the whole run (epsilon at privacy.delta); the "
+        "noise is chosen to spend it. Give this or noise_multiplier.",
+    )
+    noise_multiplier: float | None = Field(
+        default=None,
+        gt=0,
+        description="The noise's standard deviation over max_grad_norm; the budget spent "
+        "follows from it. Give this or target_epsilon.",
+    )
+    delta: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="delta of (epsilon, delta)-differential privacy. null: 1/N rounded down "
+        "to a power of ten (N training examples).",
+    )
+    max_grad_norm: float = Field(
+        default=1.0, gt=0, description="Each example's gradient is clipped to this L2 norm."
+    )
+    accountant: Literal["prv", "rdp"] = Field(
+        default="prv",
+        description="How the budget is counted: prv (privacy loss random variables, the "
+        "tighter) or rdp (Renyi DP).",
+    )
+
+    @model_validator(mode="after")
+    def _one_way_to_set_the_noise(self) -> PrivacyConfig:
+        if (self.target_epsilon is None) == (self.noise_multiplier is None):
+            raise ValueError("privacy: give target_epsilon (the budget; the noise follows) "
+                             "or noise_multiplier (the noise; the budget follows), "
+                             "not both")  # fmt: skip
+        return self
+
+
 class EvalConfig(Section):
     """When and how much to evaluate on the validation data."""
 
@@ -405,6 +446,9 @@ class RunConfig(Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    privacy: PrivacyConfig | None = Field(
+        default=None, description="Differentially private training; null: off."
+    )
 
     @field_validator("task", mode="before")
     @classmethod
@@ -508,9 +552,25 @@ class RunConfig(Section):
                 f"train.precision: {self.train.precision!r} conflicts with model.dtype "
                 f"{self.model.dtype!r}; use matching ones or model.dtype 'float32'"
             )
+        if self.privacy is not None:
+            problems += self._private_problems()
         if problems:
             raise ValueError("\n".join(problems))
         return self
+
+    def _private_problems(self) -> list[str]:
+        """What private training cannot do yet, each with the way out."""
+        unsupported = {
+            "data.packing": self.data.packing and "a packed sequence mixes examples, and "
+            "privacy protects each example; remove it",
+            "train.grad_accum": self.train.grad_accum > 1 and "a private step draws one "
+            "Poisson batch; raise train.batch_size instead",
+            "train.strategy": self.train.strategy in {"fsdp", "deepspeed"} and "per-example "
+            "gradients need whole layers; use auto, in one process",
+            "train.precision": self.train.precision != "fp32" and "per-example gradients are "
+            "checked in fp32 only; use fp32",
+        }  # fmt: skip
+        return [f"{key}: not with privacy ({why})" for key, why in unsupported.items() if why]
 
 
 def json_schema() -> dict[str, Any]:

@@ -48,6 +48,7 @@ from lmforge.train.checkpoint import (
 from lmforge.train.data import TrainingData, build_data
 from lmforge.train.ema import WeightAverage
 from lmforge.train.methods import MethodOptions, apply_method, count_parameters
+from lmforge.train.privacy import PRIVACY_FILE, PrivateTraining, prepare_model
 
 
 class TrainingInterrupted(LmforgeError):
@@ -72,6 +73,7 @@ class TrainResult:
     trainable_parameters: int = 0
     total_parameters: int = 0
     data_metrics: dict[str, float] = field(default_factory=dict)
+    privacy: dict[str, float] = field(default_factory=dict)  # the budget spent, when private
 
 
 @dataclass
@@ -94,6 +96,7 @@ class Loop:
     tracker: Tracker
     progress: ProgressFn | None
     average: WeightAverage | None  # train.ema_decay: what evaluation and the saved model use
+    private: PrivateTraining | None  # privacy: the hooks, the noisy optimizer, the accountant
 
     def averaged(self) -> Any:
         """The model holds the weight average inside the block (when there is one)."""
@@ -164,8 +167,19 @@ def _train(
         tokenizer = task.load_processor(base.path if base else None)
     data = build_data(task, tokenizer, config.data, max_length=config.task.max_length)
     if isinstance(task, FittedTask):
+        if config.privacy is not None:
+            raise LmforgeError(f"privacy: task {task.name} is fitted in one call, not by "
+                               "gradient steps, so DP-SGD cannot train it; remove "
+                               "privacy")  # fmt: skip
         return _fit(config, dist, task, tokenizer, data, track, progress, on_start)
+    if config.privacy is not None and (dist.active or checkpoint is not None):
+        why = "several processes (--nproc)" if dist.active else "resuming (--resume)"
+        raise LmforgeError(f"privacy: {why} is not built for private training yet (the "
+                           "accountant's history is per process and not in checkpoints); "
+                           "train privately in one process, from the start")  # fmt: skip
     model = _build_model(config, task, str(base.path) if base else "", data.labels, dist.device)
+    if config.privacy is not None:
+        model = prepare_model(model)
     trainable, total = count_parameters(model)
     module = distributed.wrap(TrainingModule(task, model), config.train.strategy, dist)
 
@@ -176,6 +190,13 @@ def _train(
         lr=config.train.lr,
         weight_decay=config.train.weight_decay,
     )
+    private = None
+    if config.privacy is not None:
+        private = PrivateTraining.attach(
+            config.privacy, model, optimizer, examples=len(data.train),
+            batch_size=config.train.batch_size, steps=total_steps,
+        )  # fmt: skip
+        optimizer = private.optimizer
     scheduler = _scheduler(config, optimizer, total_steps)
     average = WeightAverage(model, config.train.ema_decay) if config.train.ema_decay else None
 
@@ -199,7 +220,8 @@ def _train(
         on_start(run_id, run_dir)
 
     loop = Loop(config, dist, task, tokenizer, data, model, module, optimizer, scheduler, state,
-                total_steps, micro_per_epoch, run_dir, tracker, progress, average)  # fmt: skip
+                total_steps, micro_per_epoch, run_dir, tracker, progress, average,
+                private)  # fmt: skip
     try:
         if config.eval.before_training and data.validation and checkpoint is None:
             tracker.log_metrics(_numbers(loop.evaluate(), "eval"), step=0)
@@ -226,6 +248,8 @@ def _train(
         raise
 
     try:
+        if private is not None:
+            private.detach()  # no hooks in what evaluation runs and what is saved
         eval_metrics = loop.evaluate() if data.validation else {}
         result = TrainResult(
             run_id=run_id,
@@ -240,6 +264,7 @@ def _train(
             trainable_parameters=trainable,
             total_parameters=total,
             data_metrics=data.metrics,
+            privacy=private.report() if private is not None else {},
         )
         with loop.averaged():
             weights = distributed.full_state_dict(model, dist)  # every process: fsdp gathers
@@ -351,6 +376,7 @@ def _build_model(
         peft_task_type=task.peft_task_type,
         head_modules=task.head_modules,
         frozen_modules=task.frozen_modules,
+        fuse_lora=config.privacy is None,
     )
     model = apply_method(model, options, device)
     model.to(device)
@@ -456,8 +482,7 @@ def _run_steps(loop: Loop) -> dict[str, float]:
     config, dist, task, data, state = loop.config, loop.dist, loop.task, loop.data, loop.state
     model, module, optimizer, scheduler = loop.model, loop.module, loop.optimizer, loop.scheduler
     total_steps, micro_per_epoch, run_dir = loop.total_steps, loop.micro_per_epoch, loop.run_dir
-    tracker, progress, tokenizer = loop.tracker, loop.progress, loop.tokenizer
-    average = loop.average
+    tokenizer = loop.tokenizer
     train_cfg = config.train
     stream = _micro_batches(config, data, dist, state.micro_batch, micro_per_epoch)
     parameters = [p for p in model.parameters() if p.requires_grad]
@@ -468,9 +493,15 @@ def _run_steps(loop: Loop) -> dict[str, float]:
     loss = float("nan")
     started = time.perf_counter()
     tokens_at_start = state.tokens_seen
+    sampler = torch.Generator().manual_seed(train_cfg.seed)  # private steps' Poisson batches
     with _sigterm_as_interrupt():
         while state.step < total_steps:
             step_started = time.perf_counter()
+            if loop.private is not None:
+                loss, tokens, grad_norm = _private_step(loop, loop.private, sampler, loss)
+                number = state.micro_batch  # a Poisson batch stands for one batch
+                _finish_step(loop, number, tokens, loss, grad_norm, step_started)
+                continue
             batches = []
             for _ in range(train_cfg.grad_accum):
                 number, indices = next(stream)
@@ -490,17 +521,7 @@ def _run_steps(loop: Loop) -> dict[str, float]:
                 scaler.scale(summed * dist.world_size / max(targets, 1)).backward()
                 loss_sum += float(summed.detach())
             loss = distributed.sum_across(loss_sum, dist) / max(targets, 1)
-            if not math.isfinite(loss):
-                last_good = checkpoint_dirs(run_dir)
-                where = (
-                    f"the last good checkpoint is {last_good[-1]}"
-                    if last_good
-                    else "no checkpoint was saved yet"
-                )
-                raise LmforgeError(
-                    f"the loss became {loss} at step {state.step + 1}; {where}. Lower train.lr, "
-                    "set train.max_grad_norm, or check the data, then resume or restart."
-                )
+            _check_finite(loss, state.step, run_dir)
             scaler.unscale_(optimizer)
             grad_norm = float(
                 torch.nn.utils.clip_grad_norm_(parameters, train_cfg.max_grad_norm or float("inf"))
@@ -509,41 +530,98 @@ def _run_steps(loop: Loop) -> dict[str, float]:
             scaler.update()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            state.step += 1
-            if average is not None:
-                average.update(state.step)
-            state.micro_batch = number + 1
-            state.tokens_seen += int(tokens)
-            seconds = time.perf_counter() - step_started
-            metrics = {
-                "train/loss": loss,
-                "train/learning_rate": scheduler.get_last_lr()[0],
-                "train/grad_norm": grad_norm,
-                "train/tokens_per_second": tokens / max(seconds, 1e-9),
-                "train/epoch": state.micro_batch / micro_per_epoch,
-            }
-            if state.step % train_cfg.log_every == 0 or state.step == total_steps:
-                tracker.log_metrics(metrics, step=state.step)
-                state.history.append({"step": state.step, **metrics})
-            if config.eval.every and state.step % config.eval.every == 0 and data.validation:
-                tracker.log_metrics(_numbers(loop.evaluate(), "eval"), step=state.step)
-            if train_cfg.save_every and state.step % train_cfg.save_every == 0:
-                distributed.save_checkpoint(
-                    run_dir, state, model, optimizer, scheduler,
-                    keep=train_cfg.keep_checkpoints, dist=dist,
-                    averages=average.state_dict() if average else None,
-                )  # fmt: skip
-            if progress is not None and dist.is_main:
-                tokens_per_second = metrics["train/tokens_per_second"]
-                progress(
-                    state.step, total_steps, f"loss {loss:.4f}, {tokens_per_second:,.0f} tok/s"
-                )
+            _finish_step(loop, number, tokens, loss, grad_norm, step_started)
     elapsed = time.perf_counter() - started
     return {
         "loss": loss,
         "seconds": elapsed,
         "tokens_per_second": (state.tokens_seen - tokens_at_start) / max(elapsed, 1e-9),
     }
+
+
+def _private_step(
+    loop: Loop, private: PrivateTraining, sampler: torch.Generator, last_loss: float
+) -> tuple[float, float, float]:
+    """One DP-SGD step (``lmforge.train.privacy``) on a Poisson batch: (loss, tokens,
+    norm of the noisy gradient). An empty batch takes a noise-only step and keeps the last
+    loss."""
+    indices = private.sample(sampler)
+    if not indices:
+        private.empty_step()
+        loop.scheduler.step()
+        loop.optimizer.zero_grad(set_to_none=True)
+        private.check_frozen()
+        return last_loss, 0.0, 0.0
+    examples = [loop.data.train[i] for i in indices]
+    seed = loop.config.train.seed * 1_000_003 + loop.state.step
+    batch = loop.task.collate(examples, loop.tokenizer, seed)
+    targets, tokens = loop.task.target_count(batch), float(_real_tokens(batch))
+    summed = loop.module({k: v.to(loop.dist.device) for k, v in batch.items()})
+    # Each example's gradient must not depend on the others: averaged over examples, not
+    # over a count of targets that the other examples change.
+    (summed / len(indices)).backward()
+    loss = float(summed.detach()) / max(targets, 1)
+    _check_finite(loss, loop.state.step, loop.run_dir)
+    private.check_gradients()
+    loop.optimizer.step()  # clips each example's gradient, adds the noise, steps AdamW
+    gradients = [p.grad for p in private.optimizer.params if p.grad is not None]
+    grad_norm = float(torch.linalg.vector_norm(torch.stack(
+        [torch.linalg.vector_norm(g) for g in gradients]))) if gradients else 0.0  # fmt: skip
+    loop.scheduler.step()
+    loop.optimizer.zero_grad(set_to_none=True)
+    private.check_frozen()
+    return loss, tokens, grad_norm
+
+
+def _check_finite(loss: float, step: int, run_dir: Path) -> None:
+    """Raise before a step with a non-finite loss updates the weights."""
+    if math.isfinite(loss):
+        return
+    last_good = checkpoint_dirs(run_dir)
+    where = f"the last good checkpoint is {last_good[-1]}" if last_good else \
+        "no checkpoint was saved yet"  # fmt: skip
+    raise LmforgeError(
+        f"the loss became {loss} at step {step + 1}; {where}. Lower train.lr, "
+        "set train.max_grad_norm, or check the data, then resume or restart."
+    )
+
+
+def _finish_step(loop: Loop, number: int, tokens: float, loss: float, grad_norm: float,
+                 started: float) -> None:  # fmt: skip
+    """After the optimizer stepped: counters, the weight average, metrics (with the budget
+    spent, when private), evaluation, checkpoints and progress, each when due."""
+    config, state, dist, data = loop.config, loop.state, loop.dist, loop.data
+    train_cfg, average = config.train, loop.average
+    state.step += 1
+    if average is not None:
+        average.update(state.step)
+    state.micro_batch = number + 1
+    state.tokens_seen += int(tokens)
+    seconds = time.perf_counter() - started
+    metrics = {
+        "train/loss": loss,
+        "train/learning_rate": loop.scheduler.get_last_lr()[0],
+        "train/grad_norm": grad_norm,
+        "train/tokens_per_second": tokens / max(seconds, 1e-9),
+        "train/epoch": state.micro_batch / loop.micro_per_epoch,
+    }
+    if state.step % train_cfg.log_every == 0 or state.step == loop.total_steps:
+        if loop.private is not None:
+            metrics["privacy/epsilon"] = loop.private.epsilon()
+        loop.tracker.log_metrics(metrics, step=state.step)
+        state.history.append({"step": state.step, **metrics})
+    if config.eval.every and state.step % config.eval.every == 0 and data.validation:
+        loop.tracker.log_metrics(_numbers(loop.evaluate(), "eval"), step=state.step)
+    if train_cfg.save_every and state.step % train_cfg.save_every == 0:
+        distributed.save_checkpoint(
+            loop.run_dir, state, loop.model, loop.optimizer, loop.scheduler,
+            keep=train_cfg.keep_checkpoints, dist=dist,
+            averages=average.state_dict() if average else None,
+        )  # fmt: skip
+    if loop.progress is not None and dist.is_main:
+        tokens_per_second = metrics["train/tokens_per_second"]
+        loop.progress(state.step, loop.total_steps,
+                      f"loss {loss:.4f}, {tokens_per_second:,.0f} tok/s")  # fmt: skip
 
 
 def _accumulating(module: Any, skip_sync: bool) -> Any:
@@ -680,6 +758,7 @@ def _save_outputs(
         "trainable_parameters": result.trainable_parameters,
         "total_parameters": result.total_parameters,
         "data": result.data_metrics,
+        **({"privacy": result.privacy} if result.privacy else {}),
     }
     atomic_write_text(result.run_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
     tracker.log_metrics(
@@ -688,9 +767,13 @@ def _save_outputs(
             "peak_memory_mb": result.peak_memory_mb,
             "train_seconds": result.train_seconds,
             "train/effective_tokens_per_second": result.tokens_per_second,
+            **_numbers(result.privacy, "privacy"),
         },
         step=result.steps,
     )
+    if result.privacy:  # the budget travels with the model
+        atomic_write_text(result.model_dir / PRIVACY_FILE,
+                          json.dumps(result.privacy, indent=2) + "\n")  # fmt: skip
     log_model(tracker, result.model_dir)
     tracker.log_artifact(result.run_dir / "config.yaml")
     tracker.log_artifact(result.run_dir / "metrics.json")

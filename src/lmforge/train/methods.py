@@ -45,6 +45,7 @@ class MethodOptions:
     peft_task_type: str | None = None  # from the task
     head_modules: tuple[str, ...] = ()  # from the task: new heads that must train
     frozen_modules: tuple[str, ...] = ()  # from the task: modules that never train
+    fuse_lora: bool = True  # lora: the fused path; off for privacy (it skips Opacus' hooks)
 
 
 MethodFn = Callable[[Any, MethodOptions, torch.device], Any]
@@ -118,7 +119,8 @@ def _lora(model: Any, options: MethodOptions, device: torch.device) -> Any:
         modules_to_save=list(options.head_modules) or None,
     )
     model = get_peft_model(model, config)
-    fuse_lora_layers(model)  # same math and adapter files, less memory and time
+    if options.fuse_lora:
+        fuse_lora_layers(model)  # same math and adapter files, less memory and time
     if options.base_precision == "int8":
         apply_int8_base(model, device)
     return model

@@ -1,0 +1,189 @@
+"""Differentially private training: the config, Opacus' per-example gradients on a LoRA
+model against a per-example loop, the guard on frozen weights, a private run of the one
+training loop (a LoRA classifier) that spends and records its budget, and the models and
+tasks that cannot train privately yet, refused by name."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from lmforge.config import RunConfig, load_config_dict
+from lmforge.errors import LmforgeError
+from lmforge.train.loop import train
+from lmforge.train.privacy import PRIVACY_FILE, PrivateTraining, default_delta, prepare_model
+from tests.datafiles import chat_rows, labeled_rows, write_jsonl
+
+PRIVATE = {"target_epsilon": 3.0, "max_grad_norm": 1.0}
+
+
+def _classifier_config(model: Path, data: Path, out: Path, **train: Any) -> dict[str, Any]:
+    return {
+        "model": {"ref": str(model)},
+        "task": {"name": "classify", "max_length": 32},
+        "data": {"train": str(data)},
+        "method": {"name": "lora"},
+        "train": {"max_steps": 6, "batch_size": 8, "lr": 1e-2, "log_every": 1, **train},
+        "output": {"dir": str(out)},
+        "privacy": PRIVATE,
+    }
+
+
+def test_the_privacy_section_and_what_it_refuses(tmp_path: Path) -> None:
+    base = {"task": {"name": "classify"}, "data": {"train": "x.jsonl"}, "model": {"ref": "m"}}
+    with pytest.raises(ValueError, match=r"privacy: give target_epsilon .* or noise_multiplier"):
+        RunConfig.model_validate({**base, "privacy": {"max_grad_norm": 1.0}})
+    with pytest.raises(ValueError, match="privacy: give target_epsilon"):
+        RunConfig.model_validate({**base, "privacy": {"target_epsilon": 1, "noise_multiplier": 1}})
+    refused = {
+        "train.grad_accum": {"train": {"grad_accum": 2}},
+        "train.precision": {"train": {"precision": "bf16"}},
+        "data.packing": {"data": {"train": "x.jsonl", "packing": True}},
+    }
+    for key, section in refused.items():
+        with pytest.raises(ValueError, match=rf"{key}: not with privacy \("):
+            RunConfig.model_validate({**base, **section, "privacy": PRIVATE})
+    config = RunConfig.model_validate({**base, "privacy": PRIVATE})
+    assert config.privacy is not None and config.privacy.accountant == "prv"
+    assert default_delta(8000) == 1e-4 and default_delta(100) == 1e-2
+    assert default_delta(150) == pytest.approx(1e-3)
+
+
+class _Net(nn.Module):
+    """Embedding, LayerNorm and Linear layers: what Opacus has per-example rules for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(20, 8)
+        self.norm = nn.LayerNorm(8)
+        self.hidden = nn.Linear(8, 8)
+        self.out = nn.Linear(8, 3)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.relu(self.hidden(self.norm(self.embed(ids)).mean(1))))
+
+
+def test_per_example_gradients_of_a_lora_model_match_a_loop_over_examples() -> None:
+    from opacus.grad_sample import GradSampleHooks
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(0)
+    model = get_peft_model(_Net(), LoraConfig(r=2, lora_alpha=4, target_modules=["hidden"]))
+    for name, weight in model.named_parameters():
+        if "lora_B" in name:  # peft starts B at zero, which makes A's gradients zero
+            nn.init.normal_(weight, std=0.1)
+    ids, labels = torch.randint(0, 20, (5, 4)), torch.randint(0, 3, (5,))
+    trained = {name: p for name, p in model.named_parameters() if p.requires_grad}
+    assert trained and all("lora_" in name for name in trained)
+
+    expected = {name: [] for name in trained}  # one example at a time, plain autograd
+    for i in range(len(ids)):
+        loss = nn.functional.cross_entropy(model(ids[i : i + 1]), labels[i : i + 1])
+        for name, grad in zip(trained, torch.autograd.grad(loss, list(trained.values())),
+                              strict=True):  # fmt: skip
+            expected[name].append(grad)
+    hooks = GradSampleHooks(model, loss_reduction="mean")
+    nn.functional.cross_entropy(model(ids), labels).backward()  # the batch's mean
+    for name, weight in trained.items():
+        torch.testing.assert_close(weight.grad_sample, torch.stack(expected[name]))
+    frozen = [p for p in model.parameters() if not p.requires_grad]
+    assert all(getattr(p, "grad_sample", None) is None and p.grad is None for p in frozen)
+    hooks.cleanup()
+
+
+def test_a_frozen_weight_written_during_training_is_caught() -> None:
+    from peft import LoraConfig, get_peft_model
+
+    model = prepare_model(get_peft_model(_Net(), LoraConfig(r=2, target_modules=["hidden"])))
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    private = PrivateTraining.attach(RunConfig.model_validate({
+        "task": {"name": "classify"}, "data": {"train": "x"}, "model": {"ref": "m"},
+        "privacy": PRIVATE}).privacy, model, optimizer, examples=100, batch_size=10, steps=20)  # type: ignore[arg-type]  # fmt: skip
+    private.check_frozen()  # nothing written yet
+    with torch.no_grad():
+        model.base_model.model.out.weight.add_(1.0)
+    with pytest.raises(LmforgeError, match=r"frozen weight .*out\.weight changed"):
+        private.check_frozen()
+    private.detach()
+
+
+def test_a_private_lora_classifier_spends_its_budget_and_records_it(
+    tiny_classifier: Path, home: Path, tmp_path: Path
+) -> None:
+    from safetensors.torch import load_file
+    from typer.testing import CliRunner
+
+    from lmforge.cli.main import app
+
+    data = write_jsonl(tmp_path / "train.jsonl", labeled_rows(48))
+    config = load_config_dict(_classifier_config(tiny_classifier, data, tmp_path / "run"))
+    result = train(config)  # tracked: the budget is an MLflow metric of the run
+    budget = result.privacy
+    # 6 steps of Poisson batches of 8 expected out of 48: the noise spends about 3
+    assert 2.0 < budget["epsilon"] <= 3.0 + 0.1 and budget["steps"] == 6
+    assert budget["delta"] == 0.01 and budget["noise_multiplier"] > 0.5
+    saved = json.loads((result.model_dir / PRIVACY_FILE).read_text())
+    assert saved["epsilon"] == budget["epsilon"]
+    metrics = json.loads((result.run_dir / "metrics.json").read_text())
+    assert metrics["privacy"]["epsilon"] == budget["epsilon"]
+    shown = CliRunner().invoke(app, ["runs", "show", result.run_id, "--json"])
+    assert shown.exit_code == 0, shown.output
+    tracked = json.loads(shown.stdout)["metrics"]
+    assert tracked["privacy/epsilon"] == pytest.approx(budget["epsilon"])
+    assert tracked["privacy/delta"] == 0.01
+    adapter = load_file(result.model_dir / "adapter_model.safetensors")
+    trained = [name for name, weight in adapter.items()
+               if name.endswith("lora_B.weight") and weight.abs().sum() > 0]  # fmt: skip
+    assert trained  # the noisy steps moved the adapters off their zero start
+
+
+def test_full_private_fine_tuning_gives_every_example_its_own_position_gradient(
+    tiny_classifier: Path, tmp_path: Path
+) -> None:
+    """BERT looks positions up once per batch; each example still gets its own gradient
+    of the position embeddings (else Opacus cannot clip per example and the step fails)."""
+    data = write_jsonl(tmp_path / "train.jsonl", labeled_rows(32))
+    config = _classifier_config(tiny_classifier, data, tmp_path / "run", max_steps=3)
+    config["method"] = {"name": "full"}
+    result = train(load_config_dict(config), track=False)
+    assert result.privacy["steps"] == 3 and result.privacy["epsilon"] > 0
+
+
+def test_private_lora_sft_of_a_causal_lm(tiny_causal_lm: Path, tmp_path: Path) -> None:
+    data = write_jsonl(tmp_path / "chat.jsonl", chat_rows(16))
+    config = _classifier_config(tiny_causal_lm, data, tmp_path / "run", max_steps=3,
+                                batch_size=4)  # fmt: skip
+    config["task"] = {"name": "sft", "max_length": 64}
+    result = train(load_config_dict(config), track=False)
+    assert result.privacy["steps"] == 3 and result.privacy["epsilon"] > 0
+
+
+def test_models_and_tasks_that_cannot_train_privately_are_refused(tmp_path: Path) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=120)
+    table = tmp_path / "table.csv"
+    table.write_text("x,y\n" + "".join(f"{v},{'yes' if v > 0 else 'no'}\n" for v in values))
+    tabular = {
+        "task": {"name": "tabular", "d_token": 8, "layers": 1, "heads": 2},
+        "data": {"train": str(table), "format": "tabular", "columns": {"target": "y"}},
+        "train": {"max_steps": 5, "batch_size": 16, "lr": 1e-2, "log_every": 5},
+        "output": {"dir": str(tmp_path / "tabular")},
+        "privacy": {"noise_multiplier": 1.0, "accountant": "rdp"},
+    }
+    # The FT-Transformer keeps weights and a buffer in one module: Opacus has no rule for it
+    refused = r"per-example gradients of FTTransformer \(trainable weights of its own beside"
+    with pytest.raises(LmforgeError, match=refused):
+        train(load_config_dict(tabular), track=False)
+    assert not (tmp_path / "tabular" / "model").exists()
+
+    fitted = {**tabular, "task": {"name": "lightgbm"},
+              "output": {"dir": str(tmp_path / "lightgbm")}}  # fmt: skip
+    with pytest.raises(LmforgeError, match="privacy: task lightgbm is fitted in one call"):
+        train(load_config_dict(fitted), track=False)
