@@ -149,9 +149,11 @@ def test_a_pipeline_runs_tracks_registers_and_then_is_cached(
         "## Limitations",
         "## Compression",
         "## Safety evaluation",
+        "## Privacy",
         "## Compute and energy",
     ):
         assert section in card
+    assert "Trained without differential privacy" in card
     assert "6 x parameters x training tokens" in card and "test_questions.jsonl" in card
     record = lineage("tiny-bot", 1)
     assert record["parent_model"] == str(tiny_causal_lm)

@@ -187,3 +187,16 @@ def test_models_and_tasks_that_cannot_train_privately_are_refused(tmp_path: Path
               "output": {"dir": str(tmp_path / "lightgbm")}}  # fmt: skip
     with pytest.raises(LmforgeError, match="privacy: task lightgbm is fitted in one call"):
         train(load_config_dict(fitted), track=False)
+
+
+def test_the_model_card_states_the_budget_or_its_absence() -> None:
+    from lmforge.pipeline.card import privacy_section
+
+    spent = {"epsilon": 2.97, "delta": 1e-5, "steps": 40.0, "noise_multiplier": 1.05,
+             "max_grad_norm": 1.0, "sample_rate": 0.05}  # fmt: skip
+    lines = privacy_section([{"outputs": {"privacy": spent}}, {"outputs": {"privacy": {}}}])
+    assert lines[0] == "## Privacy"
+    assert ("- Trained with differential privacy (DP-SGD): epsilon 2.97 at delta 1e-05, over "
+            "40 steps (noise multiplier 1.05") in lines[2]  # fmt: skip
+    assert lines[3].startswith("- Trained without differential privacy")
+    assert "No train step" in privacy_section([])[2]

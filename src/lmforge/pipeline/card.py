@@ -204,9 +204,31 @@ def write_model_card(
         lines.append("Not evaluated in this pipeline (add an eval step with `task: safety`).")
     lines += [""]
 
+    lines += privacy_section(trains)
     lines += _compute_section(ctx, trains)
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path
+
+
+def privacy_section(trains: list[dict[str, Any]]) -> list[str]:
+    """The card's privacy section: each train step's budget, or that it had none."""
+    lines = ["## Privacy", ""]
+    for step in trains:
+        spent = step["outputs"].get("privacy") or {}
+        if not spent:
+            lines.append("- Trained without differential privacy: nothing bounds what the "
+                         "model can repeat of any one training example.")  # fmt: skip
+            continue
+        lines.append(
+            f"- Trained with differential privacy (DP-SGD): epsilon {spent['epsilon']:.3g} at "
+            f"delta {spent['delta']:.3g}, over {spent['steps']:.0f} steps (noise multiplier "
+            f"{spent['noise_multiplier']:.3g}, each example's gradient clipped to "
+            f"{spent['max_grad_norm']:.3g}, sampling rate {spent['sample_rate']:.3g})."
+        )
+    if not trains:
+        lines.append("No train step in this pipeline: how the weights were trained is not "
+                     "recorded here.")  # fmt: skip
+    return [*lines, ""]
 
 
 def _compute_section(ctx: StepContext, trains: list[dict[str, Any]]) -> list[str]:

@@ -322,6 +322,7 @@ class TrainStep(StepType):
             "run_id": result.run_id,
             "steps": result.steps,
             "final_loss": result.final_loss,
+            "privacy": result.privacy,  # the budget spent; empty when not private
             "tokens": int(result.tokens_per_second * result.train_seconds),
             "parameters": result.total_parameters,
             "trainable_parameters": result.trainable_parameters,
