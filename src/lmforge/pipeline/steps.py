@@ -294,7 +294,7 @@ class TrainStep(StepType):
 
     name = "train"
     Params = TrainParams
-    output_names = ("model", "run_id", "steps", "final_loss", "tokens", "parameters",
+    output_names = ("model", "run_id", "steps", "final_loss", "privacy", "tokens", "parameters",
                     "trainable_parameters", "base_model", "config", "eval")  # fmt: skip
 
     @classmethod
