@@ -4,11 +4,13 @@ with the registry's gates, lineage, model cards and rollback."""
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import shutil
 import socket
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -27,9 +29,19 @@ runner = CliRunner()
 
 
 def write_pipeline(
-    folder: Path, model: Path, *, min_records: int = 1, margin: float = 0.0, seed: int = 42
+    folder: Path,
+    model: Path,
+    *,
+    min_records: int = 1,
+    margin: float = 0.0,
+    seed: int = 42,
+    privacy: dict[str, Any] | None = None,
+    max_epsilon: float | None = None,
 ) -> Path:
     """A data -> train -> eval -> register (gated) -> deploy pipeline on a tiny model."""
+    gate: dict[str, Any] = {"alias": "production", "metrics": {"token_f1": margin}}
+    if max_epsilon is not None:
+        gate["max_epsilon"] = max_epsilon
     data = folder / "dialogs.jsonl"
     if not data.exists():
         shutil.copy(dataset_path("customer_service", "train"), data)
@@ -42,7 +54,8 @@ def write_pipeline(
                 "model": {"ref": str(model)}, "task": {"name": "sft", "max_length": 256},
                 "data": {"train": "${{ steps.data.outputs.files.0 }}", "max_samples": 8},
                 "method": {"name": "lora", "lora_r": 4},
-                "train": {"max_steps": 1, "batch_size": 4, "seed": seed}}}},
+                "train": {"max_steps": 1, "batch_size": 4, "seed": seed},
+                **({"privacy": privacy} if privacy else {})}}},
             {"name": "eval", "type": "eval", "with": {
                 "model": "${{ steps.train.outputs.model }}",
                 "data": "bundled:customer_service/test_questions", "task": "qa",
@@ -50,7 +63,7 @@ def write_pipeline(
             {"name": "register", "type": "register", "with": {
                 "model": "${{ steps.train.outputs.model }}", "name": "tiny-bot",
                 "metrics": "${{ steps.eval.outputs.metrics }}", "eval_step": "eval",
-                "gate": {"alias": "production", "metrics": {"token_f1": margin}}}},
+                "gate": gate}},
             {"name": "deploy", "type": "deploy", "with": {
                 "model": "registry:tiny-bot@production", "served_name": "tiny"}},
         ],
@@ -211,6 +224,27 @@ def test_a_gate_that_is_not_met_ends_the_pipeline_not_promoted(
 
     shown = runner.invoke(app, ["pipeline", "run", str(stricter.path), "--quiet"])
     assert shown.exit_code == 0 and "not promoted" in shown.stdout
+
+
+def test_a_gate_on_the_privacy_budget(home: Path, tmp_path: Path, tiny_causal_lm: Path) -> None:
+    """``gate.max_epsilon`` refuses a model trained without privacy or over the budget, and
+    promotes one within it; the registry shows the budget."""
+    plain = run_pipeline(load_pipeline(write_pipeline(tmp_path, tiny_causal_lm, max_epsilon=3)))
+    assert plain.status == "not promoted"
+    assert "trained without differential privacy; the gate needs epsilon <= 3" in plain.reason
+    over = {"target_epsilon": 8.0}  # one step of a Poisson batch of 4 expected out of 8
+    spent = run_pipeline(load_pipeline(write_pipeline(tmp_path, tiny_causal_lm, privacy=over,
+                                                      max_epsilon=3)))  # fmt: skip
+    assert spent.status == "not promoted" and "(needs <= 3)" in spent.reason
+    within = {"target_epsilon": 2.5}
+    kept = run_pipeline(load_pipeline(write_pipeline(tmp_path, tiny_causal_lm, privacy=within,
+                                                     max_epsilon=3)))  # fmt: skip
+    assert kept.status == "succeeded" and get_alias("tiny-bot", "production") == 3
+    assert re.fullmatch(r"epsilon 2\.\d+ at delta 0\.1 \(needs <= 3\); no version holds "
+                        r"@production yet", kept.outputs("register")["reason"])  # fmt: skip
+    shown = runner.invoke(app, ["registry", "show", "tiny-bot/3"])
+    assert shown.exit_code == 0 and re.search(r"epsilon=2\.\d+ \(delta 0\.1\)", shown.stdout)
+    assert "differential privacy at epsilon <= 3" in shown.stdout  # the card's gate line
 
 
 def test_a_failed_step_resumes_in_the_same_pipeline_run(

@@ -1,7 +1,7 @@
 """Differentially private training: the config, Opacus' per-example gradients on a LoRA
 model against a per-example loop, the guard on frozen weights, a private run of the one
-training loop (a LoRA classifier) that spends and records its budget, and the models and
-tasks that cannot train privately yet, refused by name."""
+training loop (LoRA and full fine-tuning, the tabular and remaining-life Transformers)
+that spends and records its budget, and what cannot train privately, refused by name."""
 
 from __future__ import annotations
 
@@ -163,8 +163,54 @@ def test_private_lora_sft_of_a_causal_lm(tiny_causal_lm: Path, tmp_path: Path) -
     assert result.privacy["steps"] == 3 and result.privacy["epsilon"] > 0
 
 
-def test_models_and_tasks_that_cannot_train_privately_are_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["ft-transformer", "rul-sensor", "rul-time-sinusoids"])
+def test_per_example_gradients_of_the_tabular_and_series_transformers(kind: str) -> None:
+    """Opacus' per-example gradients of lmforge's own Transformers (its rules for linear
+    and norm layers, functorch for the token layers) match a loop over single examples."""
+    from opacus.grad_sample import GradSampleHooks
+
+    from lmforge.hub.tabular import FTShape, FTTransformer
+    from lmforge.hub.timeseries import RULTransformer, SeriesShape
+
+    torch.manual_seed(0)
+    small = {"d_token": 8, "heads": 2, "layers": 1, "attention_dropout": 0.0, "ffn_dropout": 0.0}
+    model: nn.Module
+    if kind == "ft-transformer":
+        model = FTTransformer(FTShape(numeric=3, cardinalities=(4,), **small))
+        inputs: tuple[torch.Tensor, ...] = (torch.randn(5, 3), torch.randint(0, 4, (5, 1)))
+    else:
+        sensor = kind == "rul-sensor"
+        tokens, positions = ("sensor", "learned") if sensor else ("time", "sinusoidal")
+        model = RULTransformer(SeriesShape(window=6, features=4, tokens=tokens,
+                                           positions=positions, **small))  # fmt: skip
+        inputs = (torch.randn(5, 6, 4),)
+    model = prepare_model(model).train()
+
+    def loss_of(*batch: torch.Tensor) -> torch.Tensor:
+        out = model(*batch)
+        return (out if isinstance(out, torch.Tensor) else out[0] + out[1]).pow(2).mean()
+
+    weights = dict(model.named_parameters())
+    expected: dict[str, list[torch.Tensor]] = {name: [] for name in weights}
+    for i in range(5):
+        grads = torch.autograd.grad(loss_of(*(x[i : i + 1] for x in inputs)),
+                                    list(weights.values()), allow_unused=True)  # fmt: skip
+        for name, grad in zip(weights, grads, strict=True):
+            expected[name].append(torch.zeros_like(weights[name]) if grad is None else grad)
+    hooks = GradSampleHooks(model, loss_reduction="mean", strict=True)
+    loss_of(*inputs).backward()
+    for name, weight in weights.items():
+        wanted = torch.stack(expected[name])  # float error scales with the gradients' size
+        scale = float(wanted.abs().max()) + 1e-3  # (RUL outputs are in cycles, up to 125)
+        torch.testing.assert_close(weight.grad_sample, wanted, rtol=0, atol=1e-5 * scale)
+    hooks.cleanup()
+
+
+def test_private_tabular_and_remaining_life_runs(tmp_path: Path) -> None:
     import numpy as np
+
+    from lmforge.config.schema import SeriesColumns
+    from lmforge.data.cmapss import simulate_cmapss
 
     rng = np.random.default_rng(0)
     values = rng.normal(size=120)
@@ -177,16 +223,50 @@ def test_models_and_tasks_that_cannot_train_privately_are_refused(tmp_path: Path
         "output": {"dir": str(tmp_path / "tabular")},
         "privacy": {"noise_multiplier": 1.0, "accountant": "rdp"},
     }
-    # The FT-Transformer keeps weights and a buffer in one module: Opacus has no rule for it
-    refused = r"per-example gradients of FTTransformer \(trainable weights of its own beside"
-    with pytest.raises(LmforgeError, match=refused):
-        train(load_config_dict(tabular), track=False)
-    assert not (tmp_path / "tabular" / "model").exists()
+    result = train(load_config_dict(tabular), track=False)
+    # 90 training rows (val 25%), q = 16 / 90: five RDP steps at noise 1 spend about 2
+    assert result.privacy["steps"] == 5 and 1.0 < result.privacy["epsilon"] < 3.0
+    assert (result.model_dir / PRIVACY_FILE).is_file()
 
-    fitted = {**tabular, "task": {"name": "lightgbm"},
-              "output": {"dir": str(tmp_path / "lightgbm")}}  # fmt: skip
+    series = SeriesColumns(format="cmapss", subset="FD001", window=12, horizon=20)
+    engines = simulate_cmapss(tmp_path / "cmapss", "FD001", seed=0, train_units=8, test_units=2)
+    remaining_life = {
+        "task": {"name": "timeseries", "tokens": "sensor", "d_model": 8, "heads": 2, "layers": 1},
+        "data": {"train": str(engines), "val_ratio": 0.25, "format": "timeseries",
+                 "series": series.model_dump()},
+        "train": {"max_steps": 4, "batch_size": 32, "lr": 3e-3, "log_every": 100},
+        "output": {"dir": str(tmp_path / "rul")},
+        "privacy": {"target_epsilon": 8.0},
+    }  # fmt: skip
+    result = train(load_config_dict(remaining_life), track=False)
+    assert result.privacy["steps"] == 4 and 7.0 < result.privacy["epsilon"] <= 8.1
+
+
+def test_what_cannot_train_privately_is_refused_by_name(tmp_path: Path) -> None:
+    class Mixed(nn.Module):  # a weight and a buffer in one module: no per-example rule
+        def __init__(self) -> None:
+            super().__init__()
+            self.scale = nn.Parameter(torch.ones(3))
+            self.register_buffer("offset", torch.zeros(3))
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = Mixed()
+
+    with pytest.raises(LmforgeError, match=r"per-example gradients of inner \(trainable weights"):
+        prepare_model(Net())
+    table = tmp_path / "table.csv"
+    table.write_text("x,y\n" + "".join(f"{i},{'yes' if i % 2 else 'no'}\n" for i in range(40)))
+    fitted = {
+        "task": {"name": "lightgbm"},
+        "data": {"train": str(table), "format": "tabular", "columns": {"target": "y"}},
+        "output": {"dir": str(tmp_path / "lightgbm")},
+        "privacy": {"noise_multiplier": 1.0},
+    }
     with pytest.raises(LmforgeError, match="privacy: task lightgbm is fitted in one call"):
         train(load_config_dict(fitted), track=False)
+    assert not (tmp_path / "lightgbm" / "model").exists()
 
 
 def test_the_model_card_states_the_budget_or_its_absence() -> None:

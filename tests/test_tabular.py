@@ -274,23 +274,27 @@ def test_lightgbm_fits_saves_and_explains_with_its_own_contributions(
 
 def test_ft_layers_are_torch_transformer_layers() -> None:
     """The FT-Transformer's written-out layers hold nn.TransformerEncoder's parameters and
-    compute what it computes: at inference, and in training with the same dropout draws."""
-    shape = FTShape(numeric=5, cardinalities=(3,), d_token=16, heads=4, layers=2)
-    network = FTTransformer(shape)
-    layer = torch.nn.TransformerEncoderLayer(16, 4, dim_feedforward=32, dropout=0.1,
-                                             activation="gelu", batch_first=True,
-                                             norm_first=True)  # fmt: skip
-    reference = torch.nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
-    reference.load_state_dict(network.encoder.state_dict())  # strict: the same names
+    compute what it computes, in training (without dropout: ours draws its masks batch
+    first) and at inference; and a saved FT-Transformer keeps torch's names."""
     tokens = torch.randn(7, 6, 16)
-    for training in (False, True):
-        network.encoder.train(training)
-        reference.train(training)
-        torch.manual_seed(3)
-        ours = network.encoder(tokens)
-        torch.manual_seed(3)
-        torch.testing.assert_close(ours, reference(tokens), rtol=1e-5, atol=1e-5)
-        assert not torch.allclose(ours, tokens)
+    for dropout in (0.0, 0.1):
+        shape = FTShape(numeric=5, cardinalities=(3,), d_token=16, heads=4, layers=2,
+                        attention_dropout=dropout, ffn_dropout=dropout)  # fmt: skip
+        network = FTTransformer(shape)
+        layer = torch.nn.TransformerEncoderLayer(16, 4, dim_feedforward=32, dropout=dropout,
+                                                 activation="gelu", batch_first=True,
+                                                 norm_first=True)  # fmt: skip
+        reference = torch.nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        reference.load_state_dict(network.encoder.state_dict())  # strict: the same names
+        for training in (False, True) if dropout == 0.0 else (False,):
+            network.encoder.train(training)
+            reference.train(training)
+            ours = network.encoder(tokens)
+            torch.testing.assert_close(ours, reference(tokens), rtol=1e-5, atol=1e-5)
+            assert not torch.allclose(ours, tokens)
+    saved = set(network.state_dict())
+    assert {"cls", "numeric_weight", "feature_bias"} <= saved
+    assert "encoder.layers.0.self_attn.in_proj_weight" in saved
 
 
 def test_integrated_gradients_add_up_to_the_logit_change(
@@ -303,7 +307,7 @@ def test_integrated_gradients_add_up_to_the_logit_change(
     probabilities, attributions = model.explain(numeric, codes, steps=64)
     with torch.no_grad():
         logits = network(torch.from_numpy(numeric), torch.from_numpy(codes))
-        baseline = network.forward_tokens(network.feature_bias.expand(4, -1, -1))
+        baseline = network.forward_tokens(network.feature_bias.weight.expand(4, -1, -1))
     np.testing.assert_allclose(attributions.sum(1), (logits - baseline).numpy(), atol=0.05)
     np.testing.assert_allclose(probabilities, torch.sigmoid(logits).numpy(), rtol=1e-5)
     np.testing.assert_allclose(probabilities, model.probabilities(numeric, codes), rtol=1e-5)

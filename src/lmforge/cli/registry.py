@@ -176,9 +176,14 @@ def _print_lineage(title: str, record: dict, indent: str) -> None:
 
 
 def _metrics(tags: dict[str, str]) -> str:
+    """The recorded metrics, and the privacy budget of a model trained with one."""
     prefix = "lmforge.metric."
-    return ", ".join(f"{k[len(prefix):]}={float(v):.4g}" for k, v in sorted(tags.items())
-                     if k.startswith(prefix))  # fmt: skip
+    shown = [f"{k[len(prefix):]}={float(v):.4g}" for k, v in sorted(tags.items())
+             if k.startswith(prefix)]  # fmt: skip
+    if "lmforge.privacy.epsilon" in tags:
+        shown.append(f"epsilon={float(tags['lmforge.privacy.epsilon']):.3g} "
+                     f"(delta {float(tags['lmforge.privacy.delta']):g})")  # fmt: skip
+    return ", ".join(shown)
 
 
 def _when(ms: int) -> str:

@@ -75,30 +75,31 @@ class FTTransformer(nn.Module):
         self.shape = shape
         d = shape.d_token
         features = shape.numeric + len(shape.cardinalities)
-        self.numeric_weight = nn.Parameter(torch.empty(shape.numeric, d))
+        self.numeric = ScaleTokens(torch.empty(shape.numeric, d))
         offsets = np.cumsum([0, *shape.cardinalities[:-1]]).tolist() if shape.cardinalities else []
         self.category_offsets: torch.Tensor
         self.register_buffer("category_offsets", torch.tensor(offsets, dtype=torch.long),
                              persistent=False)  # fmt: skip
         self.category_embedding = nn.Embedding(max(sum(shape.cardinalities), 1), d)
-        self.feature_bias = nn.Parameter(torch.empty(features, d))
-        self.cls = nn.Parameter(torch.empty(1, 1, d))
+        self.feature_bias = AddVectors(torch.empty(features, d))
+        self.cls = AppendToken(torch.empty(1, 1, d))
         self.encoder = Encoder(shape)
         self.head = nn.Sequential(nn.LayerNorm(d), nn.ReLU(), nn.Linear(d, 1))
-        for parameter in (self.numeric_weight, self.feature_bias, self.cls):
-            nn.init.uniform_(parameter, -(d**-0.5), d**-0.5)  # the paper's initialisation
+        for part in (self.numeric, self.feature_bias, self.cls):
+            nn.init.uniform_(part.weight, -(d**-0.5), d**-0.5)  # the paper's initialisation
+        saved = {"numeric": "numeric_weight", "feature_bias": "feature_bias", "cls": "cls"}
+        keep_saved_names(self, {f"{now}.weight": name for now, name in saved.items()})
 
     def tokens(self, numeric: torch.Tensor, categories: torch.Tensor) -> torch.Tensor:
         """Feature tokens ``(B, F, d)`` from scaled numbers ``(B, Fn)`` and codes ``(B, Fc)``."""
-        parts = [numeric.unsqueeze(-1) * self.numeric_weight]  # (B, Fn, d)
+        parts = [self.numeric(numeric)]  # (B, Fn, d)
         if self.shape.cardinalities:
             parts.append(self.category_embedding(categories + self.category_offsets))
-        return torch.cat(parts, dim=1) + self.feature_bias
+        return self.feature_bias(torch.cat(parts, dim=1))
 
     def forward_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         """Logits ``(B,)`` from feature tokens ``(B, F, d)``: where attributions start."""
-        cls = self.cls.expand(len(tokens), -1, -1)
-        hidden = self.encoder(torch.cat([tokens, cls], dim=1))  # (B, F + 1, d)
+        hidden = self.encoder(self.cls(tokens))  # (B, F + 1, d)
         return self.head(hidden[:, -1]).squeeze(-1)
 
     def forward(self, numeric: torch.Tensor, categories: torch.Tensor) -> torch.Tensor:
@@ -132,34 +133,39 @@ class FTTransformer(nn.Module):
 class _Attention(nn.Module):
     """Multi-head self-attention under ``nn.MultiheadAttention``'s parameter names,
     written out as matrix products: torch's fused attention kernel is 2-3x slower on a CPU
-    for ~30 tokens of 4-16 dimensions per head."""
+    for ~30 tokens of 4-16 dimensions per head. The query, key and value projection is an
+    ``nn.Linear`` (saved as ``in_proj_weight`` and ``in_proj_bias``) so that private
+    training's per-example gradients use Opacus' rule for linear layers."""
 
     def __init__(self, d: int, heads: int, dropout: float) -> None:
         super().__init__()
         self.heads = heads
         self.dropout = dropout
-        self.in_proj_weight = nn.Parameter(torch.empty(3 * d, d))
-        self.in_proj_bias = nn.Parameter(torch.zeros(3 * d))
+        # Allocated without drawing random numbers, as torch's layer does: a seed gives the
+        # same initial weights as before this was a module.
+        self.in_proj = nn.Linear(d, 3 * d, device="meta").to_empty(device="cpu")
         self.out_proj = nn.Linear(d, d)
-        nn.init.xavier_uniform_(self.in_proj_weight)
+        nn.init.xavier_uniform_(self.in_proj.weight)
+        nn.init.zeros_(self.in_proj.bias)
         nn.init.zeros_(self.out_proj.bias)
+        keep_saved_names(self, {"in_proj.weight": "in_proj_weight",
+                                "in_proj.bias": "in_proj_bias"})  # fmt: skip
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, length, d = x.shape
-        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
+        qkv = self.in_proj(x)
         q, k, v = qkv.view(batch, length, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
         weights = torch.softmax((q * q.shape[-1] ** -0.5) @ k.transpose(-1, -2), dim=-1)
         weights = F.dropout(weights, self.dropout, self.training)
-        mixed = (weights @ v).permute(2, 0, 1, 3).reshape(length, batch, d)  # (T, B, d)
-        # In (T, B, d) memory order, as nn.MultiheadAttention leaves it, so the dropout
-        # after this block draws the same mask as torch's layer under the same seed.
-        return self.out_proj(mixed).transpose(0, 1)
+        # Batch first, unlike nn.MultiheadAttention's (T, B, d) memory order: Opacus reads
+        # the first dimension of a layer's input as the batch.
+        return self.out_proj((weights @ v).transpose(1, 2).reshape(batch, length, d))
 
 
 class _Layer(nn.Module):
     """A pre-norm Transformer layer: what ``nn.TransformerEncoderLayer(norm_first=True,
-    activation="gelu")`` computes, with its parameter names and, under one seed, its
-    dropout draws, but with faster attention (``_Attention``): integrated gradients run
+    activation="gelu")`` computes, with its parameter names (its dropout masks are drawn
+    batch first), but with faster attention (``_Attention``): integrated gradients run
     these layers forward and backward for every explained row."""
 
     def __init__(self, shape: EncoderShape) -> None:
@@ -173,11 +179,66 @@ class _Layer(nn.Module):
         self.dropout2 = nn.Dropout(shape.ffn_dropout)  # on the feed-forward block's output
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # The attention block comes back in (T, B, d) memory order; one copy here keeps
-        # the rest of the layer on contiguous tensors (about 20% faster).
-        x = (x + self.dropout1(self.self_attn(self.norm1(x)))).contiguous()
+        x = x + self.dropout1(self.self_attn(self.norm1(x)))
         hidden = self.dropout(F.gelu(self.linear1(self.norm2(x))))
         return x + self.dropout2(self.linear2(hidden))
+
+
+class ScaleTokens(nn.Module):
+    """Numbers ``(B, F)`` -> tokens ``(B, F, d)``: feature j's value times its vector."""
+
+    def __init__(self, weight: torch.Tensor) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(weight)  # (F, d)
+
+    def forward(self, values: torch.Tensor) -> torch.Tensor:
+        return values.unsqueeze(-1) * self.weight
+
+
+class AddVectors(nn.Module):
+    """Tokens ``(B, T, d)`` plus one vector per token (a feature's bias, a position's or a
+    sensor's embedding); a fixed table (sinusoids) is a buffer rather than a weight."""
+
+    def __init__(self, weight: torch.Tensor, *, trainable: bool = True) -> None:
+        super().__init__()
+        self.weight: torch.Tensor
+        if trainable:
+            self.weight = nn.Parameter(weight)  # (T, d)
+        else:
+            self.register_buffer("weight", weight, persistent=False)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return tokens + self.weight
+
+
+class AppendToken(nn.Module):
+    """Tokens ``(B, T, d)`` -> ``(B, T + 1, d)``: a learned [CLS] token after the rest."""
+
+    def __init__(self, weight: torch.Tensor) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(weight)  # (1, 1, d)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return torch.cat([tokens, self.weight.expand(len(tokens), -1, -1)], dim=1)
+
+
+def keep_saved_names(module: nn.Module, names: dict[str, str]) -> None:
+    """Save ``module``'s weights under their earlier names (``{now: saved}``) and load
+    them from those names, so model files written before a weight moved into its own
+    layer (one Opacus can take per-example gradients of) still load, and new ones match."""
+
+    def save(module: nn.Module, state: dict[str, Any], prefix: str, metadata: Any) -> None:
+        for now, saved in names.items():
+            if prefix + now in state:
+                state[prefix + saved] = state.pop(prefix + now)
+
+    def load(module: nn.Module, state: dict[str, Any], prefix: str, *args: Any) -> None:
+        for now, saved in names.items():
+            if prefix + saved in state:
+                state[prefix + now] = state.pop(prefix + saved)
+
+    module.register_state_dict_post_hook(save)
+    module.register_load_state_dict_pre_hook(load)
 
 
 class Encoder(nn.Module):
@@ -314,7 +375,7 @@ def attributions_and_logits(
     it in torch ops, so ``torch.compile`` makes it one graph (``compiled_attributions``)."""
     rows = len(numeric)
     tokens = model.tokens(numeric, codes).detach()  # (N, F, d)
-    baseline = model.feature_bias.detach().expand_as(tokens)
+    baseline = model.feature_bias.weight.detach().expand_as(tokens)
     alphas = (torch.arange(steps, dtype=tokens.dtype) + 0.5) / steps  # (S,)
     delta = tokens - baseline
     path = baseline[None] + alphas[:, None, None, None] * delta[None]  # (S, N, F, d)

@@ -36,7 +36,15 @@ from lmforge.data.timeseries import SeriesProcessor
 from lmforge.errors import LmforgeError
 from lmforge.hub import tabular
 from lmforge.hub.resolve import TIMESERIES, TIMESERIES_TYPES, ResolvedModel, resolve
-from lmforge.hub.tabular import BOOSTER_FILE, WEIGHTS_FILE, Encoder, import_lightgbm
+from lmforge.hub.tabular import (
+    BOOSTER_FILE,
+    WEIGHTS_FILE,
+    AddVectors,
+    AppendToken,
+    Encoder,
+    import_lightgbm,
+    keep_saved_names,
+)
 
 RUL_TRANSFORMER, RUL_RIDGE, RUL_LIGHTGBM = TIMESERIES_TYPES
 RIDGE_FILE = "ridge.json"
@@ -78,14 +86,15 @@ class RULTransformer(nn.Module):
         tokens = shape.features if self.by_sensor else shape.window // shape.patch
         width = shape.window if self.by_sensor else shape.features * shape.patch
         self.project = nn.Linear(width, d)
-        self.position: torch.Tensor  # each token's embedding: its time step's, or its sensor's
+        # Each token's embedding: its sensor's, or its time step's (learned or sinusoids).
         if shape.positions == "learned" or self.by_sensor:
-            self.position = nn.Parameter(torch.randn(tokens, d) * 0.02)
+            self.position = AddVectors(torch.randn(tokens, d) * 0.02)
         else:
-            self.register_buffer("position", sinusoids(tokens, d), persistent=False)
+            self.position = AddVectors(sinusoids(tokens, d), trainable=False)
         if shape.pooling == "cls":
-            self.cls = nn.Parameter(torch.empty(1, 1, d))
-            nn.init.uniform_(self.cls, -(d**-0.5), d**-0.5)
+            self.cls = AppendToken(torch.empty(1, 1, d))
+            nn.init.uniform_(self.cls.weight, -(d**-0.5), d**-0.5)
+        keep_saved_names(self, {"position.weight": "position", "cls.weight": "cls"})
         self.encoder = Encoder(shape)
         self.norm = nn.LayerNorm(d)
         self.head = nn.Linear(d, 2)  # RUL / cap, failure log-odds
@@ -95,18 +104,17 @@ class RULTransformer(nn.Module):
         projected plus the sensor's embedding; or ``(B, W / patch, d)``, each the projection
         of ``patch`` consecutive readings plus its position."""
         if self.by_sensor:
-            return self.project(inputs.transpose(1, 2)) + self.position
+            return self.position(self.project(inputs.transpose(1, 2)))
         batch, steps, sensors = inputs.shape
         patches = inputs.reshape(batch, steps // self.shape.patch, self.shape.patch * sensors)
-        return self.project(patches) + self.position
+        return self.position(self.project(patches))
 
     def forward_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         """``(B, 2)``: RUL / cap and the failure logit, from tokens ``(B, T, d)``."""
         if self.shape.pooling == "mean":
             pooled = self.encoder(tokens).mean(1)  # (B, d)
         else:
-            cls = self.cls.expand(len(tokens), -1, -1)
-            pooled = self.encoder(torch.cat([tokens, cls], dim=1))[:, -1]  # (B, d)
+            pooled = self.encoder(self.cls(tokens))[:, -1]  # (B, d)
         return self.head(self.norm(pooled))
 
     def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -163,9 +163,14 @@ def write_model_card(
         lines.append("Not evaluated in this pipeline.")
     lines += [""]
     if params.gate is not None:
-        margins = ", ".join(f"{k} by {v:+g}" for k, v in params.gate.metrics.items())
-        lines += [f"Promotion gate: beat the version holding `@{params.gate.alias}` on {margins}.",
-                  ""]  # fmt: skip
+        asks = []
+        if params.gate.metrics:
+            margins = ", ".join(f"{k} by {v:+g}" for k, v in params.gate.metrics.items())
+            asks.append(f"beat the version holding `@{params.gate.alias}` on {margins}")
+        if params.gate.max_epsilon is not None:
+            asks.append(f"trained with differential privacy at epsilon <= "
+                        f"{params.gate.max_epsilon:g}")  # fmt: skip
+        lines += [f"Promotion gate (`@{params.gate.alias}`): {'; '.join(asks)}.", ""]
 
     lines += ["## Limitations", ""]
     if params.limitations.strip():

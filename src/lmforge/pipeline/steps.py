@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from lmforge.compress.config import CompressConfig
 from lmforge.compress.export import FORMATS, export_model
@@ -47,6 +47,7 @@ from lmforge.serve.config import ServeConfig
 from lmforge.track.prompts import load_prompt
 from lmforge.track.registry import check_gate, promote, register_model, resolve_registry_ref
 from lmforge.train.loop import train
+from lmforge.train.privacy import privacy_tags
 
 
 @dataclass
@@ -464,10 +465,22 @@ class ExportStep(StepType):
 class GateParams(Params):
     alias: str = Field(default="production", description="The alias a new version must earn.")
     metrics: dict[str, float] = Field(
-        min_length=1,
+        default_factory=dict,
         description="Metric -> margin: the new version must beat the alias holder by at "
         "least the margin (in the metric's better direction; 0 accepts a tie).",
     )
+    max_epsilon: float | None = Field(
+        default=None, gt=0,
+        description="Require differential privacy: the model's recorded budget (epsilon, "
+        "from its privacy.json) must be at most this.",
+    )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _asks_something(self) -> GateParams:
+        if not self.metrics and self.max_epsilon is None:
+            raise ValueError("gate: give metrics (margins to beat the alias holder by), "
+                             "max_epsilon, or both")  # fmt: skip
+        return self
 
 
 class RegisterParams(Params):
@@ -541,7 +554,8 @@ class RegisterStep(StepType):
         atomic_write_text(lineage_file, json.dumps(lineage, indent=2, sort_keys=True))
         tags = {"lmforge.pipeline": ctx.pipeline.spec.name,
                 "lmforge.parent_model": lineage.get("parent_model") or "",
-                **{f"lmforge.metric.{k}": repr(float(v)) for k, v in metrics.items()}}  # fmt: skip
+                **{f"lmforge.metric.{k}": repr(float(v)) for k, v in metrics.items()},
+                **privacy_tags(resolved.path)}  # fmt: skip
         info = register_model(resolved.path, params.name, tags=tags,
                               extra_files=[card, lineage_file],
                               description=f"{ctx.pipeline.spec.name} pipeline, step "
@@ -552,7 +566,8 @@ class RegisterStep(StepType):
         reason, alias = "no alias asked for", params.alias
         if params.gate is not None:
             alias = params.gate.alias
-            promoted, reason = check_gate(params.name, info.version, alias, params.gate.metrics)
+            promoted, reason = check_gate(params.name, info.version, alias, params.gate.metrics,
+                                          max_epsilon=params.gate.max_epsilon)  # fmt: skip
         elif params.alias is not None:
             promoted, reason = True, "no gate"
         if promoted and alias:

@@ -275,23 +275,39 @@ def rollback(name: str, alias: str = "production") -> tuple[int, int]:
 
 
 def check_gate(
-    name: str, version: int, alias: str, margins: Mapping[str, float]
+    name: str,
+    version: int,
+    alias: str,
+    margins: Mapping[str, float],
+    *,
+    max_epsilon: float | None = None,
 ) -> tuple[bool, str]:
-    """Does ``version`` beat the version holding ``alias`` on every metric by its margin?
+    """Does ``version`` beat the version holding ``alias`` on every metric by its margin,
+    and (with ``max_epsilon``) was it trained with differential privacy within that budget?
 
-    Metrics are read from the versions' ``lmforge.metric.NAME`` tags. Lower is better for
-    perplexity, rmse and mae; higher for the rest.
+    Metrics are read from the versions' ``lmforge.metric.NAME`` tags, the budget from
+    ``lmforge.privacy.epsilon``. Lower is better for perplexity, rmse and mae; higher for
+    the rest.
 
     Returns:
         (promote or not, the reason in words).
     """
+    new = get_version(name, version).tags
+    verdicts, passed = [], True
+    if max_epsilon is not None:
+        if "lmforge.privacy.epsilon" not in new:
+            return False, (f"version {version} was trained without differential privacy; the "
+                           f"gate needs epsilon <= {max_epsilon:g}")  # fmt: skip
+        epsilon = float(new["lmforge.privacy.epsilon"])
+        passed = epsilon <= max_epsilon
+        verdicts.append(f"epsilon {epsilon:.3g} at delta {float(new['lmforge.privacy.delta']):g} "
+                        f"(needs <= {max_epsilon:g})")  # fmt: skip
     holder = _alias_or_none(name, alias)
     if holder is None:
-        return True, f"no version holds @{alias} yet"
+        return passed, "; ".join([*verdicts, f"no version holds @{alias} yet"])
     if holder == int(version):
-        return True, f"version {version} already holds @{alias}"
-    new, old = get_version(name, version).tags, get_version(name, holder).tags
-    verdicts, passed = [], True
+        return passed, "; ".join([*verdicts, f"version {version} already holds @{alias}"])
+    old = get_version(name, holder).tags
     for metric, margin in margins.items():
         key = f"lmforge.metric.{metric}"
         if key not in new:

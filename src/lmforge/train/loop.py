@@ -562,7 +562,7 @@ def _private_step(
     (summed / len(indices)).backward()
     loss = float(summed.detach()) / max(targets, 1)
     _check_finite(loss, loop.state.step, loop.run_dir)
-    private.check_gradients()
+    private.check_gradients(len(indices))
     loop.optimizer.step()  # clips each example's gradient, adds the noise, steps AdamW
     gradients = [p.grad for p in private.optimizer.params if p.grad is not None]
     grad_norm = float(torch.linalg.vector_norm(torch.stack(

@@ -25,9 +25,11 @@ disagreeing about what trains (see docs/privacy.md).
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -36,6 +38,16 @@ from lmforge.config.schema import PrivacyConfig
 from lmforge.errors import LmforgeError
 
 PRIVACY_FILE = "privacy.json"  # in a model folder: the budget its training spent
+
+
+def privacy_tags(model_dir: Path) -> dict[str, str]:
+    """A registered version's tags for the budget its model folder records (none for a
+    model trained without privacy): what a registry gate on epsilon reads."""
+    path = Path(model_dir) / PRIVACY_FILE
+    if not path.is_file():
+        return {}
+    spent = json.loads(path.read_text(encoding="utf-8"))
+    return {f"lmforge.privacy.{key}": repr(float(spent[key])) for key in ("epsilon", "delta")}
 
 
 def default_delta(examples: int) -> float:
@@ -50,7 +62,7 @@ def prepare_model(model: torch.nn.Module) -> torch.nn.Module:
     Raises:
         LmforgeError: a layer Opacus cannot handle even so, named: one its validator
             rejects, or one that holds trainable weights of its own beside buffers (Opacus
-            has no per-example rule for it; lmforge's tabular and RUL Transformers are such).
+            has no per-example rule for it).
     """
     from opacus.validators import ModuleValidator
     from opacus.validators.errors import UnsupportedModuleError
@@ -176,14 +188,19 @@ class PrivateTraining:
             warnings.simplefilter("ignore")  # RDP: "optimal order is the largest alpha"
             return float(self.accountant.get_epsilon(self.delta))
 
-    def check_gradients(self) -> None:
-        """Raise unless every weight that trains has its per-example gradients.
+    def check_gradients(self, examples: int) -> None:
+        """Raise unless every weight that trains has its per-example gradients; a weight
+        this batch did not use (a table's category embedding when it has no categories)
+        gets gradients of zero for each of its ``examples``.
 
         Raises:
             LmforgeError: a weight whose layer ran outside Opacus' hooks, named.
         """
         for name, weight in self.trained:
-            if weight.grad is not None and getattr(weight, "grad_sample", None) is None:
+            if weight.grad is None and getattr(weight, "grad_sample", None) is None:
+                zeros = torch.zeros((examples, *weight.shape), dtype=weight.dtype)
+                weight.grad_sample = zeros  # type: ignore[attr-defined]  # Opacus' attribute
+            elif getattr(weight, "grad_sample", None) is None:
                 raise LmforgeError(f"privacy: no per-example gradient for {name}: its layer "
                                    "ran outside Opacus' hooks, so its gradient cannot be "
                                    "clipped per example; train it without privacy or freeze "
