@@ -385,6 +385,7 @@ def test_json_schema_lists_every_section_and_field() -> None:
         "eval",
         "output",
         "privacy",
+        "audit",
     }
     assert set(schema["required"]) == {"task", "data"}
     train = schema["$defs"]["TrainConfig"]

@@ -8,6 +8,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
+from lmforge.cli import audit as audit_cli
 from lmforge.cli import compress as compress_cli
 from lmforge.cli import config as config_cli
 from lmforge.cli import data as data_cli
@@ -66,6 +67,7 @@ app.add_typer(evaluate_cli.app, name="eval")
 app.add_typer(prompts_cli.app, name="prompts")
 app.add_typer(pipeline_cli.app, name="pipeline")
 app.add_typer(registry_cli.app, name="registry")
+app.add_typer(audit_cli.app, name="audit")
 app.command("train")(train_cli.train)
 app.command("merge")(train_cli.merge)
 app.command("generate")(generate_cli.generate)

@@ -396,6 +396,35 @@ class PrivacyConfig(Section):
         return self
 
 
+CANARY_TASKS = ("sft", "clm")  # the tasks whose data can carry audit canaries
+
+
+class AuditConfig(Section):
+    """Canaries for the memorisation audit (the secret sharer: Carlini et al., 2019;
+    docs/privacy.md): random secrets put into the training data a set number of times,
+    whose exposure ``lmforge audit memorization`` measures after training."""
+
+    canaries: int = Field(gt=0, le=1000, description="Random secrets inserted into training.")
+    repeats: int = Field(default=10, gt=0, description="How many times each canary is inserted.")
+    references: int | None = Field(
+        default=None,
+        gt=0,
+        le=1000,
+        description="Random secrets of the same kind never inserted: the baseline the "
+        "canaries' exposure is read against. null: as many as canaries.",
+    )
+    digits: int = Field(default=6, ge=3, le=12, description="Digits in each secret.")
+    prefix: str = Field(
+        default="my card PIN is", min_length=1, description="The words before a secret."
+    )
+    question: str = Field(
+        default="What is my card PIN?",
+        min_length=1,
+        description="The user's turn before the secret, for chat (messages) data.",
+    )
+    seed: int = Field(default=0, description="Draws the secrets.")
+
+
 class EvalConfig(Section):
     """When and how much to evaluate on the validation data."""
 
@@ -448,6 +477,9 @@ class RunConfig(Section):
     output: OutputConfig = Field(default_factory=OutputConfig)
     privacy: PrivacyConfig | None = Field(
         default=None, description="Differentially private training; null: off."
+    )
+    audit: AuditConfig | None = Field(
+        default=None, description="Canaries for the memorisation audit; null: none inserted."
     )
 
     @field_validator("task", mode="before")
@@ -554,6 +586,10 @@ class RunConfig(Section):
             )
         if self.privacy is not None:
             problems += self._private_problems()
+        if self.audit is not None and task not in CANARY_TASKS:
+            problems.append(f"audit: canaries are text a language model learns to produce, "
+                            f"for tasks {', '.join(CANARY_TASKS)}, not {task!r}; remove "
+                            "audit")  # fmt: skip
         if problems:
             raise ValueError("\n".join(problems))
         return self

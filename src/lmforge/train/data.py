@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 
 from lmforge.config import DataConfig
+from lmforge.config.schema import AuditConfig
+from lmforge.data.canaries import Canaries, draw_canaries
 from lmforge.data.fetch import data_file
 from lmforge.data.records import read_records, shuffle_records, split_records
 from lmforge.data.tabular import read_table, split_table
@@ -25,11 +27,20 @@ class TrainingData:
     validation: list[Example]
     labels: list[str]
     metrics: dict[str, float] = field(default_factory=dict)
+    canaries: Canaries | None = None  # what ``audit`` put into the training examples
 
 
-def build_data(task: Task, tokenizer: Any, data: DataConfig, *, max_length: int) -> TrainingData:
+def build_data(
+    task: Task,
+    tokenizer: Any,
+    data: DataConfig,
+    *,
+    max_length: int,
+    audit: AuditConfig | None = None,
+) -> TrainingData:
     """Read, validate, split, encode (and pack) the data the ``data`` section names, in
-    examples of at most ``max_length`` tokens. Nothing here trains."""
+    examples of at most ``max_length`` tokens; with ``audit``, canaries join the training
+    records (never the validation ones). Nothing here trains."""
     if data.columns is not None:
         return _tabular_data(task, tokenizer, data)
     if data.series is not None:
@@ -58,6 +69,10 @@ def build_data(task: Task, tokenizer: Any, data: DataConfig, *, max_length: int)
         validation = []
     if data.max_samples is not None:
         records = records[: data.max_samples]
+    canaries = None
+    if audit is not None:
+        canaries = draw_canaries(audit, "messages" if "messages" in records[0] else "text")
+        records = shuffle_records(records + canaries.records(), data.seed)
     if task.label_kind == "class":
         labels = labels or sorted({str(record["label"]) for record in records})
         if len(labels) < 2:
@@ -93,7 +108,9 @@ def build_data(task: Task, tokenizer: Any, data: DataConfig, *, max_length: int)
         train = pack_examples(train, max_length)
         metrics["data/train/packed_sequences"] = float(len(train))
         metrics["data/train/packing_ratio"] = before / max(len(train), 1)
-    return TrainingData(train, valid, list(labels or ()), metrics)
+    if canaries is not None:
+        metrics["data/train/canary_records"] = float(len(canaries.secrets) * canaries.repeats)
+    return TrainingData(train, valid, list(labels or ()), metrics, canaries)
 
 
 def _tabular_data(task: Task, processor: Any, data: DataConfig) -> TrainingData:

@@ -28,6 +28,7 @@ import yaml
 from transformers import get_scheduler
 
 from lmforge.config import RunConfig
+from lmforge.data.canaries import Canaries
 from lmforge.errors import LmforgeError
 from lmforge.hardware import has_bf16
 from lmforge.home import atomic_dir, atomic_write_text, runs_dir
@@ -74,6 +75,7 @@ class TrainResult:
     total_parameters: int = 0
     data_metrics: dict[str, float] = field(default_factory=dict)
     privacy: dict[str, float] = field(default_factory=dict)  # the budget spent, when private
+    canaries: Canaries | None = None  # what audit.canaries put into the training data
 
 
 @dataclass
@@ -165,7 +167,8 @@ def _train(
         base = _resolve_base(config.model.ref, task) if config.model.ref else None
         # a tokenizer, a text+image processor, or a table's (fitted when the data is read)
         tokenizer = task.load_processor(base.path if base else None)
-    data = build_data(task, tokenizer, config.data, max_length=config.task.max_length)
+    data = build_data(task, tokenizer, config.data, max_length=config.task.max_length,
+                      audit=config.audit)  # fmt: skip
     if isinstance(task, FittedTask):
         if config.privacy is not None:
             raise LmforgeError(f"privacy: task {task.name} is fitted in one call, not by "
@@ -265,6 +268,7 @@ def _train(
             total_parameters=total,
             data_metrics=data.metrics,
             privacy=private.report() if private is not None else {},
+            canaries=data.canaries,
         )
         with loop.averaged():
             weights = distributed.full_state_dict(model, dist)  # every process: fsdp gathers
@@ -747,6 +751,10 @@ def _save_outputs(
             if settings.get("task_type") == "SEQ_CLS":
                 # the head's size and label names, which plain peft cannot infer
                 model.get_base_model().config.save_pretrained(tmp)
+        if result.privacy:  # the budget travels with the model
+            (tmp / PRIVACY_FILE).write_text(json.dumps(result.privacy, indent=2) + "\n")
+        if result.canaries is not None:  # what the memorisation audit looks for
+            result.canaries.save(tmp)
     summary = {
         "run_id": result.run_id,
         "steps": result.steps,
@@ -771,9 +779,6 @@ def _save_outputs(
         },
         step=result.steps,
     )
-    if result.privacy:  # the budget travels with the model
-        atomic_write_text(result.model_dir / PRIVACY_FILE,
-                          json.dumps(result.privacy, indent=2) + "\n")  # fmt: skip
     log_model(tracker, result.model_dir)
     tracker.log_artifact(result.run_dir / "config.yaml")
     tracker.log_artifact(result.run_dir / "metrics.json")
