@@ -53,8 +53,8 @@ def test_a_memorised_canary_stands_out_and_the_references_do_not(
     tiny_causal_lm: Path, tmp_path: Path
 ) -> None:
     """Two canaries, eight times each, in a small chat set that a tiny model trains on to
-    memorisation: their exposure nears the most the sample can show; the six references
-    stay near a random secret's (about 1.4 bits)."""
+    memorisation: the digit walk ranks them among the first few of a million secrets; the
+    six references stay near a random secret's exposure (about 1.4 bits)."""
     data = write_jsonl(tmp_path / "chat.jsonl", chat_rows(8))
     result = train(_config(tiny_causal_lm, data, tmp_path / "run", 120, canaries=2, repeats=8,
                            references=6), track=False)  # fmt: skip
@@ -68,11 +68,11 @@ def test_a_memorised_canary_stands_out_and_the_references_do_not(
     report = json.loads(shown.stdout)
     summary = report["summary"]
     assert summary["canaries"]["count"] == 2 and summary["references"]["count"] == 6
-    ceiling = math.log2(501)  # no sampled candidate is as likely
     canaries = [e for e in report["exposures"] if e["inserted"]]
-    assert all(e["exposure_sampled"] == pytest.approx(ceiling) for e in canaries)
-    assert summary["canaries"]["mean"] > 9.0
-    assert summary["references"]["mean"] < 5.0 and summary["excess_bits"] > 5.0
+    # no sampled candidate is as likely: the sample shows its ceiling, the walk the rank
+    assert all(e["exposure_sampled"] == pytest.approx(math.log2(501)) for e in canaries)
+    assert all(e["method"] == "exact" and e["exposure"] > 12.0 for e in canaries)
+    assert summary["references"]["mean"] < 5.0 and summary["excess_bits"] > 8.0
 
     table = runner.invoke(app, ["audit", "memorization", str(result.model_dir),
                                 "--candidates", "200"])  # fmt: skip
@@ -108,3 +108,34 @@ def test_cached_scores_equal_a_plain_forward_pass(tiny_causal_lm: Path) -> None:
             logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1], dim=-1)
         expected = logp[len(context) - 1 :].gather(-1, ids[0, len(context) :, None]).sum()
         assert score == pytest.approx(float(expected), abs=1e-3)
+
+
+def test_the_digit_walk_counts_ranks_exactly(tiny_causal_lm: Path) -> None:
+    """Over all 1,000 three-digit secrets scored one by one, the walk that drops unlikely
+    prefixes finds each secret's rank; it gives up past its budget."""
+    from lmforge.data.canaries import Canaries
+    from lmforge.evaluate.memorization import (
+        _digit_tokens,
+        _exact_rank,
+        _log_likelihoods,
+        _tokens,
+    )
+    from lmforge.hub import resolve
+    from lmforge.hub.load import load_causal_lm
+
+    model, tokenizer = load_causal_lm(resolve(str(tiny_causal_lm)))
+    canaries = Canaries(prefix="my card PIN is", question="What is my card PIN?",
+                        format="messages", digits=3, repeats=1, secrets=("0 4 2",),
+                        references=())  # fmt: skip
+    context, encode = _tokens(canaries, tokenizer)
+    layout = _digit_tokens(canaries, encode)
+    assert layout is not None  # SmolLM2's tokenizer: a space, then the digit
+    everything = [f"{a} {b} {c}" for a in range(10) for b in range(10) for c in range(10)]
+    scores = _log_likelihoods(model, context, [encode(s) for s in everything], batch_size=500)
+    order = scores.argsort()[::-1]
+    for rank in (1, 7, 60):
+        threshold = float(scores[order[rank - 1]])
+        found = _exact_rank(model, context, layout, 3, threshold, budget=1000, batch_size=64)
+        assert found == rank
+    assert _exact_rank(model, context, layout, 3, float(scores[order[-1]]), budget=50,
+                       batch_size=64) is None  # every prefix stays: past the budget  # fmt: skip

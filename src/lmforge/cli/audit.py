@@ -22,6 +22,9 @@ def memorization(
     candidates: Annotated[
         int, typer.Option(min=100, help="Random secrets sampled to estimate each rank.")
     ] = 4000,
+    budget: Annotated[
+        int, typer.Option(min=10, help="Most digit prefixes the exact rank walk keeps.")
+    ] = 2048,
     seed: Annotated[int, typer.Option(help="Draws the candidates.")] = 0,
     out: Annotated[Path | None, typer.Option(help="Also write the report as JSON here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -35,7 +38,8 @@ def memorization(
     from lmforge.home import atomic_write_text
 
     with ProgressReporter(err_console, "audit") as progress:
-        report = audit_memorization(ref, candidates=candidates, seed=seed, progress=progress)
+        report = audit_memorization(ref, candidates=candidates, budget=budget, seed=seed,
+                                    progress=progress)  # fmt: skip
     record = report.to_dict()
     if out is not None:
         atomic_write_text(out, json.dumps(record, indent=2) + "\n")
@@ -45,13 +49,14 @@ def memorization(
     summary = report.summary()
     table = Table(title=f"Exposure in bits ({summary['space_bits']:.1f} at most; each canary "
                         f"{report.repeats}x in training; {candidates} candidates)")  # fmt: skip
-    for column in ("secrets", "count", "mean", "median", "max", "mean (sampled)"):
+    for column in ("secrets", "count", "mean", "median", "max", "exact ranks", "mean (sampled)"):
         table.add_column(column, justify="left" if column == "secrets" else "right")
     for name, label in (("canaries", "canaries (inserted)"),
                         ("references", "references (never inserted)")):  # fmt: skip
         row = summary[name]
-        table.add_row(label, str(row["count"]), f"{row['mean']:.2f}", f"{row['median']:.2f}",
-                      f"{row['max']:.2f}", f"{row['mean_sampled']:.2f}")  # fmt: skip
+        numbers = [f"{row[key]:.2f}" for key in ("mean", "median", "max")]
+        table.add_row(label, str(row["count"]), *numbers, str(row["exact"]),
+                      f"{row['mean_sampled']:.2f}")  # fmt: skip
     console.print(table)
     console.print(f"canaries minus references: {summary['excess_bits']:+.2f} bits (a model "
                   f"that memorised nothing: about 0; a random secret averages "

@@ -7,12 +7,19 @@ model finds them after the same words. A model that never saw the canary ranks i
 anywhere, so its exposure averages ``log2 e`` (about 1.44 bits); one that memorised it ranks
 it first, exposure ``log2 |R|`` (19.9 bits for six digits).
 
-Ranking a million secrets takes a million forward passes, so the rank is estimated, as the
-paper does, from a uniform sample of candidates: their log-likelihoods are fitted with a
-skew-normal distribution, and the exposure is ``-log2`` of the fitted probability that a
-random secret is at least as likely as the canary (capped at ``log2 |R|``). The share of
-the sample that is at least as likely (``exposure_sampled``, capped at ``log2`` of the
-sample size) is reported beside it as a check on the fit.
+Ranking a million secrets one by one takes a million forward passes. Two ways around it:
+
+- Sampled: score a uniform sample of candidates; the share at least as likely as the
+  canary estimates ``rank / |R|``. Good where many secrets outrank the canary; it cannot
+  show more than ``log2`` of the sample size.
+- Exact, where the canary is likely: walk the secrets digit by digit and drop every prefix
+  already less likely than the canary (adding digits only lowers a log-likelihood). For a
+  memorised canary almost every prefix drops at once, so the secrets that outrank it are
+  counted exactly in a few batched passes. The walk gives up past ``budget`` prefixes.
+
+Each secret gets the exact rank when the walk finishes and the sampled estimate otherwise
+(``method``); the paper (section 4.3) fits a skew-normal to the sample instead, which on
+small models here understated a memorised canary's exposure by several bits.
 
 The references are secrets drawn like the canaries and never inserted: their exposure is
 the baseline, measured on the same model.
@@ -22,7 +29,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -45,7 +52,8 @@ class Exposure:
     secret: str
     inserted: bool  # a canary (in the training data) or a reference (never in it)
     log_likelihood: float  # log p(secret | the words before it), in nats
-    exposure: float  # bits, from the fitted distribution of the candidates
+    exposure: float  # bits: log2 |R| - log2 rank
+    method: str  # "exact" (the digit walk counted the rank) or "sampled"
     exposure_sampled: float  # bits, from the share of sampled candidates at least as likely
 
 
@@ -68,7 +76,8 @@ class MemorizationReport:
             sampled = np.array([e.exposure_sampled for e in rows])
             out[name] = {"count": len(rows), "mean": float(values.mean()),
                          "median": float(np.median(values)), "max": float(values.max()),
-                         "mean_sampled": float(sampled.mean())}  # fmt: skip
+                         "mean_sampled": float(sampled.mean()),
+                         "exact": sum(e.method == "exact" for e in rows)}  # fmt: skip
         out["excess_bits"] = out["canaries"]["mean"] - out["references"]["mean"]
         return out
 
@@ -82,6 +91,7 @@ def audit_memorization(
     ref: str,
     *,
     candidates: int = 4000,
+    budget: int = 2048,
     batch_size: int = 256,
     seed: int = 0,
     progress: ProgressFn | None = None,
@@ -92,6 +102,7 @@ def audit_memorization(
         ref: the trained model: a run (``run:ID`` or its folder), a model folder, a
             registry reference.
         candidates: random secrets sampled to estimate ranks (more: a finer estimate).
+        budget: the most digit prefixes the exact walk keeps before it gives up.
 
     Raises:
         LmforgeError: the model was trained without canaries, or is not a causal LM.
@@ -108,16 +119,19 @@ def audit_memorization(
     scores = _log_likelihoods(model, context, [encode(s) for s in [*pool, *secrets]],
                               batch_size=batch_size, progress=progress)  # fmt: skip
     sampled, own = scores[:candidates], scores[candidates:]
-    tail = _fitted_tail(sampled)
-    cap = math.log2(canaries.space)
+    layout = _digit_tokens(canaries, encode)
     exposures = []
     for index, (secret, score) in enumerate(zip(secrets, own, strict=True)):
-        share = (np.count_nonzero(sampled >= score) + 1) / (candidates + 1)
+        beaten_by = int(np.count_nonzero(sampled >= score))
+        sampled_bits = -math.log2((beaten_by + 1) / (candidates + 1))
+        rank = None
+        if layout is not None and beaten_by < 10:  # too few in the sample to tell
+            rank = _exact_rank(model, context, layout, canaries.digits, float(score),
+                               budget=budget, batch_size=batch_size)  # fmt: skip
         exposures.append(Exposure(
-            secret=secret, inserted=index < len(canaries.secrets),
-            log_likelihood=float(score),
-            exposure=min(cap, -math.log2(max(tail(score), 1.0 / canaries.space))),
-            exposure_sampled=-math.log2(share),
+            secret=secret, inserted=index < len(canaries.secrets), log_likelihood=float(score),
+            exposure=math.log2(canaries.space / rank) if rank else sampled_bits,
+            method="exact" if rank else "sampled", exposure_sampled=sampled_bits,
         ))  # fmt: skip
     return MemorizationReport(model=ref, space=canaries.space, candidates=candidates,
                               repeats=canaries.repeats, exposures=exposures)  # fmt: skip
@@ -163,6 +177,89 @@ def _tokens(canaries: Canaries, tokenizer: Any) -> tuple[list[int], Any]:
     return list(context), encode
 
 
+@dataclass(frozen=True)
+class _Digits:
+    """How a digit after the words before a secret is tokenized: the same ``shared`` tokens
+    (SmolLM2's tokenizer: a space) then one token of its own, ``own[d]``."""
+
+    shared: list[int]
+    own: list[int]
+
+    def tokens(self, digits: torch.Tensor) -> torch.Tensor:
+        """``(B, k)`` digits -> ``(B, k * (len(shared) + 1))`` tokens."""
+        own = torch.tensor(self.own)[digits][..., None]  # (B, k, 1)
+        shared = torch.tensor(self.shared, dtype=torch.long).expand(*digits.shape, -1)
+        return torch.cat([shared, own], dim=-1).flatten(1)
+
+
+def _digit_tokens(canaries: Canaries, encode: Callable[[str], list[int]]) -> _Digits | None:
+    """How digits are tokenized, when each is shared tokens plus one of its own wherever
+    it stands (the exact walk needs that); else None."""
+    single = [encode(str(d)) for d in range(10)]
+    shared = single[0][:-1]
+    if any(ids[:-1] != shared for ids in single):
+        return None
+    layout = _Digits(shared, [ids[-1] for ids in single])
+    for secret in canaries.secrets:
+        expected = layout.tokens(torch.tensor([[int(d) for d in secret.split()]]))[0]
+        if encode(secret) != expected.tolist():
+            return None
+    return layout
+
+
+@torch.no_grad()
+def _exact_rank(
+    model: Any,
+    context: Sequence[int],
+    layout: _Digits,
+    digits: int,
+    threshold: float,
+    *,
+    budget: int,
+    batch_size: int,
+) -> int | None:
+    """How many secrets the model finds at least as likely as ``threshold`` (a secret's
+    own log-likelihood, so the count includes it: its rank), by walking the digits and
+    dropping each prefix already below the threshold; None past ``budget`` prefixes."""
+    threshold -= 1e-4  # the same secret scored in another batch differs in the last bits
+    out = model(input_ids=torch.tensor([list(context)]), use_cache=True)
+    first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)  # predicts the 1st token
+    prefixes = torch.zeros((1, 0), dtype=torch.long)  # (P, k) digits so far
+    scores = torch.zeros(1)  # (P,) their log-likelihoods
+    for _ in range(digits):
+        if len(prefixes) > budget:
+            return None
+        grown, grown_scores = [], []
+        for start in range(0, len(prefixes), batch_size):
+            chunk = prefixes[start : start + batch_size]
+            step = _next_digit(model, out.past_key_values, first, layout, chunk)  # (B, 10)
+            total = scores[start : start + batch_size, None] + step
+            rows, columns = (total >= threshold).nonzero(as_tuple=True)
+            grown.append(torch.cat([chunk[rows], columns[:, None]], dim=1))
+            grown_scores.append(total[rows, columns])
+        prefixes, scores = torch.cat(grown), torch.cat(grown_scores)
+    return max(1, len(prefixes))
+
+
+def _next_digit(
+    model: Any, context_cache: Any, first: torch.Tensor, layout: _Digits, prefixes: torch.Tensor
+) -> torch.Tensor:
+    """``(B, 10)``: log p(next digit is d | context, prefix) for each of ``B`` prefixes."""
+    shared = torch.tensor(layout.shared, dtype=torch.long).expand(len(prefixes), -1)
+    tokens = torch.cat([layout.tokens(prefixes), shared], dim=1)  # then the next digit's own
+    if tokens.shape[1] == 0:  # the first digit of single-token digits
+        return first[layout.own].expand(len(prefixes), -1)
+    cache = copy.deepcopy(context_cache)
+    cache.batch_repeat_interleave(len(prefixes))
+    logits = model(input_ids=tokens, cache=cache, use_cache=True).logits.float()
+    predicted = torch.cat([first.expand(len(prefixes), 1, -1),
+                           torch.log_softmax(logits, dim=-1)], dim=1)  # (B, T + 1, V)  # fmt: skip
+    own = predicted[:, tokens.shape[1], layout.own]  # (B, 10)
+    for i in range(tokens.shape[1] - len(layout.shared), tokens.shape[1]):  # shared tokens
+        own = own + predicted[:, i].gather(-1, tokens[:, i, None])
+    return own
+
+
 @torch.no_grad()
 def _log_likelihoods(
     model: Any,
@@ -197,12 +294,3 @@ def _log_likelihoods(
             if progress is not None:
                 progress(done, len(secrets), "secrets scored")
     return scores
-
-
-def _fitted_tail(samples: np.ndarray) -> Any:
-    """``score -> P(a random secret's log-likelihood >= score)`` under a skew-normal
-    fitted to the sampled candidates' (the paper's estimate beyond the sample's reach)."""
-    from scipy.stats import skewnorm
-
-    shape, location, scale = skewnorm.fit(samples)
-    return lambda score: float(skewnorm.sf(score, shape, location, scale))
