@@ -77,6 +77,13 @@ class ModelConfig(Section):
         default="auto",
         description="Dtype the weights are loaded in; auto keeps the checkpoint's own dtype.",
     )
+    init_from: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Start from the trained weights of an earlier run of this model and "
+        "method: its model folder or run:RUN_ID (a LoRA adapter with its head, or the whole "
+        "model). Federated rounds start each site from the global model this way.",
+    )
 
 
 class TabularColumns(Section):
@@ -281,6 +288,12 @@ class TrainConfig(Section):
     )
     max_grad_norm: float | None = Field(
         default=1.0, gt=0, description="Clip gradients to this norm; null disables clipping."
+    )
+    proximal_mu: float = Field(
+        default=0.0,
+        ge=0,
+        description="Pull the trained weights toward where they started: the loss gains "
+        "mu/2 * ||w - w_start||^2 (FedProx's proximal term). 0: off.",
     )
     ema_decay: float | None = Field(
         default=None,
@@ -584,6 +597,9 @@ class RunConfig(Section):
                 f"train.precision: {self.train.precision!r} conflicts with model.dtype "
                 f"{self.model.dtype!r}; use matching ones or model.dtype 'float32'"
             )
+        if self.train.proximal_mu > 0 and self.train.strategy in {"fsdp", "deepspeed"}:
+            problems.append(f"train.proximal_mu: not with {self.train.strategy} (the pull "
+                            "needs whole weights); use strategy auto or ddp")  # fmt: skip
         if self.privacy is not None:
             problems += self._private_problems()
         if self.audit is not None and task not in CANARY_TASKS:
@@ -605,6 +621,8 @@ class RunConfig(Section):
             "gradients need whole layers; use auto, in one process",
             "train.precision": self.train.precision != "fp32" and "per-example gradients are "
             "checked in fp32 only; use fp32",
+            "train.proximal_mu": self.train.proximal_mu > 0 and "the proximal pull is not "
+            "noised with the gradients; use FedAvg (proximal_mu 0) with privacy",
         }  # fmt: skip
         return [f"{key}: not with privacy ({why})" for key, why in unsupported.items() if why]
 

@@ -50,6 +50,7 @@ from lmforge.train.data import TrainingData, build_data
 from lmforge.train.ema import WeightAverage
 from lmforge.train.methods import MethodOptions, apply_method, count_parameters
 from lmforge.train.privacy import PRIVACY_FILE, PrivateTraining, prepare_model
+from lmforge.train.start import ProximalTerm, load_start_weights
 
 
 class TrainingInterrupted(LmforgeError):
@@ -99,6 +100,7 @@ class Loop:
     progress: ProgressFn | None
     average: WeightAverage | None  # train.ema_decay: what evaluation and the saved model use
     private: PrivateTraining | None  # privacy: the hooks, the noisy optimizer, the accountant
+    proximal: ProximalTerm | None  # train.proximal_mu: the pull toward the starting weights
 
     def averaged(self) -> Any:
         """The model holds the weight average inside the block (when there is one)."""
@@ -181,8 +183,11 @@ def _train(
                            "accountant's history is per process and not in checkpoints); "
                            "train privately in one process, from the start")  # fmt: skip
     model = _build_model(config, task, str(base.path) if base else "", data.labels, dist.device)
+    if config.model.init_from is not None:  # a resumed run's checkpoint then overwrites them
+        load_start_weights(model, config.model.init_from, task.weights_subfolder)
     if config.privacy is not None:
         model = prepare_model(model)
+    proximal = ProximalTerm(model, config.train.proximal_mu) if config.train.proximal_mu else None
     trainable, total = count_parameters(model)
     module = distributed.wrap(TrainingModule(task, model), config.train.strategy, dist)
 
@@ -224,7 +229,7 @@ def _train(
 
     loop = Loop(config, dist, task, tokenizer, data, model, module, optimizer, scheduler, state,
                 total_steps, micro_per_epoch, run_dir, tracker, progress, average,
-                private)  # fmt: skip
+                private, proximal)  # fmt: skip
     try:
         if config.eval.before_training and data.validation and checkpoint is None:
             tracker.log_metrics(_numbers(loop.evaluate(), "eval"), step=0)
@@ -527,6 +532,8 @@ def _run_steps(loop: Loop) -> dict[str, float]:
             loss = distributed.sum_across(loss_sum, dist) / max(targets, 1)
             _check_finite(loss, state.step, run_dir)
             scaler.unscale_(optimizer)
+            if loop.proximal is not None:
+                loop.proximal.add_to_gradients()
             grad_norm = float(
                 torch.nn.utils.clip_grad_norm_(parameters, train_cfg.max_grad_norm or float("inf"))
             )

@@ -1,0 +1,80 @@
+"""Where training starts and what pulls it back: ``model.init_from`` loads the trained
+weights of an earlier run (a LoRA adapter with its head, or a whole model) into a freshly
+built model, and ``train.proximal_mu`` adds FedProx's proximal term (Li et al., 2020),
+``mu/2 * ||w - w_start||^2``, to every step's gradient as ``mu * (w - w_start)``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lmforge.errors import LmforgeError
+from lmforge.hub import resolve
+
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+
+
+def load_start_weights(model: Any, ref: str, weights_subfolder: str = "") -> None:
+    """Load the trained weights saved in ``ref`` into ``model`` (already built with its
+    method applied): the adapter and head of a LoRA run, or every weight of a full one.
+
+    Raises:
+        LmforgeError: ``ref`` holds no weights of this kind, or their names or shapes do
+            not fit this model (another base model or method).
+    """
+    from safetensors.torch import load_file
+
+    folder = resolve(ref).path
+    adapter = folder / ADAPTER_WEIGHTS
+    if hasattr(model, "peft_config"):
+        if not adapter.is_file():
+            raise LmforgeError(f"model.init_from: {ref!r} holds no LoRA adapter "
+                               f"({ADAPTER_WEIGHTS}) but method.name is lora; start from a "
+                               "LoRA run of this model")  # fmt: skip
+        from peft import set_peft_model_state_dict
+
+        try:
+            loaded = set_peft_model_state_dict(model, load_file(adapter))
+        except RuntimeError as error:  # a shape that does not fit
+            raise LmforgeError(f"model.init_from: {ref!r} does not fit this model: "
+                               f"{error}".splitlines()[0]) from None  # fmt: skip
+        trained = {name for name, p in model.named_parameters() if p.requires_grad}
+        unfit = [*getattr(loaded, "unexpected_keys", []),
+                 *(set(getattr(loaded, "missing_keys", [])) & trained)]  # fmt: skip
+        if unfit:
+            raise LmforgeError(f"model.init_from: {ref!r} does not fit this model's adapters "
+                               f"({', '.join(sorted(unfit)[:3])}); start from a run of the "
+                               "same model and method")  # fmt: skip
+        return
+    files = sorted((Path(folder) / weights_subfolder).glob("*.safetensors"))
+    if adapter.is_file() or not files:
+        raise LmforgeError(f"model.init_from: {ref!r} holds no whole-model weights "
+                           "(*.safetensors); start from a run of the same model and "
+                           "method")  # fmt: skip
+    state: dict[str, torch.Tensor] = {}
+    for file in files:
+        state |= load_file(file)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        first = str(error).splitlines()[1:2] or [str(error)]
+        raise LmforgeError(f"model.init_from: {ref!r} does not fit this model "
+                           f"({first[0].strip()}); start from a run of the same model and "
+                           "method") from None  # fmt: skip
+
+
+class ProximalTerm:
+    """FedProx's pull toward the starting weights, added to the gradients of a step."""
+
+    def __init__(self, model: torch.nn.Module, mu: float) -> None:
+        self.mu = mu
+        self.anchors = [(p, p.detach().clone()) for p in model.parameters() if p.requires_grad]
+
+    def add_to_gradients(self) -> None:
+        """``grad += mu * (w - w_start)`` for every trained weight."""
+        with torch.no_grad():
+            for weight, anchor in self.anchors:
+                pull = (weight - anchor) * self.mu
+                weight.grad = pull if weight.grad is None else weight.grad.add_(pull)
