@@ -10,13 +10,15 @@ import pytest
 from lmforge.compress.config import CompressConfig
 from lmforge.config import RunConfig, load_config_dict
 from lmforge.config.load import load_settings
+from lmforge.federated.config import FederatedConfig
 from lmforge.serve.config import ServeConfig
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 PIPELINES = EXAMPLES / "pipelines"
 PROMPTS = EXAMPLES / "prompts"
 # the config each folder of examples holds
-KINDS: dict[str, type[Any]] = {"train": RunConfig, "compress": CompressConfig, "serve": ServeConfig}
+KINDS: dict[str, type[Any]] = {"train": RunConfig, "compress": CompressConfig, "serve": ServeConfig,
+                               "federated": FederatedConfig}  # fmt: skip
 EXAMPLE_FILES = sorted(p for folder in KINDS for p in (EXAMPLES / folder).glob("*.yaml"))
 PIPELINE_FILES = sorted(PIPELINES.glob("*.yaml"))
 PROMPT_FILES = sorted(PROMPTS.glob("*"))
@@ -59,6 +61,8 @@ def test_example_config_is_valid(path: Path) -> None:
         assert config.data.train.is_absolute() or str(config.data.train).startswith(
             ("bundled:", "dataset:")
         )
+    if isinstance(config, FederatedConfig):  # the run config each site trains with
+        assert isinstance(load_settings(config.run, RunConfig), RunConfig)
 
 
 @pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: str(p.relative_to(EXAMPLES)))

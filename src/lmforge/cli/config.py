@@ -15,6 +15,7 @@ from lmforge.compress.config import CompressConfig
 from lmforge.config import RunConfig, json_schema, load_config
 from lmforge.config.load import load_settings
 from lmforge.errors import LmforgeError
+from lmforge.federated.config import FederatedConfig
 from lmforge.serve.config import ServeConfig
 
 app = typer.Typer(
@@ -23,7 +24,8 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 # --kind: the config classes besides the run config
-KINDS: dict[str, type[BaseModel]] = {"compress": CompressConfig, "serve": ServeConfig}
+KINDS: dict[str, type[BaseModel]] = {"compress": CompressConfig, "serve": ServeConfig,
+                                     "federated": FederatedConfig}  # fmt: skip
 KIND_HELP = "Which config: run (lmforge train) or " + ", ".join(KINDS) + "."
 
 

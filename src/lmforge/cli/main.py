@@ -15,6 +15,7 @@ from lmforge.cli import data as data_cli
 from lmforge.cli import doctor as doctor_cli
 from lmforge.cli import evaluate as evaluate_cli
 from lmforge.cli import explain as explain_cli
+from lmforge.cli import federated as federated_cli
 from lmforge.cli import generate as generate_cli
 from lmforge.cli import guard as guard_cli
 from lmforge.cli import images as images_cli
@@ -68,6 +69,7 @@ app.add_typer(prompts_cli.app, name="prompts")
 app.add_typer(pipeline_cli.app, name="pipeline")
 app.add_typer(registry_cli.app, name="registry")
 app.add_typer(audit_cli.app, name="audit")
+app.add_typer(federated_cli.app, name="federated")
 app.command("train")(train_cli.train)
 app.command("merge")(train_cli.merge)
 app.command("generate")(generate_cli.generate)

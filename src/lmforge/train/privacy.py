@@ -50,6 +50,20 @@ def privacy_tags(model_dir: Path) -> dict[str, str]:
     return {f"lmforge.privacy.{key}": repr(float(spent[key])) for key in ("epsilon", "delta")}
 
 
+def composed_epsilon(spent: list[dict[str, float]], delta: float, accountant: str) -> float:
+    """The budget of several private trainings of the same data (one site's training in
+    each federated round), composed by the accountant: epsilon at ``delta`` over all of
+    their steps. Each entry is a run's ``report()``."""
+    from opacus.accountants import create_accountant
+
+    counter = create_accountant(accountant)
+    counter.history = [(run["noise_multiplier"], run["sample_rate"], int(run["steps"]))
+                       for run in spent]  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # RDP: "optimal order is the largest alpha"
+        return float(counter.get_epsilon(delta))
+
+
 def default_delta(examples: int) -> float:
     """1 / N rounded down to a power of ten: 8,000 examples give 1e-4."""
     return 10.0 ** math.floor(math.log10(1.0 / max(examples, 1)))

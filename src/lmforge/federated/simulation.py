@@ -1,0 +1,260 @@
+"""Federated training simulated in one process: every round, each chosen site trains the
+global model on its own data with the one training loop (``lmforge.train``), and the
+sites' weights are averaged, weighted by how many training records each holds (FedAvg:
+McMahan et al., 2017); with ``strategy: fedprox`` each site's training is also pulled
+toward the global weights (Li et al., 2020). Only weights leave a site, never records.
+
+A site's update is its saved model folder: its LoRA adapter and head, or its whole model.
+The global model of a round is the weighted average of those files, written as a model
+folder of the same kind, which the next round's sites start from (``model.init_from``).
+
+With ``privacy:`` in the run config every site trains with DP-SGD each round; a site's
+budget composes over the rounds it took part in, and the global model's budget is the
+largest site's (each record belongs to one site).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lmforge.config import RunConfig, load_config, load_config_dict
+from lmforge.data.fetch import data_file
+from lmforge.errors import LmforgeError
+from lmforge.federated.config import FederatedConfig
+from lmforge.federated.split import split_records
+from lmforge.home import atomic_dir, atomic_write_text, runs_dir
+from lmforge.progress import ProgressFn
+from lmforge.track import OUTPUT_DIR_TAG, start_run
+from lmforge.track.registry import log_model, register_model
+from lmforge.train.loop import train
+from lmforge.train.privacy import PRIVACY_FILE, composed_epsilon, default_delta
+
+SUMMARY_FILE = "federated.json"  # in the run folder: the rounds' metrics and the sites
+
+
+@dataclass
+class FederatedResult:
+    run_id: str
+    run_dir: Path
+    model_dir: Path  # the final global model
+    rounds: list[dict[str, float]] = field(default_factory=list)  # each round's metrics
+    site_sizes: list[int] = field(default_factory=list)
+    privacy: dict[str, Any] = field(default_factory=dict)
+
+
+def run_federated(
+    config: FederatedConfig,
+    *,
+    track: bool = True,
+    progress: ProgressFn | None = None,
+) -> FederatedResult:
+    """Run ``config.rounds`` rounds over the sites; save, log and register the global model.
+
+    Raises:
+        LmforgeError: a bad run config or split, or a round fewer than ``min_sites`` sites
+            finished.
+    """
+    run = load_config(config.run)
+    if run.privacy is not None and config.strategy == "fedprox":
+        raise LmforgeError("strategy: fedprox's pull is not noised with the gradients; use "
+                           "fedavg with a private run config")  # fmt: skip
+    tracker = start_run(config.output.experiment, run_name=config.name,
+                        tags={"lmforge.command": "federated"}, enabled=track)  # fmt: skip
+    run_id = tracker.run_id or uuid.uuid4().hex
+    run_dir = Path(config.output.dir or runs_dir() / run_id)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with tracker:
+        files = _site_files(config, run, run_dir / "sites")
+        sizes = [_count_records(f) for f in files]
+        tracker.set_tags({OUTPUT_DIR_TAG: str(run_dir), "lmforge.task": run.task.name})
+        tracker.log_params({"federated": config.summary(), "site_sizes": sizes})
+        rng = np.random.default_rng(config.sites.seed + 1)
+        spent: list[list[dict[str, float]]] = [[] for _ in files]
+        history: list[dict[str, float]] = []
+        global_dir: Path | None = None
+        for number in range(1, config.rounds + 1):
+            started = time.perf_counter()
+            asked = max(1, round(config.fraction * len(files)))
+            chosen = sorted(rng.choice(len(files), size=asked, replace=False).tolist())
+            round_dir = run_dir / "rounds" / str(number)
+            updates = []
+            for site in chosen:
+                site_config = _site_config(run, config, files[site], round_dir / f"site-{site}",
+                                           global_dir)  # fmt: skip
+                try:
+                    result = train(site_config, track=False)
+                except LmforgeError as error:  # the round goes on without this site
+                    print(f"round {number}: site {site} dropped out: {error}", flush=True)
+                    continue
+                updates.append((result.model_dir, sizes[site], result.final_loss))
+                if result.privacy:
+                    spent[site].append(result.privacy)
+            if len(updates) < config.min_sites:
+                raise LmforgeError(f"round {number}: {len(updates)} of {len(chosen)} sites "
+                                   f"finished, below min_sites {config.min_sites}")  # fmt: skip
+            new_global = round_dir / "global"
+            average_models([u[0] for u in updates], [u[1] for u in updates], new_global)
+            weights = np.array([u[1] for u in updates], dtype=float)
+            metrics = {"round/sites": float(len(updates)),
+                       "round/dropped": float(len(chosen) - len(updates)),
+                       "round/local_loss": float(np.average([u[2] for u in updates],
+                                                            weights=weights)),
+                       "round/seconds": time.perf_counter() - started}  # fmt: skip
+            if config.eval is not None and (number % config.eval.every == 0
+                                            or number == config.rounds):  # fmt: skip
+                from lmforge.evaluate.runner import evaluate_model
+
+                scored = evaluate_model(str(new_global), config.eval.data, config.eval.task,
+                                        track=False)  # fmt: skip
+                metrics |= {f"eval/{k}": float(v) for k, v in scored.metrics.items()
+                            if isinstance(v, int | float)}  # fmt: skip
+            tracker.log_metrics(metrics, step=number)
+            history.append({"round": float(number), **metrics})
+            if progress is not None:
+                progress(number, config.rounds, _describe(metrics))
+            if global_dir is not None:  # the previous round's folders are not needed again
+                shutil.rmtree(global_dir.parent, ignore_errors=True)
+            for model_dir, _, _ in updates:
+                shutil.rmtree(model_dir.parent, ignore_errors=True)
+            global_dir = new_global
+        assert global_dir is not None
+        model_dir = run_dir / "model"
+        privacy = _privacy(run, spent, sizes)
+        with atomic_dir(model_dir) as tmp:
+            shutil.copytree(global_dir, tmp, dirs_exist_ok=True)
+            (tmp / PRIVACY_FILE).unlink(missing_ok=True)  # one site's round, not the whole
+            if privacy:
+                (tmp / PRIVACY_FILE).write_text(json.dumps(privacy, indent=2) + "\n")
+        shutil.rmtree(run_dir / "rounds", ignore_errors=True)
+        summary = {"run_id": run_id, "config": config.summary(), "site_sizes": sizes,
+                   "rounds": history, **({"privacy": privacy} if privacy else {})}  # fmt: skip
+        atomic_write_text(run_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
+        if privacy:
+            tracker.log_metrics({"privacy/epsilon": privacy["epsilon"]}, step=config.rounds)
+        log_model(tracker, model_dir)
+        tracker.log_artifact(run_dir / SUMMARY_FILE)
+        if config.output.register_as and tracker.run_id:
+            register_model(model_dir, config.output.register_as, run_id=tracker.run_id)
+    return FederatedResult(run_id, run_dir, model_dir, history, sizes, privacy)
+
+
+def average_models(folders: list[Path], weights: list[int], out: Path) -> None:
+    """Write into ``out`` a model folder like ``folders[0]`` whose weights are the average of
+    the folders' weights, each folder counting ``weights[i]`` (its training records).
+
+    Raises:
+        LmforgeError: the folders hold different weights (another model or method).
+    """
+    from safetensors.torch import load_file, save_file
+
+    names = _weight_files(folders[0])
+    share = torch.tensor(weights, dtype=torch.float64) / sum(weights)
+    with atomic_dir(out) as tmp:
+        for item in folders[0].iterdir():
+            if item.name not in names:
+                copy = shutil.copytree if item.is_dir() else shutil.copy2
+                copy(item, tmp / item.name)
+        for name in names:
+            states = [load_file(folder / name) for folder in folders]
+            shapes = [{k: tuple(v.shape) for k, v in state.items()} for state in states]
+            if any(shape != shapes[0] for shape in shapes):
+                raise LmforgeError(f"the sites' {name} hold different weights: every site "
+                                   "must train the same model and method (a classifier whose "
+                                   "site lacks a label gets a smaller head: list them all in "
+                                   "data.labels)")  # fmt: skip
+            averaged = {}
+            for key, first in states[0].items():
+                if not first.is_floating_point():  # counters, ids: the same at every site
+                    averaged[key] = first
+                    continue
+                total = sum(s[key].double() * w for s, w in zip(states, share, strict=True))
+                averaged[key] = total.to(first.dtype).contiguous()
+            save_file(averaged, str(tmp / name), metadata={"format": "pt"})
+
+
+def _weight_files(folder: Path) -> list[str]:
+    adapter = "adapter_model.safetensors"
+    if (folder / adapter).is_file():
+        return [adapter]
+    names = sorted(p.name for p in folder.glob("*.safetensors"))
+    if not names:
+        raise LmforgeError(f"{folder} holds no weights (*.safetensors) to average")
+    return names
+
+
+def _site_files(config: FederatedConfig, run: RunConfig, folder: Path) -> list[Path]:
+    """One training file per site: the given ones, or a split of run.data.train."""
+    if config.sites.files is not None:
+        for path in config.sites.files:
+            if not Path(path).is_file():
+                raise LmforgeError(f"sites.files: {path} does not exist")
+        return [Path(p) for p in config.sites.files]
+    source = data_file(run.data.train)
+    if source.suffix != ".jsonl":
+        raise LmforgeError(f"sites.count: splits a JSON Lines file, and run.data.train is "
+                           f"{source.name}; give one file per site in sites.files")  # fmt: skip
+    records = [json.loads(line) for line in source.read_text(encoding="utf-8").splitlines()
+               if line.strip()]  # fmt: skip
+    assert config.sites.count is not None
+    label = run.data.fields.get("label", "label")
+    parts = split_records(records, config.sites.count, dirichlet=config.sites.dirichlet,
+                          seed=config.sites.seed, label_key=label)  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for site, part in enumerate(parts):
+        path = folder / f"site-{site}.jsonl"
+        atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in part))
+        files.append(path)
+    return files
+
+
+def _count_records(path: Path) -> int:
+    return sum(1 for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip())
+
+
+def _site_config(
+    run: RunConfig, config: FederatedConfig, data: Path, out: Path, start: Path | None
+) -> RunConfig:
+    """The run config one site trains with in one round: its data, no validation (the
+    global model is scored instead), starting from the global weights."""
+    tree = run.model_dump(mode="json")
+    tree["data"] |= {"train": str(data), "validation": None, "val_ratio": 0.0}
+    tree["model"]["init_from"] = str(start) if start is not None else None
+    tree["eval"] = {**tree["eval"], "every": None}
+    tree["output"] = {**tree["output"], "dir": str(out), "register_as": None}
+    if config.strategy == "fedprox":
+        tree["train"]["proximal_mu"] = config.proximal_mu
+    return load_config_dict(tree, f"{config.run} (site data {data.name})")
+
+
+def _privacy(
+    run: RunConfig, spent: list[list[dict[str, float]]], sizes: list[int]
+) -> dict[str, Any]:
+    """The global model's budget: each site's rounds composed, the largest of them."""
+    if run.privacy is None:
+        return {}
+    per_site = []
+    for site, rounds in enumerate(spent):
+        delta = rounds[0]["delta"] if rounds else default_delta(sizes[site])
+        epsilon = composed_epsilon(rounds, delta, run.privacy.accountant) if rounds else 0.0
+        per_site.append({"site": site, "epsilon": epsilon, "delta": delta,
+                         "rounds": len(rounds)})  # fmt: skip
+    worst = max(per_site, key=lambda s: s["epsilon"])
+    return {"epsilon": worst["epsilon"], "delta": worst["delta"], "per_site": per_site,
+            "max_grad_norm": run.privacy.max_grad_norm}  # fmt: skip
+
+
+def _describe(metrics: dict[str, float]) -> str:
+    shown = [f"{int(metrics['round/sites'])} sites", f"loss {metrics['round/local_loss']:.3f}"]
+    shown += [f"{k[5:]} {v:.3f}" for k, v in metrics.items()
+              if k.startswith("eval/") and k[5:] in {"accuracy", "macro_f1", "auprc"}]  # fmt: skip
+    return ", ".join(shown)
