@@ -74,11 +74,10 @@ def run_federated(
     run_dir.mkdir(parents=True, exist_ok=True)
     with tracker:
         files = _site_files(config, run, run_dir / "sites")
-        sizes = [_count_records(f) for f in files]
+        sites = _Sites(files, [_count_records(f) for f in files], [[] for _ in files])
         tracker.set_tags({OUTPUT_DIR_TAG: str(run_dir), "lmforge.task": run.task.name})
-        tracker.log_params({"federated": config.summary(), "site_sizes": sizes})
+        tracker.log_params({"federated": config.summary(), "site_sizes": sites.sizes})
         rng = np.random.default_rng(config.sites.seed + 1)
-        spent: list[list[dict[str, float]]] = [[] for _ in files]
         history: list[dict[str, float]] = []
         global_dir: Path | None = None
         for number in range(1, config.rounds + 1):
@@ -86,56 +85,25 @@ def run_federated(
             asked = max(1, round(config.fraction * len(files)))
             chosen = sorted(rng.choice(len(files), size=asked, replace=False).tolist())
             round_dir = run_dir / "rounds" / str(number)
-            updates = []
-            for site in chosen:
-                site_config = _site_config(run, config, files[site], round_dir / f"site-{site}",
-                                           global_dir)  # fmt: skip
-                try:
-                    result = train(site_config, track=False)
-                except LmforgeError as error:  # the round goes on without this site
-                    print(f"round {number}: site {site} dropped out: {error}", flush=True)
-                    continue
-                updates.append((result.model_dir, sizes[site], result.final_loss))
-                if result.privacy:
-                    spent[site].append(result.privacy)
-            if len(updates) < config.min_sites:
-                raise LmforgeError(f"round {number}: {len(updates)} of {len(chosen)} sites "
-                                   f"finished, below min_sites {config.min_sites}")  # fmt: skip
-            new_global = round_dir / "global"
-            average_models([u[0] for u in updates], [u[1] for u in updates], new_global)
-            weights = np.array([u[1] for u in updates], dtype=float)
-            metrics = {"round/sites": float(len(updates)),
-                       "round/dropped": float(len(chosen) - len(updates)),
-                       "round/local_loss": float(np.average([u[2] for u in updates],
-                                                            weights=weights)),
-                       "round/seconds": time.perf_counter() - started}  # fmt: skip
-            if config.eval is not None and (number % config.eval.every == 0
-                                            or number == config.rounds):  # fmt: skip
-                from lmforge.evaluate.runner import evaluate_model
-
-                scored = evaluate_model(str(new_global), config.eval.data, config.eval.task,
-                                        track=False)  # fmt: skip
-                metrics |= {f"eval/{k}": float(v) for k, v in scored.metrics.items()
-                            if isinstance(v, int | float)}  # fmt: skip
+            updates = _train_round(run, config, sites, chosen, round_dir, global_dir)
+            average_models([u.model_dir for u in updates], [u.records for u in updates],
+                           round_dir / "global")  # fmt: skip
+            for update in updates:  # averaged: the sites' folders are not needed again
+                shutil.rmtree(update.model_dir.parent, ignore_errors=True)
+            if global_dir is not None:  # nor the previous round's global model
+                shutil.rmtree(global_dir.parent, ignore_errors=True)
+            global_dir = round_dir / "global"
+            metrics = _round_metrics(config, updates, len(chosen), global_dir, number)
+            metrics["round/seconds"] = time.perf_counter() - started
             tracker.log_metrics(metrics, step=number)
             history.append({"round": float(number), **metrics})
             if progress is not None:
                 progress(number, config.rounds, _describe(metrics))
-            if global_dir is not None:  # the previous round's folders are not needed again
-                shutil.rmtree(global_dir.parent, ignore_errors=True)
-            for model_dir, _, _ in updates:
-                shutil.rmtree(model_dir.parent, ignore_errors=True)
-            global_dir = new_global
         assert global_dir is not None
-        model_dir = run_dir / "model"
-        privacy = _privacy(run, spent, sizes)
-        with atomic_dir(model_dir) as tmp:
-            shutil.copytree(global_dir, tmp, dirs_exist_ok=True)
-            (tmp / PRIVACY_FILE).unlink(missing_ok=True)  # one site's round, not the whole
-            if privacy:
-                (tmp / PRIVACY_FILE).write_text(json.dumps(privacy, indent=2) + "\n")
+        model_dir, privacy = run_dir / "model", _privacy(run, sites)
+        _save_global(global_dir, model_dir, privacy)
         shutil.rmtree(run_dir / "rounds", ignore_errors=True)
-        summary = {"run_id": run_id, "config": config.summary(), "site_sizes": sizes,
+        summary = {"run_id": run_id, "config": config.summary(), "site_sizes": sites.sizes,
                    "rounds": history, **({"privacy": privacy} if privacy else {})}  # fmt: skip
         atomic_write_text(run_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
         if privacy:
@@ -144,7 +112,79 @@ def run_federated(
         tracker.log_artifact(run_dir / SUMMARY_FILE)
         if config.output.register_as and tracker.run_id:
             register_model(model_dir, config.output.register_as, run_id=tracker.run_id)
-    return FederatedResult(run_id, run_dir, model_dir, history, sizes, privacy)
+    return FederatedResult(run_id, run_dir, model_dir, history, sites.sizes, privacy)
+
+
+@dataclass
+class _Sites:
+    files: list[Path]  # each site's training records
+    sizes: list[int]  # how many: the weight of its updates
+    spent: list[list[dict[str, float]]]  # each site's privacy report of every round
+
+
+@dataclass
+class _Update:
+    model_dir: Path  # the site's trained model folder this round
+    records: int
+    loss: float
+
+
+def _train_round(
+    run: RunConfig,
+    config: FederatedConfig,
+    sites: _Sites,
+    chosen: list[int],
+    round_dir: Path,
+    start: Path | None,
+) -> list[_Update]:
+    """Each chosen site trains from ``start`` (the global model; None: the base model).
+
+    Raises:
+        LmforgeError: fewer than ``min_sites`` sites finished.
+    """
+    updates = []
+    for site in chosen:
+        site_config = _site_config(run, config, sites.files[site], round_dir / f"site-{site}",
+                                   start)  # fmt: skip
+        try:
+            result = train(site_config, track=False)
+        except LmforgeError as error:  # the round goes on without this site
+            print(f"{round_dir.name}: site {site} dropped out: {error}", flush=True)
+            continue
+        updates.append(_Update(result.model_dir, sites.sizes[site], result.final_loss))
+        if result.privacy:
+            sites.spent[site].append(result.privacy)
+    if len(updates) < config.min_sites:
+        raise LmforgeError(f"round {round_dir.name}: {len(updates)} of {len(chosen)} sites "
+                           f"finished, below min_sites {config.min_sites}")  # fmt: skip
+    return updates
+
+
+def _round_metrics(
+    config: FederatedConfig, updates: list[_Update], asked: int, global_dir: Path, number: int
+) -> dict[str, float]:
+    """The round's sites, their mean loss (weighted by size) and the global model's scores."""
+    sizes = np.array([u.records for u in updates], dtype=float)
+    loss = float(np.average([u.loss for u in updates], weights=sizes))
+    metrics = {"round/sites": float(len(updates)), "round/dropped": float(asked - len(updates)),
+               "round/local_loss": loss}  # fmt: skip
+    due = number % config.eval.every == 0 or number == config.rounds if config.eval else False
+    if config.eval is not None and due:
+        from lmforge.evaluate.runner import evaluate_model
+
+        scored = evaluate_model(str(global_dir), config.eval.data, config.eval.task, track=False)
+        metrics |= {f"eval/{k}": float(v) for k, v in scored.metrics.items()
+                    if isinstance(v, int | float)}  # fmt: skip
+    return metrics
+
+
+def _save_global(global_dir: Path, model_dir: Path, privacy: dict[str, Any]) -> None:
+    """The last round's global model as the run's model folder, with the job's budget."""
+    with atomic_dir(model_dir) as tmp:
+        shutil.copytree(global_dir, tmp, dirs_exist_ok=True)
+        (tmp / PRIVACY_FILE).unlink(missing_ok=True)  # one site's round, not the whole job
+        if privacy:
+            (tmp / PRIVACY_FILE).write_text(json.dumps(privacy, indent=2) + "\n")
 
 
 def average_models(folders: list[Path], weights: list[int], out: Path) -> None:
@@ -236,15 +276,13 @@ def _site_config(
     return load_config_dict(tree, f"{config.run} (site data {data.name})")
 
 
-def _privacy(
-    run: RunConfig, spent: list[list[dict[str, float]]], sizes: list[int]
-) -> dict[str, Any]:
+def _privacy(run: RunConfig, sites: _Sites) -> dict[str, Any]:
     """The global model's budget: each site's rounds composed, the largest of them."""
     if run.privacy is None:
         return {}
     per_site = []
-    for site, rounds in enumerate(spent):
-        delta = rounds[0]["delta"] if rounds else default_delta(sizes[site])
+    for site, rounds in enumerate(sites.spent):
+        delta = rounds[0]["delta"] if rounds else default_delta(sites.sizes[site])
         epsilon = composed_epsilon(rounds, delta, run.privacy.accountant) if rounds else 0.0
         per_site.append({"site": site, "epsilon": epsilon, "delta": delta,
                          "rounds": len(rounds)})  # fmt: skip
