@@ -154,6 +154,24 @@ def test_full_private_fine_tuning_gives_every_example_its_own_position_gradient(
     assert result.privacy["steps"] == 3 and result.privacy["epsilon"] > 0
 
 
+def test_fixed_size_batches_when_poisson_sampling_is_off(
+    tiny_classifier: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lmforge.pipeline.card import privacy_section
+
+    def no_poisson(self: PrivateTraining, generator: torch.Generator) -> list[int]:
+        raise AssertionError("a Poisson batch was drawn")
+
+    monkeypatch.setattr(PrivateTraining, "sample", no_poisson)
+    data = write_jsonl(tmp_path / "train.jsonl", labeled_rows(32))
+    config = _classifier_config(tiny_classifier, data, tmp_path / "run", max_steps=3)
+    config["privacy"] = {**PRIVATE, "poisson": False}
+    result = train(load_config_dict(config), track=False)
+    assert result.privacy["poisson"] == 0.0 and result.privacy["steps"] == 3
+    lines = privacy_section([{"outputs": {"privacy": result.privacy}}])
+    assert "fixed-size, not Poisson samples" in lines[2]
+
+
 def test_private_lora_sft_of_a_causal_lm(tiny_causal_lm: Path, tmp_path: Path) -> None:
     data = write_jsonl(tmp_path / "chat.jsonl", chat_rows(16))
     config = _classifier_config(tiny_causal_lm, data, tmp_path / "run", max_steps=3,

@@ -399,6 +399,12 @@ class PrivacyConfig(Section):
         description="How the budget is counted: prv (privacy loss random variables, the "
         "tighter) or rdp (Renyi DP).",
     )
+    poisson: bool = Field(
+        default=True,
+        description="Draw each batch by Poisson sampling, as the accounting assumes. false: "
+        "the shuffled fixed-size batches of a run without privacy; the budget reported is "
+        "then the usual approximation, not a guarantee.",
+    )
 
     @model_validator(mode="after")
     def _one_way_to_set_the_noise(self) -> PrivacyConfig:

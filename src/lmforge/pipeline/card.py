@@ -224,11 +224,14 @@ def privacy_section(trains: list[dict[str, Any]]) -> list[str]:
             lines.append("- Trained without differential privacy: nothing bounds what the "
                          "model can repeat of any one training example.")  # fmt: skip
             continue
+        fixed = " Batches were fixed-size, not Poisson samples, so this epsilon is the usual "
+        fixed += "approximation, not a guarantee."
         lines.append(
             f"- Trained with differential privacy (DP-SGD): epsilon {spent['epsilon']:.3g} at "
             f"delta {spent['delta']:.3g}, over {spent['steps']:.0f} steps (noise multiplier "
             f"{spent['noise_multiplier']:.3g}, each example's gradient clipped to "
             f"{spent['max_grad_norm']:.3g}, sampling rate {spent['sample_rate']:.3g})."
+            + ("" if spent.get("poisson", 1.0) else fixed)
         )
     if not trains:
         lines.append("No train step in this pipeline: how the weights were trained is not "

@@ -507,8 +507,12 @@ def _run_steps(loop: Loop) -> dict[str, float]:
         while state.step < total_steps:
             step_started = time.perf_counter()
             if loop.private is not None:
-                loss, tokens, grad_norm = _private_step(loop, loop.private, sampler, loss)
-                number = state.micro_batch  # a Poisson batch stands for one batch
+                if config.privacy is not None and not config.privacy.poisson:
+                    indices = next(stream)[1]  # the shuffled batches, as without privacy
+                else:
+                    indices = loop.private.sample(sampler)
+                loss, tokens, grad_norm = _private_step(loop, loop.private, indices, loss)
+                number = state.micro_batch  # a private batch stands for one batch
                 _finish_step(loop, number, tokens, loss, grad_norm, step_started)
                 continue
             batches = []
@@ -551,12 +555,11 @@ def _run_steps(loop: Loop) -> dict[str, float]:
 
 
 def _private_step(
-    loop: Loop, private: PrivateTraining, sampler: torch.Generator, last_loss: float
+    loop: Loop, private: PrivateTraining, indices: list[int], last_loss: float
 ) -> tuple[float, float, float]:
-    """One DP-SGD step (``lmforge.train.privacy``) on a Poisson batch: (loss, tokens,
-    norm of the noisy gradient). An empty batch takes a noise-only step and keeps the last
-    loss."""
-    indices = private.sample(sampler)
+    """One DP-SGD step (``lmforge.train.privacy``) on the examples at ``indices`` (a
+    Poisson batch): (loss, tokens, norm of the noisy gradient). An empty batch takes a
+    noise-only step and keeps the last loss."""
     if not indices:
         private.empty_step()
         loop.scheduler.step()

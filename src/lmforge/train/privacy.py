@@ -237,7 +237,7 @@ class PrivateTraining:
         return {"epsilon": self.epsilon(), "delta": self.delta,
                 "noise_multiplier": self.noise_multiplier,
                 "max_grad_norm": self.settings.max_grad_norm, "sample_rate": self.sample_rate,
-                "steps": float(self.steps)}  # fmt: skip
+                "steps": float(self.steps), "poisson": float(self.settings.poisson)}  # fmt: skip
 
     def detach(self) -> None:
         """Take the hooks off the model (before it is saved)."""
