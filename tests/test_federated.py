@@ -108,3 +108,16 @@ def test_fedprox_private_sites_and_a_site_that_drops_out(
                        strategy="fedprox", min_sites=3)  # fmt: skip
     with pytest.raises(LmforgeError, match=r"round 1: 2 of 3 sites finished, below min_sites 3"):
         run_federated(plain, track=False)
+
+
+def test_tables_are_refused_with_the_reason(tmp_path: Path) -> None:
+    table = tmp_path / "table.csv"
+    table.write_text("x,y\n" + "".join(f"{i},{'yes' if i % 2 else 'no'}\n" for i in range(40)))
+    data = {"train": str(table), "format": "tabular", "columns": {"target": "y"}}
+    run = {"task": {"name": "tabular", "d_token": 8, "layers": 1, "heads": 2}, "data": data}
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(run))
+    spec = {"name": "tables", "run": "run.yaml", "sites": {"count": 2}, "rounds": 1}
+    (tmp_path / "federated.yaml").write_text(yaml.safe_dump(spec))
+    config = load_settings(tmp_path / "federated.yaml", FederatedConfig)
+    with pytest.raises(LmforgeError, match="run: task tabular fits its scaling"):
+        run_federated(config, track=False)

@@ -64,6 +64,10 @@ def run_federated(
             finished.
     """
     run = load_config(config.run)
+    if run.data.columns is not None or run.data.series is not None:
+        raise LmforgeError(f"run: task {run.task.name} fits its scaling to the data it reads, "
+                           "so each site's model would see differently scaled inputs; "
+                           "federated training of tables and series is not built yet")  # fmt: skip
     if run.privacy is not None and config.strategy == "fedprox":
         raise LmforgeError("strategy: fedprox's pull is not noised with the gradients; use "
                            "fedavg with a private run config")  # fmt: skip
