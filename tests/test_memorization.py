@@ -44,6 +44,8 @@ def test_canaries_are_distinct_seeded_and_only_for_language_model_tasks() -> Non
     record = canaries.record(canaries.secrets[0])
     assert record["messages"][1]["content"] == f"my card PIN is {canaries.secrets[0]}"
     assert draw_canaries(settings, "text").record("1 2 3 4") == {"text": "my card PIN is 1 2 3 4"}
+    with pytest.raises(ValueError, match=r"audit: 150 canaries and references among 1000"):
+        AuditConfig(canaries=100, references=50, digits=3)
     with pytest.raises(ValueError, match="audit: canaries are text a language model learns"):
         RunConfig.model_validate({"task": {"name": "classify"}, "data": {"train": "x.jsonl"},
                                   "model": {"ref": "m"}, "audit": {"canaries": 3}})  # fmt: skip

@@ -443,6 +443,15 @@ class AuditConfig(Section):
     )
     seed: int = Field(default=0, description="Draws the secrets.")
 
+    @model_validator(mode="after")
+    def _room_for_the_secrets(self) -> AuditConfig:
+        drawn = self.canaries + (self.references or self.canaries)
+        if drawn > 10**self.digits // 10:
+            raise ValueError(f"audit: {drawn} canaries and references among {10**self.digits} "
+                             f"possible secrets of {self.digits} digits leave too little to "
+                             "rank them against; raise audit.digits or draw fewer")  # fmt: skip
+        return self
+
 
 class EvalConfig(Section):
     """When and how much to evaluate on the validation data."""
