@@ -298,3 +298,46 @@ def test_the_model_card_states_the_budget_or_its_absence() -> None:
             "40 steps (noise multiplier 1.05") in lines[2]  # fmt: skip
     assert lines[3].startswith("- Trained without differential privacy")
     assert "No train step" in privacy_section([])[2]
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_a_private_step_without_noise_or_clipping_is_the_plain_step(
+    method: str, tiny_classifier: Path, tmp_path: Path
+) -> None:
+    """Opacus' per-example gradients, summed and divided by the batch size, with noise and
+    clipping too small to matter, give the gradient of the loop's plain step."""
+    from lmforge.hub import resolve
+    from lmforge.tasks import get_task
+    from lmforge.train.data import build_data
+    from lmforge.train.loop import TrainingModule, _build_model
+
+    data_file = write_jsonl(tmp_path / "train.jsonl", labeled_rows(24))
+    settings = _classifier_config(tiny_classifier, data_file, tmp_path / "run")
+    settings["method"] = {"name": method}
+    settings["privacy"] = {"noise_multiplier": 1e-9, "max_grad_norm": 1e3}  # noise std 1e-6
+    config = load_config_dict(settings)
+    assert config.privacy is not None
+    task = get_task("classify").configured(config)
+    tokenizer = task.load_processor(resolve(str(tiny_classifier)).path)
+    data = build_data(task, tokenizer, config.data, max_length=32)
+    torch.manual_seed(0)
+    model = prepare_model(_build_model(config, task, str(tiny_classifier), data.labels,
+                                       torch.device("cpu")))  # fmt: skip
+    for layer in model.modules():  # the same function twice: no dropout
+        if isinstance(layer, nn.Dropout):
+            layer.p = 0.0
+    module, batch = TrainingModule(task, model), task.collate(data.train[:8], tokenizer, 0)
+    weights = [p for p in model.parameters() if p.requires_grad]
+    (module(batch) / 8).backward()
+    plain = [p.grad.clone() for p in weights]  # type: ignore[union-attr]
+    for weight in weights:
+        weight.grad = None
+    optimizer = torch.optim.AdamW(weights, lr=1e-2)
+    private = PrivateTraining.attach(config.privacy, model, optimizer, examples=len(data.train),
+                                     batch_size=8, steps=4)  # fmt: skip
+    (module(batch) / 8).backward()
+    private.check_gradients(8)
+    private.optimizer.pre_step()  # clip, sum, noise, divide by the expected batch size
+    for weight, expected in zip(weights, plain, strict=True):
+        torch.testing.assert_close(weight.grad, expected, rtol=1e-4, atol=1e-6)
+    private.detach()
