@@ -63,6 +63,7 @@ def test_example_config_is_valid(path: Path) -> None:
         )
     if isinstance(config, FederatedConfig):  # the run config each site trains with
         assert isinstance(load_settings(config.run, RunConfig), RunConfig)
+        assert config.eval is None or config.eval.data.is_file()
 
 
 @pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: str(p.relative_to(EXAMPLES)))

@@ -53,7 +53,10 @@ class SitesConfig(Section):
 class FederatedEval(Section):
     """Scores the global model after rounds (``lmforge eval`` on held-out data)."""
 
-    data: str = Field(description="Held-out data: a JSONL file or a bundled split.")
+    data: Path = Field(
+        description="Held-out data: a JSON Lines file (relative to this file) or a bundled "
+        "split (bundled:NAME/SPLIT)."
+    )
     task: str = Field(description="The evaluation task, e.g. classification.")
     every: int = Field(default=1, gt=0, description="Score after every N-th round (and the last).")
 

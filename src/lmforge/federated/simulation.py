@@ -176,7 +176,8 @@ def _round_metrics(
     if config.eval is not None and due:
         from lmforge.evaluate.runner import evaluate_model
 
-        scored = evaluate_model(str(global_dir), config.eval.data, config.eval.task, track=False)
+        scored = evaluate_model(str(global_dir), str(config.eval.data), config.eval.task,
+                                track=False)  # fmt: skip
         metrics |= {f"eval/{k}": float(v) for k, v in scored.metrics.items()
                     if isinstance(v, int | float)}  # fmt: skip
     return metrics
