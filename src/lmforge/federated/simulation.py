@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -33,10 +34,12 @@ from lmforge.federated.config import FederatedConfig
 from lmforge.federated.split import split_records
 from lmforge.home import atomic_dir, atomic_write_text, runs_dir
 from lmforge.progress import ProgressFn
+from lmforge.retrieve.documents import json_lines
 from lmforge.track import OUTPUT_DIR_TAG, start_run
 from lmforge.track.registry import log_model, register_model
 from lmforge.train.loop import train
 from lmforge.train.privacy import PRIVACY_FILE, composed_epsilon, default_delta
+from lmforge.train.start import ADAPTER_WEIGHTS
 
 SUMMARY_FILE = "federated.json"  # in the run folder: the rounds' metrics and the sites
 
@@ -153,7 +156,8 @@ def _train_round(
         try:
             result = train(site_config, track=False)
         except LmforgeError as error:  # the round goes on without this site
-            print(f"{round_dir.name}: site {site} dropped out: {error}", flush=True)
+            print(f"round {round_dir.name}: site {site} dropped out: {error}",
+                  file=sys.stderr, flush=True)  # fmt: skip
             continue
         updates.append(_Update(result.model_dir, sites.sizes[site], result.final_loss))
         if result.privacy:
@@ -172,8 +176,7 @@ def _round_metrics(
     loss = float(np.average([u.loss for u in updates], weights=sizes))
     metrics = {"round/sites": float(len(updates)), "round/dropped": float(asked - len(updates)),
                "round/local_loss": loss}  # fmt: skip
-    due = number % config.eval.every == 0 or number == config.rounds if config.eval else False
-    if config.eval is not None and due:
+    if config.eval is not None and (number % config.eval.every == 0 or number == config.rounds):
         from lmforge.evaluate.runner import evaluate_model
 
         scored = evaluate_model(str(global_dir), str(config.eval.data), config.eval.task,
@@ -227,9 +230,8 @@ def average_models(folders: list[Path], weights: list[int], out: Path) -> None:
 
 
 def _weight_files(folder: Path) -> list[str]:
-    adapter = "adapter_model.safetensors"
-    if (folder / adapter).is_file():
-        return [adapter]
+    if (folder / ADAPTER_WEIGHTS).is_file():
+        return [ADAPTER_WEIGHTS]
     names = sorted(p.name for p in folder.glob("*.safetensors"))
     if not names:
         raise LmforgeError(f"{folder} holds no weights (*.safetensors) to average")
@@ -247,8 +249,7 @@ def _site_files(config: FederatedConfig, run: RunConfig, folder: Path) -> list[P
     if source.suffix != ".jsonl":
         raise LmforgeError(f"sites.count: splits a JSON Lines file, and run.data.train is "
                            f"{source.name}; give one file per site in sites.files")  # fmt: skip
-    records = [json.loads(line) for line in source.read_text(encoding="utf-8").splitlines()
-               if line.strip()]  # fmt: skip
+    records = [record for _, record in json_lines(source, source.read_text(encoding="utf-8"))]
     assert config.sites.count is not None
     label = run.data.fields.get("label", "label")
     parts = split_records(records, config.sites.count, dirichlet=config.sites.dirichlet,

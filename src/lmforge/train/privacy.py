@@ -212,7 +212,7 @@ class PrivateTraining:
         """
         for name, weight in self.trained:
             if weight.grad is None and getattr(weight, "grad_sample", None) is None:
-                zeros = torch.zeros((examples, *weight.shape), dtype=weight.dtype)
+                zeros = weight.new_zeros((examples, *weight.shape))
                 weight.grad_sample = zeros  # type: ignore[attr-defined]  # Opacus' attribute
             elif getattr(weight, "grad_sample", None) is None:
                 raise LmforgeError(f"privacy: no per-example gradient for {name}: its layer "

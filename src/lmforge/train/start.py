@@ -38,8 +38,11 @@ def load_start_weights(model: Any, ref: str, weights_subfolder: str = "") -> Non
         try:
             loaded = set_peft_model_state_dict(model, load_file(adapter))
         except RuntimeError as error:  # a shape that does not fit
-            raise LmforgeError(f"model.init_from: {ref!r} does not fit this model: "
-                               f"{error}".splitlines()[0]) from None  # fmt: skip
+            detail = str(error).splitlines()[0]
+            raise LmforgeError(
+                f"model.init_from: {ref!r} does not fit this model ({detail}); "
+                "start from a run of the same model and method"
+            ) from None
         trained = {name for name, p in model.named_parameters() if p.requires_grad}
         unfit = [*getattr(loaded, "unexpected_keys", []),
                  *(set(getattr(loaded, "missing_keys", [])) & trained)]  # fmt: skip
@@ -59,10 +62,9 @@ def load_start_weights(model: Any, ref: str, weights_subfolder: str = "") -> Non
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:
-        first = str(error).splitlines()[1:2] or [str(error)]
-        raise LmforgeError(f"model.init_from: {ref!r} does not fit this model "
-                           f"({first[0].strip()}); start from a run of the same model and "
-                           "method") from None  # fmt: skip
+        detail = (str(error).splitlines()[1:2] or [str(error)])[0].strip()  # the first key
+        raise LmforgeError(f"model.init_from: {ref!r} does not fit this model ({detail}); "
+                           "start from a run of the same model and method") from None  # fmt: skip
 
 
 class ProximalTerm:
