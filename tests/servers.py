@@ -53,14 +53,16 @@ def lmforge_server(
     ready_timeout: float = 120,
     env: dict[str, str] | None = None,
     log: Path | None = None,
+    python: str = sys.executable,
 ) -> Iterator[str]:
     """Run ``lmforge serve ARGS`` on a free loopback port; yields the base URL.
 
     Waits for ``GET /ready`` to return 200; stops the server with SIGTERM afterwards.
-    ``env`` adds environment variables; ``log`` receives the server's output.
+    ``env`` adds environment variables; ``log`` receives the server's output; ``python``
+    is the interpreter (another environment's).
     """
     port = free_port()
-    command = [sys.executable, "-m", "lmforge.cli.main", "serve", *args, "--port", str(port)]
+    command = [python, "-m", "lmforge.cli.main", "serve", *args, "--port", str(port)]
     output = log.open("w") if log is not None else subprocess.PIPE
     process = subprocess.Popen(
         command, stdout=output, stderr=subprocess.STDOUT, text=True,

@@ -61,6 +61,28 @@ class FederatedEval(Section):
     every: int = Field(default=1, gt=0, description="Score after every N-th round (and the last).")
 
 
+class FlowerSettings(Section):
+    """Where Flower's SuperLink listens and how long the run waits for sites."""
+
+    superlink: str = Field(
+        default="127.0.0.1:9092",
+        pattern=r"^[^:\s]+:\d+$",
+        description="HOST:PORT of the SuperLink (lmforge federated superlink --port).",
+    )
+    sites: int = Field(
+        default=2, ge=1, description="The first round waits until this many sites are connected."
+    )
+    connect_timeout: float = Field(
+        default=300.0, gt=0, description="Seconds to wait for those sites before failing."
+    )
+    round_timeout: float = Field(
+        default=600.0,
+        gt=0,
+        description="Seconds a round waits for the sites' updates; a site that has not "
+        "answered by then drops out of the round.",
+    )
+
+
 class FederatedOutput(Section):
     dir: Path | None = Field(
         default=None, description="Where the run goes; null: a new run folder under runs/."
@@ -83,7 +105,18 @@ class FederatedConfig(Section):
         description="The run config every site trains with each round (its train section "
         "is one round of local training); data.train is what sites.count splits."
     )
-    sites: SitesConfig
+    engine: Literal["simulation", "flower"] = Field(
+        default="simulation",
+        description="simulation: every site trains in this process, on its share of the "
+        "data (sites); flower: sites are Flower SuperNodes, separate processes or machines "
+        "that hold their own data (lmforge federated site), coordinated by a SuperLink.",
+    )
+    sites: SitesConfig | None = Field(
+        default=None, description="simulation: the sites' data (a split or one file each)."
+    )
+    flower: FlowerSettings = Field(
+        default_factory=FlowerSettings, description="engine flower: the SuperLink to use."
+    )
     rounds: int = Field(gt=0, le=1000)
     strategy: Literal["fedavg", "fedprox"] = Field(
         default="fedavg",
@@ -101,6 +134,17 @@ class FederatedConfig(Section):
     )
     eval: FederatedEval | None = None
     output: FederatedOutput = Field(default_factory=FederatedOutput)
+
+    @model_validator(mode="after")
+    def _sites_for_the_engine(self) -> FederatedConfig:
+        if self.engine == "simulation" and self.sites is None:
+            raise ValueError("sites: the simulation needs the sites' data: sites: {count: N} "
+                             "(a split of run.data.train) or sites: {files: [...]}")  # fmt: skip
+        if self.engine == "flower" and self.sites is not None:
+            raise ValueError("sites: with engine flower each site holds its own data (lmforge "
+                             "federated site --data FILE); remove sites, set flower.sites "
+                             "to how many to wait for")  # fmt: skip
+        return self
 
     def summary(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -66,14 +66,9 @@ def run_federated(
         LmforgeError: a bad run config or split, or a round fewer than ``min_sites`` sites
             finished.
     """
-    run = load_config(config.run)
-    if run.data.columns is not None or run.data.series is not None:
-        raise LmforgeError(f"run: task {run.task.name} fits its scaling to the data it reads, "
-                           "so each site's model would see differently scaled inputs; "
-                           "federated training of tables and series is not built yet")  # fmt: skip
-    if run.privacy is not None and config.strategy == "fedprox":
-        raise LmforgeError("strategy: fedprox's pull is not noised with the gradients; use "
-                           "fedavg with a private run config")  # fmt: skip
+    if config.engine != "simulation" or config.sites is None:
+        raise LmforgeError("engine: flower runs through lmforge.federated.flower.run_flower")
+    run = site_run(config)
     tracker = start_run(config.output.experiment, run_name=config.name,
                         tags={"lmforge.command": "federated"}, enabled=track)  # fmt: skip
     run_id = tracker.run_id or uuid.uuid4().hex
@@ -81,7 +76,7 @@ def run_federated(
     run_dir.mkdir(parents=True, exist_ok=True)
     with tracker:
         files = _site_files(config, run, run_dir / "sites")
-        sites = _Sites(files, [_count_records(f) for f in files], [[] for _ in files])
+        sites = _Sites(files, [count_records(f) for f in files], [[] for _ in files])
         tracker.set_tags({OUTPUT_DIR_TAG: str(run_dir), "lmforge.task": run.task.name})
         tracker.log_params({"federated": config.summary(), "site_sizes": sites.sizes})
         rng = np.random.default_rng(config.sites.seed + 1)
@@ -100,33 +95,74 @@ def run_federated(
             if global_dir is not None:  # nor the previous round's global model
                 shutil.rmtree(global_dir.parent, ignore_errors=True)
             global_dir = round_dir / "global"
-            metrics = _round_metrics(config, updates, len(chosen), global_dir, number)
+            sizes, losses = [u.records for u in updates], [u.loss for u in updates]
+            metrics = round_metrics(config, sizes, losses, len(chosen), global_dir, number)
             metrics["round/seconds"] = time.perf_counter() - started
             tracker.log_metrics(metrics, step=number)
             history.append({"round": float(number), **metrics})
             if progress is not None:
-                progress(number, config.rounds, _describe(metrics))
+                progress(number, config.rounds, describe(metrics))
         assert global_dir is not None
-        model_dir, privacy = run_dir / "model", _privacy(run, sites)
-        _save_global(global_dir, model_dir, privacy)
-        shutil.rmtree(run_dir / "rounds", ignore_errors=True)
-        summary = {"run_id": run_id, "config": config.summary(), "site_sizes": sites.sizes,
-                   "rounds": history, **({"privacy": privacy} if privacy else {})}  # fmt: skip
-        atomic_write_text(run_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
-        if privacy:
-            tracker.log_metrics({"privacy/epsilon": privacy["epsilon"]}, step=config.rounds)
-        log_model(tracker, model_dir)
-        tracker.log_artifact(run_dir / SUMMARY_FILE)
-        if config.output.register_as and tracker.run_id:
-            register_model(model_dir, config.output.register_as, run_id=tracker.run_id)
-    return FederatedResult(run_id, run_dir, model_dir, history, sites.sizes, privacy)
+        privacy = job_privacy(run, sites.sizes, sites.spent)
+        return finish(tracker, config, run_dir, global_dir, history, sites.sizes, privacy)
+
+
+def site_run(config: FederatedConfig) -> RunConfig:
+    """The run config every site trains with, checked to suit federated training.
+
+    Raises:
+        LmforgeError: a task that scales inputs to its own data, or FedProx with DP-SGD.
+    """
+    run = load_config(config.run)
+    if run.data.columns is not None or run.data.series is not None:
+        raise LmforgeError(f"run: task {run.task.name} fits its scaling to the data it reads, "
+                           "so each site's model would see differently scaled inputs; "
+                           "federated training of tables and series is not built yet")  # fmt: skip
+    if run.privacy is not None and config.strategy == "fedprox":
+        raise LmforgeError("strategy: fedprox's pull is not noised with the gradients; use "
+                           "fedavg with a private run config")  # fmt: skip
+    return run
+
+
+def finish(
+    tracker: Any,
+    config: FederatedConfig,
+    run_dir: Path,
+    global_dir: Path,
+    history: list[dict[str, float]],
+    sizes: list[int],
+    privacy: dict[str, Any],
+) -> FederatedResult:
+    """Save the last round's global model as the run's model, write the summary, and log
+    and register the model (``tracker``: the open MLflow run, or a disabled one)."""
+    run_id = tracker.run_id or run_dir.name
+    model_dir = run_dir / "model"
+    _save_global(global_dir, model_dir, privacy)
+    shutil.rmtree(run_dir / "rounds", ignore_errors=True)
+    summary = {"run_id": run_id, "config": config.summary(), "site_sizes": sizes,
+               "rounds": history, **({"privacy": privacy} if privacy else {})}  # fmt: skip
+    atomic_write_text(run_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
+    if privacy:
+        tracker.log_metrics({"privacy/epsilon": privacy["epsilon"]}, step=config.rounds)
+    log_model(tracker, model_dir)
+    tracker.log_artifact(run_dir / SUMMARY_FILE)
+    if config.output.register_as and tracker.run_id:
+        register_model(model_dir, config.output.register_as, run_id=tracker.run_id)
+    return FederatedResult(run_id, run_dir, model_dir, history, sizes, privacy)
+
+
+def read_summary(run_dir: Path) -> FederatedResult:
+    """The result of a finished run from its folder's summary (written by ``finish``)."""
+    summary = json.loads((run_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
+    return FederatedResult(summary["run_id"], run_dir, run_dir / "model", summary["rounds"],
+                           summary["site_sizes"], summary.get("privacy", {}))  # fmt: skip
 
 
 @dataclass
 class _Sites:
     files: list[Path]  # each site's training records
     sizes: list[int]  # how many: the weight of its updates
-    spent: list[list[dict[str, float]]]  # each site's privacy report of every round
+    spent: list[list[dict[str, Any]]]  # each site's privacy report of every round
 
 
 @dataclass
@@ -150,31 +186,35 @@ def _train_round(
         LmforgeError: fewer than ``min_sites`` sites finished.
     """
     updates = []
-    for site in chosen:
-        site_config = _site_config(run, config, sites.files[site], round_dir / f"site-{site}",
-                                   start)  # fmt: skip
+    for index in chosen:
+        mu = config.proximal_mu if config.strategy == "fedprox" else None
+        site = site_config(run, sites.files[index], round_dir / f"site-{index}", start, mu)
         try:
-            result = train(site_config, track=False)
+            result = train(site, track=False)
         except LmforgeError as error:  # the round goes on without this site
-            print(f"round {round_dir.name}: site {site} dropped out: {error}",
+            print(f"round {round_dir.name}: site {index} dropped out: {error}",
                   file=sys.stderr, flush=True)  # fmt: skip
             continue
-        updates.append(_Update(result.model_dir, sites.sizes[site], result.final_loss))
+        updates.append(_Update(result.model_dir, sites.sizes[index], result.final_loss))
         if result.privacy:
-            sites.spent[site].append(result.privacy)
+            sites.spent[index].append(result.privacy)
     if len(updates) < config.min_sites:
         raise LmforgeError(f"round {round_dir.name}: {len(updates)} of {len(chosen)} sites "
                            f"finished, below min_sites {config.min_sites}")  # fmt: skip
     return updates
 
 
-def _round_metrics(
-    config: FederatedConfig, updates: list[_Update], asked: int, global_dir: Path, number: int
+def round_metrics(
+    config: FederatedConfig,
+    sizes: list[int],
+    losses: list[float],
+    asked: int,
+    global_dir: Path,
+    number: int,
 ) -> dict[str, float]:
     """The round's sites, their mean loss (weighted by size) and the global model's scores."""
-    sizes = np.array([u.records for u in updates], dtype=float)
-    loss = float(np.average([u.loss for u in updates], weights=sizes))
-    metrics = {"round/sites": float(len(updates)), "round/dropped": float(asked - len(updates)),
+    loss = float(np.average(losses, weights=np.array(sizes, dtype=float)))
+    metrics = {"round/sites": float(len(sizes)), "round/dropped": float(asked - len(sizes)),
                "round/local_loss": loss}  # fmt: skip
     if config.eval is not None and (number % config.eval.every == 0 or number == config.rounds):
         from lmforge.evaluate.runner import evaluate_model
@@ -204,7 +244,7 @@ def average_models(folders: list[Path], weights: list[int], out: Path) -> None:
     """
     from safetensors.torch import load_file, save_file
 
-    names = _weight_files(folders[0])
+    names = weight_files(folders[0])
     share = torch.tensor(weights, dtype=torch.float64) / sum(weights)
     with atomic_dir(out) as tmp:
         for item in folders[0].iterdir():
@@ -229,7 +269,7 @@ def average_models(folders: list[Path], weights: list[int], out: Path) -> None:
             save_file(averaged, str(tmp / name), metadata={"format": "pt"})
 
 
-def _weight_files(folder: Path) -> list[str]:
+def weight_files(folder: Path) -> list[str]:
     if (folder / ADAPTER_WEIGHTS).is_file():
         return [ADAPTER_WEIGHTS]
     names = sorted(p.name for p in folder.glob("*.safetensors"))
@@ -240,6 +280,7 @@ def _weight_files(folder: Path) -> list[str]:
 
 def _site_files(config: FederatedConfig, run: RunConfig, folder: Path) -> list[Path]:
     """One training file per site: the given ones, or a split of run.data.train."""
+    assert config.sites is not None
     if config.sites.files is not None:
         for path in config.sites.files:
             if not Path(path).is_file():
@@ -263,32 +304,36 @@ def _site_files(config: FederatedConfig, run: RunConfig, folder: Path) -> list[P
     return files
 
 
-def _count_records(path: Path) -> int:
+def count_records(path: Path) -> int:
     return sum(1 for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip())
 
 
-def _site_config(
-    run: RunConfig, config: FederatedConfig, data: Path, out: Path, start: Path | None
+def site_config(
+    run: RunConfig, data: Path, out: Path, start: Path | None, proximal_mu: float | None
 ) -> RunConfig:
     """The run config one site trains with in one round: its data, no validation (the
-    global model is scored instead), starting from the global weights."""
+    global model is scored instead), starting from the global weights (None: the base
+    model), pulled toward them with FedProx's ``proximal_mu``."""
     tree = run.model_dump(mode="json")
     tree["data"] |= {"train": str(data), "validation": None, "val_ratio": 0.0}
     tree["model"]["init_from"] = str(start) if start is not None else None
     tree["eval"] = {**tree["eval"], "every": None}
     tree["output"] = {**tree["output"], "dir": str(out), "register_as": None}
-    if config.strategy == "fedprox":
-        tree["train"]["proximal_mu"] = config.proximal_mu
-    return load_config_dict(tree, f"{config.run} (site data {data.name})")
+    if proximal_mu is not None:
+        tree["train"]["proximal_mu"] = proximal_mu
+    return load_config_dict(tree, f"the federated run config (site data {data.name})")
 
 
-def _privacy(run: RunConfig, sites: _Sites) -> dict[str, Any]:
-    """The global model's budget: each site's rounds composed, the largest of them."""
+def job_privacy(
+    run: RunConfig, sizes: list[int], spent: list[list[dict[str, Any]]]
+) -> dict[str, Any]:
+    """The global model's budget: each site's rounds (``spent[i]``: site i's privacy
+    reports) composed, the largest of them."""
     if run.privacy is None:
         return {}
     per_site = []
-    for site, rounds in enumerate(sites.spent):
-        delta = rounds[0]["delta"] if rounds else default_delta(sites.sizes[site])
+    for site, rounds in enumerate(spent):
+        delta = rounds[0]["delta"] if rounds else default_delta(sizes[site])
         epsilon = composed_epsilon(rounds, delta, run.privacy.accountant) if rounds else 0.0
         per_site.append({"site": site, "epsilon": epsilon, "delta": delta,
                          "rounds": len(rounds)})  # fmt: skip
@@ -297,7 +342,7 @@ def _privacy(run: RunConfig, sites: _Sites) -> dict[str, Any]:
             "max_grad_norm": run.privacy.max_grad_norm}  # fmt: skip
 
 
-def _describe(metrics: dict[str, float]) -> str:
+def describe(metrics: dict[str, float]) -> str:
     shown = [f"{int(metrics['round/sites'])} sites", f"loss {metrics['round/local_loss']:.3f}"]
     shown += [f"{k[5:]} {v:.3f}" for k, v in metrics.items()
               if k.startswith("eval/") and k[5:] in {"accuracy", "macro_f1", "auprc"}]  # fmt: skip

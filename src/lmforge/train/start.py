@@ -26,7 +26,8 @@ def load_start_weights(model: Any, ref: str, weights_subfolder: str = "") -> Non
     """
     from safetensors.torch import load_file
 
-    folder = resolve(ref).path
+    given = Path(ref)  # a folder of weights alone will do (a federated site's start)
+    folder = given if given.is_dir() and any(given.glob("*.safetensors")) else resolve(ref).path
     adapter = folder / ADAPTER_WEIGHTS
     if hasattr(model, "peft_config"):
         if not adapter.is_file():
