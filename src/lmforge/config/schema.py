@@ -412,8 +412,16 @@ class PrivacyConfig(Section):
             raise ValueError("privacy: give target_epsilon (the budget; the noise follows) "
                              "or noise_multiplier (the noise; the budget follows), "
                              "not both")  # fmt: skip
+        if self.accountant == "prv" and (self.noise_multiplier or 1.0) < PRV_MIN_NOISE:
+            # measured: at 0.1 Opacus' PRV accountant returns inf after 12 s, and at 1e-6 it
+            # asks numpy for petabytes; epsilon there is past 100, which protects nothing
+            raise ValueError(f"privacy.noise_multiplier: below {PRV_MIN_NOISE} the prv "
+                             "accountant cannot count the budget (it is past 100 there); "
+                             "use accountant: rdp, or more noise")  # fmt: skip
         return self
 
+
+PRV_MIN_NOISE = 0.2  # the least noise the prv accountant counts (epsilon ~160 at 75 steps)
 
 CANARY_TASKS = ("sft", "clm")  # the tasks whose data can carry audit canaries
 
