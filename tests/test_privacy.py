@@ -307,7 +307,8 @@ def test_a_private_step_without_noise_or_clipping_is_the_plain_step(
     method: str, tiny_classifier: Path, tmp_path: Path
 ) -> None:
     """Opacus' per-example gradients, summed and divided by the batch size, with noise and
-    clipping too small to matter, give the gradient of the loop's plain step."""
+    clipping too small to matter, give the gradient of the loop's plain step, also when
+    the private step takes its batch in two passes (as it does for mixed lengths)."""
     from lmforge.hub import resolve
     from lmforge.tasks import get_task
     from lmforge.train.data import build_data
@@ -338,7 +339,8 @@ def test_a_private_step_without_noise_or_clipping_is_the_plain_step(
     optimizer = torch.optim.AdamW(weights, lr=1e-2)
     private = PrivateTraining.attach(config.privacy, model, optimizer, examples=len(data.train),
                                      batch_size=8, steps=4)  # fmt: skip
-    (module(batch) / 8).backward()
+    for chunk in (data.train[:3], data.train[3:8]):  # two passes, as the loop's private
+        module(task.collate(chunk, tokenizer, 0)).backward()  # step of mixed lengths takes
     private.check_gradients(8)
     private.optimizer.pre_step()  # clip, sum, noise, divide by the expected batch size
     for weight, expected in zip(weights, plain, strict=True):

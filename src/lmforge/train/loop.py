@@ -566,15 +566,19 @@ def _private_step(
         loop.optimizer.zero_grad(set_to_none=True)
         private.check_frozen()
         return last_loss, 0.0, 0.0
-    examples = [loop.data.train[i] for i in indices]
     seed = loop.config.train.seed * 1_000_003 + loop.state.step
-    batch = loop.task.collate(examples, loop.tokenizer, seed)
-    targets, tokens = loop.task.target_count(batch), float(_real_tokens(batch))
-    summed = loop.module({k: v.to(loop.dist.device) for k, v in batch.items()})
-    # Each example's gradient must not depend on the others: averaged over examples, not
-    # over a count of targets that the other examples change.
-    (summed / len(indices)).backward()
-    loss = float(summed.detach()) / max(targets, 1)
+    targets, tokens, loss_sum = 0, 0.0, 0.0
+    for number, chunk in enumerate(_private_chunks(loop, indices)):
+        batch = loop.task.collate([loop.data.train[i] for i in chunk], loop.tokenizer,
+                                  seed + number)  # fmt: skip
+        targets += loop.task.target_count(batch)
+        tokens += float(_real_tokens(batch))
+        summed = loop.module({k: v.to(loop.dist.device) for k, v in batch.items()})
+        # The hooks keep each example's gradient of its own summed loss (not an average
+        # over targets, whose count the other examples would change); the chunks' add up.
+        summed.backward()
+        loss_sum += float(summed.detach())
+    loss = loss_sum / max(targets, 1)
     _check_finite(loss, loop.state.step, loop.run_dir)
     private.check_gradients(len(indices))
     loop.optimizer.step()  # clips each example's gradient, adds the noise, steps AdamW
@@ -585,6 +589,21 @@ def _private_step(
     loop.optimizer.zero_grad(set_to_none=True)
     private.check_frozen()
     return loss, tokens, grad_norm
+
+
+PRIVATE_CHUNK = 32  # examples per forward pass of a private step whose lengths differ
+
+
+def _private_chunks(loop: Loop, indices: list[int]) -> list[list[int]]:
+    """A Poisson batch in forward passes of similar lengths: such a batch mixes every
+    length, so one padded pass computed 2.4x its real tokens on the bundled reviews at
+    batch 128 (1.3x in length-sorted passes of 32). Batches of one length (tables, sensor
+    windows) or ``group_by_length: false`` stay one pass."""
+    lengths = {i: _length(loop.data.train[i]) for i in indices}
+    if not loop.config.train.group_by_length or len(set(lengths.values())) == 1:
+        return [indices]
+    ordered = sorted(indices, key=lengths.__getitem__)
+    return [ordered[i : i + PRIVATE_CHUNK] for i in range(0, len(ordered), PRIVATE_CHUNK)]
 
 
 def _check_finite(loss: float, step: int, run_dir: Path) -> None:

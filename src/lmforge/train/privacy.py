@@ -168,7 +168,9 @@ class PrivateTraining:
         trained = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "secure RNG turned off": documented below
-            hooks = GradSampleHooks(model, batch_first=True, loss_reduction="mean", strict=True)
+            # "sum": the loop backpropagates each pass's summed loss, so the hooks' per-example
+            # gradients need no rescaling by the pass's size (a step may take several passes)
+            hooks = GradSampleHooks(model, batch_first=True, loss_reduction="sum", strict=True)
             private = DPOptimizer(optimizer, noise_multiplier=noise,
                                   max_grad_norm=settings.max_grad_norm,
                                   expected_batch_size=max(1, round(sample_rate * examples)),
@@ -203,14 +205,26 @@ class PrivateTraining:
             return float(self.accountant.get_epsilon(self.delta))
 
     def check_gradients(self, examples: int) -> None:
-        """Raise unless every weight that trains has its per-example gradients; a weight
-        this batch did not use (a table's category embedding when it has no categories)
-        gets gradients of zero for each of its ``examples``.
+        """Raise unless every weight that trains has its per-example gradients for all
+        ``examples``; a weight this batch did not use (a table's category embedding when it
+        has no categories) gets gradients of zero. A step's several passes are joined into
+        one batch: Opacus would take each pass for a batch of its own and divide the sum by
+        the expected batch size once per pass.
 
         Raises:
             LmforgeError: a weight whose layer ran outside Opacus' hooks, named.
         """
         for name, weight in self.trained:
+            passes = getattr(weight, "grad_sample", None)
+            if isinstance(passes, list):
+                joined = torch.cat(passes)
+                if len(joined) != examples:
+                    raise LmforgeError(
+                        f"privacy: {name} has per-example gradients for {len(joined)} of the "
+                        f"step's {examples} examples: one of its passes did not use it; set "
+                        "train.group_by_length: false (one pass a step)"
+                    )
+                weight.grad_sample = joined  # type: ignore[attr-defined]  # Opacus' attribute
             if weight.grad is None and getattr(weight, "grad_sample", None) is None:
                 zeros = weight.new_zeros((examples, *weight.shape))
                 weight.grad_sample = zeros  # type: ignore[attr-defined]  # Opacus' attribute
