@@ -194,6 +194,34 @@ def test_freeze_trains_only_the_top_layers(tiny_causal_lm: Path, tmp_path: Path)
     assert all(k.startswith(("model.layers.1.", "model.norm.")) for k in changed), changed
 
 
+def test_freeze_zero_layers_is_a_linear_probe_and_sgd_steps_it(
+    tiny_encoder: Path, tmp_path: Path
+) -> None:
+    """method.trainable_layers 0 trains only what follows the last layer (pooler and head);
+    train.optimizer sgd steps it with momentum (its buffers are in the checkpoint)."""
+    from safetensors import safe_open
+    from transformers import AutoModel
+
+    data = write_jsonl(tmp_path / "train.jsonl", labeled_rows(16))
+    result = run(tiny_encoder, "classify", data, tmp_path,
+                 method={"name": "freeze", "trainable_layers": 0},
+                 train={"optimizer": "sgd", "lr": 0.5, "save_every": 4})  # fmt: skip
+    before = AutoModel.from_pretrained(tiny_encoder).state_dict()
+    with safe_open(str(result.model_dir / "model.safetensors"), "pt") as after:
+        weights = {k: after.get_tensor(k) for k in after.keys()}  # noqa: SIM118
+    head = {k for k in weights if k.startswith(("bert.pooler.", "classifier."))}
+    assert head == {"bert.pooler.dense.weight", "bert.pooler.dense.bias",
+                    "classifier.weight", "classifier.bias"}  # fmt: skip
+    assert result.trainable_parameters == sum(weights[k].numel() for k in head)
+    assert not torch.equal(weights["bert.pooler.dense.weight"], before["pooler.dense.weight"])
+    encoder = [k for k in weights if k not in head]
+    assert encoder
+    assert all(torch.equal(weights[k], before[k.removeprefix("bert.")]) for k in encoder)
+    checkpoint = result.run_dir / "checkpoints" / "step-000004" / "optimizer.pt"
+    state = torch.load(checkpoint, weights_only=False)  # our own file: it pickles the RNG state
+    assert all("momentum_buffer" in s for s in state["optimizer"]["state"].values())
+
+
 def test_lora_layers_adapts_only_the_top_layers(tiny_causal_lm: Path, tmp_path: Path) -> None:
     """method.lora_layers: the adapter holds the top layers' matrices only (the backward
     pass then stops below them); more layers than the model has is an error naming it."""

@@ -279,7 +279,16 @@ class TrainConfig(Section):
     batch_size: int = Field(default=8, gt=0, description="Examples per forward pass (per process).")
     grad_accum: int = Field(default=1, gt=0, description="Forward passes per optimizer step.")
     lr: float = Field(default=5e-5, gt=0, description="Peak learning rate.")
-    weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay.")
+    optimizer: Literal["adamw", "sgd"] = Field(
+        default="adamw",
+        description="adamw, or sgd with momentum (steadier under privacy's noise: AdamW "
+        "scales every weight's step to about lr, so weights whose gradient is mostly noise "
+        "wander; SGD moves them by the noise's small size).",
+    )
+    momentum: float = Field(default=0.9, ge=0, lt=1, description="sgd only: momentum.")
+    weight_decay: float = Field(
+        default=0.0, ge=0, description="Weight decay (decoupled for adamw)."
+    )
     warmup_ratio: float = Field(
         default=0.0, ge=0, lt=1, description="Fraction of steps spent warming the learning rate up."
     )
@@ -351,7 +360,10 @@ class MethodConfig(Section):
         "per-architecture default (attention projections).",
     )
     trainable_layers: int = Field(
-        default=2, gt=0, description="freeze: how many of the top transformer layers train."
+        default=2,
+        ge=0,
+        description="freeze: how many of the top transformer layers train (0: only the final "
+        "norm, pooler and task head, a linear probe on the frozen encoder).",
     )
     lora_layers: int | None = Field(
         default=None,

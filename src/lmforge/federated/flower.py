@@ -158,8 +158,14 @@ def _stream(command: list[str], env: dict[str, str]) -> str:
 
 def _status(flwr: str, run_id: str, env: dict[str, str]) -> str:
     """The run's final status (``flwr run`` exits 0 even when the ServerApp failed)."""
-    listed = subprocess.run([flwr, "ls", CONNECTION, "--run-id", run_id, "--format", "json"],
-                            env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    command = [flwr, "ls", CONNECTION, "--run-id", run_id, "--format", "json"]
+    try:
+        listed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        raise LmforgeError(
+            f"flwr ls did not report run {run_id} within 120 s: check that the SuperLink at "
+            "flower.superlink is still running"
+        ) from None
     try:
         runs = json.loads(listed.stdout)["runs"]
         return str(runs[0]["status"])

@@ -193,11 +193,7 @@ def _train(
 
     micro_per_epoch = len(_epoch_batches(config, data, dist, epoch=0))
     total_steps = _total_steps(config, micro_per_epoch)
-    optimizer = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad],
-        lr=config.train.lr,
-        weight_decay=config.train.weight_decay,
-    )
+    optimizer = _optimizer(config, [p for p in model.parameters() if p.requires_grad])
     private = None
     if config.privacy is not None:
         private = PrivateTraining.attach(
@@ -418,6 +414,18 @@ def _total_steps(config: RunConfig, micro_per_epoch: int) -> int:
     return math.ceil(config.train.epochs * micro_per_epoch / config.train.grad_accum)
 
 
+def _optimizer(config: RunConfig, parameters: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    train_config = config.train
+    if train_config.optimizer == "sgd":
+        return torch.optim.SGD(
+            parameters,
+            lr=train_config.lr,
+            momentum=train_config.momentum,
+            weight_decay=train_config.weight_decay,
+        )
+    return torch.optim.AdamW(parameters, lr=train_config.lr, weight_decay=train_config.weight_decay)
+
+
 def _scheduler(config: RunConfig, optimizer: torch.optim.Optimizer, total_steps: int) -> Any:
     name = {"constant": "constant_with_warmup"}.get(config.train.scheduler, config.train.scheduler)
     return get_scheduler(
@@ -581,7 +589,7 @@ def _private_step(
     loss = loss_sum / max(targets, 1)
     _check_finite(loss, loop.state.step, loop.run_dir)
     private.check_gradients(len(indices))
-    loop.optimizer.step()  # clips each example's gradient, adds the noise, steps AdamW
+    loop.optimizer.step()  # clips each example's gradient, adds the noise, steps the optimizer
     gradients = [p.grad for p in private.optimizer.params if p.grad is not None]
     grad_norm = float(torch.linalg.vector_norm(torch.stack(
         [torch.linalg.vector_norm(g) for g in gradients]))) if gradients else 0.0  # fmt: skip

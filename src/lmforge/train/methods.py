@@ -173,9 +173,10 @@ def transformer_layers(model: Any) -> torch.nn.ModuleList:
 
 def _freeze(model: Any, options: MethodOptions, device: torch.device) -> Any:
     """Train the top N transformer layers plus everything after them (final norm,
-    pooler, task head). A head tied to the input embeddings stays frozen with them. A dual
-    encoder (CLIP) trains the top N layers of each tower, its projections and temperature;
-    the task's new modules (``head_modules``) train whole."""
+    pooler, task head); N = 0 trains only what follows the last layer. A head tied to the
+    input embeddings stays frozen with them. A dual encoder (CLIP) trains the top N layers
+    of each tower, its projections and temperature; the task's new modules
+    (``head_modules``) train whole."""
     towers = [getattr(model, name, None) for name in ("text_model", "vision_model")]
     if all(tower is not None for tower in towers):
         model.requires_grad_(True)
@@ -188,8 +189,17 @@ def _freeze(model: Any, options: MethodOptions, device: torch.device) -> Any:
     if options.trainable_layers > len(layers):
         raise LmforgeError(
             f"method.trainable_layers: {options.trainable_layers} but the model has only "
-            f"{len(layers)} layers; use a number from 1 to {len(layers)}."
+            f"{len(layers)} layers; use a number from 0 (the head alone) to {len(layers)}."
         )
+    if options.trainable_layers == 0:  # a linear probe: only what follows the last layer
+        last_ids = {id(p) for p in layers[-1].parameters()}
+        seen_last = after_last = False
+        for parameter in model.parameters():  # registration order: embeddings, layers, head
+            in_last = id(parameter) in last_ids
+            after_last = after_last or (seen_last and not in_last)
+            seen_last = seen_last or in_last
+            parameter.requires_grad_(after_last)
+        return model
     first_trainable = layers[len(layers) - options.trainable_layers]
     trainable_ids = {id(p) for p in first_trainable.parameters()}
     seen_first = False

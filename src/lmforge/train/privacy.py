@@ -11,7 +11,7 @@ What a private step does, and why each part is there:
 - Per-example gradients (Opacus' hooks on the model's layers), each clipped to
   ``privacy.max_grad_norm``, summed, plus Gaussian noise of ``noise_multiplier x
   max_grad_norm``, divided by the expected batch size: Opacus' ``DPOptimizer`` around the
-  loop's AdamW. An example's gradient must not depend on the other examples in its batch,
+  loop's optimizer. An example's gradient must not depend on the other examples in its batch,
   so the loop backpropagates the batch's summed loss over its number of examples (never
   over a count of targets that other examples change).
 - The accountant (PRV or RDP) turns the noise, the sampling rate and the steps taken into
@@ -105,8 +105,8 @@ def prepare_model(model: torch.nn.Module) -> torch.nn.Module:
 class PrivateTraining:
     """The private parts of a run: hooks on the model, the noisy optimizer, the accountant.
 
-    Build it with ``attach`` once the model and its AdamW exist; the loop then steps
-    ``optimizer`` (not the AdamW) and draws each step's batch with ``sample``.
+    Build it with ``attach`` once the model and its optimizer exist; the loop then steps
+    ``optimizer`` (not the plain one) and draws each step's batch with ``sample``.
     """
 
     settings: PrivacyConfig
