@@ -10,7 +10,11 @@ buys against memorisation, each measured beside the same training without it.
    the run without privacy; private throughput >= 0.5x.
 2. tabular: the fraud FT-Transformer (``examples/train/fraud_ft_transformer.yaml``) on the
    real credit-card transactions, the same four ways; AUPRC on the test period (the
-   task's metric: 0.17% of transactions are fraud, so plain accuracy says nothing).
+   task's metric: 0.17% of transactions are fraud, so plain accuracy says nothing). The
+   run without privacy is the example as shipped (AdamW, lr 1e-3, 3 epochs); the private
+   runs step with SGD (momentum 0.9, lr 0.2) for 6 epochs: SGD keeps weights whose
+   gradient is mostly noise nearly still where AdamW moves each by about lr (with AdamW
+   they scored AUPRC 0.05-0.08). The private recipe was chosen on the validation rows.
 3. memorization: SmolLM2-135M-Instruct with LoRA on the bundled support dialogs
    (``examples/train/sft_customer_service.yaml``, 3 epochs) with 5 canaries inserted 10
    times each and 20 references; trained without privacy and at epsilon 8; the
@@ -41,6 +45,13 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "train"
 SENTIMENT_TEST = ROOT / "src" / "lmforge" / "assets" / "datasets" / "sentiment" / "test.jsonl"
 EPSILONS = (None, 8.0, 3.0, 1.0)  # None: without privacy, the baseline
+MODEL_NAMES = {"sentiment": "MiniLM-L6 + LoRA r8", "tabular": "FT-Transformer (full)"}
+# What the private runs change from the run without privacy, and how the rows say it.
+PRIVATE_OVERRIDES = {
+    "sentiment": [],
+    "tabular": ["train.optimizer=sgd", "train.lr=0.2", "train.epochs=6"],
+}
+PRIVATE_NAMES = {"sentiment": "", "tabular": ", SGD lr 0.2, 6 epochs"}
 
 
 def _train(config_path: Path, overrides: list[str], epsilon: float | None) -> Any:
@@ -77,10 +88,12 @@ def bench_accuracy(kind: str, work: Path) -> None:
         config, metric = EXAMPLES / "fraud_ft_transformer.yaml", "auprc"
         task, data = "tabular-classification", "dataset:creditcard/test"
         overrides = []
+    private = PRIVATE_OVERRIDES[kind]
     results = []
     for epsilon in EPSILONS:
         name = "none" if epsilon is None else f"eps{epsilon:g}"
-        trained = _train(config, [*overrides, f"output.dir={work / kind / name}"], epsilon)
+        chosen = [*overrides, *(private if epsilon is not None else [])]
+        trained = _train(config, [*chosen, f"output.dir={work / kind / name}"], epsilon)
         scored = evaluate_model(str(trained.model_dir), data, task, track=False)
         print(f"  {metric} {scored.metrics[metric]:.4f} {scored.intervals[metric]}", flush=True)
         results.append((epsilon, trained, scored))
@@ -89,7 +102,7 @@ def bench_accuracy(kind: str, work: Path) -> None:
         gap = (scored.metrics[metric] - plain_scored.metrics[metric]) * 100
         speed = trained.tokens_per_second / plain.tokens_per_second
         append_result(f"privacy: DP-SGD {kind} ({metric}, held-out)", {
-            "model": "MiniLM-L6 + LoRA r8" if kind == "sentiment" else "FT-Transformer (full)",
+            "model": MODEL_NAMES[kind] + ("" if epsilon is None else PRIVATE_NAMES[kind]),
             "epsilon (delta)": "none" if epsilon is None
             else f"{trained.privacy['epsilon']:.2f} ({trained.privacy['delta']:g})",
             "noise multiplier": "-" if epsilon is None

@@ -219,7 +219,8 @@ def test_freeze_zero_layers_is_a_linear_probe_and_sgd_steps_it(
     assert all(torch.equal(weights[k], before[k.removeprefix("bert.")]) for k in encoder)
     checkpoint = result.run_dir / "checkpoints" / "step-000004" / "optimizer.pt"
     state = torch.load(checkpoint, weights_only=False)  # our own file: it pickles the RNG state
-    assert all("momentum_buffer" in s for s in state["optimizer"]["state"].values())
+    buffers = state["optimizer"]["state"].values()
+    assert len(buffers) == 4 and all("momentum_buffer" in s for s in buffers)
 
 
 def test_lora_layers_adapts_only_the_top_layers(tiny_causal_lm: Path, tmp_path: Path) -> None:
