@@ -191,21 +191,15 @@ def _freeze(model: Any, options: MethodOptions, device: torch.device) -> Any:
             f"method.trainable_layers: {options.trainable_layers} but the model has only "
             f"{len(layers)} layers; use a number from 0 (the head alone) to {len(layers)}."
         )
+    parameters = list(model.parameters())  # registration order: embeddings, layers, head
     if options.trainable_layers == 0:  # a linear probe: only what follows the last layer
         last_ids = {id(p) for p in layers[-1].parameters()}
-        seen_last = after_last = False
-        for parameter in model.parameters():  # registration order: embeddings, layers, head
-            in_last = id(parameter) in last_ids
-            after_last = after_last or (seen_last and not in_last)
-            seen_last = seen_last or in_last
-            parameter.requires_grad_(after_last)
-        return model
-    first_trainable = layers[len(layers) - options.trainable_layers]
-    trainable_ids = {id(p) for p in first_trainable.parameters()}
-    seen_first = False
-    for parameter in model.parameters():  # registration order: embeddings, layers, norm, head
-        seen_first = seen_first or id(parameter) in trainable_ids
-        parameter.requires_grad_(seen_first)
+        start = 1 + max(i for i, p in enumerate(parameters) if id(p) in last_ids)
+    else:
+        first_ids = {id(p) for p in layers[len(layers) - options.trainable_layers].parameters()}
+        start = min(i for i, p in enumerate(parameters) if id(p) in first_ids)
+    for index, parameter in enumerate(parameters):
+        parameter.requires_grad_(index >= start)
     return model
 
 
