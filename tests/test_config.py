@@ -283,6 +283,7 @@ def test_override_problems_and_file_problems_come_together(tmp_path: Path) -> No
         ({"eval": {"every": 10}}, "eval.every: set, but there is no validation data"),
         ({"data": {"format": "labeled"}}, "data.format: 'labeled' cannot feed task 'sft'"),
         ({"task": {"num_labels": 3}}, "task.num_labels: task 'sft' does not take it"),
+        ({"train": {"momentum": 0.5}}, "train.momentum: only optimizer sgd uses it"),
         (
             {"model": {"dtype": "bfloat16"}, "train": {"precision": "fp16"}},
             "train.precision: 'fp16' conflicts with model.dtype 'bfloat16'",

@@ -285,7 +285,9 @@ class TrainConfig(Section):
         "scales every weight's step to about lr, so weights whose gradient is mostly noise "
         "wander; SGD moves them by the noise's small size).",
     )
-    momentum: float = Field(default=0.9, ge=0, lt=1, description="sgd only: momentum.")
+    momentum: float | None = Field(
+        default=None, ge=0, lt=1, description="sgd only: momentum; null: 0.9."
+    )
     weight_decay: float = Field(
         default=0.0, ge=0, description="Weight decay (decoupled for adamw)."
     )
@@ -341,6 +343,14 @@ class TrainConfig(Section):
     deepspeed_config: Path | None = Field(
         default=None, description="deepspeed only: a DeepSpeed JSON config file."
     )
+
+    @model_validator(mode="after")
+    def _momentum_needs_sgd(self) -> TrainConfig:
+        if self.momentum is not None and self.optimizer != "sgd":
+            raise ValueError("train.momentum: only optimizer sgd uses it (AdamW keeps its "
+                             "own running averages); set train.optimizer: sgd or remove "
+                             "momentum")  # fmt: skip
+        return self
 
 
 class MethodConfig(Section):

@@ -420,7 +420,7 @@ def _optimizer(config: RunConfig, parameters: list[torch.nn.Parameter]) -> torch
         return torch.optim.SGD(
             parameters,
             lr=train_config.lr,
-            momentum=train_config.momentum,
+            momentum=0.9 if train_config.momentum is None else train_config.momentum,
             weight_decay=train_config.weight_decay,
         )
     return torch.optim.AdamW(parameters, lr=train_config.lr, weight_decay=train_config.weight_decay)
