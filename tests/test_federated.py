@@ -17,10 +17,12 @@ from safetensors.torch import load_file, save_file
 
 from lmforge.config.load import load_settings
 from lmforge.errors import LmforgeError
+from lmforge.federated import simulation
 from lmforge.federated.config import FederatedConfig
-from lmforge.federated.simulation import average_models, run_federated
+from lmforge.federated.simulation import ServerStep, average_models, run_federated
 from lmforge.federated.split import split_records
 from lmforge.track import get_client
+from lmforge.train.loop import TrainingInterrupted
 from tests.datafiles import labeled_rows, write_jsonl
 
 
@@ -52,6 +54,26 @@ def test_updates_are_averaged_by_site_size(tmp_path: Path) -> None:
     averaged = load_file(tmp_path / "global" / "adapter_model.safetensors")
     torch.testing.assert_close(averaged["w"], torch.full((2,), 1.75))  # (3 * 1 + 4) / 4
     assert int(averaged["steps"]) == 0 and (tmp_path / "global" / "adapter_config.json").is_file()
+
+
+def test_the_server_steps_along_the_rounds_changes_with_momentum(tmp_path: Path) -> None:
+    step = ServerStep(lr=1.0, momentum=0.5)
+    start, steps = {"w": torch.tensor([1.0]), "n": torch.tensor([3])}, torch.tensor([7])
+    first = step.apply(start, {"w": torch.tensor([2.0]), "n": steps})  # change 1
+    assert float(first["w"]) == 2.0 and int(first["n"]) == 7
+    second = step.apply(first, {"w": torch.tensor([2.5]), "n": steps})  # 0.5 * 1 + 0.5
+    assert float(second["w"]) == 3.0
+    plain = ServerStep(lr=1.0, momentum=0.0)
+    assert not plain.active and plain.apply(start, first) is first
+    # on model folders: the averaged folder's weights are replaced by the step
+    for name, value in (("previous", 1.0), ("averaged", 2.0)):
+        (tmp_path / name).mkdir()
+        save_file({"w": torch.full((2,), value, dtype=torch.bfloat16)},
+                  str(tmp_path / name / "adapter_model.safetensors"))  # fmt: skip
+    ServerStep(lr=2.0, momentum=0.9).apply_to_folder(tmp_path / "previous", tmp_path / "averaged")
+    stepped = load_file(tmp_path / "averaged" / "adapter_model.safetensors")["w"]
+    assert stepped.dtype == torch.bfloat16 and stepped.tolist() == [3.0, 3.0]  # 1 + 2 * 1
+    assert [p.name for p in (tmp_path / "averaged").iterdir()] == ["adapter_model.safetensors"]
 
 
 def _federated(tmp_path: Path, model: Path, **settings: Any) -> FederatedConfig:
@@ -108,6 +130,40 @@ def test_fedprox_private_sites_and_a_site_that_drops_out(
                        strategy="fedprox", min_sites=3)  # fmt: skip
     with pytest.raises(LmforgeError, match=r"round 1: 2 of 3 sites finished, below min_sites 3"):
         run_federated(plain, track=False)
+
+
+def test_the_simulation_takes_the_server_step_after_averaging(
+    tiny_classifier: Path, tmp_path: Path
+) -> None:
+    # a server step of almost nothing keeps round 1's global model through round 2; plain
+    # averaging moves it
+    def final(name: str, **settings: Any) -> dict[str, torch.Tensor]:
+        (tmp_path / name).mkdir()
+        config = _federated(tmp_path / name, tiny_classifier, **settings)
+        model = run_federated(config, track=False).model_dir
+        return load_file(model / "adapter_model.safetensors")
+
+    one = final("one", rounds=1)
+    held = final("held", server_lr=1e-9, server_momentum=0.5)
+    moved = final("moved")
+    for key in one:
+        torch.testing.assert_close(held[key], one[key], atol=1e-6, rtol=0)
+    assert any(not torch.allclose(moved[k], one[k], atol=1e-4) for k in one)
+
+
+def test_an_interrupt_stops_the_job_instead_of_dropping_a_site(
+    tiny_classifier: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the loop turns Ctrl-C or SIGTERM into TrainingInterrupted (tests/test_train_runs.py
+    # sends the real signal); here the site's training raises it directly
+    def interrupted(*args: Any, **kwargs: Any) -> None:
+        raise TrainingInterrupted("interrupted at step 1")
+
+    monkeypatch.setattr(simulation, "train", interrupted)
+    config = _federated(tmp_path, tiny_classifier)
+    with pytest.raises(LmforgeError, match="round 1: interrupted while site 0 trained; the "
+                       "federated run stopped"):  # fmt: skip
+        run_federated(config, track=False)
 
 
 def test_tables_are_refused_with_the_reason(tmp_path: Path) -> None:

@@ -97,7 +97,8 @@ def test_three_site_processes_train_one_model_and_a_killed_site_drops_out(
     # A round waits for a silent site up to round_timeout: long enough for live sites on a
     # busy 2-core machine (a round took ~30 s beside other work), short enough for a test.
     spec = {"name": "tiny-flower", "run": "run.yaml", "engine": "flower", "rounds": 2,
-            "min_sites": 2, "eval": {"data": str(test), "task": "classification"},
+            "min_sites": 2, "server_momentum": 0.5,  # round 2 takes the server's step
+            "eval": {"data": str(test), "task": "classification"},
             "flower": {"superlink": f"127.0.0.1:{link}", "sites": 3, "round_timeout": 60,
                        "connect_timeout": 120},
             "output": {"dir": str(tmp_path / "out"), "register_as": "tiny-flower"}}  # fmt: skip

@@ -126,6 +126,21 @@ class FederatedConfig(Section):
     proximal_mu: float = Field(
         default=0.01, gt=0, description="fedprox: the pull's strength, mu/2 * ||w - w_global||^2."
     )
+    server_momentum: float = Field(
+        default=0.0,
+        ge=0,
+        lt=1,
+        description="FedAvgM (Hsu et al., 2019): the server keeps the rounds' changes of the "
+        "global model (each round: the sites' average minus the global weights they started "
+        "from), decayed by this factor each round, and steps along their sum. 0: plain "
+        "averaging.",
+    )
+    server_lr: float = Field(
+        default=1.0,
+        gt=0,
+        description="How far the global model moves along that change (1 with momentum 0: "
+        "the plain average).",
+    )
     fraction: float = Field(
         default=1.0, gt=0, le=1, description="The share of sites asked to train each round."
     )

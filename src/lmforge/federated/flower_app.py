@@ -3,7 +3,8 @@ environment ``make flower`` builds).
 
 ``server_app`` runs beside the SuperLink, once per run: it waits for ``flower.sites``
 sites, then Flower's FedAvg (or FedProx) runs the rounds. Each round it asks the sites to
-train, averages their weights by their record counts and hands the average back here,
+train, averages their weights by their record counts (then, with ``server_momentum``,
+takes the same server step as the simulation) and hands the result back here,
 where lmforge writes it as a model folder, scores it, logs the round to MLflow and prints
 one line. After the last round the global model is saved, logged and registered, as in
 the simulation (``lmforge.federated.simulation.finish``).
@@ -37,6 +38,7 @@ from lmforge.errors import LmforgeError
 from lmforge.federated.config import FederatedConfig
 from lmforge.federated.flower import CONFIG_KEY, DATA_KEY, RUN_DIR_KEY, TRACK_KEY
 from lmforge.federated.simulation import (
+    ServerStep,
     count_records,
     describe,
     finish,
@@ -138,6 +140,7 @@ class _Rounds:
         self.spent: dict[int, list[dict[str, Any]]] = {}  # its privacy report per round
         self.history: list[dict[str, float]] = []
         self.global_dir: Path | None = None
+        self.sent = ArrayRecord()  # the global weights this round's sites start from
         self.asked = 0  # sites asked to train this round
         self.round_sizes: list[int] = []  # this round's answering sites: records, loss
         self.losses: list[float] = []
@@ -186,6 +189,7 @@ def _strategy(config: FederatedConfig, rounds: _Rounds) -> FedAvg:
         def configure_train(self, server_round: int, arrays: ArrayRecord, settings: ConfigRecord,
                             grid: Grid) -> list[Message]:  # fmt: skip
             settings["want-files"] = rounds.files is None
+            rounds.sent = arrays
             messages = list(super().configure_train(server_round, arrays, settings, grid))
             rounds.asked = len(messages)
             print(f"round {server_round}: {len(messages)} sites asked to train", flush=True)
@@ -204,12 +208,29 @@ def _strategy(config: FederatedConfig, rounds: _Rounds) -> FedAvg:
                 )
             rounds.record(answered)
             arrays, metrics = super().aggregate_train(server_round, answered)
-            return _keep_dtypes(arrays, answered[0].content[ARRAYS]), metrics
+            averaged = _keep_dtypes(arrays, answered[0].content[ARRAYS])
+            if len(rounds.sent) == 0:  # round 1: the sites started from the base model
+                return averaged, metrics
+            return _stepped(step, rounds.sent, averaged), metrics
 
+    step = ServerStep(config.server_lr, config.server_momentum)
     settings: dict[str, Any] = {"proximal_mu": config.proximal_mu} if base is FedProx else {}
     return Strategy(fraction_train=config.fraction, fraction_evaluate=0.0,
                 min_train_nodes=config.min_sites, min_available_nodes=config.min_sites,
                 weighted_by_key=RECORDS, **settings)  # fmt: skip
+
+
+def _stepped(step: ServerStep, sent: ArrayRecord, averaged: ArrayRecord) -> ArrayRecord:
+    """The server's step (FedAvgM, ``server_momentum``/``server_lr``) from the global
+    weights ``sent`` to the sites to this round's average of their replies."""
+    if not step.active:
+        return averaged
+    stepped = step.apply(_tensors(sent), _tensors(averaged))
+    return ArrayRecord({k: Array(v.numpy()) for k, v in stepped.items()})
+
+
+def _tensors(record: ArrayRecord) -> dict[str, torch.Tensor]:
+    return {key: torch.from_numpy(array.numpy().copy()) for key, array in record.items()}
 
 
 def _keep_dtypes(averaged: ArrayRecord, sent: ArrayRecord) -> ArrayRecord:

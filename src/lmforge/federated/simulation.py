@@ -2,7 +2,9 @@
 global model on its own data with the one training loop (``lmforge.train``), and the
 sites' weights are averaged, weighted by how many training records each holds (FedAvg:
 McMahan et al., 2017); with ``strategy: fedprox`` each site's training is also pulled
-toward the global weights (Li et al., 2020). Only weights leave a site, never records.
+toward the global weights (Li et al., 2020); with ``server_momentum`` the server steps
+along the rounds' averaged changes with momentum (FedAvgM: Hsu et al., 2019). Only
+weights leave a site, never records.
 
 A site's update is its saved model folder: its LoRA adapter and head, or its whole model.
 The global model of a round is the weighted average of those files, written as a model
@@ -37,7 +39,7 @@ from lmforge.progress import ProgressFn
 from lmforge.retrieve.documents import json_lines
 from lmforge.track import OUTPUT_DIR_TAG, start_run
 from lmforge.track.registry import log_model, register_model
-from lmforge.train.loop import train
+from lmforge.train.loop import TrainingInterrupted, train
 from lmforge.train.privacy import PRIVACY_FILE, composed_epsilon, default_delta
 from lmforge.train.start import ADAPTER_WEIGHTS
 
@@ -82,6 +84,7 @@ def run_federated(
         rng = np.random.default_rng(config.sites.seed + 1)
         history: list[dict[str, float]] = []
         global_dir: Path | None = None
+        step = ServerStep(config.server_lr, config.server_momentum)
         for number in range(1, config.rounds + 1):
             started = time.perf_counter()
             asked = max(1, round(config.fraction * len(files)))
@@ -90,6 +93,8 @@ def run_federated(
             updates = _train_round(run, config, sites, chosen, round_dir, global_dir)
             average_models([u.model_dir for u in updates], [u.records for u in updates],
                            round_dir / "global")  # fmt: skip
+            if global_dir is not None:
+                step.apply_to_folder(global_dir, round_dir / "global")
             for update in updates:  # averaged: the sites' folders are not needed again
                 shutil.rmtree(update.model_dir.parent, ignore_errors=True)
             if global_dir is not None:  # nor the previous round's global model
@@ -191,6 +196,10 @@ def _train_round(
         site = site_config(run, sites.files[index], round_dir / f"site-{index}", start, mu)
         try:
             result = train(site, track=False)
+        except TrainingInterrupted:  # Ctrl-C or SIGTERM stops the job, not just this site
+            raise LmforgeError(f"round {round_dir.name}: interrupted while site {index} "
+                               "trained; the federated run stopped (it cannot resume from "
+                               "a round: start it again)") from None  # fmt: skip
         except LmforgeError as error:  # the round goes on without this site
             print(f"round {round_dir.name}: site {index} dropped out: {error}",
                   file=sys.stderr, flush=True)  # fmt: skip
@@ -267,6 +276,60 @@ def average_models(folders: list[Path], weights: list[int], out: Path) -> None:
                 total = sum(s[key].double() * w for s, w in zip(states, share, strict=True))
                 averaged[key] = total.to(first.dtype).contiguous()
             save_file(averaged, str(tmp / name), metadata={"format": "pt"})
+
+
+class ServerStep:
+    """The server's step after averaging (FedAvgM, Hsu et al., 2019): the global model
+    moves ``lr`` times along the velocity, the sum of the rounds' changes (the sites'
+    average minus the weights they started from), each earlier one decayed by
+    ``momentum`` per round. With lr 1 and momentum 0 the global model is the average.
+
+    Round 1 has no earlier global model here (the sites start from the base model), so
+    its average is taken as it is and the velocity starts with round 2's change.
+    """
+
+    def __init__(self, lr: float, momentum: float) -> None:
+        self.lr, self.momentum = lr, momentum
+        self.velocity: dict[str, torch.Tensor] = {}
+
+    @property
+    def active(self) -> bool:
+        return self.lr != 1.0 or self.momentum > 0.0
+
+    def apply(
+        self, previous: dict[str, torch.Tensor], averaged: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """The new global weights from the last global weights and this round's average."""
+        if not self.active:
+            return averaged
+        stepped = {}
+        for key, new in averaged.items():
+            if not new.is_floating_point():  # counters, ids: the same at every site
+                stepped[key] = new
+                continue
+            old = previous[key].double()
+            change = new.double() - old
+            velocity = self.velocity.get(key)
+            velocity = change if velocity is None else self.momentum * velocity + change
+            self.velocity[key] = velocity
+            stepped[key] = (old + self.lr * velocity).to(new.dtype).contiguous()
+        return stepped
+
+    def apply_to_folder(self, previous: Path, averaged: Path) -> None:
+        """Replace the weights in the model folder ``averaged`` by the server's step from
+        the global model folder ``previous``."""
+        from safetensors.torch import load_file, save_file
+
+        if not self.active:
+            return
+        for name in weight_files(averaged):
+            old, new = load_file(previous / name), load_file(averaged / name)
+            stepped = self.apply({f"{name}/{k}": v for k, v in old.items()},
+                                 {f"{name}/{k}": v for k, v in new.items()})  # fmt: skip
+            partial = averaged / f"{name}.partial"
+            save_file({k: stepped[f"{name}/{k}"] for k in new}, str(partial),
+                      metadata={"format": "pt"})  # fmt: skip
+            partial.replace(averaged / name)
 
 
 def weight_files(folder: Path) -> list[str]:
