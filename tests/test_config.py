@@ -181,8 +181,8 @@ def test_every_problem_is_reported_in_one_error(tmp_path: Path) -> None:
         "model.dtype: Input should be 'auto', 'float32', 'bfloat16' or 'float16', "
         "got 'bfloat'; did you mean 'bfloat16'?",
         "task.name: unknown task 'sfx' (did you mean 'sft'?); "
-        "choose one of sft, clm, mlm, classify, regress, distill, clip, diffusion, tabular, "
-        "lightgbm, timeseries, timeseries-ridge, timeseries-lightgbm",
+        "choose one of sft, clm, dpo, mlm, classify, regress, distill, clip, diffusion, "
+        "tabular, lightgbm, timeseries, timeseries-ridge, timeseries-lightgbm",
         "data.val_ratio: Input should be less than 1, got 1.5",
         "train.batch_size: Input should be greater than 0, got 0",
         "train.lr: Input should be a valid number, got 'fast'",

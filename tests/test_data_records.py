@@ -53,6 +53,16 @@ EXAMPLES: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {
         [{"text": "great", "label": "pos"}, {"text": "awful", "label": 0}],
         [{"text": "great", "label": "pos"}, {"text": "awful", "label": "0"}],
     ),
+    "preference": (
+        [{"prompt": "Refund time?", "chosen": "5 business days.", "rejected": "Never."}],
+        [
+            {
+                "messages": [{"role": "user", "content": "Refund time?"}],
+                "chosen": "5 business days.",
+                "rejected": "Never.",
+            }
+        ],
+    ),
 }
 
 

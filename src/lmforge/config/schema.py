@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import Field, SerializeAsAny, create_model, field_validator, model_validator
 
 from lmforge.config.section import Section
-from lmforge.config.tasks import TaskSettings, task_entries, task_entry
+from lmforge.config.tasks import DpoSettings, TaskSettings, task_entries, task_entry
 from lmforge.errors import LmforgeError
 
 # Names users bring from Hugging Face Trainer, LLaMA-Factory and torchtune configs, mapped
@@ -204,12 +204,14 @@ class DataConfig(Section):
         "image_label",
         "tabular",
         "timeseries",
+        "preference",
     ] = Field(
         default="auto",
         description="Record layout: messages (chat turns), alpaca (instruction/input/output), "
         "text (plain text), labeled (text + label), image_text (image path + caption), "
         "image_label (image path + label), tabular (a table's columns, see data.columns), "
-        "timeseries (sensor series, see data.series); "
+        "timeseries (sensor series, see data.series), preference (prompt or messages, then "
+        "a chosen and a rejected answer); "
         "auto detects it from the columns.",
     )
     columns: TabularColumns | None = Field(
@@ -645,6 +647,15 @@ class RunConfig(Section):
         if self.train.proximal_mu > 0 and self.train.strategy in {"fsdp", "deepspeed"}:
             problems.append(f"train.proximal_mu: not with {self.train.strategy} (the pull "
                             "needs whole weights); use strategy auto or ddp")  # fmt: skip
+        if isinstance(self.task, DpoSettings) and self.task.reference == "adapter_off":
+            if self.method.name not in {"lora", "qlora"}:
+                problems.append(f"task.reference: adapter_off scores the reference with the "
+                                f"LoRA adapter disabled, and method {self.method.name!r} has "
+                                "none; use precomputed (or null)")  # fmt: skip
+            if self.model.init_from is not None:
+                problems.append("task.reference: adapter_off would score the model without "
+                                "the weights model.init_from loads, not the model training "
+                                "starts from; use precomputed (or null)")  # fmt: skip
         if self.privacy is not None:
             problems += self._private_problems()
         if self.audit is not None and task not in CANARY_TASKS:
@@ -668,6 +679,9 @@ class RunConfig(Section):
             "checked in fp32 only; use fp32",
             "train.proximal_mu": self.train.proximal_mu > 0 and "the proximal pull is not "
             "noised with the gradients; use FedAvg (proximal_mu 0) with privacy",
+            "task.name": isinstance(self.task, DpoSettings) and "a dpo example is a pair of "
+            "answers whose losses are joined, and DP-SGD clips each sequence's gradient "
+            "alone; train dpo without privacy",
         }  # fmt: skip
         return [f"{key}: not with privacy ({why})" for key, why in unsupported.items() if why]
 

@@ -59,6 +59,32 @@ class SftSettings(TaskSettings):
     )
 
 
+class DpoSettings(TaskSettings):
+    """Preference tuning (DPO or IPO): chosen answers made likelier than rejected ones."""
+
+    formats = ("preference",)
+    name: Literal["dpo"]
+    beta: float = Field(
+        default=0.1,
+        gt=0,
+        description="How far the model may move from the reference: the implicit reward is "
+        "beta times the log-likelihood ratio (sigmoid); ipo's margin target is 1/(2 beta).",
+    )
+    loss: Literal["sigmoid", "ipo"] = Field(
+        default="sigmoid",
+        description="sigmoid: DPO's -log sigmoid(reward margin); ipo: IPO's squared distance "
+        "of the per-token log-ratio margin from 1/(2 beta) (Azar et al., 2023).",
+    )
+    reference: Literal["adapter_off", "precomputed"] | None = Field(
+        default=None,
+        description="Where the reference log-probabilities come from: adapter_off computes "
+        "them every step with the LoRA adapter disabled (no second model held); precomputed "
+        "scores every pair once before training (faster steps; the only way for full "
+        "fine-tuning or a run that starts from model.init_from). null: adapter_off for a "
+        "fresh LoRA adapter, else precomputed.",
+    )
+
+
 class ClmSettings(TaskSettings):
     """Causal language modeling on plain text (continued pretraining)."""
 
@@ -490,6 +516,7 @@ class TaskEntry:
 _BUILT_IN = (
     TaskEntry("sft", SftSettings, "lmforge.tasks.sft:SftTask"),
     TaskEntry("clm", ClmSettings, "lmforge.tasks.clm:ClmTask"),
+    TaskEntry("dpo", DpoSettings, "lmforge.tasks.dpo:DpoTask"),
     TaskEntry("mlm", MlmSettings, "lmforge.tasks.mlm:MlmTask"),
     TaskEntry("classify", ClassifySettings, "lmforge.tasks.classify:ClassifyTask"),
     TaskEntry("regress", RegressSettings, "lmforge.tasks.classify:RegressTask"),

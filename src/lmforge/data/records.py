@@ -13,6 +13,9 @@ Canonical records:
     labeled   {"text": str, "label": str} (class labels) or {"text": str, "label": float}
     image_text   {"image": absolute path, "text": str} (an image and its caption)
     image_label  {"image": absolute path, "label": str}
+    preference   {"messages": [the prompt's messages, ending with the user's], "chosen": str,
+                  "rejected": str} (a file gives "prompt": str or "messages"; "chosen" and
+                  "rejected" as strings or as one assistant message, TRL's two layouts)
 
 An image's path is relative to the data file; every image is decoded when it is read, so a
 missing or corrupt one is a bad row naming the file and line. The image formats also read a
@@ -43,12 +46,21 @@ from lmforge.config.section import did_you_mean
 from lmforge.data.images import ImageError, image_files, open_image
 from lmforge.errors import LmforgeError
 
-FORMATS: tuple[str, ...] = ("messages", "alpaca", "text", "labeled", "image_text", "image_label")
+FORMATS: tuple[str, ...] = (
+    "messages",
+    "alpaca",
+    "text",
+    "labeled",
+    "image_text",
+    "image_label",
+    "preference",
+)
 SUFFIXES: tuple[str, ...] = (".jsonl", ".json", ".csv", ".parquet")
 ROLES: tuple[str, ...] = ("system", "user", "assistant")
 
 # Columns each format needs; detection tries them in this order.
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "preference": ("chosen", "rejected"),  # and "prompt" or "messages", checked per row
     "image_text": ("image", "text"),
     "image_label": ("image", "label"),
     "messages": ("messages",),
@@ -66,6 +78,9 @@ FIELD_NAMES: tuple[str, ...] = (
     "text",
     "label",
     "image",
+    "prompt",
+    "chosen",
+    "rejected",
 )
 CAPTIONS_FILE = "captions.jsonl"  # an image_text folder's captions
 
@@ -505,7 +520,8 @@ def _datasets_quietly() -> Iterator[None]:
 _NEEDS = (
     "messages needs column 'messages'; alpaca needs 'instruction' and 'output'; "
     "labeled needs 'text' and 'label'; text needs 'text'; image_text needs 'image' and "
-    "'text'; image_label needs 'image' and 'label'"
+    "'text'; image_label needs 'image' and 'label'; preference needs 'chosen', 'rejected' and "
+    "'prompt' or 'messages'"
 )
 
 
@@ -584,6 +600,9 @@ def _to_record(
         return {"image": _image(values, names, folder), "label": label}
     if fmt == "messages":
         return {"messages": _messages(values, names)}
+    if fmt == "preference":
+        return {"messages": _prompt(values, names), "chosen": _answer(values, names, "chosen"),
+                "rejected": _answer(values, names, "rejected")}  # fmt: skip
     if fmt == "alpaca":
         instruction = _text(values, names, "instruction")
         extra = _optional_text(values, names, "input")
@@ -650,15 +669,29 @@ def _optional_text(values: dict[str, Any], names: dict[str, str], name: str) -> 
 
 
 def _messages(values: dict[str, Any], names: dict[str, str]) -> list[dict[str, str]]:
-    value = _value(values, names, "messages")
+    messages = _message_list(values, names, "messages")
     label = _field(names, "messages")
+    roles = [message["role"] for message in messages]
+    if "user" not in roles or "assistant" not in roles:
+        detail = f"{label}: expected at least one user and one assistant message, got {roles}"
+        raise _BadRow("no user or assistant message", detail)
+    if roles[-1] != "assistant":
+        detail = f"{label}: expected the last message to be the assistant's, got {roles}"
+        raise _BadRow("last message not from assistant", detail)
+    return messages
+
+
+def _message_list(values: dict[str, Any], names: dict[str, str], name: str) -> list[dict[str, str]]:
+    """Field ``name`` as a non-empty list of checked ``{"role", "content"}`` messages."""
+    value = _value(values, names, name)
+    label = _field(names, name)
     expected = "a list of {'role': system|user|assistant, 'content': str} messages"
     if isinstance(value, str):
         # A CSV cell can only hold the conversation as JSON text.
         with contextlib.suppress(ValueError):
             value = json.loads(value) if value.lstrip().startswith("[") else value
     if not isinstance(value, list):
-        column = names["messages"]
+        column = names[name]
         raise _BadRow(
             f"wrong type for {column!r}", f"{label}: expected {expected}, got {_show(value)}"
         )
@@ -677,14 +710,46 @@ def _messages(values: dict[str, Any], names: dict[str, str]) -> list[dict[str, s
             )
             raise _BadRow("invalid message", detail)
         messages.append({"role": message["role"], "content": message["content"]})
-    roles = [message["role"] for message in messages]
-    if "user" not in roles or "assistant" not in roles:
-        detail = f"{label}: expected at least one user and one assistant message, got {roles}"
-        raise _BadRow("no user or assistant message", detail)
-    if roles[-1] != "assistant":
-        detail = f"{label}: expected the last message to be the assistant's, got {roles}"
-        raise _BadRow("last message not from assistant", detail)
     return messages
+
+
+def _prompt(values: dict[str, Any], names: dict[str, str]) -> list[dict[str, str]]:
+    """A preference row's prompt as messages ending with the user's: field ``prompt`` (text,
+    or messages as TRL's conversational layout has it) or ``messages``."""
+    name = "prompt" if values.get(names["prompt"]) is not None else "messages"
+    if name == "messages" and values.get(names["messages"]) is None:
+        has = _names(list(values))
+        detail = (f"preference rows need field {names['prompt']!r} (text) or "
+                  f"{names['messages']!r} (the conversation so far); this row has "
+                  f"{has}")  # fmt: skip
+        raise _BadRow("missing prompt", detail)
+    if name == "prompt" and isinstance(values[names["prompt"]], str):
+        return [{"role": "user", "content": _text(values, names, "prompt")}]
+    messages = _message_list(values, names, name)
+    if messages[-1]["role"] != "user":
+        roles = [message["role"] for message in messages]
+        detail = (f"{_field(names, name)}: expected the prompt to end with the user's "
+                  f"message (the answers follow it), got {roles}")  # fmt: skip
+        raise _BadRow("prompt not ending with user", detail)
+    return messages
+
+
+def _answer(values: dict[str, Any], names: dict[str, str], name: str) -> str:
+    """A preference row's ``chosen`` or ``rejected`` answer: text, or a list holding one
+    assistant message (TRL's conversational layout)."""
+    value = _value(values, names, name)
+    if isinstance(value, str):
+        return _text(values, names, name)
+    messages = _message_list(values, names, name)
+    if (
+        len(messages) != 1
+        or messages[0]["role"] != "assistant"
+        or not messages[0]["content"].strip()
+    ):
+        detail = (f"{_field(names, name)}: expected the answer as text or as one non-empty "
+                  f"assistant message, got {_show(value)}")  # fmt: skip
+        raise _BadRow(f"bad {names[name]!r}", detail)
+    return messages[0]["content"]
 
 
 def _label(

@@ -126,6 +126,29 @@ class FittedTask(Protocol):
     def evaluate(self, model: Any, batches: Iterable[Batch]) -> dict[str, Any]: ...
 
 
+@runtime_checkable
+class MeasuredTask(Protocol):
+    """A task whose loss comes with more to log at every step (DPO's reward accuracy)."""
+
+    def loss_and_metrics(
+        self, model: Any, batch: Batch
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The batch's summed loss, and sums of other metrics over the same targets; the
+        loop divides each by the step's target count and logs it as ``train/NAME``."""
+        ...
+
+
+@runtime_checkable
+class PreparedTask(Protocol):
+    """A task that scores its examples once with the starting model before training
+    (DPO's precomputed reference log-probabilities)."""
+
+    def prepare(self, model: Any, examples: list[Example], tokenizer: Any,
+                device: torch.device, batch_size: int) -> None:  # fmt: skip
+        """Add to each example what it needs from ``model`` as it is before training."""
+        ...
+
+
 def get_task(name: str) -> Task:
     """A new instance of the registered task ``name`` (``lmforge.config.tasks``).
 

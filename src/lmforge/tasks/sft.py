@@ -41,6 +41,15 @@ def assistant_spans(tokenizer: Any, messages: Sequence[dict]) -> tuple[str, list
     return text, spans
 
 
+def require_chat_template(tokenizer: Any, task: str) -> None:
+    """Raise unless the tokenizer has the chat template that task ``task`` renders with."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise LmforgeError(
+            f"task {task} renders conversations with the tokenizer's chat template, and this "
+            "model has none; start from an instruct model (e.g. smollm2-135m-instruct)."
+        )
+
+
 def encode_conversation(
     tokenizer: Any, messages: Sequence[dict], train_on_prompt: bool = False
 ) -> Example:
@@ -71,11 +80,7 @@ class SftTask(CausalLmTask):
     def encode(
         self, records: Iterable[dict], tokenizer: Any, options: EncodeOptions
     ) -> tuple[list[Example], EncodeStats]:
-        if not getattr(tokenizer, "chat_template", None):
-            raise LmforgeError(
-                "task sft renders conversations with the tokenizer's chat template, and this "
-                "model has none; start from an instruct model (e.g. smollm2-135m-instruct)."
-            )
+        require_chat_template(tokenizer, self.name)
         stats = EncodeStats()
         examples = []
         for record in records:

@@ -36,7 +36,7 @@ from lmforge.hub import resolve
 from lmforge.hub.load import quiet_transformers
 from lmforge.progress import ProgressFn
 from lmforge.tasks import Task, get_task
-from lmforge.tasks.base import FittedTask
+from lmforge.tasks.base import FittedTask, MeasuredTask, PreparedTask
 from lmforge.track import OUTPUT_DIR_TAG, NullTracker, Tracker, resume_run, start_run
 from lmforge.track.registry import log_model, register_model
 from lmforge.train import distributed
@@ -90,6 +90,7 @@ class Loop:
     data: TrainingData
     model: Any  # the network with its method applied (LoRA, frozen layers)
     module: torch.nn.Module  # TrainingModule(model), wrapped for the strategy (DDP, FSDP)
+    training: TrainingModule  # the same, unwrapped: it keeps the task's step metrics
     optimizer: torch.optim.Optimizer
     scheduler: Any
     state: TrainerState  # the counters a checkpoint saves
@@ -121,9 +122,22 @@ class TrainingModule(torch.nn.Module):
         super().__init__()
         self.task = task
         self.model = model
+        self.metric_sums: dict[str, float] = {}  # a MeasuredTask's, since the last step
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.task.loss(self.model, batch)
+        if not isinstance(self.task, MeasuredTask):
+            return self.task.loss(self.model, batch)
+        loss, sums = self.task.loss_and_metrics(self.model, batch)
+        for key, value in sums.items():
+            self.metric_sums[key] = self.metric_sums.get(key, 0.0) + float(value)
+        return loss
+
+    def step_metrics(self, targets: float, dist: distributed.Dist) -> dict[str, float]:
+        """The task's metrics since the last step, each averaged over the step's
+        ``targets`` on every process: ``{"train/NAME": value}``."""
+        sums, self.metric_sums = self.metric_sums, {}
+        return {f"train/{key}": distributed.sum_across(value, dist) / max(targets, 1)
+                for key, value in sorted(sums.items())}  # fmt: skip
 
 
 def train(
@@ -185,11 +199,16 @@ def _train(
     model = _build_model(config, task, str(base.path) if base else "", data.labels, dist.device)
     if config.model.init_from is not None:  # a resumed run's checkpoint then overwrites them
         load_start_weights(model, config.model.init_from, task.weights_subfolder)
+    if isinstance(task, PreparedTask):  # scored by the model training starts from
+        size = config.eval.batch_size or config.train.batch_size
+        for examples in (data.train, data.validation):
+            task.prepare(model, examples, tokenizer, dist.device, size)
     if config.privacy is not None:
         model = prepare_model(model)
     proximal = ProximalTerm(model, config.train.proximal_mu) if config.train.proximal_mu else None
     trainable, total = count_parameters(model)
-    module = distributed.wrap(TrainingModule(task, model), config.train.strategy, dist)
+    training = TrainingModule(task, model)
+    module = distributed.wrap(training, config.train.strategy, dist)
 
     micro_per_epoch = len(_epoch_batches(config, data, dist, epoch=0))
     total_steps = _total_steps(config, micro_per_epoch)
@@ -223,9 +242,9 @@ def _train(
     if on_start is not None and dist.is_main:
         on_start(run_id, run_dir)
 
-    loop = Loop(config, dist, task, tokenizer, data, model, module, optimizer, scheduler, state,
-                total_steps, micro_per_epoch, run_dir, tracker, progress, average,
-                private, proximal)  # fmt: skip
+    loop = Loop(config, dist, task, tokenizer, data, model, module, training, optimizer,
+                scheduler, state, total_steps, micro_per_epoch, run_dir, tracker, progress,
+                average, private, proximal)  # fmt: skip
     try:
         if config.eval.before_training and data.validation and checkpoint is None:
             tracker.log_metrics(_numbers(loop.evaluate(), "eval"), step=0)
@@ -519,9 +538,11 @@ def _run_steps(loop: Loop) -> dict[str, float]:
                     indices = next(stream)[1]  # the shuffled batches, as without privacy
                 else:
                     indices = loop.private.sample(sampler)
-                loss, tokens, grad_norm = _private_step(loop, loop.private, indices, loss)
+                loss, tokens, grad_norm, targets = _private_step(loop, loop.private, indices,
+                                                                 loss)  # fmt: skip
                 number = state.micro_batch  # a private batch stands for one batch
-                _finish_step(loop, number, tokens, loss, grad_norm, step_started)
+                extra = loop.training.step_metrics(targets, dist)
+                _finish_step(loop, number, tokens, loss, grad_norm, step_started, extra)
                 continue
             batches = []
             for _ in range(train_cfg.grad_accum):
@@ -542,6 +563,7 @@ def _run_steps(loop: Loop) -> dict[str, float]:
                 scaler.scale(summed * dist.world_size / max(targets, 1)).backward()
                 loss_sum += float(summed.detach())
             loss = distributed.sum_across(loss_sum, dist) / max(targets, 1)
+            extra = loop.training.step_metrics(targets, dist)
             _check_finite(loss, state.step, run_dir)
             scaler.unscale_(optimizer)
             if loop.proximal is not None:
@@ -553,7 +575,7 @@ def _run_steps(loop: Loop) -> dict[str, float]:
             scaler.update()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            _finish_step(loop, number, tokens, loss, grad_norm, step_started)
+            _finish_step(loop, number, tokens, loss, grad_norm, step_started, extra)
     elapsed = time.perf_counter() - started
     return {
         "loss": loss,
@@ -564,16 +586,16 @@ def _run_steps(loop: Loop) -> dict[str, float]:
 
 def _private_step(
     loop: Loop, private: PrivateTraining, indices: list[int], last_loss: float
-) -> tuple[float, float, float]:
+) -> tuple[float, float, float, float]:
     """One DP-SGD step (``lmforge.train.privacy``) on the examples at ``indices`` (a
-    Poisson batch): (loss, tokens, norm of the noisy gradient). An empty batch takes a
+    Poisson batch): (loss, tokens, norm of the noisy gradient, targets). An empty batch takes a
     noise-only step and keeps the last loss."""
     if not indices:
         private.empty_step()
         loop.scheduler.step()
         loop.optimizer.zero_grad(set_to_none=True)
         private.check_frozen()
-        return last_loss, 0.0, 0.0
+        return last_loss, 0.0, 0.0, 0.0
     seed = loop.config.train.seed * 1_000_003 + loop.state.step
     targets, tokens, loss_sum = 0, 0.0, 0.0
     for number, chunk in enumerate(_private_chunks(loop, indices)):
@@ -596,7 +618,7 @@ def _private_step(
     loop.scheduler.step()
     loop.optimizer.zero_grad(set_to_none=True)
     private.check_frozen()
-    return loss, tokens, grad_norm
+    return loss, tokens, grad_norm, float(targets)
 
 
 PRIVATE_CHUNK = 32  # examples per forward pass of a private step whose lengths differ
@@ -628,7 +650,7 @@ def _check_finite(loss: float, step: int, run_dir: Path) -> None:
 
 
 def _finish_step(loop: Loop, number: int, tokens: float, loss: float, grad_norm: float,
-                 started: float) -> None:  # fmt: skip
+                 started: float, extra: dict[str, float]) -> None:  # fmt: skip
     """After the optimizer stepped: counters, the weight average, metrics (with the budget
     spent, when private), evaluation, checkpoints and progress, each when due."""
     config, state, dist, data = loop.config, loop.state, loop.dist, loop.data
@@ -645,6 +667,7 @@ def _finish_step(loop: Loop, number: int, tokens: float, loss: float, grad_norm:
         "train/grad_norm": grad_norm,
         "train/tokens_per_second": tokens / max(seconds, 1e-9),
         "train/epoch": state.micro_batch / loop.micro_per_epoch,
+        **extra,  # the task's own (a MeasuredTask's)
     }
     if state.step % train_cfg.log_every == 0 or state.step == loop.total_steps:
         if loop.private is not None:
