@@ -3787,6 +3787,195 @@ def make_test_questions() -> list[dict]:
 
 
 # ---------------------------------------------------------------------------------------
+# Preferences: for each support question a right, polite answer beside a worse one
+# ---------------------------------------------------------------------------------------
+
+# A fact: how customers ask for it (four phrasings: two for train, one for validation,
+# one for test), the sentence that answers it with {value}, the right value (the keyword
+# a right answer contains) and a wrong one.
+PreferenceFact = tuple[tuple[str, ...], str, str, str]
+
+PREFERRED_POLICY_FACTS: tuple[PreferenceFact, ...] = (
+    (("How many days do I have to return something to Brightnest Home?",
+      "What is the return window for Brightnest orders?",
+      "How long after delivery can I still send an item back?",
+      "Is there a time limit on returns at Brightnest?"),
+     "Brightnest accepts returns within {value} of delivery.", f"{RETURN_DAYS} days", "30 days"),
+    (("What does Brightnest charge for return shipping if the item isn't faulty?",
+      "Is return shipping free when I just changed my mind?",
+      "How much comes off my refund for an ordinary return?",
+      "Do I pay anything to send back an item that works fine?"),
+     "Return labels are free for defective, damaged or wrong items; for any other return a "
+     "{value} return shipping fee is deducted from your refund.", RETURN_FEE, "$12.95"),
+    (("How much do I need to spend to get free shipping?",
+      "What's the minimum order for free standard shipping?",
+      "When is standard shipping free at Brightnest?",
+      "Is there a free shipping threshold?"),
+     "Standard shipping is free on orders of {value} or more; below that it costs $5.99.",
+     f"${FREE_SHIPPING_MIN}", "$50"),
+    (("If a price drops after I buy, how long do I have to ask for the difference?",
+      "Does Brightnest refund a price drop, and within how many days?",
+      "What is the price adjustment window?",
+      "Can I get the difference back if something goes on sale after I order?"),
+     "Brightnest refunds the difference if the price drops within {value} of purchase.",
+     f"{PRICE_ADJUST_DAYS} days", "30 days"),
+    (("What email address can I write to for support?",
+      "How do I email Brightnest customer service?",
+      "Is there a support email?",
+      "Where do I send an email if I need help with an order?"),
+     "You can email our support team at {value}.", EMAIL, "help@brightnest.com"),
+    (("What number do I call for Brightnest support?",
+      "Can I phone customer service? What's the number?",
+      "How do I reach Brightnest by phone?",
+      "Is there a support hotline?"),
+     "You can call us at {value}.", PHONE, "1-800-555-0199"),
+    (("Until what time is phone support open on weekdays?",
+      "When does Brightnest support close Monday to Friday?",
+      "What are your weekday support hours?",
+      "How late can I call support on a Tuesday?"),
+     "Phone support is open Monday to Friday, 8 a.m. to {value} Eastern Time.", "8 p.m.",
+     "6 p.m."),
+    (("How soon is my refund issued after you get my return?",
+      "When will I see my refund once the return arrives?",
+      "How long does Brightnest take to refund a return?",
+      "After the warehouse receives my item, how long until the refund?"),
+     "Refunds go to your original payment method within {value} after the return reaches "
+     "our warehouse.", "5 business days", "14 business days"),
+    (("What bonus do I get if I take store credit instead of a refund?",
+      "Is there anything extra if I choose store credit?",
+      "How much more is store credit worth than a refund?",
+      "Why would I pick store credit over my money back?"),
+     "If you choose store credit instead of a refund, you get a {value} bonus.", "10%", "25%"),
+    (("What are 100 Brightnest Rewards points worth?",
+      "How much is a hundred reward points in dollars?",
+      "What are Rewards points worth at checkout?",
+      "What discount do I get for 100 points?"),
+     "Every 100 Brightnest Rewards points is worth {value} off at checkout.", "$5", "$1"),
+    (("How many points do I need for Gold status?",
+      "What does it take to reach Gold in Brightnest Rewards?",
+      "How do I become a Gold member?",
+      "What's the points threshold for Gold?"),
+     "Members who earn {value} in a calendar year reach Gold status.", "1,000 points",
+     "5,000 points"),
+    (("How long is the password reset link valid?",
+      "When does the reset email link expire?",
+      "How long do I have to use the password reset link?",
+      "Does the password reset link expire?"),
+     "The password reset link we email you is valid for {value}.", "30 minutes", "24 hours"),
+    (("How long is my account locked after too many wrong passwords?",
+      "I got locked out after failed sign-ins. How long until I can try again?",
+      "What happens after 5 failed sign-in attempts?",
+      "How long does an account lockout last?"),
+     "After 5 failed sign-in attempts, an account is locked for {value}.", "15 minutes",
+     "24 hours"),
+    (("How long after ordering can I cancel it myself?",
+      "What's the time limit for cancelling an order online?",
+      "How quickly do I need to cancel if I change my mind about an order?",
+      "Is there a window for cancelling my own order?"),
+     "You can cancel an order yourself within {value} of placing it, as long as it hasn't "
+     "shipped.", "1 hour", "24 hours"),
+    (("How soon must I report an item that arrived damaged?",
+      "My package came broken. Is there a deadline to tell you?",
+      "What's the deadline for reporting shipping damage?",
+      "How many days do I have to report a damaged delivery?"),
+     "Please report damage within {value} of delivery, with a photo.", "7 days", "30 days"),
+    (("How much does CarePlus cost?",
+      "What's the price of CarePlus per device?",
+      "Is CarePlus expensive?",
+      "How much is the extended CarePlus coverage?"),
+     "CarePlus costs {value} per device and extends the standard warranty by 2 years.", "$29",
+     "$49"),
+    (("How much is Brightnest Protect per month?",
+      "What does the Protect cloud plan cost for one camera?",
+      "What's the monthly price of Brightnest Protect?",
+      "How much do I pay for cloud video history?"),
+     "Brightnest Protect costs {value} per month per device.", "$3.99", "$6.99"),
+    (("What does a Brightnest order number look like?",
+      "How can I recognize my order number?",
+      "What format are Brightnest order numbers in?",
+      "Which code in my confirmation email is the order number?"),
+     "Order numbers start with {value} followed by 7 digits.", "BN-", "ORD-"),
+)  # fmt: skip
+PREFERENCE_PRICE_ASKS = (
+    "How much does the {name} cost?",
+    "What's the price of the {name}?",
+    "How much is {a_name}?",
+    "What would {a_name} cost me?",
+)
+PREFERENCE_WARRANTY_ASKS = (
+    "How long is the warranty on the {name}?",
+    "What warranty comes with the {name}?",
+    "For how long is the {name} covered by warranty?",
+    "If my {name} breaks, how long is it under warranty?",
+)
+POLITE_OPENERS = ("", "Sure! ", "Happy to help. ", "Good question. ", "Thanks for asking. ")
+POLITE_CLOSERS = (
+    "",
+    " Is there anything else I can help with?",
+    " Let me know if you have any other questions.",
+    " I hope that helps!",
+)
+# Rude answers state the right fact, so the preference is about manners alone.
+RUDE_ANSWERS = ("{fact} It's on the website, you know.", "Ugh. {fact} Read the FAQ first.",
+                "{fact} I shouldn't have to explain this.", "Fine. {fact} Don't ask again.",
+                "{fact} Next time look it up yourself.", "Seriously? {fact}")  # fmt: skip
+REJECTED_KINDS = ("wrong_fact", "rude", "off_topic")
+
+
+def preference_facts() -> list[PreferenceFact]:
+    """The policy facts, then each product's price and warranty."""
+    facts = list(PREFERRED_POLICY_FACTS)
+    prices = [p.price for p in PRODUCTS]
+    for i, p in enumerate(PRODUCTS):
+        names = {"name": p.name, "a_name": p.a_name}
+        asks = tuple(a.format(**names) for a in PREFERENCE_PRICE_ASKS)
+        wrong = next(x for x in prices[i + 3 :] + prices[: i + 3] if x != p.price)
+        facts.append((asks, f"The {p.name} costs {{value}}.", p.price, wrong))
+    warranties = list(dict.fromkeys(WARRANTY.values()))
+    for p in PRODUCTS:
+        names = {"name": p.name, "a_name": p.a_name}
+        asks = tuple(a.format(**names) for a in PREFERENCE_WARRANTY_ASKS)
+        wrong = warranties[(warranties.index(p.warranty) + 1) % len(warranties)]
+        facts.append((asks, f"The {p.name} has a warranty of {{value}}.", p.warranty, wrong))
+    return facts
+
+
+def make_preferences() -> dict[str, list[dict]]:
+    """Pairs of answers to each phrasing of each fact: the chosen one states the right
+    value politely; the rejected one states a wrong value as politely, or the right value
+    rudely, or politely answers another question (three pairs per phrasing). Phrasings 1
+    and 2 are train, 3 validation, 4 test; test_questions asks the test phrasings for
+    keyword scoring (qa format)."""
+    rng = random.Random(SEED + 23)  # its own generator: the other datasets stay identical
+    facts = preference_facts()
+    splits: dict[str, list[dict]] = {"train": [], "validation": [], "test": []}
+    questions = []
+    for index, (asks, sentence, value, wrong) in enumerate(facts):
+        right = sentence.format(value=value)
+        for number, ask in enumerate(asks):
+            split = ("train", "train", "validation", "test")[number]
+            prompt = [
+                {"role": "system", "content": SYSTEM_PROMPT},
+                {"role": "user", "content": ask},
+            ]
+            for kind in REJECTED_KINDS:
+                opener, closer = rng.choice(POLITE_OPENERS), rng.choice(POLITE_CLOSERS)
+                if kind == "wrong_fact":
+                    rejected = f"{opener}{sentence.format(value=wrong)}{closer}"
+                elif kind == "rude":
+                    rejected = rng.choice(RUDE_ANSWERS).format(fact=right)
+                else:  # a polite answer to another fact's question
+                    other = facts[(index + rng.randrange(1, len(facts))) % len(facts)]
+                    rejected = f"{opener}{other[1].format(value=other[2])}{closer}"
+                chosen = f"{rng.choice(POLITE_OPENERS)}{right}{rng.choice(POLITE_CLOSERS)}"
+                splits[split].append({"messages": prompt, "chosen": chosen, "rejected": rejected,
+                                      "rejected_kind": kind, "keywords": [value]})  # fmt: skip
+            if split == "test":
+                questions.append({"question": ask, "answer": right, "keywords": [value]})
+    return {**splits, "test_questions": questions}
+
+
+# ---------------------------------------------------------------------------------------
 # Sentiment: product reviews labeled by their overall verdict, not by a keyword
 # ---------------------------------------------------------------------------------------
 
@@ -5461,6 +5650,30 @@ firmware release notes, for continued pre-training (causal or masked language mo
 radio_mA: {radios}. Color and weight appear in some descriptions but do not affect the
 label. The descriptions use six phrasings.
 
+## preference/ (pairs of answers, `preference` format)
+
+{table("preference")} pairs, and `test_questions.jsonl` ({counts["preference"]["test_questions"]}
+records, `{{"question", "answer", "keywords"}}` as in customer_service/), for preference
+tuning (the `dpo` task; docs/alignment.md). Each pair is
+`{{"messages": [system, user], "chosen": str, "rejected": str, "rejected_kind": str,
+"keywords": [str]}}`: the system prompt of the dialogs, a customer's question, and two
+answers. The chosen answer states the right fact politely (a greeting and a closing drawn
+from short lists, or none); the rejected one is `wrong_fact` (the same sentence with a
+wrong value, as politely), `rude` (the right fact, said rudely: the pair is about manners
+alone) or `off_topic` (a polite answer to another question). `keywords` holds the right
+value, which every chosen answer contains.
+
+The facts are {len(preference_facts())}: {len(PREFERRED_POLICY_FACTS)} policies (returns,
+refunds, shipping, support contacts, rewards, account, cancellation, CarePlus, Protect,
+order numbers) and each product's price and warranty, all as the company documents state
+them. Each fact is asked four ways, and each way gives three pairs (one per rejected
+kind): the first two phrasings are train, the third validation, the fourth test, so the
+held-out splits ask the same facts in wording training never contains (held out by
+question, not by fact: a fact training never saw could not be learned from preferences).
+`test_questions.jsonl` asks the test phrasings with the right answer and its keyword, for
+scoring greedy answers (`lmforge eval MODEL --task qa --data
+src/lmforge/assets/datasets/preference/test_questions.jsonl`).
+
 ## guard/ (content-safety labels)
 
 Prompts labeled safe or with one of seven unsafe categories, with benign look-alikes,
@@ -5510,6 +5723,7 @@ def build(out: Path) -> dict[str, dict[str, int]]:
         "property": make_property({"train": 240, "validation": 30, "test": 30}),
     }
     datasets["customer_service"]["test_questions"] = make_test_questions()
+    datasets["preference"] = make_preferences()
     docs = {
         "policies.md": policies_md(),
         "products.md": products_md(),

@@ -35,6 +35,10 @@ MINIMUM_RECORDS = {
     ("property", "test"): 25,
     ("kb_queries", "dev"): 80,
     ("kb_queries", "test"): 40,
+    ("preference", "train"): 200,
+    ("preference", "validation"): 100,
+    ("preference", "test"): 100,
+    ("preference", "test_questions"): 35,
 }
 KB_SPLITS = ("dev", "test")
 # Bundled files written by hand, which no generator script writes.
@@ -112,6 +116,7 @@ def test_list_bundled_names_every_dataset_and_split() -> None:
             "train_handwritten",
         ],
         "kb_queries": ["dev", "test"],
+        "preference": ["train", "validation", "test", "test_questions"],
         "property": ["train", "validation", "test"],
         "sentiment": ["train", "validation", "test", "challenge"],
     }
@@ -256,6 +261,40 @@ def test_splits_share_no_record(name: str) -> None:
     assert not set(keys["train"]) & set(keys["validation"])
     assert not set(keys["train"]) & set(keys["test"])
     assert not set(keys["validation"]) & set(keys["test"])
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_preference_pairs_read_as_the_dpo_task_reads_them(split: str) -> None:
+    from lmforge.data.records import read_records
+
+    records, report = read_records(dataset_path("preference", split))
+    assert report.format == "preference" and report.rows_skipped == 0
+    raw = read("preference", split)
+    kinds = Counter(row["rejected_kind"] for row in raw)
+    assert kinds["wrong_fact"] == kinds["rude"] == kinds["off_topic"] == len(raw) / 3
+    for record, row in zip(records, raw, strict=True):
+        (keyword,) = row["keywords"]
+        assert keyword in record["chosen"]
+        assert record["chosen"] != record["rejected"]
+        if row["rejected_kind"] == "wrong_fact":
+            assert keyword not in record["rejected"]
+        if row["rejected_kind"] == "rude":
+            assert keyword in record["rejected"]  # the right fact, said rudely
+
+
+def test_preference_splits_ask_the_same_facts_in_different_words() -> None:
+    def questions(split: str) -> set[str]:
+        return {row["messages"][-1]["content"] for row in read("preference", split)}
+
+    train, validation, test = (questions(split) for split in SPLITS)
+    assert not train & validation and not train & test and not validation & test
+    held_out = read("preference", "test_questions")
+    assert {row["question"] for row in held_out} == test
+    facts = {row["keywords"][0] for row in read("preference", "train")}
+    assert {row["keywords"][0] for row in held_out} <= facts
+    docs = " ".join(company_docs().values())
+    for row in held_out:
+        assert row["keywords"][0] in docs and row["keywords"][0] in row["answer"]
 
 
 def test_kb_query_counts_are_the_documented_sizes() -> None:
