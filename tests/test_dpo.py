@@ -128,29 +128,32 @@ def _answer_logp(model: Any, ids: list[int], labels: list[int]) -> float:
     return float(logps[keep].sum()), int(keep.sum())
 
 
-@pytest.mark.parametrize("loss", ["sigmoid", "ipo"])
+@pytest.mark.parametrize(("loss", "nll_weight"), [("sigmoid", 0.0), ("ipo", 0.0), ("sigmoid", 0.5)])
 def test_the_loss_is_the_papers_formula_example_by_example(
-    tiny_causal_lm: Path, tmp_path: Path, loss: str
+    tiny_causal_lm: Path, tmp_path: Path, loss: str, nll_weight: float
 ) -> None:
     tokenizer = AutoTokenizer.from_pretrained(tiny_causal_lm)
     policy = _lora(tiny_causal_lm)
     reference = AutoModelForCausalLM.from_pretrained(tiny_causal_lm).eval()  # a second copy
     task = _task(beta=0.2, loss=loss)
+    task.nll_weight = nll_weight
     records, _ = read_records(write_jsonl(tmp_path / "pairs.jsonl", _rows()))
     examples, _ = task.encode(records, tokenizer, EncodeOptions(max_length=512))
     expected, accuracy = 0.0, 0.0
     for example in examples:
-        ratios = []
+        ratios, nlls = [], []
         for ids, labels in ((example["input_ids"], example["labels"]),
                             (example["rejected_ids"], example["rejected_labels"])):  # fmt: skip
             ours, count = _answer_logp(policy, ids, labels)
             theirs, _ = _answer_logp(reference, ids, labels)
             ratios.append((ours - theirs) / (count if loss == "ipo" else 1))
+            nlls.append(-ours / count)
         margin = ratios[0] - ratios[1]
         if loss == "ipo":
             expected += (margin - 1 / (2 * 0.2)) ** 2
         else:
             expected += -math.log(1 / (1 + math.exp(-0.2 * margin)))
+        expected += nll_weight * nlls[0]  # RPO: the chosen answer's mean token NLL
         accuracy += float(ratios[0] > ratios[1])
     batch = task.collate(examples, tokenizer, seed=0)  # padded: rows of different lengths
     with torch.no_grad():

@@ -75,6 +75,13 @@ class DpoSettings(TaskSettings):
         description="sigmoid: DPO's -log sigmoid(reward margin); ipo: IPO's squared distance "
         "of the per-token log-ratio margin from 1/(2 beta) (Azar et al., 2023).",
     )
+    nll_weight: float = Field(
+        default=0.0,
+        ge=0,
+        description="Add this times the chosen answer's mean token negative log-likelihood "
+        "to each pair's loss (RPO, Pang et al., 2024): DPO alone can lower both answers' "
+        "likelihood while it widens their gap; this keeps the chosen one likely. 0: off.",
+    )
     reference: Literal["adapter_off", "precomputed"] | None = Field(
         default=None,
         description="Where the reference log-probabilities come from: adapter_off computes "

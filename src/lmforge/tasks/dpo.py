@@ -8,6 +8,8 @@ compared with the reference model's, the model training started from:
     sigmoid (DPO):  loss = -log sigmoid(reward(chosen) - reward(rejected))
     ipo:            loss = (margin - 1 / (2 beta))^2, margin = the same log-ratio difference
                     with each log-probability averaged over its answer's tokens
+    nll_weight:     adds nll_weight * (the chosen answer's mean token negative
+                    log-likelihood) to either (RPO), so the chosen answer stays likely
 
 The reference never needs a second copy of the model. With a fresh LoRA adapter the
 reference is the same network with the adapter switched off (``reference: adapter_off``,
@@ -45,7 +47,7 @@ from lmforge.tasks.causal_lm import CausalLmTask
 from lmforge.tasks.sft import assistant_spans, require_chat_template
 
 METRICS = ("reward_accuracy", "reward_margin", "chosen_reward", "rejected_reward",
-           "chosen_logp", "rejected_logp")  # fmt: skip
+           "chosen_logp", "rejected_logp", "chosen_nll")  # fmt: skip
 
 
 def encode_answer(
@@ -117,11 +119,13 @@ class DpoTask(CausalLmTask):
     packable = False
     beta = 0.1
     loss_type = "sigmoid"
+    nll_weight = 0.0
     precompute = False  # reference log-probabilities scored once, before training
 
     def configured(self, config: RunConfig) -> DpoTask:
         assert isinstance(config.task, DpoSettings)
         self.beta, self.loss_type = config.task.beta, config.task.loss
+        self.nll_weight = config.task.nll_weight
         reference = config.task.reference
         if reference is None:
             fresh_adapter = config.method.name in {"lora", "qlora"} and not config.model.init_from
@@ -211,8 +215,12 @@ class DpoTask(CausalLmTask):
             losses = (margin - 1 / (2 * self.beta)) ** 2
         else:
             losses = -F.logsigmoid(self.beta * margin)
+        chosen_logp, rejected_logp = policy.chunk(2)
+        chosen_nll = -chosen_logp / counts.chunk(2)[0].clamp(min=1)  # (B,): per token
+        if self.nll_weight:
+            losses = losses + self.nll_weight * chosen_nll
         chosen_reward, rejected_reward = self.beta * chosen.detach(), self.beta * rejected.detach()
-        chosen_logp, rejected_logp = policy.detach().chunk(2)
+        chosen_logp, rejected_logp = chosen_logp.detach(), rejected_logp.detach()
         sums = {
             "reward_accuracy": (chosen_reward > rejected_reward).double().sum(),
             "reward_margin": (chosen_reward - rejected_reward).sum(),
@@ -220,6 +228,7 @@ class DpoTask(CausalLmTask):
             "rejected_reward": rejected_reward.sum(),
             "chosen_logp": chosen_logp.sum(),
             "rejected_logp": rejected_logp.sum(),
+            "chosen_nll": chosen_nll.detach().sum(),
         }
         return losses.sum(), sums
 
