@@ -172,7 +172,7 @@ def bench_federated(work: Path) -> None:
     print(f"  centralised accuracy {accuracy:.4f} {scored.intervals['accuracy']}", flush=True)
     table = "privacy: federated sentiment (10 sites, Dirichlet 0.5, accuracy held-out)"
     append_result(table, {
-        "training": f"centralised, {passes} epochs on all 1,863 reviews, lr {CENTRAL_LR:g}",
+        "training": f"centralised, {passes:g} epochs on all 1,863 reviews, lr {CENTRAL_LR:g}",
         "accuracy": _shown(accuracy, scored.intervals["accuracy"]),
         "vs centralised": "-", "accuracy after rounds 5 / 10 / 15": "-",
         "seconds": f"{central.train_seconds:.0f}",
@@ -197,7 +197,7 @@ def bench_federated(work: Path) -> None:
         if config.server_momentum:
             name += f", server momentum {config.server_momentum:g}"
         append_result(table, {
-            "training": f"{name}, {config.rounds} rounds x {local} local epoch"
+            "training": f"{name}, {config.rounds} rounds x {local:g} local epoch"
             + ("s" if local > 1 else "") + ", sites hold " + ", ".join(map(str, result.site_sizes)),
             "accuracy": _shown(ours, final.intervals["accuracy"]),
             "vs centralised": f"{(ours - accuracy) * 100:+.1f} pt",
