@@ -17,6 +17,16 @@ FLAGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
 
+SLOW_SESSION_CREATION = """
+const realFetch = window.fetch;
+window.fetch = async (path, options = {}) => {
+  if (path === "/v1/sessions" && options.method === "POST") {
+    await new Promise(resolve => setTimeout(resolve, 1500));
+  }
+  return realFetch(path, options);
+};
+"""
+
 
 @pytest.fixture(scope="module")
 def server(tiny_causal_lm: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
@@ -34,6 +44,9 @@ def test_two_streamed_answers_and_the_history_survives_a_reload(server: str) -> 
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         try:
             page = browser.new_page()
+            # A slow session store (as on a busy machine): the first turn is typed while the
+            # page's session is still being created, and must still be stored in it.
+            page.add_init_script(SLOW_SESSION_CREATION)
             page.goto(server + "/")
             page.wait_for_function("document.querySelectorAll('#model option').length > 0")
             assert page.locator("#model").input_value() == "tiny"
