@@ -162,7 +162,9 @@ def _trl_step_seconds(work: Path) -> list[float]:
                      per_device_train_batch_size=8, max_steps=SPEED_STEPS, learning_rate=5e-4,
                      lr_scheduler_type="constant", logging_steps=1, save_strategy="no",
                      report_to="none", use_cpu=True, dataloader_num_workers=0,
-                     gradient_checkpointing=False)  # fmt: skip  # TRL turns it on by default
+                     gradient_checkpointing=False, bf16=False)  # fmt: skip
+    # TRL's DPOConfig turns on gradient checkpointing and bf16 by default; both off, as in
+    # lmforge's run (bf16 on this CPU, without native bf16, made TRL's steps minutes long)
     lora = LoraConfig(r=SPEED_LORA["r"], lora_alpha=SPEED_LORA["alpha"], lora_dropout=0.0,
                       target_modules=SPEED_LORA["targets"], task_type="CAUSAL_LM")  # fmt: skip
     trainer = DPOTrainer(model=AutoModelForCausalLM.from_pretrained(path), args=args,
