@@ -181,7 +181,7 @@ def test_every_problem_is_reported_in_one_error(tmp_path: Path) -> None:
         "model.dtype: Input should be 'auto', 'float32', 'bfloat16' or 'float16', "
         "got 'bfloat'; did you mean 'bfloat16'?",
         "task.name: unknown task 'sfx' (did you mean 'sft'?); "
-        "choose one of sft, clm, dpo, mlm, classify, regress, distill, clip, diffusion, "
+        "choose one of sft, clm, dpo, grpo, mlm, classify, regress, distill, clip, diffusion, "
         "tabular, lightgbm, timeseries, timeseries-ridge, timeseries-lightgbm",
         "data.val_ratio: Input should be less than 1, got 1.5",
         "train.batch_size: Input should be greater than 0, got 0",
@@ -222,7 +222,7 @@ def test_missing_required_keys_are_all_listed() -> None:
 
 @pytest.mark.parametrize(
     ("setting", "takers"),
-    [("teacher", "a setting of task 'distill'"), ("temperature", "a setting of task 'distill'"),
+    [("teacher", "a setting of task 'distill'"), ("temperature", "a setting of task 'grpo' and 'distill'"),
      ("mlm_probability", "a setting of task 'mlm'")],
 )  # fmt: skip
 def test_a_setting_of_another_task_is_refused_with_the_settings_this_task_takes(

@@ -53,6 +53,15 @@ EXAMPLES: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {
         [{"text": "great", "label": "pos"}, {"text": "awful", "label": 0}],
         [{"text": "great", "label": "pos"}, {"text": "awful", "label": "0"}],
     ),
+    "prompt": (
+        [{"prompt": "Write add(a, b).", "tests": "assert add(1, 2) == 3"}],
+        [
+            {
+                "messages": [{"role": "user", "content": "Write add(a, b)."}],
+                "context": {"tests": "assert add(1, 2) == 3"},
+            }
+        ],
+    ),
     "preference": (
         [{"prompt": "Refund time?", "chosen": "5 business days.", "rejected": "Never."}],
         [

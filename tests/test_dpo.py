@@ -267,7 +267,7 @@ def test_what_dpo_cannot_do_is_refused_by_name(tmp_path: Path) -> None:
         RunConfig.model_validate(lora)
     private = _dpo_config(tmp_path / "m", tmp_path / "d.jsonl", tmp_path / "o", "lora")
     private["privacy"] = {"target_epsilon": 3.0}
-    with pytest.raises(ValueError, match=r"task.name: not with privacy \(a dpo example is a pair"):
+    with pytest.raises(ValueError, match=r"task.name: not with privacy \(a dpo example.s loss"):
         RunConfig.model_validate(private)
     with pytest.raises(ValueError, match=r"data.packing: only tasks .* not 'dpo'"):
         RunConfig.model_validate({**base, "task": {"name": "dpo"}, "data": {

@@ -14,7 +14,13 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import Field, SerializeAsAny, create_model, field_validator, model_validator
 
 from lmforge.config.section import Section
-from lmforge.config.tasks import DpoSettings, TaskSettings, task_entries, task_entry
+from lmforge.config.tasks import (
+    DpoSettings,
+    GrpoSettings,
+    TaskSettings,
+    task_entries,
+    task_entry,
+)
 from lmforge.errors import LmforgeError
 
 # Names users bring from Hugging Face Trainer, LLaMA-Factory and torchtune configs, mapped
@@ -205,13 +211,15 @@ class DataConfig(Section):
         "tabular",
         "timeseries",
         "preference",
+        "prompt",
     ] = Field(
         default="auto",
         description="Record layout: messages (chat turns), alpaca (instruction/input/output), "
         "text (plain text), labeled (text + label), image_text (image path + caption), "
         "image_label (image path + label), tabular (a table's columns, see data.columns), "
         "timeseries (sensor series, see data.series), preference (prompt or messages, then "
-        "a chosen and a rejected answer); "
+        "a chosen and a rejected answer), prompt (a prompt to complete, the other columns kept "
+        "for the rewards); "
         "auto detects it from the columns.",
     )
     columns: TabularColumns | None = Field(
@@ -656,6 +664,8 @@ class RunConfig(Section):
                 problems.append("task.reference: adapter_off would score the model without "
                                 "the weights model.init_from loads, not the model training "
                                 "starts from; use precomputed (or null)")  # fmt: skip
+        if isinstance(self.task, GrpoSettings):
+            problems += self._grpo_problems(self.task)
         if self.privacy is not None:
             problems += self._private_problems()
         if self.audit is not None and task not in CANARY_TASKS:
@@ -665,6 +675,23 @@ class RunConfig(Section):
         if problems:
             raise ValueError("\n".join(problems))
         return self
+
+    def _grpo_problems(self, task: GrpoSettings) -> list[str]:
+        """What a grpo run cannot do: its KL reference is the LoRA adapter switched off,
+        and it samples with the whole model."""
+        problems = []
+        if task.beta > 0 and self.method.name not in {"lora", "qlora"}:
+            problems.append(f"task.beta: the KL penalty's reference is the model with its LoRA "
+                            f"adapter switched off, and method {self.method.name!r} has none; "
+                            "use method lora, or beta 0")  # fmt: skip
+        if task.beta > 0 and self.model.init_from is not None:
+            problems.append("task.beta: the KL reference (the adapter switched off) would be "
+                            "the base model, not the one model.init_from loads; set beta 0 or "
+                            "start a fresh adapter")  # fmt: skip
+        if self.train.strategy in {"fsdp", "deepspeed"}:
+            problems.append(f"train.strategy: grpo samples with the whole model, which "
+                            f"{self.train.strategy} shards; use strategy auto")  # fmt: skip
+        return problems
 
     def _private_problems(self) -> list[str]:
         """What private training cannot do yet, each with the way out."""
@@ -679,9 +706,9 @@ class RunConfig(Section):
             "checked in fp32 only; use fp32",
             "train.proximal_mu": self.train.proximal_mu > 0 and "the proximal pull is not "
             "noised with the gradients; use FedAvg (proximal_mu 0) with privacy",
-            "task.name": isinstance(self.task, DpoSettings) and "a dpo example is a pair of "
-            "answers whose losses are joined, and DP-SGD clips each sequence's gradient "
-            "alone; train dpo without privacy",
+            "task.name": isinstance(self.task, DpoSettings | GrpoSettings) and f"a "
+            f"{self.task.name} example's loss joins several answers, and DP-SGD clips each "
+            f"sequence's gradient alone; train {self.task.name} without privacy",
         }  # fmt: skip
         return [f"{key}: not with privacy ({why})" for key, why in unsupported.items() if why]
 

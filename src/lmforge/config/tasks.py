@@ -92,6 +92,60 @@ class DpoSettings(TaskSettings):
     )
 
 
+class RewardSpec(Section):
+    """One reward function of a ``grpo`` run and its weight in the total reward."""
+
+    name: str = Field(description="A registered reward: code_tests, keywords, format, length, "
+                      "or one added with lmforge.train.rewards.register_reward.")  # fmt: skip
+    weight: float = Field(default=1.0, description="Its factor in the summed reward.")
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Keyword arguments of the function (format: pattern; length: max_words; "
+        "code_tests: timeout_s).",
+    )
+
+
+class GrpoSettings(TaskSettings):
+    """RL with verifiable rewards (GRPO): sampled answers scored by reward functions."""
+
+    formats = ("prompt",)
+    name: Literal["grpo"]
+    max_length: int = Field(
+        default=512, gt=0, description="Longest prompt in tokens; longer prompts are dropped."
+    )
+    rewards: list[RewardSpec] = Field(
+        min_length=1,
+        description="What scores a completion: the weighted sum of these reward functions.",
+    )
+    group_size: int = Field(
+        default=8,
+        ge=2,
+        description="Completions sampled per prompt; each is judged against its group's mean.",
+    )
+    max_new_tokens: int = Field(default=256, gt=0, description="Longest sampled completion.")
+    temperature: float = Field(default=1.0, gt=0, description="Sampling temperature.")
+    top_p: float = Field(default=1.0, gt=0, le=1, description="Nucleus sampling mass.")
+    beta: float = Field(
+        default=0.04,
+        ge=0,
+        description="Weight of the KL penalty to the reference (the model with its LoRA "
+        "adapter switched off); 0: no penalty and no reference pass.",
+    )
+    epsilon: float = Field(
+        default=0.2, gt=0, lt=1, description="Clip range of the policy ratio (PPO's epsilon)."
+    )
+    scale_rewards: bool = Field(
+        default=True,
+        description="Divide each advantage by its group's reward standard deviation (GRPO); "
+        "false: rewards minus the group mean only (Dr. GRPO).",
+    )
+    instruction: str | None = Field(
+        default=None,
+        description="Text appended to every prompt on a new line (the code eval task appends "
+        "'Answer with the complete function in one ```python code block.').",
+    )
+
+
 class ClmSettings(TaskSettings):
     """Causal language modeling on plain text (continued pretraining)."""
 
@@ -524,6 +578,7 @@ _BUILT_IN = (
     TaskEntry("sft", SftSettings, "lmforge.tasks.sft:SftTask"),
     TaskEntry("clm", ClmSettings, "lmforge.tasks.clm:ClmTask"),
     TaskEntry("dpo", DpoSettings, "lmforge.tasks.dpo:DpoTask"),
+    TaskEntry("grpo", GrpoSettings, "lmforge.train.grpo:GrpoTask"),
     TaskEntry("mlm", MlmSettings, "lmforge.tasks.mlm:MlmTask"),
     TaskEntry("classify", ClassifySettings, "lmforge.tasks.classify:ClassifyTask"),
     TaskEntry("regress", RegressSettings, "lmforge.tasks.classify:RegressTask"),
@@ -606,8 +661,9 @@ def markdown_table() -> str:
     for entry in task_entries():
         fields = entry.settings.model_fields
         defaults = {key: field.get_default(call_default_factory=True)
-                    for key, field in fields.items()}  # fmt: skip
-        own = [f"`{key}`" + (f" ({defaults[key]!r})" if defaults[key] is not None else "")
+                    for key, field in fields.items() if not field.is_required()}  # fmt: skip
+        own = [f"`{key}` (required)" if fields[key].is_required() else
+               f"`{key}`" + (f" ({defaults[key]!r})" if defaults[key] is not None else "")
                for key in fields if key not in common]  # fmt: skip
         summary = (entry.settings.__doc__ or "").strip().splitlines()[0]
         formats = ", ".join(entry.settings.formats) or "any"

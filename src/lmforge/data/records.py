@@ -16,6 +16,10 @@ Canonical records:
     preference   {"messages": [the prompt's messages, ending with the user's], "chosen": str,
                   "rejected": str} (a file gives "prompt": str or "messages"; "chosen" and
                   "rejected" as strings or as one assistant message, TRL's two layouts)
+    prompt    {"messages": [the prompt's messages, ending with the user's], "context": {every
+              other column}} (a file gives "prompt": text or messages): prompts for the
+              model to complete, with what scores a completion (a code problem's tests, an
+              answer's required keywords) kept in "context"
 
 An image's path is relative to the data file; every image is decoded when it is read, so a
 missing or corrupt one is a bad row naming the file and line. The image formats also read a
@@ -54,6 +58,7 @@ FORMATS: tuple[str, ...] = (
     "image_text",
     "image_label",
     "preference",
+    "prompt",
 )
 SUFFIXES: tuple[str, ...] = (".jsonl", ".json", ".csv", ".parquet")
 ROLES: tuple[str, ...] = ("system", "user", "assistant")
@@ -67,6 +72,7 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "alpaca": ("instruction", "output"),
     "labeled": ("text", "label"),
     "text": ("text",),
+    "prompt": ("prompt",),
 }
 # Every name a format reads, i.e. every key ``fields`` may map.
 FIELD_NAMES: tuple[str, ...] = (
@@ -521,7 +527,7 @@ _NEEDS = (
     "messages needs column 'messages'; alpaca needs 'instruction' and 'output'; "
     "labeled needs 'text' and 'label'; text needs 'text'; image_text needs 'image' and "
     "'text'; image_label needs 'image' and 'label'; preference needs 'chosen', 'rejected' and "
-    "'prompt' or 'messages'"
+    "'prompt' or 'messages'; prompt needs 'prompt'"
 )
 
 
@@ -601,8 +607,12 @@ def _to_record(
     if fmt == "messages":
         return {"messages": _messages(values, names)}
     if fmt == "preference":
-        return {"messages": _prompt(values, names), "chosen": _answer(values, names, "chosen"),
+        return {"messages": _prompt(values, names, fmt), "chosen": _answer(values, names, "chosen"),
                 "rejected": _answer(values, names, "rejected")}  # fmt: skip
+    if fmt == "prompt":
+        prompt = _prompt(values, names, fmt)
+        used = {names["prompt"], names["messages"]}
+        return {"messages": prompt, "context": {k: v for k, v in values.items() if k not in used}}
     if fmt == "alpaca":
         instruction = _text(values, names, "instruction")
         extra = _optional_text(values, names, "input")
@@ -713,13 +723,13 @@ def _message_list(values: dict[str, Any], names: dict[str, str], name: str) -> l
     return messages
 
 
-def _prompt(values: dict[str, Any], names: dict[str, str]) -> list[dict[str, str]]:
-    """A preference row's prompt as messages ending with the user's: field ``prompt`` (text,
-    or messages as TRL's conversational layout has it) or ``messages``."""
+def _prompt(values: dict[str, Any], names: dict[str, str], fmt: str) -> list[dict[str, str]]:
+    """A preference or prompt row's prompt as messages ending with the user's: field
+    ``prompt`` (text, or messages as TRL's conversational layout has it) or ``messages``."""
     name = "prompt" if values.get(names["prompt"]) is not None else "messages"
     if name == "messages" and values.get(names["messages"]) is None:
         has = _names(list(values))
-        detail = (f"preference rows need field {names['prompt']!r} (text) or "
+        detail = (f"{fmt} rows need field {names['prompt']!r} (text) or "
                   f"{names['messages']!r} (the conversation so far); this row has "
                   f"{has}")  # fmt: skip
         raise _BadRow("missing prompt", detail)

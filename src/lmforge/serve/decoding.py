@@ -41,6 +41,7 @@ class RunningSequence:
     prefix_offset: int = 0  # incremental detokenization: see SequenceDecoder._append_text
     read_offset: int = 0
     json: JsonPrefix | None = None  # the JSON read so far, under response_format json_object
+    end_token: int | None = None  # the end token that finished it, if one did
 
 
 def start_sequence(request: Request, cached_tokens: int) -> RunningSequence:

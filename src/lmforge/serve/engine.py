@@ -132,6 +132,27 @@ class Engine:
             self.stats.waiting = len(self._waiting)
             self._wake.notify()
 
+    def run_here(self) -> None:
+        """Run every submitted request to its end on the calling thread, for offline
+        batched generation (GRPO's samples): the engine's own thread is never started, so
+        the caller's OpenMP workers do all the work (see ``call``). An error in a step
+        is raised here, after every running sequence is told.
+
+        Raises:
+            LmforgeError: the engine's thread is running.
+        """
+        if self._thread.is_alive():
+            raise LmforgeError("run_here: the engine's thread is running; submit to it instead")
+        while self._waiting or self._running:
+            try:
+                self._admit()
+                if self._running:
+                    self._step()
+            except Exception as error:
+                for sequence in list(self._running):
+                    self._finish(sequence, "error", error=f"{type(error).__name__}: {error}")
+                raise
+
     # --- the loop -------------------------------------------------------------------
 
     def _loop(self) -> None:
@@ -291,6 +312,7 @@ class Engine:
             if params.logprobs:
                 sequence.pending.append(self.decoder.logprob(row, token, params.top_logprobs))
             if token in self.decoder.end_ids:
+                sequence.end_token = token
                 self._finish(sequence, "stop")
                 continue
             self.stats.generation_tokens += 1
@@ -308,6 +330,10 @@ class Engine:
 
     def _emit(self, sequence: RunningSequence, end: int, finish_reason: str | None = None) -> None:
         request = sequence.request
+        token_ids: tuple[int, ...] = ()
+        if finish_reason is not None:
+            ended = () if sequence.end_token is None else (sequence.end_token,)
+            token_ids = (*sequence.tokens, *ended)
         event = Event(
             text=sequence.text[sequence.emitted : end],
             logprobs=sequence.pending,
@@ -315,6 +341,7 @@ class Engine:
             prompt_tokens=len(request.prompt_ids),
             completion_tokens=len(sequence.tokens),
             cached_tokens=sequence.cached_tokens,
+            token_ids=token_ids,
         )
         sequence.emitted, sequence.pending = end, []
         request.emit(event)

@@ -55,6 +55,8 @@ class Event:
     completion_tokens: int = 0
     cached_tokens: int = 0  # prompt tokens whose cache was reused
     error: str | None = None
+    # on the last event: every token generated, the end token included when one ended it
+    token_ids: tuple[int, ...] = ()
 
 
 @dataclass

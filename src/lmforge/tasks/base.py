@@ -128,7 +128,9 @@ class FittedTask(Protocol):
 
 @runtime_checkable
 class MeasuredTask(Protocol):
-    """A task whose loss comes with more to log at every step (DPO's reward accuracy)."""
+    """A task whose loss comes with more to log at every step (DPO's reward accuracy).
+    Its ``progress_metrics`` attribute, when it has one, names those shown beside the loss
+    after each step."""
 
     def loss_and_metrics(
         self, model: Any, batch: Batch
@@ -146,6 +148,17 @@ class PreparedTask(Protocol):
     def prepare(self, model: Any, examples: list[Example], tokenizer: Any,
                 device: torch.device, batch_size: int) -> None:  # fmt: skip
         """Add to each example what it needs from ``model`` as it is before training."""
+        ...
+
+
+@runtime_checkable
+class RolloutTask(Protocol):
+    """A task whose batches the model being trained completes before each step (GRPO
+    samples answers to a batch of prompts and scores them); the loop calls ``rollout`` on
+    every collated batch and trains on what it returns."""
+
+    def rollout(self, model: Any, batch: Batch) -> Batch:
+        """The batch to train on: ``batch`` completed by ``model`` as it is now."""
         ...
 
 

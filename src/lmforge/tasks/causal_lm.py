@@ -47,6 +47,21 @@ def lm_target_count(batch: Batch) -> int:
     return int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
 
 
+def label_logps(model: Any, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """The log-probability of every labeled token, ``(N,)`` in row-major order, and the
+    ``(R, T-1)`` mask of where they are (position t predicts token t+1). The vocabulary
+    projection runs only on those positions (what ``lm_loss`` does; preference and RL
+    losses sum these per answer)."""
+    lm = unwrap(model)
+    backbone = getattr(lm, lm.base_model_prefix)
+    hidden = backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                      use_cache=False).last_hidden_state  # (R, T, C)  # fmt: skip
+    targets = batch["labels"][:, 1:]  # (R, T-1)
+    keep = targets != IGNORE_INDEX
+    logits = lm.get_output_embeddings()(hidden[:, :-1][keep]).float()  # (N, V)
+    return -F.cross_entropy(logits, targets[keep], reduction="none"), keep
+
+
 def lm_loss(model: Any, batch: Batch) -> torch.Tensor:
     """Summed next-token cross-entropy over labeled positions.
 

@@ -33,7 +33,6 @@ import torch.nn.functional as F
 from lmforge.config import RunConfig
 from lmforge.config.tasks import DpoSettings
 from lmforge.errors import LmforgeError
-from lmforge.runtime.modules import unwrap
 from lmforge.tasks.base import (
     IGNORE_INDEX,
     Batch,
@@ -43,7 +42,7 @@ from lmforge.tasks.base import (
     fit_length,
     pad,
 )
-from lmforge.tasks.causal_lm import CausalLmTask
+from lmforge.tasks.causal_lm import CausalLmTask, label_logps
 from lmforge.tasks.sft import assistant_spans, require_chat_template
 
 METRICS = ("reward_accuracy", "reward_margin", "chosen_reward", "rejected_reward",
@@ -68,18 +67,10 @@ def encode_answer(
 
 def answer_logps(model: Any, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
     """Each row's answer log-probability (summed over its labeled tokens) and its number
-    of labeled tokens: two ``(R,)`` tensors. The vocabulary projection runs only on the
-    answer positions."""
-    lm = unwrap(model)
-    backbone = getattr(lm, lm.base_model_prefix)
-    hidden = backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                      use_cache=False).last_hidden_state  # (R, T, C)  # fmt: skip
-    targets = batch["labels"][:, 1:]  # (R, T-1): token t+1 is predicted at t
-    keep = targets != IGNORE_INDEX
-    logits = lm.get_output_embeddings()(hidden[:, :-1][keep]).float()  # (N, V)
-    token_logps = -F.cross_entropy(logits, targets[keep], reduction="none")  # (N,)
+    of labeled tokens: two ``(R,)`` tensors."""
+    token_logps, keep = label_logps(model, batch)  # (N,), (R, T-1)
     rows = keep.nonzero()[:, 0]  # (N,): the row each answer token belongs to
-    sums = torch.zeros(len(targets), dtype=token_logps.dtype, device=token_logps.device)
+    sums = torch.zeros(len(keep), dtype=token_logps.dtype, device=token_logps.device)
     return sums.index_add(0, rows, token_logps), keep.sum(dim=1)
 
 
@@ -117,6 +108,7 @@ class DpoTask(CausalLmTask):
     settings = DpoSettings
     formats = DpoSettings.formats
     packable = False
+    progress_metrics = ("reward_accuracy",)  # shown beside the loss after each step
     beta = 0.1
     loss_type = "sigmoid"
     nll_weight = 0.0

@@ -36,7 +36,7 @@ from lmforge.hub import resolve
 from lmforge.hub.load import quiet_transformers
 from lmforge.progress import ProgressFn
 from lmforge.tasks import Task, get_task
-from lmforge.tasks.base import FittedTask, MeasuredTask, PreparedTask
+from lmforge.tasks.base import FittedTask, MeasuredTask, PreparedTask, RolloutTask
 from lmforge.track import OUTPUT_DIR_TAG, NullTracker, Tracker, resume_run, start_run
 from lmforge.track.registry import log_model, register_model
 from lmforge.train import distributed
@@ -191,6 +191,9 @@ def _train(
                                "gradient steps, so DP-SGD cannot train it; remove "
                                "privacy")  # fmt: skip
         return _fit(config, dist, task, tokenizer, data, track, progress, on_start)
+    if isinstance(task, RolloutTask) and dist.active:
+        raise LmforgeError(f"task {task.name}: sampling in several processes (--nproc) is "
+                           "not built yet; train it in one process")  # fmt: skip
     if config.privacy is not None and (dist.active or checkpoint is not None):
         why = "several processes (--nproc)" if dist.active else "resuming (--resume)"
         raise LmforgeError(f"privacy: {why} is not built for private training yet (the "
@@ -548,9 +551,10 @@ def _run_steps(loop: Loop) -> dict[str, float]:
             for _ in range(train_cfg.grad_accum):
                 number, indices = next(stream)
                 examples = [data.train[i] for i in indices]
-                batches.append(
-                    task.collate(examples, tokenizer, train_cfg.seed * 1_000_003 + number)
-                )
+                batch = task.collate(examples, tokenizer, train_cfg.seed * 1_000_003 + number)
+                if isinstance(task, RolloutTask):  # completed by the model as it is now
+                    batch = task.rollout(model, {k: v.to(dist.device) for k, v in batch.items()})
+                batches.append(batch)
             targets = distributed.sum_across(sum(task.target_count(b) for b in batches), dist)
             tokens = distributed.sum_across(sum(_real_tokens(b) for b in batches), dist)
             loss_sum = 0.0
@@ -683,9 +687,12 @@ def _finish_step(loop: Loop, number: int, tokens: float, loss: float, grad_norm:
             averages=average.state_dict() if average else None,
         )  # fmt: skip
     if loop.progress is not None and dist.is_main:
-        tokens_per_second = metrics["train/tokens_per_second"]
-        loop.progress(state.step, loop.total_steps,
-                      f"loss {loss:.4f}, {tokens_per_second:,.0f} tok/s")  # fmt: skip
+        shown = [f"loss {loss:.4f}"]
+        for name in getattr(loop.task, "progress_metrics", ()):  # the task's headline ones
+            if f"train/{name}" in metrics:
+                shown.append(f"{name} {metrics[f'train/{name}']:.3f}")
+        shown.append(f"{metrics['train/tokens_per_second']:,.0f} tok/s")
+        loop.progress(state.step, loop.total_steps, ", ".join(shown))
 
 
 def _accumulating(module: Any, skip_sync: bool) -> Any:
