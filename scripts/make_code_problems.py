@@ -1,19 +1,25 @@
 #!/usr/bin/env python3
 """Write the natural-language-to-Python problem set (src/lmforge/assets/datasets/code_problems/).
 
-Small function-writing tasks for scoring a model's code by pass@1: each prompt names the
-function and its signature and says what it must do, and the tests are ``assert``
-statements that ``lmforge.evaluate.sandbox.run_python_tests`` runs after the model's
-code. Many tasks are about Brightnest Home, the fictional smart-home retailer of the other
-bundled datasets, and agree with its documents (45-day returns, $75 free-shipping minimum,
-1 Rewards point per dollar, order numbers "BN-" and 7 digits); the rest are generic string,
-list and dict work. They run from one-liners a 135M model can get right to date arithmetic
-and parsing. All were written for lmforge.
+Small function-writing tasks whose answers are scored by running tests: each prompt names
+the function and its signature and says what it must do, and the tests are ``assert``
+statements that ``lmforge.evaluate.sandbox.run_python_tests`` runs after the model's code.
+Two splits: ``test`` (cp-001, ...) is held out for scoring by pass@1; ``train`` (cpt-001,
+...) is for reinforcement learning with a reward that runs the tests. Train was written
+after test and separately, shares no function or task with it, and is weighted to
+one-liners so that a small model earns some reward. Many tasks are about Brightnest Home,
+the fictional smart-home retailer of the other bundled datasets, and agree with its
+documents (45-day returns, $75 free-shipping minimum, 1 Rewards point per dollar, order
+numbers "BN-" and 7 digits); the rest are generic string, list and dict work. They run
+from one-liners a 135M model can get right to date arithmetic and parsing. All were
+written for lmforge.
 
-    python scripts/make_code_problems.py                  # rewrite the committed file
-    python scripts/make_code_problems.py --out /tmp/cp    # write it elsewhere
+    python scripts/make_code_problems.py                  # rewrite the committed files
+    python scripts/make_code_problems.py --out /tmp/cp    # write them elsewhere
 
-The problems are literal data below; the file is byte-identical on every run.
+The problems are literal data below; the files are byte-identical on every run. Before
+writing, the script checks that the splits share no entry point and runs every reference
+solution against its tests in the sandbox.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ import os
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
+
+from lmforge.evaluate.sandbox import run_many
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "src" / "lmforge" / "assets" / "datasets" / "code_problems"
@@ -39,9 +47,10 @@ def problem(entry_point: str, prompt: str, tests: str, solution: str) -> dict[st
     }
 
 
-# Easy first, harder later. A test that expects ValueError uses try/except/else, since a
-# model's function that returns instead of raising must fail it.
-PROBLEMS = [
+# The test split, held out for scoring. Easy first, harder later. A test that expects
+# ValueError uses try/except/else, since a model's function that returns instead of
+# raising must fail it.
+TEST_PROBLEMS = [
     problem(
         "sum_list",
         """Write a Python function `sum_list(numbers: list[int]) -> int` that returns the sum
@@ -754,53 +763,1335 @@ PROBLEMS = [
 ]
 
 
-def records() -> list[dict[str, str]]:
-    """Every problem with its id (cp-001, ...), in the order above.
+# The train split, for reinforcement learning with a reward that runs the tests. Written
+# after the test split and separately from it, held out by function: no entry point and
+# no task of the test split (nor a renamed variant of one, such as a `sum_numbers` beside
+# `sum_list`), and none of the company facts the test tasks turn on (the 45-day return
+# window, the $75 free-shipping minimum, Rewards points per dollar, order numbers, SKUs),
+# so pass@1 on the test split measures what training transferred. Weighted to easy, since
+# a reward the model never earns teaches it nothing: 30 one-liners, then 22 tasks with one
+# loop or condition, then 10 harder ones.
+TRAIN_PROBLEMS = [
+    # --- one-liners ---
+    problem(
+        "largest",
+        """Write a Python function `largest(numbers: list[int]) -> int` that returns the
+        largest number in the list. The list always holds at least one number.""",
+        """
+        assert largest([3, 9, 2]) == 9
+        assert largest([-5, -2, -8]) == -2
+        assert largest([7]) == 7
+        assert largest([4, 1, 4]) == 4
+        """,
+        """
+        def largest(numbers: list[int]) -> int:
+            return max(numbers)
+        """,
+    ),
+    problem(
+        "to_upper_case",
+        """Write a Python function `to_upper_case(text: str) -> str` that returns text with
+        every letter in upper case. Characters that are not letters stay as they are.""",
+        """
+        assert to_upper_case("hub mini") == "HUB MINI"
+        assert to_upper_case("") == ""
+        assert to_upper_case("Wi-Fi 5 GHz") == "WI-FI 5 GHZ"
+        assert to_upper_case("LOCK") == "LOCK"
+        """,
+        """
+        def to_upper_case(text: str) -> str:
+            return text.upper()
+        """,
+    ),
+    problem(
+        "absolute_difference",
+        """Write a Python function `absolute_difference(a: int, b: int) -> int` that
+        returns how far apart a and b are: the difference between them, never negative.""",
+        """
+        assert absolute_difference(3, 10) == 7
+        assert absolute_difference(10, 3) == 7
+        assert absolute_difference(-4, 4) == 8
+        assert absolute_difference(5, 5) == 0
+        """,
+        """
+        def absolute_difference(a: int, b: int) -> int:
+            return abs(a - b)
+        """,
+    ),
+    problem(
+        "squares",
+        """Write a Python function `squares(numbers: list[int]) -> list[int]` that returns
+        a new list holding the square of each number, in the same order.""",
+        """
+        assert squares([1, 2, 3]) == [1, 4, 9]
+        assert squares([]) == []
+        assert squares([-3, 0]) == [9, 0]
+        assert squares([10]) == [100]
+        """,
+        """
+        def squares(numbers: list[int]) -> list[int]:
+            return [number * number for number in numbers]
+        """,
+    ),
+    problem(
+        "count_words",
+        """Write a Python function `count_words(text: str) -> int` that returns how many
+        words text holds. Words are separated by one or more spaces, tabs or newlines, and
+        text may start or end with them.""",
+        """
+        assert count_words("smart home hub") == 3
+        assert count_words("") == 0
+        assert count_words("  two   words ") == 2
+        assert count_words("one\\ttwo\\nthree") == 3
+        """,
+        """
+        def count_words(text: str) -> int:
+            return len(text.split())
+        """,
+    ),
+    problem(
+        "last_item",
+        """Write a Python function `last_item(items: list[str]) -> str | None` that returns
+        the last item of the list, or None when the list is empty.""",
+        """
+        assert last_item(["cam", "lock", "bulb"]) == "bulb"
+        assert last_item(["hub"]) == "hub"
+        assert last_item([]) is None
+        """,
+        """
+        def last_item(items: list[str]) -> str | None:
+            return items[-1] if items else None
+        """,
+    ),
+    problem(
+        "circle_area",
+        """Write a Python function `circle_area(radius: float) -> float` that returns the
+        area of a circle, pi times the radius squared (use math.pi), rounded to 2 decimal
+        places.""",
+        """
+        assert circle_area(1) == 3.14
+        assert circle_area(2) == 12.57
+        assert circle_area(0) == 0.0
+        assert circle_area(0.5) == 0.79
+        """,
+        """
+        import math
+
+
+        def circle_area(radius: float) -> float:
+            return round(math.pi * radius**2, 2)
+        """,
+    ),
+    problem(
+        "inches_to_cm",
+        """Write a Python function `inches_to_cm(inches: float) -> float` that converts a
+        length in inches to centimeters (1 inch is 2.54 cm), rounded to 2 decimal
+        places.""",
+        """
+        assert inches_to_cm(1) == 2.54
+        assert inches_to_cm(10) == 25.4
+        assert inches_to_cm(0) == 0.0
+        assert inches_to_cm(3.5) == 8.89
+        """,
+        """
+        def inches_to_cm(inches: float) -> float:
+            return round(inches * 2.54, 2)
+        """,
+    ),
+    problem(
+        "join_with_commas",
+        """Write a Python function `join_with_commas(items: list[str]) -> str` that joins
+        the items into one string with a comma and a space between neighbours, so ["a",
+        "b"] becomes "a, b". An empty list gives an empty string.""",
+        """
+        assert join_with_commas(["cam", "lock", "bulb"]) == "cam, lock, bulb"
+        assert join_with_commas([]) == ""
+        assert join_with_commas(["hub"]) == "hub"
+        """,
+        """
+        def join_with_commas(items: list[str]) -> str:
+            return ", ".join(items)
+        """,
+    ),
+    problem(
+        "count_occurrences",
+        """Write a Python function `count_occurrences(items: list[int], target: int) ->
+        int` that returns how many times target appears in items.""",
+        """
+        assert count_occurrences([1, 2, 1, 3, 1], 1) == 3
+        assert count_occurrences([], 5) == 0
+        assert count_occurrences([4, 4], 5) == 0
+        assert count_occurrences([0, 0, 7], 0) == 2
+        """,
+        """
+        def count_occurrences(items: list[int], target: int) -> int:
+            return items.count(target)
+        """,
+    ),
+    problem(
+        "starts_with_capital",
+        """Write a Python function `starts_with_capital(text: str) -> bool` that returns
+        True when the first character of text is an upper-case letter A to Z, and False
+        otherwise, also for an empty text.""",
+        """
+        assert starts_with_capital("Hub") is True
+        assert starts_with_capital("hub") is False
+        assert starts_with_capital("") is False
+        assert starts_with_capital("1st floor") is False
+        """,
+        """
+        def starts_with_capital(text: str) -> bool:
+            return text[:1] != "" and "A" <= text[0] <= "Z"
+        """,
+    ),
+    problem(
+        "repeat_text",
+        """Write a Python function `repeat_text(text: str, times: int) -> str` that returns
+        text repeated `times` times with nothing in between. times is 0 or more, and 0
+        gives an empty string.""",
+        """
+        assert repeat_text("ab", 3) == "ababab"
+        assert repeat_text("beep", 1) == "beep"
+        assert repeat_text("x", 0) == ""
+        assert repeat_text("", 4) == ""
+        """,
+        """
+        def repeat_text(text: str, times: int) -> str:
+            return text * times
+        """,
+    ),
+    problem(
+        "count_negatives",
+        """Write a Python function `count_negatives(numbers: list[int]) -> int` that returns
+        how many numbers in the list are below zero. Zero is not negative.""",
+        """
+        assert count_negatives([-1, 2, -3, 0]) == 2
+        assert count_negatives([]) == 0
+        assert count_negatives([0, 0]) == 0
+        assert count_negatives([-5]) == 1
+        """,
+        """
+        def count_negatives(numbers: list[int]) -> int:
+            return sum(1 for number in numbers if number < 0)
+        """,
+    ),
+    problem(
+        "last_chars",
+        """Write a Python function `last_chars(text: str, n: int) -> str` that returns the
+        last n characters of text, or all of text when it is shorter than n. n is 0 or
+        more, and n = 0 gives an empty string.""",
+        """
+        assert last_chars("thermostat", 4) == "stat"
+        assert last_chars("hub", 10) == "hub"
+        assert last_chars("lamp", 0) == ""
+        assert last_chars("", 3) == ""
+        """,
+        """
+        def last_chars(text: str, n: int) -> str:
+            return text[len(text) - n :] if n < len(text) else text
+        """,
+    ),
+    problem(
+        "sort_descending",
+        """Write a Python function `sort_descending(numbers: list[int]) -> list[int]` that
+        returns a new list with the numbers sorted from largest to smallest. Do not modify
+        the list passed in.""",
+        """
+        assert sort_descending([3, 1, 2]) == [3, 2, 1]
+        assert sort_descending([]) == []
+        assert sort_descending([5, -1, 5]) == [5, 5, -1]
+        original = [1, 2]
+        assert sort_descending(original) == [2, 1]
+        assert original == [1, 2]
+        """,
+        """
+        def sort_descending(numbers: list[int]) -> list[int]:
+            return sorted(numbers, reverse=True)
+        """,
+    ),
+    problem(
+        "contains_digit",
+        """Write a Python function `contains_digit(text: str) -> bool` that returns True
+        when text holds at least one digit 0-9, and False otherwise.""",
+        """
+        assert contains_digit("Glow Bulb A19") is True
+        assert contains_digit("Tempo Speaker") is False
+        assert contains_digit("") is False
+        assert contains_digit("0") is True
+        """,
+        """
+        def contains_digit(text: str) -> bool:
+            return any(char in "0123456789" for char in text)
+        """,
+    ),
+    problem(
+        "percentage",
+        """Write a Python function `percentage(part: float, whole: float) -> float` that
+        returns what percent part is of whole (100 * part / whole), rounded to 1 decimal
+        place. When whole is 0, return 0.0.""",
+        """
+        assert percentage(1, 4) == 25.0
+        assert percentage(1, 3) == 33.3
+        assert percentage(5, 0) == 0.0
+        assert percentage(2, 2) == 100.0
+        """,
+        """
+        def percentage(part: float, whole: float) -> float:
+            if whole == 0:
+                return 0.0
+            return round(100 * part / whole, 1)
+        """,
+    ),
+    problem(
+        "clamp",
+        """Write a Python function `clamp(value: int, low: int, high: int) -> int` that
+        returns value when it lies between low and high (inclusive), low when value is
+        below low, and high when value is above high. low is never greater than high.""",
+        """
+        assert clamp(5, 1, 10) == 5
+        assert clamp(-3, 0, 10) == 0
+        assert clamp(15, 0, 10) == 10
+        assert clamp(10, 0, 10) == 10
+        """,
+        """
+        def clamp(value: int, low: int, high: int) -> int:
+            return max(low, min(value, high))
+        """,
+    ),
+    problem(
+        "acronym",
+        """Write a Python function `acronym(phrase: str) -> str` that returns the first
+        letter of every word of phrase, in upper case, joined together, so "portable network
+        graphics" gives "PNG". Words are separated by spaces. An empty phrase gives an empty
+        string.""",
+        """
+        assert acronym("portable network graphics") == "PNG"
+        assert acronym("Brightnest home") == "BH"
+        assert acronym("as soon as possible") == "ASAP"
+        assert acronym("") == ""
+        """,
+        """
+        def acronym(phrase: str) -> str:
+            return "".join(word[0].upper() for word in phrase.split())
+        """,
+    ),
+    problem(
+        "value_range",
+        """Write a Python function `value_range(numbers: list[int]) -> int` that returns the
+        largest number minus the smallest number of the list, or 0 when the list is
+        empty.""",
+        """
+        assert value_range([3, 9, 1]) == 8
+        assert value_range([]) == 0
+        assert value_range([5]) == 0
+        assert value_range([-2, 4]) == 6
+        """,
+        """
+        def value_range(numbers: list[int]) -> int:
+            if not numbers:
+                return 0
+            return max(numbers) - min(numbers)
+        """,
+    ),
+    problem(
+        "to_binary",
+        """Write a Python function `to_binary(n: int) -> str` that returns the binary digits
+        of a whole number n that is 0 or more, without a "0b" prefix, so 5 gives "101" and 0
+        gives "0".""",
+        """
+        assert to_binary(5) == "101"
+        assert to_binary(0) == "0"
+        assert to_binary(8) == "1000"
+        assert to_binary(1) == "1"
+        """,
+        """
+        def to_binary(n: int) -> str:
+            return bin(n)[2:]
+        """,
+    ),
+    problem(
+        "store_credit",
+        """Write a Python function `store_credit(refund: float) -> float` for Brightnest
+        Home returns. A customer who takes store credit instead of a refund gets a 10% bonus:
+        return the refund amount plus 10%, rounded to 2 decimal places.""",
+        """
+        assert store_credit(100.0) == 110.0
+        assert store_credit(24.99) == 27.49
+        assert store_credit(0.0) == 0.0
+        assert store_credit(59) == 64.9
+        """,
+        """
+        def store_credit(refund: float) -> float:
+            return round(refund * 1.1, 2)
+        """,
+    ),
+    problem(
+        "is_gold_member",
+        """Write a Python function `is_gold_member(points_this_year: int) -> bool` that
+        returns True when a Brightnest Rewards member who earned `points_this_year` points
+        in the calendar year reaches Gold status, which takes 1,000 points or more.""",
+        """
+        assert is_gold_member(1000) is True
+        assert is_gold_member(999) is False
+        assert is_gold_member(2500) is True
+        assert is_gold_member(0) is False
+        """,
+        """
+        def is_gold_member(points_this_year: int) -> bool:
+            return points_this_year >= 1000
+        """,
+    ),
+    problem(
+        "careplus_cost",
+        """Write a Python function `careplus_cost(devices: int) -> int` that returns what
+        CarePlus costs, in dollars, for `devices` Brightnest devices: CarePlus is 29 dollars
+        per device.""",
+        """
+        assert careplus_cost(1) == 29
+        assert careplus_cost(3) == 87
+        assert careplus_cost(0) == 0
+        """,
+        """
+        def careplus_cost(devices: int) -> int:
+            return 29 * devices
+        """,
+    ),
+    problem(
+        "thermostat_can_pair",
+        """Write a Python function `thermostat_can_pair(sensor_count: int) -> bool` that
+        returns True when one Aura Thermostat can pair with `sensor_count` Aura Room Sensors.
+        A thermostat pairs with up to 6 sensors; sensor_count is 0 or more.""",
+        """
+        assert thermostat_can_pair(6) is True
+        assert thermostat_can_pair(7) is False
+        assert thermostat_can_pair(0) is True
+        assert thermostat_can_pair(2) is True
+        """,
+        """
+        def thermostat_can_pair(sensor_count: int) -> bool:
+            return sensor_count <= 6
+        """,
+    ),
+    problem(
+        "auto_lock_delay_ok",
+        """Write a Python function `auto_lock_delay_ok(seconds: int) -> bool` that returns
+        True when `seconds` is a delay the Keystone Smart Lock's auto-lock accepts: from 30
+        seconds to 5 minutes, both included.""",
+        """
+        assert auto_lock_delay_ok(30) is True
+        assert auto_lock_delay_ok(300) is True
+        assert auto_lock_delay_ok(29) is False
+        assert auto_lock_delay_ok(301) is False
+        assert auto_lock_delay_ok(120) is True
+        """,
+        """
+        def auto_lock_delay_ok(seconds: int) -> bool:
+            return 30 <= seconds <= 300
+        """,
+    ),
+    problem(
+        "gold_status_until",
+        """Write a Python function `gold_status_until(year_reached: int) -> int`. Brightnest
+        Rewards Gold status lasts for the rest of the calendar year in which it is reached
+        and for the whole following year. Return the last calendar year in which a member
+        who reached Gold in `year_reached` still has it.""",
+        """
+        assert gold_status_until(2024) == 2025
+        assert gold_status_until(2030) == 2031
+        assert gold_status_until(1999) == 2000
+        """,
+        """
+        def gold_status_until(year_reached: int) -> int:
+            return year_reached + 1
+        """,
+    ),
+    problem(
+        "protect_cost",
+        """Write a Python function `protect_cost(devices: int, months: int) -> float` that
+        returns what a Brightnest Protect subscription costs, in dollars, for `devices`
+        cameras or doorbells over `months` months: 3.99 dollars per device per month, rounded
+        to 2 decimal places.""",
+        """
+        assert protect_cost(1, 1) == 3.99
+        assert protect_cost(2, 3) == 23.94
+        assert protect_cost(0, 12) == 0.0
+        assert protect_cost(1, 12) == 47.88
+        """,
+        """
+        def protect_cost(devices: int, months: int) -> float:
+            return round(3.99 * devices * months, 2)
+        """,
+    ),
+    problem(
+        "add_birthday_bonus",
+        """Write a Python function `add_birthday_bonus(balance: int) -> int` that returns a
+        Brightnest Rewards points balance after the member's birthday, when members get 200
+        bonus points.""",
+        """
+        assert add_birthday_bonus(0) == 200
+        assert add_birthday_bonus(350) == 550
+        assert add_birthday_bonus(1000) == 1200
+        """,
+        """
+        def add_birthday_bonus(balance: int) -> int:
+            return balance + 200
+        """,
+    ),
+    problem(
+        "total_lumens",
+        """Write a Python function `total_lumens(bulb_count: int) -> int` that returns how
+        much light `bulb_count` Glow Bulb A19 Color bulbs give together, in lumens: each
+        bulb gives 800 lumens.""",
+        """
+        assert total_lumens(1) == 800
+        assert total_lumens(4) == 3200
+        assert total_lumens(0) == 0
+        """,
+        """
+        def total_lumens(bulb_count: int) -> int:
+            return 800 * bulb_count
+        """,
+    ),
+    # --- one loop or condition ---
+    problem(
+        "fizzbuzz",
+        """Write a Python function `fizzbuzz(n: int) -> str` that returns "FizzBuzz" when n
+        is divisible by both 3 and 5, "Fizz" when it is divisible by 3 only, "Buzz" when it
+        is divisible by 5 only, and otherwise n written as a string, such as "7".""",
+        """
+        assert fizzbuzz(15) == "FizzBuzz"
+        assert fizzbuzz(9) == "Fizz"
+        assert fizzbuzz(10) == "Buzz"
+        assert fizzbuzz(7) == "7"
+        assert fizzbuzz(30) == "FizzBuzz"
+        """,
+        """
+        def fizzbuzz(n: int) -> str:
+            if n % 15 == 0:
+                return "FizzBuzz"
+            if n % 3 == 0:
+                return "Fizz"
+            if n % 5 == 0:
+                return "Buzz"
+            return str(n)
+        """,
+    ),
+    problem(
+        "factorial",
+        """Write a Python function `factorial(n: int) -> int` that returns n! = 1 * 2 * ...
+        * n, with 0! = 1. Raise ValueError when n is negative.""",
+        """
+        assert factorial(5) == 120
+        assert factorial(0) == 1
+        assert factorial(1) == 1
+        assert factorial(10) == 3628800
+        try:
+            factorial(-1)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError("factorial(-1) should raise ValueError")
+        """,
+        """
+        def factorial(n: int) -> int:
+            if n < 0:
+                raise ValueError("n must not be negative")
+            result = 1
+            for factor in range(2, n + 1):
+                result *= factor
+            return result
+        """,
+    ),
+    problem(
+        "fibonacci",
+        """Write a Python function `fibonacci(n: int) -> int` that returns the n-th
+        Fibonacci number, where fibonacci(0) is 0, fibonacci(1) is 1, and every later one is
+        the sum of the two before it. n is 0 or more.""",
+        """
+        assert fibonacci(0) == 0
+        assert fibonacci(1) == 1
+        assert fibonacci(2) == 1
+        assert fibonacci(10) == 55
+        assert fibonacci(30) == 832040
+        """,
+        """
+        def fibonacci(n: int) -> int:
+            current, following = 0, 1
+            for _ in range(n):
+                current, following = following, current + following
+            return current
+        """,
+    ),
+    problem(
+        "is_prime",
+        """Write a Python function `is_prime(n: int) -> bool` that returns True when n is a
+        prime number: a whole number greater than 1 whose only divisors are 1 and itself.
+        Numbers below 2, negative ones included, are not prime.""",
+        """
+        assert is_prime(2) is True
+        assert is_prime(17) is True
+        assert is_prime(1) is False
+        assert is_prime(9) is False
+        assert is_prime(-7) is False
+        assert is_prime(97) is True
+        """,
+        """
+        def is_prime(n: int) -> bool:
+            if n < 2:
+                return False
+            divisor = 2
+            while divisor * divisor <= n:
+                if n % divisor == 0:
+                    return False
+                divisor += 1
+            return True
+        """,
+    ),
+    problem(
+        "letter_grade",
+        """Write a Python function `letter_grade(score: int) -> str` that turns a score from
+        0 to 100 into a letter: "A" for 90 and above, "B" for 80 to 89, "C" for 70 to 79,
+        "D" for 60 to 69 and "F" below 60.""",
+        """
+        assert letter_grade(95) == "A"
+        assert letter_grade(90) == "A"
+        assert letter_grade(89) == "B"
+        assert letter_grade(70) == "C"
+        assert letter_grade(65) == "D"
+        assert letter_grade(59) == "F"
+        """,
+        """
+        def letter_grade(score: int) -> str:
+            if score >= 90:
+                return "A"
+            if score >= 80:
+                return "B"
+            if score >= 70:
+                return "C"
+            if score >= 60:
+                return "D"
+            return "F"
+        """,
+    ),
+    problem(
+        "index_of",
+        """Write a Python function `index_of(items: list[str], target: str) -> int` that
+        returns the position (counting from 0) of the first item equal to target, or -1
+        when target is not in the list.""",
+        """
+        assert index_of(["cam", "lock", "cam"], "cam") == 0
+        assert index_of(["cam", "lock"], "lock") == 1
+        assert index_of(["cam"], "bulb") == -1
+        assert index_of([], "hub") == -1
+        """,
+        """
+        def index_of(items: list[str], target: str) -> int:
+            for index, item in enumerate(items):
+                if item == target:
+                    return index
+            return -1
+        """,
+    ),
+    problem(
+        "running_total",
+        """Write a Python function `running_total(numbers: list[int]) -> list[int]` that
+        returns a list of the same length whose i-th element is the sum of the numbers from
+        the first up to and including the i-th, so [1, 2, 3] gives [1, 3, 6].""",
+        """
+        assert running_total([1, 2, 3]) == [1, 3, 6]
+        assert running_total([]) == []
+        assert running_total([5, -5, 2]) == [5, 0, 2]
+        assert running_total([4]) == [4]
+        """,
+        """
+        def running_total(numbers: list[int]) -> list[int]:
+            totals = []
+            total = 0
+            for number in numbers:
+                total += number
+                totals.append(total)
+            return totals
+        """,
+    ),
+    problem(
+        "longest_word",
+        """Write a Python function `longest_word(text: str) -> str` that returns the longest
+        word of text, words being separated by spaces. When several words are equally long,
+        return the first of them; when text has no words, return an empty string.""",
+        """
+        assert longest_word("the smart lock") == "smart"
+        assert longest_word("hub   thermostat") == "thermostat"
+        assert longest_word("aa bb") == "aa"
+        assert longest_word("") == ""
+        """,
+        """
+        def longest_word(text: str) -> str:
+            longest = ""
+            for word in text.split():
+                if len(word) > len(longest):
+                    longest = word
+            return longest
+        """,
+    ),
+    problem(
+        "is_sorted",
+        """Write a Python function `is_sorted(numbers: list[int]) -> bool` that returns True
+        when every number is greater than or equal to the one before it. An empty list and
+        a list of one number are sorted.""",
+        """
+        assert is_sorted([1, 2, 2, 5]) is True
+        assert is_sorted([3, 1]) is False
+        assert is_sorted([1, 3, 2]) is False
+        assert is_sorted([]) is True
+        assert is_sorted([7]) is True
+        """,
+        """
+        def is_sorted(numbers: list[int]) -> bool:
+            return all(a <= b for a, b in zip(numbers, numbers[1:]))
+        """,
+    ),
+    problem(
+        "digit_sum",
+        """Write a Python function `digit_sum(n: int) -> int` that returns the sum of the
+        decimal digits of n. For a negative n, ignore the minus sign, so -45 gives 9.""",
+        """
+        assert digit_sum(123) == 6
+        assert digit_sum(0) == 0
+        assert digit_sum(-45) == 9
+        assert digit_sum(9999) == 36
+        """,
+        """
+        def digit_sum(n: int) -> int:
+            return sum(int(digit) for digit in str(abs(n)))
+        """,
+    ),
+    problem(
+        "is_leap_year",
+        """Write a Python function `is_leap_year(year: int) -> bool` that returns True when
+        year is a leap year of the Gregorian calendar: divisible by 4, except years
+        divisible by 100, which are leap years only when also divisible by 400.""",
+        """
+        assert is_leap_year(2024) is True
+        assert is_leap_year(2023) is False
+        assert is_leap_year(1900) is False
+        assert is_leap_year(2000) is True
+        """,
+        """
+        def is_leap_year(year: int) -> bool:
+            return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+        """,
+    ),
+    problem(
+        "common_elements",
+        """Write a Python function `common_elements(a: list[int], b: list[int]) ->
+        list[int]` that returns the numbers found in both lists, each once, sorted from
+        smallest to largest.""",
+        """
+        assert common_elements([3, 1, 2, 2], [2, 3, 4]) == [2, 3]
+        assert common_elements([], [1]) == []
+        assert common_elements([5, 5], [5]) == [5]
+        assert common_elements([1], [2]) == []
+        """,
+        """
+        def common_elements(a: list[int], b: list[int]) -> list[int]:
+            return sorted(set(a) & set(b))
+        """,
+    ),
+    problem(
+        "collapse_whitespace",
+        """Write a Python function `collapse_whitespace(text: str) -> str` that replaces
+        every run of spaces, tabs and newlines in text with a single space and removes them
+        from the start and the end.""",
+        """
+        assert collapse_whitespace("  hub   mini ") == "hub mini"
+        assert collapse_whitespace("a\\t\\tb\\nc") == "a b c"
+        assert collapse_whitespace("") == ""
+        assert collapse_whitespace("lock") == "lock"
+        """,
+        """
+        def collapse_whitespace(text: str) -> str:
+            return " ".join(text.split())
+        """,
+    ),
+    problem(
+        "is_anagram",
+        """Write a Python function `is_anagram(first: str, second: str) -> bool` that returns
+        True when the two texts use exactly the same letters the same number of times,
+        ignoring case and spaces, so "Dormitory" and "dirty room" are anagrams.""",
+        """
+        assert is_anagram("Listen", "Silent") is True
+        assert is_anagram("Dormitory", "dirty room") is True
+        assert is_anagram("abc", "abd") is False
+        assert is_anagram("aab", "abb") is False
+        assert is_anagram("", "") is True
+        """,
+        """
+        def is_anagram(first: str, second: str) -> bool:
+            def letters(text: str) -> list[str]:
+                return sorted(text.lower().replace(" ", ""))
+
+            return letters(first) == letters(second)
+        """,
+    ),
+    problem(
+        "refund_after_fee",
+        """Write a Python function `refund_after_fee(price: float, reason: str) -> float`
+        that returns the refund for a Brightnest Home return. When reason is "defective",
+        "damaged" or "wrong item", the whole price is refunded; for any other reason a 6.95
+        dollar return shipping fee is deducted, and the refund is never below 0. Round to 2
+        decimal places.""",
+        """
+        assert refund_after_fee(99.0, "defective") == 99.0
+        assert refund_after_fee(99.0, "changed my mind") == 92.05
+        assert refund_after_fee(24.99, "wrong item") == 24.99
+        assert refund_after_fee(19.99, "damaged") == 19.99
+        assert refund_after_fee(5.0, "too small") == 0.0
+        """,
+        """
+        def refund_after_fee(price: float, reason: str) -> float:
+            if reason in ("defective", "damaged", "wrong item"):
+                return round(price, 2)
+            return round(max(price - 6.95, 0.0), 2)
+        """,
+    ),
+    problem(
+        "protect_monthly_cost",
+        """Write a Python function `protect_monthly_cost(devices: int) -> float` that
+        returns the cheapest monthly price, in dollars, of Brightnest Protect for `devices`
+        cameras and doorbells: either Brightnest Protect at 3.99 dollars per device, or
+        Protect Plus at 9.99 dollars for any number of devices. Round to 2 decimal places;
+        0 devices cost 0.0.""",
+        """
+        assert protect_monthly_cost(1) == 3.99
+        assert protect_monthly_cost(2) == 7.98
+        assert protect_monthly_cost(3) == 9.99
+        assert protect_monthly_cost(12) == 9.99
+        assert protect_monthly_cost(0) == 0.0
+        """,
+        """
+        def protect_monthly_cost(devices: int) -> float:
+            return min(round(3.99 * devices, 2), 9.99)
+        """,
+    ),
+    problem(
+        "can_edit_order",
+        """Write a Python function `can_edit_order(minutes_since_order: int, shipped: bool)
+        -> bool`. A Brightnest Home order can be cancelled, or its address changed, within 1
+        hour of placing it as long as it has not shipped: return True when at most 60
+        minutes have passed and shipped is False.""",
+        """
+        assert can_edit_order(0, False) is True
+        assert can_edit_order(60, False) is True
+        assert can_edit_order(61, False) is False
+        assert can_edit_order(5, True) is False
+        """,
+        """
+        def can_edit_order(minutes_since_order: int, shipped: bool) -> bool:
+            return minutes_since_order <= 60 and not shipped
+        """,
+    ),
+    problem(
+        "ships_same_day",
+        """Write a Python function `ships_same_day(hour: int, business_day: bool) -> bool`.
+        Brightnest Home orders placed before 2 p.m. Eastern Time on a business day ship the
+        same day. `hour` is the hour, 0 to 23 in Eastern Time, at which the order was placed
+        (13 for 1:45 p.m.). Return True when the order ships the same day.""",
+        """
+        assert ships_same_day(13, True) is True
+        assert ships_same_day(14, True) is False
+        assert ships_same_day(9, False) is False
+        assert ships_same_day(0, True) is True
+        """,
+        """
+        def ships_same_day(hour: int, business_day: bool) -> bool:
+            return business_day and hour < 14
+        """,
+    ),
+    problem(
+        "warranty_months",
+        """Write a Python function `warranty_months(product_line: str) -> int` that returns
+        the length in months of the Brightnest warranty of a product line: "Climate &
+        Sensors" 3 years, "Security" 2 years, "Lighting & Power" 1 year and "Hub & Audio" 18
+        months. Raise ValueError for any other product line.""",
+        """
+        assert warranty_months("Climate & Sensors") == 36
+        assert warranty_months("Security") == 24
+        assert warranty_months("Lighting & Power") == 12
+        assert warranty_months("Hub & Audio") == 18
+        try:
+            warranty_months("Audio")
+        except ValueError:
+            pass
+        else:
+            raise AssertionError("an unknown product line should raise ValueError")
+        """,
+        """
+        WARRANTY_MONTHS = {
+            "Climate & Sensors": 36,
+            "Security": 24,
+            "Lighting & Power": 12,
+            "Hub & Audio": 18,
+        }
+
+
+        def warranty_months(product_line: str) -> int:
+            if product_line not in WARRANTY_MONTHS:
+                raise ValueError(f"unknown product line {product_line!r}")
+            return WARRANTY_MONTHS[product_line]
+        """,
+    ),
+    problem(
+        "glow_bulb_cost",
+        """Write a Python function `glow_bulb_cost(count: int) -> float` that returns the
+        cheapest price, in dollars, of `count` Glow Bulb A19 Color bulbs: they cost 19.99
+        dollars each or 64.99 dollars for a 4-pack, so buy as many 4-packs as fit in count
+        and single bulbs for the rest. Round to 2 decimal places.""",
+        """
+        assert glow_bulb_cost(4) == 64.99
+        assert glow_bulb_cost(5) == 84.98
+        assert glow_bulb_cost(3) == 59.97
+        assert glow_bulb_cost(9) == 149.97
+        assert glow_bulb_cost(0) == 0.0
+        """,
+        """
+        def glow_bulb_cost(count: int) -> float:
+            packs, singles = divmod(count, 4)
+            return round(packs * 64.99 + singles * 19.99, 2)
+        """,
+    ),
+    problem(
+        "price_adjustment",
+        """Write a Python function `price_adjustment(paid: float, new_price: float,
+        days_since_purchase: int) -> float`. When the price of a Brightnest Home item drops
+        within 14 days of purchase (days_since_purchase 14 or less), the difference is
+        refunded: return paid minus new_price, rounded to 2 decimal places. Return 0.0 when
+        the price did not drop or more than 14 days have passed.""",
+        """
+        assert price_adjustment(149.0, 129.0, 3) == 20.0
+        assert price_adjustment(24.99, 19.99, 14) == 5.0
+        assert price_adjustment(24.99, 19.99, 15) == 0.0
+        assert price_adjustment(79.0, 89.0, 2) == 0.0
+        """,
+        """
+        def price_adjustment(paid: float, new_price: float, days_since_purchase: int) -> float:
+            if days_since_purchase > 14 or new_price >= paid:
+                return 0.0
+            return round(paid - new_price, 2)
+        """,
+    ),
+    problem(
+        "support_is_open",
+        """Write a Python function `support_is_open(day: str, hour: int) -> bool` for the
+        Brightnest Home phone line. day is an English weekday name such as "Monday" and hour
+        a whole hour from 0 to 23 in Eastern Time. The line is open Monday to Friday from 8
+        a.m. to 8 p.m. (hours 8 to 19), Saturday from 9 a.m. to 5 p.m. (hours 9 to 16), and
+        closed on Sunday.""",
+        """
+        assert support_is_open("Monday", 8) is True
+        assert support_is_open("Wednesday", 19) is True
+        assert support_is_open("Friday", 20) is False
+        assert support_is_open("Saturday", 8) is False
+        assert support_is_open("Saturday", 16) is True
+        assert support_is_open("Sunday", 12) is False
+        """,
+        """
+        def support_is_open(day: str, hour: int) -> bool:
+            if day == "Sunday":
+                return False
+            if day == "Saturday":
+                return 9 <= hour < 17
+            return 8 <= hour < 20
+        """,
+    ),
+    # --- harder ---
+    problem(
+        "caesar_shift",
+        """Write a Python function `caesar_shift(text: str, shift: int) -> str` that moves
+        every letter of text `shift` places forward in the alphabet, wrapping from z back to
+        a, and keeps its case; other characters stay unchanged. shift may be negative or
+        larger than 26.""",
+        """
+        assert caesar_shift("abc", 1) == "bcd"
+        assert caesar_shift("xyz", 3) == "abc"
+        assert caesar_shift("Hello, World!", 5) == "Mjqqt, Btwqi!"
+        assert caesar_shift("bcd", -1) == "abc"
+        assert caesar_shift("a", 27) == "b"
+        """,
+        """
+        def caesar_shift(text: str, shift: int) -> str:
+            shifted = []
+            for char in text:
+                if "a" <= char <= "z" or "A" <= char <= "Z":
+                    base = ord("a") if char.islower() else ord("A")
+                    shifted.append(chr(base + (ord(char) - base + shift) % 26))
+                else:
+                    shifted.append(char)
+            return "".join(shifted)
+        """,
+    ),
+    problem(
+        "rotate_right",
+        """Write a Python function `rotate_right(items: list[int], k: int) -> list[int]`
+        that returns a new list with the items moved k places to the right, the last items
+        wrapping round to the front, so rotating [1, 2, 3, 4, 5] by 2 gives [4, 5, 1, 2, 3].
+        k is 0 or more and may be larger than the length of the list.""",
+        """
+        assert rotate_right([1, 2, 3, 4, 5], 2) == [4, 5, 1, 2, 3]
+        assert rotate_right([1, 2, 3], 0) == [1, 2, 3]
+        assert rotate_right([1, 2, 3], 4) == [3, 1, 2]
+        assert rotate_right([1, 2, 3], 3) == [1, 2, 3]
+        assert rotate_right([], 3) == []
+        """,
+        """
+        def rotate_right(items: list[int], k: int) -> list[int]:
+            if not items:
+                return []
+            k %= len(items)
+            return items[len(items) - k :] + items[: len(items) - k]
+        """,
+    ),
+    problem(
+        "balanced_brackets",
+        """Write a Python function `balanced_brackets(text: str) -> bool` that returns True
+        when the brackets (), [] and {} in text are balanced: every opening bracket is
+        closed by a bracket of the same kind, in the right order. Other characters are
+        ignored.""",
+        """
+        assert balanced_brackets("([]{})") is True
+        assert balanced_brackets("f(a[1]) + {b}") is True
+        assert balanced_brackets("([)]") is False
+        assert balanced_brackets("((") is False
+        assert balanced_brackets("}{") is False
+        assert balanced_brackets("") is True
+        """,
+        """
+        def balanced_brackets(text: str) -> bool:
+            pairs = {")": "(", "]": "[", "}": "{"}
+            stack = []
+            for char in text:
+                if char in "([{":
+                    stack.append(char)
+                elif char in pairs:
+                    if not stack or stack.pop() != pairs[char]:
+                        return False
+            return not stack
+        """,
+    ),
+    problem(
+        "roman_to_int",
+        """Write a Python function `roman_to_int(numeral: str) -> int` that converts a
+        valid Roman numeral in upper case (I = 1, V = 5, X = 10, L = 50, C = 100, D = 500,
+        M = 1000) to an integer. A symbol written before a larger one is subtracted, so "IV"
+        is 4 and "XC" is 90.""",
+        """
+        assert roman_to_int("III") == 3
+        assert roman_to_int("IV") == 4
+        assert roman_to_int("IX") == 9
+        assert roman_to_int("LVIII") == 58
+        assert roman_to_int("MCMXCIV") == 1994
+        """,
+        """
+        VALUES = {"I": 1, "V": 5, "X": 10, "L": 50, "C": 100, "D": 500, "M": 1000}
+
+
+        def roman_to_int(numeral: str) -> int:
+            total = 0
+            for index, symbol in enumerate(numeral):
+                value = VALUES[symbol]
+                if index + 1 < len(numeral) and VALUES[numeral[index + 1]] > value:
+                    total -= value
+                else:
+                    total += value
+            return total
+        """,
+    ),
+    problem(
+        "merge_sorted",
+        """Write a Python function `merge_sorted(a: list[int], b: list[int]) -> list[int]`
+        that takes two lists, each sorted from smallest to largest, and returns one list
+        holding all their numbers, duplicates included, sorted from smallest to largest.""",
+        """
+        assert merge_sorted([1, 3, 5], [2, 4]) == [1, 2, 3, 4, 5]
+        assert merge_sorted([], [1, 1]) == [1, 1]
+        assert merge_sorted([2, 2], [2]) == [2, 2, 2]
+        assert merge_sorted([], []) == []
+        assert merge_sorted([-1, 10], [0]) == [-1, 0, 10]
+        """,
+        """
+        def merge_sorted(a: list[int], b: list[int]) -> list[int]:
+            merged = []
+            i = j = 0
+            while i < len(a) and j < len(b):
+                if a[i] <= b[j]:
+                    merged.append(a[i])
+                    i += 1
+                else:
+                    merged.append(b[j])
+                    j += 1
+            return merged + a[i:] + b[j:]
+        """,
+    ),
+    problem(
+        "snake_to_camel",
+        """Write a Python function `snake_to_camel(name: str) -> str` that turns a
+        snake_case name, words joined by single underscores, into camelCase: the first word
+        all in lower case, and every later word with its first character in upper case and
+        the rest in lower case, with the underscores removed.""",
+        """
+        assert snake_to_camel("battery_level_low") == "batteryLevelLow"
+        assert snake_to_camel("hub") == "hub"
+        assert snake_to_camel("DEVICE_name") == "deviceName"
+        assert snake_to_camel("wifi_signal_2g") == "wifiSignal2g"
+        assert snake_to_camel("") == ""
+        """,
+        """
+        def snake_to_camel(name: str) -> str:
+            first, *rest = name.split("_")
+            return first.lower() + "".join(word[:1].upper() + word[1:].lower() for word in rest)
+        """,
+    ),
+    problem(
+        "parse_settings",
+        """Write a Python function `parse_settings(text: str) -> dict[str, str]` that reads
+        settings written as "key=value" pairs separated by ";", such as "mode=eco; temp=21".
+        Spaces around keys and values are removed, empty pairs are skipped, and a value may
+        itself contain "=" (only the first "=" separates). Raise ValueError for a non-empty
+        pair without "=" or with an empty key.""",
+        """
+        assert parse_settings("mode=eco; temp=21") == {"mode": "eco", "temp": "21"}
+        assert parse_settings("") == {}
+        assert parse_settings("a=1;;b=2;") == {"a": "1", "b": "2"}
+        assert parse_settings("url = x=y") == {"url": "x=y"}
+        for bad in ["mode", "=5", "a=1; b"]:
+            try:
+                parse_settings(bad)
+            except ValueError:
+                pass
+            else:
+                raise AssertionError(f"parse_settings({bad!r}) should raise ValueError")
+        """,
+        """
+        def parse_settings(text: str) -> dict[str, str]:
+            settings = {}
+            for pair in text.split(";"):
+                if not pair.strip():
+                    continue
+                key, separator, value = pair.partition("=")
+                if not separator or not key.strip():
+                    raise ValueError(f"not a key=value pair: {pair!r}")
+                settings[key.strip()] = value.strip()
+            return settings
+        """,
+    ),
+    problem(
+        "pascal_row",
+        """Write a Python function `pascal_row(n: int) -> list[int]` that returns row n of
+        Pascal's triangle, counting from row 0, which is [1]; each number of a row is the
+        sum of the two numbers above it, so row 2 is [1, 2, 1]. Raise ValueError when n is
+        negative.""",
+        """
+        assert pascal_row(0) == [1]
+        assert pascal_row(1) == [1, 1]
+        assert pascal_row(4) == [1, 4, 6, 4, 1]
+        assert pascal_row(5) == [1, 5, 10, 10, 5, 1]
+        try:
+            pascal_row(-1)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError("pascal_row(-1) should raise ValueError")
+        """,
+        """
+        def pascal_row(n: int) -> list[int]:
+            if n < 0:
+                raise ValueError("n must not be negative")
+            row = [1]
+            for _ in range(n):
+                row = [1] + [a + b for a, b in zip(row, row[1:])] + [1]
+            return row
+        """,
+    ),
+    problem(
+        "klarna_payments",
+        """Write a Python function `klarna_payments(total: float) -> list[float]`.
+        Brightnest Home orders over 100 dollars can be paid in 4 interest-free payments.
+        Return the 4 payments in dollars: each is the total divided by 4 rounded down to the
+        cent, and the cents left over are added to the last payment, so the payments add up
+        to the total exactly. Raise ValueError when the total is 100 dollars or less.""",
+        """
+        assert klarna_payments(200.0) == [50.0, 50.0, 50.0, 50.0]
+        assert klarna_payments(100.01) == [25.0, 25.0, 25.0, 25.01]
+        assert klarna_payments(149.99) == [37.49, 37.49, 37.49, 37.52]
+        assert klarna_payments(219.0) == [54.75, 54.75, 54.75, 54.75]
+        try:
+            klarna_payments(100.0)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError("a total of 100 dollars should raise ValueError")
+        """,
+        """
+        def klarna_payments(total: float) -> list[float]:
+            if total <= 100:
+                raise ValueError("only orders over 100 dollars can be paid in 4 payments")
+            cents = round(total * 100)
+            payment, left_over = divmod(cents, 4)
+            return [payment / 100] * 3 + [(payment + left_over) / 100]
+        """,
+    ),
+    problem(
+        "add_keypad_code",
+        """Write a Python function `add_keypad_code(codes: list[str], code: str) ->
+        list[str]` that returns a new list of the keypad codes stored on a Keystone Smart
+        Lock, with code added at the end; do not modify codes. The lock stores up to 50
+        codes. Raise ValueError when code is not 4 to 8 digits 0-9, when it is already
+        stored, or when 50 codes are already stored.""",
+        """
+        stored = ["1234"]
+        assert add_keypad_code(stored, "98765") == ["1234", "98765"]
+        assert stored == ["1234"]
+        assert add_keypad_code([], "00000000") == ["00000000"]
+        full = [f"{number:04d}" for number in range(50)]
+        bad = [([], "123"), ([], "12a4"), ([], "123456789"), (stored, "1234"), (full, "9999")]
+        for codes, code in bad:
+            try:
+                add_keypad_code(codes, code)
+            except ValueError:
+                pass
+            else:
+                raise AssertionError(f"adding {code!r} should raise ValueError")
+        """,
+        """
+        import re
+
+
+        def add_keypad_code(codes: list[str], code: str) -> list[str]:
+            if re.fullmatch(r"[0-9]{4,8}", code) is None:
+                raise ValueError(f"a code is 4 to 8 digits, got {code!r}")
+            if code in codes:
+                raise ValueError(f"code {code!r} is already stored")
+            if len(codes) >= 50:
+                raise ValueError("the lock already stores 50 codes")
+            return [*codes, code]
+        """,
+    ),
+]
+
+
+SPLITS = {"test": ("cp", TEST_PROBLEMS), "train": ("cpt", TRAIN_PROBLEMS)}
+
+
+def numbered(problems: list[dict[str, str]], prefix: str) -> list[dict[str, str]]:
+    """The problems with their ids (``prefix``-001, ...), in the order given.
 
     Raises:
         ValueError: a prompt does not name its entry point, or two share one.
     """
-    entry_points = [p["entry_point"] for p in PROBLEMS]
-    for p in PROBLEMS:
+    entry_points = [p["entry_point"] for p in problems]
+    for p in problems:
         if f"`{p['entry_point']}(" not in p["prompt"]:
             raise ValueError(f"the prompt of {p['entry_point']!r} does not name it as `name(`")
         if entry_points.count(p["entry_point"]) > 1:
             raise ValueError(f"entry point {p['entry_point']!r} is used twice")
-    return [{"id": f"cp-{number:03d}", **p} for number, p in enumerate(PROBLEMS, start=1)]
+    return [{"id": f"{prefix}-{number:03d}", **p} for number, p in enumerate(problems, start=1)]
+
+
+def splits() -> dict[str, list[dict[str, str]]]:
+    """Every split's records, checked: the train split shares no function with the test
+    split, and every reference solution passes its tests in the sandbox.
+
+    Raises:
+        ValueError: a prompt does not name its entry point, an entry point is used twice or
+            in both splits, or a reference solution fails its tests.
+    """
+    records = {split: numbered(problems, prefix) for split, (prefix, problems) in SPLITS.items()}
+    shared = {r["entry_point"] for r in records["train"]} & {
+        r["entry_point"] for r in records["test"]
+    }
+    if shared:
+        raise ValueError(
+            f"train problems reuse the test entry points {sorted(shared)}; the test split is "
+            "held out by function, so rename or replace these train problems"
+        )
+    everything = [r for split_records in records.values() for r in split_records]
+    results = run_many([(r["solution"], r["tests"]) for r in everything], timeout_s=10)
+    failures = [
+        f"{r['id']} ({r['entry_point']}): {result.output.strip()}"
+        for r, result in zip(everything, results, strict=True)
+        if not result.passed
+    ]
+    if failures:
+        raise ValueError(
+            "these reference solutions fail their tests; fix the solution or the tests:\n"
+            + "\n".join(failures)
+        )
+    return records
 
 
 README = """# code_problems (natural language to Python)
 
-test 33 function-writing tasks for scoring generated code by pass@1: `{"id": "cp-001",
-"prompt": str, "entry_point": str, "tests": str, "solution": str}`. The prompt names the
-function and its signature ("Write a Python function `order_total(prices: list[float],
-discount: float) -> float` that ...") and says exactly what it returns, rounding and
-errors included. `tests` is Python source that calls `entry_point`: 3 to 6 `assert`
-statements, and a `try`/`except` check where the task must raise ValueError. It runs after
-the model's code in `lmforge.evaluate.sandbox.run_python_tests`, and `solution`, a
-reference implementation, passes it.
+Function-writing tasks scored by running unit tests, in two splits:
 
-More than half are Brightnest Home tasks: order totals, shipping, Rewards points, the
-return window, warranty end dates and order numbers as `company/` states them, and SKUs,
-battery levels and thermostat schedules. The rest are generic string, list and dict work.
-They run from one-liners a 135M model can get right (`sum_list`, `is_even`) to date
-arithmetic and parsing (`warranty_end`, `setpoint_at`, `parse_duration`). Written by
-`scripts/make_code_problems.py`, which holds the problems as literal data; edit it, then
-run `python scripts/make_code_problems.py`.
+- `test`: 33 problems (`cp-001` to `cp-033`), held out for scoring generated code by pass@1
+  (`lmforge eval --task code`).
+- `train`: 62 problems (`cpt-001` to `cpt-062`), for reinforcement learning with a reward
+  that runs the model's code against the tests (GRPO, say).
+
+Each record is `{"id": "cp-001", "prompt": str, "entry_point": str, "tests": str,
+"solution": str}`. The prompt names the function and its signature ("Write a Python
+function `order_total(prices: list[float], discount: float) -> float` that ...") and says
+exactly what it returns, rounding and errors included. `tests` is Python source that calls
+`entry_point`: 3 to 6 `assert` statements, and a `try`/`except` check where the task must
+raise ValueError. It runs after the model's code in
+`lmforge.evaluate.sandbox.run_python_tests`, and `solution`, a reference implementation,
+passes it.
+
+More than half of the test problems are Brightnest Home tasks: order totals, shipping,
+Rewards points, the return window, warranty end dates and order numbers as `company/`
+states them, and SKUs, battery levels and thermostat schedules. The rest are generic
+string, list and dict work. They run from one-liners a 135M model can get right
+(`sum_list`, `is_even`) to date arithmetic and parsing (`warranty_end`, `setpoint_at`,
+`parse_duration`).
+
+The train problems were written after the test problems and separately from them, and the
+test split is held out by function: no train problem has a test problem's entry point or
+task, nor a renamed variant of one (no `sum_numbers` beside `sum_list`), and the Brightnest
+Home train tasks use other facts of `company/` than the test tasks (store credit's 10%
+bonus, the $6.95 return fee, Brightnest Protect and CarePlus prices, Gold status, warranty
+lengths by product line, Glow Bulb packs, the order-change hour, the support hours), so
+pass@1 on `test` measures what training transferred, not what it memorized. Train is
+weighted to easy problems, since a reward the model never earns teaches it nothing: 30
+one-liners (`largest`, `squares`, `store_credit`), 22 with one loop or condition
+(`fizzbuzz`, `is_leap_year`, `protect_monthly_cost`) and 10 harder ones (`roman_to_int`,
+`balanced_brackets`, `klarna_payments`); 19 of the 62 are Brightnest Home tasks.
+
+Written by `scripts/make_code_problems.py`, which holds the problems as literal data and,
+before writing, checks that the splits share no entry point and runs every reference
+solution against its tests in the sandbox; edit it, then run
+`python scripts/make_code_problems.py`.
 """
 
 
-def write(out: Path) -> Path:
-    """Write ``test.jsonl`` and ``README.md`` under ``out``, each through a temporary file,
-    so a failed run never leaves half a file."""
+def write(out: Path) -> dict[str, Path]:
+    """Write ``test.jsonl``, ``train.jsonl`` and ``README.md`` under ``out``, each through
+    a temporary file, so a failed run never leaves half a file.
+
+    Returns:
+        The path of each split's file.
+    """
+    records = splits()
     out.mkdir(parents=True, exist_ok=True)
-    path = out / "test.jsonl"
-    lines = [json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records()]
-    for target, text in ((path, "".join(lines)), (out / "README.md", README)):
+    paths = {split: out / f"{split}.jsonl" for split in records}
+    texts = {
+        paths[split]: "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rs)
+        for split, rs in records.items()
+    }
+    texts[out / "README.md"] = README
+    for target, text in texts.items():
         partial = target.with_name(target.name + ".partial")
         partial.write_text(text, encoding="utf-8", newline="\n")
         os.replace(partial, target)
-    return path
+    return paths
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -809,8 +2100,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})"
     )
     args = parser.parse_args(argv)
-    path = write(args.out)
-    print(f"wrote {len(PROBLEMS)} problems to {path}")
+    for split, path in write(args.out).items():
+        print(f"wrote {len(SPLITS[split][1])} {split} problems to {path}")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import yaml
 from lmforge.data.bundled import DATASETS_DIR, company_docs_dir, dataset_path, list_bundled
 from lmforge.data.digits import digits_dir
 from lmforge.errors import LmforgeError
+from lmforge.evaluate.sandbox import run_many
 
 ROOT = Path(__file__).resolve().parents[1]
 SPLITS = ("train", "validation", "test")
@@ -95,7 +96,7 @@ def assistant_text(split: str) -> str:
 
 def test_list_bundled_names_every_dataset_and_split() -> None:
     assert list_bundled() == {
-        "code_problems": ["test"],
+        "code_problems": ["train", "test"],
         "customer_service": [
             "train",
             "validation",
@@ -364,6 +365,37 @@ def test_kb_test_queries_ask_the_dev_facts_in_unseen_wording() -> None:
     assert {(r["source"], r["evidence"]) for r in test} == {
         (r["source"], r["evidence"]) for r in dev
     }
+
+
+def test_code_problem_train_split_is_the_documented_size_and_well_formed() -> None:
+    train = read("code_problems", "train")
+
+    assert [r["id"] for r in train] == [f"cpt-{number:03d}" for number in range(1, 63)]
+    assert len({r["entry_point"] for r in train}) == len(train)
+    for r in train:
+        assert sorted(r) == ["entry_point", "id", "prompt", "solution", "tests"], r["id"]
+        assert f"`{r['entry_point']}(" in r["prompt"], r["id"]
+        assert f"def {r['entry_point']}(" in r["solution"], r["id"]
+        assert r["entry_point"] in r["tests"], r["id"]
+
+
+def test_code_problem_train_split_shares_no_function_with_the_held_out_test_split() -> None:
+    train, test = read("code_problems", "train"), read("code_problems", "test")
+
+    for field in ("entry_point", "id", "prompt", "tests", "solution"):
+        assert not {r[field] for r in train} & {r[field] for r in test}, field
+
+
+def test_every_train_solution_passes_its_tests_and_returning_none_fails_them() -> None:
+    train = read("code_problems", "train")
+    stubs = [f"def {r['entry_point']}(*args, **kwargs):\n    return None\n" for r in train]
+
+    solved = run_many([(r["solution"], r["tests"]) for r in train], timeout_s=10)
+    stubbed = run_many([(stub, r["tests"]) for stub, r in zip(stubs, train, strict=True)])
+
+    failures = {r["id"]: s.output for r, s in zip(train, solved, strict=True) if not s.passed}
+    assert not failures
+    assert not [r["id"] for r, s in zip(train, stubbed, strict=True) if s.status != "failed"]
 
 
 def test_dataset_path_resolves_every_bundled_split() -> None:
