@@ -199,6 +199,48 @@ def compare(
     print_diffs(f"{task}: A={run_a[:12]} vs B={run_b[:12]}", diffs)
 
 
+SEQUENCE_HELP = "A continual sequence: the folder `lmforge train` printed, or its run id."
+
+
+@app.command("continual")
+def continual(
+    sequence: Annotated[str, typer.Argument(help=SEQUENCE_HELP)],
+    max_tokens: Annotated[
+        int, typer.Option("--max-tokens", min=1, help="Longest generated answer (asking tasks).")
+    ] = 128,
+    no_track: Annotated[
+        bool, typer.Option("--no-track", help="Do not log to the sequence's MLflow run.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The accuracy matrix of a continual sequence (every stage's model on every stage's
+    test data), average forgetting and backward transfer (Chaudhry et al., 2018), logged to
+    the sequence's run with a heat map.
+
+    Example: lmforge eval continual ~/.lmforge/runs/continual-3f2a...
+    """
+    from lmforge.evaluate.continual import score_sequence
+
+    with ProgressReporter(err_console, "scoring", unit="model x data") as progress:
+        scores = score_sequence(sequence, track=not no_track, progress=progress,
+                                max_tokens=max_tokens)  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps({"stages": scores.stages, "metric": scores.metric,
+                               "matrix": scores.matrix, **scores.summary()}, indent=2))  # fmt: skip
+        return
+    table = Table(title=f"{scores.metric}: the model after each stage (rows) on each stage's "
+                  "test data (columns)")  # fmt: skip
+    table.add_column("model after")
+    for name in scores.stages:
+        table.add_column(name, justify="right")
+    for name, row in zip(scores.stages, scores.matrix, strict=True):
+        table.add_row(name, *(f"{value:.3f}" for value in row))
+    console.print(table)
+    for key, value in scores.summary().items():
+        console.print(f"{key.replace('_', ' ')}: {value:+.4f}" if key == "backward_transfer"
+                      else f"{key.replace('_', ' ')}: {value:.4f}")  # fmt: skip
+
+
 def print_diffs(title: str, diffs: list[Any], a: str = "A", b: str = "B") -> None:
     """A table of metric differences with their intervals and which side is better."""
     table = Table(title=title)

@@ -70,7 +70,46 @@ def train(
             ]
         raise typer.Exit(code=launch(nproc, argv, rendezvous))
     resume_from: Path | bool | None = (run_dir or True) if resume else None
+    if config.train.continual is not None:
+        if resume:
+            raise LmforgeError("--resume: a continual sequence cannot be resumed yet; start "
+                               "the remaining stages as a new sequence from the last stage's "
+                               "model (model.init_from)")  # fmt: skip
+        _train_sequence(config, track=not no_track)
+        return
     _train_here(config, resume_from, track=not no_track)
+
+
+def _train_sequence(config: Any, *, track: bool) -> None:
+    """Train a continual sequence's stages, one progress bar each, and list them."""
+    from lmforge.train.continual import train_sequence
+
+    stages = config.train.continual.stages
+    bars: list[ProgressReporter] = []
+
+    def on_stage(index: int, stage: Any) -> None:
+        if bars:
+            bars[-1].stop()
+        err_console.print(f"stage {index + 1}/{len(stages)}: [bold]{stage.name}[/bold]")
+        bars.append(ProgressReporter(err_console, stage.name, unit="step"))
+        bars[-1].start()
+
+    def progress(step: int, total: int, message: str) -> None:
+        bars[-1](step, total, message)
+
+    try:
+        result = train_sequence(config, track=track, progress=progress, on_stage=on_stage)
+    finally:
+        if bars:
+            bars[-1].stop()
+    table = Table(title=f"continual sequence {result.sequence_id}")
+    for column in ("stage", "run", "steps", "final train loss", "model"):
+        table.add_column(column, overflow="fold")
+    for stage, stage_result in zip(stages, result.stages, strict=True):
+        table.add_row(stage.name, stage_result.run_id, str(stage_result.steps),
+                      f"{stage_result.final_loss:.4f}", str(stage_result.model_dir))  # fmt: skip
+    console.print(table)
+    console.print(f"Score it: lmforge eval continual {result.sequence_dir}")
 
 
 def _train_here(config: Any, resume_from: Path | bool | None, *, track: bool) -> None:

@@ -427,10 +427,25 @@ def _absolutize_paths(tree: dict[str, Any], model: type[BaseModel], base: Path) 
         if field is None:
             continue
         section = _submodel(field.annotation)
+        items = _list_submodel(field.annotation)
         if section is not None and isinstance(value, dict):
             _absolutize_paths(value, section, base)
+        elif items is not None and isinstance(value, list):  # train.continual.stages
+            for item in value:
+                if isinstance(item, dict):
+                    _absolutize_paths(item, items, base)
         elif isinstance(value, str) and value and _is_path(field.annotation):
             tree[key] = str(_absolute(value, base))
+
+
+def _list_submodel(annotation: Any) -> type[BaseModel] | None:
+    """The section type of a ``list[Section]`` field (maybe ``| None``), else None."""
+    for candidate in (annotation, *get_args(annotation)):
+        if get_origin(candidate) is list:
+            (item,) = get_args(candidate)
+            if isinstance(item, type) and issubclass(item, BaseModel):
+                return item
+    return None
 
 
 def _absolute(value: str, base: Path) -> Path:

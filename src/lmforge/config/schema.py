@@ -186,9 +186,11 @@ class SeriesColumns(Section):
 class DataConfig(Section):
     """Where the examples come from and how to read them."""
 
-    train: Path = Field(
+    train: Path | None = Field(
+        default=None,
         description="Training data file (.jsonl, .json, .csv, .parquet), or for the image "
-        "formats a folder of images. A relative path is relative to the config file."
+        "formats a folder of images. A relative path is relative to the config file. "
+        "Unset only when train.continual lists each stage's data.",
     )
     validation: Path | None = Field(
         default=None, description="Validation data file; leave unset to split data.train instead."
@@ -271,9 +273,75 @@ class DataConfig(Section):
         return self
 
     @property
+    def train_path(self) -> Path:
+        """``train``, which only a continual sequence's config leaves unset (its stages
+        each give theirs).
+
+        Raises:
+            LmforgeError: it is unset.
+        """
+        if self.train is None:
+            raise LmforgeError("data.train: required (the training data file)")
+        return self.train
+
+    @property
     def has_validation(self) -> bool:
         """Whether this data section yields validation examples."""
         return self.validation is not None or self.val_ratio > 0
+
+
+class ContinualStage(Section):
+    """One data set of a continual sequence: trained after the stages before it."""
+
+    name: str = Field(description="What the stage is called in runs and the accuracy matrix.")
+    train: Path = Field(description="Its training data (read as data.train would be).")
+    validation: Path | None = Field(default=None, description="Its validation data.")
+    test: Path | None = Field(
+        default=None,
+        description="What `lmforge eval continual` scores every stage's model on for this "
+        "stage; null: its validation data.",
+    )
+    labels: list[str] | None = Field(
+        default=None,
+        description="Keep only the records with these labels (of every file of the stage): "
+        "how one labeled file becomes class-incremental stages. null: every record.",
+    )
+
+
+class ContinualConfig(Section):
+    """Training on a sequence of data sets, each stage starting from the last one's model."""
+
+    stages: list[ContinualStage] = Field(min_length=2, description="The data sets, in order.")
+    replay: float = Field(
+        default=0.0,
+        ge=0,
+        lt=1,
+        description="The share of each stage's training examples drawn from the replay "
+        "buffer (a stored sample of the earlier stages' data), mixed in before shuffling. "
+        "0: plain sequential fine-tuning.",
+    )
+    buffer_size: int = Field(
+        default=100, ge=0, description="Records of each stage kept in the replay buffer."
+    )
+    ewc: float = Field(
+        default=0.0,
+        ge=0,
+        description="Elastic weight consolidation's strength lambda: each stage's loss gains "
+        "lambda/2 * sum F (w - w_prev)^2, F the diagonal Fisher information of the stages "
+        "before (summed), w_prev where the stage started. 0: off.",
+    )
+    fisher_samples: int = Field(
+        default=200, gt=0, description="Training examples the Fisher information is averaged over."
+    )
+    eval_task: str | None = Field(
+        default=None,
+        description="The evaluation task of `lmforge eval continual` (lmforge.evaluate.tasks); "
+        "null: classification for task classify.",
+    )
+    metric: str = Field(
+        default="accuracy",
+        description="The eval task's metric in the accuracy matrix (higher is better).",
+    )
 
 
 class TrainConfig(Section):
@@ -309,6 +377,11 @@ class TrainConfig(Section):
     )
     max_grad_norm: float | None = Field(
         default=1.0, gt=0, description="Clip gradients to this norm; null disables clipping."
+    )
+    continual: ContinualConfig | None = Field(
+        default=None,
+        description="Train on a sequence of data sets (stages) instead of data.train: each "
+        "stage is its own run, started from the model the stage before saved.",
     )
     proximal_mu: float = Field(
         default=0.0,
@@ -581,7 +654,15 @@ class RunConfig(Section):
                 f"data.packing: only tasks {', '.join(packable)} can pack examples, "
                 f"not {task!r}; remove it"
             )
-        if self.eval.every is not None and not self.data.has_validation:
+        if self.train.continual is not None:
+            problems += self._continual_problems(self.train.continual)
+        elif self.data.train is None:
+            problems.append("data.train: required (the training data file); only "
+                            "train.continual's stages give their own")  # fmt: skip
+        stages_validate = self.train.continual is not None and all(
+            stage.validation is not None for stage in self.train.continual.stages
+        )
+        if self.eval.every is not None and not (self.data.has_validation or stages_validate):
             problems.append(
                 "eval.every: set, but there is no validation data; "
                 "set data.validation or data.val_ratio"
@@ -675,6 +756,37 @@ class RunConfig(Section):
         if problems:
             raise ValueError("\n".join(problems))
         return self
+
+    def _continual_problems(self, continual: ContinualConfig) -> list[str]:
+        """What a continual sequence cannot do or lacks."""
+        task = self.task.name
+        refused = {
+            "data.train": self.data.train is not None and "each stage gives its training "
+            "data in train.continual.stages[i].train",
+            "data.validation": self.data.validation is not None and "each stage gives its "
+            "own in train.continual.stages[i].validation",
+            "data.format": self.data.format in {"tabular", "timeseries"} and "tables and "
+            "sensor series are not built for continual sequences",
+            "train.proximal_mu": self.train.proximal_mu > 0 and continual.ewc > 0 and "ewc "
+            "already pulls each stage toward where it started, by weight",
+            "privacy": self.privacy is not None and "the privacy budget would have to be "
+            "accounted across stages, which is not built",
+        }  # fmt: skip
+        problems = [f"{key}: not with train.continual ({why}); remove it"
+                    for key, why in refused.items() if why]  # fmt: skip
+        if continual.eval_task is None and task != "classify":
+            problems.append(f"train.continual.eval_task: set the evaluation task that scores "
+                            f"each stage (for task {task!r}: qa, perplexity, code...)")  # fmt: skip
+        if type(self.task).class_labels and self.data.labels is None:
+            problems.append("data.labels: list the labels of every stage, so each stage's "
+                            "model has the same classes in the same order")  # fmt: skip
+        names = [stage.name for stage in continual.stages]
+        if len(set(names)) != len(names):
+            problems.append(f"train.continual.stages: names must differ, got {names}")
+        if not type(self.task).class_labels and any(s.labels for s in continual.stages):
+            problems.append(f"train.continual.stages[].labels: task {task!r} has no class "
+                            "labels to keep records by; remove it")  # fmt: skip
+        return problems
 
     def _grpo_problems(self, task: GrpoSettings) -> list[str]:
         """What a grpo run cannot do: its KL reference is the LoRA adapter switched off,

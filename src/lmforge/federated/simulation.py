@@ -349,7 +349,7 @@ def _site_files(config: FederatedConfig, run: RunConfig, folder: Path) -> list[P
             if not Path(path).is_file():
                 raise LmforgeError(f"sites.files: {path} does not exist")
         return [Path(p) for p in config.sites.files]
-    source = data_file(run.data.train)
+    source = data_file(run.data.train_path)
     if source.suffix != ".jsonl":
         raise LmforgeError(f"sites.count: splits a JSON Lines file, and run.data.train is "
                            f"{source.name}; give one file per site in sites.files")  # fmt: skip

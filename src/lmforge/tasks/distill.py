@@ -267,5 +267,5 @@ def _is_text(config: Any) -> bool:
 
     if config.data.format != "auto":
         return bool(config.data.format == "text")
-    records, _ = read_records(config.data.train, source_name="data.train")
+    records, _ = read_records(config.data.train_path, source_name="data.train")
     return "text" in records[0] and "messages" not in records[0]

@@ -45,7 +45,7 @@ def build_data(
         return _tabular_data(task, tokenizer, data)
     if data.series is not None:
         return _series_data(task, tokenizer, data)
-    train_path, validation_path, labels = data_file(data.train), data.validation, data.labels
+    train_path, validation_path, labels = data_file(data.train_path), data.validation, data.labels
     validation_path = data_file(validation_path) if validation_path is not None else None
     single = data.format == "auto" and len(task.formats) == 1
     read: dict[str, Any] = dict(
@@ -117,7 +117,7 @@ def _tabular_data(task: Task, processor: Any, data: DataConfig) -> TrainingData:
     """A table's rows as examples: split (by time when ``data.split`` says so), the
     processor fitted on the training rows alone (unless it came fitted with model.ref)."""
     assert data.columns is not None
-    table = read_table(data_file(data.train), data.columns, source_name="data.train")
+    table = read_table(data_file(data.train_path), data.columns, source_name="data.train")
     if data.validation is not None:
         validation = read_table(data_file(data.validation), data.columns,
                                 source_name="data.validation")  # fmt: skip
@@ -149,7 +149,7 @@ def _series_data(task: Task, processor: Any, data: DataConfig) -> TrainingData:
     training rows alone (unless it came fitted with model.ref)."""
     columns = data.series
     assert columns is not None
-    train = read_series(data_file(data.train), columns, source_name="data.train")
+    train = read_series(data_file(data.train_path), columns, source_name="data.train")
     validation = None
     if data.validation is not None:
         validation = read_series(data_file(data.validation), columns, split="test",

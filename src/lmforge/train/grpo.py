@@ -47,6 +47,7 @@ from lmforge.tasks.sft import require_chat_template
 from lmforge.train.rewards import Reward, checked
 
 GENERATION_BATCH = 32  # completions decoded together at most
+CHUNK = 8  # completions per forward pass of the loss, in length order
 
 
 @dataclass
@@ -259,15 +260,47 @@ class GrpoTask(CausalLmTask):
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The summed GRPO loss over the batch's completions, and sums over them of the
         rewards, their spread within groups, the KL to the reference, the clipped share,
-        the completion length and the truncated share."""
+        the completion length and the truncated share.
+
+        Completions differ widely in length (one stops after 30 tokens, its neighbour runs
+        to max_new_tokens), so the forward passes take them in length order, ``CHUNK`` at
+        a time, each chunk padded only to its own longest.
+        """
+        lengths = batch["attention_mask"].sum(dim=1)
+        order = torch.argsort(lengths)
+        loss, kl, clipped = torch.zeros((), device=lengths.device), 0.0, 0.0
+        for start in range(0, len(order), CHUNK):
+            rows = order[start : start + CHUNK]
+            width = int(lengths[rows].max())
+            part = {key: batch[key][rows, :width]
+                    for key in ("input_ids", "attention_mask", "labels")}  # fmt: skip
+            part_loss, part_kl, part_clipped = self._policy_loss(
+                model, part, batch["advantages"][rows]
+            )
+            loss, kl, clipped = loss + part_loss, kl + part_kl, clipped + part_clipped
+        sums = {key: batch[key].double().sum() for key in batch if key.startswith("reward")}
+        sums |= {
+            "reward_spread": batch["group_spread"].double().sum(),
+            "kl": torch.tensor(kl, dtype=torch.float64),
+            "clipped": torch.tensor(clipped, dtype=torch.float64),
+            "completion_length": batch["completion_length"].double().sum(),
+            "truncated": batch["truncated"].double().sum(),
+        }
+        return loss, sums
+
+    def _policy_loss(
+        self, model: Any, batch: Batch, advantages: torch.Tensor
+    ) -> tuple[torch.Tensor, float, float]:
+        """The summed loss of some completions (rows of ``batch``), and the sums over them
+        of their mean KL and of their share of tokens whose ratio is clipped."""
         options = self.options
         logps, keep = label_logps(model, batch)  # (N,), (R, T-1)
         rows = keep.nonzero()[:, 0]  # (N,): each completion token's row
         counts = keep.sum(dim=1).clamp(min=1).to(logps.dtype)  # (R,)
-        advantages = batch["advantages"].to(logps.dtype)[rows]  # (N,)
+        token_advantages = advantages.to(logps.dtype)[rows]  # (N,)
         ratio = torch.exp(logps - logps.detach())  # pi / pi_old: 1, with pi's gradient
         clipped = ratio.clamp(1 - options.epsilon, 1 + options.epsilon)
-        per_token = -torch.minimum(ratio * advantages, clipped * advantages)
+        per_token = -torch.minimum(ratio * token_advantages, clipped * token_advantages)
         kl = torch.zeros_like(logps)
         if options.beta > 0:
             with torch.no_grad(), adapter_off(model):
@@ -281,17 +314,9 @@ class GrpoTask(CausalLmTask):
             """Each completion's mean over its tokens: (R,)."""
             return torch.zeros_like(counts).index_add(0, rows, values) / counts
 
-        loss = per_row(per_token).sum()
         outside = ((ratio < 1 - options.epsilon) | (ratio > 1 + options.epsilon)).to(logps.dtype)
-        sums = {key: batch[key].double().sum() for key in batch if key.startswith("reward")}
-        sums |= {
-            "reward_spread": batch["group_spread"].double().sum(),
-            "kl": per_row(kl.detach()).double().sum(),
-            "clipped": per_row(outside).double().sum(),
-            "completion_length": batch["completion_length"].double().sum(),
-            "truncated": batch["truncated"].double().sum(),
-        }
-        return loss, sums
+        return (per_row(per_token).sum(), float(per_row(kl.detach()).sum()),
+                float(per_row(outside.detach()).sum()))  # fmt: skip
 
     def loss(self, model: Any, batch: Batch) -> torch.Tensor:
         return self.loss_and_metrics(model, batch)[0]

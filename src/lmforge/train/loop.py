@@ -147,6 +147,8 @@ def train(
     track: bool = True,
     progress: ProgressFn | None = None,
     on_start: Callable[[str, Path], None] | None = None,
+    tags: dict[str, str] | None = None,
+    importance: dict[str, torch.Tensor] | None = None,
 ) -> TrainResult:
     """Train as ``config`` says; returns where the model went and what was measured.
 
@@ -156,13 +158,19 @@ def train(
         track: log to the tracking store (MLflow); off, nothing is tracked.
         progress: called after each step with (step, total_steps, "loss L, N tok/s").
         on_start: called once with (run_id, run_dir) before the first step.
+        tags: more tags of the new run (a continual stage's sequence).
+        importance: each trained weight's importance (by parameter name): the gradients
+            gain ``importance * (w - w_start)``, EWC's penalty (``lmforge.train.continual``).
 
     Raises:
         LmforgeError: bad config, data or model; NaN loss; ``TrainingInterrupted`` on Ctrl-C.
     """
+    if config.train.continual is not None:
+        raise LmforgeError("train.continual: a sequence of stages; train it with lmforge "
+                           "train (lmforge.train.continual.train_sequence)")  # fmt: skip
     dist = distributed.setup()
     try:
-        return _train(config, dist, resume, track, progress, on_start)
+        return _train(config, dist, resume, track, progress, on_start, tags or {}, importance)
     finally:
         distributed.teardown()
 
@@ -174,6 +182,8 @@ def _train(
     track: bool,
     progress: ProgressFn | None,
     on_start: Callable[[str, Path], None] | None,
+    tags: dict[str, str],
+    importance: dict[str, torch.Tensor] | None,
 ) -> TrainResult:
     # Find what to resume before loading anything: nothing to resume fails in a second.
     run_dir, checkpoint = _find_resume(resume, config) if resume else (None, None)
@@ -209,6 +219,8 @@ def _train(
     if config.privacy is not None:
         model = prepare_model(model)
     proximal = ProximalTerm(model, config.train.proximal_mu) if config.train.proximal_mu else None
+    if importance is not None:  # EWC: each weight pulled by its own importance
+        proximal = ProximalTerm(model, 1.0, importance)
     trainable, total = count_parameters(model)
     training = TrainingModule(task, model)
     module = distributed.wrap(training, config.train.strategy, dist)
@@ -229,7 +241,7 @@ def _train(
     state = TrainerState()
     if checkpoint is not None:
         state = distributed.load_checkpoint(checkpoint, model, optimizer, scheduler, dist, average)
-    tracker = _start_tracker(config, dist, track, state.run_id)
+    tracker = _start_tracker(config, dist, track, state.run_id, tags)
     new_run = tracker.run_id is None or tracker.run_id != state.run_id
     run_id = distributed.broadcast(tracker.run_id or state.run_id or uuid.uuid4().hex, dist)
     state.run_id = run_id
@@ -459,7 +471,11 @@ def _scheduler(config: RunConfig, optimizer: torch.optim.Optimizer, total_steps:
 
 
 def _start_tracker(
-    config: RunConfig, dist: distributed.Dist, track: bool, run_id: str | None
+    config: RunConfig,
+    dist: distributed.Dist,
+    track: bool,
+    run_id: str | None,
+    tags: dict[str, str] | None = None,
 ) -> Tracker:
     if not dist.is_main or not track:
         return NullTracker()
@@ -468,7 +484,7 @@ def _start_tracker(
             return resume_run(run_id)
         except LmforgeError:  # the run was started untracked, or in another store
             pass
-    return start_run(config.output.experiment, tags={"lmforge.command": "train"})
+    return start_run(config.output.experiment, tags={"lmforge.command": "train", **(tags or {})})
 
 
 def _find_resume(resume: Path | bool, config: RunConfig) -> tuple[Path, Path | None]:

@@ -69,15 +69,23 @@ def load_start_weights(model: Any, ref: str, weights_subfolder: str = "") -> Non
 
 
 class ProximalTerm:
-    """FedProx's pull toward the starting weights, added to the gradients of a step."""
+    """A pull toward the starting weights, added to the gradients of a step: FedProx's
+    (one strength ``mu`` for every weight) or EWC's (``mu`` times each weight's own
+    importance, the Fisher information of the data trained before)."""
 
-    def __init__(self, model: torch.nn.Module, mu: float) -> None:
+    def __init__(
+        self, model: torch.nn.Module, mu: float, importance: dict[str, torch.Tensor] | None = None
+    ) -> None:
         self.mu = mu
-        self.anchors = [(p, p.detach().clone()) for p in model.parameters() if p.requires_grad]
+        self.anchors = [(p, p.detach().clone(), None if importance is None else importance[name])
+                        for name, p in model.named_parameters() if p.requires_grad]  # fmt: skip
 
     def add_to_gradients(self) -> None:
-        """``grad += mu * (w - w_start)`` for every trained weight."""
+        """``grad += mu * (w - w_start)`` (times the weight's importance) for every trained
+        weight."""
         with torch.no_grad():
-            for weight, anchor in self.anchors:
+            for weight, anchor, importance in self.anchors:
                 pull = (weight - anchor) * self.mu
+                if importance is not None:
+                    pull.mul_(importance.to(pull.device))
                 weight.grad = pull if weight.grad is None else weight.grad.add_(pull)
