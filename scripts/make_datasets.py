@@ -5685,8 +5685,9 @@ on text people actually write; neither half is ever used for training or tuning,
 
 ## code_problems/ (natural language to Python)
 
-Function-writing tasks with unit tests, for scoring generated code by pass@1 (`lmforge
-eval --task code`). Written by `scripts/make_code_problems.py`; see
+Function-writing tasks with unit tests: `test` (33) for scoring generated code by pass@1
+(`lmforge eval --task code`), `train` (62, no function shared with test) for RL with the
+tests as reward (task `grpo`). Written by `scripts/make_code_problems.py`; see
 `code_problems/README.md`.
 """
 

@@ -222,7 +222,8 @@ def test_missing_required_keys_are_all_listed() -> None:
 
 @pytest.mark.parametrize(
     ("setting", "takers"),
-    [("teacher", "a setting of task 'distill'"), ("temperature", "a setting of task 'grpo' and 'distill'"),
+    [("teacher", "a setting of task 'distill'"),
+     ("temperature", "a setting of task 'grpo' and 'distill'"),
      ("mlm_probability", "a setting of task 'mlm'")],
 )  # fmt: skip
 def test_a_setting_of_another_task_is_refused_with_the_settings_this_task_takes(
@@ -481,3 +482,13 @@ def test_the_docs_task_table_is_the_registrys() -> None:
     start = docs.index("<!-- tasks table: generated from the registry")
     table = docs[docs.index("\n", start) + 1 : docs.index("<!-- end tasks table -->")].strip()
     assert table == markdown_table(), "regenerate it: see lmforge.config.tasks.markdown_table"
+
+
+def test_every_record_format_is_a_data_format_setting() -> None:
+    from typing import get_args
+
+    from lmforge.config.schema import DataConfig
+    from lmforge.data.records import FORMATS
+
+    settings = set(get_args(DataConfig.model_fields["format"].annotation))
+    assert settings == {"auto", "tabular", "timeseries", *FORMATS}

@@ -58,9 +58,11 @@ def test_example_config_is_valid(path: Path) -> None:
     config = load_settings(path, KINDS[path.parent.name])
 
     if isinstance(config, RunConfig):
-        assert config.data.train.is_absolute() or str(config.data.train).startswith(
-            ("bundled:", "dataset:")
-        )
+        stages = config.train.continual.stages if config.train.continual else []
+        files = [stage.train for stage in stages] or [config.data.train_path]
+        for file in files:
+            assert file.is_absolute() or str(file).startswith(("bundled:", "dataset:"))
+            assert file.exists() or not file.is_absolute(), file
     if isinstance(config, FederatedConfig):  # the run config each site trains with
         assert isinstance(load_settings(config.run, RunConfig), RunConfig)
         assert config.eval is None or config.eval.data.is_file()

@@ -110,13 +110,19 @@ def _summary(config: RunConfig) -> list[tuple[str, str]]:
     where = str(output.dir) if output.dir else "$LMFORGE_HOME/runs/<run-id>"
     register = f", registered as {output.register_as}" if output.register_as else ""
     tabular = data.columns is not None
+    sources = f"{data.train} (format {data.format}; {validation})"
+    if train.continual is not None:
+        stages = train.continual.stages
+        sources = (f"{len(stages)} stages: {', '.join(s.name for s in stages)} (format "
+                   f"{data.format}; replay {train.continual.replay:g}, ewc "
+                   f"{train.continual.ewc:g})")  # fmt: skip
     return [
         (
             "model",
             f"{model.ref} (dtype {model.dtype})" if model.ref else "built from the task settings",
         ),
         ("task", task.name if tabular else f"{task.name}, max_length {task.max_length}"),
-        ("data", f"{data.train} (format {data.format}; {validation})"),
+        ("data", sources),
         (
             "train",
             f"{length}, {batch}, lr {train.lr:g} ({train.scheduler}), precision {train.precision}",
