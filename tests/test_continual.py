@@ -179,17 +179,22 @@ def test_replay_forgets_less_than_plain_sequential_fine_tuning(sequences: dict) 
     assert replay.average_accuracy > plain.average_accuracy
 
 
-def test_ewc_saves_the_fisher_information_and_the_cli_prints_the_matrix(
+def test_ewc_through_the_cli_saves_the_fisher_information_and_scores_the_matrix(
     home: Path, tiny_causal_lm: Path, tmp_path: Path
 ) -> None:
     settings = _sequence(tmp_path, tiny_causal_lm, ewc=100.0, fisher_samples=8)
     settings["train"]["continual"]["stages"] = settings["train"]["continual"]["stages"][:2]
     settings["train"]["epochs"] = 2
-    result = train_sequence(load_config_dict(settings), track=False)
-    assert (result.stages[0].model_dir / "fisher.safetensors").is_file()
-    assert not (result.stages[1].model_dir / "fisher.safetensors").exists()  # nothing after
-    out = CliRunner().invoke(app, ["eval", "continual", str(result.sequence_dir), "--json",
-                                   "--no-track"])  # fmt: skip
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(settings))
+    out = CliRunner().invoke(app, ["train", str(tmp_path / "run.yaml"), "--no-track"])
+    assert out.exit_code == 0, out.output
+    folder = Path(out.output.split("lmforge eval continual ")[-1].split()[0])
+    assert folder == tmp_path / "sequence"
+    stages = json.loads((folder / "sequence.json").read_text())["stages"]
+    first, second = (Path(stage["model_dir"]) for stage in stages)
+    assert (first / "fisher.safetensors").is_file()
+    assert not (second / "fisher.safetensors").exists()  # no stage after it to pull
+    out = CliRunner().invoke(app, ["eval", "continual", str(folder), "--json", "--no-track"])
     assert out.exit_code == 0, out.output
     shown = json.loads(out.output[out.output.index("{") :])
     assert shown["stages"] == ["first", "second"]

@@ -50,6 +50,10 @@ def train(
         raise LmforgeError(
             f"unexpected argument {run_dir}: to continue that run, pass --resume {run_dir}"
         )
+    if (nproc > 1 or nnodes > 1) and config.train.continual is not None:
+        raise LmforgeError("--nproc: a continual sequence trains in one process (each stage "
+                           "would need the processes to agree on the replay draw); run it "
+                           "without --nproc/--nnodes")  # fmt: skip
     if nproc > 1 or nnodes > 1:
         from lmforge.train.distributed import launch
 
