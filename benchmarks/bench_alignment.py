@@ -23,11 +23,11 @@ against the SFT model it starts from, and its step throughput against TRL's DPOT
    (about 30 minutes here); greedy pass@1 on the 33 held-out test problems before and after
    (Wilson 95%), and the mean training reward of each step (the curve).
 
-4. continual: all-MiniLM-L6-v2 learns the guard categories in three stages
+4. continual: SmolLM2-135M-Instruct with a class head learns the guard categories in three stages
    (``examples/train/continual_guard.yaml``: violence and hate with safe, then self-harm,
-   harassment and sexual, then illicit and prompt injection), as plain sequential fine-tuning,
-   with replay (30% of each later stage's data from a 100-record-per-stage buffer) and with
-   EWC; each stage's model scored on each stage's hand-written challenge prompts (the
+   harassment and sexual, then illicit and prompt injection), as plain sequential fine-tuning
+   and with replay (30% of each later stage's data from a 100-record-per-stage buffer);
+   each stage's model scored on each stage's hand-written challenge prompts (the
    accuracy matrix), its average forgetting, backward transfer and final average accuracy
    (target: replay cuts average forgetting by >= 50% against plain).
 
@@ -252,19 +252,13 @@ def bench_grpo(work: Path) -> None:
     })  # fmt: skip
 
 
-EWC_STRENGTH = 5000.0  # lambda of the EWC row (not tuned)
-
-
 def bench_continual(work: Path) -> None:
     """The guard categories in three stages: plain, replay and EWC, each scored."""
     from lmforge.config import load_config
     from lmforge.evaluate.continual import score_sequence
     from lmforge.train.continual import train_sequence
 
-    variants = (("plain sequential", ["train.continual.replay=0"]),
-                ("replay 0.3", []),
-                (f"EWC (lambda {EWC_STRENGTH:g})",
-                 ["train.continual.replay=0", f"train.continual.ewc={EWC_STRENGTH}"]))  # fmt: skip
+    variants = (("plain sequential", ["train.continual.replay=0"]), ("replay 0.3", []))
     plain_forgetting = None
     for index, (name, overrides) in enumerate(variants):
         config = load_config(EXAMPLES / "continual_guard.yaml",
@@ -278,7 +272,7 @@ def bench_continual(work: Path) -> None:
             plain_forgetting = scores.average_forgetting
         cut = 1 - scores.average_forgetting / plain_forgetting if plain_forgetting else 0.0
         append_result("alignment: continual fine-tuning, guard categories in 3 stages "
-                      "(all-MiniLM-L6-v2, accuracy on each stage's challenge prompts)", {
+                      "(SmolLM2-135M, accuracy on each stage's challenge prompts)", {
             "method": name,
             "final average accuracy": f"{scores.average_accuracy:.3f}",
             "average forgetting": f"{scores.average_forgetting:.3f}",
