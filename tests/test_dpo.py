@@ -21,6 +21,7 @@ from lmforge.tasks.base import IGNORE_INDEX, EncodeOptions
 from lmforge.tasks.dpo import DpoTask
 from lmforge.train.loop import train
 from tests.datafiles import write_jsonl
+from tests.models import random_lora
 
 # Support questions with a polite right answer and a wrong or rude one.
 PAIRS = [
@@ -53,18 +54,6 @@ def _task(beta: float = 0.1, loss: str = "sigmoid") -> DpoTask:
     assert isinstance(task, DpoTask)
     task.beta, task.loss_type = beta, loss
     return task
-
-
-def _lora(path: Path) -> Any:
-    """The tiny model with a LoRA adapter whose weights are random (not zero), so the policy
-    and its reference (the adapter off) differ from the first step."""
-    from peft import LoraConfig, get_peft_model
-
-    torch.manual_seed(0)
-    base = AutoModelForCausalLM.from_pretrained(path)
-    config = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, init_lora_weights=False,
-                        target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")  # fmt: skip
-    return get_peft_model(base, config).eval()
 
 
 def test_preference_rows_read_from_every_layout(tmp_path: Path) -> None:
@@ -133,7 +122,7 @@ def test_the_loss_is_the_papers_formula_example_by_example(
     tiny_causal_lm: Path, tmp_path: Path, loss: str, nll_weight: float
 ) -> None:
     tokenizer = AutoTokenizer.from_pretrained(tiny_causal_lm)
-    policy = _lora(tiny_causal_lm)
+    policy = random_lora(tiny_causal_lm)
     reference = AutoModelForCausalLM.from_pretrained(tiny_causal_lm).eval()  # a second copy
     task = _task(beta=0.2, loss=loss)
     task.nll_weight = nll_weight
@@ -169,7 +158,7 @@ def test_the_loss_equals_trls_dpo_trainer(tiny_causal_lm: Path, tmp_path: Path, 
     from trl import DPOConfig, DPOTrainer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_causal_lm)
-    model = _lora(tiny_causal_lm)
+    model = random_lora(tiny_causal_lm)
     rows = _rows("trl")
     args = DPOConfig(output_dir=str(tmp_path / "trl"), beta=0.2, loss_type=[loss],
                      per_device_train_batch_size=len(rows), report_to="none", use_cpu=True,
@@ -199,7 +188,7 @@ def test_a_precomputed_reference_is_the_starting_model(
     tiny_causal_lm: Path, tmp_path: Path
 ) -> None:
     tokenizer = AutoTokenizer.from_pretrained(tiny_causal_lm)
-    model = _lora(tiny_causal_lm)
+    model = random_lora(tiny_causal_lm)
     task = _task()
     task.precompute = True
     records, _ = read_records(write_jsonl(tmp_path / "pairs.jsonl", _rows()))

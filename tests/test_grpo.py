@@ -24,6 +24,7 @@ from lmforge.train import grpo, rewards
 from lmforge.train.grpo import GrpoTask
 from lmforge.train.loop import train
 from tests.datafiles import write_jsonl
+from tests.models import random_lora
 
 QUESTIONS = ["How long is the return window?", "Do plugs need Wi-Fi?",
              "How do I reset the camera?", "Can I cancel an order?"]  # fmt: skip
@@ -69,17 +70,6 @@ def _task(config: RunConfig, tokenizer: Any, records: list[dict]) -> GrpoTask:
 def _prompts(tmp_path: Path) -> Path:
     rows = [{"prompt": q, "topic": f"t{i}"} for i, q in enumerate(QUESTIONS)]
     return write_jsonl(tmp_path / "prompts.jsonl", rows)
-
-
-def _lora(path: Path) -> Any:
-    """The tiny model with a random (non-zero) LoRA adapter: policy and reference differ."""
-    from peft import LoraConfig, get_peft_model
-
-    torch.manual_seed(0)
-    base = AutoModelForCausalLM.from_pretrained(path)
-    config = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, init_lora_weights=False,
-                        target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")  # fmt: skip
-    return get_peft_model(base, config).eval()
 
 
 # --- data and rewards ------------------------------------------------------------------
@@ -224,7 +214,7 @@ def test_the_loss_is_the_formula_completion_by_completion(
 ) -> None:
     monkeypatch.setattr(grpo, "CHUNK", 3)  # forward passes of 3, 3 and 2 in length order
     tokenizer = AutoTokenizer.from_pretrained(tiny_causal_lm)
-    policy = _lora(tiny_causal_lm)
+    policy = random_lora(tiny_causal_lm)
     reference = AutoModelForCausalLM.from_pretrained(tiny_causal_lm).eval()  # a second copy
     records, _ = read_records(_prompts(tmp_path))
     config = _config(tiny_causal_lm, tmp_path / "d", tmp_path / "o", method="lora", beta=0.3)
@@ -260,7 +250,7 @@ def test_the_loss_and_its_gradient_equal_trls_grpo_trainer(
     from trl import GRPOConfig, GRPOTrainer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_causal_lm)
-    model = _lora(tiny_causal_lm)
+    model = random_lora(tiny_causal_lm)
     records, _ = read_records(_prompts(tmp_path))
     config = _config(tiny_causal_lm, tmp_path / "d", tmp_path / "o", method="lora", beta=0.2)
     task = _task(config, tokenizer, records)
