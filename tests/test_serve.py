@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from tests.servers import lmforge_server, request
 
 NAME = "tiny"
 CONTEXT = 96
+HELLO, OPEN_BRACE, CLOSE_BRACE = 28120, 107, 109  # "hello", "{", "}" in SmolLM2's vocabulary
 
 
 @pytest.fixture(scope="module")
@@ -220,3 +222,103 @@ def test_metrics_report_latencies_queue_and_tokens(server: str, client: openai.O
     assert metrics["lmforge_num_requests_waiting"] == 0
     assert metrics["lmforge_generation_tokens_total"] >= 6
     assert metrics["lmforge_prompt_tokens_total"] > 0
+
+
+# --- structured outputs (constrained decoding, serve/grammar.py) ------------------------
+
+ORDER_SCHEMA = {
+    "type": "object",
+    "properties": {"order": {"type": "string", "pattern": "^BN-[0-9]{4}$"},
+                   "action": {"enum": ["refund", "replace"]},
+                   "items": {"type": "integer", "minimum": 1, "maximum": 5}},
+    "required": ["order", "action", "items"], "additionalProperties": False,
+}  # fmt: skip
+
+
+def test_json_schema_answers_validate_streamed_or_not(client: openai.OpenAI) -> None:
+    import jsonschema
+
+    response_format = {
+        "type": "json_schema",
+        "json_schema": {"name": "order", "schema": ORDER_SCHEMA, "strict": True},
+    }
+    answers = ask(client, "Which order?", max_tokens=40, n=4,
+                  response_format=response_format).choices  # fmt: skip
+    for choice in answers:
+        assert choice.finish_reason == "stop"
+        jsonschema.validate(json.loads(choice.message.content), ORDER_SCHEMA)
+    stream = ask(client, "Which order?", max_tokens=40, seed=3, stream=True,
+                 response_format=response_format)  # fmt: skip
+    streamed = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    jsonschema.validate(json.loads(streamed), ORDER_SCHEMA)
+    whole = ask(client, "Which order?", max_tokens=40, seed=3, response_format=response_format)
+    assert whole.choices[0].message.content == streamed
+
+
+def test_json_object_regex_choice_and_logit_bias(client: openai.OpenAI) -> None:
+    # '{' then '}' made likely, so that the random model's object closes within max_tokens
+    json_mode = ask(client, max_tokens=60, temperature=0, response_format={"type": "json_object"},
+                    logit_bias={str(OPEN_BRACE): 30, str(CLOSE_BRACE): 20})  # fmt: skip
+    assert isinstance(json.loads(json_mode.choices[0].message.content), dict)
+    picked = ask(client, extra_body={"structured_outputs": {"choice": ["yes", "no"]}})
+    assert picked.choices[0].message.content in {"yes", "no"}
+    completion = client.completions.create(
+        model=NAME, prompt="Order number:", max_tokens=10, temperature=1.0,
+        extra_body={"structured_outputs": {"regex": "BN-[0-9]{4}"}},
+    )  # fmt: skip
+    assert re.fullmatch(r"BN-[0-9]{4}", completion.choices[0].text)
+    forced = ask(client, max_tokens=3, logit_bias={str(HELLO): 100})
+    assert forced.choices[0].message.content == "hello" * 3
+    banned = ask(client, max_tokens=3, temperature=0, logit_bias={str(HELLO): -100})
+    assert "hello" not in banned.choices[0].message.content
+
+
+def test_structured_output_mistakes_are_400s_that_name_them(client: openai.OpenAI) -> None:
+    unsupported = {"type": "json_schema", "json_schema": {"name": "x", "schema": {
+        "type": "string", "format": "weird-format"}}}  # fmt: skip
+    with pytest.raises(openai.BadRequestError) as error:
+        ask(client, response_format=unsupported)
+    assert error.value.param == "response_format" and "weird-format" in str(error.value)
+    with pytest.raises(openai.BadRequestError) as error:
+        ask(client, response_format={"type": "json_schema"})
+    assert error.value.param == "response_format.json_schema"
+    with pytest.raises(openai.BadRequestError) as error:
+        ask(client, extra_body={"structured_outputs": {"regex": "a", "choice": ["b"]}})
+    assert "exactly one of json, regex, choice, grammar" in str(error.value)
+    with pytest.raises(openai.BadRequestError) as error:
+        ask(client, logit_bias={"999999": 1})
+    assert error.value.param == "logit_bias" and "999999" in str(error.value)
+    with pytest.raises(openai.BadRequestError) as error:
+        ask(client, logit_bias={"5": 101})
+    assert error.value.param and error.value.param.startswith("logit_bias")
+
+
+def test_every_completion_carries_the_system_fingerprint(client: openai.OpenAI) -> None:
+    chat = ask(client)
+    assert re.fullmatch(r"fp_[0-9a-f]{10}", chat.system_fingerprint)
+    chunks = list(ask(client, stream=True))
+    assert {c.system_fingerprint for c in chunks} == {chat.system_fingerprint}
+    text = client.completions.create(model=NAME, prompt="Hi", max_tokens=2)
+    assert text.system_fingerprint == chat.system_fingerprint
+
+
+def test_the_pre_1_0_openai_library_engine_route(server: str) -> None:
+    """Exactly what openai 0.28's ``openai.Completion.create(engine=NAME, prompt=...,
+    max_tokens=...)`` sends (api_base http://host/v1): the engine in the path, no model."""
+    import urllib.request
+
+    body = json.dumps({"prompt": "def add(a, b):", "max_tokens": 5}).encode()
+    headers = {"Content-Type": "application/json", "Authorization": "Bearer unused",
+               "User-Agent": "OpenAI/v1 PythonBindings/0.28.1",
+               "X-OpenAI-Client-User-Agent": json.dumps(
+                   {"bindings_version": "0.28.1", "httplib": "requests", "lang": "python",
+                    "lang_version": "3.11.9", "platform": "Linux", "publisher": "openai",
+                    "uname": "Linux"})}  # fmt: skip
+    sent = urllib.request.Request(f"{server}/v1/engines/{NAME}/completions", data=body,
+                                  headers=headers, method="POST")  # fmt: skip
+    with urllib.request.urlopen(sent, timeout=60) as response:
+        answer = json.loads(response.read())
+    assert answer["object"] == "text_completion" and answer["model"] == NAME
+    assert answer["usage"]["completion_tokens"] == 5 and answer["choices"][0]["text"]
+    status, text = request(f"{server}/v1/engines/gpt-9/completions", {"prompt": "x"})
+    assert status == 404 and json.loads(text)["error"]["code"] == "model_not_found"

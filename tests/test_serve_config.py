@@ -138,3 +138,21 @@ def test_the_docs_backends_table_is_the_registry() -> None:
     start = docs.index("<!-- backends table: generated from the registry")
     table = docs[docs.index("\n", start) + 1 : docs.index("<!-- end backends table -->")]
     assert table == markdown_table(), "regenerate it: lmforge.serve.backends.markdown_table"
+
+
+def test_the_system_fingerprint_follows_weights_backend_and_quantisation(tmp_path: Path) -> None:
+    import os
+    from types import SimpleNamespace
+
+    from lmforge.serve.server import system_fingerprint
+
+    (tmp_path / "model").mkdir()
+    base = SimpleNamespace(path=tmp_path / "model")
+    first = system_fingerprint(base, {}, "torch", "none")
+    assert first == system_fingerprint(base, {}, "torch", "none")
+    assert first != system_fingerprint(base, {}, "llamacpp", "none")
+    assert first != system_fingerprint(base, {}, "torch", "int8")
+    adapter = SimpleNamespace(path=tmp_path / "model")
+    assert first != system_fingerprint(base, {"support": adapter}, "torch", "none")
+    os.utime(base.path, ns=(1, 1))  # the weights were written again
+    assert first != system_fingerprint(base, {}, "torch", "none")

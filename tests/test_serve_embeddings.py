@@ -26,6 +26,19 @@ def test_an_encoder_server_embeds_like_the_library(tiny_encoder: Path) -> None:
         ).http_response.json()
         decoded = np.frombuffer(base64.b64decode(raw["data"][0]["embedding"]), dtype="<f4")
         np.testing.assert_allclose(decoded, expected[0], atol=1e-5)
+        library = SentenceEmbedder(str(tiny_encoder))
+        too_long = "thermostat " * library.max_length  # far more tokens than the context
+        try:
+            client.embeddings.create(model="enc", input=["short", too_long])
+        except openai.BadRequestError as error:
+            assert error.code == "context_length_exceeded" and error.param == "input"
+            assert "input[1] has" in str(error) and str(library.max_length) in str(error)
+        else:
+            raise AssertionError("an input over the context must be refused, not cut")
+        cut = client.embeddings.create(model="enc", input=too_long, extra_body={"truncate": True})
+        assert cut.usage.prompt_tokens == library.max_length  # the tokens actually embedded
+        np.testing.assert_allclose(cut.data[0].embedding, library.encode([too_long])[0],
+                                   atol=1e-5)  # fmt: skip
         try:
             client.chat.completions.create(model="enc", messages=[{"role": "user", "content": "x"}])
         except openai.NotFoundError as error:

@@ -66,6 +66,27 @@ def test_a_client_that_disconnects_stops_its_generation(server: str) -> None:
     assert metric(server, "lmforge_generation_tokens_total") - before < LONG / 2
 
 
+def test_a_client_that_gives_up_on_a_whole_answer_stops_its_generation(server: str) -> None:
+    """Not streamed: the server notices the closed connection while it generates (the
+    answer could never be delivered) and frees the slot, instead of finishing it."""
+    impatient = openai.OpenAI(base_url=server + "/v1", api_key="unused", max_retries=0,
+                              timeout=1.0)  # fmt: skip
+    before = metric(server, "lmforge_generation_tokens_total")
+    with pytest.raises(openai.APITimeoutError):
+        impatient.chat.completions.create(
+            model="tiny", messages=[{"role": "user", "content": "Tell me everything."}],
+            max_tokens=LONG, temperature=1.0, seed=3,
+        )  # fmt: skip
+    deadline = time.monotonic() + 20
+    while metric(server, "lmforge_num_requests_running") > 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert metric(server, "lmforge_num_requests_running") == 0
+    stopped_at = metric(server, "lmforge_generation_tokens_total")
+    assert stopped_at - before < LONG / 2
+    time.sleep(0.5)
+    assert metric(server, "lmforge_generation_tokens_total") == stopped_at  # nothing after
+
+
 def test_a_full_queue_answers_503_with_retry_after(server: str) -> None:
     client = openai.OpenAI(base_url=server + "/v1", api_key="unused", max_retries=0)
     running, waiting = long_stream(client), None

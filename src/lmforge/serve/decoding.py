@@ -3,8 +3,8 @@
 The engine (``serve/engine.py``) schedules sequences and runs the model; for each
 sequence's row of logits it asks the ``SequenceDecoder`` for the next token, its
 log-probability, and the text it adds. Every sequence samples with its own state (seeded
-generator, penalties, stop strings, the JSON read so far), so a request's output does not
-depend on what it was batched with under greedy decoding. ``RunningSequence`` is that
+generator, penalties, stop strings, its grammar's position), so a request's output does
+not depend on what it was batched with under greedy decoding. ``RunningSequence`` is that
 state, together with the fields the engine schedules by.
 """
 
@@ -16,10 +16,8 @@ from typing import Any
 import torch
 
 from lmforge.serve.generate import _first_stop, _held_back, sample_next
-from lmforge.serve.json_mode import JsonPrefix
+from lmforge.serve.grammar import TokenMatcher
 from lmforge.serve.requests import Request, TokenLogprob
-
-_JSON_SAMPLED_TRIES = 64  # JSON mode: candidates drawn from the distribution before a scan
 
 
 @dataclass
@@ -40,13 +38,16 @@ class RunningSequence:
     last_token_at: float = 0.0
     prefix_offset: int = 0  # incremental detokenization: see SequenceDecoder._append_text
     read_offset: int = 0
-    json: JsonPrefix | None = None  # the JSON read so far, under response_format json_object
+    matcher: TokenMatcher | None = None  # where the output is in its grammar, if it has one
     end_token: int | None = None  # the end token that finished it, if one did
 
 
-def start_sequence(request: Request, cached_tokens: int) -> RunningSequence:
+def start_sequence(
+    request: Request, cached_tokens: int, matcher: TokenMatcher | None = None
+) -> RunningSequence:
     """A sequence for ``request`` whose slot already holds its first ``cached_tokens``
-    prompt tokens; the rest are prefilled in the engine's next step."""
+    prompt tokens (the rest are prefilled in the engine's next step), constrained by
+    ``matcher`` when the request has a grammar."""
     generator = torch.Generator()
     if request.params.seed is None:
         generator.seed()  # from the OS, leaving torch's global generator alone
@@ -57,7 +58,7 @@ def start_sequence(request: Request, cached_tokens: int) -> RunningSequence:
         generator,
         cached_tokens=cached_tokens,
         prompt_left=list(request.prompt_ids[cached_tokens:]),
-        json=JsonPrefix() if request.params.json_object else None,
+        matcher=matcher,
     )
 
 
@@ -72,28 +73,34 @@ class SequenceDecoder:
     def __init__(self, tokenizer: Any, end_ids: set[int]) -> None:
         self.tokenizer = tokenizer
         self.end_ids = end_ids
-        self._texts: list[str] | None = None
+
+    def constrain(self, sequence: RunningSequence, logits: torch.Tensor) -> None:
+        """Apply the request's ``logit_bias``, ``ignore_eos`` and grammar to ``logits`` (V,)
+        in place, so that sampling and the reported log-probabilities see the same
+        distribution."""
+        bias = sequence.request.params.logit_bias
+        if bias:
+            ids = torch.tensor([token for token, _ in bias if token < logits.numel()])
+            values = torch.tensor([value for token, value in bias if token < logits.numel()],
+                                  dtype=logits.dtype, device=logits.device)  # fmt: skip
+            logits[ids.to(logits.device)] += values
+        if sequence.request.params.ignore_eos:
+            logits[sorted(self.end_ids)] = float("-inf")
+        if sequence.matcher is not None:
+            sequence.matcher.mask(logits)
 
     def pick(self, sequence: RunningSequence, logits: torch.Tensor) -> int:
-        """The next token: sampled, and under JSON mode the likeliest one that keeps the
-        text a valid prefix of a JSON object (the end token once the object is closed)."""
-        if sequence.json is None:
-            return self._sample(sequence, logits)
-        if sequence.json.done:
+        """The next token, sampled from ``logits`` as ``constrain`` left them; with a
+        grammar, the matcher takes it (and a complete grammar ends the sequence)."""
+        matcher = sequence.matcher
+        if matcher is not None and matcher.finished:
             return min(self.end_ids)
-        texts = self._token_texts()
-        logits = logits.clone()
-        for attempt in range(_JSON_SAMPLED_TRIES + len(texts)):
-            if attempt < _JSON_SAMPLED_TRIES:
-                token = self._sample(sequence, logits)
-            else:  # rare: walk the whole vocabulary by likelihood
-                token = int(torch.argmax(logits))
-            trial = sequence.json.copy()
-            if token not in self.end_ids and texts[token] and trial.feed_text(texts[token]):
-                sequence.json = trial
-                return token
-            logits[token] = float("-inf")
-        return min(self.end_ids)  # no token continues the JSON: end (the caller sees why)
+        if not bool(torch.isfinite(logits).any()):  # logit_bias banned all the grammar allows
+            return min(self.end_ids)
+        token = self._sample(sequence, logits)
+        if matcher is not None and token not in self.end_ids:
+            matcher.accept(token)
+        return token
 
     def logprob(self, logits: torch.Tensor, token: int, top: int) -> TokenLogprob:
         """``token``'s log-probability under ``logits`` (V,), with the ``top`` likeliest."""
@@ -104,6 +111,7 @@ class SequenceDecoder:
             alternatives = tuple(
                 (self.tokenizer.decode([int(i)]), float(v))
                 for v, i in zip(values, ids, strict=True)
+                if v > float("-inf")  # a token the grammar or logit_bias ruled out
             )
         return TokenLogprob(self.tokenizer.decode([token]), float(logprobs[token]), alternatives)
 
@@ -140,15 +148,6 @@ class SequenceDecoder:
         if len(after) > len(before) and not after.endswith("\ufffd"):
             sequence.text += after[len(before) :]
             sequence.prefix_offset, sequence.read_offset = sequence.read_offset, len(tokens)
-
-    def _token_texts(self) -> list[str]:
-        """Each token's text on its own (computed once, on the first JSON request)."""
-        if self._texts is None:
-            decode = self.tokenizer.decode
-            self._texts = [
-                decode([i], skip_special_tokens=True) for i in range(len(self.tokenizer))
-            ]
-        return self._texts
 
     def _sample(self, sequence: RunningSequence, logits: torch.Tensor) -> int:
         """Sample with the sequence's generator after its presence and frequency penalties."""

@@ -33,6 +33,7 @@ import torch
 from lmforge.errors import LmforgeError
 from lmforge.serve.decoding import RunningSequence, SequenceDecoder, start_sequence
 from lmforge.serve.generate import end_token_ids
+from lmforge.serve.grammar import GrammarCompiler
 from lmforge.serve.requests import EngineStats, Event, QueueFull, Request
 from lmforge.serve.runner import SlotRunner
 
@@ -72,6 +73,8 @@ class Engine:
         self.max_len = self.runner.max_len
         self.tokenizer = tokenizer
         self.decoder = SequenceDecoder(tokenizer, end_token_ids(model, tokenizer))
+        vocab = getattr(model, "vocab_size", None) or getattr(model.config, "vocab_size", None)
+        self.grammars = GrammarCompiler(tokenizer, vocab or len(tokenizer), self.decoder.end_ids)
         self.stats = EngineStats()
         self._waiting: deque[Request] = deque()
         self._running: list[RunningSequence] = []  # running[i] lives in cache slot i
@@ -230,8 +233,10 @@ class Engine:
     def _start(self, request: Request) -> None:
         """Place ``request`` in the next free slot; its prompt is prefilled in the next step."""
         slot = len(self._running)
+        grammar = request.params.grammar
+        matcher = self.grammars.matcher(grammar) if grammar is not None else None
         reused = self._place(request.prompt_ids, request.adapter, slot)
-        self._running.append(start_sequence(request, cached_tokens=reused))
+        self._running.append(start_sequence(request, cached_tokens=reused, matcher=matcher))
         self.stats.running = len(self._running)
         self.stats.prompt_tokens += len(request.prompt_ids)
 
@@ -308,6 +313,7 @@ class Engine:
         """Sample each sequence's next token from its row of ``logits`` (B, V) and emit."""
         for sequence, row in zip(sequences, logits, strict=True):
             params = sequence.request.params
+            self.decoder.constrain(sequence, row)  # in place: logprobs see it too
             token = self.decoder.pick(sequence, row)
             if params.logprobs:
                 sequence.pending.append(self.decoder.logprob(row, token, params.top_logprobs))

@@ -23,6 +23,7 @@ ERROR_TYPES = {
     413: "invalid_request_error",
     422: "invalid_request_error",
     429: "rate_limit_error",
+    499: "client_closed_request",  # nginx's code: the client left before the answer
     500: "server_error",
     503: "service_unavailable",
 }

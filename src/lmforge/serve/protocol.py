@@ -10,7 +10,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lmforge.serve.requests import RequestParams
+from lmforge.serve.errors import ApiError
+from lmforge.serve.requests import Grammar, RequestParams
 
 
 class _Body(BaseModel):
@@ -37,8 +38,42 @@ class StreamOptions(_Body):
     include_usage: bool = False
 
 
+class JsonSchemaFormat(_Body):
+    name: str = Field(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    description: str | None = None
+    schema_: dict[str, Any] = Field(default_factory=dict, alias="schema")
+    strict: bool | None = None  # the output always matches the schema, strict or not
+
+
 class ResponseFormat(_Body):
     type: Literal["text", "json_object", "json_schema"] = "text"
+    json_schema: JsonSchemaFormat | None = None
+
+
+class StructuredOutputs(_Body):
+    """vLLM's extension (``extra_body={"structured_outputs": {...}}``): exactly one of a
+    JSON Schema, a regular expression, a choice among strings or a Lark grammar."""
+
+    json_: dict[str, Any] | None = Field(default=None, alias="json")
+    regex: str | None = Field(default=None, min_length=1)
+    choice: list[str] | None = Field(default=None, min_length=1)
+    grammar: str | None = Field(default=None, min_length=1)
+
+    def as_grammar(self) -> Grammar:
+        given = {"json": self.json_, "regex": self.regex, "choice": self.choice,
+                 "grammar": self.grammar}  # fmt: skip
+        named = [name for name, value in given.items() if value is not None]
+        if len(named) != 1:
+            raise ValueError(f"give exactly one of json, regex, choice, grammar (got "
+                             f"{', '.join(named) or 'none'})")  # fmt: skip
+        if self.json_ is not None:
+            return Grammar.json_schema(self.json_)
+        if self.regex is not None:
+            return Grammar("regex", self.regex)
+        if self.choice is not None:
+            return Grammar.choice(self.choice)
+        assert self.grammar is not None
+        return Grammar("lark", self.grammar)
 
 
 Stop = str | Annotated[list[str], Field(max_length=4)] | None
@@ -57,6 +92,10 @@ class _Sampling(_Body):
     seed: int | None = None
     presence_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
     frequency_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
+    logit_bias: dict[int, Annotated[float, Field(ge=-100.0, le=100.0)]] | None = None
+    response_format: ResponseFormat | None = None
+    structured_outputs: StructuredOutputs | None = None  # vLLM's extension
+    ignore_eos: bool = False  # vLLM's extension: generate exactly max_tokens
     user: str | None = None
 
     def stops(self) -> tuple[str, ...]:
@@ -67,9 +106,35 @@ class _Sampling(_Body):
     def include_usage(self) -> bool:
         return bool(self.stream_options and self.stream_options.include_usage)
 
-    def params(
-        self, max_tokens: int, *, logprobs: bool, top_logprobs: int, json_object: bool = False
-    ) -> RequestParams:
+    def grammar(self) -> Grammar | None:
+        """What the output must match (``response_format`` or ``structured_outputs``).
+
+        Raises:
+            ApiError: (400) both given, ``json_schema`` without its schema, or a
+                ``structured_outputs`` that gives not exactly one rule.
+        """
+        wanted = self.response_format is not None and self.response_format.type != "text"
+        if wanted and self.structured_outputs is not None:
+            raise ApiError(400, "give response_format or structured_outputs, not both",
+                           param="structured_outputs")  # fmt: skip
+        if self.structured_outputs is not None:
+            try:
+                return self.structured_outputs.as_grammar()
+            except ValueError as error:
+                raise ApiError(400, f"structured_outputs: {error}",
+                               param="structured_outputs") from error  # fmt: skip
+        if not wanted:
+            return None
+        assert self.response_format is not None
+        if self.response_format.type == "json_object":
+            return Grammar.json_schema({"type": "object"})
+        if self.response_format.json_schema is None:
+            raise ApiError(400, "response_format.json_schema: required when type is "
+                           "'json_schema' ({\"name\": ..., \"schema\": {...}})",
+                           param="response_format.json_schema")  # fmt: skip
+        return Grammar.json_schema(self.response_format.json_schema.schema_)
+
+    def params(self, max_tokens: int, *, logprobs: bool, top_logprobs: int) -> RequestParams:
         return RequestParams(
             max_tokens=max_tokens,
             temperature=self.temperature,
@@ -80,7 +145,9 @@ class _Sampling(_Body):
             frequency_penalty=self.frequency_penalty,
             logprobs=logprobs,
             top_logprobs=top_logprobs,
-            json_object=json_object,
+            grammar=self.grammar(),
+            logit_bias=tuple(sorted((self.logit_bias or {}).items())),
+            ignore_eos=self.ignore_eos,
         )
 
 
@@ -90,7 +157,6 @@ class ChatCompletionRequest(_Sampling):
     max_completion_tokens: int | None = Field(default=None, ge=1)
     logprobs: bool = False
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
-    response_format: ResponseFormat | None = None
     session_id: str | None = None  # lmforge extension: continue a stored conversation
 
     def requested_max_tokens(self) -> int | None:
@@ -110,6 +176,7 @@ class EmbeddingRequest(_Body):
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = None
     user: str | None = None
+    truncate: bool = False  # lmforge extension: cut inputs longer than the model's context
 
     def texts(self, tokenizer: Any) -> list[str]:
         """The inputs as texts (token-id inputs are decoded with the model's tokenizer)."""
@@ -223,3 +290,9 @@ class CompletionRequest(_Sampling):
         if prompt and all(isinstance(p, int) for p in prompt):
             return [list(prompt)]
         return list(prompt)
+
+
+class EngineCompletionRequest(CompletionRequest):
+    """``POST /v1/engines/{engine}/completions``: the engine in the path names the model."""
+
+    model: str = ""

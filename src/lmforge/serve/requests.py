@@ -9,14 +9,38 @@ loads torch, so the HTTP layer can import these types without the model code.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from lmforge.errors import LmforgeError
+
+GrammarKind = Literal["json_schema", "regex", "choice", "lark"]
+
+
+@dataclass(frozen=True)
+class Grammar:
+    """What a sequence's output must match: ``source`` is the JSON Schema (as JSON text),
+    the regular expression, the choices (a JSON list) or the Lark grammar."""
+
+    kind: GrammarKind
+    source: str
+
+    @classmethod
+    def json_schema(cls, schema: dict[str, Any] | bool) -> Grammar:
+        return cls("json_schema", json.dumps(schema))  # key order kept: it is the output's
+
+    @classmethod
+    def choice(cls, options: list[str]) -> Grammar:
+        return cls("choice", json.dumps(list(options)))
+
+    def describe(self) -> str:
+        return {"json_schema": "JSON Schema", "regex": "regular expression",
+                "choice": "choice", "lark": "grammar"}[self.kind]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -32,7 +56,9 @@ class RequestParams:
     frequency_penalty: float = 0.0
     logprobs: bool = False
     top_logprobs: int = 0
-    json_object: bool = False  # constrain the output to one JSON object
+    grammar: Grammar | None = None  # what the output must match (constrained decoding)
+    logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, added to its logit)
+    ignore_eos: bool = False  # never end before max_tokens (benchmarks: fixed lengths)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -112,7 +113,28 @@ def build_handler(config: ServeConfig) -> OpenAIHandler:
         max_tokens_limit=config.max_tokens_limit, embedder=embedder, embed_name=embed,
         guard=load_guard(config.guard), understanding=extras, images=images,
         image_models=image_models, scorers=scorers,
+        system_fingerprint=system_fingerprint(base, resolved, backend.name, config.quantize),
     )  # fmt: skip
+
+
+def system_fingerprint(base: Any, adapters: Mapping[str, Any], backend: str, quantize: str) -> str:
+    """OpenAI's ``system_fingerprint``: ``fp_`` and 10 hex digits that change whenever the
+    served weights (path and modification time of the model and each adapter), the backend
+    or the quantisation change, so a client can tell that the same seed may answer
+    differently."""
+    import hashlib
+    import json
+
+    from lmforge import __version__
+
+    def stamp(path: Any) -> list[Any]:
+        return [str(path), Path(path).stat().st_mtime_ns if Path(path).exists() else None]
+
+    identity = {"model": stamp(base.path),
+                "adapters": {name: stamp(a.path) for name, a in sorted(adapters.items())},
+                "backend": backend, "quantize": quantize, "lmforge": __version__}  # fmt: skip
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+    return f"fp_{digest[:10]}"
 
 
 def torch_engine(base: Any, adapters: dict[str, Any], config: ServeConfig) -> Engine:

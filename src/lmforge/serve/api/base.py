@@ -51,6 +51,8 @@ class OpenAIHandler:
             also classify images on ``/v1/classify``).
         image_models: text-to-image models by name for ``/v1/images/generations``.
         scorers: tabular and remaining-useful-life models by name for ``/v1/score/{name}``.
+        system_fingerprint: what every completion reports as ``system_fingerprint``
+            (``serve.server.system_fingerprint``: model, backend and quantisation).
     """
 
     def __init__(
@@ -68,8 +70,10 @@ class OpenAIHandler:
         images: Mapping[str, Any] | None = None,
         image_models: Mapping[str, Any] | None = None,
         scorers: Mapping[str, Any] | None = None,
+        system_fingerprint: str = "fp_lmforge",
     ) -> None:
         self.engine = engine
+        self.system_fingerprint = system_fingerprint
         self.understanding = understanding or Understanding()
         self.tokenizer: Any = engine.tokenizer if engine is not None else None
         self.embedder = embedder

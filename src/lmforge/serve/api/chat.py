@@ -37,20 +37,12 @@ class Chat(GenerationFamily):
     """Chat completions for the served model and its adapters."""
 
     async def create(
-        self, body: ChatCompletionRequest, owner: str | None = None
+        self, body: ChatCompletionRequest, owner: str | None = None, client: Request | None = None
     ) -> dict[str, Any] | AsyncIterator[str]:
         """A chat completion; with ``session_id`` the stored conversation (of ``owner``,
-        the caller's API key id) comes first and the answer is stored after it."""
+        the caller's API key id) comes first and the answer is stored after it. With the
+        ``client``'s HTTP request, a client that leaves cancels the generation."""
         adapter = self.adapter(body.model)
-        json_object = body.response_format is not None and body.response_format.type != "text"
-        if body.response_format is not None and body.response_format.type == "json_schema":
-            raise ApiError(
-                400,
-                "response_format type 'json_schema' is not supported by this server; use "
-                "'json_object' (the output is then always one valid JSON object).",
-                param="response_format",
-                code="unsupported_value",
-            )
         top = body.top_logprobs or 0
         if top and not body.logprobs:
             raise ApiError(400, "top_logprobs needs logprobs: true", param="top_logprobs")
@@ -69,8 +61,8 @@ class Chat(GenerationFamily):
         else:
             prompt = self.render(Grounding.with_passages(history, hits) if hits else history)
         max_tokens = served.max_tokens(body.requested_max_tokens(), len(prompt), "messages")
-        params = body.params(
-            max_tokens, logprobs=body.logprobs, top_logprobs=top, json_object=json_object
+        params = await self.checked(
+            body, body.params(max_tokens, logprobs=body.logprobs, top_logprobs=top)
         )
         response_id = f"chatcmpl-{uuid.uuid4().hex}"
         events = self.submit([prompt] * body.n, params, adapter)
@@ -94,7 +86,7 @@ class Chat(GenerationFamily):
                 response_id, body.model, events, body.n, body.include_usage(), remember, extra
             )
             return closing(stream, events)
-        choices = await collect(events, body.n)
+        choices = await collect(events, body.n, client)
         if grounding is not None:
             for choice in choices:  # markers pointed at the passages holding the facts
                 choice.text, repairs = grounding.verify(choice.text, hits)
@@ -111,6 +103,7 @@ class Chat(GenerationFamily):
             "object": "chat.completion",
             "created": int(time.time()),
             "model": body.model,
+            "system_fingerprint": self.served.system_fingerprint,
             "choices": [
                 {
                     "index": c.index,
@@ -136,12 +129,12 @@ class Chat(GenerationFamily):
         """The chunks of a streamed chat answer; the first carries the ``extra`` fields
         (citations, sentiment), which are known before the answer starts."""
         prompt_tokens = len(events.requests[0].prompt_ids)
-        created = int(time.time())
+        created, fingerprint = int(time.time()), self.served.system_fingerprint
         choices = [Choice(i) for i in range(count)]
 
         def chat_chunk(choice_list: list[dict[str, Any]], usage: Any = None, **fields: Any) -> str:
             return chunk(response_id, "chat.completion.chunk", created, model, choice_list,
-                         include_usage, usage, **fields)  # fmt: skip
+                         include_usage, usage, fingerprint, **fields)  # fmt: skip
 
         for index in range(count):
             yield chat_chunk([{"index": index, "delta": {"role": "assistant", "content": ""},
@@ -225,7 +218,7 @@ class Chat(GenerationFamily):
             body: ChatCompletionRequest, request: Request, owner: str | None = routes.authorized
         ) -> Any:
             request.state.prompt = body.conversation() if routes.log_prompts else None
-            return respond(await routes.family(cls).create(body, owner))
+            return respond(await routes.family(cls).create(body, owner, request))
 
 
 def chat_logprobs(tokens: list[TokenLogprob]) -> dict[str, Any]:

@@ -22,15 +22,18 @@ from lmforge.serve.api.generation import (
     token_usage,
 )
 from lmforge.serve.errors import ApiError
-from lmforge.serve.protocol import CompletionRequest
+from lmforge.serve.protocol import CompletionRequest, EngineCompletionRequest
 from lmforge.serve.requests import TokenLogprob
 
 
 class Completions(GenerationFamily):
     """Text completions for the served model and its adapters."""
 
-    async def create(self, body: CompletionRequest) -> dict[str, Any] | AsyncIterator[str]:
-        """``n`` completions of each prompt; choice ``i`` completes prompt ``i // n``."""
+    async def create(
+        self, body: CompletionRequest, client: Request | None = None
+    ) -> dict[str, Any] | AsyncIterator[str]:
+        """``n`` completions of each prompt; choice ``i`` completes prompt ``i // n``; with
+        the ``client``'s HTTP request, a client that leaves cancels the generation."""
         adapter = self.adapter(body.model)
         if body.suffix:
             raise ApiError(400, "suffix is not supported by this model", param="suffix")
@@ -44,7 +47,9 @@ class Completions(GenerationFamily):
         longest = max(len(p) for p in prompts)
         max_tokens = served.max_tokens(body.max_tokens, longest, "prompt")
         top = body.logprobs or 0
-        params = body.params(max_tokens, logprobs=body.logprobs is not None, top_logprobs=top)
+        params = await self.checked(
+            body, body.params(max_tokens, logprobs=body.logprobs is not None, top_logprobs=top)
+        )
         expanded = [p for p in prompts for _ in range(body.n)]  # choice i: prompt i // n
         echoes = [served.tokenizer.decode(p) if body.echo else "" for p in expanded]
         response_id = f"cmpl-{uuid.uuid4().hex}"
@@ -56,12 +61,13 @@ class Completions(GenerationFamily):
                 body.include_usage(), usage_prompt_tokens, body.n,
             )  # fmt: skip
             return closing(stream, events)
-        choices = await collect(events, len(expanded))
+        choices = await collect(events, len(expanded), client)
         return {
             "id": response_id,
             "object": "text_completion",
             "created": int(time.time()),
             "model": body.model,
+            "system_fingerprint": self.served.system_fingerprint,
             "choices": [
                 {
                     "index": c.index,
@@ -89,12 +95,12 @@ class Completions(GenerationFamily):
         prompt_tokens: int,
         n: int,
     ) -> AsyncIterator[str]:
-        created = int(time.time())
+        created, fingerprint = int(time.time()), self.served.system_fingerprint
         choices = [Choice(i) for i in range(len(echoes))]
 
         def text_chunk(choice_list: list[dict[str, Any]], usage: Any = None) -> str:
             return chunk(response_id, "text_completion", created, model, choice_list,
-                         include_usage, usage)  # fmt: skip
+                         include_usage, usage, fingerprint)  # fmt: skip
 
         sent = [0] * len(echoes)  # characters sent per choice
         async for index, event in events:
@@ -127,7 +133,20 @@ class Completions(GenerationFamily):
             body: CompletionRequest, request: Request, owner: str | None = routes.authorized
         ) -> Any:
             request.state.prompt = body.prompt if routes.log_prompts else None
-            return respond(await routes.family(cls).create(body))
+            return respond(await routes.family(cls).create(body, request))
+
+        @routes.app.post("/v1/engines/{engine}/completions")
+        async def engine_completions(
+            engine: str,
+            body: EngineCompletionRequest,
+            request: Request,
+            owner: str | None = routes.authorized,
+        ) -> Any:
+            """The pre-1.0 ``openai`` library's ``openai.Completion.create(engine=...)``
+            (still in many tutorials): a completion with ``model`` = ``engine``."""
+            request.state.prompt = body.prompt if routes.log_prompts else None
+            named = body.model_copy(update={"model": engine})
+            return respond(await routes.family(cls).create(named, request))
 
 
 def text_logprobs(tokens: list[TokenLogprob], offset: int) -> dict[str, Any]:

@@ -32,8 +32,16 @@ class Embeddings(EndpointFamily):
         texts = body.texts(embedder.tokenizer)
         if not texts or any(not text for text in texts):
             raise ApiError(400, "input must be non-empty text", param="input")
+        lengths = [len(ids) for ids in embedder.tokenizer(texts)["input_ids"]]
+        limit = embedder.max_length
+        longest = max(range(len(texts)), key=lambda i: lengths[i])
+        if lengths[longest] > limit and not body.truncate:
+            raise ApiError(400, f"input[{longest}] has {lengths[longest]} tokens; this model's "
+                           f"maximum context length is {limit} tokens. Shorten the input, or "
+                           'send "truncate": true to embed its first tokens only.',
+                           param="input", code="context_length_exceeded")  # fmt: skip
         vectors = await self.served.compute(embedder.encode, texts)  # (N, D)
-        tokens = sum(len(ids) for ids in embedder.tokenizer(texts)["input_ids"])
+        tokens = sum(min(length, limit) for length in lengths)  # what was embedded
         return {
             "object": "list",
             "data": [

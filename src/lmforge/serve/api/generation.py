@@ -11,11 +11,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from fastapi import Request as HttpRequest
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from lmforge.errors import LmforgeError
 from lmforge.serve.api.base import EndpointFamily, OpenAIHandler
-from lmforge.serve.errors import ApiError, api_error
+from lmforge.serve.errors import ApiError, api_error, lmforge_errors_as
 from lmforge.serve.guarded import GuardedEvents
 from lmforge.serve.requests import Event, Request, RequestParams, TokenLogprob
 
@@ -39,6 +40,26 @@ class GenerationFamily(EndpointFamily):
         model this server does not serve."""
         self.model(name)
         return None if name == self.served.model_name else name
+
+    async def checked(self, body: Any, params: RequestParams) -> RequestParams:
+        """``params`` once the engine can honour them: their grammar compiles (else a 400
+        that names what is wrong or unsupported) and ``logit_bias`` names tokens of the
+        model's vocabulary."""
+        engine = self.served.llm()
+        grammars = getattr(engine, "grammars", None)  # a GrammarCompiler (serve/grammar.py)
+        if params.grammar is not None:
+            param = "response_format" if body.structured_outputs is None else "structured_outputs"
+            if grammars is None:
+                raise ApiError(400, "this server's backend cannot constrain decoding",
+                               param=param, code="unsupported_value")  # fmt: skip
+            with lmforge_errors_as(400, param=param, code="unsupported_value"):
+                await asyncio.to_thread(grammars.check, params.grammar)  # the first: ~0.6 s
+        vocab = grammars.vocab_size if grammars is not None else len(engine.tokenizer)
+        outside = [token for token, _ in params.logit_bias if not 0 <= token < vocab]
+        if outside:
+            raise ApiError(400, f"logit_bias: token id {outside[0]} is not in the model's "
+                           f"vocabulary (0 to {vocab - 1})", param="logit_bias")  # fmt: skip
+        return params
 
     def not_served(self, name: str) -> ApiError:
         """A 404 that lists the base model and its adapters."""
@@ -125,15 +146,39 @@ class Events:
             request.cancelled.set()
 
 
-async def collect(events: Any, count: int) -> list[Choice]:
-    """The ``count`` choices of a whole (not streamed) answer."""
+async def collect(events: Any, count: int, client: HttpRequest | None = None) -> list[Choice]:
+    """The ``count`` choices of a whole (not streamed) answer. With the ``client``'s HTTP
+    request, a client that disconnects first cancels the generation at once (its slot is
+    free after the engine's current step) and gets a 499."""
     choices = [Choice(i) for i in range(count)]
-    try:
+
+    async def gather() -> None:
         async for index, event in events:
             choices[index].add(event)
+
+    try:
+        if client is None:
+            await gather()
+            return choices
+        work, gone = asyncio.ensure_future(gather()), asyncio.ensure_future(_left(client))
+        try:
+            await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+        if not work.done():
+            work.cancel()
+            raise ApiError(499, "the client closed the connection before the answer",
+                           code="client_closed_request")  # fmt: skip
+        work.result()  # raises what generation raised
+        return choices
     finally:
         events.cancel()
-    return choices
+
+
+async def _left(client: HttpRequest) -> None:
+    """Return when ``client`` disconnects (its request body was already read)."""
+    while (await client.receive())["type"] != "http.disconnect":
+        pass
 
 
 async def closing(stream: AsyncIterator[str], events: Any) -> AsyncIterator[str]:
@@ -168,12 +213,13 @@ def chunk(
     choices: list[dict[str, Any]],
     include_usage: bool,
     usage: Any,
+    system_fingerprint: str,
     **fields: Any,
 ) -> str:
     """One streamed chunk; with include_usage every chunk carries ``usage`` (null until
     the last), as OpenAI sends it. ``fields`` are lmforge's extensions (e.g. citations)."""
     data = {"id": response_id, "object": kind, "created": created, "model": model,
-            "choices": choices, **fields}  # fmt: skip
+            "system_fingerprint": system_fingerprint, "choices": choices, **fields}  # fmt: skip
     if include_usage:
         data["usage"] = usage
     return sse(data)
