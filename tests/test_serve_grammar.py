@@ -180,3 +180,14 @@ def test_ignore_eos_generates_exactly_max_tokens(engine: Engine) -> None:
     answer = generate(engine, [kept])[0]
     assert answer.finish_reason == "length" and len(answer.token_ids) == 6
     assert end not in answer.token_ids
+
+
+def test_a_grammar_starts_once_the_output_reaches_its_trigger(engine: Engine) -> None:
+    """tool_choice "auto": free text first, constrained after the model opens a call.
+    The trigger here is what the model writes greedily anyway."""
+    free = generate(engine, [RequestParams(max_tokens=8, temperature=0)])[0]
+    trigger = engine.tokenizer.decode(free.token_ids[:2])
+    after = (trigger, Grammar.choice([" refund"]))
+    answer = generate(engine, [RequestParams(max_tokens=20, temperature=0,
+                                             grammar_after=after)])[0]  # fmt: skip
+    assert answer.text == trigger + " refund" and answer.finish_reason == "stop"

@@ -325,6 +325,9 @@ class Engine:
             if self.decoder.add_token(sequence, token):  # the text reached a stop string
                 self._finish(sequence, "stop")
                 continue
+            later = params.grammar_after
+            if later is not None and sequence.matcher is None and sequence.text.endswith(later[0]):
+                sequence.matcher = self.grammars.matcher(later[1])  # constrained from here
             room = self.max_len - len(sequence.request.prompt_ids) - len(sequence.tokens)
             if len(sequence.tokens) >= params.max_tokens or room <= 0:
                 self._finish(sequence, "length")

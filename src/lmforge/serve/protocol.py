@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lmforge.data.tools import plain_messages
 from lmforge.serve.errors import ApiError
 from lmforge.serve.requests import Grammar, RequestParams
 
@@ -23,10 +24,44 @@ class ContentPart(_Body):
     text: str
 
 
+class FunctionCall(_Body):
+    name: str
+    arguments: str = "{}"  # a JSON object, as text (OpenAI's shape)
+
+
+class ToolCall(_Body):
+    id: str | None = None
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class FunctionDef(_Body):
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    description: str | None = None
+    parameters: dict[str, Any] | None = None  # a JSON Schema of the arguments object
+    strict: bool | None = None  # the arguments always match, strict or not
+
+
+class ToolDef(_Body):
+    type: Literal["function"]
+    function: FunctionDef
+
+
+class NamedFunction(_Body):
+    name: str
+
+
+class NamedToolChoice(_Body):
+    type: Literal["function"]
+    function: NamedFunction
+
+
 class ChatMessage(_Body):
-    role: Literal["system", "developer", "user", "assistant"]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[ContentPart] | None = None
     name: str | None = None
+    tool_calls: list[ToolCall] | None = None  # an assistant's calls
+    tool_call_id: str | None = None  # a tool message: the call it answers
 
     def text(self) -> str:
         if isinstance(self.content, list):
@@ -157,17 +192,43 @@ class ChatCompletionRequest(_Sampling):
     max_completion_tokens: int | None = Field(default=None, ge=1)
     logprobs: bool = False
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    tools: list[ToolDef] | None = Field(default=None, max_length=128)
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool = True
     session_id: str | None = None  # lmforge extension: continue a stored conversation
 
     def requested_max_tokens(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
 
     def conversation(self) -> list[dict[str, str]]:
-        """Messages as the chat template expects them (``developer`` is a system message)."""
-        return [
-            {"role": "system" if m.role == "developer" else m.role, "content": m.text()}
+        """Messages as the chat template expects them: ``developer`` is a system message,
+        and tool calls and tool results are written out as text (``data/tools.py``)."""
+        return plain_messages([
+            {"role": "system" if m.role == "developer" else m.role, "content": m.text(),
+             "tool_calls": [c.model_dump() for c in m.tool_calls or []]}
             for m in self.messages
-        ]
+        ])  # fmt: skip
+
+    def callable_tools(self) -> list[dict[str, Any]]:
+        """The tools the model may call (none under ``tool_choice: "none"``); a named
+        choice must name one of them.
+
+        Raises:
+            ApiError: (400) a tool_choice without tools, or naming no given tool.
+        """
+        tools = [tool.model_dump(exclude_none=True) for tool in self.tools or []]
+        choice = self.tool_choice
+        if choice is not None and choice != "none" and not tools:
+            raise ApiError(400, "tool_choice: give tools to choose from", param="tool_choice")
+        if choice == "none":
+            return []
+        if isinstance(choice, NamedToolChoice):
+            named = [t for t in tools if t["function"]["name"] == choice.function.name]
+            if not named:
+                given = ", ".join(t["function"]["name"] for t in tools)
+                raise ApiError(400, f"tool_choice: no tool named '{choice.function.name}' "
+                               f"(tools: {given})", param="tool_choice")  # fmt: skip
+        return tools
 
 
 class EmbeddingRequest(_Body):

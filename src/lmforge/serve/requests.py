@@ -59,6 +59,9 @@ class RequestParams:
     grammar: Grammar | None = None  # what the output must match (constrained decoding)
     logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, added to its logit)
     ignore_eos: bool = False  # never end before max_tokens (benchmarks: fixed lengths)
+    # (text, grammar): the grammar starts once the output ends with the text (tool calls
+    # under tool_choice "auto": free text, then constrained once a call is opened)
+    grammar_after: tuple[str, Grammar] | None = None
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ names one, grounded in a knowledge base (``--kb``) and with the customer's senti
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -12,6 +14,7 @@ from typing import Any
 from fastapi import Request
 
 from lmforge.data.chat import render_chat
+from lmforge.data.tools import CALL_OPEN, calls_grammar, parse_calls, plain_messages, tools_prompt
 from lmforge.retrieve.kb import Hit
 from lmforge.serve.api.base import Routes
 from lmforge.serve.api.generation import (
@@ -25,8 +28,8 @@ from lmforge.serve.api.generation import (
     token_usage,
 )
 from lmforge.serve.errors import ApiError, lmforge_errors_as
-from lmforge.serve.protocol import ChatCompletionRequest
-from lmforge.serve.requests import TokenLogprob
+from lmforge.serve.protocol import ChatCompletionRequest, NamedToolChoice
+from lmforge.serve.requests import Grammar, RequestParams, TokenLogprob
 from lmforge.serve.store import Session
 from lmforge.serve.understand import Grounding
 
@@ -47,6 +50,7 @@ class Chat(GenerationFamily):
         if top and not body.logprobs:
             raise ApiError(400, "top_logprobs needs logprobs: true", param="top_logprobs")
         served = self.served
+        tools = body.callable_tools()
         new_messages = body.conversation()
         if served.guard is not None:
             new_messages = await served.screen_input(new_messages)
@@ -57,13 +61,15 @@ class Chat(GenerationFamily):
         hits, extra, trend = await self._understand(new_messages, session)
         if session is not None:
             system = Grounding.system_prompt(session.system, hits) if hits else session.system
+            if tools:
+                system = "\n\n".join([*([system] if system else []), tools_prompt(tools)])
             prompt = self.fit_session(system, history, body.requested_max_tokens())
         else:
-            prompt = self.render(Grounding.with_passages(history, hits) if hits else history)
+            grounded = Grounding.with_passages(history, hits) if hits else history
+            prompt = self.render(plain_messages(grounded, tools))
         max_tokens = served.max_tokens(body.requested_max_tokens(), len(prompt), "messages")
-        params = await self.checked(
-            body, body.params(max_tokens, logprobs=body.logprobs, top_logprobs=top)
-        )
+        params = body.params(max_tokens, logprobs=body.logprobs, top_logprobs=top)
+        params = await self.checked(body, with_tool_grammar(params, body, tools))
         response_id = f"chatcmpl-{uuid.uuid4().hex}"
         events = self.submit([prompt] * body.n, params, adapter)
 
@@ -82,9 +88,8 @@ class Chat(GenerationFamily):
         if body.stream:
             if grounding is not None:
                 extra["citations"] = grounding.citations(hits)
-            stream = self._stream(
-                response_id, body.model, events, body.n, body.include_usage(), remember, extra
-            )
+            stream = self._stream(response_id, body.model, events, body.n, body.include_usage(),
+                                  remember, extra, calls=bool(tools))  # fmt: skip
             return closing(stream, events)
         choices = await collect(events, body.n, client)
         if grounding is not None:
@@ -107,9 +112,9 @@ class Chat(GenerationFamily):
             "choices": [
                 {
                     "index": c.index,
-                    "message": {"role": "assistant", "content": c.text},
+                    "message": assistant_message(c.text, calls=bool(tools)),
                     "logprobs": chat_logprobs(c.logprobs) if body.logprobs else None,
-                    "finish_reason": c.finish_reason,
+                    "finish_reason": finish_reason(c, calls=bool(tools)),
                 }
                 for c in choices
             ],
@@ -125,9 +130,12 @@ class Chat(GenerationFamily):
         include_usage: bool,
         on_complete: Callable[[list[Choice]], None],
         extra: dict[str, Any],
+        calls: bool = False,
     ) -> AsyncIterator[str]:
         """The chunks of a streamed chat answer; the first carries the ``extra`` fields
-        (citations, sentiment), which are known before the answer starts."""
+        (citations, sentiment), which are known before the answer starts. With ``calls``
+        (tools were given) the text from a ``<tool_call>`` tag on is held back, and the
+        calls are sent as one ``tool_calls`` delta when the answer ends."""
         prompt_tokens = len(events.requests[0].prompt_ids)
         created, fingerprint = int(time.time()), self.served.system_fingerprint
         choices = [Choice(i) for i in range(count)]
@@ -140,13 +148,27 @@ class Chat(GenerationFamily):
             yield chat_chunk([{"index": index, "delta": {"role": "assistant", "content": ""},
                                "logprobs": None, "finish_reason": None}],
                              **(extra if index == 0 else {}))  # fmt: skip
+        sent = [0] * count  # characters of each choice's text sent as content
         async for index, event in events:
-            choices[index].add(event)
-            if event.text or event.logprobs or event.finish_reason:
-                logprobs = chat_logprobs(event.logprobs) if event.logprobs else None
-                delta = {"content": event.text} if event.text else {}
-                yield chat_chunk([{"index": index, "delta": delta, "logprobs": logprobs,
-                                   "finish_reason": event.finish_reason}])  # fmt: skip
+            choice = choices[index]
+            choice.add(event)
+            if not (event.text or event.logprobs or event.finish_reason):
+                continue
+            logprobs = chat_logprobs(event.logprobs) if event.logprobs else None
+            held = calls and not event.finish_reason
+            end = _before_call(choice.text) if held else len(choice.text)
+            content, reason = choice.text[sent[index] : end], event.finish_reason
+            tool_calls: list[dict[str, Any]] = []
+            if calls and event.finish_reason:
+                before, tool_calls = tool_call_list(choice.text)
+                content = before[sent[index] :] if tool_calls else content
+                reason = finish_reason(choice, calls=True)
+            sent[index] += len(content)
+            delta: dict[str, Any] = {"content": content} if content else {}
+            if tool_calls:
+                delta["tool_calls"] = [{"index": i, **call} for i, call in enumerate(tool_calls)]
+            yield chat_chunk([{"index": index, "delta": delta, "logprobs": logprobs,
+                               "finish_reason": reason}])  # fmt: skip
         on_complete(choices)
         if include_usage:
             yield chat_chunk([], usage=token_usage(choices, prompt_tokens, count))
@@ -236,3 +258,65 @@ def chat_logprobs(tokens: list[TokenLogprob]) -> dict[str, Any]:
             for t in tokens
         ]
     }
+
+
+def with_tool_grammar(
+    params: RequestParams, body: ChatCompletionRequest, tools: list[dict[str, Any]]
+) -> RequestParams:
+    """``params`` constrained for ``tools``: under ``required`` or a named function the
+    whole answer is calls, their arguments valid under each function's schema; under
+    ``auto`` the model may write text, and once it opens a call the rest is constrained."""
+    if not tools:
+        return params
+    choice, parallel = body.tool_choice, body.parallel_tool_calls
+    if choice == "required" or isinstance(choice, NamedToolChoice):
+        if params.grammar is not None:
+            raise ApiError(400, "tool_choice: a required or named tool call cannot have a "
+                           "response_format or structured_outputs too",
+                           param="tool_choice")  # fmt: skip
+        if isinstance(choice, NamedToolChoice):
+            tools = [t for t in tools if t["function"]["name"] == choice.function.name]
+        grammar = Grammar("lark", calls_grammar(tools, parallel=parallel))
+        return dataclasses.replace(params, grammar=grammar)
+    if params.grammar is not None:  # a response format rules the text: no calls
+        return params
+    opened = Grammar("lark", calls_grammar(tools, parallel=parallel, opened=True))
+    return dataclasses.replace(params, grammar_after=(CALL_OPEN, opened))
+
+
+def tool_call_list(text: str) -> tuple[str, list[dict[str, Any]]]:
+    """The content before the calls and the calls in OpenAI's shape (ids are new)."""
+    before, calls = parse_calls(text)
+    return before, [{"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
+                     "function": {"name": call["name"],
+                                  "arguments": json.dumps(call["arguments"], ensure_ascii=False)}}
+                    for call in calls]  # fmt: skip
+
+
+def assistant_message(text: str, *, calls: bool) -> dict[str, Any]:
+    """The answer as an assistant message: with ``calls``, its tool calls parsed out."""
+    if not calls:
+        return {"role": "assistant", "content": text}
+    before, tool_calls = tool_call_list(text)
+    if not tool_calls:
+        return {"role": "assistant", "content": text}
+    return {"role": "assistant", "content": before or None, "tool_calls": tool_calls}
+
+
+def finish_reason(choice: Choice, *, calls: bool) -> str | None:
+    """``tool_calls`` when a finished answer holds calls, else the engine's reason."""
+    if calls and choice.finish_reason == "stop" and parse_calls(choice.text)[1]:
+        return "tool_calls"
+    return choice.finish_reason
+
+
+def _before_call(text: str) -> int:
+    """How much of ``text`` may stream as content: up to an opened ``<tool_call>``, or up
+    to a tail that could still become one."""
+    opened = text.find(CALL_OPEN)
+    if opened >= 0:
+        return opened
+    for keep in range(min(len(CALL_OPEN) - 1, len(text)), 0, -1):
+        if CALL_OPEN.startswith(text[-keep:]):
+            return len(text) - keep
+    return len(text)

@@ -47,13 +47,16 @@ class GenerationFamily(EndpointFamily):
         model's vocabulary."""
         engine = self.served.llm()
         grammars = getattr(engine, "grammars", None)  # a GrammarCompiler (serve/grammar.py)
-        if params.grammar is not None:
+        wanted = [params.grammar, params.grammar_after[1] if params.grammar_after else None]
+        for grammar in (g for g in wanted if g is not None):
             param = "response_format" if body.structured_outputs is None else "structured_outputs"
+            if getattr(body, "tools", None) and body.tool_choice != "none":
+                param = "tools"
             if grammars is None:
                 raise ApiError(400, "this server's backend cannot constrain decoding",
                                param=param, code="unsupported_value")  # fmt: skip
             with lmforge_errors_as(400, param=param, code="unsupported_value"):
-                await asyncio.to_thread(grammars.check, params.grammar)  # the first: ~0.6 s
+                await asyncio.to_thread(grammars.check, grammar)  # the first: ~0.6 s
         vocab = grammars.vocab_size if grammars is not None else len(engine.tokenizer)
         outside = [token for token, _ in params.logit_bias if not 0 <= token < vocab]
         if outside:

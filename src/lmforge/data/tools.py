@@ -1,0 +1,118 @@
+"""Tool calling in plain chat messages: lmforge's default format for models whose chat
+template knows no tools (SmolLM2's does not).
+
+The convention is the one Qwen2.5's and Hermes' templates use, so a model tuned on either
+reads it: the tool definitions go into the system prompt inside ``<tools></tools>``, one
+JSON function per line; the assistant calls a tool with one JSON object per call,
+``{"name": ..., "arguments": {...}}``, each inside ``<tool_call></tool_call>``; a tool's
+result comes back in a user turn inside ``<tool_response></tool_response>``. Serving
+(``serve/api/chat.py``), the ``messages`` training format and the agent all go through
+``plain_messages``, so a model is trained on exactly what it is served.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+CALL_OPEN, CALL_CLOSE = "<tool_call>", "</tool_call>"
+_CALL = re.compile(re.escape(CALL_OPEN) + r"\s*(.*?)\s*" + re.escape(CALL_CLOSE), re.DOTALL)
+_INSTRUCTIONS = (
+    "You may call one or more functions to help with the user's request. The functions, "
+    "as JSON Schemas, are inside <tools></tools>:\n<tools>\n{tools}\n</tools>\n"
+    "To call a function, reply with a JSON object with its name and arguments inside "
+    '<tool_call></tool_call> tags:\n<tool_call>\n{{"name": <function-name>, '
+    '"arguments": <args-json-object>}}\n</tool_call>'
+)
+
+
+def tools_prompt(tools: Sequence[dict[str, Any]]) -> str:
+    """The system-prompt block that lists ``tools`` (OpenAI ``{"type": "function",
+    "function": {...}}`` objects)."""
+    lines = "\n".join(json.dumps(tool, ensure_ascii=False) for tool in tools)
+    return _INSTRUCTIONS.format(tools=lines)
+
+
+def call_text(name: str, arguments: dict[str, Any] | str) -> str:
+    """One call as the assistant writes it."""
+    if isinstance(arguments, str):  # OpenAI sends arguments as a JSON string
+        arguments = json.loads(arguments) if arguments.strip() else {}
+    body = json.dumps({"name": name, "arguments": arguments}, ensure_ascii=False)
+    return f"{CALL_OPEN}\n{body}\n{CALL_CLOSE}"
+
+
+def plain_messages(
+    messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] = ()
+) -> list[dict[str, str]]:
+    """``messages`` with tool calls and tool results written out as text, and ``tools``
+    listed in the system prompt (added to the first system message, or as a new one), so
+    that any chat template renders them.
+
+    An assistant message's ``tool_calls`` (OpenAI's shape) follow its content; a ``tool``
+    message becomes a user turn holding ``<tool_response>``.
+    """
+    plain: list[dict[str, str]] = []
+    for message in messages:
+        role, content = message["role"], message.get("content") or ""
+        if role == "assistant" and message.get("tool_calls"):
+            calls = [call_text(c["function"]["name"], c["function"].get("arguments") or "{}")
+                     for c in message["tool_calls"]]  # fmt: skip
+            content = "\n".join([content, *calls] if content else calls)
+        elif role == "tool":
+            role, content = "user", f"<tool_response>\n{content}\n</tool_response>"
+        plain.append({"role": role, "content": content})
+    if tools:
+        block = tools_prompt(tools)
+        if plain and plain[0]["role"] == "system":
+            plain[0] = {"role": "system", "content": f"{plain[0]['content']}\n\n{block}"}
+        else:
+            plain.insert(0, {"role": "system", "content": block})
+    return plain
+
+
+def parse_calls(text: str) -> tuple[str, list[dict[str, Any]]]:
+    """The text before the first call and each well-formed call's ``{"name",
+    "arguments"}``; a block that is not a JSON object with a name stays in the text."""
+    calls = []
+    for match in _CALL.finditer(text):
+        try:
+            call = json.loads(match.group(1))
+        except ValueError:
+            continue
+        if isinstance(call, dict) and isinstance(call.get("name"), str):
+            arguments = call.get("arguments", {})
+            arguments = arguments if isinstance(arguments, dict) else {}
+            calls.append({"name": call["name"], "arguments": arguments})
+    if not calls:
+        return text, []
+    return text[: text.index(CALL_OPEN)].rstrip(), calls
+
+
+def call_schema(tools: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The JSON Schema of one call to any of ``tools``: its name and arguments."""
+    options = []
+    for tool in tools:
+        function = tool["function"]
+        parameters = function.get("parameters") or {"type": "object", "properties": {}}
+        properties = {"name": {"const": function["name"]}, "arguments": parameters}
+        options.append({"type": "object", "properties": properties,
+                        "required": ["name", "arguments"],
+                        "additionalProperties": False})  # fmt: skip
+    schema: dict[str, Any] = options[0] if len(options) == 1 else {"anyOf": options}
+    # compact JSON, as call_text writes it (llguidance's options)
+    return {**schema, "x-guidance": {"whitespace_flexible": False, "item_separator": ", ",
+                                     "key_separator": ": "}}  # fmt: skip
+
+
+def calls_grammar(tools: Sequence[dict[str, Any]], *, parallel: bool, opened: bool = False) -> str:
+    """A Lark grammar (llguidance's dialect) for answers that are only tool calls, each to
+    one of ``tools`` with arguments valid under its schema; one call unless ``parallel``.
+    ``opened``: the first ``<tool_call>`` tag is already written (the model opened it on its
+    own under ``tool_choice: auto``), so the grammar starts after it."""
+    schema = json.dumps(call_schema(tools))
+    call = f'"{CALL_OPEN}\\n" body "\\n{CALL_CLOSE}"'
+    first = f'"\\n"? body "\\n{CALL_CLOSE}"' if opened else call
+    more = f' ("\\n" {call})*' if parallel else ""
+    return f"start: {first}{more}\nbody: %json {schema}\n"

@@ -1,0 +1,110 @@
+"""Tool calling through the official ``openai`` client: ``tools``, ``tool_choice``,
+streamed ``tool_calls`` deltas and tool results in the history, against a real ``lmforge
+serve`` of the tiny model on each backend (its context is 512 tokens here: the tools'
+definitions take about 300). The random tiny model never calls a tool on its own, so the
+calls come from ``required`` or a named function, where the grammar writes them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import pytest
+
+from tests.servers import lmforge_server
+
+NAME = "tiny"
+
+
+@pytest.fixture(scope="module")
+def client(tiny_served: tuple[str, Path]) -> Iterator[openai.OpenAI]:
+    backend, model = tiny_served
+    with lmforge_server(
+        str(model), "--served-name", NAME, "--max-model-len", "512", "--max-batch", "8",
+        "--max-tokens-limit", "256", "--backend", backend,
+    ) as base:  # fmt: skip
+        yield openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0)
+
+
+def ask(client: openai.OpenAI, text: str = "Hello there", **options: object) -> object:
+    options = {"max_tokens": 12, "temperature": 1.0, "seed": 7, **options}
+    return client.chat.completions.create(
+        model=NAME, messages=[{"role": "user", "content": text}], **options
+    )
+
+
+TOOLS = [
+    {"type": "function", "function": {
+        "name": "lookup_order", "description": "Status of an order",
+        "parameters": {"type": "object", "additionalProperties": False,
+                       "properties": {"order_id": {"type": "string", "pattern": "^BN-[0-9]{4}$"}},
+                       "required": ["order_id"]}}},
+    {"type": "function", "function": {
+        "name": "start_return", "description": "Open a return",
+        "parameters": {"type": "object", "additionalProperties": False,
+                       "properties": {"order_id": {"type": "string", "pattern": "^BN-[0-9]{4}$"},
+                                      "reason": {"enum": ["broken", "unwanted"]}},
+                       "required": ["order_id", "reason"]}}},
+]  # fmt: skip
+
+
+def _check_calls(message: object, names: set[str]) -> list[object]:
+    import jsonschema
+
+    schemas = {t["function"]["name"]: t["function"]["parameters"] for t in TOOLS}
+    assert message.tool_calls, message
+    for call in message.tool_calls:
+        assert call.type == "function" and call.id.startswith("call_")
+        assert call.function.name in names
+        jsonschema.validate(json.loads(call.function.arguments), schemas[call.function.name])
+    return message.tool_calls
+
+
+def test_tool_choice_required_and_named_give_valid_calls(client: openai.OpenAI) -> None:
+    required = ask(client, "Return BN-1042, it broke", max_tokens=200, n=4, tools=TOOLS,
+                   tool_choice="required", parallel_tool_calls=False)  # fmt: skip
+    for choice in required.choices:
+        assert choice.finish_reason == "tool_calls" and choice.message.content is None
+        assert len(_check_calls(choice.message, {"lookup_order", "start_return"})) == 1
+    named = ask(client, "Where is BN-1042?", max_tokens=200, tools=TOOLS,
+                tool_choice={"type": "function", "function": {"name": "start_return"}})  # fmt: skip
+    _check_calls(named.choices[0].message, {"start_return"})
+    none = ask(client, max_tokens=5, tools=TOOLS, tool_choice="none")
+    assert none.choices[0].message.tool_calls is None
+    assert none.choices[0].finish_reason == "length"
+
+
+def test_streamed_tool_calls_and_the_results_in_the_history(client: openai.OpenAI) -> None:
+    options = {"max_tokens": 200, "seed": 11, "tools": TOOLS, "tool_choice": "required"}
+    whole = ask(client, "Where is BN-1042?", **options).choices[0]
+    chunks = list(ask(client, "Where is BN-1042?", stream=True, **options))
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    streamed = [call for d in deltas for call in d.tool_calls or []]
+    assert [(c.function.name, c.function.arguments) for c in streamed] == [
+        (c.function.name, c.function.arguments) for c in whole.message.tool_calls
+    ]
+    assert not any(d.content for d in deltas)  # the call's text is never content
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "tool_calls"
+    call = whole.message.tool_calls[0]
+    history = [
+        {"role": "user", "content": "Where is BN-1042?"},
+        {"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
+        {"role": "tool", "tool_call_id": call.id, "content": '{"status": "shipped"}'},
+    ]
+    answer = client.chat.completions.create(model=NAME, messages=history, tools=TOOLS,
+                                            tool_choice="none", max_tokens=5)  # fmt: skip
+    assert answer.choices[0].message.content
+
+
+def test_tool_mistakes_are_400s(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as error:
+        ask(client, tools=TOOLS, tool_choice={"type": "function", "function": {"name": "x"}})
+    assert error.value.param == "tool_choice" and "lookup_order" in str(error.value)
+    with pytest.raises(openai.BadRequestError) as error:
+        ask(client, tool_choice="required")
+    assert "give tools" in str(error.value)
+    with pytest.raises(openai.BadRequestError) as error:
+        ask(client, tools=TOOLS, tool_choice="required", response_format={"type": "json_object"})
+    assert error.value.param == "tool_choice"

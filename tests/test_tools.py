@@ -1,0 +1,76 @@
+"""Tool calling's text format (data/tools.py) and its grammar; the served API is tested in
+tests/test_serve.py (test_tool_*)."""
+
+from __future__ import annotations
+
+import json
+
+from lmforge.data.tools import (
+    CALL_OPEN,
+    call_text,
+    calls_grammar,
+    parse_calls,
+    plain_messages,
+    tools_prompt,
+)
+
+LOOKUP = {"type": "function", "function": {
+    "name": "lookup_order", "description": "An order's status",
+    "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}},
+                   "required": ["order_id"]}}}  # fmt: skip
+
+
+def test_calls_and_results_become_plain_turns_with_the_tools_in_the_system_prompt() -> None:
+    messages = [
+        {"role": "system", "content": "You are Nessa."},
+        {"role": "user", "content": "Where is BN-1042?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function",
+             "function": {"name": "lookup_order", "arguments": '{"order_id": "BN-1042"}'}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": '{"status": "shipped"}'},
+    ]  # fmt: skip
+    plain = plain_messages(messages, [LOOKUP])
+    assert [m["role"] for m in plain] == ["system", "user", "assistant", "user"]
+    assert plain[0]["content"].startswith("You are Nessa.\n\n")
+    assert tools_prompt([LOOKUP]) in plain[0]["content"] and json.dumps(LOOKUP) in plain[0][
+        "content"]  # fmt: skip
+    assert plain[2]["content"] == call_text("lookup_order", {"order_id": "BN-1042"})
+    assert plain[3]["content"] == '<tool_response>\n{"status": "shipped"}\n</tool_response>'
+    assert plain_messages(plain) == plain  # plain turns stay as they are
+    assert plain_messages(messages[1:], [LOOKUP])[0]["role"] == "system"  # a new one
+
+
+def test_parse_calls_keeps_text_and_skips_broken_blocks() -> None:
+    text = ("Let me check.\n" + call_text("lookup_order", {"order_id": "BN-1"}) + "\n"
+            + CALL_OPEN + "\nnot json\n</tool_call>")  # fmt: skip
+    before, calls = parse_calls(text)
+    assert before == "Let me check."
+    assert calls == [{"name": "lookup_order", "arguments": {"order_id": "BN-1"}}]
+    assert parse_calls("no calls here") == ("no calls here", [])
+
+
+def test_the_calls_grammar_accepts_exactly_well_formed_calls() -> None:
+    from llguidance import LLMatcher
+    from llguidance.hf import from_tokenizer
+
+    from lmforge.hub import zoo_tokenizer
+
+    tokenizer = zoo_tokenizer("smollm2-135m-instruct")
+    llg = from_tokenizer(tokenizer)
+
+    def accepts(grammar: str, text: str) -> bool:
+        matcher = LLMatcher(llg, LLMatcher.grammar_from_lark(grammar))
+        assert not matcher.is_error(), matcher.get_error()
+        ok = matcher.consume_tokens(tokenizer(text, add_special_tokens=False)["input_ids"])
+        return ok and matcher.is_accepting()
+
+    one = call_text("lookup_order", {"order_id": "BN-1"})
+    assert accepts(calls_grammar([LOOKUP], parallel=False), one)
+    assert not accepts(calls_grammar([LOOKUP], parallel=False), one + "\n" + one)
+    assert accepts(calls_grammar([LOOKUP], parallel=True), one + "\n" + one)
+    assert not accepts(calls_grammar([LOOKUP], parallel=True),
+                       call_text("lookup_order", {"id": "BN-1"}))  # fmt: skip
+    assert not accepts(calls_grammar([LOOKUP], parallel=True),
+                       call_text("start_return", {"order_id": "BN-1"}))  # fmt: skip
+    opened = calls_grammar([LOOKUP], parallel=False, opened=True)
+    assert accepts(opened, one[len(CALL_OPEN) :])
