@@ -74,3 +74,28 @@ def test_the_calls_grammar_accepts_exactly_well_formed_calls() -> None:
                        call_text("start_return", {"order_id": "BN-1"}))  # fmt: skip
     opened = calls_grammar([LOOKUP], parallel=False, opened=True)
     assert accepts(opened, one[len(CALL_OPEN) :])
+
+
+def test_the_messages_training_format_reads_calls_results_and_tools(tmp_path) -> None:
+    from lmforge.data.records import read_records
+    from lmforge.errors import LmforgeError
+    from tests.datafiles import write_jsonl
+
+    dialog = [
+        {"role": "user", "content": "Where is BN-1042?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function",
+             "function": {"name": "lookup_order", "arguments": {"order_id": "BN-1042"}}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "shipped"},
+        {"role": "assistant", "content": "It shipped."},
+    ]  # fmt: skip
+    path = write_jsonl(tmp_path / "dialogs.jsonl", [{"messages": dialog, "tools": [LOOKUP]}])
+    records, _ = read_records(path, format="messages")
+    assert records[0]["messages"] == plain_messages(dialog, [LOOKUP])  # served the same way
+    broken = write_jsonl(tmp_path / "broken.jsonl", [{"messages": dialog, "tools": ["x"]}])
+    try:
+        read_records(broken, format="messages")
+    except LmforgeError as error:
+        assert "field 'tools': expected a list of {'type': 'function'" in str(error)
+    else:
+        raise AssertionError("a malformed tools column must be refused")

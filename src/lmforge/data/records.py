@@ -8,6 +8,8 @@ with one error that lists them, or are dropped and counted in a ``DataReport``.
 
 Canonical records:
     messages  {"messages": [{"role": "system"|"user"|"assistant", "content": str}, ...]}
+              (a file may also give assistant "tool_calls", "tool" messages and a "tools"
+              column, OpenAI's shapes: written out as text by ``data/tools.py``)
     alpaca    converted to messages (instruction + input -> user, output -> assistant)
     text      {"text": str}
     labeled   {"text": str, "label": str} (class labels) or {"text": str, "label": float}
@@ -48,6 +50,7 @@ from datasets.utils import are_progress_bars_disabled, disable_progress_bars, en
 
 from lmforge.config.section import did_you_mean
 from lmforge.data.images import ImageError, image_files, open_image
+from lmforge.data.tools import plain_messages
 from lmforge.errors import LmforgeError
 
 FORMATS: tuple[str, ...] = (
@@ -87,6 +90,7 @@ FIELD_NAMES: tuple[str, ...] = (
     "prompt",
     "chosen",
     "rejected",
+    "tools",
 )
 CAPTIONS_FILE = "captions.jsonl"  # an image_text folder's captions
 
@@ -680,6 +684,13 @@ def _optional_text(values: dict[str, Any], names: dict[str, str], name: str) -> 
 
 def _messages(values: dict[str, Any], names: dict[str, str]) -> list[dict[str, str]]:
     messages = _message_list(values, names, "messages")
+    tools = values.get(names["tools"])
+    if tools is not None:
+        if not isinstance(tools, list) or not all(_is_tool(t) for t in tools):
+            expected = "a list of {'type': 'function', 'function': {'name': str, ...}}"
+            detail = f"{_field(names, 'tools')}: expected {expected}, got {_show(tools)}"
+            raise _BadRow("invalid tools", detail)
+        messages = plain_messages(messages, tools)
     label = _field(names, "messages")
     roles = [message["role"] for message in messages]
     if "user" not in roles or "assistant" not in roles:
@@ -709,6 +720,9 @@ def _message_list(values: dict[str, Any], names: dict[str, str], name: str) -> l
         raise _BadRow("empty conversation", f"{label}: expected {expected}, got []")
     messages = []
     for index, message in enumerate(value):
+        if _is_tool_message(message):  # a call or a result: written out as text
+            messages += plain_messages([message])
+            continue
         if (
             not isinstance(message, dict)
             or message.get("role") not in ROLES
@@ -716,11 +730,44 @@ def _message_list(values: dict[str, Any], names: dict[str, str], name: str) -> l
         ):
             detail = (
                 f"{label}[{index}]: expected {{'role': system|user|assistant, 'content': str}}, "
-                f"got {_show(message)}"
+                f"got {_show(message)} (an assistant may give tool_calls instead, and a "
+                "'tool' message a tool's result)"
             )
             raise _BadRow("invalid message", detail)
         messages.append({"role": message["role"], "content": message["content"]})
     return messages
+
+
+def _is_tool(tool: Any) -> bool:
+    function = tool.get("function") if isinstance(tool, dict) else None
+    return isinstance(function, dict) and isinstance(function.get("name"), str)
+
+
+def _is_tool_message(message: Any) -> bool:
+    """A tool result (``role: tool``, text content) or an assistant's well-formed
+    ``tool_calls`` (OpenAI's shape, arguments as a JSON object or its text)."""
+    if not isinstance(message, dict):
+        return False
+    if message.get("role") == "tool":
+        return isinstance(message.get("content"), str)
+    calls = message.get("tool_calls")
+    if message.get("role") != "assistant" or not isinstance(calls, list) or not calls:
+        return False
+    if not isinstance(message.get("content") or "", str):
+        return False
+    for call in calls:
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            return False
+        arguments = function.get("arguments", {})
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments or "{}")
+            except ValueError:
+                return False
+        if not isinstance(arguments, dict):
+            return False
+    return True
 
 
 def _prompt(values: dict[str, Any], names: dict[str, str], fmt: str) -> list[dict[str, str]]:
