@@ -108,3 +108,42 @@ def test_tool_mistakes_are_400s(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as error:
         ask(client, tools=TOOLS, tool_choice="required", response_format={"type": "json_object"})
     assert error.value.param == "tool_choice"
+
+
+def test_tool_calls_in_a_session_and_through_the_async_client(client: openai.OpenAI) -> None:
+    import asyncio
+
+    session = client.post("/sessions", body={"system": "You are Nessa."}, cast_to=object)
+    options = {"max_tokens": 200, "tools": TOOLS, "tool_choice": "required",
+               "extra_body": {"session_id": session["id"]}}  # fmt: skip
+    first = ask(client, "Where is BN-1042?", **options).choices[0].message
+    call = first.tool_calls[0]
+    stored = client.get(f"/sessions/{session['id']}", cast_to=object)["messages"]
+    assert stored[-1]["content"].startswith("<tool_call>\n")  # the call, as the model wrote it
+    result = {"role": "tool", "tool_call_id": call.id, "content": '{"status": "shipped"}'}
+    second = client.chat.completions.create(model=NAME, messages=[result], max_tokens=4,
+                                            tools=TOOLS, tool_choice="none",
+                                            extra_body={"session_id": session["id"]})  # fmt: skip
+    assert second.choices[0].finish_reason == "length"
+    stored = client.get(f"/sessions/{session['id']}", cast_to=object)["messages"]
+    assert stored[-2]["content"] == '<tool_response>\n{"status": "shipped"}\n</tool_response>'
+
+    async def streamed() -> list[object]:
+        async_client = openai.AsyncOpenAI(base_url=str(client.base_url), api_key="unused",
+                                          max_retries=0)  # fmt: skip
+        stream = await async_client.chat.completions.create(
+            model=NAME,
+            messages=[{"role": "user", "content": "Return BN-1042"}],
+            max_tokens=200,
+            seed=5,
+            tools=TOOLS,
+            tool_choice="required",
+            stream=True,
+        )
+        calls = [call async for chunk in stream if chunk.choices
+                 for call in chunk.choices[0].delta.tool_calls or []]  # fmt: skip
+        await async_client.close()
+        return calls
+
+    calls = asyncio.run(streamed())
+    _check_calls(type("M", (), {"tool_calls": calls})(), {"lookup_order", "start_return"})
