@@ -190,6 +190,7 @@ def test_ewc_through_the_cli_saves_the_fisher_information_and_scores_the_matrix(
     assert out.exit_code == 0, out.output
     folder = Path(out.output.split("lmforge eval continual ")[-1].split()[0])
     assert folder == tmp_path / "sequence"
+    assert "first: EWC Fisher information" in out.output  # its own progress, not a step's
     stages = json.loads((folder / "sequence.json").read_text())["stages"]
     first, second = (Path(stage["model_dir"]) for stage in stages)
     assert (first / "fisher.safetensors").is_file()

@@ -98,11 +98,18 @@ def _train_sequence(config: Any, *, track: bool) -> None:
         bars.append(ProgressReporter(err_console, stage.name, unit="step"))
         bars[-1].start()
 
+    def on_fisher(index: int, stage: Any) -> None:
+        bars[-1].stop()
+        bars.append(ProgressReporter(err_console, f"{stage.name}: EWC Fisher information",
+                                     unit="example"))  # fmt: skip
+        bars[-1].start()
+
     def progress(step: int, total: int, message: str) -> None:
         bars[-1](step, total, message)
 
     try:
-        result = train_sequence(config, track=track, progress=progress, on_stage=on_stage)
+        result = train_sequence(config, track=track, progress=progress, on_stage=on_stage,
+                                on_fisher=on_fisher)  # fmt: skip
     finally:
         if bars:
             bars[-1].stop()

@@ -26,9 +26,8 @@ from typing import Any
 from lmforge.errors import LmforgeError
 from lmforge.evaluate.runner import evaluate_model
 from lmforge.progress import ProgressFn
-from lmforge.track import OUTPUT_DIR_TAG, get_client, resume_run
+from lmforge.track import CONTINUAL_SEQUENCE_FILE, OUTPUT_DIR_TAG, get_client, resume_run
 
-SEQUENCE_FILE = "sequence.json"  # written by lmforge.train.continual
 MATRIX_ARTIFACT = "continual_matrix.json"
 HEATMAP_ARTIFACT = "continual_matrix.png"
 
@@ -77,17 +76,18 @@ def find_sequence(ref: str) -> Path:
         LmforgeError: neither a folder with ``sequence.json`` nor a known sequence run.
     """
     path = Path(ref).expanduser()
-    if (path / SEQUENCE_FILE).is_file():
+    if (path / CONTINUAL_SEQUENCE_FILE).is_file():
         return path
     try:
         run = get_client().get_run(ref)
     except Exception:  # MLflow raises its own types for unknown ids
         run = None
     folder = run.data.tags.get(OUTPUT_DIR_TAG) if run is not None else None
-    if folder and (Path(folder) / SEQUENCE_FILE).is_file():
+    if folder and (Path(folder) / CONTINUAL_SEQUENCE_FILE).is_file():
         return Path(folder)
     raise LmforgeError(f"{ref}: not a continual sequence: give the folder `lmforge train` "
-                       f"printed (it holds {SEQUENCE_FILE}) or the sequence's run id")  # fmt: skip
+                       f"printed (it holds {CONTINUAL_SEQUENCE_FILE}) or the sequence's "
+                       "run id")  # fmt: skip
 
 
 def score_sequence(
@@ -100,7 +100,7 @@ def score_sequence(
         LmforgeError: not a sequence, a stage without test data, or what scoring raises.
     """
     folder = find_sequence(ref)
-    sequence = json.loads((folder / SEQUENCE_FILE).read_text(encoding="utf-8"))
+    sequence = json.loads((folder / CONTINUAL_SEQUENCE_FILE).read_text(encoding="utf-8"))
     stages = sequence["stages"]
     if len(stages) < len(sequence["stages_planned"]):
         planned = len(sequence["stages_planned"])

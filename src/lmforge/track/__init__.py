@@ -26,6 +26,7 @@ from lmforge.track.registry import (
     set_alias,
 )
 from lmforge.track.tracker import (
+    CONTINUAL_SEQUENCE_FILE,
     OUTPUT_DIR_TAG,
     MlflowTracker,
     NullTracker,
@@ -37,6 +38,7 @@ from lmforge.track.tracker import (
 )
 
 __all__ = [
+    "CONTINUAL_SEQUENCE_FILE",
     "OUTPUT_DIR_TAG",
     "MlflowTracker",
     "ModelVersionInfo",

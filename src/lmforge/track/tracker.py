@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 RunStatus = Literal["FINISHED", "FAILED", "KILLED"]
 OUTPUT_DIR_TAG = "lmforge.output_dir"
 """Run tag naming the local directory that holds a run's outputs (read by ``run:`` refs)."""
+CONTINUAL_SEQUENCE_FILE = "sequence.json"
+"""The file in a continual sequence's folder that lists its stages (written by
+``lmforge.train.continual``, read by ``lmforge eval continual``)."""
 
 # MLflow's limits (mlflow.utils.validation): longer values are rejected, not truncated.
 MAX_KEY_LENGTH = 250

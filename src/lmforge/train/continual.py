@@ -39,15 +39,15 @@ from lmforge.config.schema import ContinualConfig, ContinualStage
 from lmforge.data.fetch import data_file
 from lmforge.data.records import read_records, shuffle_records
 from lmforge.errors import LmforgeError
-from lmforge.home import runs_dir
+from lmforge.home import atomic_write_text, runs_dir
 from lmforge.progress import ProgressFn
 from lmforge.tasks import get_task
-from lmforge.track import OUTPUT_DIR_TAG, start_run
-from lmforge.train.data import build_data
+from lmforge.tasks.base import Task
+from lmforge.track import CONTINUAL_SEQUENCE_FILE, OUTPUT_DIR_TAG, start_run
+from lmforge.train.data import build_data, read_options
 from lmforge.train.loop import TrainResult, _build_model, _resolve_base, train
 from lmforge.train.start import load_start_weights
 
-SEQUENCE_FILE = "sequence.json"
 REPLAY_FILE = "replay.jsonl"
 FISHER_FILE = "fisher.safetensors"
 SEQUENCE_TAG = "lmforge.continual.sequence"
@@ -69,14 +69,18 @@ def train_sequence(
     track: bool = True,
     progress: ProgressFn | None = None,
     on_stage: Callable[[int, ContinualStage], None] | None = None,
+    on_fisher: Callable[[int, ContinualStage], None] | None = None,
 ) -> SequenceResult:
     """Train ``config``'s stages one after another (see the module docs).
 
     Args:
         config: a validated run config with ``train.continual``.
         track: log the sequence and every stage to the tracking store.
-        progress: each stage's step progress, as ``train`` reports it.
+        progress: each stage's step progress, as ``train`` reports it, and then (with EWC)
+            the examples of its Fisher information.
         on_stage: called with (index, stage) before each stage starts.
+        on_fisher: called with (index, stage) before EWC's Fisher information of a trained
+            stage is computed (so a caller can show that work apart from the steps).
 
     Raises:
         LmforgeError: bad stage data, or what a stage's training raises.
@@ -107,7 +111,7 @@ def train_sequence(
                 on_stage(index, stage)
             where = f"train.continual.stages[{index}]"
             stage_dir = sequence_dir / f"{index + 1}-{_slug(stage.name)}"
-            records, fmt = _records(config, stage, stage.train, f"{where}.train", task.label_kind)
+            records, fmt = _records(config, stage, stage.train, f"{where}.train", task)
             replayed = _draw(buffer, continual.replay, len(records), rng)
             train_file = _write(stage_dir / "data" / "train.jsonl",
                                 shuffle_records(records + replayed, config.data.seed))  # fmt: skip
@@ -115,7 +119,7 @@ def train_sequence(
             for split in ("validation", "test"):
                 source = getattr(stage, split)
                 if source is not None:
-                    kept, _ = _records(config, stage, source, f"{where}.{split}", task.label_kind)
+                    kept, _ = _records(config, stage, source, f"{where}.{split}", task)
                     files[split] = _write(stage_dir / "data" / f"{split}.jsonl", kept)
             stage_config = _stage_config(config, stage_dir, files, fmt, start_from)
             tags = {SEQUENCE_TAG: sequence_id, STAGE_TAG: str(index),
@@ -129,9 +133,12 @@ def train_sequence(
                        _sample(records, continual.buffer_size, rng)]  # fmt: skip
             _write(result.model_dir / REPLAY_FILE, buffer)
             if continual.ewc > 0 and index + 1 < len(continual.stages):
+                if on_fisher is not None:
+                    on_fisher(index, stage)
                 trained = stage_config.model.model_copy(update={"init_from": str(result.model_dir)})
                 fisher = fisher_information(stage_config.model_copy(update={"model": trained}),
-                                            continual.fisher_samples)  # fmt: skip
+                                            continual.fisher_samples,
+                                            progress=progress)  # fmt: skip
                 importance = _add_importance(importance, fisher, continual.ewc)
                 save_file({k: v.contiguous() for k, v in importance.items()},
                           result.model_dir / FISHER_FILE)  # fmt: skip
@@ -151,14 +158,12 @@ def train_sequence(
 
 
 def _records(
-    config: RunConfig, stage: ContinualStage, path: Path, where: str, label_kind: str | None
+    config: RunConfig, stage: ContinualStage, path: Path, where: str, task: Task
 ) -> tuple[list[dict[str, Any]], str]:
     """A stage file's canonical records (those with ``stage.labels`` when it lists some),
     and the format to read them back in."""
-    read: dict[str, Any] = dict(format=config.data.format, fields=dict(config.data.fields),
-                                on_error=config.data.on_error, label_kind=label_kind,
-                                labels=config.data.labels)  # fmt: skip
-    records, report = read_records(data_file(path), source_name=where, **read)
+    records, report = read_records(data_file(path), source_name=where,
+                                   **read_options(task, config.data))  # fmt: skip
     if stage.labels is not None:
         wanted = set(stage.labels)
         records = [record for record in records if str(record.get("label")) in wanted]
@@ -185,10 +190,7 @@ def _sample(records: list[dict[str, Any]], size: int, rng: random.Random) -> lis
 
 def _write(path: Path, records: list[dict[str, Any]]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    partial.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
-                       encoding="utf-8")  # fmt: skip
-    partial.replace(path)  # never a half-written file under the real name
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     return path
 
 
@@ -206,10 +208,13 @@ def _stage_config(
                                      "output": output})  # fmt: skip
 
 
-def fisher_information(config: RunConfig, samples: int) -> dict[str, torch.Tensor]:
+def fisher_information(
+    config: RunConfig, samples: int, *, progress: ProgressFn | None = None
+) -> dict[str, torch.Tensor]:
     """The diagonal (empirical) Fisher information of ``config``'s training data under the
     model ``config.model.init_from`` holds: the mean over ``samples`` examples of each
-    trained weight's squared gradient of the example's loss, by parameter name."""
+    trained weight's squared gradient of the example's loss, by parameter name;
+    ``progress`` is told after each example."""
     task = get_task(config.task.name).configured(config)
     base = _resolve_base(config.model.ref, task) if config.model.ref else None
     tokenizer = task.load_processor(base.path if base else None)
@@ -230,6 +235,8 @@ def fisher_information(config: RunConfig, samples: int) -> dict[str, torch.Tenso
         for name, weight in weights.items():
             if weight.grad is not None:
                 totals[name] += weight.grad.detach() ** 2
+        if progress is not None:
+            progress(number + 1, len(examples), "")
     return {name: total / max(len(examples), 1) for name, total in totals.items()}
 
 
@@ -254,9 +261,7 @@ def _write_sequence(
     content = {"sequence_id": sequence_id, "task": config.task.name, "eval_task": eval_task,
                "metric": continual.metric, "replay": continual.replay, "ewc": continual.ewc,
                "stages_planned": [s.name for s in continual.stages], "stages": stages}  # fmt: skip
-    partial = sequence_dir / (SEQUENCE_FILE + ".partial")
-    partial.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
-    partial.replace(sequence_dir / SEQUENCE_FILE)
+    atomic_write_text(sequence_dir / CONTINUAL_SEQUENCE_FILE, json.dumps(content, indent=2) + "\n")
 
 
 def _slug(name: str) -> str:

@@ -30,6 +30,14 @@ class TrainingData:
     canaries: Canaries | None = None  # what ``audit`` put into the training examples
 
 
+def read_options(task: Task, data: DataConfig) -> dict[str, Any]:
+    """The keyword arguments of ``read_records`` for ``task``'s records as ``data`` describes
+    them (a task that reads one format reads it without guessing)."""
+    single = data.format == "auto" and len(task.formats) == 1
+    return dict(format=task.formats[0] if single else data.format, fields=dict(data.fields),
+                on_error=data.on_error, label_kind=task.label_kind, labels=data.labels)  # fmt: skip
+
+
 def build_data(
     task: Task,
     tokenizer: Any,
@@ -45,16 +53,9 @@ def build_data(
         return _tabular_data(task, tokenizer, data)
     if data.series is not None:
         return _series_data(task, tokenizer, data)
-    train_path, validation_path, labels = data_file(data.train_path), data.validation, data.labels
+    train_path, validation_path = data_file(data.train_path), data.validation
     validation_path = data_file(validation_path) if validation_path is not None else None
-    single = data.format == "auto" and len(task.formats) == 1
-    read: dict[str, Any] = dict(
-        format=task.formats[0] if single else data.format,
-        fields=dict(data.fields),
-        on_error=data.on_error,
-        label_kind=task.label_kind,
-        labels=labels,
-    )
+    read = read_options(task, data)
     records, report = read_records(train_path, source_name="data.train", **read)
     metrics = report.metrics("data/train")
     records = shuffle_records(records, data.seed)
@@ -74,7 +75,7 @@ def build_data(
         canaries = draw_canaries(audit, "messages" if "messages" in records[0] else "text")
         records = shuffle_records(records + canaries.records(), data.seed)
     if task.label_kind == "class":
-        labels = labels or sorted({str(record["label"]) for record in records})
+        labels = data.labels or sorted({str(record["label"]) for record in records})
         if len(labels) < 2:
             raise LmforgeError(
                 f"data.train: {train_path} has only the label {labels!r}; classification needs "
