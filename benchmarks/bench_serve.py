@@ -24,6 +24,7 @@ lmforge's fp32 weights are SmolLM2's Q4_1 weights de-quantized; the GGUF systems
 perplexity is computed by llama.cpp itself (its kernels round activations too).
 
     python benchmarks/bench_serve.py [--levels 1,4,16,64] [--no-llama] [--repeat N]
+    python benchmarks/bench_serve.py --structured [--xgrammar DIR]   (bench_structured.py)
 
 With --repeat N every server system sweeps the levels N times, each sweep on freshly
 started servers, and each level keeps its fastest run (the machine is shared: a run is
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import glob
 import os
 import statistics
@@ -41,6 +43,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +162,21 @@ def bench_lmforge(
         base = f"http://127.0.0.1:{port}"
         asyncio.run(drive(base, MODEL, questions()[:2], 2))  # warm up
         return {c: measure(base, c) for c in levels}
+    finally:
+        process.terminate()
+        process.wait()
+
+
+@contextlib.contextmanager
+def lmforge_server_for_structured() -> Iterator[str]:
+    """A fresh fp32 ``lmforge serve`` of the embedded SmolLM2, 16 sequences a step."""
+    port = free_port()
+    command = [sys.executable, "-m", "lmforge.cli.main", "serve", MODEL, "--port", str(port),
+               "--served-name", MODEL, "--max-batch", "16", "--max-model-len", "1024",
+               "--no-access-log"]  # fmt: skip
+    process = run_server(command, "/ready", CACHE / "lmforge-structured.log")
+    try:
+        yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
         process.wait()
@@ -301,9 +319,20 @@ def main() -> None:
     parser.add_argument("--levels", default="1,4,16,64")
     parser.add_argument("--no-llama", action="store_true")
     parser.add_argument("--repeat", type=int, default=1, help="runs per level; best kept")
+    parser.add_argument(
+        "--structured",
+        action="store_true",
+        help="structured outputs instead (benchmarks/bench_structured.py)",
+    )
+    parser.add_argument("--xgrammar", help="with --structured: a folder holding xgrammar")
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
     CACHE.mkdir(parents=True, exist_ok=True)
+    if args.structured:
+        import bench_structured
+
+        bench_structured.main(lmforge_server_for_structured, args.xgrammar)
+        return
 
     from lmforge.compress.measure import gguf_perplexity
     from lmforge.hub import load_tokenizer, resolve
