@@ -53,7 +53,7 @@ def build_data(
         return _tabular_data(task, tokenizer, data)
     if data.series is not None:
         return _series_data(task, tokenizer, data)
-    train_path, validation_path = data_file(data.train_path), data.validation
+    train_path, validation_path, labels = data_file(data.train_path), data.validation, data.labels
     validation_path = data_file(validation_path) if validation_path is not None else None
     read = read_options(task, data)
     records, report = read_records(train_path, source_name="data.train", **read)
@@ -75,7 +75,7 @@ def build_data(
         canaries = draw_canaries(audit, "messages" if "messages" in records[0] else "text")
         records = shuffle_records(records + canaries.records(), data.seed)
     if task.label_kind == "class":
-        labels = data.labels or sorted({str(record["label"]) for record in records})
+        labels = labels or sorted({str(record["label"]) for record in records})
         if len(labels) < 2:
             raise LmforgeError(
                 f"data.train: {train_path} has only the label {labels!r}; classification needs "
