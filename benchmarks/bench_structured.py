@@ -186,8 +186,8 @@ def engine_times(answers: list[Any], xgrammar_dir: str | None) -> dict[str, dict
     from llguidance import LLMatcher
     from llguidance.hf import from_tokenizer
 
+    from lmforge.data.tools import COMPACT_JSON
     from lmforge.hub import load_tokenizer, resolve
-    from lmforge.serve.grammar import _JSON_OPTIONS
 
     tokenizer = load_tokenizer(resolve(MODEL))
     vocab = len(tokenizer)
@@ -200,7 +200,8 @@ def engine_times(answers: list[Any], xgrammar_dir: str | None) -> dict[str, dict
     compile_ms, mask_ms = [], []
     for name, (_, schema) in SCHEMAS.items():
         started = time.perf_counter()
-        grammar = LLMatcher.grammar_from_json_schema(json.dumps(schema), overrides=_JSON_OPTIONS)
+        options: Any = COMPACT_JSON
+        grammar = LLMatcher.grammar_from_json_schema(json.dumps(schema), overrides=options)
         LLMatcher(llg_tokenizer, grammar)
         compile_ms.append(1000 * (time.perf_counter() - started))
         for ids in sequences[name]:

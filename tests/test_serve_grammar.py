@@ -23,6 +23,7 @@ import torch
 
 from lmforge.errors import LmforgeError
 from lmforge.serve.engine import Engine
+from lmforge.serve.grammar import json_position
 from lmforge.serve.requests import Event, Grammar, Request, RequestParams
 
 SCHEMAS: list[dict[str, Any]] = [
@@ -89,6 +90,40 @@ def test_every_sampled_answer_validates_against_its_schema(engine: Engine, schem
         assert answer.finish_reason == "stop", answer
         jsonschema.validate(json.loads(answer.text), schema)
     assert len({a.text for a in answers}) > 4  # sampled, not one answer forced
+
+
+UNBOUNDED = {"type": "object",
+             "properties": {"title": {"type": "string"},
+                            "tags": {"type": "array", "items": {"type": "string"}},
+                            "score": {"type": "number"}},
+             "required": ["title", "tags", "score"]}  # fmt: skip
+
+
+def test_unbounded_answers_close_before_max_tokens(engine: Engine) -> None:
+    """Unbounded strings, arrays and extra keys: near-uniform sampling rambles until the
+    budget's last tokens, where decoding steers to close the object (grammar.steer)."""
+    params = [RequestParams(max_tokens=120, temperature=1.0, seed=seed,
+                            grammar=Grammar.json_schema(UNBOUNDED))
+              for seed in range(12)]  # fmt: skip
+    answers = generate(engine, params)
+    for answer in answers:
+        assert answer.finish_reason == "stop", answer
+        jsonschema.validate(json.loads(answer.text), UNBOUNDED)
+    assert max(len(a.token_ids) for a in answers) > 90  # they did ramble into the reserve
+    # the same seeds with room to spare: sampled alike until steering, some ran past 120
+    longer = generate(engine, [dataclasses.replace(p, max_tokens=400) for p in params])
+    assert any(len(a.token_ids) > 120 for a in longer)
+
+
+@pytest.mark.parametrize(
+    ("text", "position"),
+    [('{"a": "x', (1, 1, False)), ('{"a', (1, 1, False)), ('{"', (1, 0, False)),
+     ('{"a": [1, 2', (2, None, True)), ('{"a": "x\\"', (1, 2, False)),
+     ('<tool_call>\n{"name": "f", "arguments": {}}', (0, None, True)),
+     ('{"a": {"b": 1}, ', (1, None, False)), ('{"a": {"b": true}', (1, None, True))],
+)  # fmt: skip
+def test_json_position(text: str, position: tuple) -> None:
+    assert json_position(text) == position
 
 
 def test_unconstrained_answers_do_not_validate(engine: Engine) -> None:

@@ -90,6 +90,13 @@ def parse_calls(text: str) -> tuple[str, list[dict[str, Any]]]:
     return text[: text.index(CALL_OPEN)].rstrip(), calls
 
 
+# JSON without free whitespace, as json.dumps and call_text write it (llguidance's JSON
+# options): a sampled run of spaces and newlines cannot eat a constrained answer's budget
+COMPACT_JSON: dict[str, Any] = {
+    "whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "
+}  # fmt: skip
+
+
 def call_schema(tools: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The JSON Schema of one call to any of ``tools``: its name and arguments."""
     options = []
@@ -101,9 +108,7 @@ def call_schema(tools: Sequence[dict[str, Any]]) -> dict[str, Any]:
                         "required": ["name", "arguments"],
                         "additionalProperties": False})  # fmt: skip
     schema: dict[str, Any] = options[0] if len(options) == 1 else {"anyOf": options}
-    # compact JSON, as call_text writes it (llguidance's options)
-    return {**schema, "x-guidance": {"whitespace_flexible": False, "item_separator": ", ",
-                                     "key_separator": ": "}}  # fmt: skip
+    return {**schema, "x-guidance": COMPACT_JSON}
 
 
 def calls_grammar(tools: Sequence[dict[str, Any]], *, parallel: bool, opened: bool = False) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from lmforge.serve.generate import _first_stop, _held_back, sample_next
-from lmforge.serve.grammar import TokenMatcher
+from lmforge.serve.grammar import TokenMatcher, closing_reserve
 from lmforge.serve.requests import Request, TokenLogprob
 
 
@@ -40,6 +40,7 @@ class RunningSequence:
     read_offset: int = 0
     matcher: TokenMatcher | None = None  # where the output is in its grammar, if it has one
     end_token: int | None = None  # the end token that finished it, if one did
+    bias: tuple[torch.Tensor, torch.Tensor] | None = None  # logit_bias ids, values (built once)
 
 
 def start_sequence(
@@ -74,20 +75,28 @@ class SequenceDecoder:
         self.tokenizer = tokenizer
         self.end_ids = end_ids
 
-    def constrain(self, sequence: RunningSequence, logits: torch.Tensor) -> None:
+    def constrain(self, sequence: RunningSequence, logits: torch.Tensor, left: int) -> None:
         """Apply the request's ``logit_bias``, ``ignore_eos`` and grammar to ``logits`` (V,)
         in place, so that sampling and the reported log-probabilities see the same
-        distribution."""
+        distribution. ``left``: the tokens the sequence may still generate, this one
+        included; a JSON answer in its last ``closing_reserve`` tokens is steered to close."""
         bias = sequence.request.params.logit_bias
-        if bias:
-            ids = torch.tensor([token for token, _ in bias if token < logits.numel()])
-            values = torch.tensor([value for token, value in bias if token < logits.numel()],
-                                  dtype=logits.dtype, device=logits.device)  # fmt: skip
-            logits[ids.to(logits.device)] += values
+        if bias and sequence.bias is None:
+            inside = [(token, value) for token, value in bias if token < logits.numel()]
+            device = logits.device
+            ids = torch.tensor([token for token, _ in inside], dtype=torch.long, device=device)
+            values = torch.tensor([value for _, value in inside], dtype=logits.dtype, device=device)
+            sequence.bias = (ids, values)
+        if sequence.bias is not None:
+            logits[sequence.bias[0]] += sequence.bias[1]
         if sequence.request.params.ignore_eos:
             logits[sorted(self.end_ids)] = float("-inf")
-        if sequence.matcher is not None:
-            sequence.matcher.mask(logits)
+        matcher = sequence.matcher
+        if matcher is not None:
+            matcher.mask(logits)
+            reserve = closing_reserve(sequence.request.params.max_tokens)
+            if matcher.closers is not None and left <= reserve and not matcher.finished:
+                matcher.steer(logits, self.tokenizer.decode(matcher.tokens))
 
     def pick(self, sequence: RunningSequence, logits: torch.Tensor) -> int:
         """The next token, sampled from ``logits`` as ``constrain`` left them; with a

@@ -313,7 +313,11 @@ class Engine:
         """Sample each sequence's next token from its row of ``logits`` (B, V) and emit."""
         for sequence, row in zip(sequences, logits, strict=True):
             params = sequence.request.params
-            self.decoder.constrain(sequence, row)  # in place: logprobs see it too
+            left = min(
+                params.max_tokens - len(sequence.tokens),
+                self.max_len - len(sequence.request.prompt_ids) - len(sequence.tokens),
+            )
+            self.decoder.constrain(sequence, row, left)  # in place: logprobs see it too
             token = self.decoder.pick(sequence, row)
             if params.logprobs:
                 sequence.pending.append(self.decoder.logprob(row, token, params.top_logprobs))

@@ -22,24 +22,57 @@ engine) and caches compiled grammars by their source, so the same schema is comp
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
+from lmforge.data.tools import COMPACT_JSON
 from lmforge.errors import LmforgeError
 from lmforge.serve.requests import Grammar
 
-if TYPE_CHECKING:
-    from llguidance._lib import JsonCompileOptions
-
 CACHED_GRAMMARS = 256  # compiled grammars kept per engine, least recently used dropped
-# JSON without free whitespace: a sampled run of spaces and newlines cannot eat the budget
-_JSON_OPTIONS: JsonCompileOptions = {
-    "whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "
-}  # fmt: skip
+# JSON answers: in their last tokens of budget, decoding steers towards closing (see steer)
+CLOSING_RESERVE = 64
+
+
+def closing_reserve(max_tokens: int) -> int:
+    """How many tokens before its budget ends a JSON answer starts closing: 64, or a
+    quarter of a smaller budget."""
+    return min(CLOSING_RESERVE, max_tokens // 4)
+
+
+def json_position(text: str) -> tuple[int, int | None, bool]:
+    """Where a (valid) JSON prefix stands: its open containers' depth, how many characters
+    the string it is inside holds so far (None outside strings), and whether a value has
+    just been completed (so a closing bracket may follow). Text around the JSON (a tool
+    call's tags) leaves it at depth 0."""
+    depth, string, escaped, done = 0, None, False, False
+    for char in text:
+        if string is not None:
+            if escaped:
+                escaped, string = False, string + 1
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                string, done = None, True  # a key is done too: a ":" follows, never a "}"
+            else:
+                string += 1
+        elif char == '"':
+            string, done = 0, False
+        elif char in "{[":
+            depth, done = depth + 1, False
+        elif char in "}]":
+            depth, done = max(depth - 1, 0), True
+        elif char in ",:":
+            done = False
+        elif char.isalnum() or char in ".-+":
+            done = True  # a number or literal so far
+    return depth, string, done
 
 
 def _llguidance_source(grammar: Grammar) -> str:
@@ -47,12 +80,13 @@ def _llguidance_source(grammar: Grammar) -> str:
     from llguidance import LLMatcher
 
     if grammar.kind == "json_schema":
-        return LLMatcher.grammar_from_json_schema(grammar.source, overrides=_JSON_OPTIONS)
+        options: Any = COMPACT_JSON
+        return LLMatcher.grammar_from_json_schema(grammar.source, overrides=options)
     if grammar.kind == "regex":
         return LLMatcher.grammar_from_regex(grammar.source)
     if grammar.kind == "choice":
-        options = json.loads(grammar.source)
-        return LLMatcher.grammar_from_lark("start: " + " | ".join(json.dumps(o) for o in options))
+        choices = json.loads(grammar.source)
+        return LLMatcher.grammar_from_lark("start: " + " | ".join(json.dumps(c) for c in choices))
     return LLMatcher.grammar_from_lark(grammar.source)
 
 
@@ -69,6 +103,7 @@ class GrammarCompiler:
         self.hf_tokenizer, self.vocab_size, self.end_ids = tokenizer, vocab_size, end_ids
         self._tokenizer: Any = None
         self._compiled: OrderedDict[Grammar, str] = OrderedDict()
+        self._closing: Closers | None = None
         self._lock = threading.Lock()  # request threads check, the engine thread builds
 
     def _llg_tokenizer(self) -> Any:
@@ -118,14 +153,46 @@ class GrammarCompiler:
         from llguidance import LLMatcher
 
         compiled = self.check(grammar)
-        return TokenMatcher(LLMatcher(self._llg_tokenizer(), compiled), self.vocab_size)
+        matcher = LLMatcher(self._llg_tokenizer(), compiled)
+        closers = self._closers() if grammar.closes_json else None
+        return TokenMatcher(matcher, self.vocab_size, closers)
+
+    def _closers(self) -> Closers:
+        """The vocabulary's JSON-closing tokens (built once)."""
+        with self._lock:
+            if self._closing is None:
+                self._closing = Closers.of(self.hf_tokenizer, self.end_ids)
+            return self._closing
+
+
+@dataclass(frozen=True)
+class Closers:
+    """Tokens that finish a JSON answer: a closing quote (perhaps with brackets after it,
+    as in ``"}``), closing brackets alone, and the end tokens."""
+
+    quote: torch.Tensor  # ids, (Q,)
+    brackets: torch.Tensor  # ids, (K,)
+    end: torch.Tensor  # ids, (E,)
+
+    @classmethod
+    def of(cls, tokenizer: Any, end_ids: set[int]) -> Closers:
+        pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+        quote = [i for i, p in enumerate(pieces) if p and re.fullmatch(r'"[}\]]*', p)]
+        brackets = [i for i, p in enumerate(pieces) if p and re.fullmatch(r"[}\]]+", p)]
+        return cls(torch.tensor(quote, dtype=torch.long),
+                   torch.tensor(brackets, dtype=torch.long),
+                   torch.tensor(sorted(end_ids), dtype=torch.long))  # fmt: skip
 
 
 class TokenMatcher:
-    """One sequence's position in its grammar."""
+    """One sequence's position in its grammar, and the tokens it has taken.
 
-    def __init__(self, matcher: Any, vocab_size: int) -> None:
-        self._matcher, self.vocab_size = matcher, vocab_size
+    ``closers``: for a JSON grammar, the tokens ``steer`` prefers when the budget runs low.
+    """
+
+    def __init__(self, matcher: Any, vocab_size: int, closers: Closers | None = None) -> None:
+        self._matcher, self.vocab_size, self.closers = matcher, vocab_size, closers
+        self.tokens: list[int] = []
 
     def allowed(self) -> torch.Tensor:
         """A boolean mask over the vocabulary: the tokens that may come next."""
@@ -147,6 +214,37 @@ class TokenMatcher:
         """
         if not self._matcher.consume_token(token):
             raise LmforgeError(f"grammar: token {token} refused: {self._matcher.get_error()}")
+        self.tokens.append(token)
+
+    def steer(self, logits: torch.Tensor, text: str) -> None:
+        """Leave only one token in ``logits`` (V,), already masked: the one that brings a JSON
+        answer (whose text so far is ``text``) nearest to its end. An end token if the
+        answer may end here; else a closing quote on a string that holds a character (a
+        key or a value), or a closing bracket after a value, when the grammar allows one;
+        else the likeliest allowed token (greedy: a required key or value still to write,
+        a string the schema keeps open).
+        The engine calls it for a sequence's last ``closing_reserve`` tokens, so a
+        sampled answer that rambles still closes before ``max_tokens`` cuts it."""
+        assert self.closers is not None, "steer needs a JSON grammar"
+        allowed = torch.isfinite(logits)
+        if not bool(allowed.any()):  # logit_bias banned all the grammar allows
+            return
+        depth, string, done = json_position(text)
+        candidates = self.closers.end
+        if not bool(allowed[candidates].any()):
+            if string:
+                candidates = self.closers.quote
+            elif string is None and done and depth:
+                candidates = self.closers.brackets
+            else:
+                candidates = torch.empty(0, dtype=torch.long)
+        candidates = candidates[allowed[candidates]]
+        if candidates.numel():
+            choice = int(candidates[logits[candidates].argmax()])
+        else:
+            choice = int(logits.argmax())
+        logits.fill_(float("-inf"))
+        logits[choice] = 0.0  # certain: log-probability 0
 
     @property
     def finished(self) -> bool:

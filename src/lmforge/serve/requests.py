@@ -38,6 +38,11 @@ class Grammar:
     def choice(cls, options: list[str]) -> Grammar:
         return cls("choice", json.dumps(list(options)))
 
+    @property
+    def closes_json(self) -> bool:
+        """Its answers are JSON (or hold JSON, as tool calls do), which ``steer`` can close."""
+        return self.kind == "json_schema" or (self.kind == "lark" and "%json" in self.source)
+
     def describe(self) -> str:
         return {"json_schema": "JSON Schema", "regex": "regular expression",
                 "choice": "choice", "lark": "grammar"}[self.kind]  # fmt: skip
