@@ -133,6 +133,10 @@ class _Sampling(_Body):
     ignore_eos: bool = False  # vLLM's extension: generate exactly max_tokens
     user: str | None = None
 
+    def grammar_param(self) -> str:
+        """The field a grammar error blames."""
+        return "response_format" if self.structured_outputs is None else "structured_outputs"
+
     def stops(self) -> tuple[str, ...]:
         if self.stop is None:
             return ()
@@ -209,6 +213,10 @@ class ChatCompletionRequest(_Sampling):
             for m in self.messages
         ])  # fmt: skip
 
+    def named_tool(self) -> str | None:
+        choice = self.tool_choice
+        return choice.function.name if isinstance(choice, NamedToolChoice) else None
+
     def callable_tools(self) -> list[dict[str, Any]]:
         """The tools the model may call (none under ``tool_choice: "none"``); a named
         choice must name one of them.
@@ -229,6 +237,165 @@ class ChatCompletionRequest(_Sampling):
                 raise ApiError(400, f"tool_choice: no tool named '{choice.function.name}' "
                                f"(tools: {given})", param="tool_choice")  # fmt: skip
         return tools
+
+
+class InputText(_Body):
+    """A text part of a Responses message (``input_text``; ``output_text`` when a model's
+    earlier output is sent back)."""
+
+    type: Literal["input_text", "output_text", "text"] = "input_text"
+    text: str
+
+
+class InputMessage(_Body):
+    type: Literal["message"] = "message"
+    role: Literal["user", "assistant", "system", "developer"]
+    content: str | list[InputText]
+
+    def text(self) -> str:
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(part.text for part in self.content)
+
+
+class FunctionCallItem(_Body):
+    """A call the model made (a ``function_call`` output item sent back as input)."""
+
+    type: Literal["function_call"]
+    call_id: str
+    name: str
+    arguments: str = "{}"
+
+
+class FunctionCallOutput(_Body):
+    """A tool's result for the call ``call_id``."""
+
+    type: Literal["function_call_output"]
+    call_id: str
+    output: str
+
+
+InputItem = Annotated[
+    InputMessage | FunctionCallItem | FunctionCallOutput,
+    Field(union_mode="left_to_right"),
+]
+
+
+class ResponseTool(_Body):
+    """A function tool in the Responses API's flat shape."""
+
+    type: Literal["function"]
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+    def as_chat_tool(self) -> dict[str, Any]:
+        function = {"name": self.name, "description": self.description,
+                    "parameters": self.parameters}  # fmt: skip
+        return {"type": "function", "function": {k: v for k, v in function.items() if v}}
+
+
+class ResponseToolChoice(_Body):
+    type: Literal["function"]
+    name: str
+
+
+class TextFormat(_Body):
+    type: Literal["text", "json_object", "json_schema"] = "text"
+    name: str | None = None
+    description: str | None = None
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    strict: bool | None = None
+
+
+class TextOptions(_Body):
+    format: TextFormat = Field(default_factory=TextFormat)
+
+
+class ResponsesRequest(_Body):
+    """``POST /v1/responses``: OpenAI's Responses API over the chat engine."""
+
+    model: str
+    input: str | list[InputItem]
+    instructions: str | None = None
+    max_output_tokens: int | None = Field(default=None, ge=1)
+    temperature: float = Field(default=1.0, ge=0.0, le=2.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    tools: list[ResponseTool] | None = Field(default=None, max_length=128)
+    tool_choice: Literal["none", "auto", "required"] | ResponseToolChoice | None = None
+    parallel_tool_calls: bool = True
+    text: TextOptions | None = None
+    previous_response_id: str | None = None
+    store: bool = True
+    stream: bool = False
+    truncation: Literal["auto", "disabled"] = "disabled"
+    metadata: dict[str, str] | None = None
+    user: str | None = None
+
+    def messages(self) -> list[dict[str, Any]]:
+        """The input as chat messages: a string is one user message; consecutive calls
+        become one assistant message with ``tool_calls``; outputs become tool messages."""
+        if isinstance(self.input, str):
+            return [{"role": "user", "content": self.input}]
+        messages: list[dict[str, Any]] = []
+        for item in self.input:
+            if isinstance(item, InputMessage):
+                role = "system" if item.role == "developer" else item.role
+                messages.append({"role": role, "content": item.text()})
+            elif isinstance(item, FunctionCallItem):
+                call = {"id": item.call_id, "type": "function",
+                        "function": {"name": item.name, "arguments": item.arguments}}  # fmt: skip
+                last = messages[-1] if messages else None
+                if last is None or last["role"] != "assistant" or "tool_calls" not in last:
+                    last = {"role": "assistant", "content": "", "tool_calls": []}
+                    messages.append(last)
+                last["tool_calls"].append(call)
+            else:
+                messages.append({"role": "tool", "content": item.output,
+                                 "tool_call_id": item.call_id})  # fmt: skip
+        return messages
+
+    def callable_tools(self) -> list[dict[str, Any]]:
+        """The tools (chat shape) the model may call; none under ``tool_choice: "none"``.
+
+        Raises:
+            ApiError: (400) a tool_choice without tools, or naming no given tool.
+        """
+        tools = [tool.as_chat_tool() for tool in self.tools or []]
+        choice = self.tool_choice
+        if choice is not None and choice != "none" and not tools:
+            raise ApiError(400, "tool_choice: give tools to choose from", param="tool_choice")
+        if isinstance(choice, ResponseToolChoice) and choice.name not in {
+            t["function"]["name"] for t in tools
+        }:
+            given = ", ".join(t["function"]["name"] for t in tools)
+            raise ApiError(400, f"tool_choice: no tool named '{choice.name}' (tools: {given})",
+                           param="tool_choice")  # fmt: skip
+        return [] if choice == "none" else tools
+
+    def named_tool(self) -> str | None:
+        return self.tool_choice.name if isinstance(self.tool_choice, ResponseToolChoice) else None
+
+    def grammar(self) -> Grammar | None:
+        """What ``text.format`` asks the output to match.
+
+        Raises:
+            ApiError: (400) ``json_schema`` without its schema.
+        """
+        form = self.text.format if self.text is not None else TextFormat()
+        if form.type == "json_object":
+            return Grammar.json_schema({"type": "object"})
+        if form.type == "json_schema":
+            if form.schema_ is None:
+                raise ApiError(400, "text.format.schema: required when type is 'json_schema'",
+                               param="text.format.schema")  # fmt: skip
+            return Grammar.json_schema(form.schema_)
+        return None
+
+    def params(self, max_tokens: int) -> RequestParams:
+        return RequestParams(max_tokens=max_tokens, temperature=self.temperature,
+                             top_p=self.top_p, grammar=self.grammar())  # fmt: skip
 
 
 class EmbeddingRequest(_Body):

@@ -1,8 +1,11 @@
-"""The server's own state in SQLite (``$LMFORGE_HOME/serve.db``): API keys and sessions.
+"""The server's own state in SQLite (``$LMFORGE_HOME/serve.db``): API keys, sessions
+and stored responses.
 
 Keys are stored as SHA-256 hashes (they are 256-bit random tokens, so a slow hash adds
 nothing); the plain key is shown once, at creation. Sessions hold a conversation's
-system prompt and messages and belong to the key that created them.
+system prompt and messages; stored responses (the Responses API's ``store``) hold the
+response object and the conversation up to and including it, which a later request
+continues with ``previous_response_id``. Both belong to the key that created them.
 """
 
 from __future__ import annotations
@@ -40,6 +43,13 @@ CREATE TABLE IF NOT EXISTS sessions (
     metadata TEXT NOT NULL,
     created REAL NOT NULL,
     updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS responses (
+    id TEXT PRIMARY KEY,
+    owner TEXT,
+    messages TEXT NOT NULL,
+    response TEXT NOT NULL,
+    created REAL NOT NULL
 );
 """
 
@@ -183,4 +193,32 @@ class ServeStore:
         if self.get_session(session_id, owner) is None:
             return False
         self._run("DELETE FROM sessions WHERE id = ?", session_id)
+        return True
+
+    # --- stored responses -----------------------------------------------------------
+
+    def save_response(
+        self, response: dict[str, Any], owner: str | None, messages: list[dict[str, Any]]
+    ) -> None:
+        """Keep ``response`` (its ``id`` is the key) and the chat ``messages`` it ends."""
+        self._run(
+            "INSERT INTO responses VALUES (?, ?, ?, ?, ?)",
+            response["id"], owner, json.dumps(messages), json.dumps(response), time.time(),
+        )  # fmt: skip
+
+    def get_response(
+        self, response_id: str, owner: str | None
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        """The stored response and its conversation, if it exists and belongs to ``owner``."""
+        rows = self._run(
+            "SELECT owner, response, messages FROM responses WHERE id = ?", response_id
+        )
+        if not rows or rows[0][0] != owner:
+            return None
+        return json.loads(rows[0][1]), json.loads(rows[0][2])
+
+    def delete_response(self, response_id: str, owner: str | None) -> bool:
+        if self.get_response(response_id, owner) is None:
+            return False
+        self._run("DELETE FROM responses WHERE id = ?", response_id)
         return True

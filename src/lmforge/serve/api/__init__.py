@@ -11,6 +11,7 @@ from lmforge.serve.api.images import ImageSearch
 from lmforge.serve.api.kb import KnowledgeBaseSearch
 from lmforge.serve.api.models import Models
 from lmforge.serve.api.moderations import Moderations
+from lmforge.serve.api.responses import Responses
 from lmforge.serve.api.score import Scoring
 from lmforge.serve.api.sessions import Sessions
 
@@ -19,6 +20,7 @@ from lmforge.serve.api.sessions import Sessions
 FAMILIES: tuple[type[EndpointFamily], ...] = (
     Models,
     Chat,
+    Responses,
     Completions,
     Embeddings,
     Moderations,

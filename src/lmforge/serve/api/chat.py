@@ -28,7 +28,7 @@ from lmforge.serve.api.generation import (
     token_usage,
 )
 from lmforge.serve.errors import ApiError, lmforge_errors_as
-from lmforge.serve.protocol import ChatCompletionRequest, NamedToolChoice
+from lmforge.serve.protocol import ChatCompletionRequest
 from lmforge.serve.requests import Grammar, RequestParams, TokenLogprob
 from lmforge.serve.store import Session
 from lmforge.serve.understand import Grounding
@@ -36,7 +36,48 @@ from lmforge.serve.understand import Grounding
 SESSION_ANSWER_RESERVE = 512  # tokens kept free for the answer when max_tokens is not given
 
 
-class Chat(GenerationFamily):
+class ChatPrompts(GenerationFamily):
+    """What the families that answer conversations share (chat completions, responses):
+    a conversation's prompt through the model's chat template."""
+
+    def render(self, messages: list[dict[str, str]]) -> list[int]:
+        """The prompt's token ids, through the model's chat template."""
+        with lmforge_errors_as(400, param="messages"):
+            return render_chat(self.served.tokenizer, messages, model_ref=self.served.model_name)
+
+    def fit_session(
+        self, system: str | None, history: list[dict[str, str]], max_tokens: int | None
+    ) -> list[int]:
+        """The session prompt that fits the context with room for the answer.
+
+        The system prompt always stays; whole exchanges are dropped oldest first (from
+        one user message to the next), so the model never sees half a turn.
+        """
+        context = self.served.llm().max_len
+        reserve = max_tokens or min(self.served.max_tokens_limit, SESSION_ANSWER_RESERVE)
+        head = [{"role": "system", "content": system}] if system else []
+        start = 0
+        while True:
+            prompt = self.render(head + history[start:])
+            if len(prompt) + reserve <= context:
+                return prompt
+            later_users = [
+                i for i in range(start + 1, len(history)) if history[i]["role"] == "user"
+            ]
+            if not later_users:
+                raise ApiError(
+                    400,
+                    f"the system prompt and the newest message take {len(prompt)} tokens; with "
+                    f"{reserve} for the answer that exceeds the model's context of "
+                    f"{context} tokens. Send a shorter message or ask for fewer "
+                    "max_tokens.",
+                    param="messages",
+                    code="context_length_exceeded",
+                )
+            start = later_users[0]
+
+
+class Chat(ChatPrompts):
     """Chat completions for the served model and its adapters."""
 
     async def create(
@@ -69,7 +110,11 @@ class Chat(GenerationFamily):
             prompt = self.render(plain_messages(grounded, tools))
         max_tokens = served.max_tokens(body.requested_max_tokens(), len(prompt), "messages")
         params = body.params(max_tokens, logprobs=body.logprobs, top_logprobs=top)
-        params = await self.checked(body, with_tool_grammar(params, body, tools))
+        params = with_tool_grammar(params, tools, required=body.tool_choice == "required",
+                                   named=body.named_tool(),
+                                   parallel=body.parallel_tool_calls)  # fmt: skip
+        from_format = body.grammar() is not None  # else a grammar comes from the tools
+        params = await self.checked(params, body.grammar_param() if from_format else "tools")
         response_id = f"chatcmpl-{uuid.uuid4().hex}"
         events = self.submit([prompt] * body.n, params, adapter)
 
@@ -197,42 +242,6 @@ class Chat(GenerationFamily):
                   "escalate_rule": monitor.rule}  # fmt: skip
         return hits, fields, trend
 
-    def render(self, messages: list[dict[str, str]]) -> list[int]:
-        """The prompt's token ids, through the model's chat template."""
-        with lmforge_errors_as(400, param="messages"):
-            return render_chat(self.served.tokenizer, messages, model_ref=self.served.model_name)
-
-    def fit_session(
-        self, system: str | None, history: list[dict[str, str]], max_tokens: int | None
-    ) -> list[int]:
-        """The session prompt that fits the context with room for the answer.
-
-        The system prompt always stays; whole exchanges are dropped oldest first (from
-        one user message to the next), so the model never sees half a turn.
-        """
-        context = self.served.llm().max_len
-        reserve = max_tokens or min(self.served.max_tokens_limit, SESSION_ANSWER_RESERVE)
-        head = [{"role": "system", "content": system}] if system else []
-        start = 0
-        while True:
-            prompt = self.render(head + history[start:])
-            if len(prompt) + reserve <= context:
-                return prompt
-            later_users = [
-                i for i in range(start + 1, len(history)) if history[i]["role"] == "user"
-            ]
-            if not later_users:
-                raise ApiError(
-                    400,
-                    f"the system prompt and the newest message take {len(prompt)} tokens; with "
-                    f"{reserve} for the answer that exceeds the model's context of "
-                    f"{context} tokens. Send a shorter message or ask for fewer "
-                    "max_tokens.",
-                    param="messages",
-                    code="context_length_exceeded",
-                )
-            start = later_users[0]
-
     @classmethod
     def add_routes(cls, routes: Routes) -> None:
         @routes.app.post("/v1/chat/completions")
@@ -261,21 +270,26 @@ def chat_logprobs(tokens: list[TokenLogprob]) -> dict[str, Any]:
 
 
 def with_tool_grammar(
-    params: RequestParams, body: ChatCompletionRequest, tools: list[dict[str, Any]]
+    params: RequestParams,
+    tools: list[dict[str, Any]],
+    *,
+    required: bool,
+    named: str | None,
+    parallel: bool,
 ) -> RequestParams:
-    """``params`` constrained for ``tools``: under ``required`` or a named function the
-    whole answer is calls, their arguments valid under each function's schema; under
-    ``auto`` the model may write text, and once it opens a call the rest is constrained."""
+    """``params`` constrained for ``tools``: when a call is ``required`` or the function
+    ``named``, the whole answer is calls, their arguments valid under each function's
+    schema; else (``auto``) the model may write text, and once it opens a call the rest is
+    constrained. One call unless ``parallel``."""
     if not tools:
         return params
-    choice, parallel = body.tool_choice, body.parallel_tool_calls
-    if choice == "required" or isinstance(choice, NamedToolChoice):
+    if required or named is not None:
         if params.grammar is not None:
             raise ApiError(400, "tool_choice: a required or named tool call cannot have a "
-                           "response_format or structured_outputs too",
+                           "response format or structured_outputs too",
                            param="tool_choice")  # fmt: skip
-        if isinstance(choice, NamedToolChoice):
-            tools = [t for t in tools if t["function"]["name"] == choice.function.name]
+        if named is not None:
+            tools = [t for t in tools if t["function"]["name"] == named]
         grammar = Grammar("lark", calls_grammar(tools, parallel=parallel))
         return dataclasses.replace(params, grammar=grammar)
     if params.grammar is not None:  # a response format rules the text: no calls

@@ -48,7 +48,8 @@ class Completions(GenerationFamily):
         max_tokens = served.max_tokens(body.max_tokens, longest, "prompt")
         top = body.logprobs or 0
         params = await self.checked(
-            body, body.params(max_tokens, logprobs=body.logprobs is not None, top_logprobs=top)
+            body.params(max_tokens, logprobs=body.logprobs is not None, top_logprobs=top),
+            body.grammar_param(),
         )
         expanded = [p for p in prompts for _ in range(body.n)]  # choice i: prompt i // n
         echoes = [served.tokenizer.decode(p) if body.echo else "" for p in expanded]

@@ -41,17 +41,14 @@ class GenerationFamily(EndpointFamily):
         self.model(name)
         return None if name == self.served.model_name else name
 
-    async def checked(self, body: Any, params: RequestParams) -> RequestParams:
+    async def checked(self, params: RequestParams, param: str) -> RequestParams:
         """``params`` once the engine can honour them: their grammar compiles (else a 400
-        that names what is wrong or unsupported) and ``logit_bias`` names tokens of the
-        model's vocabulary."""
+        that names ``param``, the field it came from, and what is wrong or unsupported) and
+        ``logit_bias`` names tokens of the model's vocabulary."""
         engine = self.served.llm()
         grammars = getattr(engine, "grammars", None)  # a GrammarCompiler (serve/grammar.py)
         wanted = [params.grammar, params.grammar_after[1] if params.grammar_after else None]
         for grammar in (g for g in wanted if g is not None):
-            param = "response_format" if body.structured_outputs is None else "structured_outputs"
-            if getattr(body, "tools", None) and body.tool_choice != "none":
-                param = "tools"
             if grammars is None:
                 raise ApiError(400, "this server's backend cannot constrain decoding",
                                param=param, code="unsupported_value")  # fmt: skip
