@@ -19,6 +19,7 @@ import argparse
 import json
 import random
 import re
+import sys
 import textwrap
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -5650,6 +5651,36 @@ firmware release notes, for continued pre-training (causal or masked language mo
 radio_mA: {radios}. Color and weight appear in some descriptions but do not affect the
 label. The descriptions use six phrasings.
 
+## orders/ (the support agent's database)
+
+`orders.json`: `{{"as_of", "customers", "orders"}}`, {COMPANY}'s customers and their
+orders as of {ORDERS_AS_OF} (the day the agent's tools treat as today). Each order has an
+`id` (`BN-` and 7 digits), `customer_id`, `placed`, `status` (delivered, shipped,
+processing, cancelled or returned), `shipping`, `items` (`product`, `quantity`,
+`unit_price`, `final_sale`) and `total`; shipped ones have `carrier`, `tracking`, `shipped`
+and `estimated` or `delivered` dates. Products and prices are those of `products.md`.
+`lmforge.agent.orders` loads it into SQLite and runs the agent's four tools over it
+(`lookup_order`, `track_shipment`, `start_return`, `escalate_to_human`).
+
+## tool_dialogs/ (tool use, `messages` format with `tool_calls`)
+
+train {counts["tool_dialogs"]["train"]} / validation {counts["tool_dialogs"]["validation"]}:
+a customer asks about an order; the assistant calls one tool (OpenAI's `tool_calls`
+shape), the `tool` message holds exactly what `lmforge.agent.orders` returns for that call
+on `orders/orders.json` (each split starts from the bundled data, so a return opened
+earlier in a split is already open later), and the assistant answers from the result. One
+dialog in six asks without an order number (the assistant asks for it) or asks a policy
+question (answered without a tool). Every record carries the tools in its `tools` column;
+the system prompt is `lmforge.agent.orders.SUPPORT_PROMPT`. Train uses two thirds of each
+phrasing list, validation the held-out third.
+
+`agent_test.jsonl` (hand-written, not by this script): 30 scripted conversations that
+judge the agent (`lmforge eval agent`): `{{"id", "turns", "calls", "facts"}}`, the user's
+turns, the tool calls expected (a name, or a list of acceptable names, and the
+arguments that must match exactly; an escalation's free-text summary is not compared)
+and the facts the final answer must state (each a list of acceptable spellings). They
+were written by hand against `orders.json` in wording the generator does not use.
+
 ## preference/ (pairs of answers, `preference` format)
 
 {table("preference")} pairs, and `test_questions.jsonl` ({counts["preference"]["test_questions"]}
@@ -5692,6 +5723,333 @@ tests as reward (task `grpo`). Written by `scripts/make_code_problems.py`; see
 """
 
 
+# --- Orders: the support agent's database, and tool dialogs over it -----------------------
+# The tools and their results come from lmforge.agent.orders (standard library only), so
+# each dialog's tool message holds exactly what the real tool returns on this database.
+
+ORDERS_AS_OF = "2026-11-20"
+FIRST_NAMES = ("Maya", "Daniel", "Priya", "Lucas", "Grace", "Omar", "Elena", "Jamal", "Sofia",
+               "Ethan", "Hana", "Marcus", "Leila", "Noah", "Camila", "Victor", "Aisha", "Ben",
+               "Rosa", "Kenji", "Tessa", "Ivan", "Nora", "Samuel")  # fmt: skip
+LAST_NAMES = ("Okafor", "Lindqvist", "Raman", "Moreau", "Castillo", "Haddad", "Novak",
+              "Price", "Tanaka", "Brennan", "Silva", "Weber", "Osei", "Kowalski", "Duarte",
+              "Fischer", "Rahman", "Keller", "Vargas", "Ito", "Murphy", "Petrov", "Abbott",
+              "Quinn")  # fmt: skip
+ORDER_STATUSES = (("delivered", 44), ("shipped", 18), ("processing", 10), ("cancelled", 8),
+                  ("returned", 6))  # fmt: skip
+
+
+def _money(price: str) -> float:
+    return float(price.lstrip("$"))
+
+
+def make_orders(count: int = 86) -> dict:
+    """Customers and their orders as of ORDERS_AS_OF: statuses in ORDER_STATUSES' shares,
+    delivery dates from 1 to about 90 days back (so some returns are past the 45-day window),
+    a few Final Sale items."""
+    from datetime import date, timedelta
+
+    rng = random.Random(SEED + 11)
+    today = date.fromisoformat(ORDERS_AS_OF)
+    customers = [
+        {
+            "id": f"C{1001 + i}",
+            "name": f"{first} {last}",
+            "email": f"{first.lower()}.{last.lower()}@example.com",
+        }
+        for i, (first, last) in enumerate(zip(FIRST_NAMES, LAST_NAMES, strict=True))
+    ]
+    statuses = [s for s, n in ORDER_STATUSES for _ in range(n)]
+    rng.shuffle(statuses)
+    ids: set[str] = set()
+    orders = []
+    for status in statuses[:count]:
+        order_id = f"BN-{rng.randrange(1_000_000, 10_000_000)}"
+        while order_id in ids:
+            order_id = f"BN-{rng.randrange(1_000_000, 10_000_000)}"
+        ids.add(order_id)
+        products = rng.sample(PRODUCTS, rng.choice((1, 1, 1, 2, 2, 3)))
+        items = [
+            {
+                "product": p.name,
+                "quantity": rng.choice((1, 1, 1, 2)),
+                "unit_price": _money(p.price),
+                "final_sale": status == "delivered" and rng.random() < 0.08,
+            }
+            for p in products
+        ]
+        shipping = rng.choice(("Standard", "Standard", "Expedited"))
+        order = {
+            "id": order_id,
+            "customer_id": rng.choice(customers)["id"],
+            "status": status,
+            "shipping": shipping,
+            "items": items,
+            "total": round(sum(i["unit_price"] * i["quantity"] for i in items), 2),
+        }
+        if status == "processing":
+            placed = today - timedelta(days=rng.randrange(0, 2))
+        elif status == "shipped":
+            placed = today - timedelta(days=rng.randrange(2, 5))
+        elif status == "cancelled":
+            placed = today - timedelta(days=rng.randrange(2, 40))
+        else:
+            placed = today - timedelta(days=rng.randrange(6, 95))
+        order["placed"] = placed.isoformat()
+        if status in {"shipped", "delivered", "returned"}:
+            shipped = placed + timedelta(days=1)
+            transit = 2 if shipping == "Expedited" else rng.randrange(3, 6)
+            order.update(
+                carrier="UPS",
+                shipped=shipped.isoformat(),
+                tracking="1Z"
+                + "".join(rng.choice("0123456789ABCDEFGHJKLMNPRSTUVWXYZ") for _ in range(16)),
+            )
+            arrival = shipped + timedelta(days=transit)
+            if status == "shipped":
+                order["estimated"] = max(arrival, today + timedelta(days=1)).isoformat()
+            else:
+                order["delivered"] = min(arrival, today - timedelta(days=1)).isoformat()
+        orders.append(order)
+    return {"as_of": ORDERS_AS_OF, "customers": customers, "orders": orders}
+
+
+# (asks: phrasings with {id} and {product}; the tool; its arguments beyond order_id)
+TOOL_ASKS: dict[str, tuple[str, ...]] = {
+    "lookup_order": (
+        "What's the status of my order {id}?",
+        "Can you check order {id} for me?",
+        "Hi, I placed order {id}. What's happening with it?",
+        "Could you tell me what's in order {id} and where it stands?",
+        "Any update on {id}?",
+        "Is my order {id} still processing?",
+    ),
+    "track_shipment": (
+        "Where is my package? The order is {id}.",
+        "Can I get the tracking number for {id}?",
+        "When will order {id} arrive?",
+        "Has {id} shipped yet?",
+        "Please track my order {id}.",
+        "Which carrier has my order {id}, and when does it get here?",
+    ),
+    "start_return": (
+        "I want to return my {product} from order {id}. {why}",
+        "Please start a return for order {id}. {why}",
+        "Can I send back order {id}? {why}",
+        "{why} I'd like to return it, order {id}.",
+        "How do I return the {product}? Order {id}. {why}",
+        "Return request for {id}: {why}",
+    ),
+}
+RETURN_WHY = {
+    "defective": ("It stopped working after a week.", "It's defective, it won't turn on.",
+                  "It keeps failing and resetting itself."),
+    "damaged": ("It arrived with a cracked case.", "The box was crushed and it's damaged.",
+                "It came broken in the package."),
+    "wrong_item": ("You sent me the wrong item.", "That's not what I ordered.",
+                   "I received a different product."),
+    "unwanted": ("I changed my mind.", "I don't need it anymore.",
+                 "It's not a good fit for my home."),
+}  # fmt: skip
+ESCALATE_ASKS = (
+    ("I've contacted you three times about order {id} and nothing is fixed. I want a person.",
+     "Customer contacted support three times about order {id}, still unresolved; asks for "
+     "a person."),
+    ("Can I speak to a human, please? It's about {id}.",
+     "Customer asks to speak to a person about order {id}."),
+    ("This is unacceptable. Order {id} was charged twice. Get me a manager.",
+     "Customer reports order {id} was charged twice and asks for a manager."),
+    ("I need someone from your team to call me about order {id}.",
+     "Customer asks for a call from the support team about order {id}."),
+    ("Please escalate order {id}, the replacement never came.",
+     "Customer says the replacement for order {id} never arrived; asks to escalate."),
+    ("I'd like to file a complaint about order {id} with a real person.",
+     "Customer wants to file a complaint about order {id} with a person."),
+)  # fmt: skip
+NO_ORDER_ASKS = (
+    "Where is my order?", "I want to return something.", "Can you track my package?",
+    "What's the status of my purchase?", "I need to send an item back.",
+    "My delivery hasn't come. Can you check?",
+)  # fmt: skip
+NO_ORDER_ANSWERS = (
+    "I can check that for you. What is your order number? It starts with BN- and is in "
+    "your order confirmation email.",
+    "Happy to help. Could you share your order number (BN- followed by 7 digits)?",
+    "Sure. Please send me the order number from your confirmation email, like BN-1234567.",
+)  # fmt: skip
+POLICY_ASKS = (
+    (("How long do I have to return something?", "What's your return window?",
+      "Until when can I return an item?"),
+     f"You can return items within {RETURN_DAYS} days of delivery."),
+    (("Is there a fee for returns?", "Do returns cost anything?", "What does a return cost?"),
+     f"Return labels are free for defective, damaged or wrong items; other returns have a "
+     f"{RETURN_FEE} return shipping fee deducted from the refund."),
+    (("How fast is expedited shipping?", "How long does expedited take?",
+      "What's the expedited delivery time?"),
+     "Expedited shipping takes 2 business days and costs $12.99."),
+)  # fmt: skip
+
+
+def _date_words(iso: str) -> str:
+    from datetime import date
+
+    day = date.fromisoformat(iso)
+    return f"{day.strftime('%B')} {day.day}"
+
+
+def _answer(name: str, result: dict, rng: random.Random) -> str:
+    """The assistant's reply after a tool result: the facts the result holds."""
+    if "error" in result:
+        if name == "start_return" and result.get("eligible") is False:
+            return rng.choice(
+                (
+                    f"I'm sorry, I can't start that return: {result['error']}.",
+                    f"Unfortunately that order can't be returned: {result['error']}.",
+                )
+            )
+        return f"I couldn't do that: {result['error']}."
+    if name == "lookup_order":
+        items = ", ".join(f"{i['quantity']} x {i['product']}" for i in result["items"])
+        where = {
+            "delivered": lambda: f"was delivered on {_date_words(result.get('delivered', ''))}",
+            "shipped": lambda: (
+                f"shipped on {_date_words(result.get('shipped', ''))} and is on its way"
+            ),
+            "processing": lambda: f"is being prepared (placed {_date_words(result['placed'])})",
+            "cancelled": lambda: "was cancelled",
+            "returned": lambda: "was returned",
+            "return_started": lambda: f"has return {result.get('return')} open",
+        }[result["status"]]()
+        return (
+            f"Order {result['order_id']} {where}. It holds {items}, "
+            f"${result['total']:.2f} in total."
+        )
+    if name == "track_shipment":
+        if "note" in result:
+            return (
+                f"Order {result['order_id']} hasn't shipped yet; it ships within 1 business "
+                "day, and you'll get the tracking number by email."
+            )
+        if "delivered" in result:
+            return (
+                f"Order {result['order_id']} was delivered on "
+                f"{_date_words(result['delivered'])} by {result['carrier']} (tracking "
+                f"{result['tracking_number']})."
+            )
+        return (
+            f"Order {result['order_id']} shipped with {result['carrier']} on "
+            f"{_date_words(result['shipped'])}, tracking number {result['tracking_number']}; "
+            f"it should arrive by {_date_words(result['estimated_delivery'])}."
+        )
+    if name == "start_return":
+        fee = (
+            "the label is free"
+            if not result["label_fee"]
+            else f"a ${result['label_fee']:.2f} return shipping fee is deducted"
+        )
+        return (
+            f"Your return {result['return_id']} is open. A UPS return label is on its way "
+            f"to your email; {fee}, so your refund will be ${result['refund']:.2f}."
+        )
+    return (
+        f"I've passed this to our support team: ticket {result['ticket']}. Someone will "
+        f"get back to you within {result['response_within']}."
+    )
+
+
+def make_tool_dialogs(orders: dict, counts: dict[str, int]) -> dict[str, list[dict]]:
+    """Dialogs in the ``messages`` format with ``tool_calls``: a customer asks, the
+    assistant calls a tool (or asks for the order number, or answers a policy question
+    without one), the tool's real result follows, and the assistant answers from it.
+    Train uses two thirds of each phrasing list, validation the held-out third. Every
+    record carries the tools (its ``tools`` column)."""
+    sys.path.insert(0, str(ROOT / "src"))  # lmforge itself, installed or not
+    from lmforge.agent.orders import (
+        SUPPORT_PROMPT,
+        TOOLS,
+        OrderTools,
+        create_database,
+        result_text,
+    )
+
+    rng = random.Random(SEED + 13)
+    order_ids = [o["id"] for o in orders["orders"]]
+    from datetime import date
+
+    today = date.fromisoformat(orders["as_of"])
+    returnable = [o["id"] for o in orders["orders"] if o["status"] == "delivered"
+                  and (today - date.fromisoformat(o["delivered"])).days <= 45]  # fmt: skip
+    product_of = {o["id"]: o["items"][0]["product"] for o in orders["orders"]}
+    result: dict[str, list[dict]] = {}
+    for split, count in counts.items():
+        heldout = split != "train"
+        tools = OrderTools(create_database(orders))  # each split starts from the bundled data
+        dialogs: list[dict] = []
+        fresh = list(returnable)  # not yet returned in this split
+        while len(dialogs) < count:
+            kind = len(dialogs) % 6
+            system = {"role": "system", "content": SUPPORT_PROMPT}
+            if kind == 4:
+                if rng.random() < 0.5:
+                    ask = pick_wording(rng, NO_ORDER_ASKS, heldout)
+                    answer = rng.choice(NO_ORDER_ANSWERS)
+                else:
+                    asks, answer = rng.choice(POLICY_ASKS)
+                    ask = pick_wording(rng, asks, heldout)
+                dialogs.append(
+                    {
+                        "messages": [
+                            system,
+                            {"role": "user", "content": ask},
+                            {"role": "assistant", "content": answer},
+                        ],
+                        "tools": TOOLS,
+                    }
+                )
+                continue
+            if kind in (2, 3) and fresh and rng.random() < 0.6:
+                order_id = fresh.pop(rng.randrange(len(fresh)))
+            else:
+                order_id = rng.choice(order_ids)
+            if kind == 5:
+                index = rng.randrange(len(ESCALATE_ASKS))
+                while heldout_index(index) != heldout:
+                    index = rng.randrange(len(ESCALATE_ASKS))
+                ask, summary = (t.format(id=order_id) for t in ESCALATE_ASKS[index])
+                name, arguments = "escalate_to_human", {"summary": summary, "order_id": order_id}
+            else:
+                name = ("lookup_order", "track_shipment", "start_return", "start_return")[kind]
+                reason = rng.choice(tuple(RETURN_WHY))
+                why = pick_wording(rng, RETURN_WHY[reason], heldout)
+                ask = pick_wording(rng, TOOL_ASKS[name], heldout).format(
+                    id=order_id, product=product_of[order_id], why=why
+                )
+                arguments = {"order_id": order_id}
+                if name == "start_return":
+                    arguments["reason"] = reason
+            outcome = tools.call(name, arguments)
+            call_id = f"call_{len(dialogs):04d}"
+            call = {
+                "id": call_id,
+                "type": "function",
+                "function": {"name": name, "arguments": json.dumps(arguments)},
+            }
+            dialogs.append(
+                {
+                    "messages": [
+                        system,
+                        {"role": "user", "content": ask.strip()},
+                        {"role": "assistant", "content": "", "tool_calls": [call]},
+                        {"role": "tool", "tool_call_id": call_id, "content": result_text(outcome)},
+                        {"role": "assistant", "content": _answer(name, outcome, rng)},
+                    ],
+                    "tools": TOOLS,
+                }
+            )
+        result[split] = dialogs
+    return result
+
+
 def write_jsonl(path: Path, records: Iterable[dict]) -> None:
     lines = [json.dumps(r, ensure_ascii=False) + "\n" for r in records]
     path.write_text("".join(lines), encoding="utf-8", newline="\n")
@@ -5732,6 +6090,8 @@ def build(out: Path) -> dict[str, dict[str, int]]:
         "troubleshooting.md": troubleshooting_md(),
     }
     datasets["kb_queries"] = make_kb_queries({name: reflow(text) for name, text in docs.items()})
+    orders = make_orders()
+    datasets["tool_dialogs"] = make_tool_dialogs(orders, {"train": 240, "validation": 30})
     counts: dict[str, dict[str, int]] = {}
     for name, splits in datasets.items():
         folder = out / name
@@ -5740,6 +6100,10 @@ def build(out: Path) -> dict[str, dict[str, int]]:
         for split, records in splits.items():
             write_jsonl(folder / f"{split}.jsonl", records)
             counts[name][split] = len(records)
+    (out / "orders").mkdir(parents=True, exist_ok=True)
+    (out / "orders" / "orders.json").write_text(
+        json.dumps(orders, indent=1) + "\n", encoding="utf-8", newline="\n"
+    )
     company = out / "company"
     company.mkdir(parents=True, exist_ok=True)
     for name, text in docs.items():

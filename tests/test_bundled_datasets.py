@@ -48,6 +48,7 @@ HAND_WRITTEN = (
     "guard/challenge_test.jsonl",
     "sentiment/challenge.jsonl",
     "customer_service/challenge_questions.jsonl",
+    "tool_dialogs/agent_test.jsonl",  # tests/test_agent.py checks it against the tools
 )
 # Written by scripts/make_grounded_dialogs.py (it needs a knowledge base, so
 # tests/test_grounded_dialogs.py checks those files instead).
@@ -120,6 +121,7 @@ def test_list_bundled_names_every_dataset_and_split() -> None:
         "preference": ["train", "validation", "test", "test_questions"],
         "property": ["train", "validation", "test"],
         "sentiment": ["train", "validation", "test", "challenge"],
+        "tool_dialogs": ["train", "validation", "agent_test"],
     }
 
 

@@ -25,7 +25,7 @@ from tests.datafiles import install_distribution, write_jsonl
 runner = CliRunner()
 BUILT_IN = (
     "perplexity, qa, generation, classification, regression, code, safety, image-retrieval, "
-    "zero-shot, image-generation, tabular-classification, rul"
+    "zero-shot, image-generation, tabular-classification, rul, agent"
 )
 
 
@@ -107,7 +107,7 @@ def test_a_registered_task_is_evaluated_end_to_end_on_a_tiny_model(
                               "contains", "--max-tokens", "4", "--no-track", "--json"])  # fmt: skip
     assert cli.exit_code == 0, cli.output
     assert json.loads(cli.stdout)["metrics"] == result.metrics  # greedy: the same answers
-    listed = BUILT_IN.replace(", rul", ", rul or contains")
+    listed = BUILT_IN.replace(", agent", ", agent or contains")
     assert f"{listed}." in _help("eval", "model")
     assert "qa, generation, code, safety or contains. [default: qa]" in _help("prompts", "eval")
 
@@ -134,7 +134,7 @@ def test_a_plugin_task_is_listed_and_evaluated(length_plugin: None, tmp_path: Pa
     assert "| `length` | Characters per text (no model). | `text` | chars | - | no |" in (
         tasks.markdown_table()
     )
-    assert "image-generation, tabular-classification, rul or length." in _help("eval", "model")
+    assert "tabular-classification, rul, agent or length." in _help("eval", "model")
 
 
 def test_an_unknown_task_names_the_field_and_lists_the_valid_ones(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
+from lmforge.cli import agent as agent_cli
 from lmforge.cli import audit as audit_cli
 from lmforge.cli import compress as compress_cli
 from lmforge.cli import config as config_cli
@@ -64,6 +65,7 @@ app.add_typer(images_cli.app, name="images")
 app.add_typer(data_cli.app, name="data")
 app.command("embed")(kb_cli.embed)
 app.add_typer(explain_cli.app, name="explain")
+app.add_typer(agent_cli.app, name="agent")
 app.add_typer(evaluate_cli.app, name="eval")
 app.add_typer(prompts_cli.app, name="prompts")
 app.add_typer(pipeline_cli.app, name="pipeline")

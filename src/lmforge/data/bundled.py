@@ -81,6 +81,19 @@ def company_docs_dir() -> Path:
     return folder
 
 
+def orders_file() -> Path:
+    """Brightnest Home's order data (``orders/orders.json``), the support agent's database.
+
+    Raises:
+        LmforgeError: the file is missing, which means a broken installation.
+    """
+    path = DATASETS_DIR / "orders" / "orders.json"
+    if not path.is_file():
+        raise LmforgeError(f"bundled orders missing: {path}; reinstall lmforge, or run "
+                           "`python scripts/make_datasets.py` in a source checkout")  # fmt: skip
+    return path
+
+
 def bundled_path(value: str, default_split: str = "train") -> Path:
     """``bundled:customer_service/test`` -> that file; ``bundled:company`` -> the documents;
     ``bundled:NAME`` alone -> its ``default_split``. How pipeline files and ``--data``

@@ -26,8 +26,8 @@ from typing import Any, Literal
 from lmforge.config.plugins import installed_plugins
 from lmforge.config.section import unknown_name
 from lmforge.errors import LmforgeError
+from lmforge.evaluate import agent, image_generation, image_tasks, tabular, timeseries
 from lmforge.evaluate import builtin_tasks as builtin
-from lmforge.evaluate import image_generation, image_tasks, tabular, timeseries
 from lmforge.progress import ProgressFn
 from lmforge.stats import TABLE_METRICS, retrieval_metric_names
 
@@ -207,6 +207,14 @@ _BUILT_IN = (
         "test files (or a long table with a RUL column): RMSE, MAE and the NASA score, and "
         "a plot of predicted against true RUL (`rul.png`).",
         timeseries.RUL_METRICS, predict_table=timeseries.rul_rows, figure=timeseries.rul_plot,
+    ),
+    EvalTask(
+        "agent", "The support agent (a chat model with Brightnest's order tools) on scripted "
+        "conversations, each on a fresh order database: the right tools called, their "
+        "arguments exact, arguments valid under the tools' schemas, and the task done (the "
+        "final answer states the expected facts).",
+        agent.AGENT_METRICS, wilson=agent.AGENT_METRICS, check=agent.check_record,
+        predict=agent.agent_rows,
     ),
 )  # fmt: skip
 _REGISTRY: dict[str, EvalTask] = {task.name: task for task in _BUILT_IN}

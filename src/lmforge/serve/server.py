@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import socket
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
+import uvicorn
 from peft import PeftModel
 
 from lmforge.data.calibration import calibration_texts
@@ -22,6 +27,7 @@ from lmforge.hub.resolve import SCORED_KINDS
 from lmforge.hub.smoothquant import quantize_int8
 from lmforge.retrieve.images import ImageIndex
 from lmforge.serve.api.base import OpenAIHandler
+from lmforge.serve.app import create_app
 from lmforge.serve.backends import pick_backend
 from lmforge.serve.config import ServeConfig
 from lmforge.serve.engine import Engine
@@ -221,3 +227,35 @@ def resolve_served(
             )
         resolved[name] = adapter
     return base, resolved
+
+
+@contextmanager
+def background_server(config: ServeConfig, timeout: float = 600) -> Iterator[str]:
+    """Serve ``config`` from this process: a uvicorn server in a thread, on a free
+    loopback port. Yields the base URL (``http://127.0.0.1:PORT``) once the model is
+    loaded, and stops the server afterwards (what ``lmforge agent run MODEL`` and the
+    ``agent`` evaluation talk to with the ``openai`` client).
+
+    Raises:
+        LmforgeError: the model failed to load, or took longer than ``timeout`` seconds.
+    """
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = create_app(lambda: build_handler(config))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="lmforge-serve", daemon=True)
+    thread.start()
+    try:
+        state = app.state.lmforge
+        deadline = time.monotonic() + timeout
+        while not (server.started and state.loaded.is_set()):
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise LmforgeError(f"serving {config.model} did not start within {timeout:.0f} s")
+            time.sleep(0.1)
+        if state.handler is None:
+            raise LmforgeError(f"serving {config.model}: the model failed to load: {state.error}")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
