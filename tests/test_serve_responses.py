@@ -137,9 +137,9 @@ def test_the_stream_helper_accumulates_the_events(client: Any) -> None:
 def test_function_tools_and_their_outputs(client: Any) -> None:
     asked = "Return BN-1042, it broke"
     called = create(client, input=asked, tools=[LOOKUP, RETURN], tool_choice="required",
-                    temperature=1.0, max_output_tokens=120)  # fmt: skip
+                    parallel_tool_calls=False, temperature=1.0, max_output_tokens=120)  # fmt: skip
     calls = [item for item in called.output if item.type == "function_call"]
-    assert called.status == "completed" and calls and called.output_text == ""
+    assert called.status == "completed" and len(calls) == 1 and called.output_text == ""
     for call in calls:
         schema = {"lookup_order": LOOKUP, "start_return": RETURN}[call.name]["parameters"]
         jsonschema.validate(json.loads(call.arguments), schema)
@@ -158,14 +158,18 @@ def test_function_tools_and_their_outputs(client: Any) -> None:
     assert later.usage.input_tokens == spelled.usage.input_tokens
     assert later.output_text == spelled.output_text
 
-    kinds = []
+    kinds, argument_deltas = [], []
     with client.responses.stream(model=NAME, input=asked, tools=[LOOKUP], tool_choice="required",
                                  parallel_tool_calls=False,
                                  max_output_tokens=120) as stream:  # fmt: skip
         for event in stream:
             kinds.append(event.type)
+            if event.type == "response.function_call_arguments.delta":
+                argument_deltas.append(event.delta)
         final = stream.get_final_response()
     assert "response.function_call_arguments.done" in kinds
+    assert len(argument_deltas) > 1  # streamed as they were generated
+    assert "".join(argument_deltas) == final.output[0].arguments
     assert [item.type for item in final.output] == ["function_call"]  # one: not parallel
     jsonschema.validate(json.loads(final.output[0].arguments), LOOKUP["parameters"])
     with pytest.raises(openai.BadRequestError, match="no tool named"):

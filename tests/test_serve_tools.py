@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import openai
 import pytest
@@ -62,6 +64,21 @@ def _check_calls(message: object, names: set[str]) -> list[object]:
     return message.tool_calls
 
 
+def assembled(pieces: list[Any]) -> list[Any]:
+    """Streamed ``tool_calls`` deltas put together as a client does: a call's first delta
+    has its id, type and name (empty arguments), the later ones add to its arguments."""
+    calls: dict[int, Any] = {}
+    for piece in pieces:
+        if piece.id is not None:
+            assert piece.type == "function" and piece.function.arguments == ""
+            calls[piece.index] = SimpleNamespace(id=piece.id, type="function",
+                function=SimpleNamespace(name=piece.function.name, arguments=""))  # fmt: skip
+        else:
+            assert piece.function.name is None
+            calls[piece.index].function.arguments += piece.function.arguments
+    return list(calls.values())
+
+
 def test_tool_choice_required_and_named_give_valid_calls(client: openai.OpenAI) -> None:
     required = ask(client, "Return BN-1042, it broke", max_tokens=200, n=4, tools=TOOLS,
                    tool_choice="required", parallel_tool_calls=False)  # fmt: skip
@@ -81,10 +98,12 @@ def test_streamed_tool_calls_and_the_results_in_the_history(client: openai.OpenA
     whole = ask(client, "Where is BN-1042?", **options).choices[0]
     chunks = list(ask(client, "Where is BN-1042?", stream=True, **options))
     deltas = [c.choices[0].delta for c in chunks if c.choices]
-    streamed = [call for d in deltas for call in d.tool_calls or []]
-    assert [(c.function.name, c.function.arguments) for c in streamed] == [
+    pieces = [call for d in deltas for call in d.tool_calls or []]
+    calls = assembled(pieces)
+    assert [(c.function.name, c.function.arguments) for c in calls] == [
         (c.function.name, c.function.arguments) for c in whole.message.tool_calls
     ]
+    assert len(pieces) > 2 * len(calls)  # the arguments came in several deltas
     assert not any(d.content for d in deltas)  # the call's text is never content
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "tool_calls"
     call = whole.message.tool_calls[0]
@@ -145,5 +164,5 @@ def test_tool_calls_in_a_session_and_through_the_async_client(client: openai.Ope
         await async_client.close()
         return calls
 
-    calls = asyncio.run(streamed())
+    calls = assembled(asyncio.run(streamed()))
     _check_calls(type("M", (), {"tool_calls": calls})(), {"lookup_order", "start_return"})

@@ -99,3 +99,13 @@ def test_the_messages_training_format_reads_calls_results_and_tools(tmp_path) ->
         assert "field 'tools': expected a list of {'type': 'function'" in str(error)
     else:
         raise AssertionError("a malformed tools column must be refused")
+
+
+def test_partial_calls_follow_a_growing_answer() -> None:
+    from lmforge.data.tools import partial_calls
+
+    text = 'Let me check. <tool_call>\n{"name": "lookup_order", "arguments": {"id": "a}\\"'
+    assert partial_calls(text[: text.index('"name"') + 10]) == []  # the name is not complete
+    assert partial_calls(text) == [("lookup_order", '{"id": "a}\\"')]
+    done = text + '"}}\n</tool_call>\n<tool_call>\n{"name": "escalate", "arguments": {'
+    assert partial_calls(done) == [("lookup_order", '{"id": "a}\\""}'), ("escalate", "{")]

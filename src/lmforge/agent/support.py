@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,6 +32,23 @@ def open_orders(path: Path | str | None = None) -> sqlite3.Connection:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     data = json.loads(orders_file().read_text(encoding="utf-8"))
     return create_database(data, path)
+
+
+def call_log(path: Path | None = None) -> Callable[[ToolStep], None]:
+    """An ``on_step`` that appends each tool step to ``path`` (default
+    ``$LMFORGE_HOME/agent/calls.jsonl``) as one JSON line: time, tool, the arguments as the
+    model wrote them, whether it ran, and its result."""
+    path = path or default_database().parent / "calls.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def log(step: ToolStep) -> None:
+        line = json.dumps({"time": time.time(), "tool": step.name, "arguments": step.arguments,
+                           "executed": step.executed, "result": step.result},
+                          ensure_ascii=False)  # fmt: skip
+        with path.open("a", encoding="utf-8") as out:
+            out.write(line + "\n")
+
+    return log
 
 
 def support_agent(

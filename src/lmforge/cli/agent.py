@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -72,7 +71,7 @@ def run(
     import openai
 
     from lmforge.agent.loop import ToolStep, openai_complete
-    from lmforge.agent.support import default_database, open_orders, support_agent
+    from lmforge.agent.support import call_log, default_database, open_orders, support_agent
     from lmforge.serve.config import ServeConfig
     from lmforge.serve.server import background_server
 
@@ -80,16 +79,13 @@ def run(
         raise LmforgeError("agent run: give a model REF to serve here, or --url of a running "
                            "server (not both)")  # fmt: skip
     log_path = log or default_database().parent / "calls.jsonl"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    write_log = call_log(log_path)
 
     def on_step(step: ToolStep) -> None:
         mark = "" if step.executed else "  (refused, not run)"
         console.print(f"  [cyan]tool[/cyan] {step.name}({step.arguments}){mark}", highlight=False)
         console.print(f"    -> {json.dumps(step.result, ensure_ascii=False)}", highlight=False)
-        with log_path.open("a", encoding="utf-8") as out:
-            out.write(json.dumps({"time": time.time(), "tool": step.name,
-                                  "arguments": step.arguments, "executed": step.executed,
-                                  "result": step.result}, ensure_ascii=False) + "\n")  # fmt: skip
+        write_log(step)
 
     async def converse(base_url: str, name: str | None) -> None:
         client = openai.AsyncOpenAI(base_url=base_url, api_key="unused", max_retries=1)

@@ -75,6 +75,7 @@ def serve(
     drift_threshold: Annotated[float | None, typer.Option(help=_help("drift_threshold"))] = None,
     compile_scorers: Annotated[bool | None, typer.Option(help=_help("compile_scorers"))] = None,
     sentiment: Annotated[str | None, typer.Option(help=_help("sentiment"))] = None,
+    agent: Annotated[bool | None, typer.Option(help=_help("agent"))] = None,
     escalate_after: Annotated[int | None, typer.Option(help=_help("escalate_after"))] = None,
     negative_labels: Annotated[
         str | None, typer.Option(help=_help("negative_labels") + " Comma-separated.")
@@ -115,6 +116,7 @@ def serve(
         "scorers": _named_refs("--scorer", scorer, required=True),
         "drift_threshold": drift_threshold, "compile_scorers": compile_scorers,
         "sentiment": sentiment, "escalate_after": escalate_after, "negative_labels": labels,
+        "agent": agent,
         "quantize": quantize, "backend": backend, "max_batch": max_batch,
         "max_queue": max_queue, "max_model_len": max_model_len,
         "max_tokens_limit": max_tokens_limit, "api_key_required": api_key_required,

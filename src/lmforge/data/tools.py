@@ -97,6 +97,43 @@ COMPACT_JSON: dict[str, Any] = {
 }  # fmt: skip
 
 
+# The start of a call as the grammar writes it: its name, then its arguments' JSON
+_CALL_HEAD = re.compile(r'\s*\{\s*"name"\s*:\s*"((?:[^"\\]|\\.)*)"\s*,\s*"arguments"\s*:\s*')
+
+
+def partial_calls(text: str) -> list[tuple[str, str]]:
+    """The calls a growing answer has opened so far, for streaming them as they are
+    written: each call's name (once it is complete) and its arguments' JSON text so far
+    (the whole object once it has closed). Calls are in the order written; one whose name
+    is still being written is not listed yet."""
+    calls = []
+    for piece in text.split(CALL_OPEN)[1:]:
+        head = _CALL_HEAD.match(piece)
+        if head is None:
+            break
+        arguments = piece[head.end() :]
+        calls.append((json.loads(f'"{head.group(1)}"'), arguments[: _value_end(arguments)]))
+    return calls
+
+
+def _value_end(text: str) -> int:
+    """Where the JSON object or array that ``text`` starts with ends (its length while it
+    is still open)."""
+    depth, in_string, escaped = 0, False, False
+    for index, char in enumerate(text):
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (char == "\\", char != '"')
+        elif char == '"':
+            in_string = True
+        elif char in "{[":
+            depth += 1
+        elif char in "}]":
+            depth -= 1
+            if depth == 0:
+                return index + 1
+    return len(text)
+
+
 def call_schema(tools: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The JSON Schema of one call to any of ``tools``: its name and arguments."""
     options = []

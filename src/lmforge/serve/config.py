@@ -110,6 +110,11 @@ class ServeConfig(Section):
         default_factory=lambda: ["negative"],
         description="The sentiment labels that count as negative.",
     )
+    agent: bool = Field(
+        default=False,
+        description="Serve the support agent (POST /v1/agent/turns and the web page's Agent "
+        "mode): the model with Brightnest's order tools over $LMFORGE_HOME/agent/orders.db.",
+    )
     quantize: Literal["none", "int8"] = Field(
         default="none",
         description="int8: SmoothQuant + dynamic INT8, the model `lmforge compress --method "

@@ -398,6 +398,19 @@ class ResponsesRequest(_Body):
                              top_p=self.top_p, grammar=self.grammar())  # fmt: skip
 
 
+class AgentTurnRequest(_Body):
+    """lmforge extension (``POST /v1/agent/turns``, with ``--agent``): one customer turn
+    through the support agent, after the conversation so far."""
+
+    model: str
+    message: str = Field(min_length=1)
+    history: list[ChatMessage] = Field(default_factory=list)  # earlier turns, no system
+    max_steps: int = Field(default=4, ge=1, le=8)
+    max_tokens: int = Field(default=256, ge=1)
+    # "required": every model call is a tool call (the turn ends at max_steps); for demos
+    tool_choice: Literal["auto", "required"] = "auto"
+
+
 class EmbeddingRequest(_Body):
     model: str
     input: str | list[str] | list[int] | list[list[int]]

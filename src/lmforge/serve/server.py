@@ -15,6 +15,7 @@ import torch
 import uvicorn
 from peft import PeftModel
 
+from lmforge.agent.support import open_orders
 from lmforge.data.calibration import calibration_texts
 from lmforge.errors import LmforgeError
 from lmforge.guard.policy import Guard, GuardPolicy
@@ -120,6 +121,7 @@ def build_handler(config: ServeConfig) -> OpenAIHandler:
         guard=load_guard(config.guard), understanding=extras, images=images,
         image_models=image_models, scorers=scorers,
         system_fingerprint=system_fingerprint(base, resolved, backend.name, config.quantize),
+        agent_db=open_orders() if config.agent else None,
     )  # fmt: skip
 
 

@@ -1,6 +1,7 @@
 """The OpenAI-compatible API, one module per endpoint family over the shared handler
 (``base.py``). A family serves once it is listed in ``FAMILIES``."""
 
+from lmforge.serve.api.agent import AgentTurns
 from lmforge.serve.api.base import EndpointFamily
 from lmforge.serve.api.chat import Chat
 from lmforge.serve.api.classify import Classification
@@ -30,4 +31,5 @@ FAMILIES: tuple[type[EndpointFamily], ...] = (
     ImageGeneration,
     Scoring,
     Sessions,
+    AgentTurns,
 )

@@ -16,6 +16,7 @@ call the families without HTTP. The server's families are listed once, in
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -53,6 +54,7 @@ class OpenAIHandler:
         scorers: tabular and remaining-useful-life models by name for ``/v1/score/{name}``.
         system_fingerprint: what every completion reports as ``system_fingerprint``
             (``serve.server.system_fingerprint``: model, backend and quantisation).
+        agent_db: the support agent's order database (``--agent``): ``/v1/agent/turns``.
     """
 
     def __init__(
@@ -71,8 +73,10 @@ class OpenAIHandler:
         image_models: Mapping[str, Any] | None = None,
         scorers: Mapping[str, Any] | None = None,
         system_fingerprint: str = "fp_lmforge",
+        agent_db: sqlite3.Connection | None = None,
     ) -> None:
         self.engine = engine
+        self.agent_db = agent_db  # the support agent's orders (--agent); None: no agent
         self.system_fingerprint = system_fingerprint
         self.understanding = understanding or Understanding()
         self.tokenizer: Any = engine.tokenizer if engine is not None else None

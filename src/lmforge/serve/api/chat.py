@@ -9,12 +9,20 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
 
 from lmforge.data.chat import render_chat
-from lmforge.data.tools import CALL_OPEN, calls_grammar, parse_calls, plain_messages, tools_prompt
+from lmforge.data.tools import (
+    CALL_OPEN,
+    calls_grammar,
+    parse_calls,
+    partial_calls,
+    plain_messages,
+    tools_prompt,
+)
 from lmforge.retrieve.kb import Hit
 from lmforge.serve.api.base import Routes
 from lmforge.serve.api.generation import (
@@ -179,8 +187,9 @@ class Chat(ChatPrompts):
     ) -> AsyncIterator[str]:
         """The chunks of a streamed chat answer; the first carries the ``extra`` fields
         (citations, sentiment), which are known before the answer starts. With ``calls``
-        (tools were given) the text from a ``<tool_call>`` tag on is held back, and the
-        calls are sent as one ``tool_calls`` delta when the answer ends."""
+        (tools were given) the text from a ``<tool_call>`` tag on is never content: each
+        call is streamed as ``tool_calls`` deltas in OpenAI's shape, its id, type and name
+        once the name is written, then its arguments' text as it is generated."""
         prompt_tokens = len(events.requests[0].prompt_ids)
         created, fingerprint = int(time.time()), self.served.system_fingerprint
         choices = [Choice(i) for i in range(count)]
@@ -194,26 +203,29 @@ class Chat(ChatPrompts):
                                "logprobs": None, "finish_reason": None}],
                              **(extra if index == 0 else {}))  # fmt: skip
         sent = [0] * count  # characters of each choice's text sent as content
+        streamed: list[list[CallStream]] = [[] for _ in range(count)]  # each choice's calls
         async for index, event in events:
             choice = choices[index]
             choice.add(event)
             if not (event.text or event.logprobs or event.finish_reason):
                 continue
             logprobs = chat_logprobs(event.logprobs) if event.logprobs else None
-            held = calls and not event.finish_reason
-            end = _before_call(choice.text) if held else len(choice.text)
-            content, reason = choice.text[sent[index] : end], event.finish_reason
-            tool_calls: list[dict[str, Any]] = []
-            if calls and event.finish_reason:
-                before, tool_calls = tool_call_list(choice.text)
-                content = before[sent[index] :] if tool_calls else content
+            end, reason = len(choice.text), event.finish_reason
+            if calls and not event.finish_reason:
+                end = _before_call(choice.text)
+            elif calls:
+                before, found = parse_calls(choice.text)
+                end = len(before) if found else end
                 reason = finish_reason(choice, calls=True)
+            content = choice.text[sent[index] : max(end, sent[index])]
             sent[index] += len(content)
             delta: dict[str, Any] = {"content": content} if content else {}
+            tool_calls = _call_deltas(choice.text, streamed[index]) if calls else []
             if tool_calls:
-                delta["tool_calls"] = [{"index": i, **call} for i, call in enumerate(tool_calls)]
-            yield chat_chunk([{"index": index, "delta": delta, "logprobs": logprobs,
-                               "finish_reason": reason}])  # fmt: skip
+                delta["tool_calls"] = tool_calls
+            if delta or logprobs or reason:
+                yield chat_chunk([{"index": index, "delta": delta, "logprobs": logprobs,
+                                   "finish_reason": reason}])  # fmt: skip
         on_complete(choices)
         if include_usage:
             yield chat_chunk([], usage=token_usage(choices, prompt_tokens, count))
@@ -322,6 +334,31 @@ def finish_reason(choice: Choice, *, calls: bool) -> str | None:
     if calls and choice.finish_reason == "stop" and parse_calls(choice.text)[1]:
         return "tool_calls"
     return choice.finish_reason
+
+
+@dataclass
+class CallStream:
+    """One streamed call: its id and how much of its arguments' text has been sent."""
+
+    id: str
+    sent: int = 0
+
+
+def _call_deltas(text: str, streamed: list[CallStream]) -> list[dict[str, Any]]:
+    """The ``tool_calls`` deltas that bring ``streamed`` (updated) up to the calls in
+    ``text``: a new call's id, type and name (with empty arguments), then the arguments'
+    text added since the last delta."""
+    deltas: list[dict[str, Any]] = []
+    for index, (name, arguments) in enumerate(partial_calls(text)):
+        if index == len(streamed):
+            streamed.append(CallStream(f"call_{uuid.uuid4().hex[:24]}"))
+            deltas.append({"index": index, "id": streamed[index].id, "type": "function",
+                           "function": {"name": name, "arguments": ""}})  # fmt: skip
+        call = streamed[index]
+        if len(arguments) > call.sent:
+            deltas.append({"index": index, "function": {"arguments": arguments[call.sent :]}})
+            call.sent = len(arguments)
+    return deltas
 
 
 def _before_call(text: str) -> int:

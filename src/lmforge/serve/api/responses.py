@@ -18,12 +18,12 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from fastapi import Request
 
-from lmforge.data.tools import parse_calls, plain_messages, tools_prompt
+from lmforge.data.tools import parse_calls, partial_calls, plain_messages, tools_prompt
 from lmforge.serve.api.base import Routes
 from lmforge.serve.api.chat import ChatPrompts, _before_call, with_tool_grammar
 from lmforge.serve.api.generation import Choice, closing, collect, respond
@@ -64,9 +64,10 @@ class Responses(ChatPrompts):
         created = int(time.time())
         keep = body.store and served.store is not None
 
-        def finish(choice: Choice) -> dict[str, Any]:
-            """The response object of a finished answer, stored when asked."""
-            output, calls = output_items(choice.text, message_id, calls=bool(tools))
+        def finish(choice: Choice, ids: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
+            """The response object of a finished answer, stored when asked; its calls take
+            the (item id, call id) pairs ``ids`` that streaming gave them."""
+            output, calls = output_items(choice.text, message_id, calls=bool(tools), ids=ids)
             status = "incomplete" if choice.finish_reason in _INCOMPLETE else "completed"
             response = self._response(body, response_id, created, status, output, keep)
             if status == "incomplete":
@@ -179,24 +180,31 @@ class Responses(ChatPrompts):
 
 
 def output_items(
-    text: str, message_id: str, *, calls: bool
+    text: str, message_id: str, *, calls: bool, ids: Sequence[tuple[str, str]] = ()
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """A finished answer as output items (a message, then each ``function_call``), and
     the calls in chat's ``tool_calls`` shape (for the stored conversation). With ``calls``
-    (tools were given) the message is the text before the first call, if any."""
+    (tools were given) the message is the text before the first call, if any. ``ids``:
+    the (item id, call id) of the first calls (streamed already); the others get new ones."""
     before, found = parse_calls(text) if calls else (text, [])
     items: list[dict[str, Any]] = []
     if before or not found:
         items.append(_message(message_id, before, "completed"))
     chat_calls = []
-    for call in found:
-        call_id, arguments = f"call_{uuid.uuid4().hex[:24]}", json.dumps(call["arguments"])
-        items.append({"type": "function_call", "id": f"fc_{uuid.uuid4().hex}",
-                      "call_id": call_id, "name": call["name"], "arguments": arguments,
+    for index, call in enumerate(found):
+        item_id, call_id = ids[index] if index < len(ids) else _call_ids()
+        arguments = json.dumps(call["arguments"], ensure_ascii=False)
+        items.append({"type": "function_call", "id": item_id, "call_id": call_id,
+                      "name": call["name"], "arguments": arguments,
                       "status": "completed"})  # fmt: skip
         chat_calls.append({"id": call_id, "type": "function",
                            "function": {"name": call["name"], "arguments": arguments}})  # fmt: skip
     return items, chat_calls
+
+
+def _call_ids() -> tuple[str, str]:
+    """A new function call's output item id and call id."""
+    return f"fc_{uuid.uuid4().hex}", f"call_{uuid.uuid4().hex[:24]}"
 
 
 def _message(message_id: str, text: str, status: str) -> dict[str, Any]:
@@ -212,13 +220,14 @@ async def _events(
     events: Any,
     draft: dict[str, Any],
     message_id: str,
-    finish: Callable[[Choice], dict[str, Any]],
+    finish: Callable[[Choice, Sequence[tuple[str, str]]], dict[str, Any]],
     *,
     calls: bool,
 ) -> AsyncIterator[str]:
-    """The server-sent events of a streamed response. Text streams as it is generated
-    (with ``calls``, text from a ``<tool_call>`` tag on, and trailing spaces before one,
-    are held back); each call is sent whole once the answer has finished."""
+    """The server-sent events of a streamed response. Text streams as it is generated;
+    with ``calls`` (tools were given) the text from a ``<tool_call>`` tag on is never
+    message text: each call is added as a ``function_call`` item once its name is written
+    and its arguments stream as ``response.function_call_arguments.delta`` events."""
     sequence = 0
 
     def send(kind: str, **fields: Any) -> str:
@@ -230,6 +239,7 @@ async def _events(
 
     where = {"item_id": message_id, "output_index": 0}
     opened, sent = False, 0  # the message item is added with its first text
+    streamed: list[tuple[str, str, str, int]] = []  # each call: item id, call id, name, sent
 
     def open_message() -> list[str]:
         nonlocal opened
@@ -239,6 +249,30 @@ async def _events(
                 send("response.content_part.added", **where, content_index=0,
                      part=_text_part(""))]  # fmt: skip
 
+    def call_events(text: str) -> list[str]:
+        """Events that bring the streamed calls up to ``text``'s."""
+        lines = []
+        for index, (name, arguments) in enumerate(partial_calls(text)):
+            if index == len(streamed):
+                item_id, call_id = _call_ids()
+                streamed.append((item_id, call_id, name, 0))
+                item = {"type": "function_call", "id": item_id, "call_id": call_id,
+                        "name": name, "arguments": "", "status": "in_progress"}  # fmt: skip
+                lines.append(send("response.output_item.added",
+                                  output_index=index + opened, item=item))  # fmt: skip
+            item_id, call_id, name, done = streamed[index]
+            if len(arguments) > done:
+                lines.append(
+                    send(
+                        "response.function_call_arguments.delta",
+                        item_id=item_id,
+                        output_index=index + opened,
+                        delta=arguments[done:],
+                    )
+                )
+                streamed[index] = (item_id, call_id, name, len(arguments))
+        return lines
+
     yield send("response.created", response=draft)
     yield send("response.in_progress", response=draft)
     choice = Choice(0)
@@ -247,13 +281,17 @@ async def _events(
         if event.finish_reason:
             break
         end = len(choice.text[: _before_call(choice.text)].rstrip()) if calls else len(choice.text)
-        if end > sent:
+        if end > sent and not streamed:
             for line in [] if opened else open_message():
                 yield line
             yield send("response.output_text.delta", **where, content_index=0,
                        delta=choice.text[sent:end], logprobs=[])  # fmt: skip
             sent = end
-    response = finish(choice)
+        for line in call_events(choice.text) if calls else []:
+            yield line
+    for line in call_events(choice.text) if calls else []:
+        yield line
+    response = finish(choice, [(item_id, call_id) for item_id, call_id, _, _ in streamed])
     for index, item in enumerate(response["output"]):
         if item["type"] == "message":
             text = item["content"][0]["text"]
@@ -268,9 +306,11 @@ async def _events(
                        part=item["content"][0])  # fmt: skip
         else:
             call = {"item_id": item["id"], "output_index": index}
-            yield send("response.output_item.added", output_index=index,
-                       item={**item, "arguments": "", "status": "in_progress"})  # fmt: skip
-            yield send("response.function_call_arguments.delta", **call, delta=item["arguments"])
+            if not any(item["id"] == s[0] for s in streamed):  # not streamed: all at once
+                yield send("response.output_item.added", output_index=index,
+                           item={**item, "arguments": "", "status": "in_progress"})  # fmt: skip
+                yield send("response.function_call_arguments.delta", **call,
+                           delta=item["arguments"])  # fmt: skip
             yield send("response.function_call_arguments.done", **call, name=item["name"],
                        arguments=item["arguments"])  # fmt: skip
         yield send("response.output_item.done", output_index=index, item=item)
