@@ -230,3 +230,26 @@ def test_the_agent_eval_task_serves_the_model_and_scores(agent_lm: Path) -> None
     assert rows[0]["tool_calls"] == 0.0 and rows[1]["tool_calls"] == 1.0
     assert all(row["valid_arguments"] == 1.0 and row["success"] == 0.0 for row in rows)
     assert rows[1]["turns"] == "Hi | What's the return window?" and rows[1]["answer"]
+
+
+def test_lmforge_agent_run_serves_the_model_or_uses_a_running_server(
+    agent_lm: Path, client: Any, tmp_path: Path
+) -> None:
+    """Two customer turns through `lmforge agent run`, with the model served in the
+    command and through --url of a running server; the random tiny model answers in words."""
+    from typer.testing import CliRunner
+
+    from lmforge.cli.main import app
+
+    runner = CliRunner()
+    db = str(tmp_path / "orders.db")
+    here = runner.invoke(app, ["agent", "run", str(agent_lm), "-m", "Where is BN-6632761?",
+                               "-m", "Thanks", "--max-tokens", "6", "--db", db])  # fmt: skip
+    assert here.exit_code == 0, here.output
+    assert here.output.count("customer ") == 2 and here.output.count("agent ") == 2
+    there = runner.invoke(app, ["agent", "run", "--url", str(client.base_url), "--model", "tiny",
+                                "-m", "Hello", "--max-tokens", "4", "--db", db])  # fmt: skip
+    assert there.exit_code == 0, there.output
+    assert "customer Hello" in there.output
+    both = runner.invoke(app, ["agent", "run", str(agent_lm), "--url", str(client.base_url)])
+    assert both.exit_code != 0 and "not both" in both.output
