@@ -312,6 +312,27 @@ def test_two_negative_turns_in_a_row_escalate_the_session(server: str, calm: str
     assert trend["escalate"] is True and trend["rule"].startswith("2 ")
 
 
+def test_tool_results_are_not_the_customers_words(server: str, calm: str) -> None:
+    """A tool's result comes back as a user turn in the prompt (data/tools.py), but the
+    sentiment is the customer's: scored on their last own message, not on the result."""
+
+    def sentiment(messages: list[dict]) -> dict:
+        body = {"model": "tiny", "max_tokens": 2, "messages": messages}
+        status, text = request(server + "/v1/chat/completions", body)
+        assert status == 200, text
+        return json.loads(text)["sentiment"]
+
+    call = {
+        "id": "c1",
+        "type": "function",
+        "function": {"name": "lookup_order", "arguments": '{"order_id": "BN-1042"}'},
+    }
+    customer = {"role": "user", "content": calm}
+    after_tool = sentiment([customer, {"role": "assistant", "content": None, "tool_calls": [call]},
+                            {"role": "tool", "tool_call_id": "c1", "content": ANGRY}])  # fmt: skip
+    assert after_tool == sentiment([customer])  # the same text scored: the customer's
+
+
 def test_a_classifier_is_served_on_its_own(tiny_classifier: Path, tmp_path: Path) -> None:
     env = {"LMFORGE_HOME": str(tmp_path / "home")}
     with lmforge_server(str(tiny_classifier), "--served-name", "reviews", env=env) as base:

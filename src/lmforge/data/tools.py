@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 CALL_OPEN, CALL_CLOSE = "<tool_call>", "</tool_call>"
+RESULT_OPEN, RESULT_CLOSE = "<tool_response>", "</tool_response>"
 _CALL = re.compile(re.escape(CALL_OPEN) + r"\s*(.*?)\s*" + re.escape(CALL_CLOSE), re.DOTALL)
 _INSTRUCTIONS = (
     "You may call one or more functions to help with the user's request. The functions, "
@@ -61,7 +62,7 @@ def plain_messages(
                      for c in message["tool_calls"]]  # fmt: skip
             content = "\n".join([content, *calls] if content else calls)
         elif role == "tool":
-            role, content = "user", f"<tool_response>\n{content}\n</tool_response>"
+            role, content = "user", f"{RESULT_OPEN}\n{content}\n{RESULT_CLOSE}"
         plain.append({"role": role, "content": content})
     if tools:
         block = tools_prompt(tools)
@@ -70,6 +71,11 @@ def plain_messages(
         else:
             plain.insert(0, {"role": "system", "content": block})
     return plain
+
+
+def is_tool_result(message: dict[str, str]) -> bool:
+    """Whether a plain message (``plain_messages``) is a tool's result, not the user's words."""
+    return message["role"] == "user" and message["content"].startswith(RESULT_OPEN + "\n")
 
 
 def parse_calls(text: str) -> tuple[str, list[dict[str, Any]]]:

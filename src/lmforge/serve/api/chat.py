@@ -18,6 +18,7 @@ from lmforge.data.chat import render_chat
 from lmforge.data.tools import (
     CALL_OPEN,
     calls_grammar,
+    is_tool_result,
     parse_calls,
     partial_calls,
     plain_messages,
@@ -242,7 +243,8 @@ class Chat(ChatPrompts):
             turn, ``escalate``); the conversation's sentiment trend to store, or None.
         """
         compute, understanding = self.served.compute, self.served.understanding
-        users = [m["content"] for m in new_messages if m["role"] == "user" and m["content"]]
+        users = [m["content"] for m in new_messages  # the user's own words, not tool results
+                 if m["role"] == "user" and m["content"] and not is_tool_result(m)]  # fmt: skip
         grounding, monitor = understanding.grounding, understanding.sentiment
         hits = await compute(grounding.retrieve, users[-1]) if grounding and users else []
         if monitor is None or not users:
