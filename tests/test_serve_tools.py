@@ -166,3 +166,42 @@ def test_tool_calls_in_a_session_and_through_the_async_client(client: openai.Ope
 
     calls = assembled(asyncio.run(streamed()))
     _check_calls(type("M", (), {"tool_calls": calls})(), {"lookup_order", "start_return"})
+
+
+def test_a_model_whose_template_renders_tools_is_served_in_its_own_format(
+    tiny_causal_lm: Path, tmp_path: Path
+) -> None:
+    """The prompt is the template's own rendering of the tools, calls and results (its
+    token count says so), and the answer's call is parsed and constrained the same way."""
+    from transformers import AutoTokenizer
+
+    from lmforge.data.chat import chat_text
+    from lmforge.data.tools import plain_messages
+    from tests.models import with_native_tools_template
+
+    native = with_native_tools_template(tiny_causal_lm, tmp_path / "native")
+    history = [
+        {"role": "user", "content": "Where is BN-1042?"},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1", "type":
+            "function", "function": {"name": "lookup_order",
+                                     "arguments": '{"order_id": "BN-1042"}'}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": '{"status": "shipped"}'},
+        {"role": "user", "content": "Then return it, it broke"},
+    ]  # fmt: skip
+    plain = plain_messages(history, TOOLS)
+    counts = {}
+    for name, model in (("native", native), ("default", tiny_causal_lm)):
+        tokenizer = AutoTokenizer.from_pretrained(model)
+        text = chat_text(tokenizer, plain, add_generation_prompt=True)
+        counts[name] = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    assert counts["native"] != counts["default"]
+    with lmforge_server(str(native), "--served-name", NAME, "--max-model-len", "512",
+                        "--max-tokens-limit", "128") as base:  # fmt: skip
+        client = openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0)
+        answer = client.chat.completions.create(
+            model=NAME, messages=history, tools=TOOLS, tool_choice="required",
+            parallel_tool_calls=False, max_tokens=120, temperature=1.0, seed=3,
+        )  # fmt: skip
+    assert answer.usage.prompt_tokens == counts["native"]
+    assert answer.choices[0].finish_reason == "tool_calls"
+    _check_calls(answer.choices[0].message, {"lookup_order", "start_return"})

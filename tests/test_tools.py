@@ -4,6 +4,9 @@ tests/test_serve.py (test_tool_*)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+import pytest
 
 from lmforge.data.tools import (
     CALL_OPEN,
@@ -109,3 +112,81 @@ def test_partial_calls_follow_a_growing_answer() -> None:
     assert partial_calls(text) == [("lookup_order", '{"id": "a}\\"')]
     done = text + '"}}\n</tool_call>\n<tool_call>\n{"name": "escalate", "arguments": {'
     assert partial_calls(done) == [("lookup_order", '{"id": "a}\\""}'), ("escalate", "{")]
+
+
+DIALOG = [
+    {"role": "system", "content": "You are Nessa."},
+    {"role": "user", "content": "Where is BN-1042?"},
+    {"role": "assistant", "content": "Let me look.", "tool_calls": [
+        {"id": "c1", "type": "function",
+         "function": {"name": "lookup_order", "arguments": {"order_id": "BN-1042"}}}]},
+    {"role": "tool", "tool_call_id": "c1", "content": '{"status": "shipped"}'},
+    {"role": "assistant", "content": "It shipped."},
+]  # fmt: skip
+
+
+def test_structured_messages_undo_plain_messages() -> None:
+    from lmforge.data.tools import structured_messages
+
+    plain = plain_messages(DIALOG, [LOOKUP])
+    structured, tools = structured_messages(plain)
+    assert tools == [LOOKUP]
+    assert structured[0] == {"role": "system", "content": "You are Nessa."}
+    assert structured[2] == {"role": "assistant", "content": "Let me look.", "tool_calls": [
+        {"type": "function", "function": {"name": "lookup_order",
+                                          "arguments": {"order_id": "BN-1042"}}}]}  # fmt: skip
+    assert structured[3] == {"role": "tool", "content": '{"status": "shipped"}'}
+    assert plain_messages(structured, tools) == plain  # the round trip is exact
+    alone, tools = structured_messages(plain_messages(DIALOG[1:], [LOOKUP]))
+    assert alone[0]["role"] == "user" and tools == [LOOKUP]  # the added system turn goes
+    untouched = [{"role": "user", "content": "<tool_response> is a tag"}]
+    assert structured_messages(untouched) == (untouched, [])
+
+
+@pytest.fixture(scope="module")
+def native(tiny_causal_lm: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.models import with_native_tools_template
+
+    return with_native_tools_template(tiny_causal_lm, tmp_path_factory.mktemp("m") / "native")
+
+
+def test_a_template_that_renders_tools_gets_them_in_its_own_shape(
+    native: Path, tiny_causal_lm: Path
+) -> None:
+    from transformers import AutoTokenizer
+
+    from lmforge.data.chat import chat_text, native_tools
+
+    plain = plain_messages(DIALOG, [LOOKUP])
+    tokenizer = AutoTokenizer.from_pretrained(native)
+    assert native_tools(tokenizer)
+    text = chat_text(tokenizer, plain)
+    assert "# Tools" in text and json.dumps(LOOKUP) in text  # the template's own header
+    assert "You may call one or more functions" not in text  # not lmforge's block
+    assert '<|im_start|>assistant\nLet me look.\n<tool_call>\n{"name": "lookup_order"' in text
+    smollm = AutoTokenizer.from_pretrained(tiny_causal_lm)  # SmolLM2's template: no tools
+    assert not native_tools(smollm)
+    assert "You may call one or more functions" in chat_text(smollm, plain)
+    # A template that names tools and <tool_call> but drops the calls is not native
+    tokenizer.chat_template = (
+        "{# tools, <tool_call> #}{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}"
+    )
+    assert not native_tools(tokenizer)
+    assert "You may call one or more functions" in chat_text(tokenizer, plain)
+
+
+def test_sft_trains_on_the_calls_as_a_native_template_writes_them(native: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from lmforge.tasks.base import IGNORE_INDEX
+    from lmforge.tasks.sft import encode_conversation
+
+    tokenizer = AutoTokenizer.from_pretrained(native)
+    example = encode_conversation(tokenizer, plain_messages(DIALOG, [LOOKUP]))
+    learned = [t for t, label in zip(example["input_ids"], example["labels"], strict=True)
+               if label != IGNORE_INDEX]  # fmt: skip
+    assert tokenizer.decode(learned) == (
+        'Let me look.\n<tool_call>\n{"name": "lookup_order", "arguments": {"order_id": '
+        '"BN-1042"}}\n</tool_call><|im_end|>\nIt shipped.<|im_end|>\n'
+    )
+    assert "# Tools" in tokenizer.decode(example["input_ids"])

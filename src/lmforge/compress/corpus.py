@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lmforge.data.chat import has_chat_template
+from lmforge.data.chat import chat_text, has_chat_template
 from lmforge.data.records import read_records
 
 
@@ -23,7 +23,7 @@ def corpus_texts(path: Path, tokenizer: Any) -> list[str]:
     for record in records:
         if "messages" in record:
             if tokenizer is not None and has_chat_template(tokenizer):
-                texts.append(tokenizer.apply_chat_template(record["messages"], tokenize=False))
+                texts.append(chat_text(tokenizer, record["messages"]))
             else:
                 texts.append("\n".join(m["content"] for m in record["messages"]))
         elif "instruction" in record:

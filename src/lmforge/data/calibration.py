@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from lmforge.data.bundled import dataset_path
-from lmforge.data.chat import has_chat_template
+from lmforge.data.chat import chat_text, has_chat_template
 from lmforge.data.records import read_records
 
 
@@ -16,7 +16,7 @@ def calibration_texts(tokenizer: Any, count: int = 32) -> list[list[int]]:
     texts = []
     for record in records[:count]:
         if has_chat_template(tokenizer):
-            text = tokenizer.apply_chat_template(record["messages"], tokenize=False)
+            text = chat_text(tokenizer, record["messages"])
         else:
             text = "\n".join(m["content"] for m in record["messages"])
         texts.append(list(tokenizer(text, add_special_tokens=False)["input_ids"]))

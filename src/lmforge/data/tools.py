@@ -8,6 +8,11 @@ JSON function per line; the assistant calls a tool with one JSON object per call
 result comes back in a user turn inside ``<tool_response></tool_response>``. Serving
 (``serve/api/chat.py``), the ``messages`` training format and the agent all go through
 ``plain_messages``, so a model is trained on exactly what it is served.
+
+A model whose own template renders tools in this same call convention (Qwen2.5's,
+Hermes') gets them in its own shape instead: ``structured_messages`` undoes
+``plain_messages`` exactly, and ``data/chat.py`` ``chat_text`` passes the result to the
+template with ``tools=`` (see there).
 """
 
 from __future__ import annotations
@@ -27,6 +32,10 @@ _INSTRUCTIONS = (
     '<tool_call></tool_call> tags:\n<tool_call>\n{{"name": <function-name>, '
     '"arguments": <args-json-object>}}\n</tool_call>'
 )
+
+
+# The block's text before and after its tools (each tool is one JSON line)
+_TOOLS_HEAD, _TOOLS_TAIL = _INSTRUCTIONS.format(tools="\0").split("\0")
 
 
 def tools_prompt(tools: Sequence[dict[str, Any]]) -> str:
@@ -71,6 +80,37 @@ def plain_messages(
         else:
             plain.insert(0, {"role": "system", "content": block})
     return plain
+
+
+def structured_messages(
+    messages: Sequence[dict[str, str]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The inverse of ``plain_messages``: the conversation with tool calls as assistant
+    ``tool_calls`` (arguments as objects, as Hugging Face chat templates take them) and
+    tool results as ``tool`` messages, and the tools that the system prompt listed.
+    Messages not written by ``plain_messages`` come back unchanged."""
+    structured: list[dict[str, Any]] = []
+    tools: list[dict[str, Any]] = []
+    for message in messages:
+        role, content = message["role"], message["content"]
+        if role == "system" and _TOOLS_HEAD in content and content.endswith(_TOOLS_TAIL):
+            start = content.index(_TOOLS_HEAD)
+            listed = content[start + len(_TOOLS_HEAD) : -len(_TOOLS_TAIL)]
+            tools = [json.loads(line) for line in listed.split("\n")]
+            content = content[:start].removesuffix("\n\n")
+            if not content:
+                continue
+        elif role == "assistant":
+            text, calls = parse_calls(content)
+            if calls:
+                structured.append({"role": role, "content": text, "tool_calls": [
+                    {"type": "function", "function": call} for call in calls
+                ]})  # fmt: skip
+                continue
+        elif is_tool_result(message) and content.endswith("\n" + RESULT_CLOSE):
+            role, content = "tool", content[len(RESULT_OPEN) + 1 : -len(RESULT_CLOSE) - 1]
+        structured.append({"role": role, "content": content})
+    return structured, tools
 
 
 def is_tool_result(message: dict[str, str]) -> bool:

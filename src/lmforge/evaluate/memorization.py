@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from lmforge.data.canaries import Canaries, load_canaries
+from lmforge.data.chat import chat_text
 from lmforge.errors import LmforgeError
 from lmforge.hub import resolve
 from lmforge.hub.load import load_causal_lm
@@ -160,7 +161,7 @@ def _tokens(canaries: Canaries, tokenizer: Any) -> tuple[list[int], Any]:
     """
     probe = canaries.secrets[0]
     if canaries.format == "messages":
-        text = tokenizer.apply_chat_template(canaries.record(probe)["messages"], tokenize=False)
+        text = chat_text(tokenizer, canaries.record(probe)["messages"])
     else:
         text = canaries.sentence(probe)
     before = text[: text.rindex(canaries.sentence(probe)) + len(canaries.prefix)]

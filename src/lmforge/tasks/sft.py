@@ -7,6 +7,7 @@ from typing import Any
 
 from lmforge.config import RunConfig
 from lmforge.config.tasks import SftSettings
+from lmforge.data.chat import chat_text
 from lmforge.errors import LmforgeError
 from lmforge.tasks.base import (
     IGNORE_INDEX,
@@ -22,15 +23,13 @@ def assistant_spans(tokenizer: Any, messages: Sequence[dict]) -> tuple[str, list
     """Render ``messages`` with the chat template; return the text and the character
     spans of every assistant turn (its content and end-of-turn marker, not the role
     header), found by rendering each prefix of the conversation."""
-    text = tokenizer.apply_chat_template(list(messages), tokenize=False)
+    text = chat_text(tokenizer, messages)
     spans = []
     for index, message in enumerate(messages):
         if message["role"] != "assistant":
             continue
-        before = tokenizer.apply_chat_template(
-            list(messages[:index]), tokenize=False, add_generation_prompt=True
-        )
-        through = tokenizer.apply_chat_template(list(messages[: index + 1]), tokenize=False)
+        before = chat_text(tokenizer, messages[:index], add_generation_prompt=True)
+        through = chat_text(tokenizer, messages[: index + 1])
         if not (text.startswith(before) and text.startswith(through)):
             raise LmforgeError(
                 "the model's chat template renders a conversation differently from its "
