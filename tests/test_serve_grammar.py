@@ -21,9 +21,9 @@ import jsonschema
 import pytest
 import torch
 
+from lmforge.data.tools import json_position
 from lmforge.errors import LmforgeError
 from lmforge.serve.engine import Engine
-from lmforge.serve.grammar import json_position
 from lmforge.serve.requests import Event, Grammar, Request, RequestParams
 
 SCHEMAS: list[dict[str, Any]] = [

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 CALL_OPEN, CALL_CLOSE = "<tool_call>", "</tool_call>"
@@ -165,19 +166,45 @@ def partial_calls(text: str) -> list[tuple[str, str]]:
 def _value_end(text: str) -> int:
     """Where the JSON object or array that ``text`` starts with ends (its length while it
     is still open)."""
-    depth, in_string, escaped = 0, False, False
-    for index, char in enumerate(text):
-        if in_string:
-            escaped, in_string = (False, True) if escaped else (char == "\\", char != '"')
-        elif char == '"':
-            in_string = True
-        elif char in "{[":
-            depth += 1
-        elif char in "}]":
-            depth -= 1
-            if depth == 0:
-                return index + 1
+    for index, (depth, string, _) in enumerate(json_states(text)):
+        if depth == 0 and string is None and text[index] in "}]":
+            return index + 1
     return len(text)
+
+
+def json_position(text: str) -> tuple[int, int | None, bool]:
+    """Where a (valid) JSON prefix stands at its end (``json_states``)."""
+    states = deque(json_states(text), maxlen=1)
+    return states[0] if states else (0, None, False)
+
+
+def json_states(text: str) -> Iterator[tuple[int, int | None, bool]]:
+    """After each character of a (valid) JSON prefix: its open containers' depth, how
+    many characters the string it is inside holds so far (None outside strings), and
+    whether a value has just been completed (so a closing bracket may follow). Text
+    around the JSON (a tool call's tags) leaves it at depth 0."""
+    depth, string, escaped, done = 0, None, False, False
+    for char in text:
+        if string is not None:
+            if escaped:
+                escaped, string = False, string + 1
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                string, done = None, True  # a key is done too: a ":" follows, never a "}"
+            else:
+                string += 1
+        elif char == '"':
+            string, done = 0, False
+        elif char in "{[":
+            depth, done = depth + 1, False
+        elif char in "}]":
+            depth, done = max(depth - 1, 0), True
+        elif char in ",:":
+            done = False
+        elif char.isalnum() or char in ".-+":
+            done = True  # a number or literal so far
+        yield depth, string, done
 
 
 def call_schema(tools: Sequence[dict[str, Any]]) -> dict[str, Any]:

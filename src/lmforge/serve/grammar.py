@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lmforge.data.tools import COMPACT_JSON
+from lmforge.data.tools import COMPACT_JSON, json_position
 from lmforge.errors import LmforgeError
 from lmforge.serve.requests import Grammar
 
@@ -47,35 +47,6 @@ def closing_reserve(max_tokens: int) -> int:
     """How many tokens before its budget ends a JSON answer starts closing: 64, or a
     quarter of a smaller budget."""
     return min(CLOSING_RESERVE, max_tokens // 4)
-
-
-def json_position(text: str) -> tuple[int, int | None, bool]:
-    """Where a (valid) JSON prefix stands: its open containers' depth, how many characters
-    the string it is inside holds so far (None outside strings), and whether a value has
-    just been completed (so a closing bracket may follow). Text around the JSON (a tool
-    call's tags) leaves it at depth 0."""
-    depth, string, escaped, done = 0, None, False, False
-    for char in text:
-        if string is not None:
-            if escaped:
-                escaped, string = False, string + 1
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                string, done = None, True  # a key is done too: a ":" follows, never a "}"
-            else:
-                string += 1
-        elif char == '"':
-            string, done = 0, False
-        elif char in "{[":
-            depth, done = depth + 1, False
-        elif char in "}]":
-            depth, done = max(depth - 1, 0), True
-        elif char in ",:":
-            done = False
-        elif char.isalnum() or char in ".-+":
-            done = True  # a number or literal so far
-    return depth, string, done
 
 
 def _llguidance_source(grammar: Grammar) -> str:

@@ -8,8 +8,8 @@ import dataclasses
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Request
@@ -119,11 +119,12 @@ class Chat(ChatPrompts):
             prompt = self.render(plain_messages(grounded, tools))
         max_tokens = served.max_tokens(body.requested_max_tokens(), len(prompt), "messages")
         params = body.params(max_tokens, logprobs=body.logprobs, top_logprobs=top)
+        # A grammar problem is the response format's, else the tools' (their grammar)
+        blamed = body.grammar_param() if params.grammar is not None else "tools"
         params = with_tool_grammar(params, tools, required=body.tool_choice == "required",
                                    named=body.named_tool(),
                                    parallel=body.parallel_tool_calls)  # fmt: skip
-        from_format = body.grammar() is not None  # else a grammar comes from the tools
-        params = await self.checked(params, body.grammar_param() if from_format else "tools")
+        params = await self.checked(params, blamed)
         response_id = f"chatcmpl-{uuid.uuid4().hex}"
         events = self.submit([prompt] * body.n, params, adapter)
 
@@ -315,10 +316,19 @@ def with_tool_grammar(
 def tool_call_list(text: str) -> tuple[str, list[dict[str, Any]]]:
     """The content before the calls and the calls in OpenAI's shape (ids are new)."""
     before, calls = parse_calls(text)
-    return before, [{"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
-                     "function": {"name": call["name"],
-                                  "arguments": json.dumps(call["arguments"], ensure_ascii=False)}}
-                    for call in calls]  # fmt: skip
+    return before, openai_calls(calls)
+
+
+def openai_calls(
+    calls: Sequence[dict[str, Any]], streamed: Sequence[CallStream] = ()
+) -> list[dict[str, Any]]:
+    """Parsed calls (``parse_calls``) in chat's ``tool_calls`` shape, arguments as JSON
+    text; the first ones keep the ids they were streamed with (``streamed``)."""
+    ids = [call.id for call in streamed]
+    ids += [CallStream(call["name"]).id for call in calls[len(ids) :]]
+    return [{"id": call_id, "type": "function", "function": {"name": call["name"],
+             "arguments": json.dumps(call["arguments"], ensure_ascii=False)}}
+            for call_id, call in zip(ids, calls, strict=False)]  # fmt: skip
 
 
 def assistant_message(text: str, *, calls: bool) -> dict[str, Any]:
@@ -340,26 +350,43 @@ def finish_reason(choice: Choice, *, calls: bool) -> str | None:
 
 @dataclass
 class CallStream:
-    """One streamed call: its id and how much of its arguments' text has been sent."""
+    """One tool call as it is streamed: its name, its ids (chat's call id, and the
+    Responses API's output item id) and how much of its arguments' text has been sent."""
 
-    id: str
+    name: str
+    id: str = field(default_factory=lambda: f"call_{uuid.uuid4().hex[:24]}")
+    item_id: str = field(default_factory=lambda: f"fc_{uuid.uuid4().hex}")
     sent: int = 0
 
 
-def _call_deltas(text: str, streamed: list[CallStream]) -> list[dict[str, Any]]:
-    """The ``tool_calls`` deltas that bring ``streamed`` (updated) up to the calls in
-    ``text``: a new call's id, type and name (with empty arguments), then the arguments'
-    text added since the last delta."""
-    deltas: list[dict[str, Any]] = []
+def call_progress(text: str, streamed: list[CallStream]) -> list[tuple[int, bool, str]]:
+    """What brings ``streamed`` (updated) up to the calls that a growing answer ``text``
+    has opened: for each call that changed, its index, whether it is new, and its
+    arguments' text added since the last time."""
+    changes = []
     for index, (name, arguments) in enumerate(partial_calls(text)):
-        if index == len(streamed):
-            streamed.append(CallStream(f"call_{uuid.uuid4().hex[:24]}"))
-            deltas.append({"index": index, "id": streamed[index].id, "type": "function",
-                           "function": {"name": name, "arguments": ""}})  # fmt: skip
+        new = index == len(streamed)
+        if new:
+            streamed.append(CallStream(name))
         call = streamed[index]
-        if len(arguments) > call.sent:
-            deltas.append({"index": index, "function": {"arguments": arguments[call.sent :]}})
-            call.sent = len(arguments)
+        added = arguments[call.sent :]
+        call.sent += len(added)
+        if new or added:
+            changes.append((index, new, added))
+    return changes
+
+
+def _call_deltas(text: str, streamed: list[CallStream]) -> list[dict[str, Any]]:
+    """The ``tool_calls`` deltas that bring ``streamed`` up to the calls in ``text``: a
+    new call's id, type and name (with empty arguments), then the arguments' text added."""
+    deltas: list[dict[str, Any]] = []
+    for index, new, added in call_progress(text, streamed):
+        call = streamed[index]
+        if new:
+            deltas.append({"index": index, "id": call.id, "type": "function",
+                           "function": {"name": call.name, "arguments": ""}})  # fmt: skip
+        if added:
+            deltas.append({"index": index, "function": {"arguments": added}})
     return deltas
 
 

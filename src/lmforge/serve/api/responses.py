@@ -23,9 +23,16 @@ from typing import Any
 
 from fastapi import Request
 
-from lmforge.data.tools import parse_calls, partial_calls, plain_messages, tools_prompt
+from lmforge.data.tools import parse_calls, plain_messages, tools_prompt
 from lmforge.serve.api.base import Routes
-from lmforge.serve.api.chat import ChatPrompts, _before_call, with_tool_grammar
+from lmforge.serve.api.chat import (
+    CallStream,
+    ChatPrompts,
+    _before_call,
+    call_progress,
+    openai_calls,
+    with_tool_grammar,
+)
 from lmforge.serve.api.generation import Choice, closing, collect, respond
 from lmforge.serve.errors import ApiError
 from lmforge.serve.protocol import ResponsesRequest
@@ -54,20 +61,23 @@ class Responses(ChatPrompts):
         history = [*earlier, *new]
         prompt = self._prompt(body, history, tools)
         max_tokens = served.max_tokens(body.max_output_tokens, len(prompt), "input")
-        params = with_tool_grammar(body.params(max_tokens), tools, required=body.tool_choice
-                                   == "required", named=body.named_tool(),
+        params = body.params(max_tokens)
+        # A grammar problem is the text format's, else the tools' (their grammar)
+        blamed = "text.format" if params.grammar is not None else "tools"
+        params = with_tool_grammar(params, tools, required=body.tool_choice == "required",
+                                   named=body.named_tool(),
                                    parallel=body.parallel_tool_calls)  # fmt: skip
-        from_format = body.grammar() is not None  # else a grammar comes from the tools
-        params = await self.checked(params, "text.format" if from_format else "tools")
+        params = await self.checked(params, blamed)
         events = self.submit([prompt], params, adapter)
         response_id, message_id = f"resp_{uuid.uuid4().hex}", f"msg_{uuid.uuid4().hex}"
         created = int(time.time())
         keep = body.store and served.store is not None
 
-        def finish(choice: Choice, ids: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
-            """The response object of a finished answer, stored when asked; its calls take
-            the (item id, call id) pairs ``ids`` that streaming gave them."""
-            output, calls = output_items(choice.text, message_id, calls=bool(tools), ids=ids)
+        def finish(choice: Choice, streamed: Sequence[CallStream] = ()) -> dict[str, Any]:
+            """The response object of a finished answer, stored when asked; its calls keep
+            the ids they were ``streamed`` with."""
+            output, calls = output_items(choice.text, message_id, calls=bool(tools),
+                                         streamed=streamed)  # fmt: skip
             status = "incomplete" if choice.finish_reason in _INCOMPLETE else "completed"
             response = self._response(body, response_id, created, status, output, keep)
             if status == "incomplete":
@@ -180,31 +190,25 @@ class Responses(ChatPrompts):
 
 
 def output_items(
-    text: str, message_id: str, *, calls: bool, ids: Sequence[tuple[str, str]] = ()
+    text: str, message_id: str, *, calls: bool, streamed: Sequence[CallStream] = ()
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """A finished answer as output items (a message, then each ``function_call``), and
     the calls in chat's ``tool_calls`` shape (for the stored conversation). With ``calls``
-    (tools were given) the message is the text before the first call, if any. ``ids``:
-    the (item id, call id) of the first calls (streamed already); the others get new ones."""
+    (tools were given) the message is the text before the first call, if any. The first
+    calls keep the ids they were ``streamed`` with; the others get new ones."""
     before, found = parse_calls(text) if calls else (text, [])
     items: list[dict[str, Any]] = []
     if before or not found:
         items.append(_message(message_id, before, "completed"))
-    chat_calls = []
-    for index, call in enumerate(found):
-        item_id, call_id = ids[index] if index < len(ids) else _call_ids()
-        arguments = json.dumps(call["arguments"], ensure_ascii=False)
-        items.append({"type": "function_call", "id": item_id, "call_id": call_id,
-                      "name": call["name"], "arguments": arguments,
+    chat_calls = openai_calls(found, streamed)
+    item_ids = [call.item_id for call in streamed]
+    item_ids += [CallStream(call["name"]).item_id for call in found[len(item_ids) :]]
+    for item_id, call in zip(item_ids, chat_calls, strict=False):
+        function = call["function"]
+        items.append({"type": "function_call", "id": item_id, "call_id": call["id"],
+                      "name": function["name"], "arguments": function["arguments"],
                       "status": "completed"})  # fmt: skip
-        chat_calls.append({"id": call_id, "type": "function",
-                           "function": {"name": call["name"], "arguments": arguments}})  # fmt: skip
     return items, chat_calls
-
-
-def _call_ids() -> tuple[str, str]:
-    """A new function call's output item id and call id."""
-    return f"fc_{uuid.uuid4().hex}", f"call_{uuid.uuid4().hex[:24]}"
 
 
 def _message(message_id: str, text: str, status: str) -> dict[str, Any]:
@@ -220,7 +224,7 @@ async def _events(
     events: Any,
     draft: dict[str, Any],
     message_id: str,
-    finish: Callable[[Choice, Sequence[tuple[str, str]]], dict[str, Any]],
+    finish: Callable[[Choice, Sequence[CallStream]], dict[str, Any]],
     *,
     calls: bool,
 ) -> AsyncIterator[str]:
@@ -239,7 +243,7 @@ async def _events(
 
     where = {"item_id": message_id, "output_index": 0}
     opened, sent = False, 0  # the message item is added with its first text
-    streamed: list[tuple[str, str, str, int]] = []  # each call: item id, call id, name, sent
+    streamed: list[CallStream] = []
 
     def open_message() -> list[str]:
         nonlocal opened
@@ -252,25 +256,17 @@ async def _events(
     def call_events(text: str) -> list[str]:
         """Events that bring the streamed calls up to ``text``'s."""
         lines = []
-        for index, (name, arguments) in enumerate(partial_calls(text)):
-            if index == len(streamed):
-                item_id, call_id = _call_ids()
-                streamed.append((item_id, call_id, name, 0))
-                item = {"type": "function_call", "id": item_id, "call_id": call_id,
-                        "name": name, "arguments": "", "status": "in_progress"}  # fmt: skip
+        for index, new, added in call_progress(text, streamed):
+            call = streamed[index]
+            if new:
+                item = {"type": "function_call", "id": call.item_id, "call_id": call.id,
+                        "name": call.name, "arguments": "", "status": "in_progress"}  # fmt: skip
                 lines.append(send("response.output_item.added",
                                   output_index=index + opened, item=item))  # fmt: skip
-            item_id, call_id, name, done = streamed[index]
-            if len(arguments) > done:
-                lines.append(
-                    send(
-                        "response.function_call_arguments.delta",
-                        item_id=item_id,
-                        output_index=index + opened,
-                        delta=arguments[done:],
-                    )
-                )
-                streamed[index] = (item_id, call_id, name, len(arguments))
+            if added:
+                lines.append(send("response.function_call_arguments.delta",
+                                  item_id=call.item_id, output_index=index + opened,
+                                  delta=added))  # fmt: skip
         return lines
 
     yield send("response.created", response=draft)
@@ -291,7 +287,7 @@ async def _events(
             yield line
     for line in call_events(choice.text) if calls else []:
         yield line
-    response = finish(choice, [(item_id, call_id) for item_id, call_id, _, _ in streamed])
+    response = finish(choice, streamed)
     for index, item in enumerate(response["output"]):
         if item["type"] == "message":
             text = item["content"][0]["text"]
@@ -306,7 +302,7 @@ async def _events(
                        part=item["content"][0])  # fmt: skip
         else:
             call = {"item_id": item["id"], "output_index": index}
-            if not any(item["id"] == s[0] for s in streamed):  # not streamed: all at once
+            if not any(item["id"] == c.item_id for c in streamed):  # not streamed: at once
                 yield send("response.output_item.added", output_index=index,
                            item={**item, "arguments": "", "status": "in_progress"})  # fmt: skip
                 yield send("response.function_call_arguments.delta", **call,
