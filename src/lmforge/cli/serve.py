@@ -86,6 +86,7 @@ def serve(
         bool | None, typer.Option(help=_help("api_key_required") + " (lmforge keys create)")
     ] = None,
     rate_limit: Annotated[int | None, typer.Option(help=_help("rate_limit"))] = None,
+    store: Annotated[str | None, typer.Option(help=_help("store"))] = None,
     max_body_bytes: Annotated[int | None, typer.Option(help=_help("max_body_bytes"))] = None,
     access_log: Annotated[bool | None, typer.Option(help=_help("access_log"))] = None,
     log_prompts: Annotated[bool | None, typer.Option(help=_help("log_prompts"))] = None,
@@ -120,7 +121,8 @@ def serve(
         "quantize": quantize, "backend": backend, "max_batch": max_batch,
         "max_queue": max_queue, "max_model_len": max_model_len,
         "max_tokens_limit": max_tokens_limit, "api_key_required": api_key_required,
-        "rate_limit": rate_limit, "max_body_bytes": max_body_bytes, "access_log": access_log,
+        "rate_limit": rate_limit, "store": store, "max_body_bytes": max_body_bytes,
+        "access_log": access_log,
         "log_prompts": log_prompts,
     }  # fmt: skip
     config = load_with_flags(ServeConfig, config_file, flags, overrides or (), SERVE_FLAGS)
@@ -140,7 +142,9 @@ def run_server(config: ServeConfig) -> None:
     from lmforge.serve.app import ServerOptions, create_app
     from lmforge.serve.backends import pick_backend
     from lmforge.serve.server import build_handler, resolve_served
+    from lmforge.serve.store import ServeStore
 
+    store = ServeStore(config.store)  # an unreachable store fails before listening
     if config.kb is not None:
         from lmforge.retrieve.kb import KnowledgeBase
 
@@ -196,7 +200,7 @@ def run_server(config: ServeConfig) -> None:
         max_body_bytes=config.max_body_bytes, access_log=config.access_log,
         log_prompts=config.log_prompts,
     )  # fmt: skip
-    app = create_app(load, options)
+    app = create_app(load, options, store)
     uvicorn.run(app, host=config.host, port=config.port, log_level="warning")
 
 

@@ -1,22 +1,27 @@
-"""Who may call the API, and how often: bearer API keys and a per-key rate limit."""
+"""Who may call the API, and how often: bearer API keys and a per-key rate limit, both
+kept in the serve store (so replicas that share a store share them)."""
 
 from __future__ import annotations
 
 import math
-import threading
 import time
 
 from lmforge.serve.errors import ApiError
-from lmforge.serve.store import ServeStore
+from lmforge.serve.store import ApiKey, ServeStore
+
+# How long a key check is reused: a key created or revoked anywhere (another replica, the
+# keys command) counts within it. It keeps the store off the path of most requests: a
+# scoring request takes about a millisecond of the server's own time.
+KEY_CHECK_SECONDS = 0.5
 
 
 class RateLimiter:
-    """A token bucket per caller: ``per_minute`` requests a minute, bursts up to that many."""
+    """A token bucket per caller: ``per_minute`` requests a minute, bursts up to that many.
+    The buckets live in the store, so servers that share a store share the limit."""
 
-    def __init__(self, per_minute: int) -> None:
+    def __init__(self, store: ServeStore, per_minute: int) -> None:
+        self.store = store
         self.per_minute = per_minute
-        self._buckets: dict[str, tuple[float, float]] = {}  # caller -> (tokens, updated)
-        self._lock = threading.Lock()
 
     def check(self, caller: str) -> None:
         """Take one request from ``caller``'s bucket.
@@ -26,22 +31,16 @@ class RateLimiter:
         """
         if self.per_minute <= 0:
             return
-        rate = self.per_minute / 60.0  # tokens per second
-        now = time.monotonic()
-        with self._lock:
-            tokens, updated = self._buckets.get(caller, (float(self.per_minute), now))
-            tokens = min(float(self.per_minute), tokens + (now - updated) * rate)
-            if tokens < 1.0:
-                self._buckets[caller] = (tokens, now)
-                wait = math.ceil((1.0 - tokens) / rate)
-                raise ApiError(
-                    429,
-                    f"rate limit of {self.per_minute} requests per minute reached; "
-                    f"retry in {wait} s.",
-                    code="rate_limit_exceeded",
-                    headers={"Retry-After": str(wait)},
-                )
-            self._buckets[caller] = (tokens - 1.0, now)
+        wait = self.store.take_request(caller, self.per_minute)
+        if wait:
+            seconds = math.ceil(wait)
+            raise ApiError(
+                429,
+                f"rate limit of {self.per_minute} requests per minute reached; "
+                f"retry in {seconds} s.",
+                code="rate_limit_exceeded",
+                headers={"Retry-After": str(seconds)},
+            )
 
 
 class AccessControl:
@@ -57,7 +56,9 @@ class AccessControl:
     def __init__(self, store: ServeStore, *, require_keys: bool, rate_limit: int) -> None:
         self.store = store
         self.require_keys = require_keys
-        self.limiter = RateLimiter(rate_limit)
+        self.limiter = RateLimiter(store, rate_limit)
+        self._checked: dict[str, tuple[float, ApiKey | None]] = {}  # key -> (when, record)
+        self._in_use = (-math.inf, False)  # (when, whether any key is active)
 
     def authorize(self, authorization: str | None, client: str) -> str | None:
         """The caller's key id (None when no keys are in use).
@@ -65,20 +66,37 @@ class AccessControl:
         Raises:
             ApiError: 401 without a valid key, 429 over the rate limit.
         """
-        owner = None
-        if self.require_keys or self.store.has_keys():
-            scheme, _, key = (authorization or "").partition(" ")
-            if scheme.lower() != "bearer" or not key.strip():
+        scheme, _, key = (authorization or "").partition(" ")
+        key = key.strip() if scheme.lower() == "bearer" else ""
+        record = self._check_key(key) if key else None  # a valid key: keys are in use
+        if record is None and (self.require_keys or self._keys_in_use()):
+            if not key:
                 raise ApiError(
                     401,
                     "this server needs an API key: send 'Authorization: Bearer KEY' "
                     "(create one with `lmforge keys create NAME`).",
                     code="missing_api_key",
                 )
-            record = self.store.check_key(key.strip())
-            if record is None:
-                raise ApiError(401, "the API key is not valid (unknown or revoked)",
-                               code="invalid_api_key")  # fmt: skip
-            owner = record.id
+            raise ApiError(401, "the API key is not valid (unknown or revoked)",
+                           code="invalid_api_key")  # fmt: skip
+        owner = record.id if record is not None else None
         self.limiter.check(owner or f"address:{client}")
         return owner
+
+    def _check_key(self, key: str) -> ApiKey | None:
+        """The store's record of ``key``, checked at most every ``KEY_CHECK_SECONDS``."""
+        now = time.monotonic()
+        checked, record = self._checked.get(key, (-math.inf, None))
+        if now - checked > KEY_CHECK_SECONDS:
+            if len(self._checked) >= 10_000:  # unknown keys sent at random cannot pile up
+                self._checked.clear()
+            record = self.store.check_key(key)
+            self._checked[key] = (now, record)
+        return record
+
+    def _keys_in_use(self) -> bool:
+        """Whether any key is active, checked at most every ``KEY_CHECK_SECONDS``."""
+        now = time.monotonic()
+        if now - self._in_use[0] > KEY_CHECK_SECONDS:
+            self._in_use = (now, self.store.has_keys())
+        return self._in_use[1]

@@ -142,6 +142,12 @@ class ServeConfig(Section):
     rate_limit: int = Field(
         default=0, ge=0, description="Requests per minute per API key (0: no limit)."
     )
+    store: str | None = Field(
+        default=None,
+        description="Where API keys, sessions, stored responses and rate limits live: "
+        "postgresql://USER:PASSWORD@HOST:PORT/DB, shared by replicas, or a SQLite file "
+        "(default: $LMFORGE_STORE_URL, else $LMFORGE_HOME/serve.db).",
+    )
     max_body_bytes: int = Field(
         default=1_000_000, ge=1, description="Largest request body accepted (HTTP 413 above)."
     )
