@@ -12,6 +12,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import openai
@@ -116,12 +118,14 @@ def test_a_full_queue_answers_503_with_retry_after(server: str) -> None:
     assert done.wait(30) and waiting is not None and waiting[0] == 200
 
 
-def test_sigterm_finishes_the_running_stream_then_exits(long_context_lm: Path) -> None:
+@contextmanager
+def serve_process(model: Path, *args: str) -> Iterator[tuple[subprocess.Popen, str]]:
+    """``lmforge serve MODEL ARGS`` on a free port, ready: (its process, base URL), so a
+    test can signal it; killed afterwards if still running."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "lmforge.cli.main", "serve", str(long_context_lm),
-         "--served-name", "tiny", "--port", str(port), "--max-model-len", "4096",
-         "--max-tokens-limit", "600"],
+        [sys.executable, "-m", "lmforge.cli.main", "serve", str(model), "--served-name",
+         "tiny", "--port", str(port), *args],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
@@ -130,6 +134,16 @@ def test_sigterm_finishes_the_running_stream_then_exits(long_context_lm: Path) -
         while http_status(base + "/ready") != 200:
             assert process.poll() is None and time.monotonic() < deadline
             time.sleep(0.2)
+        yield process, base
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_sigterm_finishes_the_running_stream_then_exits(long_context_lm: Path) -> None:
+    limits = ("--max-model-len", "4096", "--max-tokens-limit", "600")
+    with serve_process(long_context_lm, *limits) as (process, base):
         client = openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0)
         stream = client.chat.completions.create(
             model="tiny", messages=[{"role": "user", "content": "Tell me everything."}],
@@ -139,15 +153,29 @@ def test_sigterm_finishes_the_running_stream_then_exits(long_context_lm: Path) -
         chunks = iter(stream)
         next(chunks)
         process.send_signal(signal.SIGTERM)
+        refused = time.monotonic() + 5  # draining: no new connection (a balancer's check fails)
+        while http_status(base + "/health") is not None:
+            assert time.monotonic() < refused, "still accepting connections after SIGTERM"
+            time.sleep(0.05)
         rest = list(chunks)
         assert rest[-1].usage.completion_tokens == 600  # the in-flight answer completed
         # uvicorn re-raises the signal after its graceful shutdown, as service managers expect
         assert process.wait(timeout=30) in (0, -signal.SIGTERM)
-        assert http_status(base + "/health") is None  # no longer listening
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+
+
+def test_sigterm_cuts_a_stream_that_outlasts_the_drain_timeout(long_context_lm: Path) -> None:
+    limits = ("--max-model-len", "8192", "--max-tokens-limit", str(LONG), "--drain-seconds", "1")
+    with serve_process(long_context_lm, *limits) as (process, base):
+        client = openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0)
+        chunks, received = iter(long_stream(client)), 0
+        next(chunks)
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        with pytest.raises(openai.APIError):  # the server closes the stream mid-answer
+            for _ in chunks:
+                received += 1
+        assert process.wait(timeout=30) in (0, -signal.SIGTERM)
+        assert time.monotonic() - signalled < 10 and received < LONG
 
 
 def test_the_model_list_is_json(server: str) -> None:

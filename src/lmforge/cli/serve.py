@@ -87,6 +87,7 @@ def serve(
     ] = None,
     rate_limit: Annotated[int | None, typer.Option(help=_help("rate_limit"))] = None,
     store: Annotated[str | None, typer.Option(help=_help("store"))] = None,
+    drain_seconds: Annotated[int | None, typer.Option(help=_help("drain_seconds"))] = None,
     max_body_bytes: Annotated[int | None, typer.Option(help=_help("max_body_bytes"))] = None,
     access_log: Annotated[bool | None, typer.Option(help=_help("access_log"))] = None,
     log_prompts: Annotated[bool | None, typer.Option(help=_help("log_prompts"))] = None,
@@ -121,7 +122,8 @@ def serve(
         "quantize": quantize, "backend": backend, "max_batch": max_batch,
         "max_queue": max_queue, "max_model_len": max_model_len,
         "max_tokens_limit": max_tokens_limit, "api_key_required": api_key_required,
-        "rate_limit": rate_limit, "store": store, "max_body_bytes": max_body_bytes,
+        "rate_limit": rate_limit, "store": store, "drain_seconds": drain_seconds,
+        "max_body_bytes": max_body_bytes,
         "access_log": access_log,
         "log_prompts": log_prompts,
     }  # fmt: skip
@@ -201,7 +203,8 @@ def run_server(config: ServeConfig) -> None:
         log_prompts=config.log_prompts,
     )  # fmt: skip
     app = create_app(load, options, store)
-    uvicorn.run(app, host=config.host, port=config.port, log_level="warning")
+    uvicorn.run(app, host=config.host, port=config.port, log_level="warning",
+                timeout_graceful_shutdown=config.drain_seconds)  # fmt: skip
 
 
 def _named_refs(option: str, specs: list[str] | None, *, required: bool) -> dict[str, str] | None:

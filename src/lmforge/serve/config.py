@@ -148,6 +148,13 @@ class ServeConfig(Section):
         "postgresql://USER:PASSWORD@HOST:PORT/DB, shared by replicas, or a SQLite file "
         "(default: $LMFORGE_STORE_URL, else $LMFORGE_HOME/serve.db).",
     )
+    drain_seconds: int = Field(
+        default=30,
+        ge=0,
+        description="On SIGTERM the server stops accepting connections "
+        "and lets running requests and streams finish for up to this long, then cuts them "
+        "and exits (keep Kubernetes' terminationGracePeriodSeconds above it).",
+    )
     max_body_bytes: int = Field(
         default=1_000_000, ge=1, description="Largest request body accepted (HTTP 413 above)."
     )
