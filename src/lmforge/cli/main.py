@@ -13,6 +13,7 @@ from lmforge.cli import audit as audit_cli
 from lmforge.cli import compress as compress_cli
 from lmforge.cli import config as config_cli
 from lmforge.cli import data as data_cli
+from lmforge.cli import deploy as deploy_cli
 from lmforge.cli import doctor as doctor_cli
 from lmforge.cli import evaluate as evaluate_cli
 from lmforge.cli import explain as explain_cli
@@ -59,6 +60,7 @@ app.add_typer(models_cli.app, name="models")
 app.add_typer(config_cli.app, name="config")
 app.add_typer(runs_cli.app, name="runs")
 app.add_typer(keys_cli.app, name="keys")
+app.add_typer(deploy_cli.app, name="deploy")
 app.add_typer(guard_cli.app, name="guard")
 app.add_typer(kb_cli.app, name="kb")
 app.add_typer(images_cli.app, name="images")

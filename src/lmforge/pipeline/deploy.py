@@ -10,6 +10,9 @@ It always writes, into the step's folder:
 
 With ``start: true`` it also starts the server as a background process (its log beside
 the specs) and waits until ``/ready`` answers, so the step's outputs hold a live URL.
+
+With ``target: k8s`` it writes Kubernetes manifests instead (``pipeline/k8s.py``: replicas
+sharing one store, probes, a Service and an autoscaler), for ``kubectl apply -k``.
 """
 
 from __future__ import annotations
@@ -36,10 +39,25 @@ if TYPE_CHECKING:
 READY_TIMEOUT_S = 300
 
 
+DEPLOY_ONLY = {"target", "start", "image", "replicas", "namespace", "store_secret"}
+
+
 def deploy(params: DeployParams, ctx: StepContext) -> dict[str, Any]:
-    """Write the config, command and specs; start the server when ``params.start``."""
-    config = ServeConfig.model_validate(params.model_dump(exclude={"start", "image"}))
+    """Write the config, command and specs (Kubernetes manifests with ``target: k8s``);
+    start the server when ``params.start``."""
+    config = ServeConfig.model_validate(params.model_dump(exclude=DEPLOY_ONLY))
     command = config.command_line()
+    if params.target == "k8s":
+        from lmforge.pipeline.k8s import K8sOptions, kubernetes_name, write_manifests
+
+        name = kubernetes_name(params.served_name or ctx.pipeline.spec.name, "served_name")
+        options = K8sOptions(name, params.image, params.replicas, namespace=params.namespace,
+                             store_secret=params.store_secret)  # fmt: skip
+        manifests = write_manifests(config, options, ctx.work_dir)
+        ctx.log(f"wrote {', '.join(p.name for p in manifests)} to {ctx.work_dir}: "
+                f"kubectl apply -k {ctx.work_dir}")  # fmt: skip
+        return {"command": f"kubectl apply -k {ctx.work_dir}",
+                "files": [str(p) for p in manifests], "url": "", "pid": 0}  # fmt: skip
     text = shlex.join(command)
     folder = ctx.work_dir
     # systemd and a bare shell may not have the virtual environment on PATH

@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -640,8 +640,26 @@ class DeployParams(ServeConfig):
     ``guard`` defaults to ``default`` here), and how to deploy it."""
 
     guard: str | None = Field(default="default", description="Guard policy, or null for none.")
+    target: Literal["local", "k8s"] = Field(
+        default="local", description="local: a command, a systemd unit and a Compose spec "
+        "(and a started server with start: true); k8s: Kubernetes manifests for replicas "
+        "sharing one store (lmforge deploy k8s).",
+    )  # fmt: skip
     start: bool = Field(default=False, description="Start the server now (else write specs).")
     image: str = Field(default="lmforge:latest", description="Container image for the spec.")
+    replicas: int = Field(default=2, ge=1, description="k8s: replicas (the autoscaler's floor).")
+    namespace: str | None = Field(default=None, description="k8s: namespace of every object.")
+    store_secret: str = Field(
+        default="lmforge-store",
+        description="k8s: the Secret whose key 'url' is the shared store's PostgreSQL URL.",
+    )
+
+    @model_validator(mode="after")
+    def _start_is_local(self) -> DeployParams:
+        if self.start and self.target != "local":
+            raise ValueError("start: true starts a server on this machine; it needs target: "
+                             "local (apply k8s manifests with kubectl apply -k)")  # fmt: skip
+        return self
 
 
 @register_step
