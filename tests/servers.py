@@ -73,10 +73,11 @@ def lmforge_process(
     env: dict[str, str] | None = None,
     log: Path | None = None,
     python: str = sys.executable,
+    port: int | None = None,
 ) -> Iterator[tuple[subprocess.Popen, str]]:
     """``lmforge_server``, yielding the server's process too (for a test that signals or
-    kills it) with the base URL."""
-    port = free_port()
+    kills it) with the base URL; on ``port`` when given (a restarted replica's)."""
+    port = port or free_port()
     command = [python, "-m", "lmforge.cli.main", "serve", *args, "--port", str(port)]
     output = log.open("w") if log is not None else subprocess.PIPE
     process = subprocess.Popen(

@@ -80,6 +80,9 @@ def test_a_conversation_continues_across_replicas_turn_by_turn(cluster: Any) -> 
     messages = json.loads(text)["messages"]
     assert [m["content"] for m in messages[::2]] == [f"Question {t}?" for t in range(4)]
     assert [m["role"] for m in messages] == ["user", "assistant"] * 4
+    saves = [request(base + "/metrics")[1] for _, base, _ in replicas]  # the store's timings
+    assert all('lmforge_store_operation_seconds_count{operation="save_messages"} 2.0' in text
+               for text in saves)  # fmt: skip
 
 
 def test_the_rate_limit_holds_across_both_replicas(cluster: Any) -> None:

@@ -54,6 +54,7 @@ class ServerState:
                 self.metrics.attach(handler.engine.stats)
                 handler.engine.start()
             self.metrics.watch_scorers(handler.backends["scoring"])
+            self.metrics.watch_store(self.store)
             self.handler = handler
         except Exception as error:  # reported by /ready, every API call and the log
             self.error = f"{type(error).__name__}: {error}"

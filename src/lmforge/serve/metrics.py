@@ -12,6 +12,8 @@ from prometheus_client.registry import Collector
 from lmforge.serve.requests import EngineStats
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# a store operation takes tenths of a millisecond to a few milliseconds
+_STORE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 1.0)
 _HISTOGRAMS = {
     "queue": ("lmforge_request_queue_time_seconds", "Time a request waited for a batch slot."),
     "ttft": ("lmforge_time_to_first_token_seconds", "Time from request to first token."),
@@ -42,7 +44,18 @@ class ServerMetrics:
         self.generation_tokens = Counter(
             "lmforge_generation_tokens", "Tokens generated.", registry=self.registry
         )
+        self.store_seconds = Histogram(
+            "lmforge_store_operation_seconds", "Time of one serve-store operation (a key "
+            "check, loading or saving a session, a rate-limit take, ...).", ["operation"],
+            buckets=_STORE_BUCKETS, registry=self.registry,
+        )  # fmt: skip
         self._counted = (0, 0)
+
+    def watch_store(self, store: Any) -> None:
+        """Record how long each of ``store``'s operations takes from now on."""
+        store.observe = lambda operation, seconds: self.store_seconds.labels(operation).observe(
+            seconds
+        )
 
     def attach(self, stats: EngineStats) -> None:
         """Record the latencies ``stats`` observes from now on."""

@@ -26,7 +26,7 @@ import os
 import secrets
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,15 +164,21 @@ class ServeStore:
                 "database are right."
             ) from None
         self._reader = self._engine.execution_options(read_only=True)
+        # called with each operation's name and seconds (the server's /metrics)
+        self.observe: Callable[[str, float], None] | None = None
 
     def close(self) -> None:
         self._engine.dispose()
 
     @contextmanager
-    def _transaction(self, *, write: bool = True) -> Iterator[Connection]:
-        """One transaction; on SQLite a read-only one does not take the write lock."""
+    def _transaction(self, operation: str, *, write: bool = True) -> Iterator[Connection]:
+        """One transaction, timed for ``observe`` as ``operation``; on SQLite a read-only
+        one does not take the write lock."""
+        started = time.perf_counter()
         with (self._engine if write else self._reader).begin() as connection:
             yield connection
+        if self.observe is not None:
+            self.observe(operation, time.perf_counter() - started)
 
     # --- keys -----------------------------------------------------------------------
 
@@ -180,7 +186,7 @@ class ServeStore:
         """A new key; returns its record and the plain key (shown this once)."""
         plain = KEY_PREFIX + secrets.token_urlsafe(32)
         record = ApiKey(uuid.uuid4().hex[:12], name, plain[:10] + "...", time.time(), None)
-        with self._transaction() as db:
+        with self._transaction("create_key") as db:
             row = {"id": record.id, "name": name, "hash": _hash(plain), "shown": record.shown,
                    "created": record.created}  # fmt: skip
             db.execute(api_keys.insert().values(**row))
@@ -189,7 +195,7 @@ class ServeStore:
     def list_keys(self) -> list[ApiKey]:
         query = sa.select(api_keys.c.id, api_keys.c.name, api_keys.c.shown, api_keys.c.created,
                           api_keys.c.revoked).order_by(api_keys.c.created)  # fmt: skip
-        with self._transaction(write=False) as db:
+        with self._transaction("list_keys", write=False) as db:
             return [ApiKey(*row) for row in db.execute(query)]
 
     def revoke_key(self, key_id_or_name: str) -> ApiKey:
@@ -207,14 +213,14 @@ class ServeStore:
                 f"keys revoke: {problem} with id or name {key_id_or_name!r}; "
                 "see `lmforge keys list` for ids."
             )
-        with self._transaction() as db:
+        with self._transaction("revoke_key") as db:
             db.execute(api_keys.update().where(api_keys.c.id == matches[0].id)
                        .values(revoked=time.time()))  # fmt: skip
         return matches[0]
 
     def has_keys(self) -> bool:
         query = sa.select(api_keys.c.id).where(api_keys.c.revoked.is_(None)).limit(1)
-        with self._transaction(write=False) as db:
+        with self._transaction("has_keys", write=False) as db:
             return db.execute(query).first() is not None
 
     def check_key(self, plain: str) -> ApiKey | None:
@@ -222,7 +228,7 @@ class ServeStore:
         query = sa.select(api_keys.c.id, api_keys.c.name, api_keys.c.shown, api_keys.c.created,
                           api_keys.c.revoked).where(api_keys.c.hash == _hash(plain),
                                                     api_keys.c.revoked.is_(None))  # fmt: skip
-        with self._transaction(write=False) as db:
+        with self._transaction("check_key", write=False) as db:
             row = db.execute(query).first()
         return ApiKey(*row) if row else None
 
@@ -233,7 +239,7 @@ class ServeStore:
     ) -> Session:
         now = time.time()
         session = Session(f"sess_{uuid.uuid4().hex}", owner, system, [], metadata, now, now)
-        with self._transaction() as db:
+        with self._transaction("create_session") as db:
             db.execute(sessions.insert().values(id=session.id, owner=owner, system=system,
                                                 messages="[]", metadata=json.dumps(metadata),
                                                 created=now, updated=now))  # fmt: skip
@@ -241,7 +247,7 @@ class ServeStore:
 
     def get_session(self, session_id: str, owner: str | None) -> Session | None:
         """The session if it exists and belongs to ``owner``."""
-        with self._transaction(write=False) as db:
+        with self._transaction("get_session", write=False) as db:
             row = db.execute(sa.select(sessions).where(sessions.c.id == session_id)).first()
         if row is None or row.owner != owner:
             return None
@@ -256,7 +262,7 @@ class ServeStore:
         is brought up to the stored conversation."""
         new = session.messages[session.stored :]
         session.updated = time.time()
-        with self._transaction() as db:
+        with self._transaction("save_messages") as db:
             locked = sa.select(sessions.c.messages).where(sessions.c.id == session.id)
             row = db.execute(locked.with_for_update()).first()
             if row is None:
@@ -270,7 +276,7 @@ class ServeStore:
     def delete_session(self, session_id: str, owner: str | None) -> bool:
         if self.get_session(session_id, owner) is None:
             return False
-        with self._transaction() as db:
+        with self._transaction("delete_session") as db:
             db.execute(sessions.delete().where(sessions.c.id == session_id))
         return True
 
@@ -280,7 +286,7 @@ class ServeStore:
         self, response: dict[str, Any], owner: str | None, messages: list[dict[str, Any]]
     ) -> None:
         """Keep ``response`` (its ``id`` is the key) and the chat ``messages`` it ends."""
-        with self._transaction() as db:
+        with self._transaction("save_response") as db:
             db.execute(responses.insert().values(id=response["id"], owner=owner,
                                                  messages=json.dumps(messages),
                                                  response=json.dumps(response),
@@ -291,7 +297,7 @@ class ServeStore:
     ) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
         """The stored response and its conversation, if it exists and belongs to ``owner``."""
         query = sa.select(responses).where(responses.c.id == response_id)
-        with self._transaction(write=False) as db:
+        with self._transaction("get_response", write=False) as db:
             row = db.execute(query).first()
         if row is None or row.owner != owner:
             return None
@@ -300,7 +306,7 @@ class ServeStore:
     def delete_response(self, response_id: str, owner: str | None) -> bool:
         if self.get_response(response_id, owner) is None:
             return False
-        with self._transaction() as db:
+        with self._transaction("delete_response") as db:
             db.execute(responses.delete().where(responses.c.id == response_id))
         return True
 
@@ -314,7 +320,7 @@ class ServeStore:
             0 when the request may go ahead, else the seconds until it may.
         """
         rate, now = per_minute / 60.0, time.time()  # tokens per second
-        with self._transaction() as db:
+        with self._transaction("take_request") as db:
             db.execute(_insert_new(self._engine, rate_limits, caller=caller,
                                    tokens=float(per_minute), updated=now))  # fmt: skip
             locked = sa.select(rate_limits.c.tokens, rate_limits.c.updated)
