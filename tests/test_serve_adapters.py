@@ -111,6 +111,15 @@ def test_each_adapter_answers_as_itself_when_batched_together(server: str) -> No
     assert together == [alone[name] for name in names]
 
 
+def test_an_adapter_served_as_the_model_answers_as_the_adapter(
+    server: str, adapters: dict[str, Path]
+) -> None:
+    """``lmforge serve ADAPTER_DIR`` (a LoRA run) serves the adapter, not its base."""
+    expected = asyncio.run(_ask_all(server, ["alpha", "base"]))
+    with lmforge_server(str(adapters["alpha"]), "--served-name", "alpha") as alone:
+        assert asyncio.run(_ask_all(alone, ["alpha"])) == expected[:1] != expected[1:]
+
+
 def test_an_adapter_of_another_base_is_refused_before_serving(
     tiny_causal_lm: Path, tmp_path: Path
 ) -> None:

@@ -151,6 +151,10 @@ def torch_engine(base: Any, adapters: dict[str, Any], config: ServeConfig) -> En
     dialogs (the model ``lmforge compress --method int8-dynamic`` writes, several times
     faster on CPUs with VNNI; LoRA matrices stay fp32)."""
     model, tokenizer = load_causal_lm(base)
+    if isinstance(model, PeftModel):
+        # An adapter served as the model (``lmforge serve run:ID`` of a LoRA run): merged,
+        # since the runner sends requests without an adapter name through the base
+        model = model.merge_and_unload()
     for index, (name, adapter) in enumerate(adapters.items()):
         if index == 0:
             model = PeftModel.from_pretrained(model, adapter.path, adapter_name=name)
