@@ -12,7 +12,7 @@ agent).
    the same way. The conversations were written by hand, in wording the dialog generator
    does not use.
 
-Run: python benchmarks/bench_agent.py
+Run: python benchmarks/bench_agent.py [--keep DIR]
 """
 
 from __future__ import annotations
@@ -54,13 +54,19 @@ def progress(done: int, total: int, detail: str) -> None:
 
 
 def main() -> None:
+    import argparse
+
     from lmforge.config import load_config
     from lmforge.train.loop import train
 
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--keep", type=Path, help="keep the trained LoRA in this folder")
+    args = parser.parse_args()
     print("base model", flush=True)
     base, base_seconds = scored("smollm2-135m-instruct")
     with tempfile.TemporaryDirectory(prefix="bench-agent-") as folder:
-        config = load_config(EXAMPLE, ["output.register_as=null", f"output.dir={folder}/lora"])
+        output = args.keep or Path(folder) / "lora"
+        config = load_config(EXAMPLE, ["output.register_as=null", f"output.dir={output}"])
         trained = train(config, track=False, progress=progress)
         print(f"  LoRA: {trained.steps} steps in {trained.train_seconds:.0f} s, validation "
               f"{trained.eval_metrics}", flush=True)  # fmt: skip

@@ -25,6 +25,7 @@ perplexity is computed by llama.cpp itself (its kernels round activations too).
 
     python benchmarks/bench_serve.py [--levels 1,4,16,64] [--no-llama] [--repeat N]
     python benchmarks/bench_serve.py --structured [--xgrammar DIR]   (bench_structured.py)
+    python benchmarks/bench_serve.py --replicas 2   (bench_replicas.py: the shared store)
 
 With --repeat N every server system sweeps the levels N times, each sweep on freshly
 started servers, and each level keeps its fastest run (the machine is shared: a run is
@@ -325,6 +326,10 @@ def main() -> None:
         help="structured outputs instead (benchmarks/bench_structured.py)",
     )
     parser.add_argument("--xgrammar", help="with --structured: a folder holding xgrammar")
+    parser.add_argument(
+        "--replicas", type=int, choices=[2],
+        help="the shared store and two replicas instead (benchmarks/bench_replicas.py)",
+    )  # fmt: skip
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -332,6 +337,11 @@ def main() -> None:
         import bench_structured
 
         bench_structured.main(lmforge_server_for_structured, args.xgrammar)
+        return
+    if args.replicas:
+        import bench_replicas
+
+        bench_replicas.main()
         return
 
     from lmforge.compress.measure import gguf_perplexity
