@@ -7,8 +7,8 @@ agent).
    copy of the order database: the ``agent`` evaluation's tool-call accuracy, argument
    exact match, argument validity and task success (Wilson 95% intervals).
 2. The same model with a LoRA adapter trained on ``bundled:tool_dialogs/train``
-   (``examples/train/sft_tool_dialogs.yaml``: 240 generated dialogs, 2 epochs, about an
-   hour on 2 CPU cores), scored
+   (``examples/train/sft_tool_dialogs.yaml``: 240 generated dialogs, 2 epochs, about 40
+   minutes on 2 CPU cores), scored
    the same way. The conversations were written by hand, in wording the dialog generator
    does not use.
 

@@ -88,18 +88,21 @@ def run(
         write_log(step)
 
     async def converse(base_url: str, name: str | None) -> None:
-        client = openai.AsyncOpenAI(base_url=base_url, api_key="unused", max_retries=1)
-        if name is None:
-            name = (await client.models.list()).data[0].id
-        agent = support_agent(openai_complete(client, name, max_tokens=max_tokens),
-                              open_orders(db), max_steps=max_steps, on_step=on_step)  # fmt: skip
-        history: list[dict[str, Any]] = []
-        for text in message or _typed_turns():
-            console.print(f"[bold]customer[/bold] {text}", highlight=False)
-            turn = await agent.turn(history, text)
-            history += turn.messages
-            limit = "  (step limit reached)" if turn.stopped == "step_limit" else ""
-            console.print(f"[bold]agent[/bold] {turn.answer}{limit}", highlight=False)
+        # closed within the event loop that opened its connections
+        async with openai.AsyncOpenAI(base_url=base_url, api_key="unused",
+                                      max_retries=1) as client:  # fmt: skip
+            if name is None:
+                name = (await client.models.list()).data[0].id
+            agent = support_agent(openai_complete(client, name, max_tokens=max_tokens),
+                                  open_orders(db), max_steps=max_steps,
+                                  on_step=on_step)  # fmt: skip
+            history: list[dict[str, Any]] = []
+            for text in message or _typed_turns():
+                console.print(f"[bold]customer[/bold] {text}", highlight=False)
+                turn = await agent.turn(history, text)
+                history += turn.messages
+                limit = "  (step limit reached)" if turn.stopped == "step_limit" else ""
+                console.print(f"[bold]agent[/bold] {turn.answer}{limit}", highlight=False)
 
     if url is not None:
         asyncio.run(converse(url, model))

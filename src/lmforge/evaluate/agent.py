@@ -87,16 +87,19 @@ def agent_rows(
     with background_server(ServeConfig(model=ref, served_name=SERVED_NAME)) as base:
 
         async def converse(record: dict[str, Any]) -> dict[str, Any]:
-            client = openai.AsyncOpenAI(base_url=base + "/v1", api_key="unused", max_retries=1)
-            agent = support_agent(openai_complete(client, SERVED_NAME), open_orders(":memory:"))
             history: list[dict[str, Any]] = []
             steps: list[ToolStep] = []
             answer = ""
-            for text in record["turns"]:
-                turn = await agent.turn(history, text)
-                history += turn.messages
-                steps += turn.steps
-                answer = turn.answer
+            # closed within the event loop that opened its connections
+            async with openai.AsyncOpenAI(base_url=base + "/v1", api_key="unused",
+                                          max_retries=1) as client:  # fmt: skip
+                agent = support_agent(openai_complete(client, SERVED_NAME),
+                                      open_orders(":memory:"))  # fmt: skip
+                for text in record["turns"]:
+                    turn = await agent.turn(history, text)
+                    history += turn.messages
+                    steps += turn.steps
+                    answer = turn.answer
             calls = [{"name": s.name, "arguments": s.arguments} for s in steps]
             return {"id": record["id"], "turns": " | ".join(record["turns"]),
                     "calls_made": json.dumps(calls), "answer": answer,
