@@ -198,11 +198,11 @@ def replicas_under_kill() -> dict[str, Any]:
         process, base = replicas[0]
         process.send_signal(signal.SIGKILL)
         process.wait()
-        killed = time.perf_counter()
+        killed, killed_at = time.perf_counter(), counts["done"]
         stack.enter_context(lmforge_process(*args, port=int(base.rsplit(":", 1)[1])))
         restart_seconds = time.perf_counter() - killed
-        print(f"  replica 1 killed at turn {counts['done']}, ready again in "
-              f"{restart_seconds:.1f} s", flush=True)  # fmt: skip
+        print(f"  replica 1 killed after {killed_at} turns, ready again in "
+              f"{restart_seconds:.1f} s ({counts['done']} turns by then)", flush=True)  # fmt: skip
         for worker in workers:
             worker.join()
         wall = time.perf_counter() - started
