@@ -665,7 +665,8 @@ class DeployParams(ServeConfig):
 @register_step
 class DeployStep(StepType):
     """Write the ``lmforge serve`` command, a systemd unit and a container spec for the
-    model; with ``start: true`` also start the server and wait until it answers."""
+    model; with ``start: true`` also start the server and wait until it answers; with
+    ``target: k8s``, Kubernetes manifests instead."""
 
     name = "deploy"
     Params = DeployParams
