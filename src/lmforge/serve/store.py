@@ -11,9 +11,9 @@ written before the migrations existed is taken over as it is).
 
 Keys are stored as SHA-256 hashes (they are 256-bit random tokens, so a slow hash adds
 nothing); the plain key is shown once, at creation. Sessions hold a conversation's
-system prompt and messages; a finished turn is appended to the stored messages in a
-transaction that locks the session's row, so two replicas answering the same session at
-once both keep their turn. Stored responses (the Responses API's ``store``) hold the
+system prompt and messages; a finished turn is appended to the stored messages by one
+UPDATE (no read before it), so two replicas answering the same session at once both keep
+their turn. Stored responses (the Responses API's ``store``) hold the
 response object and the conversation up to and including it, which a later request
 continues with ``previous_response_id``. Both belong to the key that created them.
 """
@@ -134,8 +134,8 @@ def _hash(key: str) -> str:
 
 class ServeStore:
     """Keys, sessions, stored responses and rate limits in the database at ``url``
-    (``store_url``). Thread-safe: each operation is one transaction on a pooled
-    connection.
+    (``store_url``). Thread-safe: each operation is one statement, or one transaction, on
+    a pooled connection.
 
     Raises:
         LmforgeError: the URL is malformed, its driver is missing, or the database
@@ -163,7 +163,7 @@ class ServeStore:
                 "check that the database server runs and the URL's user, password and "
                 "database are right."
             ) from None
-        self._reader = self._engine.execution_options(read_only=True)
+        self._single = _single_statements(self._engine)
         # called with each operation's name and seconds (the server's /metrics)
         self.observe: Callable[[str, float], None] | None = None
 
@@ -171,11 +171,22 @@ class ServeStore:
         self._engine.dispose()
 
     @contextmanager
-    def _transaction(self, operation: str, *, write: bool = True) -> Iterator[Connection]:
-        """One transaction, timed for ``observe`` as ``operation``; on SQLite a read-only
-        one does not take the write lock."""
+    def _statement(self, operation: str) -> Iterator[Connection]:
+        """A connection for ``operation``'s one statement, which is atomic on its own, so it
+        runs without a transaction around it; timed for ``observe``."""
+        with self._timed(operation, self._single) as connection:
+            yield connection
+
+    @contextmanager
+    def _transaction(self, operation: str) -> Iterator[Connection]:
+        """One transaction of several statements, timed for ``observe``."""
+        with self._timed(operation, self._engine) as connection:
+            yield connection
+
+    @contextmanager
+    def _timed(self, operation: str, engine: Engine) -> Iterator[Connection]:
         started = time.perf_counter()
-        with (self._engine if write else self._reader).begin() as connection:
+        with engine.begin() as connection:
             yield connection
         if self.observe is not None:
             self.observe(operation, time.perf_counter() - started)
@@ -186,7 +197,7 @@ class ServeStore:
         """A new key; returns its record and the plain key (shown this once)."""
         plain = KEY_PREFIX + secrets.token_urlsafe(32)
         record = ApiKey(uuid.uuid4().hex[:12], name, plain[:10] + "...", time.time(), None)
-        with self._transaction("create_key") as db:
+        with self._statement("create_key") as db:
             row = {"id": record.id, "name": name, "hash": _hash(plain), "shown": record.shown,
                    "created": record.created}  # fmt: skip
             db.execute(api_keys.insert().values(**row))
@@ -195,7 +206,7 @@ class ServeStore:
     def list_keys(self) -> list[ApiKey]:
         query = sa.select(api_keys.c.id, api_keys.c.name, api_keys.c.shown, api_keys.c.created,
                           api_keys.c.revoked).order_by(api_keys.c.created)  # fmt: skip
-        with self._transaction("list_keys", write=False) as db:
+        with self._statement("list_keys") as db:
             return [ApiKey(*row) for row in db.execute(query)]
 
     def revoke_key(self, key_id_or_name: str) -> ApiKey:
@@ -213,14 +224,14 @@ class ServeStore:
                 f"keys revoke: {problem} with id or name {key_id_or_name!r}; "
                 "see `lmforge keys list` for ids."
             )
-        with self._transaction("revoke_key") as db:
+        with self._statement("revoke_key") as db:
             db.execute(api_keys.update().where(api_keys.c.id == matches[0].id)
                        .values(revoked=time.time()))  # fmt: skip
         return matches[0]
 
     def has_keys(self) -> bool:
         query = sa.select(api_keys.c.id).where(api_keys.c.revoked.is_(None)).limit(1)
-        with self._transaction("has_keys", write=False) as db:
+        with self._statement("has_keys") as db:
             return db.execute(query).first() is not None
 
     def check_key(self, plain: str) -> ApiKey | None:
@@ -228,7 +239,7 @@ class ServeStore:
         query = sa.select(api_keys.c.id, api_keys.c.name, api_keys.c.shown, api_keys.c.created,
                           api_keys.c.revoked).where(api_keys.c.hash == _hash(plain),
                                                     api_keys.c.revoked.is_(None))  # fmt: skip
-        with self._transaction("check_key", write=False) as db:
+        with self._statement("check_key") as db:
             row = db.execute(query).first()
         return ApiKey(*row) if row else None
 
@@ -239,7 +250,7 @@ class ServeStore:
     ) -> Session:
         now = time.time()
         session = Session(f"sess_{uuid.uuid4().hex}", owner, system, [], metadata, now, now)
-        with self._transaction("create_session") as db:
+        with self._statement("create_session") as db:
             db.execute(sessions.insert().values(id=session.id, owner=owner, system=system,
                                                 messages="[]", metadata=json.dumps(metadata),
                                                 created=now, updated=now))  # fmt: skip
@@ -247,7 +258,7 @@ class ServeStore:
 
     def get_session(self, session_id: str, owner: str | None) -> Session | None:
         """The session if it exists and belongs to ``owner``."""
-        with self._transaction("get_session", write=False) as db:
+        with self._statement("get_session") as db:
             row = db.execute(sa.select(sessions).where(sessions.c.id == session_id)).first()
         if row is None or row.owner != owner:
             return None
@@ -257,26 +268,32 @@ class ServeStore:
 
     def save_messages(self, session: Session) -> None:
         """Append the session's new messages (those after the ``stored`` ones) to the
-        stored conversation, and store its metadata. The row is locked for the update, so
-        a turn that another replica stored meanwhile is kept, and comes first; ``session``
-        is brought up to the stored conversation."""
+        stored conversation, and store its metadata, in one UPDATE that reads nothing
+        back: a turn that another replica stored meanwhile is kept, and comes first
+        (PostgreSQL applies the append to the row's newest version; SQLite's write lock
+        orders the two)."""
         new = session.messages[session.stored :]
         session.updated = time.time()
-        with self._transaction("save_messages") as db:
-            locked = sa.select(sessions.c.messages).where(sessions.c.id == session.id)
-            row = db.execute(locked.with_for_update()).first()
-            if row is None:
-                raise LmforgeError(f"session {session.id} was deleted while it was answered")
-            messages = [*json.loads(row.messages), *new]
-            db.execute(sessions.update().where(sessions.c.id == session.id).values(
-                messages=json.dumps(messages), metadata=json.dumps(session.metadata),
-                updated=session.updated))  # fmt: skip
-        session.messages, session.stored = messages, len(messages)
+        stored = sessions.c.messages
+        if new:  # the stored JSON list, its closing bracket replaced by the new items
+            tail = json.dumps(new)[1:]  # the new items and ']'
+            opened = sa.func.substr(stored, 1, sa.func.length(stored) - 1, type_=sa.Text)
+            messages = sa.case((stored == "[]", sa.literal("[")), else_=opened + ", ") + tail
+        else:
+            messages = stored
+        update = sessions.update().where(sessions.c.id == session.id).values(
+            messages=messages, metadata=json.dumps(session.metadata), updated=session.updated
+        )  # fmt: skip
+        with self._statement("save_messages") as db:
+            found = db.execute(update).rowcount
+        if not found:
+            raise LmforgeError(f"session {session.id} was deleted while it was answered")
+        session.stored = len(session.messages)
 
     def delete_session(self, session_id: str, owner: str | None) -> bool:
         if self.get_session(session_id, owner) is None:
             return False
-        with self._transaction("delete_session") as db:
+        with self._statement("delete_session") as db:
             db.execute(sessions.delete().where(sessions.c.id == session_id))
         return True
 
@@ -286,7 +303,7 @@ class ServeStore:
         self, response: dict[str, Any], owner: str | None, messages: list[dict[str, Any]]
     ) -> None:
         """Keep ``response`` (its ``id`` is the key) and the chat ``messages`` it ends."""
-        with self._transaction("save_response") as db:
+        with self._statement("save_response") as db:
             db.execute(responses.insert().values(id=response["id"], owner=owner,
                                                  messages=json.dumps(messages),
                                                  response=json.dumps(response),
@@ -297,7 +314,7 @@ class ServeStore:
     ) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
         """The stored response and its conversation, if it exists and belongs to ``owner``."""
         query = sa.select(responses).where(responses.c.id == response_id)
-        with self._transaction("get_response", write=False) as db:
+        with self._statement("get_response") as db:
             row = db.execute(query).first()
         if row is None or row.owner != owner:
             return None
@@ -306,7 +323,7 @@ class ServeStore:
     def delete_response(self, response_id: str, owner: str | None) -> bool:
         if self.get_response(response_id, owner) is None:
             return False
-        with self._transaction("delete_response") as db:
+        with self._statement("delete_response") as db:
             db.execute(responses.delete().where(responses.c.id == response_id))
         return True
 
@@ -344,7 +361,10 @@ def _insert_new(engine: Engine, table: sa.Table, **values: Any) -> Any:
 def _engine(url: str) -> Engine:
     """An engine for ``url``. SQLite: WAL, a 30 s busy timeout, and write transactions
     that take the write lock when they begin (``BEGIN IMMEDIATE``), so two processes that
-    read and then write a row wait for each other instead of failing."""
+    read and then write a row wait for each other instead of failing. Commits are not
+    flushed to disk one by one (``synchronous=NORMAL``, WAL's usual setting): a committed
+    turn survives the server process being killed, and the database stays whole, but the
+    last commits can be lost if the machine itself loses power."""
     if not url.startswith("sqlite"):
         return sa.create_engine(url, pool_pre_ping=True)
     engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
@@ -353,13 +373,24 @@ def _engine(url: str) -> Engine:
     def _connect(connection: Any, _: Any) -> None:
         connection.isolation_level = None  # transactions are begun below, not by the driver
         connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
 
     @sa.event.listens_for(engine, "begin")
     def _begin(connection: Connection) -> None:
-        read_only = connection.get_execution_options().get("read_only", False)
-        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        if not connection.get_execution_options().get("single_statement", False):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _single_statements(engine: Engine) -> Engine:
+    """``engine`` for operations of one statement, run without BEGIN and COMMIT around it:
+    on PostgreSQL in autocommit (BEGIN and COMMIT would be two more round trips to the
+    server), on SQLite without the ``BEGIN IMMEDIATE`` of ``_engine``. Each is a chance for
+    the decode thread to take the CPU and the GIL from the server's event loop."""
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(isolation_level="AUTOCOMMIT")
+    return engine.execution_options(single_statement=True)
 
 
 def _migrate(engine: Engine) -> None:
