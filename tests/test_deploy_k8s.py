@@ -67,6 +67,7 @@ def test_deploy_k8s_writes_valid_manifests_for_replicas_sharing_a_store(tmp_path
     assert (served.model, served.name, served.host, served.port) == (
         "smollm2-135m-instruct", "Support_Bot", "0.0.0.0", 8000)  # fmt: skip
     assert served.drain_seconds == 20 and served.guard == "default" and served.store is None
+    assert served.compute_niceness == 10  # a pod only serves: its HTTP loop comes first
     assert container["args"] == ["serve", "--config", "/etc/lmforge/serve.yaml"]
 
 
@@ -77,6 +78,14 @@ def test_a_store_url_never_lands_in_the_config_map(tmp_path: Path) -> None:
     ])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "secret" not in (tmp_path / "configmap.yaml").read_text()
+
+
+def test_a_compute_niceness_the_config_sets_is_kept(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["deploy", "k8s", "smollm2-135m-instruct", "--out",
+                                      str(tmp_path), "--set", "compute_niceness=0"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    served = yaml.safe_load((tmp_path / "configmap.yaml").read_text())["data"]["serve.yaml"]
+    assert yaml.safe_load(served)["compute_niceness"] == 0
 
 
 def test_a_name_without_letters_is_refused(tmp_path: Path) -> None:

@@ -4,6 +4,8 @@ one thread owning every torch computation of the server (``Engine.call``)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,6 +82,40 @@ def test_a_stopped_engine_refuses_calls(tiny_causal_lm: Path) -> None:
     stopped.stop()
     with pytest.raises(LmforgeError, match="stopping"):
         stopped.call(print)
+
+
+def test_a_lowered_engine_runs_its_thread_and_its_torch_workers_below_the_server(
+    tiny_causal_lm: Path,
+) -> None:
+    """``compute_niceness``: the engine thread and the OpenMP workers it starts run below
+    the rest of the process, and the GIL changes hands every 0.5 ms until it stops."""
+    model, tokenizer = load(tiny_causal_lm)
+    switch = sys.getswitchinterval()
+    lowered = Engine(model, tokenizer, max_batch=1, niceness=5)
+    lowered.start()
+    try:
+        # an op big enough to be split over the engine thread's OpenMP team
+        workers = lowered.call(lambda: (torch.ones(1 << 22).exp().sum(), torch.get_num_threads()))
+        team = workers.result(30)[1]
+        server = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        assert lowered._thread.native_id is not None
+        assert os.getpriority(os.PRIO_PROCESS, lowered._thread.native_id) == server + 5
+        threads = [int(tid) for tid in os.listdir("/proc/self/task")]
+        lowered_threads = [t for t in threads if os.getpriority(os.PRIO_PROCESS, t) == server + 5]
+        assert len(lowered_threads) >= team  # the engine thread and its workers
+        assert sys.getswitchinterval() == pytest.approx(0.0005)
+    finally:
+        lowered.stop()
+    assert sys.getswitchinterval() == switch
+
+
+def test_lowering_the_engine_off_linux_is_refused(
+    tiny_causal_lm: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model, tokenizer = load(tiny_causal_lm)
+    monkeypatch.setattr(sys, "platform", "darwin")
+    with pytest.raises(LmforgeError, match=r"compute_niceness.*Linux"):
+        Engine(model, tokenizer, max_batch=1, niceness=5)
 
 
 def test_the_guard_classifier_runs_on_the_engine_thread(engine: Engine) -> None:

@@ -88,6 +88,7 @@ def serve(
     rate_limit: Annotated[int | None, typer.Option(help=_help("rate_limit"))] = None,
     store: Annotated[str | None, typer.Option(help=_help("store"))] = None,
     drain_seconds: Annotated[int | None, typer.Option(help=_help("drain_seconds"))] = None,
+    compute_niceness: Annotated[int | None, typer.Option(help=_help("compute_niceness"))] = None,
     max_body_bytes: Annotated[int | None, typer.Option(help=_help("max_body_bytes"))] = None,
     access_log: Annotated[bool | None, typer.Option(help=_help("access_log"))] = None,
     log_prompts: Annotated[bool | None, typer.Option(help=_help("log_prompts"))] = None,
@@ -123,6 +124,7 @@ def serve(
         "max_queue": max_queue, "max_model_len": max_model_len,
         "max_tokens_limit": max_tokens_limit, "api_key_required": api_key_required,
         "rate_limit": rate_limit, "store": store, "drain_seconds": drain_seconds,
+        "compute_niceness": compute_niceness,
         "max_body_bytes": max_body_bytes,
         "access_log": access_log,
         "log_prompts": log_prompts,
@@ -143,10 +145,13 @@ def run_server(config: ServeConfig) -> None:
     from lmforge.serve.api.base import OpenAIHandler
     from lmforge.serve.app import ServerOptions, create_app
     from lmforge.serve.backends import pick_backend
+    from lmforge.serve.engine import check_niceness
     from lmforge.serve.server import build_handler, resolve_served
     from lmforge.serve.store import ServeStore
 
     store = ServeStore(config.store)  # an unreachable store fails before listening
+    if config.compute_niceness:
+        check_niceness()
     if config.kb is not None:
         from lmforge.retrieve.kb import KnowledgeBase
 

@@ -2,7 +2,9 @@
 pipeline's ``deploy`` step with ``target: k8s``).
 
 Written into one folder, applied with ``kubectl apply -k FOLDER``:
-- ``configmap.yaml``: the serve config (``serve.yaml``), mounted into every replica;
+- ``configmap.yaml``: the serve config (``serve.yaml``), mounted into every replica; a pod
+  does nothing but serve, so its model threads run below its HTTP loop
+  (``compute_niceness: 10`` unless the config sets it);
 - ``deployment.yaml``: the replicas, each running ``lmforge serve --config``, with a
   readiness probe on ``/ready`` (a replica that is loading, or draining, takes no
   traffic), a liveness probe on ``/health``, resource requests, the store's URL from a
@@ -34,6 +36,7 @@ CONFIG_DIR = "/etc/lmforge"
 HOME_DIR = "/data/lmforge"
 PRE_STOP_SECONDS = 5  # endpoints are removed asynchronously: keep serving meanwhile
 MAX_NAME = 52  # object names are DNS labels (63), and the ConfigMap adds "-config"
+POD_NICENESS = 10  # compute_niceness where the config leaves it: a pod only serves
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,8 @@ def manifests(config: ServeConfig, options: K8sOptions) -> dict[str, dict[str, A
     settings = config.model_dump(mode="json", exclude_defaults=True)
     settings |= {"model": config.model, "host": "0.0.0.0"}  # reachable from the Service
     settings.pop("store", None)  # from the Secret, never in a ConfigMap
+    chosen = "compute_niceness" in config.model_fields_set
+    settings["compute_niceness"] = config.compute_niceness if chosen else POD_NICENESS
     port = config.port
     config_map = {
         "apiVersion": "v1", "kind": "ConfigMap",

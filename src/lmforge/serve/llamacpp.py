@@ -218,7 +218,7 @@ def llamacpp_engine(base: Any, adapters: dict[str, Any], config: Any) -> Engine:
     return Engine(
         model, load_tokenizer(base), max_batch=config.max_batch, max_queue=config.max_queue,
         max_len=min(config.max_model_len or DEFAULT_MAX_LEN, context),
-        runner_class=LlamaCppRunner,
+        runner_class=LlamaCppRunner, niceness=config.compute_niceness,
     )  # fmt: skip
 
 

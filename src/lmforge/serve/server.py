@@ -164,7 +164,7 @@ def torch_engine(base: Any, adapters: dict[str, Any], config: ServeConfig) -> En
     if config.quantize == "int8":
         model = quantize_int8(model, calibration_texts(tokenizer))
     return Engine(model, tokenizer, max_batch=config.max_batch, max_queue=config.max_queue,
-                  max_len=config.max_model_len)  # fmt: skip
+                  max_len=config.max_model_len, niceness=config.compute_niceness)  # fmt: skip
 
 
 def torch_preflight(base: Any, *, adapters: bool, quantize: str) -> None:
