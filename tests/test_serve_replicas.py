@@ -55,6 +55,14 @@ def served_requests(log: Path, path: str) -> int:
     return sum(1 for line in lines if line.get("path") == path)
 
 
+def continue_session(client: openai.OpenAI, session_id: str, question: str) -> None:
+    """One short turn of the stored session ``session_id``."""
+    client.chat.completions.create(
+        model="tiny", messages=[{"role": "user", "content": question}], max_tokens=3,
+        extra_body={"session_id": session_id},
+    )  # fmt: skip
+
+
 def running(base: str) -> float:
     """The sequences a replica is generating now (its /metrics)."""
     text = request(base + "/metrics")[1]
@@ -69,12 +77,16 @@ def test_a_conversation_continues_across_replicas_turn_by_turn(cluster: Any) -> 
     assert status == 200
     session_id = json.loads(text)["id"]
     for turn in range(4):
-        client.chat.completions.create(
-            model="tiny", messages=[{"role": "user", "content": f"Question {turn}?"}],
-            max_tokens=3, extra_body={"session_id": session_id},
-        )  # fmt: skip
-    served = [served_requests(log, "/v1/chat/completions") for _, _, log in replicas]
-    assert served == [2, 2]  # round-robin: each replica answered every other turn
+        continue_session(client, session_id, f"Question {turn}?")
+    # round-robin: each replica answered every other turn (its access-log line is written
+    # once the response has gone, so the last one may come a moment after the answer)
+    deadline = time.monotonic() + 10
+    while True:
+        served = [served_requests(log, "/v1/chat/completions") for _, _, log in replicas]
+        if sum(served) == 4 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert served == [2, 2]
     status, text = request(balancer + f"/v1/sessions/{session_id}", key=keys["talk"])
     assert status == 200
     messages = json.loads(text)["messages"]
@@ -119,10 +131,7 @@ def test_killing_a_replica_mid_stream_loses_no_stored_turn(cluster: Any) -> None
     assert status == 200
     session_id = json.loads(text)["id"]
     for turn in range(2):
-        client.chat.completions.create(
-            model="tiny", messages=[{"role": "user", "content": f"Before {turn}?"}],
-            max_tokens=3, extra_body={"session_id": session_id},
-        )  # fmt: skip
+        continue_session(client, session_id, f"Before {turn}?")
     stream = iter(client.chat.completions.create(
         model="tiny", messages=[{"role": "user", "content": "Tell me everything."}],
         max_tokens=450, temperature=1.0, seed=3, stream=True,
@@ -136,10 +145,7 @@ def test_killing_a_replica_mid_stream_loses_no_stored_turn(cluster: Any) -> None
         for _ in stream:
             pass
     for turn in range(3):  # all to the live replica: the dead one failed its checks
-        client.chat.completions.create(
-            model="tiny", messages=[{"role": "user", "content": f"After {turn}?"}],
-            max_tokens=3, extra_body={"session_id": session_id},
-        )  # fmt: skip
+        continue_session(client, session_id, f"After {turn}?")
     assert alive.poll() is None
     status, text = request(balancer + f"/v1/sessions/{session_id}", key=keys["talk"])
     assert status == 200

@@ -46,7 +46,6 @@ def deploy(params: DeployParams, ctx: StepContext) -> dict[str, Any]:
     """Write the config, command and specs (Kubernetes manifests with ``target: k8s``);
     start the server when ``params.start``."""
     config = ServeConfig.model_validate(params.model_dump(exclude=DEPLOY_ONLY))
-    command = config.command_line()
     if params.target == "k8s":
         from lmforge.pipeline.k8s import K8sOptions, kubernetes_name, write_manifests
 
@@ -58,6 +57,7 @@ def deploy(params: DeployParams, ctx: StepContext) -> dict[str, Any]:
                 f"kubectl apply -k {ctx.work_dir}")  # fmt: skip
         return {"command": f"kubectl apply -k {ctx.work_dir}",
                 "files": [str(p) for p in manifests], "url": "", "pid": 0}  # fmt: skip
+    command = config.command_line()
     text = shlex.join(command)
     folder = ctx.work_dir
     # systemd and a bare shell may not have the virtual environment on PATH
