@@ -10,9 +10,10 @@ benchmarks/bench_serve.py --replicas 2``; docs/serving.md, "Scale out").
    and the store's own time from the server's `lmforge_store_operation_seconds` histogram:
    the p99 of loading plus the p99 of saving a session (the histogram keeps no pairs;
    the sum is a cautious stand-in for the p99 of a request's total), each interpolated
-   within its buckets as Prometheus' histogram_quantile does. Each store runs twice: the model threads at the HTTP loop's CPU priority (the default),
-   then lowered by ``--compute-niceness 10`` (what ``lmforge deploy k8s`` sets); the
-   four runs are made twice, in turn, since the machine's speed drifts between runs.
+   within its buckets as Prometheus' histogram_quantile does. Each store runs twice:
+   the model threads at the HTTP loop's CPU priority (the default), then lowered by
+   ``--compute-niceness 10`` (what ``lmforge deploy k8s`` sets); the four runs are
+   made twice, in turn, since the machine's speed drifts between runs.
 2. Correctness under load: two replicas of the same server sharing one PostgreSQL store
    behind HAProxy (round-robin, health checks on /ready every 200 ms); 16 clients send
    2,000 session turns (100 sessions of 20 turns, max_tokens 2); after 1,000 turns one
