@@ -160,9 +160,9 @@ class ServeConfig(Section):
         ge=0,
         le=19,
         description="Run the model's threads this much below the HTTP loop's CPU priority "
-        "(Linux nice). On a machine that only serves, 10 keeps streams and the session store "
-        "quick while the model computes (docs/serving.md, 'Scale out'); leave 0 where other "
-        "work shares the CPU, since the lowered model gives way to it too.",
+        "(Linux nice). On a machine that only serves, 10 lets streams and the session store "
+        "go first while the model computes (docs/serving.md, 'Scale out'); leave 0 where "
+        "other work shares the CPU, since the lowered model gives way to it too.",
     )
     max_body_bytes: int = Field(
         default=1_000_000, ge=1, description="Largest request body accepted (HTTP 413 above)."

@@ -12,9 +12,8 @@ from prometheus_client.registry import Collector
 from lmforge.serve.requests import EngineStats
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-# a store operation takes tenths of a millisecond to a few milliseconds
-# fine between 1 and 10 ms, where a store operation under load lands: a quantile read from
-# the buckets is interpolated within one
+# a store operation takes tenths of a millisecond idle, a few under load: fine buckets
+# between 1 and 10 ms, since a quantile read from them is interpolated within one
 _STORE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0075,
                   0.01, 0.025, 0.05, 0.1, 1.0)  # fmt: skip
 _HISTOGRAMS = {
