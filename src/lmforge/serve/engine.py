@@ -74,7 +74,7 @@ class Engine:
         if niceness:
             check_niceness()
         self.niceness = niceness
-        self._switch_seconds = sys.getswitchinterval()
+        self._switch_seconds = sys.getswitchinterval()  # what ``stop`` restores
         context = getattr(model.config, "max_position_embeddings", None) or 2048
         self.max_len = min(max_len or context, context)
         self.max_batch, self.max_queue = max_batch, max_queue
@@ -101,8 +101,7 @@ class Engine:
     def start(self) -> None:
         if self.niceness:
             # the engine thread holds the GIL between torch ops; a waiting event loop gets
-            # it after 0.5 ms instead of Python's 5 ms (until ``stop``)
-            self._switch_seconds = sys.getswitchinterval()
+            # it after 0.5 ms instead of Python's 5 ms (until ``stop`` restores it)
             sys.setswitchinterval(_LOWERED_SWITCH_SECONDS)
         self._thread.start()
 
